@@ -1,0 +1,244 @@
+//! Hexadecimal encoding and decoding without allocation.
+//!
+//! Decoding is on the hot path of header sync (a 2016-header chunk is 322,560 hex digits), so
+//! the decoder works on eight digits at a time in a `u64` (SWAR) and validates every digit
+//! without branching per byte. It never panics: every failure is a [`HexError`] that names the
+//! offending position.
+
+use core::fmt;
+
+/// Why a hex string could not be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HexError {
+    /// The input length is not twice the output length.
+    BadLength {
+        /// Number of hex digits the output needs.
+        expected: usize,
+        /// Number of hex digits given.
+        got: usize,
+    },
+    /// A byte that is not `0-9`, `a-f` or `A-F`.
+    InvalidDigit {
+        /// Offset of the bad byte in the input.
+        position: usize,
+        /// The bad byte.
+        byte: u8,
+    },
+}
+
+impl fmt::Display for HexError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            HexError::BadLength { expected, got } => {
+                write!(f, "expected {expected} hex digits, got {got}")
+            }
+            HexError::InvalidDigit { position, byte } => {
+                write!(f, "invalid hex digit 0x{byte:02x} at offset {position}")
+            }
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for HexError {}
+
+const LOWER: &[u8; 16] = b"0123456789abcdef";
+
+/// Writes the lowercase hex of `src` into `dst`, which must be exactly `2 * src.len()` long.
+///
+/// Returns [`HexError::BadLength`] when `dst` has the wrong size.
+pub fn encode_to_slice(src: &[u8], dst: &mut [u8]) -> Result<(), HexError> {
+    if dst.len() != src.len() * 2 {
+        return Err(HexError::BadLength { expected: src.len() * 2, got: dst.len() });
+    }
+    for (byte, pair) in src.iter().zip(dst.chunks_exact_mut(2)) {
+        pair[0] = LOWER[usize::from(byte >> 4)];
+        pair[1] = LOWER[usize::from(byte & 0x0f)];
+    }
+    Ok(())
+}
+
+/// Like [`encode_to_slice`] but writes the bytes of `src` in reverse order: the display form of
+/// a hash held in internal byte order.
+pub fn encode_reversed_to_slice(src: &[u8], dst: &mut [u8]) -> Result<(), HexError> {
+    if dst.len() != src.len() * 2 {
+        return Err(HexError::BadLength { expected: src.len() * 2, got: dst.len() });
+    }
+    for (byte, pair) in src.iter().rev().zip(dst.chunks_exact_mut(2)) {
+        pair[0] = LOWER[usize::from(byte >> 4)];
+        pair[1] = LOWER[usize::from(byte & 0x0f)];
+    }
+    Ok(())
+}
+
+/// Writes `bytes` as lowercase hex to a formatter, optionally reversed, without a buffer.
+pub(crate) fn fmt_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8], reversed: bool) -> fmt::Result {
+    let mut buf = [0u8; 64];
+    let mut write_chunk = |chunk: &[u8], f: &mut fmt::Formatter<'_>| -> fmt::Result {
+        let out = &mut buf[..chunk.len() * 2];
+        for (byte, pair) in chunk.iter().zip(out.chunks_exact_mut(2)) {
+            pair[0] = LOWER[usize::from(byte >> 4)];
+            pair[1] = LOWER[usize::from(byte & 0x0f)];
+        }
+        // Only ASCII hex digits were written.
+        f.write_str(core::str::from_utf8(out).map_err(|_| fmt::Error)?)
+    };
+    if reversed {
+        let mut tmp = [0u8; 32];
+        for chunk in bytes.rchunks(32) {
+            let t = &mut tmp[..chunk.len()];
+            t.copy_from_slice(chunk);
+            t.reverse();
+            write_chunk(t, f)?;
+        }
+        Ok(())
+    } else {
+        bytes.chunks(32).try_for_each(|c| write_chunk(c, f))
+    }
+}
+
+/// Decodes `src` (exactly `2 * dst.len()` hex digits, either case) into `dst`.
+///
+/// On error `dst` may be partly written; its contents are then unspecified.
+pub fn decode_to_slice(src: &[u8], dst: &mut [u8]) -> Result<(), HexError> {
+    if src.len() != dst.len() * 2 {
+        return Err(HexError::BadLength { expected: dst.len() * 2, got: src.len() });
+    }
+    let mut src_chunks = src.chunks_exact(16);
+    let mut dst_chunks = dst.chunks_exact_mut(8);
+    let mut offset = 0;
+    for (s, d) in (&mut src_chunks).zip(&mut dst_chunks) {
+        let hi = u64::from_le_bytes([s[0], s[2], s[4], s[6], s[8], s[10], s[12], s[14]]);
+        let lo = u64::from_le_bytes([s[1], s[3], s[5], s[7], s[9], s[11], s[13], s[15]]);
+        match (swar_nibbles(hi), swar_nibbles(lo)) {
+            (Some(h), Some(l)) => d.copy_from_slice(&((h << 4) | l).to_le_bytes()),
+            _ => return Err(first_invalid(s, offset)),
+        }
+        offset += 16;
+    }
+    for (pair, d) in src_chunks.remainder().chunks_exact(2).zip(dst_chunks.into_remainder()) {
+        let hi = nibble(pair[0]).ok_or(HexError::InvalidDigit { position: offset, byte: pair[0] })?;
+        let lo =
+            nibble(pair[1]).ok_or(HexError::InvalidDigit { position: offset + 1, byte: pair[1] })?;
+        *d = (hi << 4) | lo;
+        offset += 2;
+    }
+    Ok(())
+}
+
+/// Decodes `src` into `dst` and reverses the bytes: display-order hex to internal order.
+pub fn decode_reversed_to_slice(src: &[u8], dst: &mut [u8]) -> Result<(), HexError> {
+    decode_to_slice(src, dst)?;
+    dst.reverse();
+    Ok(())
+}
+
+/// Decodes exactly `N` bytes from `2 * N` hex digits.
+pub fn decode_array<const N: usize>(src: &[u8]) -> Result<[u8; N], HexError> {
+    let mut out = [0u8; N];
+    decode_to_slice(src, &mut out)?;
+    Ok(out)
+}
+
+fn first_invalid(chunk: &[u8], offset: usize) -> HexError {
+    let (i, &byte) =
+        chunk.iter().enumerate().find(|(_, b)| nibble(**b).is_none()).unwrap_or((0, &chunk[0]));
+    HexError::InvalidDigit { position: offset + i, byte }
+}
+
+/// The value of one hex digit.
+#[inline]
+pub(crate) const fn nibble(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Converts eight ASCII hex digits (one per byte lane) into their nibble values, or `None` if
+/// any lane is not a hex digit. Branch-free apart from the final validity test.
+#[inline(always)]
+fn swar_nibbles(x: u64) -> Option<u64> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Lanes with the top bit set are never valid; excluding them keeps the adds below from
+    // carrying across lanes.
+    let ascii = !x & HIGH;
+    // Lane-wise `x >= lo` for 7-bit lanes: (x + (0x80 - lo)) has the top bit set.
+    // A lane with its top bit set may carry into its neighbour, but such a lane already fails
+    // `ascii`, so the result is `None` whatever the neighbour reads as.
+    let ge = |lo: u64| x.wrapping_add(ONES * (0x80 - lo)) & HIGH;
+    let le = |hi: u64| !x.wrapping_add(ONES * (0x7f - hi)) & HIGH;
+    let digit = ge(b'0' as u64) & le(b'9' as u64);
+    let lower = x | (ONES * 0x20); // folds 'A'-'F' onto 'a'-'f'
+    let ge_l = lower.wrapping_add(ONES * (0x80 - b'a' as u64)) & HIGH;
+    let le_l = !lower.wrapping_add(ONES * (0x7f - b'f' as u64)) & HIGH;
+    let alpha = ge_l & le_l;
+    let valid = ascii & (digit | alpha);
+    if valid != HIGH {
+        return None;
+    }
+    // Digits: low nibble is the value. Letters: low nibble + 9.
+    let alpha_mask = (alpha >> 7) * 9;
+    Some(((x & (ONES * 0x0f)) + alpha_mask) & (ONES * 0x0f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_all_bytes() {
+        let src: [u8; 256] = core::array::from_fn(|i| i as u8);
+        let mut hex = [0u8; 512];
+        encode_to_slice(&src, &mut hex).unwrap();
+        let mut back = [0u8; 256];
+        decode_to_slice(&hex, &mut back).unwrap();
+        assert_eq!(src, back);
+        hex.make_ascii_uppercase();
+        decode_to_slice(&hex, &mut back).unwrap();
+        assert_eq!(src, back);
+    }
+
+    #[test]
+    fn every_byte_value_is_classified_like_the_scalar_decoder() {
+        for b in 0..=255u8 {
+            for pos in 0..16 {
+                let mut s = *b"0123456789abcdef";
+                s[pos] = b;
+                let mut out = [0u8; 8];
+                let r = decode_to_slice(&s, &mut out);
+                if nibble(b).is_some() {
+                    assert!(r.is_ok(), "byte {b:#x} at {pos}");
+                } else {
+                    assert_eq!(r, Err(HexError::InvalidDigit { position: pos, byte: b }));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_lengths_are_typed_errors() {
+        let mut out = [0u8; 2];
+        assert_eq!(
+            decode_to_slice(b"abc", &mut out),
+            Err(HexError::BadLength { expected: 4, got: 3 })
+        );
+        assert_eq!(
+            encode_to_slice(&[1, 2], &mut [0u8; 3]),
+            Err(HexError::BadLength { expected: 4, got: 3 })
+        );
+    }
+
+    #[test]
+    fn reversed_forms() {
+        let mut out = [0u8; 3];
+        decode_reversed_to_slice(b"010203", &mut out).unwrap();
+        assert_eq!(out, [3, 2, 1]);
+        let mut hex = [0u8; 6];
+        encode_reversed_to_slice(&out, &mut hex).unwrap();
+        assert_eq!(&hex, b"010203");
+    }
+}

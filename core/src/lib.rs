@@ -1,0 +1,35 @@
+//! # electrum-spv-core
+//!
+//! The verifying heart of electrum-spv: `no_std`, no heap unless the `alloc` feature is on, and
+//! sans-IO (no sockets, clocks, threads or randomness). It checks everything an Electrum server
+//! says that can be checked:
+//!
+//! | module | job |
+//! |---|---|
+//! | [`hash`], [`hex`] | SHA-256d; `BlockHash`/`Txid`/`ScriptHash` newtypes that keep display and internal byte order apart; allocation-free hex |
+//! | [`header`], [`u256`] | 80-byte headers, compact bits, targets, work |
+//! | [`chain`] | network parameters, checkpoints, the constant-memory header verifier, fork choice |
+//! | [`accumulator`] | incremental merkle root over block hashes; `cp_height` header proofs |
+//! | [`merkle`] | hardened transaction merkle branches |
+//! | [`script`] | script hashes, streaming address-status hashing, canonical mempool order |
+//! | [`tx`] | streaming txid of a raw transaction, 64-byte-transaction detection |
+//!
+//! ## Bounds
+//! Every structure here has a fixed size known at compile time; none grows with its input.
+//! Inputs from the network are untrusted: functions return typed errors and do not panic.
+
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
+pub mod hash;
+pub mod header;
+pub mod hex;
+pub mod u256;
+
+pub use hash::{BlockHash, MerkleNode, ScriptHash, Status, Txid};
+pub use header::{CompactTarget, Header, Target, Work};
+pub use u256::U256;
