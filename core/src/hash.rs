@@ -214,7 +214,11 @@ mod tests {
         assert_eq!(shown.parse::<BlockHash>().unwrap(), hash);
         assert_eq!(BlockHash::from_display_hex_const(shown), hash);
         assert_eq!(&hash.to_display_hex()[..], shown.as_bytes());
-        assert_eq!(hash.as_byte_array()[31], 0, "internal order ends in the zero bytes");
+        assert_eq!(
+            hash.as_byte_array()[31],
+            0,
+            "internal order ends in the zero bytes"
+        );
     }
 
     #[test]

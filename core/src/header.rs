@@ -54,8 +54,9 @@ impl Header {
 
     /// Parses a slice that must be exactly 80 bytes long.
     pub fn from_slice(b: &[u8]) -> Result<Header, HeaderParseError> {
-        let arr: &[u8; HEADER_SIZE] =
-            b.try_into().map_err(|_| HeaderParseError::BadLength(b.len()))?;
+        let arr: &[u8; HEADER_SIZE] = b
+            .try_into()
+            .map_err(|_| HeaderParseError::BadLength(b.len()))?;
         Ok(Header::from_bytes(arr))
     }
 
@@ -274,11 +275,26 @@ mod tests {
 
     #[test]
     fn bad_inputs_are_typed() {
-        assert_eq!(Header::from_slice(&[0; 79]), Err(HeaderParseError::BadLength(79)));
-        assert!(matches!(Header::from_hex(&GENESIS[..158]), Err(HeaderParseError::Hex(_))));
-        assert_eq!(CompactTarget(0x04923456).to_target(), Err(CompactError::Negative));
-        assert_eq!(CompactTarget(0xff123456).to_target(), Err(CompactError::Overflow));
-        assert_eq!(CompactTarget(0x01003456).to_target(), Err(CompactError::Zero));
+        assert_eq!(
+            Header::from_slice(&[0; 79]),
+            Err(HeaderParseError::BadLength(79))
+        );
+        assert!(matches!(
+            Header::from_hex(&GENESIS[..158]),
+            Err(HeaderParseError::Hex(_))
+        ));
+        assert_eq!(
+            CompactTarget(0x04923456).to_target(),
+            Err(CompactError::Negative)
+        );
+        assert_eq!(
+            CompactTarget(0xff123456).to_target(),
+            Err(CompactError::Overflow)
+        );
+        assert_eq!(
+            CompactTarget(0x01003456).to_target(),
+            Err(CompactError::Zero)
+        );
     }
 
     #[test]

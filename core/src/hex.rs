@@ -49,7 +49,10 @@ const LOWER: &[u8; 16] = b"0123456789abcdef";
 /// Returns [`HexError::BadLength`] when `dst` has the wrong size.
 pub fn encode_to_slice(src: &[u8], dst: &mut [u8]) -> Result<(), HexError> {
     if dst.len() != src.len() * 2 {
-        return Err(HexError::BadLength { expected: src.len() * 2, got: dst.len() });
+        return Err(HexError::BadLength {
+            expected: src.len() * 2,
+            got: dst.len(),
+        });
     }
     for (byte, pair) in src.iter().zip(dst.chunks_exact_mut(2)) {
         pair[0] = LOWER[usize::from(byte >> 4)];
@@ -62,7 +65,10 @@ pub fn encode_to_slice(src: &[u8], dst: &mut [u8]) -> Result<(), HexError> {
 /// a hash held in internal byte order.
 pub fn encode_reversed_to_slice(src: &[u8], dst: &mut [u8]) -> Result<(), HexError> {
     if dst.len() != src.len() * 2 {
-        return Err(HexError::BadLength { expected: src.len() * 2, got: dst.len() });
+        return Err(HexError::BadLength {
+            expected: src.len() * 2,
+            got: dst.len(),
+        });
     }
     for (byte, pair) in src.iter().rev().zip(dst.chunks_exact_mut(2)) {
         pair[0] = LOWER[usize::from(byte >> 4)];
@@ -102,7 +108,10 @@ pub(crate) fn fmt_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8], reversed: bool) 
 /// On error `dst` may be partly written; its contents are then unspecified.
 pub fn decode_to_slice(src: &[u8], dst: &mut [u8]) -> Result<(), HexError> {
     if src.len() != dst.len() * 2 {
-        return Err(HexError::BadLength { expected: dst.len() * 2, got: src.len() });
+        return Err(HexError::BadLength {
+            expected: dst.len() * 2,
+            got: src.len(),
+        });
     }
     let mut src_chunks = src.chunks_exact(16);
     let mut dst_chunks = dst.chunks_exact_mut(8);
@@ -116,10 +125,19 @@ pub fn decode_to_slice(src: &[u8], dst: &mut [u8]) -> Result<(), HexError> {
         }
         offset += 16;
     }
-    for (pair, d) in src_chunks.remainder().chunks_exact(2).zip(dst_chunks.into_remainder()) {
-        let hi = nibble(pair[0]).ok_or(HexError::InvalidDigit { position: offset, byte: pair[0] })?;
-        let lo =
-            nibble(pair[1]).ok_or(HexError::InvalidDigit { position: offset + 1, byte: pair[1] })?;
+    for (pair, d) in src_chunks
+        .remainder()
+        .chunks_exact(2)
+        .zip(dst_chunks.into_remainder())
+    {
+        let hi = nibble(pair[0]).ok_or(HexError::InvalidDigit {
+            position: offset,
+            byte: pair[0],
+        })?;
+        let lo = nibble(pair[1]).ok_or(HexError::InvalidDigit {
+            position: offset + 1,
+            byte: pair[1],
+        })?;
         *d = (hi << 4) | lo;
         offset += 2;
     }
@@ -141,9 +159,15 @@ pub fn decode_array<const N: usize>(src: &[u8]) -> Result<[u8; N], HexError> {
 }
 
 fn first_invalid(chunk: &[u8], offset: usize) -> HexError {
-    let (i, &byte) =
-        chunk.iter().enumerate().find(|(_, b)| nibble(**b).is_none()).unwrap_or((0, &chunk[0]));
-    HexError::InvalidDigit { position: offset + i, byte }
+    let (i, &byte) = chunk
+        .iter()
+        .enumerate()
+        .find(|(_, b)| nibble(**b).is_none())
+        .unwrap_or((0, &chunk[0]));
+    HexError::InvalidDigit {
+        position: offset + i,
+        byte,
+    }
 }
 
 /// The value of one hex digit.
@@ -213,7 +237,13 @@ mod tests {
                 if nibble(b).is_some() {
                     assert!(r.is_ok(), "byte {b:#x} at {pos}");
                 } else {
-                    assert_eq!(r, Err(HexError::InvalidDigit { position: pos, byte: b }));
+                    assert_eq!(
+                        r,
+                        Err(HexError::InvalidDigit {
+                            position: pos,
+                            byte: b
+                        })
+                    );
                 }
             }
         }
@@ -224,11 +254,17 @@ mod tests {
         let mut out = [0u8; 2];
         assert_eq!(
             decode_to_slice(b"abc", &mut out),
-            Err(HexError::BadLength { expected: 4, got: 3 })
+            Err(HexError::BadLength {
+                expected: 4,
+                got: 3
+            })
         );
         assert_eq!(
             encode_to_slice(&[1, 2], &mut [0u8; 3]),
-            Err(HexError::BadLength { expected: 4, got: 3 })
+            Err(HexError::BadLength {
+                expected: 4,
+                got: 3
+            })
         );
     }
 

@@ -1,0 +1,41 @@
+//! Compiled-in checkpoints, one per difficulty period.
+//!
+//! The tables are generated from `core/tests/data/checkpoints/*.json` (the lists a widely used
+//! desktop wallet ships) by `core/tests/checkpoints.rs`; that test fails when a table drifts from
+//! its source and rewrites the tables when run with `REGENERATE_CHECKPOINTS=1`.
+
+use crate::hash::BlockHash;
+use crate::header::CompactTarget;
+
+mod mainnet;
+mod signet;
+mod testnet3;
+mod testnet4;
+
+pub use mainnet::MAINNET;
+pub use signet::SIGNET;
+pub use testnet3::TESTNET3;
+pub use testnet4::TESTNET4;
+
+/// The last block of a difficulty period, and the target the next period uses.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Checkpoint {
+    /// Hash of block `2016 * i + 2015`.
+    pub hash: BlockHash,
+    /// Compact target of the next period, when the source list carries it (mainnet only).
+    pub next_bits: Option<CompactTarget>,
+}
+
+impl Checkpoint {
+    /// Builds an entry at compile time from display hex; `next_bits == 0` means unknown.
+    pub const fn new(hash_display_hex: &str, next_bits: u32) -> Checkpoint {
+        Checkpoint {
+            hash: BlockHash::from_display_hex_const(hash_display_hex),
+            next_bits: if next_bits == 0 {
+                None
+            } else {
+                Some(CompactTarget(next_bits))
+            },
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! Consensus parameters of the networks the verifier knows.
+
+use core::fmt;
+use core::str::FromStr;
+
+use crate::chain::checkpoints::{self, Checkpoint};
+use crate::hash::BlockHash;
+use crate::header::{CompactTarget, Target};
+use crate::u256::U256;
+
+/// Blocks per difficulty period.
+pub const DIFFICULTY_ADJUSTMENT_INTERVAL: u32 = 2016;
+
+/// The networks whose rules are built in.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Network {
+    /// Bitcoin mainnet.
+    Mainnet,
+    /// testnet3 (20-minute minimum-difficulty rule).
+    Testnet3,
+    /// testnet4 (BIP94).
+    Testnet4,
+    /// The default signet.
+    Signet,
+    /// regtest (no retargeting).
+    Regtest,
+}
+
+impl Network {
+    /// Every network, in a fixed order.
+    pub const ALL: [Network; 5] = [
+        Network::Mainnet,
+        Network::Testnet3,
+        Network::Testnet4,
+        Network::Signet,
+        Network::Regtest,
+    ];
+
+    /// The consensus parameters of this network.
+    pub const fn params(self) -> &'static Params {
+        match self {
+            Network::Mainnet => &MAINNET,
+            Network::Testnet3 => &TESTNET3,
+            Network::Testnet4 => &TESTNET4,
+            Network::Signet => &SIGNET,
+            Network::Regtest => &REGTEST,
+        }
+    }
+
+    /// Canonical lowercase name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Network::Mainnet => "mainnet",
+            Network::Testnet3 => "testnet",
+            Network::Testnet4 => "testnet4",
+            Network::Signet => "signet",
+            Network::Regtest => "regtest",
+        }
+    }
+}
+
+impl fmt::Display for Network {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A network name that is not known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownNetwork;
+
+impl fmt::Display for UnknownNetwork {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("unknown network (expected mainnet, testnet, testnet4, signet or regtest)")
+    }
+}
+
+impl FromStr for Network {
+    type Err = UnknownNetwork;
+    fn from_str(s: &str) -> Result<Self, UnknownNetwork> {
+        Ok(match s {
+            "mainnet" | "bitcoin" | "main" => Network::Mainnet,
+            "testnet" | "testnet3" | "test" => Network::Testnet3,
+            "testnet4" => Network::Testnet4,
+            "signet" => Network::Signet,
+            "regtest" => Network::Regtest,
+            _ => return Err(UnknownNetwork),
+        })
+    }
+}
+
+/// Consensus parameters that header verification needs.
+#[derive(Debug)]
+pub struct Params {
+    /// Which network these are.
+    pub network: Network,
+    /// Hash of block 0.
+    pub genesis_hash: BlockHash,
+    /// Easiest allowed target.
+    pub pow_limit: Target,
+    /// `pow_limit` in compact form (what a minimum-difficulty header carries).
+    pub pow_limit_bits: CompactTarget,
+    /// Intended duration of a difficulty period, seconds.
+    pub pow_target_timespan: u32,
+    /// Intended block interval, seconds.
+    pub pow_target_spacing: u32,
+    /// testnet rule: a block more than two spacings after its parent may use `pow_limit`.
+    pub allow_min_difficulty_blocks: bool,
+    /// regtest rule: difficulty never changes.
+    pub no_retargeting: bool,
+    /// BIP94 (testnet4): retarget from the period's first block and the timewarp rule.
+    pub enforce_bip94: bool,
+    /// Height from which block version must be >= 2 (BIP34).
+    pub bip34_height: u32,
+    /// Height from which block version must be >= 3 (BIP66).
+    pub bip66_height: u32,
+    /// Height from which block version must be >= 4 (BIP65).
+    pub bip65_height: u32,
+    /// Compiled-in checkpoints: entry `i` is the block at height `2016 * i + 2015`.
+    pub checkpoints: &'static [Checkpoint],
+}
+
+impl Params {
+    /// The checkpoint at the end of period `period`, if compiled in.
+    pub fn checkpoint(&self, period: u32) -> Option<&Checkpoint> {
+        self.checkpoints.get(period as usize)
+    }
+
+    /// Highest height covered by a checkpoint (the last block of the last checkpointed period).
+    pub fn last_checkpoint_height(&self) -> Option<u32> {
+        let n = self.checkpoints.len() as u32;
+        n.checked_sub(1)
+            .map(|i| i * DIFFICULTY_ADJUSTMENT_INTERVAL + DIFFICULTY_ADJUSTMENT_INTERVAL - 1)
+    }
+}
+
+const LIMIT_1D00FFFF: Target = Target(U256::from_limbs([
+    u64::MAX,
+    u64::MAX,
+    u64::MAX,
+    0x0000_0000_ffff_ffff,
+]));
+
+/// Bitcoin mainnet.
+pub static MAINNET: Params = Params {
+    network: Network::Mainnet,
+    genesis_hash: BlockHash::from_display_hex_const(
+        "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f",
+    ),
+    pow_limit: LIMIT_1D00FFFF,
+    pow_limit_bits: CompactTarget(0x1d00ffff),
+    pow_target_timespan: 14 * 24 * 60 * 60,
+    pow_target_spacing: 600,
+    allow_min_difficulty_blocks: false,
+    no_retargeting: false,
+    enforce_bip94: false,
+    bip34_height: 227_931,
+    bip66_height: 363_725,
+    bip65_height: 388_381,
+    checkpoints: &checkpoints::MAINNET,
+};
+
+/// testnet3.
+pub static TESTNET3: Params = Params {
+    network: Network::Testnet3,
+    genesis_hash: BlockHash::from_display_hex_const(
+        "000000000933ea01ad0ee984209779baaec3ced90fa3f408719526f8d77f4943",
+    ),
+    pow_limit: LIMIT_1D00FFFF,
+    pow_limit_bits: CompactTarget(0x1d00ffff),
+    pow_target_timespan: 14 * 24 * 60 * 60,
+    pow_target_spacing: 600,
+    allow_min_difficulty_blocks: true,
+    no_retargeting: false,
+    enforce_bip94: false,
+    bip34_height: 21_111,
+    bip66_height: 330_776,
+    bip65_height: 581_885,
+    checkpoints: &checkpoints::TESTNET3,
+};
+
+/// testnet4.
+pub static TESTNET4: Params = Params {
+    network: Network::Testnet4,
+    genesis_hash: BlockHash::from_display_hex_const(
+        "00000000da84f2bafbbc53dee25a72ae507ff4914b867c565be350b0da8bf043",
+    ),
+    pow_limit: LIMIT_1D00FFFF,
+    pow_limit_bits: CompactTarget(0x1d00ffff),
+    pow_target_timespan: 14 * 24 * 60 * 60,
+    pow_target_spacing: 600,
+    allow_min_difficulty_blocks: true,
+    no_retargeting: false,
+    enforce_bip94: true,
+    bip34_height: 1,
+    bip66_height: 1,
+    bip65_height: 1,
+    checkpoints: &checkpoints::TESTNET4,
+};
+
+/// The default signet.
+pub static SIGNET: Params = Params {
+    network: Network::Signet,
+    genesis_hash: BlockHash::from_display_hex_const(
+        "00000008819873e925422c1ff0f99f7cc9bbb232af63a077a480a3633bee1ef6",
+    ),
+    pow_limit: Target(U256::from_limbs([0, 0, 0, 0x0000_0377_ae00_0000])),
+    pow_limit_bits: CompactTarget(0x1e0377ae),
+    pow_target_timespan: 14 * 24 * 60 * 60,
+    pow_target_spacing: 600,
+    allow_min_difficulty_blocks: false,
+    no_retargeting: false,
+    enforce_bip94: false,
+    bip34_height: 1,
+    bip66_height: 1,
+    bip65_height: 1,
+    checkpoints: &checkpoints::SIGNET,
+};
+
+/// regtest.
+pub static REGTEST: Params = Params {
+    network: Network::Regtest,
+    genesis_hash: BlockHash::from_display_hex_const(
+        "0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206",
+    ),
+    pow_limit: Target(U256::from_limbs([0, 0, 0, 0x7fff_ff00_0000_0000])),
+    pow_limit_bits: CompactTarget(0x207fffff),
+    pow_target_timespan: 14 * 24 * 60 * 60,
+    pow_target_spacing: 600,
+    allow_min_difficulty_blocks: true,
+    no_retargeting: true,
+    enforce_bip94: false,
+    bip34_height: 1,
+    bip66_height: 1,
+    bip65_height: 1,
+    checkpoints: &[],
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pow_limit_bits_encode_pow_limit() {
+        for n in Network::ALL {
+            let p = n.params();
+            assert_eq!(p.pow_limit.to_compact(), p.pow_limit_bits, "{n}");
+            assert_eq!(p.pow_limit_bits.to_target(), Ok(p.pow_limit), "{n}");
+            assert_eq!(n.name().parse::<Network>(), Ok(n));
+        }
+        assert_eq!("nonsense".parse::<Network>(), Err(UnknownNetwork));
+    }
+}
