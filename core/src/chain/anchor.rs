@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use crate::chain::params::{DIFFICULTY_ADJUSTMENT_INTERVAL, Params};
+use crate::chain::params::{DIFFICULTY_ADJUSTMENT_INTERVAL, Params, is_period_start};
 use crate::hash::BlockHash;
 use crate::header::{CompactTarget, Work};
 
@@ -88,7 +88,7 @@ impl Anchor {
         if height == 0 {
             return Ok(Anchor::genesis(params));
         }
-        if height % DIFFICULTY_ADJUSTMENT_INTERVAL != 0 {
+        if !is_period_start(height) {
             return Err(AnchorError::NotAPeriodBoundary { height });
         }
         let period = height / DIFFICULTY_ADJUSTMENT_INTERVAL;

@@ -11,7 +11,7 @@ pub use checkpoints::Checkpoint;
 pub use fork::{Branch, ForkChoiceError, choose_branch};
 pub use params::{
     DIFFICULTY_ADJUSTMENT_INTERVAL, MAINNET, Network, Params, REGTEST, SIGNET, TESTNET3, TESTNET4,
-    UnknownNetwork,
+    UnknownNetwork, is_period_end, is_period_start,
 };
 pub use verifier::{
     ChainTip, HeaderError, HeaderErrorKind, HeaderVerifier, MAX_FUTURE_BLOCK_TIME, MAX_TIMEWARP,

@@ -3,7 +3,9 @@
 use core::fmt;
 
 use crate::chain::anchor::{Anchor, AnchorHash};
-use crate::chain::params::{DIFFICULTY_ADJUSTMENT_INTERVAL, Params};
+use crate::chain::params::{
+    DIFFICULTY_ADJUSTMENT_INTERVAL, Params, is_period_end, is_period_start,
+};
 use crate::hash::{BlockHash, sha256d};
 use crate::header::{
     CompactError, CompactTarget, HEADER_SIZE, HeaderParseError, Target, Work, hash_at, le_u32,
@@ -337,15 +339,13 @@ impl HeaderVerifier {
         if !cache.target.is_met_by(&hash) {
             return Err(err(HeaderErrorKind::InsufficientProofOfWork));
         }
-        if height % DIFFICULTY_ADJUSTMENT_INTERVAL == DIFFICULTY_ADJUSTMENT_INTERVAL - 1 {
-            if let Some(cp) = self
+        if is_period_end(height)
+            && let Some(cp) = self
                 .params
                 .checkpoint(height / DIFFICULTY_ADJUSTMENT_INTERVAL)
-            {
-                if cp.hash != hash {
-                    return Err(err(HeaderErrorKind::CheckpointMismatch));
-                }
-            }
+            && cp.hash != hash
+        {
+            return Err(err(HeaderErrorKind::CheckpointMismatch));
         }
         self.accept(header, hash, cache, height);
         Ok(hash)
@@ -381,13 +381,13 @@ impl HeaderVerifier {
             None => self.anchor.bits,
             Some(tip) => Some(self.required_bits(height, tip, le_u32(header, 68), bits)?),
         };
-        if let Some(expected) = expected {
-            if expected != bits {
-                return Err(HeaderErrorKind::BitsMismatch {
-                    expected,
-                    got: bits,
-                });
-            }
+        if let Some(expected) = expected
+            && expected != bits
+        {
+            return Err(HeaderErrorKind::BitsMismatch {
+                expected,
+                got: bits,
+            });
         }
         match self.current {
             Some(c) if c.bits == bits => Ok(c),
@@ -404,7 +404,7 @@ impl HeaderVerifier {
         bits: CompactTarget,
     ) -> Result<CompactTarget, HeaderErrorKind> {
         let p = self.params;
-        if height % DIFFICULTY_ADJUSTMENT_INTERVAL != 0 {
+        if !is_period_start(height) {
             if !p.allow_min_difficulty_blocks {
                 return Ok(tip.bits);
             }
@@ -436,10 +436,10 @@ impl HeaderVerifier {
     }
 
     fn check_time(&self, height: u32, time: u32) -> Result<(), HeaderErrorKind> {
-        if let Some(limit) = self.clock_limit {
-            if time > limit {
-                return Err(HeaderErrorKind::TimeTooNew { time, limit });
-            }
+        if let Some(limit) = self.clock_limit
+            && time > limit
+        {
+            return Err(HeaderErrorKind::TimeTooNew { time, limit });
         }
         let n = usize::from(self.times_len);
         if n > 0 && (n == MEDIAN_TIME_SPAN || self.times_complete) {
@@ -455,15 +455,15 @@ impl HeaderVerifier {
                 }
             }
         }
-        if let (true, Some(tip)) = (self.params.enforce_bip94, &self.tip) {
-            if height % DIFFICULTY_ADJUSTMENT_INTERVAL == 0
-                && u64::from(time) + u64::from(MAX_TIMEWARP) < u64::from(tip.time)
-            {
-                return Err(HeaderErrorKind::TimewarpAttack {
-                    time,
-                    prev_time: tip.time,
-                });
-            }
+        if self.params.enforce_bip94
+            && is_period_start(height)
+            && let Some(tip) = &self.tip
+            && u64::from(time) + u64::from(MAX_TIMEWARP) < u64::from(tip.time)
+        {
+            return Err(HeaderErrorKind::TimewarpAttack {
+                time,
+                prev_time: tip.time,
+            });
         }
         Ok(())
     }
@@ -501,11 +501,10 @@ impl HeaderVerifier {
             bits: cache.bits,
             chainwork: below.add(cache.work),
         });
-        if height % DIFFICULTY_ADJUSTMENT_INTERVAL == 0 {
+        if is_period_start(height) {
             self.period_start = Some((time, cache.bits));
         }
-        if height % DIFFICULTY_ADJUSTMENT_INTERVAL == 0 || cache.bits != self.params.pow_limit_bits
-        {
+        if is_period_start(height) || cache.bits != self.params.pow_limit_bits {
             self.last_regular_bits = cache.bits;
         }
         self.times[usize::from(self.times_next)] = time;
