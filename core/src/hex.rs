@@ -117,10 +117,12 @@ pub fn decode_to_slice(src: &[u8], dst: &mut [u8]) -> Result<(), HexError> {
     let mut dst_chunks = dst.chunks_exact_mut(8);
     let mut offset = 0;
     for (s, d) in (&mut src_chunks).zip(&mut dst_chunks) {
-        let hi = u64::from_le_bytes([s[0], s[2], s[4], s[6], s[8], s[10], s[12], s[14]]);
-        let lo = u64::from_le_bytes([s[1], s[3], s[5], s[7], s[9], s[11], s[13], s[15]]);
-        match (swar_nibbles(hi), swar_nibbles(lo)) {
-            (Some(h), Some(l)) => d.copy_from_slice(&((h << 4) | l).to_le_bytes()),
+        let (first, second) = s.split_at(8);
+        match (swar_nibbles(le_u64(first)), swar_nibbles(le_u64(second))) {
+            (Some(a), Some(b)) => {
+                d[..4].copy_from_slice(&pack_nibble_pairs(a).to_le_bytes());
+                d[4..].copy_from_slice(&pack_nibble_pairs(b).to_le_bytes());
+            }
             _ => return Err(first_invalid(s, offset)),
         }
         offset += 16;
@@ -179,6 +181,24 @@ pub(crate) const fn nibble(c: u8) -> Option<u8> {
         b'A'..=b'F' => Some(c - b'A' + 10),
         _ => None,
     }
+}
+
+#[inline(always)]
+fn le_u64(b: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(b);
+    u64::from_le_bytes(w)
+}
+
+/// Packs eight nibble lanes (first digit in the lowest lane) into four bytes, each the high
+/// nibble from the even lane and the low nibble from the odd lane.
+#[inline(always)]
+fn pack_nibble_pairs(n: u64) -> u32 {
+    const LOW_BYTES: u64 = 0x00ff_00ff_00ff_00ff;
+    // Each 16-bit lane becomes (even << 4) | odd in its low byte.
+    let pairs = (((n & LOW_BYTES) << 4) | (n >> 8)) & LOW_BYTES;
+    let quads = (pairs | (pairs >> 8)) & 0x0000_ffff_0000_ffff;
+    (quads | (quads >> 16)) as u32
 }
 
 /// Converts eight ASCII hex digits (one per byte lane) into their nibble values, or `None` if

@@ -135,6 +135,12 @@ impl fmt::Display for HeaderErrorKind {
     }
 }
 
+impl From<HeaderParseError> for HeaderErrorKind {
+    fn from(e: HeaderParseError) -> Self {
+        HeaderErrorKind::Parse(e)
+    }
+}
+
 impl fmt::Display for HeaderError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "height {}: {}", self.height, self.kind)
