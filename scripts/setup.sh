@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs what the build and tests need on a fresh machine (idempotent, quiet when done).
+set -euo pipefail
+
+rustup target add thumbv7em-none-eabihf >/dev/null
+rustup component add rustfmt clippy llvm-tools >/dev/null
+if ! rustup toolchain list | grep -q '^nightly'; then
+  rustup toolchain install nightly --profile minimal >/dev/null
+fi
+if ! command -v cargo-fuzz >/dev/null; then
+  cargo install cargo-fuzz --locked
+fi
+if ! command -v qemu-system-arm >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq qemu-system-arm >/dev/null
+fi

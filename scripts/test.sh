@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs every test of electrum-spv on a fresh machine: installs what it needs, then
+#   lints (fmt, clippy -D warnings, rustdoc -D warnings), the workspace tests, the no_std build
+#   of core for thumbv7em without alloc, the Cortex-M firmware under QEMU and a fuzz smoke run.
+# Exits non-zero if anything fails; the last line is "tests: N passed, M failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+passed=0
+failed=0
+failures=()
+
+step() { # step NAME COMMAND...: runs a step, counting its tests (cargo's or one for the step)
+  local name=$1
+  shift
+  echo "==> $name"
+  if "$@" 2>&1 | tee "$log"; then
+    local n
+    n=$(grep -Eo '^test result: ok\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
+    [ "$n" -gt 0 ] || n=1
+    passed=$((passed + n))
+  else
+    local n
+    n=$(grep -Eo '[0-9]+ failed' "$log" | awk '{s += $1} END {print s + 0}')
+    [ "$n" -gt 0 ] || n=1
+    failed=$((failed + n))
+    failures+=("$name")
+  fi
+}
+
+scripts/setup.sh || { echo "tests: 0 passed, 1 failed (setup)"; exit 1; }
+
+step "cargo fmt --check" cargo fmt --all -- --check
+step "clippy -D warnings" cargo clippy --workspace --all-targets --locked -- -D warnings
+step "rustdoc -D warnings" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+step "workspace tests" cargo test --workspace --locked
+step "core is no_std without alloc (thumbv7em)" \
+  cargo build -p electrum-spv-core --no-default-features --target thumbv7em-none-eabihf --locked
+step "main job: verify bundled mainnet headers" bash -c '
+  out=$(cargo run --release --locked -q -p electrum-spv-core --example verify_headers -- \
+        --network mainnet --start-height 822528 core/tests/data/mainnet/headers_822528_830592.bin) &&
+  echo "$out" && echo "$out" | tail -n1 | grep -q "^ok 8065 822528..830592 "'
+step "Cortex-M firmware under QEMU" scripts/embedded-test.sh
+step "fuzz smoke" core/fuzz/smoke.sh
+
+if [ "${#failures[@]}" -gt 0 ]; then
+  printf 'failed: %s\n' "${failures[@]}"
+fi
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
