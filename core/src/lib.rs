@@ -25,11 +25,23 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
+pub mod accumulator;
+pub mod chain;
 pub mod hash;
 pub mod header;
 pub mod hex;
+pub mod merkle;
+pub mod script;
+pub mod tx;
 pub mod u256;
 
 pub use hash::{BlockHash, MerkleNode, ScriptHash, Status, Txid};
 pub use header::{CompactTarget, Header, Target, Work};
 pub use u256::U256;
+
+pub use accumulator::{
+    HeaderProofError, HeaderProofFolder, MerkleAccumulator, verify_header_proof,
+};
+pub use merkle::{BranchFolder, MerkleError, TreeDepth, verify_tx_branch};
+pub use script::{CanonicalOrder, StatusHasher, TxHeight, script_hash};
+pub use tx::{TxError, TxidHasher, txid};

@@ -14,6 +14,6 @@ pub use params::{
     UnknownNetwork, is_period_end, is_period_start,
 };
 pub use verifier::{
-    ChainTip, HeaderError, HeaderErrorKind, HeaderVerifier, MAX_FUTURE_BLOCK_TIME, MAX_TIMEWARP,
-    MEDIAN_TIME_SPAN, next_period_bits,
+    ChainTip, HEADER_VERIFIER_MAX_SIZE, HeaderError, HeaderErrorKind, HeaderVerifier,
+    MAX_FUTURE_BLOCK_TIME, MAX_TIMEWARP, MEDIAN_TIME_SPAN, next_period_bits,
 };

@@ -165,6 +165,10 @@ pub struct ChainTip {
     pub chainwork: Work,
 }
 
+/// Upper bound on `size_of::<HeaderVerifier>()` on 64-bit targets (checked by a test); on
+/// 32-bit targets it is smaller.
+pub const HEADER_VERIFIER_MAX_SIZE: usize = 352;
+
 /// A target and its work, computed once per distinct `bits` value.
 #[derive(Clone, Copy, Debug)]
 struct TargetCache {
@@ -187,7 +191,8 @@ impl TargetCache {
     }
 }
 
-/// Verifies a header chain one header at a time in constant memory (about 250 bytes).
+/// Verifies a header chain one header at a time in constant memory (at most
+/// [`HEADER_VERIFIER_MAX_SIZE`] bytes).
 ///
 /// Checks, for each header: the link to its parent; the target (retarget every 2016 blocks,
 /// testnet's 20-minute minimum-difficulty rule, BIP94 on testnet4, none on regtest); that the
@@ -556,4 +561,21 @@ fn permitted_transition(p: &Params, old: Target, new_bits: CompactTarget) -> boo
     let largest = retarget(p, old, span * 4).to_compact().decode().value;
     let smallest = retarget(p, old, span / 4).to_compact().decode().value;
     observed.0 <= largest && observed.0 >= smallest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The documented bound (doc comment of [`HeaderVerifier`]): the verifier's state does not
+    /// grow with the chain, and fits a small device's stack.
+    #[test]
+    fn verifier_state_is_small_and_fixed() {
+        let size = core::mem::size_of::<HeaderVerifier>();
+        std::println!("size_of::<HeaderVerifier>() = {size}");
+        assert!(
+            size <= HEADER_VERIFIER_MAX_SIZE,
+            "HeaderVerifier is {size} bytes"
+        );
+    }
 }
