@@ -48,58 +48,90 @@ const LOWER: &[u8; 16] = b"0123456789abcdef";
 ///
 /// Returns [`HexError::BadLength`] when `dst` has the wrong size.
 pub fn encode_to_slice(src: &[u8], dst: &mut [u8]) -> Result<(), HexError> {
-    if dst.len() != src.len() * 2 {
-        return Err(HexError::BadLength {
-            expected: src.len() * 2,
-            got: dst.len(),
-        });
-    }
-    for (byte, pair) in src.iter().zip(dst.chunks_exact_mut(2)) {
-        pair[0] = LOWER[usize::from(byte >> 4)];
-        pair[1] = LOWER[usize::from(byte & 0x0f)];
-    }
+    check_encode_len(src, dst)?;
+    encode_unchecked_len(src.iter().copied(), src.chunks_exact(4), false, dst);
     Ok(())
 }
 
 /// Like [`encode_to_slice`] but writes the bytes of `src` in reverse order: the display form of
 /// a hash held in internal byte order.
 pub fn encode_reversed_to_slice(src: &[u8], dst: &mut [u8]) -> Result<(), HexError> {
-    if dst.len() != src.len() * 2 {
-        return Err(HexError::BadLength {
+    check_encode_len(src, dst)?;
+    encode_unchecked_len(src.iter().rev().copied(), src.rchunks_exact(4), true, dst);
+    Ok(())
+}
+
+fn check_encode_len(src: &[u8], dst: &[u8]) -> Result<(), HexError> {
+    if dst.len() == src.len() * 2 {
+        Ok(())
+    } else {
+        Err(HexError::BadLength {
             expected: src.len() * 2,
             got: dst.len(),
-        });
+        })
     }
-    for (byte, pair) in src.iter().rev().zip(dst.chunks_exact_mut(2)) {
+}
+
+/// Encodes four bytes at a time (in `words`, reversed within each word when `reversed`), then
+/// the remaining bytes of `bytes` one by one. `dst` is exactly twice the input length.
+fn encode_unchecked_len<'a>(
+    bytes: impl DoubleEndedIterator<Item = u8>,
+    words: impl ExactSizeIterator<Item = &'a [u8]>,
+    reversed: bool,
+    dst: &mut [u8],
+) {
+    let whole = words.len() * 4;
+    let (word_dst, tail_dst) = dst.split_at_mut(whole * 2);
+    for (w, out) in words.zip(word_dst.chunks_exact_mut(8)) {
+        let mut four = [w[0], w[1], w[2], w[3]];
+        if reversed {
+            four.reverse();
+        }
+        out.copy_from_slice(&swar_encode4(u32::from_le_bytes(four)).to_le_bytes());
+    }
+    for (byte, pair) in bytes.skip(whole).zip(tail_dst.chunks_exact_mut(2)) {
         pair[0] = LOWER[usize::from(byte >> 4)];
         pair[1] = LOWER[usize::from(byte & 0x0f)];
     }
-    Ok(())
+}
+
+/// Four bytes (first in the lowest lane) to eight lowercase hex digits (first in the lowest
+/// lane), with no table lookups.
+#[inline(always)]
+fn swar_encode4(x: u32) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let mut v = u64::from(x);
+    v = (v | (v << 16)) & 0x0000_ffff_0000_ffff;
+    v = (v | (v << 8)) & 0x00ff_00ff_00ff_00ff;
+    // Even lanes get the high nibble, odd lanes the low nibble.
+    let nibbles = ((v >> 4) & 0x000f_000f_000f_000f) | ((v & 0x000f_000f_000f_000f) << 8);
+    // Lanes holding 10..=15 get the top bit set by adding 0x76; those shift to 'a'..='f'.
+    let letters = ((nibbles + ONES * 0x76) >> 7) & ONES;
+    nibbles + ONES * u64::from(b'0') + letters * u64::from(b'a' - b'0' - 10)
 }
 
 /// Writes `bytes` as lowercase hex to a formatter, optionally reversed, without a buffer.
 pub(crate) fn fmt_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8], reversed: bool) -> fmt::Result {
     let mut buf = [0u8; 64];
-    let mut write_chunk = |chunk: &[u8], f: &mut fmt::Formatter<'_>| -> fmt::Result {
+    let mut write = |chunk: &[u8], f: &mut fmt::Formatter<'_>| -> fmt::Result {
         let out = &mut buf[..chunk.len() * 2];
-        for (byte, pair) in chunk.iter().zip(out.chunks_exact_mut(2)) {
-            pair[0] = LOWER[usize::from(byte >> 4)];
-            pair[1] = LOWER[usize::from(byte & 0x0f)];
+        if reversed {
+            encode_unchecked_len(
+                chunk.iter().rev().copied(),
+                chunk.rchunks_exact(4),
+                true,
+                out,
+            );
+        } else {
+            encode_unchecked_len(chunk.iter().copied(), chunk.chunks_exact(4), false, out);
         }
         // Only ASCII hex digits were written.
         f.write_str(core::str::from_utf8(out).map_err(|_| fmt::Error)?)
     };
     if reversed {
-        let mut tmp = [0u8; 32];
-        for chunk in bytes.rchunks(32) {
-            let t = &mut tmp[..chunk.len()];
-            t.copy_from_slice(chunk);
-            t.reverse();
-            write_chunk(t, f)?;
-        }
-        Ok(())
+        bytes.rchunks(32).try_for_each(|c| write(c, f))
     } else {
-        bytes.chunks(32).try_for_each(|c| write_chunk(c, f))
+        bytes.chunks(32).try_for_each(|c| write(c, f))
     }
 }
 
@@ -266,6 +298,22 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn encoders_match_a_naive_one_at_every_length() {
+        let src: [u8; 40] = core::array::from_fn(|i| (i as u8).wrapping_mul(37) ^ 0xa5);
+        for len in 0..=src.len() {
+            let s = &src[..len];
+            let naive: std::string::String = s.iter().map(|b| std::format!("{b:02x}")).collect();
+            let naive_rev: std::string::String =
+                s.iter().rev().map(|b| std::format!("{b:02x}")).collect();
+            let mut out = [0u8; 80];
+            encode_to_slice(s, &mut out[..2 * len]).unwrap();
+            assert_eq!(&out[..2 * len], naive.as_bytes());
+            encode_reversed_to_slice(s, &mut out[..2 * len]).unwrap();
+            assert_eq!(&out[..2 * len], naive_rev.as_bytes());
         }
     }
 
