@@ -167,7 +167,7 @@ pub struct ChainTip {
 
 /// Upper bound on `size_of::<HeaderVerifier>()` on 64-bit targets (checked by a test); on
 /// 32-bit targets it is smaller.
-pub const HEADER_VERIFIER_MAX_SIZE: usize = 352;
+pub const HEADER_VERIFIER_MAX_SIZE: usize = 384;
 
 /// A target and its work, computed once per distinct `bits` value.
 #[derive(Clone, Copy, Debug)]
@@ -224,6 +224,8 @@ pub struct HeaderVerifier {
     /// Whether every timestamp since genesis is in the ring (so short rings are exact).
     times_complete: bool,
     current: Option<TargetCache>,
+    /// Work of a minimum-difficulty block, so testnet's frequent exceptions cost no division.
+    limit_work: Work,
     clock_limit: Option<u32>,
 }
 
@@ -241,6 +243,10 @@ impl HeaderVerifier {
             times_next: 0,
             times_complete: anchor.height == 0,
             current: None,
+            limit_work: params
+                .pow_limit_bits
+                .to_target()
+                .map_or(Work::ZERO, |t| t.work()),
             clock_limit: None,
         }
     }
@@ -402,6 +408,11 @@ impl HeaderVerifier {
         }
         match self.current {
             Some(c) if c.bits == bits => Ok(c),
+            _ if bits == self.params.pow_limit_bits => Ok(TargetCache {
+                bits,
+                target: bits.to_target().map_err(HeaderErrorKind::InvalidBits)?,
+                work: self.limit_work,
+            }),
             _ => TargetCache::new(self.params, bits),
         }
     }
