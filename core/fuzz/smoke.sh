@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Bounded fuzzing smoke run of every cargo-fuzz target of electrum-spv-core.
+#
+#   core/fuzz/smoke.sh                 # 20 s per target
+#   FUZZ_SECONDS=300 core/fuzz/smoke.sh
+#
+# Seeds each target's corpus (core/fuzz/corpus/<target>, gitignored) with real chain data from
+# core/tests/data, runs each target for FUZZ_SECONDS with libFuzzer's -max_total_time, prints one
+# line per target and exits non-zero if any target crashed (the input is kept in
+# core/fuzz/artifacts/<target>/; replay it with `cargo +nightly fuzz run <target> <file>`).
+# Installs cargo-fuzz (and the nightly toolchain it needs) when missing. Honours CARGO_TARGET_DIR.
+set -euo pipefail
+
+FUZZ_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+DATA="$FUZZ_DIR/../tests/data"
+SECONDS_PER_TARGET="${FUZZ_SECONDS:-20}"
+TARGETS=(header hex tx)
+
+if ! cargo +nightly --version >/dev/null 2>&1; then
+    rustup toolchain install nightly --profile minimal
+fi
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    cargo install cargo-fuzz --locked
+fi
+
+# --- seeds ----------------------------------------------------------------------------------
+# bytes -> lowercase hex, and back, with coreutils and bash only.
+to_hex() { od -An -v -tx1 | tr -d ' \n'; }
+# shellcheck disable=SC2001 # parameter expansion has no `&` to reuse each matched pair
+from_hex() { local h; h="$(cat)"; printf '%b' "$(sed 's/../\\x&/g' <<<"$h")"; }
+# slice FILE OFFSET LENGTH: LENGTH bytes of FILE from byte OFFSET (0-based).
+slice() { tail -c "+$(($2 + 1))" "$1" | head -c "$3"; }
+
+seed_corpora() {
+    local c="$FUZZ_DIR/corpus" early="$DATA/mainnet/headers_0_10236.bin"
+    mkdir -p "$c/header" "$c/hex" "$c/tx"
+
+    # header: real chains from genesis (mainnet raw and hex; regtest from the fork-tree
+    # vectors, whose first six headers are blocks 0..5 of one chain), and a later segment
+    # that genesis anchoring must refuse.
+    head -c 80 "$early" >"$c/header/seed-mainnet-0.bin"
+    head -c 400 "$early" >"$c/header/seed-mainnet-0-4.bin"
+    head -c 400 "$early" | to_hex >"$c/header/seed-mainnet-0-4.hex"
+    grep -o '"hex": "[0-9a-f]\{160\}"' "$DATA/vectors/electrum_test_vectors.json" | head -n 6 |
+        cut -d'"' -f4 | tr -d '\n' >"$c/header/seed-regtest-0-5.hex"
+    from_hex <"$c/header/seed-regtest-0-5.hex" >"$c/header/seed-regtest-0-5.bin"
+    head -c 160 "$DATA/mainnet/headers_822528_830592.bin" >"$c/header/seed-mainnet-822528.bin"
+
+    # hex: header hex in both cases, a display-order hash, and an odd length.
+    cp "$c/header/seed-mainnet-0-4.hex" "$c/hex/seed-headers.hex"
+    tr 'a-f' 'A-F' <"$c/header/seed-regtest-0-5.hex" >"$c/hex/seed-upper.hex"
+    printf '%s' 000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f >"$c/hex/seed-hash.hex"
+    printf '%s' 0123456789abcdefABCDEFx >"$c/hex/seed-odd.hex"
+
+    # tx: real transactions cut out of raw blocks at offsets computed once from the block
+    # layout (header, count, transactions back to back): segwit from signet block 31500,
+    # legacy from mainnet block 169482; the whole transaction list (trailing bytes after the
+    # first); and the 64-byte transaction of the CVE-2017-12842 vectors.
+    local signet="$DATA/signet/blocks/31500.bin" legacy="$DATA/mainnet/blocks/169482.bin"
+    slice "$signet" 81 249 >"$c/tx/seed-signet-coinbase.bin"
+    slice "$signet" 330 99 >"$c/tx/seed-signet-segwit.bin"
+    slice "$legacy" 7237 225 >"$c/tx/seed-mainnet-legacy-1.bin"
+    slice "$legacy" 7719 157 >"$c/tx/seed-mainnet-legacy-3.bin"
+    tail -c +82 "$signet" >"$c/tx/seed-signet-all-txs.bin"
+    printf '%s' 0200000001cb659c5528311901a7aada7db817bd6e3ce2f05d1c62c385b7caadb65fac75201234000000fabcdefa01abcd1234010000000405060708fabcdefa |
+        from_hex >"$c/tx/seed-64-byte.bin"
+}
+
+# --- run ------------------------------------------------------------------------------------
+cd "$FUZZ_DIR"
+seed_corpora
+# Build every target up front so compile time does not eat into the fuzzing budget; quiet unless
+# it fails, when the second attempt shows the compiler's errors.
+cargo +nightly fuzz build >/dev/null 2>&1 || cargo +nightly fuzz build
+
+logs="$(mktemp -d)"
+failed=0
+for target in "${TARGETS[@]}"; do
+    log="$logs/$target.log"
+    status=0
+    # -max_total_time bounds the fuzzing; the outer timeout only catches a wedged process.
+    timeout --kill-after=10 "$((SECONDS_PER_TARGET + 300))" \
+        cargo +nightly fuzz run "$target" -- \
+        -max_total_time="$SECONDS_PER_TARGET" -print_final_stats=1 >"$log" 2>&1 || status=$?
+    execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)"
+    rate="$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)"
+    corpus="$(find "corpus/$target" -type f | wc -l)"
+    if [ "$status" -eq 0 ]; then
+        echo "fuzz $target: ok, ${execs:-?} execs in ${SECONDS_PER_TARGET} s (${rate:-?} exec/s), corpus ${corpus} inputs"
+    else
+        failed=1
+        echo "fuzz $target: FAILED (exit $status), log $log, crashing inputs in core/fuzz/artifacts/$target/"
+        tail -n 40 "$log" >&2
+    fi
+done
+if [ "$failed" -eq 0 ]; then
+    rm -rf "$logs"
+fi
+exit "$failed"
