@@ -468,10 +468,7 @@ impl HeaderVerifier {
             let ring = &self.times[..n];
             // Most headers are later than every recent one; only the rest need the median.
             if ring.iter().any(|&t| t >= time) {
-                let mut sorted = self.times;
-                let sorted = &mut sorted[..n];
-                sorted.sort_unstable();
-                let median = sorted[n / 2];
+                let median = median(ring);
                 if time <= median {
                     return Err(HeaderErrorKind::TimeNotAfterMedian { time, median });
                 }
@@ -554,6 +551,23 @@ pub fn next_period_bits(
     retarget(p, base, actual as u64).to_compact()
 }
 
+/// Median of at most [`MEDIAN_TIME_SPAN`] timestamps, as Bitcoin Core takes it (the upper
+/// middle for an even count). An insertion sort: for 11 values it is as fast as a library sort
+/// and keeps 2 KiB of sorting code out of firmware.
+fn median(times: &[u32]) -> u32 {
+    let mut sorted = [0u32; MEDIAN_TIME_SPAN];
+    let sorted = &mut sorted[..times.len().min(MEDIAN_TIME_SPAN)];
+    for (i, &t) in times.iter().take(MEDIAN_TIME_SPAN).enumerate() {
+        let mut j = i;
+        while j > 0 && sorted[j - 1] > t {
+            sorted[j] = sorted[j - 1];
+            j -= 1;
+        }
+        sorted[j] = t;
+    }
+    sorted.get(sorted.len() / 2).copied().unwrap_or(0)
+}
+
 /// `base * actual / timespan`, capped at the proof-of-work limit (`CalculateNextWorkRequired`).
 fn retarget(p: &Params, base: Target, actual: u64) -> Target {
     match base.0.mul_div_u64(actual, u64::from(p.pow_target_timespan)) {
@@ -577,6 +591,16 @@ fn permitted_transition(p: &Params, old: Target, new_bits: CompactTarget) -> boo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn median_matches_a_sorted_copy() {
+        let times = [9, 3, 7, 7, 1, 12, 5, 3, 11, 2, 8];
+        for n in 1..=times.len() {
+            let mut sorted = times[..n].to_vec();
+            sorted.sort_unstable();
+            assert_eq!(median(&times[..n]), sorted[n / 2], "n = {n}");
+        }
+    }
 
     /// The documented bound (doc comment of [`HeaderVerifier`]): the verifier's state does not
     /// grow with the chain, and fits a small device's stack.
