@@ -28,8 +28,9 @@ fi
 to_hex() { od -An -v -tx1 | tr -d ' \n'; }
 # shellcheck disable=SC2001 # parameter expansion has no `&` to reuse each matched pair
 from_hex() { local h; h="$(cat)"; printf '%b' "$(sed 's/../\\x&/g' <<<"$h")"; }
-# slice FILE OFFSET LENGTH: LENGTH bytes of FILE from byte OFFSET (0-based).
-slice() { tail -c "+$(($2 + 1))" "$1" | head -c "$3"; }
+# slice FILE OFFSET LENGTH: LENGTH bytes of FILE from byte OFFSET (0-based). dd reads only what
+# it needs, so no pipe is cut short (under pipefail a `tail | head` dies of SIGPIPE at random).
+slice() { dd if="$1" of=/dev/stdout bs=4096 iflag=skip_bytes,count_bytes skip="$2" count="$3" status=none; }
 
 seed_corpora() {
     local c="$FUZZ_DIR/corpus" early="$DATA/mainnet/headers_0_10236.bin"
@@ -41,7 +42,7 @@ seed_corpora() {
     head -c 80 "$early" >"$c/header/seed-mainnet-0.bin"
     head -c 400 "$early" >"$c/header/seed-mainnet-0-4.bin"
     head -c 400 "$early" | to_hex >"$c/header/seed-mainnet-0-4.hex"
-    grep -o '"hex": "[0-9a-f]\{160\}"' "$DATA/vectors/electrum_test_vectors.json" | head -n 6 |
+    grep -o '"hex": "[0-9a-f]\{160\}"' "$DATA/vectors/electrum_test_vectors.json" | awk 'NR <= 6' |
         cut -d'"' -f4 | tr -d '\n' >"$c/header/seed-regtest-0-5.hex"
     from_hex <"$c/header/seed-regtest-0-5.hex" >"$c/header/seed-regtest-0-5.bin"
     head -c 160 "$DATA/mainnet/headers_822528_830592.bin" >"$c/header/seed-mainnet-822528.bin"
