@@ -27,5 +27,6 @@ for group, rows in groups.items():
         per = f"{ns / elems:.1f} ns" if elems else "-"
         rate = f"{elems / ns * 1e3:.2f} M/s" if elems else "-"
         ratio = "bound" if name.startswith("bound") else (f"{bound / ns:.2f}" if bound else "-")
-        print(f"| {group} | {name} | {ns / 1e6:.3f} ms | {per} | {rate} | {ratio} |")
+        mean = f"{ns / 1e6:.3f} ms" if ns >= 1e5 else f"{ns / 1e3:.2f} µs"
+        print(f"| {group} | {name} | {mean} | {per} | {rate} | {ratio} |")
 PY
