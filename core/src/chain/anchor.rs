@@ -102,7 +102,7 @@ impl Anchor {
         Ok(Anchor {
             height,
             expected: AnchorHash::Checkpoint(checkpoint.hash),
-            bits: checkpoint.next_bits,
+            bits: checkpoint.next_bits(),
             work_below,
             work_is_absolute,
         })
@@ -123,7 +123,7 @@ fn absolute_work_below(params: &Params, period: u32) -> Option<Work> {
             .0
             .mul_div_u64(u64::from(DIFFICULTY_ADJUSTMENT_INTERVAL), 1)?;
         total = total.add(Work(per_period));
-        bits = params.checkpoint(p)?.next_bits?;
+        bits = params.checkpoint(p)?.next_bits()?;
     }
     Some(total)
 }
