@@ -31,6 +31,7 @@ pub mod hash;
 pub mod header;
 pub mod hex;
 pub mod merkle;
+pub mod rpc;
 pub mod script;
 pub mod tx;
 pub mod u256;

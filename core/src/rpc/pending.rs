@@ -1,0 +1,161 @@
+//! Requests awaiting their response, in a fixed-capacity table.
+
+use core::fmt;
+
+use crate::rpc::method::Method;
+
+/// A request in flight.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Pending {
+    /// The JSON-RPC id it was sent with.
+    pub id: u64,
+    /// What was asked.
+    pub method: Method,
+    /// When it times out, in the caller's milliseconds.
+    pub deadline: u64,
+    /// A value the caller attached (e.g. which script or height the request is about).
+    pub tag: u32,
+}
+
+/// Why the pending table refused an operation.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PendingError {
+    /// Every slot holds a request in flight; the documented bound is the table's capacity.
+    Full,
+    /// A response for an id that is not in flight: never sent, already answered (a duplicate),
+    /// or timed out.
+    UnknownId(u64),
+}
+
+impl fmt::Display for PendingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PendingError::Full => f.write_str("too many requests in flight"),
+            PendingError::UnknownId(id) => write!(f, "response to id {id}, which is not in flight"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for PendingError {}
+
+/// At most `N` requests in flight. Ids are handed out in increasing order and never reused, so
+/// a late or duplicated response can never be matched to a newer request.
+#[derive(Clone, Debug)]
+pub struct PendingTable<const N: usize> {
+    slots: [Option<Pending>; N],
+    next_id: u64,
+}
+
+impl<const N: usize> Default for PendingTable<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> PendingTable<N> {
+    /// An empty table; the first id is 0.
+    pub const fn new() -> Self {
+        PendingTable {
+            slots: [None; N],
+            next_id: 0,
+        }
+    }
+
+    /// Registers a request and returns its id.
+    pub fn insert(&mut self, method: Method, deadline: u64, tag: u32) -> Result<u64, PendingError> {
+        let slot = self
+            .slots
+            .iter_mut()
+            .find(|s| s.is_none())
+            .ok_or(PendingError::Full)?;
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        *slot = Some(Pending {
+            id,
+            method,
+            deadline,
+            tag,
+        });
+        Ok(id)
+    }
+
+    /// Removes and returns the request a response answers.
+    pub fn take(&mut self, id: u64) -> Result<Pending, PendingError> {
+        self.slots
+            .iter_mut()
+            .find(|s| s.is_some_and(|p| p.id == id))
+            .and_then(Option::take)
+            .ok_or(PendingError::UnknownId(id))
+    }
+
+    /// The request with this id, if in flight.
+    pub fn get(&self, id: u64) -> Option<&Pending> {
+        self.slots.iter().flatten().find(|p| p.id == id)
+    }
+
+    /// Removes and returns one request whose deadline is at or before `now`.
+    pub fn take_expired(&mut self, now: u64) -> Option<Pending> {
+        self.slots
+            .iter_mut()
+            .find(|s| s.is_some_and(|p| p.deadline <= now))
+            .and_then(Option::take)
+    }
+
+    /// The earliest deadline in flight.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.slots.iter().flatten().map(|p| p.deadline).min()
+    }
+
+    /// Number of requests in flight.
+    pub fn len(&self) -> usize {
+        self.slots.iter().flatten().count()
+    }
+
+    /// No request in flight.
+    pub fn is_empty(&self) -> bool {
+        self.slots.iter().all(Option::is_none)
+    }
+
+    /// Drops every request in flight (the connection is gone), calling `f` on each.
+    pub fn drain(&mut self, mut f: impl FnMut(Pending)) {
+        for slot in &mut self.slots {
+            if let Some(p) = slot.take() {
+                f(p);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_and_responses_match_once() {
+        let mut t = PendingTable::<2>::new();
+        let a = t.insert(Method::ServerFeatures, 100, 7).unwrap();
+        let b = t.insert(Method::BlockHeader, 50, 8).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(t.insert(Method::ServerPing, 1, 0), Err(PendingError::Full));
+        assert_eq!(t.next_deadline(), Some(50));
+        assert_eq!(t.take(b).unwrap().tag, 8);
+        assert_eq!(
+            t.take(b),
+            Err(PendingError::UnknownId(b)),
+            "duplicate response"
+        );
+        assert_eq!(
+            t.take(999),
+            Err(PendingError::UnknownId(999)),
+            "unsolicited response"
+        );
+        let c = t.insert(Method::ServerPing, 10, 0).unwrap();
+        assert!(c > b, "ids are never reused");
+        assert_eq!(t.take_expired(9), None);
+        assert_eq!(t.take_expired(10).map(|p| p.id), Some(c));
+        let mut drained = 0;
+        t.drain(|_| drained += 1);
+        assert_eq!((drained, t.len(), t.is_empty()), (1, 0, true));
+    }
+}
