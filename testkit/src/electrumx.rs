@@ -1,0 +1,248 @@
+//! Installs and runs a real ElectrumX 2.0 (PyPI package `e-x`) against a stand-in bitcoind.
+
+use std::fs::{self, File, OpenOptions};
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::io::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::electrum::probe_tip;
+use crate::{Error, StandInBitcoind};
+
+/// How long [`ElectrumX::start`] waits for ElectrumX to index the stand-in's tip.
+pub const START_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The venv holding ElectrumX: `$ELECTRUMX_VENV` if set, else `target/testkit-venv` under
+/// the workspace root.
+pub fn venv_dir() -> PathBuf {
+    if let Some(v) = std::env::var_os("ELECTRUMX_VENV") {
+        return PathBuf::from(v);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .join("target")
+        .join("testkit-venv")
+}
+
+/// Makes sure the venv holds ElectrumX (`e-x`) and `plyvel`: creates it with
+/// `python3 -m venv` and runs `pip install -q e-x plyvel` if `bin/electrumx_server` is
+/// missing. Serialised across processes by an `flock` on `<venv>.lock`. Returns the path of
+/// the `electrumx_server` entry point.
+pub fn ensure_venv() -> Result<PathBuf, Error> {
+    let venv = venv_dir();
+    let server = venv.join("bin").join("electrumx_server");
+    if server.exists() {
+        return Ok(server);
+    }
+    let ctx = |what: &str, p: &Path, e: std::io::Error| {
+        Error::msg(format!(
+            "cannot install ElectrumX into {}: {what} {}: {e}",
+            venv.display(),
+            p.display()
+        ))
+    };
+    if let Some(parent) = venv.parent() {
+        fs::create_dir_all(parent).map_err(|e| ctx("create", parent, e))?;
+    }
+    let lock_path = venv.with_extension("lock");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| ctx("open lock file", &lock_path, e))?;
+    // SAFETY: flock on a file descriptor we own for the duration of the call.
+    let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
+    if rc != 0 {
+        return Err(Error::msg(format!("cannot lock {}", lock_path.display())));
+    }
+    let result = (|| {
+        if server.exists() {
+            return Ok(server.clone());
+        }
+        let python = venv.join("bin").join("python3");
+        if !python.exists() {
+            run_quiet(
+                Command::new("python3").arg("-m").arg("venv").arg(&venv),
+                "python3 -m venv (is python3 with the venv module installed? on Debian: apt-get install python3-venv)",
+            )?;
+        }
+        run_quiet(
+            Command::new(venv.join("bin").join("pip")).args([
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "e-x",
+                "plyvel",
+            ]),
+            "pip install e-x plyvel (needs PyPI)",
+        )?;
+        if !server.exists() {
+            return Err(Error::msg(format!(
+                "pip installed e-x but {} does not exist",
+                server.display()
+            )));
+        }
+        Ok(server.clone())
+    })();
+    // SAFETY: as above; unlocking our own descriptor.
+    unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_UN) };
+    result
+}
+
+fn run_quiet(cmd: &mut Command, what: &str) -> Result<(), Error> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::msg(format!("{what}: cannot run: {e}")))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let mut text = String::from_utf8_lossy(&out.stderr).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stdout));
+    Err(Error::msg(format!(
+        "{what} failed ({}): {}",
+        out.status,
+        tail(&text, 2000)
+    )))
+}
+
+fn tail(s: &str, n: usize) -> &str {
+    let mut start = s.len().saturating_sub(n);
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    &s[start..]
+}
+
+fn free_port() -> Result<u16, Error> {
+    let l = TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// A running ElectrumX (its own process group, fresh DB in a temporary directory) serving
+/// plain TCP on 127.0.0.1. Dropping it kills the process group and removes the directory.
+pub struct ElectrumX {
+    child: Child,
+    addr: SocketAddr,
+    dir: TempDir,
+}
+
+impl ElectrumX {
+    /// Installs ElectrumX if needed ([`ensure_venv`]), starts it against `bitcoind` on a
+    /// free port and waits (up to [`START_TIMEOUT`]) until it reports the stand-in's tip.
+    /// Retries (up to 3 times) if the chosen port was taken meanwhile.
+    pub fn start(bitcoind: &StandInBitcoind) -> Result<ElectrumX, Error> {
+        let server = ensure_venv()?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut ex = ElectrumX::spawn(&server, bitcoind)?;
+            let (height, _) = bitcoind.tip();
+            match ex.wait_for_height(height, START_TIMEOUT) {
+                Ok(()) => return Ok(ex),
+                Err(e) => {
+                    let port_taken = ex.log_tail(20_000).contains("already in use");
+                    if !(port_taken && attempt < 3) {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+
+    fn spawn(server: &Path, bitcoind: &StandInBitcoind) -> Result<ElectrumX, Error> {
+        let dir = tempfile::Builder::new()
+            .prefix("testkit-electrumx-")
+            .tempdir()?;
+        let db = dir.path().join("db");
+        fs::create_dir_all(&db)?;
+        let port = free_port()?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let log = File::create(dir.path().join("electrumx.log"))?;
+        let child = Command::new(server)
+            .env("COIN", "Bitcoin")
+            .env("NET", "regtest")
+            .env("DB_ENGINE", "leveldb")
+            .env("DB_DIRECTORY", &db)
+            .env("DAEMON_URL", bitcoind.url())
+            .env("SERVICES", format!("tcp://127.0.0.1:{port}"))
+            .env("ALLOW_ROOT", "1")
+            .env("PEER_DISCOVERY", "off")
+            .env("PEER_ANNOUNCE", "")
+            .env("CACHE_MB", "50")
+            .env("LOG_LEVEL", "info")
+            .env("DAEMON_POLL_INTERVAL_BLOCKS", "100")
+            .env("DAEMON_POLL_INTERVAL_MEMPOOL", "100")
+            .env("COST_SOFT_LIMIT", "0")
+            .env("COST_HARD_LIMIT", "0")
+            .env("INITIAL_CONCURRENT", "1000")
+            .env("PYTHONUNBUFFERED", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| Error::msg(format!("cannot run {}: {e}", server.display())))?;
+        Ok(ElectrumX { child, addr, dir })
+    }
+
+    /// The Electrum TCP address (newline-framed JSON-RPC, no TLS).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// ElectrumX's log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("electrumx.log")
+    }
+
+    /// The last `n` bytes of ElectrumX's log.
+    pub fn log_tail(&self, n: usize) -> String {
+        let text = fs::read_to_string(self.log_path()).unwrap_or_default();
+        tail(&text, n).to_owned()
+    }
+
+    /// Waits until `blockchain.headers.subscribe` reports `height` (polling a fresh
+    /// connection), failing if ElectrumX exits or `timeout` passes.
+    pub fn wait_for_height(&mut self, height: u32, timeout: Duration) -> Result<(), Error> {
+        let deadline = Instant::now() + timeout;
+        let mut last;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Err(Error::msg(format!(
+                    "ElectrumX exited ({status}); log tail:\n{}",
+                    self.log_tail(3000)
+                )));
+            }
+            match probe_tip(self.addr) {
+                Ok((h, _)) if h == height => return Ok(()),
+                Ok((h, _)) => last = format!("ElectrumX at height {h}"),
+                Err(e) => last = e.to_string(),
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::msg(format!(
+                    "ElectrumX did not reach height {height} within {timeout:?} ({last}); log tail:\n{}",
+                    self.log_tail(3000)
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for ElectrumX {
+    fn drop(&mut self) {
+        let pid = self.child.id() as i32;
+        // SAFETY: kill(2) on the process group we created (process_group(0) makes the
+        // child's pid its group id); no memory is involved.
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

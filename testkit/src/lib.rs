@@ -1,0 +1,106 @@
+//! Test kit for electrum-spv: lets tests talk to a real ElectrumX on 127.0.0.1 over a
+//! deterministic regtest chain.
+//!
+//! * [`chain`]: the chain builder (fixed keys, fixed timestamps, real signed transactions of
+//!   four script kinds, mining, mempool, reorgs) and the Electrum records a server should
+//!   report for any script (history, status, balance, utxos), computed independently of
+//!   ElectrumX.
+//! * [`StandInBitcoind`]: a bitcoind-compatible JSON-RPC server over that chain, with a
+//!   control API for tests.
+//! * [`ElectrumX`]: installs (once, into a cached venv) and runs ElectrumX 2.0 against the
+//!   stand-in.
+//! * [`Harness`]: both, over [`Chain::funded`].
+//!
+//! Every server binds 127.0.0.1 only and is stopped on drop (also when a test panics).
+
+pub mod chain;
+mod electrum;
+mod electrumx;
+mod rpc;
+
+use std::fmt;
+
+pub use chain::{
+    Balance, Chain, CoinOrder, OutpointStatus, ReorgTxs, ScriptKind, SendSpec, Utxo, Wallet,
+};
+pub use electrumx::{ElectrumX, START_TIMEOUT, ensure_venv, venv_dir};
+pub use rpc::{DAEMON_VERSION, ESTIMATED_FEERATE, METHODS, RELAY_FEE, StandInBitcoind};
+
+/// The kit's error: a message, and the bitcoind RPC error code when it is a rejection that
+/// the stand-in reports over JSON-RPC.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Error {
+    /// bitcoind RPC error code (e.g. -25, -26), if any.
+    pub code: Option<i64>,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl Error {
+    /// An error with a message only.
+    pub fn msg(message: impl Into<String>) -> Error {
+        Error {
+            code: None,
+            message: message.into(),
+        }
+    }
+
+    /// An error carrying a bitcoind RPC error code.
+    pub fn rpc(code: i64, message: &str) -> Error {
+        Error {
+            code: Some(code),
+            message: message.to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.code {
+            Some(c) => write!(f, "{} (code {c})", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Error {
+        Error::msg(format!("i/o: {e}"))
+    }
+}
+
+/// A stand-in bitcoind over [`Chain::funded`] and a real ElectrumX indexing it.
+///
+/// Fields drop in order: ElectrumX is stopped before the stand-in.
+pub struct Harness {
+    /// The ElectrumX server.
+    pub electrumx: ElectrumX,
+    /// The stand-in bitcoind and the kit's chain.
+    pub bitcoind: StandInBitcoind,
+}
+
+impl Harness {
+    /// Starts the stand-in over [`Chain::funded`] and ElectrumX against it, and waits until
+    /// ElectrumX has indexed the tip. Installs ElectrumX first if needed (see
+    /// [`ensure_venv`]).
+    pub fn start() -> Result<Harness, Error> {
+        Harness::start_with(Chain::funded()?)
+    }
+
+    /// As [`Harness::start`], over the given chain.
+    pub fn start_with(chain: Chain) -> Result<Harness, Error> {
+        let bitcoind = StandInBitcoind::start(chain)?;
+        let electrumx = ElectrumX::start(&bitcoind)?;
+        Ok(Harness {
+            electrumx,
+            bitcoind,
+        })
+    }
+
+    /// The ElectrumX TCP address (newline-framed JSON-RPC, no TLS).
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.electrumx.addr()
+    }
+}
