@@ -14,7 +14,7 @@ set -euo pipefail
 FUZZ_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 DATA="$FUZZ_DIR/../tests/data"
 SECONDS_PER_TARGET="${FUZZ_SECONDS:-20}"
-TARGETS=(header hex tx)
+TARGETS=(header hex tx json)
 
 if ! cargo +nightly --version >/dev/null 2>&1; then
     rustup toolchain install nightly --profile minimal

@@ -30,9 +30,11 @@ pub mod chain;
 pub mod hash;
 pub mod header;
 pub mod hex;
+pub mod json;
 pub mod merkle;
 pub mod rpc;
 pub mod script;
+pub mod session;
 pub mod tx;
 pub mod u256;
 

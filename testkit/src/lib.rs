@@ -14,6 +14,7 @@
 //! Every server binds 127.0.0.1 only and is stopped on drop (also when a test panics).
 
 pub mod chain;
+pub mod driver;
 mod electrum;
 mod electrumx;
 mod rpc;

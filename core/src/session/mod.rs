@@ -1,0 +1,564 @@
+//! The sans-IO Electrum protocol session.
+//!
+//! # The caller's loop
+//! ```text
+//! let mut session = Session::new(config, now);
+//! loop {
+//!     while let n @ 1.. = session.poll_transmit(&mut buf) { socket.write_all(&buf[..n]) }
+//!     let read = socket.read(&mut rx) with a timeout of session.poll_timeout() - now;
+//!     let mut rest = &rx[..read];
+//!     while !rest.is_empty() {
+//!         rest = &rest[session.handle_input(now, rest)..];
+//!         while let Some(event) = session.poll_event() { /* handle it */ }
+//!     }
+//!     session.handle_timeout(now);
+//!     while let Some(event) = session.poll_event() { /* timeouts, pings */ }
+//! }
+//! ```
+//! `handle_input` stops after each complete line so that events can borrow it; drain
+//! `poll_event` before feeding the rest. Time is the caller's: any monotonic milliseconds.
+//!
+//! # Negotiation
+//! `server.version` is sent first and alone with the configured range; the reply must be a
+//! version inside it (compared as number tuples). Then `server.features`, whose `genesis_hash`
+//! must be the configured network's. Only then is [`Event::Ready`] reported and requests accepted.
+//!
+//! # Bounds (DoS)
+//! `LINE` bytes per incoming line (longer lines are discarded before buffering), `OUT` bytes of
+//! queued outgoing requests, `PENDING` requests in flight, [`MAX_QUEUED_EVENTS`] owned events
+//! between two drains (more are dropped and counted in [`Session::dropped_events`]).
+
+mod event;
+pub mod request;
+pub mod response;
+
+pub use event::{Event, FatalError, Notification, ProtocolError, RpcError};
+pub use request::{FeeMode, MAX_HEADERS_PER_REQUEST, Request, RequestError};
+
+use crate::chain::Params;
+use crate::json::envelope::{self, Envelope, Id, Message};
+use crate::json::framer::{Frame, LineFramer};
+use crate::json::writer::EncodeError;
+use crate::json::writer::RequestWriter;
+use crate::rpc::{Method, NotificationKind, PendingTable, ProtocolVersion, VersionRange};
+
+/// ElectrumX answers or fails a request within 30 s (`REQUEST_TIMEOUT`); wait a little longer.
+pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 40_000;
+/// ElectrumX drops sessions silent for 600 s and advises a ping after 450 s; Electrum pings
+/// within 300 s. Ping after 240 s without sending anything.
+pub const DEFAULT_PING_INTERVAL_MS: u64 = 240_000;
+/// Owned events (timeouts, errors, readiness) held between two drains.
+pub const MAX_QUEUED_EVENTS: usize = 16;
+/// Tag of the session's own requests (version, features, keep-alive pings).
+const INTERNAL_TAG: u32 = u32::MAX;
+
+/// How a session is set up.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    /// Sent in `server.version`. Keep it free of a `/x.y` version suffix: some servers then
+    /// answer broadcasts with an HTML warning instead of the txid (PROTOCOL.md §2.4).
+    pub client_name: &'static str,
+    /// Versions asked for and accepted.
+    pub versions: VersionRange,
+    /// The network the server must be on.
+    pub params: &'static Params,
+    /// Deadline of each request after it is queued.
+    pub request_timeout_ms: u64,
+    /// Send `server.ping` after this long without sending anything.
+    pub ping_interval_ms: u64,
+}
+
+impl Config {
+    /// Defaults for a network: name `electrum-spv`, versions 1.4 to 1.6, 40 s requests,
+    /// ping every 240 s.
+    pub const fn new(params: &'static Params) -> Config {
+        Config {
+            client_name: "electrum-spv",
+            versions: VersionRange::DEFAULT,
+            params,
+            request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
+            ping_interval_ms: DEFAULT_PING_INTERVAL_MS,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum State {
+    AwaitVersion,
+    AwaitFeatures(ProtocolVersion),
+    Ready(ProtocolVersion),
+    Failed(FatalError),
+}
+
+/// Events that own their data, queued until drained.
+#[derive(Clone, Copy, Debug)]
+enum Owned {
+    Ready(ProtocolVersion),
+    TimedOut { id: u64, method: Method, tag: u32 },
+    Protocol(ProtocolError),
+    Failed(FatalError),
+}
+
+impl Owned {
+    fn event(self) -> Event<'static> {
+        match self {
+            Owned::Ready(version) => Event::Ready { version },
+            Owned::TimedOut { id, method, tag } => Event::TimedOut { id, method, tag },
+            Owned::Protocol(e) => Event::ProtocolError(e),
+            Owned::Failed(e) => Event::Failed(e),
+        }
+    }
+}
+
+/// Where the session is in the current line.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum LineCursor {
+    /// No complete line waiting.
+    None,
+    /// A line waits; `next` messages of it (batch elements) are already handled.
+    Pending { next: usize },
+}
+
+/// An Electrum protocol session in caller-owned memory: `LINE` bytes of line buffer, `OUT`
+/// bytes of outgoing queue, `PENDING` requests in flight.
+pub struct Session<const LINE: usize, const OUT: usize, const PENDING: usize> {
+    framer: LineFramer<LINE>,
+    cursor: LineCursor,
+    inner: Inner<OUT, PENDING>,
+}
+
+/// Everything but the line buffer, so that events can borrow the line while the rest changes.
+struct Inner<const OUT: usize, const PENDING: usize> {
+    config: Config,
+    state: State,
+    out: [u8; OUT],
+    out_len: usize,
+    pending: PendingTable<PENDING>,
+    queue: [Option<Owned>; MAX_QUEUED_EVENTS],
+    queue_head: usize,
+    queue_len: usize,
+    dropped_events: u32,
+    next_ping_at: u64,
+    /// The caller's time at the last call that passed one.
+    now: u64,
+}
+
+impl<const LINE: usize, const OUT: usize, const PENDING: usize> Session<LINE, OUT, PENDING> {
+    /// A session that has queued `server.version`, to be sent on a fresh connection.
+    pub fn new(config: Config, now: u64) -> Self {
+        let mut inner = Inner {
+            config,
+            state: State::AwaitVersion,
+            out: [0; OUT],
+            out_len: 0,
+            pending: PendingTable::new(),
+            queue: [None; MAX_QUEUED_EVENTS],
+            queue_head: 0,
+            queue_len: 0,
+            dropped_events: 0,
+            next_ping_at: now.saturating_add(config.ping_interval_ms),
+            now,
+        };
+        if inner.send_version().is_err() {
+            // Only an output buffer too small for one version request gets here.
+            inner.fail(FatalError::OutputTooSmall);
+        }
+        Session {
+            framer: LineFramer::new(),
+            cursor: LineCursor::None,
+            inner,
+        }
+    }
+
+    // ----- getters -----
+
+    /// The negotiated version, once [`Event::Ready`] was reported.
+    pub fn version(&self) -> Option<ProtocolVersion> {
+        match self.inner.state {
+            State::Ready(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Whether requests can be sent.
+    pub fn is_ready(&self) -> bool {
+        matches!(self.inner.state, State::Ready(_))
+    }
+
+    /// Why the session failed, if it did.
+    pub fn failure(&self) -> Option<FatalError> {
+        match self.inner.state {
+            State::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Requests in flight.
+    pub fn in_flight(&self) -> usize {
+        self.inner.pending.len()
+    }
+
+    /// Owned events dropped because the caller did not drain [`Session::poll_event`].
+    pub fn dropped_events(&self) -> u32 {
+        self.inner.dropped_events
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    // ----- commands -----
+
+    /// Queues a request; returns its id. `tag` comes back with the response.
+    pub fn request(
+        &mut self,
+        now: u64,
+        request: &Request<'_>,
+        tag: u32,
+    ) -> Result<u64, RequestError> {
+        let version = match self.inner.state {
+            State::Ready(v) => v,
+            State::Failed(_) => return Err(RequestError::Closed),
+            _ => return Err(RequestError::NotReady),
+        };
+        if tag == INTERNAL_TAG {
+            return Err(RequestError::InvalidArgument);
+        }
+        request.validate(version)?;
+        self.inner.now = now;
+        self.inner.send(request, version, tag)
+    }
+
+    // ----- handle_* -----
+
+    /// Feeds bytes read from the connection; returns how many were consumed. Stops after each
+    /// complete line: drain [`Session::poll_event`], then feed the rest.
+    pub fn handle_input(&mut self, now: u64, input: &[u8]) -> usize {
+        self.inner.now = now;
+        if matches!(self.inner.state, State::Failed(_)) {
+            return input.len();
+        }
+        if self.cursor != LineCursor::None {
+            // Fed again before draining: the current line's events are dropped, not lost
+            // silently — they are counted.
+            while self.poll_event().is_some() {
+                self.inner.dropped_events = self.inner.dropped_events.saturating_add(1);
+            }
+        }
+        let mut used = 0;
+        while used < input.len() {
+            let (n, frame) = self.framer.push(&input[used..]);
+            used += n;
+            match frame {
+                Some(Frame::Line(_)) => {
+                    self.cursor = LineCursor::Pending { next: 0 };
+                    break;
+                }
+                Some(Frame::Oversize { len }) => {
+                    self.inner
+                        .push_owned(Owned::Protocol(ProtocolError::OversizeLine { len }));
+                }
+                None => {}
+            }
+        }
+        used
+    }
+
+    /// Expires requests past their deadline and sends keep-alive pings.
+    pub fn handle_timeout(&mut self, now: u64) {
+        self.inner.handle_timeout(now);
+    }
+
+    // ----- poll_* -----
+
+    /// Moves queued outgoing bytes into `buf`; returns how many. Write them all to the
+    /// connection, in order.
+    #[must_use]
+    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> usize {
+        let inner = &mut self.inner;
+        let n = buf.len().min(inner.out_len);
+        buf[..n].copy_from_slice(&inner.out[..n]);
+        inner.out.copy_within(n..inner.out_len, 0);
+        inner.out_len -= n;
+        n
+    }
+
+    /// When [`Session::handle_timeout`] should next be called.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let ping = self.is_ready().then_some(self.inner.next_ping_at);
+        match (self.inner.pending.next_deadline(), ping) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The next event, if any. Events from the current line borrow it.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event<'_>> {
+        if let Some(owned) = self.inner.pop_owned() {
+            return Some(owned.event());
+        }
+        loop {
+            let LineCursor::Pending { next } = self.cursor else {
+                return None;
+            };
+            let Some(line) = self.framer.line() else {
+                self.cursor = LineCursor::None;
+                return None;
+            };
+            // The `next`-th message of the line: the line itself, or a batch element.
+            let message = match envelope::scan(line) {
+                Ok(Message::Single(env)) if next == 0 => Some(Ok(env)),
+                Ok(Message::Single(_)) => None,
+                Ok(Message::Batch(mut items)) => items.nth(next),
+                Err(e) if next == 0 => Some(Err(e)),
+                Err(_) => None,
+            };
+            let Some(message) = message else {
+                self.cursor = LineCursor::None;
+                return self.inner.pop_owned().map(Owned::event);
+            };
+            self.cursor = LineCursor::Pending { next: next + 1 };
+            let env = match message {
+                Ok(env) => env,
+                Err(e) => return Some(Event::ProtocolError(ProtocolError::Json(e))),
+            };
+            match self.inner.dispatch(env) {
+                Dispatch::Event(ev) => return Some(ev),
+                // Internal replies (negotiation, pings) may have queued an owned event.
+                Dispatch::Internal => {
+                    if let Some(owned) = self.inner.pop_owned() {
+                        return Some(owned.event());
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<const OUT: usize, const PENDING: usize> Inner<OUT, PENDING> {
+    fn handle_timeout(&mut self, now: u64) {
+        self.now = now;
+        while let Some(p) = self.pending.take_expired(now) {
+            if p.tag != INTERNAL_TAG {
+                self.push_owned(Owned::TimedOut {
+                    id: p.id,
+                    method: p.method,
+                    tag: p.tag,
+                });
+            } else if matches!(p.method, Method::ServerVersion | Method::ServerFeatures) {
+                self.fail(FatalError::NegotiationTimedOut);
+            }
+        }
+        if let State::Ready(version) = self.state
+            && now >= self.next_ping_at
+        {
+            // A full output queue or pending table means traffic is flowing anyway.
+            let _ = self.send(&Request::Ping { pong_len: 0 }, version, INTERNAL_TAG);
+            self.next_ping_at = now.saturating_add(self.config.ping_interval_ms);
+        }
+    }
+
+    fn dispatch<'a>(&mut self, env: Envelope<'a>) -> Dispatch<'a> {
+        match (env.id, env.method) {
+            (None, Some(method)) => match notification(method, env.params) {
+                Some(event) => Dispatch::Event(event),
+                None => Dispatch::Internal,
+            },
+            (Some(_), Some(_)) => {
+                Dispatch::Event(Event::ProtocolError(ProtocolError::UnexpectedRequest))
+            }
+            (None, None) => Dispatch::Event(Event::ProtocolError(ProtocolError::NotJsonRpc)),
+            (Some(Id::Num(id)), None) => self.dispatch_response(id, env),
+            (Some(_), None) => Dispatch::Event(Event::ProtocolError(ProtocolError::BadId)),
+        }
+    }
+
+    fn dispatch_response<'a>(&mut self, id: u64, env: Envelope<'a>) -> Dispatch<'a> {
+        let pending = match self.pending.take(id) {
+            Ok(p) => p,
+            Err(_) => return Dispatch::Event(Event::ProtocolError(ProtocolError::UnknownId(id))),
+        };
+        let outcome = match (env.result, env.error_value()) {
+            (Some(result), None) => Ok(result),
+            (None, Some(error)) => Err(error),
+            _ => {
+                return Dispatch::Event(Event::ProtocolError(
+                    ProtocolError::ResultAndErrorMismatch { id },
+                ));
+            }
+        };
+        if pending.tag == INTERNAL_TAG {
+            self.internal_reply(pending.method, outcome);
+            return Dispatch::Internal;
+        }
+        Dispatch::Event(match outcome {
+            Ok(result) => Event::Response {
+                id,
+                method: pending.method,
+                tag: pending.tag,
+                result,
+            },
+            Err(error) => match envelope::decode_error(error) {
+                Ok(e) => Event::ServerError {
+                    id,
+                    method: pending.method,
+                    tag: pending.tag,
+                    error: RpcError {
+                        code: e.code,
+                        message: e.message,
+                    },
+                },
+                Err(e) => Event::ProtocolError(ProtocolError::Json(e)),
+            },
+        })
+    }
+
+    fn internal_reply(&mut self, method: Method, outcome: Result<&[u8], &[u8]>) {
+        match (method, self.state) {
+            (Method::ServerVersion, State::AwaitVersion) => match outcome {
+                Ok(result) => match response::version_reply(result) {
+                    Ok(v) if self.config.versions.contains(v) => {
+                        self.state = State::AwaitFeatures(v);
+                        if self.send(&Request::Features, v, INTERNAL_TAG).is_err() {
+                            self.fail(FatalError::OutputTooSmall);
+                        }
+                    }
+                    Ok(got) => self.fail(FatalError::VersionOutOfRange { got }),
+                    Err(_) => self.fail(FatalError::BadVersionReply),
+                },
+                Err(error) => {
+                    let code = envelope::decode_error(error).ok().and_then(|e| e.code);
+                    self.fail(FatalError::VersionRefused { code });
+                }
+            },
+            (Method::ServerFeatures, State::AwaitFeatures(v)) => {
+                match outcome.ok().map(response::features_genesis) {
+                    Some(Ok(genesis)) if genesis == self.config.params.genesis_hash => {
+                        self.state = State::Ready(v);
+                        self.push_owned(Owned::Ready(v));
+                    }
+                    Some(Ok(_)) => self.fail(FatalError::WrongGenesis),
+                    _ => self.fail(FatalError::BadFeatures),
+                }
+            }
+            // Keep-alive pings: any answer will do.
+            _ => {}
+        }
+    }
+
+    fn send_version(&mut self) -> Result<(), RequestError> {
+        let deadline = self.now.saturating_add(self.config.request_timeout_ms);
+        let id = self
+            .pending
+            .insert(Method::ServerVersion, deadline, INTERNAL_TAG)
+            .map_err(|_| RequestError::TooManyInFlight)?;
+        let range = self.config.versions;
+        let (mut min, mut max) = ([0u8; 17], [0u8; 17]);
+        let (min, max) = (range.min.write_to(&mut min), range.max.write_to(&mut max));
+        let name = self.config.client_name;
+        let written = self.encode_with(|w| {
+            w.begin(id, "server.version")?;
+            w.str(name)?;
+            w.str_array(&[min, max])?;
+            w.end()
+        });
+        if let Err(e) = written {
+            let _ = self.pending.take(id);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn send(
+        &mut self,
+        request: &Request<'_>,
+        version: ProtocolVersion,
+        tag: u32,
+    ) -> Result<u64, RequestError> {
+        let deadline = self.now.saturating_add(self.config.request_timeout_ms);
+        let id = self
+            .pending
+            .insert(request.method(), deadline, tag)
+            .map_err(|_| RequestError::TooManyInFlight)?;
+        if let Err(e) = self.encode_with(|w| request.encode(id, version, w)) {
+            let _ = self.pending.take(id);
+            return Err(e);
+        }
+        self.next_ping_at = self.now.saturating_add(self.config.ping_interval_ms);
+        Ok(id)
+    }
+
+    /// Encodes one message after the queued bytes; nothing is queued if it does not fit.
+    fn encode_with(
+        &mut self,
+        f: impl FnOnce(&mut RequestWriter<'_>) -> Result<(), EncodeError>,
+    ) -> Result<(), RequestError> {
+        let mut w = RequestWriter::new(&mut self.out[self.out_len..]);
+        f(&mut w).map_err(RequestError::OutputFull)?;
+        let n = w.finish().map_err(RequestError::OutputFull)?;
+        self.out_len += n;
+        Ok(())
+    }
+
+    fn fail(&mut self, e: FatalError) {
+        if !matches!(self.state, State::Failed(_)) {
+            self.state = State::Failed(e);
+            self.pending.drain(|_| {});
+            self.out_len = 0;
+            self.push_owned(Owned::Failed(e));
+        }
+    }
+
+    fn push_owned(&mut self, e: Owned) {
+        if self.queue_len == MAX_QUEUED_EVENTS {
+            self.dropped_events = self.dropped_events.saturating_add(1);
+            return;
+        }
+        let slot = (self.queue_head + self.queue_len) % MAX_QUEUED_EVENTS;
+        self.queue[slot] = Some(e);
+        self.queue_len += 1;
+    }
+
+    fn pop_owned(&mut self) -> Option<Owned> {
+        if self.queue_len == 0 {
+            return None;
+        }
+        let e = self.queue[self.queue_head].take();
+        self.queue_head = (self.queue_head + 1) % MAX_QUEUED_EVENTS;
+        self.queue_len -= 1;
+        e
+    }
+}
+
+enum Dispatch<'a> {
+    Event(Event<'a>),
+    Internal,
+}
+
+/// Decodes a notification; `None` for ones there is nothing to act on: server pings (1.7),
+/// ElectrumX's junk `blockchain.relayfee`/`estimatefee` notifications, altcoin extras.
+fn notification<'a>(method: &'a [u8], params: Option<&'a [u8]>) -> Option<Event<'a>> {
+    let kind = NotificationKind::from_method(method)?;
+    let params = params.unwrap_or(b"[]");
+    let decoded = match kind {
+        NotificationKind::Headers => response::header_notification(params)
+            .map(|(height, header)| Notification::Header { height, header }),
+        NotificationKind::Script => {
+            response::script_notification(params).map(|(script_hash, status)| {
+                Notification::ScriptStatus {
+                    script_hash,
+                    status,
+                }
+            })
+        }
+        NotificationKind::Outpoint => Ok(Notification::Outpoint { params }),
+        NotificationKind::Ping => return None,
+    };
+    Some(match decoded {
+        Ok(n) => Event::Notification(n),
+        Err(_) => Event::ProtocolError(ProtocolError::BadNotification),
+    })
+}
