@@ -378,7 +378,7 @@ pub fn merkle_proof(result: &'_ [u8]) -> Result<MerkleProof<'_>, BadResult> {
 /// them into [`crate::tx::TxidHasher`]).
 pub fn transaction_hex(result: &[u8]) -> Result<&[u8], BadResult> {
     let s: &str = parse(result)?;
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(BadResult);
     }
     Ok(s.as_bytes())
