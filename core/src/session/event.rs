@@ -6,6 +6,8 @@ use crate::hash::{ScriptHash, Status};
 use crate::header::HEADER_SIZE;
 use crate::json::JsonError;
 use crate::rpc::{Method, ProtocolVersion};
+use crate::session::response::HistoryItem;
+use crate::session::stream::StreamError;
 
 /// One thing that happened. Borrowed parts point into the line being processed and are valid
 /// until the next call that takes `&mut` session.
@@ -49,6 +51,37 @@ pub enum Event<'a> {
     },
     /// A subscription notification.
     Notification(Notification<'a>),
+    /// A header of a streamed `blockchain.block.headers` response (not yet verified).
+    StreamHeader {
+        /// Request id.
+        id: u64,
+        /// The caller's tag.
+        tag: u32,
+        /// Its height (start height plus position).
+        height: u32,
+        /// The header.
+        header: [u8; HEADER_SIZE],
+    },
+    /// A row of a streamed history response (not yet verified).
+    StreamHistoryItem {
+        /// Request id.
+        id: u64,
+        /// The caller's tag.
+        tag: u32,
+        /// The row.
+        item: HistoryItem,
+    },
+    /// A streamed response ended well.
+    StreamEnd {
+        /// Request id.
+        id: u64,
+        /// What was asked.
+        method: Method,
+        /// The caller's tag.
+        tag: u32,
+        /// Items streamed.
+        items: u32,
+    },
     /// The server sent something this client cannot accept; the session carries on.
     ProtocolError(ProtocolError),
     /// The session cannot go on (wrong network, no common version, …); open a new one.
@@ -133,6 +166,13 @@ pub enum ProtocolError {
     BadNotification,
     /// The server sent a request (with id and method); clients answer none.
     UnexpectedRequest,
+    /// A streamed response was malformed or of the wrong shape; the request is over.
+    StreamFailed {
+        /// Its id.
+        id: u64,
+        /// What was wrong.
+        error: StreamError,
+    },
 }
 
 impl fmt::Display for ProtocolError {
@@ -152,6 +192,9 @@ impl fmt::Display for ProtocolError {
             }
             ProtocolError::BadNotification => f.write_str("malformed notification"),
             ProtocolError::UnexpectedRequest => f.write_str("server sent a request"),
+            ProtocolError::StreamFailed { id, error } => {
+                write!(f, "streamed response {id} refused: {error:?}")
+            }
         }
     }
 }

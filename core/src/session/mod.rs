@@ -23,6 +23,13 @@
 //! version inside it (compared as number tuples). Then `server.features`, whose `genesis_hash`
 //! must be the configured network's. Only then is [`Event::Ready`] reported and requests accepted.
 //!
+//! # Memory
+//! `size_of::<Session<LINE, OUT, PENDING>>()` is `LINE + OUT` plus at most
+//! [`SESSION_OVERHEAD`] bytes with `PENDING = 4` (32 bytes per further pending slot); tested.
+//! With streamed requests ([`Session::request_streamed`]) the line buffer only needs to hold
+//! the largest *non-streamed* reply: a `Session<1024, 1024, 4>` (about 4 KiB) verifies
+//! 2016-header chunks and hashes 10,000-row histories.
+//!
 //! # Bounds (DoS)
 //! `LINE` bytes per incoming line (longer lines are discarded before buffering), `OUT` bytes of
 //! queued outgoing requests, `PENDING` requests in flight, [`MAX_QUEUED_EVENTS`] owned events
@@ -31,9 +38,11 @@
 mod event;
 pub mod request;
 pub mod response;
+pub mod stream;
 
 pub use event::{Event, FatalError, Notification, ProtocolError, RpcError};
 pub use request::{FeeMode, MAX_HEADERS_PER_REQUEST, Request, RequestError};
+pub use stream::{StreamError, StreamKind};
 
 use crate::chain::Params;
 use crate::json::envelope::{self, Envelope, Id, Message};
@@ -41,14 +50,19 @@ use crate::json::framer::{Frame, LineFramer};
 use crate::json::writer::EncodeError;
 use crate::json::writer::RequestWriter;
 use crate::rpc::{Method, NotificationKind, PendingTable, ProtocolVersion, VersionRange};
+use crate::session::response::HistoryItem;
+use crate::session::stream::{ResponseStream, STREAM_ERROR_MESSAGE, Step};
 
 /// ElectrumX answers or fails a request within 30 s (`REQUEST_TIMEOUT`); wait a little longer.
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 40_000;
 /// ElectrumX drops sessions silent for 600 s and advises a ping after 450 s; Electrum pings
 /// within 300 s. Ping after 240 s without sending anything.
 pub const DEFAULT_PING_INTERVAL_MS: u64 = 240_000;
-/// Owned events (timeouts, errors, readiness) held between two drains.
-pub const MAX_QUEUED_EVENTS: usize = 16;
+/// Bytes a session takes beyond its `LINE` and `OUT` buffers with 4 pending slots: the
+/// stream parser, the event queue and bookkeeping (tested).
+pub const SESSION_OVERHEAD: usize = 2560;
+/// Owned events (timeouts, errors, readiness, streamed items) held between two drains.
+pub const MAX_QUEUED_EVENTS: usize = 8;
 /// Tag of the session's own requests (version, features, keep-alive pings).
 const INTERNAL_TAG: u32 = u32::MAX;
 
@@ -94,9 +108,36 @@ enum State {
 #[derive(Clone, Copy, Debug)]
 enum Owned {
     Ready(ProtocolVersion),
-    TimedOut { id: u64, method: Method, tag: u32 },
+    TimedOut {
+        id: u64,
+        method: Method,
+        tag: u32,
+    },
     Protocol(ProtocolError),
     Failed(FatalError),
+    StreamHeader {
+        id: u64,
+        tag: u32,
+        height: u32,
+        header: [u8; 80],
+    },
+    StreamItem {
+        id: u64,
+        tag: u32,
+        item: HistoryItem,
+    },
+    StreamEnd {
+        id: u64,
+        method: Method,
+        tag: u32,
+        items: u32,
+    },
+    StreamServerError {
+        id: u64,
+        method: Method,
+        tag: u32,
+        code: Option<i64>,
+    },
 }
 
 impl Owned {
@@ -106,8 +147,67 @@ impl Owned {
             Owned::TimedOut { id, method, tag } => Event::TimedOut { id, method, tag },
             Owned::Protocol(e) => Event::ProtocolError(e),
             Owned::Failed(e) => Event::Failed(e),
+            Owned::StreamHeader {
+                id,
+                tag,
+                height,
+                header,
+            } => Event::StreamHeader {
+                id,
+                tag,
+                height,
+                header,
+            },
+            Owned::StreamItem { id, tag, item } => Event::StreamHistoryItem { id, tag, item },
+            Owned::StreamEnd {
+                id,
+                method,
+                tag,
+                items,
+            } => Event::StreamEnd {
+                id,
+                method,
+                tag,
+                items,
+            },
+            // Converted with the kept message in `Session::poll_event`.
+            Owned::StreamServerError {
+                id,
+                method,
+                tag,
+                code,
+            } => Event::ServerError {
+                id,
+                method,
+                tag,
+                error: RpcError { code, message: b"" },
+            },
         }
     }
+}
+
+/// How the current line of a streamed request is being read.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum StreamMode {
+    /// Parsing it as the response, item by item.
+    Parsing,
+    /// It is a notification: buffered by the framer as usual.
+    Buffered,
+    /// Skipping to the end of the line (the response ended, failed or timed out).
+    Skipping,
+}
+
+/// A streamed request in flight.
+struct ActiveStream {
+    id: u64,
+    tag: u32,
+    method: Method,
+    parser: ResponseStream,
+    mode: StreamMode,
+    /// The request is over (answered, failed or timed out); clear at the end of the line.
+    over: bool,
+    /// Bytes of the current line were consumed.
+    mid_line: bool,
 }
 
 /// Where the session is in the current line.
@@ -124,6 +224,10 @@ enum LineCursor {
 pub struct Session<const LINE: usize, const OUT: usize, const PENDING: usize> {
     framer: LineFramer<LINE>,
     cursor: LineCursor,
+    stream: Option<ActiveStream>,
+    /// Message of the last streamed server error (the line itself is not kept).
+    stream_message: [u8; STREAM_ERROR_MESSAGE],
+    stream_message_len: usize,
     inner: Inner<OUT, PENDING>,
 }
 
@@ -166,6 +270,9 @@ impl<const LINE: usize, const OUT: usize, const PENDING: usize> Session<LINE, OU
         Session {
             framer: LineFramer::new(),
             cursor: LineCursor::None,
+            stream: None,
+            stream_message: [0; STREAM_ERROR_MESSAGE],
+            stream_message_len: 0,
             inner,
         }
     }
@@ -225,9 +332,55 @@ impl<const LINE: usize, const OUT: usize, const PENDING: usize> Session<LINE, OU
         if tag == INTERNAL_TAG {
             return Err(RequestError::InvalidArgument);
         }
+        if self.stream.is_some() {
+            return Err(RequestError::Busy);
+        }
         request.validate(version)?;
         self.inner.now = now;
         self.inner.send(request, version, tag)
+    }
+
+    /// Queues a request whose response is streamed item by item
+    /// ([`Event::StreamHeader`] / [`Event::StreamHistoryItem`], then [`Event::StreamEnd`])
+    /// instead of buffered, so it needs no line buffer of its size: a 2016-header chunk is
+    /// verified as it arrives in a session with a few KiB of buffers.
+    ///
+    /// For `blockchain.block.headers` without `cp_height` and the script history methods.
+    /// Servers may write `result` before `id`, so the request must be the only one in flight,
+    /// and no other is accepted until it ends ([`RequestError::Busy`]); notifications still
+    /// arrive in between.
+    pub fn request_streamed(
+        &mut self,
+        now: u64,
+        request: &Request<'_>,
+        tag: u32,
+    ) -> Result<u64, RequestError> {
+        let kind = match *request {
+            Request::BlockHeaders {
+                start_height,
+                cp_height: 0,
+                ..
+            } => StreamKind::Headers { start_height },
+            Request::ScriptGetHistory(_) | Request::ScriptGetMempool(_) => StreamKind::History,
+            _ => return Err(RequestError::InvalidArgument),
+        };
+        if self.stream.is_some()
+            || !self.inner.pending.is_empty()
+            || self.cursor != LineCursor::None
+        {
+            return Err(RequestError::Busy);
+        }
+        let id = self.request(now, request, tag)?;
+        self.stream = Some(ActiveStream {
+            id,
+            tag,
+            method: request.method(),
+            parser: ResponseStream::new(kind),
+            mode: StreamMode::Parsing,
+            over: false,
+            mid_line: false,
+        });
+        Ok(id)
     }
 
     // ----- handle_* -----
@@ -246,6 +399,11 @@ impl<const LINE: usize, const OUT: usize, const PENDING: usize> Session<LINE, OU
                 self.inner.dropped_events = self.inner.dropped_events.saturating_add(1);
             }
         }
+        if let Some(active) = &self.stream
+            && active.mode != StreamMode::Buffered
+        {
+            return self.stream_input(input);
+        }
         let mut used = 0;
         while used < input.len() {
             let (n, frame) = self.framer.push(&input[used..]);
@@ -253,6 +411,11 @@ impl<const LINE: usize, const OUT: usize, const PENDING: usize> Session<LINE, OU
             match frame {
                 Some(Frame::Line(_)) => {
                     self.cursor = LineCursor::Pending { next: 0 };
+                    if let Some(active) = &mut self.stream {
+                        // The notification line is complete; the next line is parsed again.
+                        active.mode = StreamMode::Parsing;
+                        active.parser.next_line();
+                    }
                     break;
                 }
                 Some(Frame::Oversize { len }) => {
@@ -267,7 +430,127 @@ impl<const LINE: usize, const OUT: usize, const PENDING: usize> Session<LINE, OU
 
     /// Expires requests past their deadline and sends keep-alive pings.
     pub fn handle_timeout(&mut self, now: u64) {
-        self.inner.handle_timeout(now);
+        self.inner.handle_timeout(now, self.stream.is_some());
+        if let Some(active) = &mut self.stream
+            && !active.over
+            && self.inner.pending.get(active.id).is_none()
+        {
+            // Timed out: drop it; a line already started is skipped to its end.
+            if active.mid_line {
+                active.over = true;
+                active.mode = StreamMode::Skipping;
+            } else {
+                self.stream = None;
+            }
+        }
+    }
+
+    /// Input while a streamed request owns the line: parse up to the newline, one item per
+    /// call.
+    fn stream_input(&mut self, input: &[u8]) -> usize {
+        let Some(active) = &mut self.stream else {
+            return 0;
+        };
+        let newline = input.iter().position(|&b| b == b'\n');
+        let body = &input[..newline.unwrap_or(input.len())];
+        let (used, step) = match active.mode {
+            StreamMode::Skipping => (body.len(), Step::More),
+            _ => active.parser.feed(body),
+        };
+        active.mid_line |= used > 0;
+        let step = match (step, newline) {
+            (Step::More, Some(nl)) if used == body.len() => {
+                let last = active.parser.end_of_line();
+                self.end_stream_line();
+                self.stream_step(last);
+                return nl + 1;
+            }
+            (step, _) => step,
+        };
+        if step == Step::NotResponse {
+            // A notification: hand what was read to the framer and buffer the line as usual.
+            if let Some(active) = &mut self.stream {
+                active.mode = StreamMode::Buffered;
+                let prefix = active.parser.prefix();
+                let (_, frame) = self.framer.push(prefix);
+                debug_assert!(frame.is_none(), "the prefix holds no newline");
+            }
+            return used;
+        }
+        self.stream_step(step);
+        used
+    }
+
+    /// At the newline: a finished request is cleared, a continuing one reads a new line.
+    fn end_stream_line(&mut self) {
+        if let Some(active) = &mut self.stream {
+            if active.over {
+                self.stream = None;
+            } else {
+                active.parser.next_line();
+                active.mode = StreamMode::Parsing;
+                active.mid_line = false;
+            }
+        }
+    }
+
+    fn stream_step(&mut self, step: Step) {
+        let Some(active) = &mut self.stream else {
+            return;
+        };
+        let (id, tag, method) = (active.id, active.tag, active.method);
+        if active.over {
+            return;
+        }
+        let owned = match step {
+            Step::More | Step::NotResponse => return,
+            Step::Header { height, header } => Owned::StreamHeader {
+                id,
+                tag,
+                height,
+                header,
+            },
+            Step::HistoryItem(item) => Owned::StreamItem { id, tag, item },
+            Step::Done { id: echoed, items } => {
+                active.over = true;
+                active.mode = StreamMode::Skipping;
+                let _ = self.inner.pending.take(id);
+                if echoed != Some(id) {
+                    Owned::Protocol(ProtocolError::StreamFailed {
+                        id,
+                        error: StreamError::Shape,
+                    })
+                } else {
+                    Owned::StreamEnd {
+                        id,
+                        method,
+                        tag,
+                        items,
+                    }
+                }
+            }
+            Step::ServerError { .. } => {
+                active.over = true;
+                active.mode = StreamMode::Skipping;
+                let _ = self.inner.pending.take(id);
+                let (code, message) = active.parser.error();
+                self.stream_message_len = message.len();
+                self.stream_message[..message.len()].copy_from_slice(message);
+                Owned::StreamServerError {
+                    id,
+                    method,
+                    tag,
+                    code,
+                }
+            }
+            Step::Failed(error) => {
+                active.over = true;
+                active.mode = StreamMode::Skipping;
+                let _ = self.inner.pending.take(id);
+                Owned::Protocol(ProtocolError::StreamFailed { id, error })
+            }
+        };
+        self.inner.push_owned(owned);
     }
 
     // ----- poll_* -----
@@ -298,6 +581,21 @@ impl<const LINE: usize, const OUT: usize, const PENDING: usize> Session<LINE, OU
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event<'_>> {
         if let Some(owned) = self.inner.pop_owned() {
+            if let Owned::StreamServerError {
+                id,
+                method,
+                tag,
+                code,
+            } = owned
+            {
+                let message = &self.stream_message[..self.stream_message_len];
+                return Some(Event::ServerError {
+                    id,
+                    method,
+                    tag,
+                    error: RpcError { code, message },
+                });
+            }
             return Some(owned.event());
         }
         loop {
@@ -339,7 +637,7 @@ impl<const LINE: usize, const OUT: usize, const PENDING: usize> Session<LINE, OU
 }
 
 impl<const OUT: usize, const PENDING: usize> Inner<OUT, PENDING> {
-    fn handle_timeout(&mut self, now: u64) {
+    fn handle_timeout(&mut self, now: u64, streaming: bool) {
         self.now = now;
         while let Some(p) = self.pending.take_expired(now) {
             if p.tag != INTERNAL_TAG {
@@ -354,6 +652,7 @@ impl<const OUT: usize, const PENDING: usize> Inner<OUT, PENDING> {
         }
         if let State::Ready(version) = self.state
             && now >= self.next_ping_at
+            && !streaming
         {
             // A full output queue or pending table means traffic is flowing anyway.
             let _ = self.send(&Request::Ping { pong_len: 0 }, version, INTERNAL_TAG);

@@ -150,6 +150,8 @@ pub enum RequestError {
     InvalidArgument,
     /// The pending table is full: wait for responses.
     TooManyInFlight,
+    /// A streamed request is in flight (or, for a streamed request, any request is).
+    Busy,
     /// The outgoing buffer cannot hold the request now: transmit first, or it can never fit.
     OutputFull(EncodeError),
 }
@@ -164,6 +166,7 @@ impl fmt::Display for RequestError {
             }
             RequestError::InvalidArgument => f.write_str("argument out of range"),
             RequestError::TooManyInFlight => f.write_str("too many requests in flight"),
+            RequestError::Busy => f.write_str("a streamed request is in flight"),
             RequestError::OutputFull(e) => write!(f, "outgoing buffer full: {e}"),
         }
     }
