@@ -35,6 +35,7 @@ pub mod merkle;
 pub mod rpc;
 pub mod script;
 pub mod session;
+pub mod sync;
 pub mod tx;
 pub mod u256;
 

@@ -361,7 +361,9 @@ impl<const LINE: usize, const OUT: usize, const PENDING: usize> Session<LINE, OU
                 cp_height: 0,
                 ..
             } => StreamKind::Headers { start_height },
-            Request::ScriptGetHistory(_) | Request::ScriptGetMempool(_) => StreamKind::History,
+            Request::ScriptGetHistory(_)
+            | Request::ScriptGetMempool(_)
+            | Request::ScriptHashGetHistory(_) => StreamKind::History,
             _ => return Err(RequestError::InvalidArgument),
         };
         if self.stream.is_some()

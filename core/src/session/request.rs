@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use crate::hash::{Txid, sha256};
+use crate::hash::{ScriptHash, Txid, sha256};
 use crate::json::writer::{EncodeError, RequestWriter};
 use crate::rpc::{Method, ProtocolVersion};
 
@@ -75,6 +75,11 @@ pub enum Request<'a> {
     ScriptSubscribe(&'a [u8]),
     /// `unsubscribe` from a script.
     ScriptUnsubscribe(&'a [u8]),
+    /// `blockchain.scripthash.get_history` by script hash (below 1.7 only: from 1.7 servers
+    /// need the script itself).
+    ScriptHashGetHistory(ScriptHash),
+    /// `blockchain.scripthash.subscribe` by script hash (below 1.7 only).
+    ScriptHashSubscribe(ScriptHash),
     /// `blockchain.outpoint.subscribe(tx_hash, txout_idx, spk_hint)` (1.7).
     OutpointSubscribe {
         /// Funding transaction.
@@ -195,6 +200,8 @@ impl Request<'_> {
             Request::ScriptListUnspent(_) => Method::ScriptListUnspent,
             Request::ScriptSubscribe(_) => Method::ScriptSubscribe,
             Request::ScriptUnsubscribe(_) => Method::ScriptUnsubscribe,
+            Request::ScriptHashGetHistory(_) => Method::ScriptGetHistory,
+            Request::ScriptHashSubscribe(_) => Method::ScriptSubscribe,
             Request::OutpointSubscribe { .. } => Method::OutpointSubscribe,
             Request::OutpointGetStatus { .. } => Method::OutpointGetStatus,
             Request::OutpointUnsubscribe { .. } => Method::OutpointUnsubscribe,
@@ -217,6 +224,11 @@ impl Request<'_> {
             return Err(RequestError::NotAvailable { method, version });
         }
         match *self {
+            Request::ScriptHashGetHistory(_) | Request::ScriptHashSubscribe(_)
+                if version >= ProtocolVersion::V1_7 =>
+            {
+                Err(RequestError::NotAvailable { method, version })
+            }
             Request::BlockHeaders { count, .. } if count > MAX_HEADERS_PER_REQUEST => {
                 Err(RequestError::InvalidArgument)
             }
@@ -291,6 +303,9 @@ impl Request<'_> {
             | Request::ScriptListUnspent(spk)
             | Request::ScriptSubscribe(spk)
             | Request::ScriptUnsubscribe(spk) => script(w, spk)?,
+            Request::ScriptHashGetHistory(hash) | Request::ScriptHashSubscribe(hash) => {
+                w.hex_reversed(hash.as_byte_array())?;
+            }
             Request::OutpointSubscribe {
                 txid,
                 vout,

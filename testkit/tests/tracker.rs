@@ -1,0 +1,197 @@
+//! The script tracker against a real ElectrumX: every reported transaction is verified (header
+//! proof, merkle branch, txid), and the tracker's output equals the kit's own wallet records.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use bitcoin::Amount;
+use electrum_spv_core::accumulator::MerkleAccumulator;
+use electrum_spv_core::chain::{Anchor, HeaderVerifier, REGTEST};
+use electrum_spv_core::hash::{BlockHash, Txid};
+use electrum_spv_core::rpc::VersionRange;
+use electrum_spv_core::session::{Config, Request, response};
+use electrum_spv_core::sync::tracker::{ScriptRef, ScriptTracker, TrackerEvent};
+use electrum_spv_testkit::chain::{ALICE, BOB};
+use electrum_spv_testkit::driver::{Driver, OwnedEvent};
+use electrum_spv_testkit::{Harness, ScriptKind};
+
+type Tracker = ScriptTracker<16, 512>;
+const T: Duration = Duration::from_secs(30);
+
+fn core_txid(t: bitcoin::Txid) -> Txid {
+    Txid::from_byte_array(bitcoin::hashes::Hash::to_byte_array(t))
+}
+
+/// Fetches and verifies every header from genesis; returns (tip height, root of 0..=tip).
+fn verified_checkpoint(d: &mut Driver) -> (u32, electrum_spv_core::hash::MerkleNode) {
+    let tip = match d.call(&Request::HeadersSubscribe, T).unwrap() {
+        OwnedEvent::Response { result, .. } => response::headers_subscribe(&result).unwrap().0,
+        other => panic!("{other:?}"),
+    };
+    let raw = match d
+        .call(
+            &Request::BlockHeaders {
+                start_height: 0,
+                count: tip + 1,
+                cp_height: 0,
+            },
+            T,
+        )
+        .unwrap()
+    {
+        OwnedEvent::Response { result, .. } => result,
+        other => panic!("{other:?}"),
+    };
+    let mut verifier = HeaderVerifier::new(&REGTEST, Anchor::genesis(&REGTEST));
+    let mut acc = MerkleAccumulator::new();
+    for h in response::block_headers(&raw).unwrap().headers() {
+        let hash = verifier.push(&h.unwrap()).expect("server headers verify");
+        acc.push_block_hash(&hash).unwrap();
+    }
+    assert_eq!(verifier.tip().unwrap().height, tip);
+    (tip, acc.root().unwrap())
+}
+
+/// Runs the tracker until it is synced; returns the events it reported.
+fn run(d: &mut Driver, tracker: &mut Tracker) -> Vec<TrackerEvent> {
+    let deadline = Instant::now() + T;
+    let mut events = Vec::new();
+    let version = d.session.version().unwrap();
+    loop {
+        tracker.poll(d.now(), &mut d.session).expect("requests fit");
+        if tracker.is_synced() {
+            return events;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tracker did not sync: {events:?}"
+        );
+        let _ = d.run_until(Duration::from_millis(500), |ev| {
+            let e = tracker.handle_event(version, ev);
+            let mut any = e.is_some();
+            events.extend(e);
+            while let Some(e) = tracker.poll_event() {
+                events.push(e);
+                any = true;
+            }
+            any.then_some(())
+        });
+    }
+}
+
+fn assert_matches_kit(h: &Harness, tracker: &Tracker, scripts: &[bitcoin::ScriptBuf]) {
+    let chain = h.bitcoind.chain();
+    let block_hash = |height: u32| -> BlockHash {
+        let b = chain.blocks()[height as usize].block_hash();
+        BlockHash::from_byte_array(bitcoin::hashes::Hash::to_byte_array(b))
+    };
+    for (i, script) in scripts.iter().enumerate() {
+        let kit: BTreeSet<(Txid, i64, Option<BlockHash>)> = chain
+            .history(script)
+            .into_iter()
+            .map(|(t, hgt)| (core_txid(t), hgt, (hgt > 0).then(|| block_hash(hgt as u32))))
+            .collect();
+        let ours: BTreeSet<(Txid, i64, Option<BlockHash>)> = tracker
+            .history(i)
+            .map(|(t, hgt, b)| (t, hgt.to_i64(), b))
+            .collect();
+        assert_eq!(ours, kit, "verified history of script {i}");
+        assert_eq!(
+            tracker.verified_status(i).unwrap().map(|s| s.to_string()),
+            chain.status(script),
+            "status of script {i}"
+        );
+    }
+}
+
+#[test]
+fn verified_histories_equal_the_kit_records_and_follow_a_new_block() {
+    let h = Harness::start().unwrap_or_else(|e| panic!("cannot start ElectrumX: {e}"));
+    for versions in [VersionRange::DEFAULT, VersionRange::WITH_1_7] {
+        let mut d = Driver::connect(
+            h.addr(),
+            Config {
+                versions,
+                ..Config::new(&REGTEST)
+            },
+        )
+        .unwrap();
+        d.ready(T).unwrap();
+        let (cp, root) = verified_checkpoint(&mut d);
+        let scripts: Vec<bitcoin::ScriptBuf> = h
+            .bitcoind
+            .chain()
+            .wallets()
+            .iter()
+            .flat_map(|w| w.scripts())
+            .collect();
+        let mut tracker = Tracker::new();
+        for s in &scripts {
+            tracker.add(ScriptRef::Script(s.as_bytes())).unwrap();
+        }
+        tracker.set_checkpoint(cp, root);
+        let events = run(&mut d, &mut tracker);
+        let confirmed = events
+            .iter()
+            .filter(|e| matches!(e, TrackerEvent::Confirmed { .. }))
+            .count();
+        let unconfirmed = events
+            .iter()
+            .filter(|e| matches!(e, TrackerEvent::Unconfirmed { .. }))
+            .count();
+        assert!(
+            confirmed > 4 && unconfirmed > 0,
+            "{confirmed} confirmed, {unconfirmed} unconfirmed"
+        );
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, TrackerEvent::ServerLied { .. })),
+            "{events:?}"
+        );
+        assert_matches_kit(&h, &tracker, &scripts);
+    }
+
+    // A new block confirms the mempool: statuses change, the tracker refetches, and the newly
+    // confirmed transactions are reported once their header is under a verified checkpoint.
+    let mut d = Driver::connect(h.addr(), Config::new(&REGTEST)).unwrap();
+    d.ready(T).unwrap();
+    let (cp, root) = verified_checkpoint(&mut d);
+    let scripts: Vec<bitcoin::ScriptBuf> = h
+        .bitcoind
+        .chain()
+        .wallets()
+        .iter()
+        .flat_map(|w| w.scripts())
+        .collect();
+    let mut tracker = Tracker::new();
+    for s in &scripts {
+        tracker.add(ScriptRef::Script(s.as_bytes())).unwrap();
+    }
+    tracker.set_checkpoint(cp, root);
+    run(&mut d, &mut tracker);
+    let alice = h.bitcoind.chain().wallets()[ALICE]
+        .script(ScriptKind::P2tr)
+        .to_owned();
+    h.bitcoind
+        .send(BOB, &alice, Amount::from_sat(40_000))
+        .unwrap();
+    h.bitcoind.mine(1);
+    // Wait for the status notifications, then give the tracker the new verified checkpoint.
+    let version = d.session.version().unwrap();
+    let _ = d.run_until(Duration::from_secs(5), |ev| {
+        tracker.handle_event(version, ev);
+        None::<()>
+    });
+    let (cp2, root2) = verified_checkpoint(&mut d);
+    assert_eq!(cp2, cp + 1);
+    tracker.set_checkpoint(cp2, root2);
+    let events = run(&mut d, &mut tracker);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, TrackerEvent::Confirmed { height, .. } if *height == cp2)),
+        "{events:?}"
+    );
+    assert_matches_kit(&h, &tracker, &scripts);
+}
