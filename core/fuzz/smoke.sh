@@ -14,7 +14,7 @@ set -euo pipefail
 FUZZ_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 DATA="$FUZZ_DIR/../tests/data"
 SECONDS_PER_TARGET="${FUZZ_SECONDS:-20}"
-TARGETS=(header hex tx json)
+TARGETS=(header hex tx json session)
 
 if ! cargo +nightly --version >/dev/null 2>&1; then
     rustup toolchain install nightly --profile minimal
@@ -32,9 +32,16 @@ from_hex() { local h; h="$(cat)"; printf '%b' "$(sed 's/../\\x&/g' <<<"$h")"; }
 # it needs, so no pipe is cut short (under pipefail a `tail | head` dies of SIGPIPE at random).
 slice() { dd if="$1" of=/dev/stdout bs=4096 iflag=skip_bytes,count_bytes skip="$2" count="$3" status=none; }
 
+# transcript_in FILE: the incoming bytes of a recorded ElectrumX transcript (one
+# `{"dir": "in", "data": "..."}` entry per line; ElectrumX escapes only `"`, `\n` and `\\`).
+transcript_in() {
+    grep '^ *{"dir": "in", "data": "' "$1" | sed -e 's/^ *{"dir": "in", "data": "//' -e 's/"},\{0,1\}$//' |
+        tr -d '\n' | sed -e 's/\\n/\n/g' -e 's/\\"/"/g' -e 's/\\\\/\\/g'
+}
+
 seed_corpora() {
     local c="$FUZZ_DIR/corpus" early="$DATA/mainnet/headers_0_10236.bin"
-    mkdir -p "$c/header" "$c/hex" "$c/tx"
+    mkdir -p "$c/header" "$c/hex" "$c/tx" "$c/session"
 
     # header: real chains from genesis (mainnet raw and hex; regtest from the fork-tree
     # vectors, whose first six headers are blocks 0..5 of one chain), and a later segment
@@ -65,6 +72,13 @@ seed_corpora() {
     tail -c +82 "$signet" >"$c/tx/seed-signet-all-txs.bin"
     printf '%s' 0200000001cb659c5528311901a7aada7db817bd6e3ce2f05d1c62c385b7caadb65fac75201234000000fabcdefa01abcd1234010000000405060708fabcdefa |
         from_hex >"$c/tx/seed-64-byte.bin"
+
+    # session: what real ElectrumX 2.0 sent at 1.4, 1.6 and 1.7 (core/tests/data/transcripts),
+    # after a first byte that picks that version (byte % 3) and a split near the middle.
+    local t="$DATA/transcripts"
+    { printf '\176'; transcript_in "$t/electrumx_1_4.json"; } >"$c/session/seed-electrumx-1-4.bin"
+    { printf '\177'; transcript_in "$t/electrumx_1_6.json"; } >"$c/session/seed-electrumx-1-6.bin"
+    { printf '\200'; transcript_in "$t/electrumx_1_7.json"; } >"$c/session/seed-electrumx-1-7.bin"
 }
 
 # --- run ------------------------------------------------------------------------------------

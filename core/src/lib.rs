@@ -13,6 +13,17 @@
 //! | [`merkle`] | hardened transaction merkle branches |
 //! | [`script`] | script hashes, streaming address-status hashing, canonical mempool order |
 //! | [`tx`] | streaming txid of a raw transaction, 64-byte-transaction detection |
+//! | [`json`] | newline framer with a hard line cap, resumable depth-limited tokenizer, envelope scanner, request writer, typed decoding |
+//! | [`rpc`] | protocol versions as tuples, the version-gated method catalogue, the pending-request table |
+//! | [`session`] | the sans-IO Electrum session: negotiation, genesis check, typed requests for every 1.4-1.7 method, events, keep-alive, deadlines, streamed responses |
+//! | [`sync`] | verified sync engines on a session: header sync, script tracker |
+//!
+//! ## The caller's loop
+//! Core does no I/O. Write what [`session::Session::poll_transmit`] gives; feed what was read
+//! to [`session::Session::handle_input`] and drain [`session::Session::poll_event`] after
+//! each call; sleep until [`session::Session::poll_timeout`], then call
+//! [`session::Session::handle_timeout`]. Time is the caller's monotonic milliseconds. Details
+//! and an example at the top of [`session`].
 //!
 //! ## Bounds
 //! Every structure here has a fixed size known at compile time; none grows with its input.

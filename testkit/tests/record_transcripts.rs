@@ -235,25 +235,26 @@ fn record(h: &Harness, file: &str, min: &str, max: &str) {
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
     let mut s = Box::new(S::new(config, 0));
-    let mut transcript: Vec<Value> = Vec::new();
+    let mut transcript: Vec<(&str, String)> = Vec::new();
     let mut events: Vec<String> = Vec::new();
     let mut tx = vec![0u8; OUT];
     let mut rx = vec![0u8; 1 << 16];
-    let flush = |s: &mut S, stream: &mut TcpStream, transcript: &mut Vec<Value>, tx: &mut [u8]| {
-        let mut out = Vec::new();
-        loop {
-            let n = s.poll_transmit(tx);
-            if n == 0 {
-                break;
+    let flush =
+        |s: &mut S, stream: &mut TcpStream, transcript: &mut Vec<(&str, String)>, tx: &mut [u8]| {
+            let mut out = Vec::new();
+            loop {
+                let n = s.poll_transmit(tx);
+                if n == 0 {
+                    break;
+                }
+                out.extend_from_slice(&tx[..n]);
             }
-            out.extend_from_slice(&tx[..n]);
-        }
-        if !out.is_empty() {
-            stream.write_all(&out).expect("write");
-            let data = String::from_utf8(out).expect("the session writes UTF-8");
-            transcript.push(json!({"dir": "out", "data": data}));
-        }
-    };
+            if !out.is_empty() {
+                stream.write_all(&out).expect("write");
+                let data = String::from_utf8(out).expect("the session writes UTF-8");
+                transcript.push(("out", data));
+            }
+        };
     flush(&mut s, &mut stream, &mut transcript, &mut tx);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut mined = false;
@@ -267,7 +268,7 @@ fn record(h: &Harness, file: &str, min: &str, max: &str) {
             Ok(n) => {
                 let chunk = &rx[..n];
                 let data = String::from_utf8(chunk.to_vec()).expect("ElectrumX writes ASCII");
-                transcript.push(json!({"dir": "in", "data": data}));
+                transcript.push(("in", data));
                 feed(&mut s, chunk, &requests, &mut events);
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
@@ -290,16 +291,28 @@ fn record(h: &Harness, file: &str, min: &str, max: &str) {
         }
     }
     assert_eq!(s.version(), Some(versions.max), "{file}");
-    let doc = json!({
-        "about": "Recorded by testkit/tests/record_transcripts.rs from ElectrumX 2.0 over the \
-                  testkit's regtest chain; replayed by core/tests/session_transcripts.rs.",
-        "client_name": config.client_name,
-        "versions": [min, max],
-        "requests": descriptions,
-        "transcript": transcript,
-        "events": events,
-    });
-    let text = serde_json::to_string_pretty(&doc).unwrap() + "\n";
+    // Written by hand for a stable, readable layout: one entry per line, `dir` before `data`.
+    let list = |items: Vec<String>| format!("[\n    {}\n  ]", items.join(",\n    "));
+    let string = |s: &str| serde_json::to_string(s).unwrap();
+    let text = format!(
+        "{{\n  \"about\": {},\n  \"client_name\": {},\n  \"versions\": {},\n  \
+         \"requests\": {},\n  \"transcript\": {},\n  \"events\": {}\n}}\n",
+        string(
+            "Recorded by testkit/tests/record_transcripts.rs from ElectrumX 2.0 over the \
+             testkit's regtest chain; replayed by core/tests/session_transcripts.rs."
+        ),
+        string(config.client_name),
+        json!([min, max]),
+        list(descriptions.iter().map(Value::to_string).collect()),
+        list(
+            transcript
+                .iter()
+                .map(|(dir, data)| format!("{{\"dir\": \"{dir}\", \"data\": {}}}", string(data)))
+                .collect()
+        ),
+        list(events.iter().map(|e| string(e)).collect()),
+    );
+    serde_json::from_str::<Value>(&text).expect("valid JSON");
     std::fs::create_dir_all(dir()).unwrap();
     std::fs::write(dir().join(file), text).unwrap();
 }

@@ -13,10 +13,12 @@ use electrum_spv_core::session::{Config, Request, response};
 use electrum_spv_core::sync::tracker::{ScriptRef, ScriptTracker, TrackerEvent};
 use electrum_spv_testkit::chain::{ALICE, BOB};
 use electrum_spv_testkit::driver::{Driver, OwnedEvent};
-use electrum_spv_testkit::{Harness, ScriptKind};
+use electrum_spv_testkit::{Harness, ReorgTxs, ScriptKind};
 
 type Tracker = ScriptTracker<16, 512>;
 const T: Duration = Duration::from_secs(30);
+/// Time to verify every kit script's history (a few hundred transactions, three proofs each).
+const SYNC: Duration = Duration::from_secs(120);
 
 fn core_txid(t: bitcoin::Txid) -> Txid {
     Txid::from_byte_array(bitcoin::hashes::Hash::to_byte_array(t))
@@ -54,7 +56,7 @@ fn verified_checkpoint(d: &mut Driver) -> (u32, electrum_spv_core::hash::MerkleN
 
 /// Runs the tracker until it is synced; returns the events it reported.
 fn run(d: &mut Driver, tracker: &mut Tracker) -> Vec<TrackerEvent> {
-    let deadline = Instant::now() + T;
+    let deadline = Instant::now() + SYNC;
     let mut events = Vec::new();
     let version = d.session.version().unwrap();
     loop {
@@ -64,7 +66,10 @@ fn run(d: &mut Driver, tracker: &mut Tracker) -> Vec<TrackerEvent> {
         }
         assert!(
             Instant::now() < deadline,
-            "tracker did not sync: {events:?}"
+            "tracker did not sync; {:?}; {} events, last: {:?}",
+            tracker.stats(),
+            events.len(),
+            &events[events.len().saturating_sub(4)..]
         );
         let _ = d.run_until(Duration::from_millis(500), |ev| {
             let e = tracker.handle_event(version, ev);
@@ -126,6 +131,7 @@ fn verified_histories_equal_the_kit_records_and_follow_a_new_block() {
             .flat_map(|w| w.scripts())
             .collect();
         let mut tracker = Tracker::new();
+        tracker.set_max_in_flight(48);
         for s in &scripts {
             tracker.add(ScriptRef::Script(s.as_bytes())).unwrap();
         }
@@ -165,6 +171,7 @@ fn verified_histories_equal_the_kit_records_and_follow_a_new_block() {
         .flat_map(|w| w.scripts())
         .collect();
     let mut tracker = Tracker::new();
+    tracker.set_max_in_flight(48);
     for s in &scripts {
         tracker.add(ScriptRef::Script(s.as_bytes())).unwrap();
     }
@@ -191,6 +198,102 @@ fn verified_histories_equal_the_kit_records_and_follow_a_new_block() {
         events
             .iter()
             .any(|e| matches!(e, TrackerEvent::Confirmed { height, .. } if *height == cp2)),
+        "{events:?}"
+    );
+    assert_matches_kit(&h, &tracker, &scripts);
+}
+
+/// Connects, verifies headers and runs a tracker over every kit script to sync.
+fn synced_tracker(h: &Harness) -> (Driver, Tracker, Vec<bitcoin::ScriptBuf>) {
+    let mut d = Driver::connect(h.addr(), Config::new(&REGTEST)).unwrap();
+    d.ready(T).unwrap();
+    let (cp, root) = verified_checkpoint(&mut d);
+    let scripts: Vec<bitcoin::ScriptBuf> = h
+        .bitcoind
+        .chain()
+        .wallets()
+        .iter()
+        .flat_map(|w| w.scripts())
+        .collect();
+    let mut tracker = Tracker::new();
+    tracker.set_max_in_flight(48);
+    for s in &scripts {
+        tracker.add(ScriptRef::Script(s.as_bytes())).unwrap();
+    }
+    tracker.set_checkpoint(cp, root);
+    run(&mut d, &mut tracker);
+    (d, tracker, scripts)
+}
+
+/// After a reorg: let notifications arrive, re-verify headers, tell the tracker, resync.
+fn follow_reorg(d: &mut Driver, tracker: &mut Tracker, fork_height: u32) -> Vec<TrackerEvent> {
+    let version = d.session.version().unwrap();
+    let mut events = Vec::new();
+    let _ = d.run_until(Duration::from_secs(5), |ev| {
+        events.extend(tracker.handle_event(version, ev));
+        None::<()>
+    });
+    let (cp, root) = verified_checkpoint(d);
+    tracker.set_checkpoint(cp, root);
+    tracker.reorg(fork_height);
+    events.extend(run(d, tracker));
+    while let Some(e) = tracker.poll_event() {
+        events.push(e);
+    }
+    events
+}
+
+#[test]
+fn reorged_out_transactions_are_removed_and_reburied_ones_reverified() {
+    let mut h = Harness::start().unwrap_or_else(|e| panic!("cannot start ElectrumX: {e}"));
+    // Confirm some payments in the last two blocks, so that a 2-block reorg touches them.
+    let alice = h.bitcoind.chain().wallets()[ALICE]
+        .script(ScriptKind::P2wpkh)
+        .to_owned();
+    let paid = h
+        .bitcoind
+        .send(BOB, &alice, Amount::from_sat(30_000))
+        .unwrap();
+    h.bitcoind.mine(2);
+    // Connect only once ElectrumX has indexed them: the verified checkpoint is its tip.
+    let (kit_tip, _) = h.bitcoind.tip();
+    h.electrumx
+        .wait_for_height(kit_tip, T)
+        .expect("ElectrumX indexes the new blocks");
+    let (mut d, mut tracker, scripts) = synced_tracker(&h);
+    let (tip, _) = h.bitcoind.tip();
+    assert!(
+        tracker
+            .history(scripts.iter().position(|s| *s == alice).unwrap())
+            .any(|(t, _, b)| t == core_txid(paid) && b.is_some())
+    );
+
+    // The reorged blocks' transactions go back to the mempool: reported unconfirmed again.
+    h.bitcoind.reorg_with(2, ReorgTxs::ToMempool);
+    let events = follow_reorg(&mut d, &mut tracker, tip - 1);
+    assert!(
+        events.iter().any(
+            |e| matches!(e, TrackerEvent::Unconfirmed { txid, .. } if *txid == core_txid(paid))
+        ),
+        "{events:?}"
+    );
+    assert_matches_kit(&h, &tracker, &scripts);
+
+    // Mined again, then reorged away and dropped: removed from the verified history.
+    h.bitcoind.mine(1);
+    let (tip, _) = h.bitcoind.tip();
+    let events = follow_reorg(&mut d, &mut tracker, tip);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, TrackerEvent::Confirmed { txid, .. } if *txid == core_txid(paid)))
+    );
+    h.bitcoind.reorg_with(1, ReorgTxs::Drop);
+    let events = follow_reorg(&mut d, &mut tracker, tip);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, TrackerEvent::Removed { txid, .. } if *txid == core_txid(paid))),
         "{events:?}"
     );
     assert_matches_kit(&h, &tracker, &scripts);

@@ -641,7 +641,11 @@ impl<const LINE: usize, const OUT: usize, const PENDING: usize> Session<LINE, OU
 impl<const OUT: usize, const PENDING: usize> Inner<OUT, PENDING> {
     fn handle_timeout(&mut self, now: u64, streaming: bool) {
         self.now = now;
-        while let Some(p) = self.pending.take_expired(now) {
+        // Expire no more requests than the event queue can report; the rest stay due and are
+        // expired at the next call (their deadline is still `poll_timeout`).
+        while self.queue_len < MAX_QUEUED_EVENTS
+            && let Some(p) = self.pending.take_expired(now)
+        {
             if p.tag != INTERNAL_TAG {
                 self.push_owned(Owned::TimedOut {
                     id: p.id,
@@ -685,7 +689,14 @@ impl<const OUT: usize, const PENDING: usize> Inner<OUT, PENDING> {
         let outcome = match (env.result, env.error_value()) {
             (Some(result), None) => Ok(result),
             (None, Some(error)) => Err(error),
+            // JSON-RPC 1.0 style: both members, the unused one null.
+            (Some(b"null"), Some(error)) => Err(error),
             _ => {
+                if pending.tag == INTERNAL_TAG {
+                    // A negotiation reply that is neither: the session cannot go on.
+                    self.internal_malformed(pending.method);
+                    return Dispatch::Internal;
+                }
                 return Dispatch::Event(Event::ProtocolError(
                     ProtocolError::ResultAndErrorMismatch { id },
                 ));
@@ -695,26 +706,44 @@ impl<const OUT: usize, const PENDING: usize> Inner<OUT, PENDING> {
             self.internal_reply(pending.method, outcome);
             return Dispatch::Internal;
         }
+        let (method, tag) = (pending.method, pending.tag);
         Dispatch::Event(match outcome {
             Ok(result) => Event::Response {
                 id,
-                method: pending.method,
-                tag: pending.tag,
+                method,
+                tag,
                 result,
             },
-            Err(error) => match envelope::decode_error(error) {
-                Ok(e) => Event::ServerError {
-                    id,
-                    method: pending.method,
-                    tag: pending.tag,
-                    error: RpcError {
+            Err(error) => {
+                // An error that is neither an object nor a string is still this request's
+                // end: report it with its raw JSON as the message.
+                let error = match envelope::decode_error(error) {
+                    Ok(e) => RpcError {
                         code: e.code,
                         message: e.message,
                     },
-                },
-                Err(e) => Event::ProtocolError(ProtocolError::Json(e)),
-            },
+                    Err(_) => RpcError {
+                        code: None,
+                        message: error,
+                    },
+                };
+                Event::ServerError {
+                    id,
+                    method,
+                    tag,
+                    error,
+                }
+            }
         })
+    }
+
+    fn internal_malformed(&mut self, method: Method) {
+        match (method, self.state) {
+            (Method::ServerVersion, State::AwaitVersion) => self.fail(FatalError::BadVersionReply),
+            (Method::ServerFeatures, State::AwaitFeatures(_)) => self.fail(FatalError::BadFeatures),
+            // A keep-alive ping: nothing depends on its answer.
+            _ => {}
+        }
     }
 
     fn internal_reply(&mut self, method: Method, outcome: Result<&[u8], &[u8]>) {

@@ -206,7 +206,10 @@ pub fn block_headers(result: &'_ [u8]) -> Result<BlockHeaders<'_>, BadResult> {
             HeadersForm::Hex(s.as_bytes())
         }
         (_, Ok(span)) => {
-            ArrayIter::new(span).map_err(|_| BadResult)?;
+            let items = ArrayIter::new(span).map_err(|_| BadResult)?;
+            if items.len() != counts.count as usize {
+                return Err(BadResult);
+            }
             HeadersForm::List(span)
         }
         _ => return Err(BadResult),
@@ -230,7 +233,8 @@ pub fn block_headers(result: &'_ [u8]) -> Result<BlockHeaders<'_>, BadResult> {
 }
 
 impl<'a> BlockHeaders<'a> {
-    /// Each header, decoded; a list whose length differs from `count` ends with `Err`.
+    /// Each header, decoded (a list whose length differs from `count` was refused by
+    /// [`block_headers`]).
     pub fn headers(&self) -> impl Iterator<Item = Result<[u8; HEADER_SIZE], BadResult>> + 'a {
         let (hex_form, list) = match self.form {
             HeadersForm::Hex(h) => (Some(h.chunks_exact(HEADER_SIZE * 2)), None),

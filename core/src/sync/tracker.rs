@@ -27,8 +27,10 @@ use crate::tx::TxidHasher;
 pub const MAX_SCRIPT_LEN: usize = 80;
 /// Tags of the tracker's requests: `TAG_BASE | kind << 20 | slot`.
 pub const TAG_BASE: u32 = 0x5400_0000;
-/// Requests the tracker keeps in flight at most (it leaves room for other engines).
-pub const MAX_IN_FLIGHT: usize = 16;
+/// Requests the tracker keeps in flight by default (it leaves room for other engines); see
+/// [`ScriptTracker::set_max_in_flight`]. ElectrumX holds small replies up to ~1 s, so this
+/// bounds throughput to about this many requests per second.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 16;
 /// Deepest merkle branch kept while its header is being verified.
 const MAX_BRANCH: usize = crate::merkle::MAX_MERKLE_DEPTH;
 
@@ -200,6 +202,27 @@ struct TxEntry {
     height: TxHeight,
     state: TxState,
     generation: u32,
+    /// Reported to the caller at least once, so its disappearance must be reported too.
+    reported: bool,
+}
+
+/// Progress counters of a tracker.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct TrackerStats {
+    /// Scripts whose history is not verified at the announced status.
+    pub scripts_pending: usize,
+    /// Transactions verified and reported.
+    pub txs_done: usize,
+    /// Transactions being verified.
+    pub txs_pending: usize,
+    /// Confirmed transactions above the checkpoint, waiting for a newer one.
+    pub txs_waiting_for_checkpoint: usize,
+    /// Tracker requests in flight.
+    pub in_flight: usize,
+    /// The checkpoint height set, if any.
+    pub checkpoint_height: Option<u32>,
+    /// Lowest height waiting for a newer checkpoint.
+    pub lowest_waiting_height: Option<u32>,
 }
 
 /// Tracks up to `S` scripts and `T` transactions in all.
@@ -208,11 +231,23 @@ pub struct ScriptTracker<const S: usize, const T: usize> {
     txs: [Option<TxEntry>; T],
     checkpoint: Option<(u32, MerkleNode)>,
     in_flight: usize,
+    max_in_flight: usize,
 }
 
 impl<const S: usize, const T: usize> Default for ScriptTracker<S, T> {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// A full session is back-pressure (try again after responses), not an error.
+fn sent(r: Result<u64, RequestError>) -> Result<bool, RequestError> {
+    match r {
+        Ok(_) => Ok(true),
+        Err(RequestError::TooManyInFlight | RequestError::OutputFull(_) | RequestError::Busy) => {
+            Ok(false)
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -232,7 +267,14 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
             txs: [None; T],
             checkpoint: None,
             in_flight: 0,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
         }
+    }
+
+    /// How many requests the tracker keeps in flight (at least 1; the session's `PENDING`
+    /// bounds it too).
+    pub fn set_max_in_flight(&mut self, n: usize) {
+        self.max_in_flight = n.max(1);
     }
 
     /// Starts tracking a script; returns its index.
@@ -275,6 +317,18 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
         self.checkpoint = Some((cp_height, root));
     }
 
+    /// The chain reorganised from `fork_height` (the first height whose block changed; a
+    /// header sync reports it): every transaction confirmed at or above it is verified again
+    /// against the new blocks — its status may not change at all if it was mined again at the
+    /// same height — and reported again. Set the new checkpoint first.
+    pub fn reorg(&mut self, fork_height: u32) {
+        for t in self.txs.iter_mut().flatten() {
+            if matches!(t.height, TxHeight::Confirmed(h) if h >= fork_height) {
+                t.state = TxState::NeedHeader;
+            }
+        }
+    }
+
     /// The script hash of script `i`.
     pub fn script_hash(&self, i: usize) -> Option<ScriptHash> {
         self.scripts.get(i).copied().flatten().map(|s| s.hash)
@@ -304,6 +358,34 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
             })
     }
 
+    /// Progress counters.
+    pub fn stats(&self) -> TrackerStats {
+        let cp = self.checkpoint.map(|(h, _)| h);
+        let mut st = TrackerStats {
+            in_flight: self.in_flight,
+            checkpoint_height: cp,
+            ..TrackerStats::default()
+        };
+        st.scripts_pending = self
+            .scripts
+            .iter()
+            .flatten()
+            .filter(|s| s.state != ScriptState::Idle || s.verified != s.announced)
+            .count();
+        for t in self.txs.iter().flatten() {
+            match (t.state, t.height) {
+                (TxState::Done { .. }, _) => st.txs_done += 1,
+                (TxState::NeedHeader, TxHeight::Confirmed(h)) if cp.is_none_or(|cp| h > cp) => {
+                    st.txs_waiting_for_checkpoint += 1;
+                    st.lowest_waiting_height =
+                        Some(st.lowest_waiting_height.map_or(h, |l| l.min(h)));
+                }
+                _ => st.txs_pending += 1,
+            }
+        }
+        st
+    }
+
     /// Whether every script's verified status equals its announced one and every transaction
     /// is reported.
     pub fn is_synced(&self) -> bool {
@@ -319,6 +401,7 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
     }
 
     /// Queues what is due on the session (subscriptions, histories, proofs, transactions).
+    /// Stops early, without error, when the session has no room; call again after responses.
     pub fn poll<const L: usize, const O: usize, const P: usize>(
         &mut self,
         now: u64,
@@ -328,7 +411,7 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
             return Ok(());
         }
         for i in 0..S {
-            if self.in_flight >= MAX_IN_FLIGHT {
+            if self.in_flight >= self.max_in_flight {
                 return Ok(());
             }
             let Some(s) = self.scripts[i] else { continue };
@@ -344,14 +427,16 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
                 (_, 0) => Request::ScriptHashGetHistory(s.hash),
                 _ => Request::ScriptGetHistory(spk),
             };
-            session.request(now, &request, tag(kind, i))?;
+            if !sent(session.request(now, &request, tag(kind, i)))? {
+                return Ok(());
+            }
             self.in_flight += 1;
             if let Some(s) = &mut self.scripts[i] {
                 s.state = next;
             }
         }
         for j in 0..T {
-            if self.in_flight >= MAX_IN_FLIGHT {
+            if self.in_flight >= self.max_in_flight {
                 return Ok(());
             }
             let Some(t) = self.txs[j] else { continue };
@@ -399,7 +484,9 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
                 ),
                 _ => continue,
             };
-            session.request(now, &request, tag(kind, j))?;
+            if !sent(session.request(now, &request, tag(kind, j)))? {
+                return Ok(());
+            }
             self.in_flight += 1;
             if let Some(t) = &mut self.txs[j] {
                 t.state = next;
@@ -481,7 +568,7 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
             };
             if t.generation != s.generation && s.state != ScriptState::FetchingHistory {
                 self.txs[j] = None;
-                if matches!(t.state, TxState::Done { .. }) {
+                if t.reported {
                     return Some(TrackerEvent::Removed {
                         script: usize::from(t.script),
                         txid: t.txid,
@@ -580,6 +667,7 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
                             height: item.height,
                             state,
                             generation,
+                            reported: false,
                         });
                     }
                     None => full = true,
@@ -693,6 +781,7 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
             return lie(TrackerLie::TxidMismatch);
         }
         t.state = TxState::Done { block_hash };
+        t.reported = true;
         Some(match (t.height, block_hash) {
             (TxHeight::Confirmed(height), Some(block_hash)) => TrackerEvent::Confirmed {
                 script,
