@@ -27,8 +27,8 @@ use electrum_spv_core::session::{
 };
 use electrum_spv_core::sync::tracker::{ScriptRef, ScriptTracker, TrackerEvent};
 
-/// Line buffer: a buffered 2016-header result fits.
-type Client = Session<{ 400 * 1024 }, { 64 * 1024 }, 64>;
+/// Line buffer: a buffered 2016-header result fits, padded by ElectrumX to 524,287 bytes.
+type Client = Session<{ 576 * 1024 }, { 64 * 1024 }, 64>;
 type Tracker = ScriptTracker<64, 4096>;
 const TIMEOUT: Duration = Duration::from_secs(120);
 

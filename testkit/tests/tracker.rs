@@ -160,23 +160,8 @@ fn verified_histories_equal_the_kit_records_and_follow_a_new_block() {
 
     // A new block confirms the mempool: statuses change, the tracker refetches, and the newly
     // confirmed transactions are reported once their header is under a verified checkpoint.
-    let mut d = Driver::connect(h.addr(), Config::new(&REGTEST)).unwrap();
-    d.ready(T).unwrap();
-    let (cp, root) = verified_checkpoint(&mut d);
-    let scripts: Vec<bitcoin::ScriptBuf> = h
-        .bitcoind
-        .chain()
-        .wallets()
-        .iter()
-        .flat_map(|w| w.scripts())
-        .collect();
-    let mut tracker = Tracker::new();
-    tracker.set_max_in_flight(48);
-    for s in &scripts {
-        tracker.add(ScriptRef::Script(s.as_bytes())).unwrap();
-    }
-    tracker.set_checkpoint(cp, root);
-    run(&mut d, &mut tracker);
+    let (mut d, mut tracker, scripts) = synced_tracker(&h);
+    let cp = tracker.stats().checkpoint_height.expect("checkpoint set");
     let alice = h.bitcoind.chain().wallets()[ALICE]
         .script(ScriptKind::P2tr)
         .to_owned();

@@ -6,6 +6,10 @@
 //!    height to that tip, in chunks of at most [`MAX_HEADERS_PER_REQUEST`] aligned to the
 //!    2016-block difficulty periods, one chunk in flight at a time. Each header goes through the
 //!    [`HeaderVerifier`] (links, proof of work, retarget, median time past, checkpoints).
+//!    Chunks arrive buffered ([`Event::Response`]; the session's `LINE` must then hold a
+//!    [`PADDED_FULL_CHUNK_LINE`] reply, or see [`HeaderSync::with_chunk_limit`]) or, with
+//!    [`HeaderSync::with_streaming`], header by header ([`Event::StreamHeader`]) in a session
+//!    of a few KiB.
 //! 3. A header notification at the next height is verified directly; one further ahead is a
 //!    gap and is fetched; one that does not link to the tip starts a reorg check.
 //! 4. Requests are paced by a token bucket ([`Pacing`]) modelled on ElectrumX's cost
@@ -49,7 +53,8 @@ use crate::hash::{BlockHash, MerkleNode, sha256d};
 use crate::header::HEADER_SIZE;
 use crate::rpc::Method;
 use crate::session::{
-    Event, MAX_HEADERS_PER_REQUEST, Notification, Request, RequestError, Session, response,
+    Event, MAX_HEADERS_PER_REQUEST, Notification, ProtocolError, Request, RequestError, Session,
+    response,
 };
 
 /// Heights between two verifier snapshots.
@@ -87,6 +92,12 @@ pub const DEFAULT_BURST_MILLI: u64 = 900_000;
 pub const DEFAULT_REFILL_MILLI_PER_S: u64 = 1_000;
 /// Wait after a failed or timed-out request before asking again.
 pub const RETRY_DELAY_MS: u64 = 5_000;
+
+/// Length of ElectrumX 2.0's reply line to a full 2016-header request: it pads every reply
+/// to a power of two (the line plus its newline), so the ~331 KB of a full chunk arrive as
+/// 524,287 bytes. A session that buffers whole lines needs `LINE` at least this large, or a
+/// smaller [`HeaderSync::with_chunk_limit`] (up to 1,596 headers fit in 262,143 bytes).
+pub const PADDED_FULL_CHUNK_LINE: usize = 524_287;
 
 /// Upper bound on `size_of::<HeaderSync>()` on 64-bit targets (checked by a test).
 pub const HEADER_SYNC_MAX_SIZE: usize = 14 * 1024;
@@ -370,6 +381,18 @@ struct InFlight {
     kind: Kind,
     start: u32,
     count: u32,
+    /// Sent with [`Session::request_streamed`].
+    streamed: bool,
+    /// Headers handled so far.
+    got: u32,
+    /// The rest of the response is ignored (stale, reorg check wanted, or a halt).
+    stop: bool,
+    /// The main chain grew.
+    progressed: bool,
+    /// A reorg fetch switched to the server's branch...
+    switched: bool,
+    /// ...replacing blocks from this height.
+    reorged: Option<u32>,
 }
 
 /// What to ask for next.
@@ -389,6 +412,8 @@ pub struct HeaderSync {
     main: Tracked,
     candidate: Option<Candidate>,
     pacing: Pacing,
+    chunk_limit: u32,
+    streaming: bool,
     tokens: u64,
     refilled_at: Option<u64>,
     in_flight: Option<InFlight>,
@@ -420,6 +445,8 @@ impl HeaderSync {
             main: Tracked::new(params, anchor),
             candidate: None,
             pacing,
+            chunk_limit: MAX_HEADERS_PER_REQUEST,
+            streaming: false,
             tokens: pacing.burst_milli,
             refilled_at: None,
             in_flight: None,
@@ -433,6 +460,25 @@ impl HeaderSync {
             last_synced: None,
             clock: None,
         }
+    }
+
+    /// Asks for at most `limit` headers per request (clamped to `1..=2016`; default 2016),
+    /// for sessions that buffer whole lines in less than [`PADDED_FULL_CHUNK_LINE`] bytes.
+    /// Requests still never cross a difficulty period boundary.
+    #[must_use]
+    pub fn with_chunk_limit(mut self, limit: u32) -> HeaderSync {
+        self.chunk_limit = limit.clamp(1, MAX_HEADERS_PER_REQUEST);
+        self
+    }
+
+    /// Fetches headers with [`Session::request_streamed`]: each header is verified as it
+    /// arrives ([`Event::StreamHeader`]), so the session's line buffer need not hold a chunk
+    /// (a `Session<1024, 1024, 4>` will do). A streamed request must be alone in flight:
+    /// while other requests are pending, the chunk waits (polled again later).
+    #[must_use]
+    pub fn with_streaming(mut self) -> HeaderSync {
+        self.streaming = true;
+        self
     }
 
     // ----- getters -----
@@ -570,7 +616,13 @@ impl HeaderSync {
             Kind::Chunk => TAG_CHUNK,
             Kind::Reorg => TAG_REORG,
         };
-        match session.request(now, &request, tag) {
+        let streamed = self.streaming && kind != Kind::Subscribe;
+        let sent = if streamed {
+            session.request_streamed(now, &request, tag)
+        } else {
+            session.request(now, &request, tag)
+        };
+        match sent {
             Ok(id) => {
                 self.tokens -= cost;
                 self.in_flight = Some(InFlight {
@@ -578,12 +630,19 @@ impl HeaderSync {
                     kind,
                     start,
                     count,
+                    streamed,
+                    got: 0,
+                    stop: false,
+                    progressed: false,
+                    switched: false,
+                    reorged: None,
                 });
                 Ok(())
             }
             Err(
                 RequestError::NotReady
                 | RequestError::TooManyInFlight
+                | RequestError::Busy
                 | RequestError::OutputFull(_),
             ) => Ok(()),
             Err(e) => Err(SyncError::Request(e)),
@@ -660,6 +719,39 @@ impl HeaderSync {
             Event::Notification(Notification::Header { height, header }) => {
                 self.on_announce(height, &header)
             }
+            Event::StreamHeader {
+                id,
+                tag,
+                height,
+                header,
+            } => {
+                let mut f = self
+                    .in_flight
+                    .filter(|f| f.id == id && f.streamed && tag == f_tag(f))?;
+                let ev = if !f.stop && height != f.start.wrapping_add(f.got) {
+                    f.stop = true;
+                    self.lie(Lie::Malformed {
+                        method: Method::BlockHeaders,
+                    })
+                } else {
+                    self.on_header(&mut f, &header)
+                };
+                if self.in_flight.is_some() {
+                    self.in_flight = Some(f);
+                }
+                ev
+            }
+            Event::StreamEnd { id, tag, items, .. } => {
+                let f = self.take_in_flight(id, tag)?;
+                self.on_end(f, items)
+            }
+            Event::ProtocolError(ProtocolError::StreamFailed { id, .. }) => {
+                let f = self.in_flight.filter(|f| f.id == id && f.streamed)?;
+                self.in_flight = None;
+                self.lie(Lie::Malformed {
+                    method: method_of(f.kind),
+                })
+            }
             _ => None,
         }
     }
@@ -701,23 +793,26 @@ impl HeaderSync {
             return Plan::Nothing;
         };
         if let Some(c) = &self.candidate {
-            return fetch(
-                Kind::Reorg,
-                c.chain.verifier.next_height(),
-                server_height,
-                false,
-            );
+            let start = c.chain.verifier.next_height();
+            return fetch(Kind::Reorg, start, server_height, self.chunk_limit, false);
         }
         if self.idle {
             return Plan::Nothing;
         }
         if self.reorg_wanted {
             return match self.main.oldest() {
-                Some(s) => fetch(Kind::Reorg, s.verifier.next_height(), server_height, false),
+                Some(s) => fetch(
+                    Kind::Reorg,
+                    s.verifier.next_height(),
+                    server_height,
+                    self.chunk_limit,
+                    false,
+                ),
                 None => Plan::Nothing,
             };
         }
-        fetch(Kind::Chunk, self.next_height(), server_height, true)
+        let start = self.next_height();
+        fetch(Kind::Chunk, start, server_height, self.chunk_limit, true)
     }
 
     fn start_candidate(&mut self) {
@@ -763,7 +858,7 @@ impl HeaderSync {
         progressed.then_some(SyncEvent::Progress { height: tip.height })
     }
 
-    fn on_response(&mut self, f: InFlight, result: &[u8]) -> Option<SyncEvent> {
+    fn on_response(&mut self, mut f: InFlight, result: &[u8]) -> Option<SyncEvent> {
         match f.kind {
             Kind::Subscribe => match response::headers_subscribe(result) {
                 Ok((height, header)) => {
@@ -786,171 +881,172 @@ impl HeaderSync {
                         got: chunk.count,
                     });
                 }
-                if f.kind == Kind::Chunk {
-                    self.on_chunk(f, chunk)
-                } else {
-                    self.on_reorg_chunk(f, chunk)
+                let mut n = 0u32;
+                for header in chunk.headers() {
+                    let Ok(header) = header else {
+                        return self.lie(Lie::Malformed {
+                            method: Method::BlockHeaders,
+                        });
+                    };
+                    n = n.saturating_add(1);
+                    if n > chunk.count {
+                        return self.lie(Lie::WrongCount {
+                            asked: chunk.count,
+                            got: n,
+                        });
+                    }
+                    if let Some(ev) = self.on_header(&mut f, &header) {
+                        return Some(ev);
+                    }
+                    if f.stop {
+                        break;
+                    }
                 }
+                if !f.stop && n != chunk.count {
+                    return self.lie(Lie::WrongCount {
+                        asked: chunk.count,
+                        got: n,
+                    });
+                }
+                self.on_end(f, chunk.count)
             }
         }
     }
 
-    /// Feeds the headers of a chunk to `each` until it returns `false`; checks the shape and
-    /// that as many headers came as `count` says (when not stopped early).
-    fn for_each_header(
-        chunk: &response::BlockHeaders<'_>,
-        mut each: impl FnMut(&[u8; HEADER_SIZE]) -> bool,
-    ) -> Result<(), Lie> {
-        let mut n = 0u32;
-        for header in chunk.headers() {
-            let Ok(header) = header else {
-                return Err(Lie::Malformed {
-                    method: Method::BlockHeaders,
-                });
-            };
-            if n == chunk.count {
-                return Err(Lie::WrongCount {
-                    asked: chunk.count,
-                    got: n.saturating_add(1),
-                });
-            }
-            n += 1;
-            if !each(&header) {
-                return Ok(());
-            }
+    /// One header of the in-flight chunk or reorg fetch (buffered or streamed). Returns an
+    /// event only when the engine halts; sets `f.stop` when the rest is to be ignored.
+    fn on_header(&mut self, f: &mut InFlight, header: &[u8; HEADER_SIZE]) -> Option<SyncEvent> {
+        if f.stop {
+            return None;
         }
-        if n != chunk.count {
-            return Err(Lie::WrongCount {
-                asked: chunk.count,
-                got: n,
+        f.got = f.got.saturating_add(1);
+        if f.got > f.count {
+            f.stop = true;
+            return self.lie(Lie::WrongCount {
+                asked: f.count,
+                got: f.got,
             });
         }
-        Ok(())
-    }
-
-    fn on_chunk(&mut self, f: InFlight, chunk: response::BlockHeaders<'_>) -> Option<SyncEvent> {
-        if f.start != self.next_height() {
-            // The tip moved (a notification was applied): the chunk is stale; poll refetches.
-            return None;
-        }
-        let had_tip = self.main.tip().is_some();
-        let mut progressed = false;
-        let mut first = true;
-        let mut reorg = false;
-        let mut lie = None;
-        let main = &mut self.main;
-        let walked = Self::for_each_header(&chunk, |header| {
-            let was_first = core::mem::replace(&mut first, false);
-            match main.push(header) {
-                Ok(_) => {
-                    progressed = true;
-                    true
+        let first = f.got == 1;
+        match f.kind {
+            Kind::Subscribe => None,
+            Kind::Chunk => {
+                if first && f.start != self.next_height() {
+                    // The tip moved since the request (a reconnect): stale, ignored.
+                    f.stop = true;
+                    return None;
                 }
-                Err(e) if was_first && had_tip && e.kind == HeaderErrorKind::PrevHashMismatch => {
-                    reorg = true;
-                    false
-                }
-                Err(e) => {
-                    lie = Some(Lie::InvalidHeader(e));
-                    false
+                let had_tip = self.main.tip().is_some();
+                match self.main.push(header) {
+                    Ok(_) => {
+                        f.progressed = true;
+                        None
+                    }
+                    Err(e) if first && had_tip && e.kind == HeaderErrorKind::PrevHashMismatch => {
+                        // Our tip is not on the server's chain: compare branches.
+                        self.reorg_wanted = true;
+                        f.stop = true;
+                        None
+                    }
+                    Err(e) => {
+                        f.stop = true;
+                        self.lie(Lie::InvalidHeader(e))
+                    }
                 }
             }
-        });
-        if let Some(l) = lie.or(walked.err()) {
-            return self.lie(l);
+            Kind::Reorg => self.reorg_header(f, first, header),
         }
-        if reorg {
-            self.reorg_wanted = true;
-            return None;
-        }
-        if chunk.count < f.count {
-            // The server has fewer headers than its announced tip: wait for the next one.
-            self.idle = true;
-        }
-        self.after_growth(progressed)
     }
 
-    /// After the main chain grew to or past the server's announced height: a different hash
-    /// there means the server's tip changed under us; check for a reorg.
-    fn after_growth(&mut self, progressed: bool) -> Option<SyncEvent> {
-        if let (Some((h, hash)), Some(tip)) = (self.server_tip, self.main.tip())
-            && h <= tip.height
-            && self.main.hash_at(h) != Some(hash)
-        {
-            self.reorg_wanted = true;
-        }
-        self.status(progressed)
-    }
-
-    fn on_reorg_chunk(
+    fn reorg_header(
         &mut self,
-        f: InFlight,
-        chunk: response::BlockHeaders<'_>,
+        f: &mut InFlight,
+        first: bool,
+        header: &[u8; HEADER_SIZE],
     ) -> Option<SyncEvent> {
-        let mut cand = self.candidate.take()?;
-        if f.start != cand.chain.verifier.next_height() {
-            self.candidate = Some(cand);
+        if f.switched {
+            // Already on the server's branch: plain growth.
+            return match self.main.push(header) {
+                Ok(_) => None,
+                Err(e) => {
+                    f.stop = true;
+                    self.lie(Lie::InvalidHeader(e))
+                }
+            };
+        }
+        let main = &mut self.main;
+        let Some(cand) = self.candidate.as_mut() else {
+            f.stop = true;
+            return None;
+        };
+        let height = cand.chain.verifier.next_height();
+        if first && f.start != height {
+            f.stop = true;
             return None;
         }
         let oldest_is_anchor = cand.chain.tip().is_none();
-        let mut switched: Option<Option<u32>> = None;
-        let mut halt = None;
-        let main = &mut self.main;
-        let walked = Self::for_each_header(&chunk, |header| {
-            if switched.is_some() {
-                // Already on the server's branch: plain growth.
-                return match main.push(header) {
-                    Ok(_) => true,
-                    Err(e) => {
-                        halt = Some(SyncError::ServerLied(Lie::InvalidHeader(e)));
-                        false
-                    }
-                };
-            }
-            let height = cand.chain.verifier.next_height();
-            match cand.chain.push(header) {
-                Ok(hash) => {
-                    if cand.fork.is_none() && main.hash_at(height) != Some(hash) {
-                        cand.fork = Some(height);
-                    }
-                    if matches!(
-                        choose_branch(&main.verifier, &cand.chain.verifier),
-                        Ok(Branch::Candidate)
-                    ) {
-                        let old_tip = main.tip().map(|t| t.height);
-                        let reorged = match (cand.fork, old_tip) {
-                            (Some(fork), Some(old)) if fork <= old => Some(fork),
-                            _ => None,
-                        };
-                        core::mem::swap(main, &mut cand.chain);
-                        switched = Some(reorged);
-                    }
-                    true
+        let halt = match cand.chain.push(header) {
+            Ok(hash) => {
+                if cand.fork.is_none() && main.hash_at(height) != Some(hash) {
+                    cand.fork = Some(height);
                 }
-                Err(e) => {
-                    let link = matches!(
-                        e.kind,
-                        HeaderErrorKind::PrevHashMismatch
-                            | HeaderErrorKind::CheckpointMismatch
-                            | HeaderErrorKind::GenesisMismatch
-                    );
-                    halt = Some(if height == cand.start && link && !oldest_is_anchor {
-                        SyncError::ReorgTooDeep { below: cand.start }
-                    } else {
-                        SyncError::ServerLied(Lie::InvalidHeader(e))
-                    });
-                    false
+                if matches!(
+                    choose_branch(&main.verifier, &cand.chain.verifier),
+                    Ok(Branch::Candidate)
+                ) {
+                    let old_tip = main.tip().map(|t| t.height);
+                    f.reorged = match (cand.fork, old_tip) {
+                        (Some(fork), Some(old)) if fork <= old => Some(fork),
+                        _ => None,
+                    };
+                    core::mem::swap(main, &mut cand.chain);
+                    self.candidate = None;
+                    f.switched = true;
+                }
+                return None;
+            }
+            Err(e) => {
+                let link = matches!(
+                    e.kind,
+                    HeaderErrorKind::PrevHashMismatch
+                        | HeaderErrorKind::CheckpointMismatch
+                        | HeaderErrorKind::GenesisMismatch
+                );
+                if height == cand.start && link && !oldest_is_anchor {
+                    SyncError::ReorgTooDeep { below: cand.start }
+                } else {
+                    SyncError::ServerLied(Lie::InvalidHeader(e))
                 }
             }
-        });
-        if let Some(e) = halt.or(walked.err().map(SyncError::ServerLied)) {
-            return self.halt(e);
+        };
+        f.stop = true;
+        self.halt(halt)
+    }
+
+    /// The in-flight chunk or reorg fetch ended after `count` headers.
+    fn on_end(&mut self, f: InFlight, count: u32) -> Option<SyncEvent> {
+        if self.halted.is_some() || f.stop {
+            return None;
         }
-        match switched {
-            Some(reorged) => {
+        if f.got != count {
+            return self.lie(Lie::WrongCount {
+                asked: count,
+                got: f.got,
+            });
+        }
+        match f.kind {
+            Kind::Subscribe => None,
+            Kind::Chunk => {
+                if count < f.count {
+                    // The server has fewer headers than its announced tip: wait for the next.
+                    self.idle = true;
+                }
+                self.after_growth(f.progressed)
+            }
+            Kind::Reorg if f.switched => {
                 // The server's branch is ours now; what remains is ordinary sync.
                 let event = self.after_growth(true);
-                match (reorged, self.main.tip()) {
+                match (f.reorged, self.main.tip()) {
                     (Some(fork_height), Some(&new_tip)) => {
                         if self.is_synced() {
                             self.last_synced = Some(new_tip.hash);
@@ -963,19 +1059,33 @@ impl HeaderSync {
                     _ => event,
                 }
             }
-            None => {
+            Kind::Reorg => {
                 let server_height = self.server_tip.map_or(0, |(h, _)| h);
-                let ended =
-                    chunk.count < f.count || cand.chain.verifier.next_height() > server_height;
-                if ended {
+                let next = self
+                    .candidate
+                    .as_ref()
+                    .map_or(u32::MAX, |c| c.chain.verifier.next_height());
+                if count < f.count || next > server_height {
+                    self.candidate = None;
                     self.idle = true;
                     Some(SyncEvent::ForkRejected { server_height })
                 } else {
-                    self.candidate = Some(cand);
                     None
                 }
             }
         }
+    }
+
+    /// After the main chain grew to or past the server's announced height: a different hash
+    /// there means the server's tip changed under us; check for a reorg.
+    fn after_growth(&mut self, progressed: bool) -> Option<SyncEvent> {
+        if let (Some((h, hash)), Some(tip)) = (self.server_tip, self.main.tip())
+            && h <= tip.height
+            && self.main.hash_at(h) != Some(hash)
+        {
+            self.reorg_wanted = true;
+        }
+        self.status(progressed)
     }
 
     /// A tip from the subscription result or a notification.
@@ -1030,13 +1140,14 @@ impl HeaderSync {
     }
 }
 
-/// Headers `start..=server_height`, at most one request's worth; `aligned` ends the request at
+/// Headers `start..=server_height`, at most `limit` (1 to 2016); `aligned` ends the request at
 /// the end of `start`'s difficulty period.
-fn fetch(kind: Kind, start: u32, server_height: u32, aligned: bool) -> Plan {
+fn fetch(kind: Kind, start: u32, server_height: u32, limit: u32, aligned: bool) -> Plan {
     if start > server_height {
         return Plan::Nothing;
     }
-    let mut end = server_height.min(start.saturating_add(MAX_HEADERS_PER_REQUEST - 1));
+    let limit = limit.clamp(1, MAX_HEADERS_PER_REQUEST);
+    let mut end = server_height.min(start.saturating_add(limit - 1));
     if aligned {
         let period_end = (start - start % DIFFICULTY_ADJUSTMENT_INTERVAL)
             .saturating_add(DIFFICULTY_ADJUSTMENT_INTERVAL - 1);
@@ -1046,6 +1157,14 @@ fn fetch(kind: Kind, start: u32, server_height: u32, aligned: bool) -> Plan {
         kind,
         start,
         count: end - start + 1,
+    }
+}
+
+fn f_tag(f: &InFlight) -> u32 {
+    match f.kind {
+        Kind::Subscribe => TAG_SUBSCRIBE,
+        Kind::Chunk => TAG_CHUNK,
+        Kind::Reorg => TAG_REORG,
     }
 }
 
@@ -1082,7 +1201,7 @@ mod tests {
     #[test]
     fn chunks_are_aligned_and_bounded() {
         assert_eq!(
-            fetch(Kind::Chunk, 0, 5000, true),
+            fetch(Kind::Chunk, 0, 5000, 2016, true),
             Plan::Headers {
                 kind: Kind::Chunk,
                 start: 0,
@@ -1090,7 +1209,7 @@ mod tests {
             }
         );
         assert_eq!(
-            fetch(Kind::Chunk, 2000, 5000, true),
+            fetch(Kind::Chunk, 2000, 5000, 2016, true),
             Plan::Headers {
                 kind: Kind::Chunk,
                 start: 2000,
@@ -1098,16 +1217,32 @@ mod tests {
             }
         );
         assert_eq!(
-            fetch(Kind::Reorg, 2000, 5000, false),
+            fetch(Kind::Reorg, 2000, 5000, 2016, false),
             Plan::Headers {
                 kind: Kind::Reorg,
                 start: 2000,
                 count: 2016
             }
         );
-        assert_eq!(fetch(Kind::Chunk, 10, 9, true), Plan::Nothing);
+        assert_eq!(fetch(Kind::Chunk, 10, 9, 2016, true), Plan::Nothing);
         assert_eq!(
-            fetch(Kind::Chunk, u32::MAX, u32::MAX, true),
+            fetch(Kind::Chunk, 1008, 5000, 1000, true),
+            Plan::Headers {
+                kind: Kind::Chunk,
+                start: 1008,
+                count: 1000
+            }
+        );
+        assert_eq!(
+            fetch(Kind::Chunk, 2008, 5000, 1000, true),
+            Plan::Headers {
+                kind: Kind::Chunk,
+                start: 2008,
+                count: 8
+            }
+        );
+        assert_eq!(
+            fetch(Kind::Chunk, u32::MAX, u32::MAX, 0, true),
             Plan::Headers {
                 kind: Kind::Chunk,
                 start: u32::MAX,
