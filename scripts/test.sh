@@ -35,7 +35,7 @@ scripts/setup.sh || { echo "tests: 0 passed, 1 failed (setup)"; exit 1; }
 step "cargo fmt --check" cargo fmt --all -- --check
 step "clippy -D warnings" cargo clippy --workspace --all-targets --locked -- -D warnings
 step "rustdoc -D warnings" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
-step "workspace tests" cargo test --workspace --locked
+step "workspace tests" cargo test --workspace --locked --no-fail-fast
 step "core is no_std without alloc (thumbv7em)" \
   cargo build -p electrum-spv-core --no-default-features --target thumbv7em-none-eabihf --locked
 step "main job: verify bundled mainnet headers" bash -c '
