@@ -609,7 +609,10 @@ impl<const LINE: usize, const OUT: usize, const PENDING: usize> Session<LINE, OU
                 return None;
             };
             // The `next`-th message of the line: the line itself, or a batch element.
-            let message = match envelope::scan(line) {
+            let scanned = envelope::scan(line);
+            // A line with one message ends with it: no second scan just to find that out.
+            let batch = matches!(scanned, Ok(Message::Batch(_)));
+            let message = match scanned {
                 Ok(Message::Single(env)) if next == 0 => Some(Ok(env)),
                 Ok(Message::Single(_)) => None,
                 Ok(Message::Batch(mut items)) => items.nth(next),
@@ -620,7 +623,11 @@ impl<const LINE: usize, const OUT: usize, const PENDING: usize> Session<LINE, OU
                 self.cursor = LineCursor::None;
                 return self.inner.pop_owned().map(Owned::event);
             };
-            self.cursor = LineCursor::Pending { next: next + 1 };
+            self.cursor = if batch {
+                LineCursor::Pending { next: next + 1 }
+            } else {
+                LineCursor::None
+            };
             let env = match message {
                 Ok(env) => env,
                 Err(e) => return Some(Event::ProtocolError(ProtocolError::Json(e))),
