@@ -187,35 +187,47 @@ enum HeadersForm<'a> {
     List(&'a [u8]),
 }
 
-#[derive(Deserialize)]
-struct HeadersCounts {
-    count: u32,
-    max: u32,
-}
-
 /// `blockchain.block.headers` → the headers, accepting both `hex` and `headers` forms whatever
-/// the negotiated version (PROTOCOL.md §4.6).
+/// the negotiated version (PROTOCOL.md §4.6). The result object is walked once: it can be a
+/// 512 KiB line.
 pub fn block_headers(result: &'_ [u8]) -> Result<BlockHeaders<'_>, BadResult> {
-    let counts: HeadersCounts = parse(result)?;
-    let form = match (field(result, "hex"), field(result, "headers")) {
-        (Ok(span), _) => {
+    let (mut count, mut max, mut hex, mut list, mut branch, mut root) =
+        (None, None, None, None, None, None);
+    for (key, value) in ObjectIter::new(result).map_err(|_| BadResult)? {
+        match key {
+            b"count" => count = Some(value),
+            b"max" => max = Some(value),
+            b"hex" => hex = Some(value),
+            b"headers" => list = Some(value),
+            b"branch" => branch = Some(value),
+            b"root" => root = Some(value),
+            _ => {}
+        }
+    }
+    let number = |span: Option<&[u8]>| -> Result<u32, BadResult> {
+        let v = crate::json::decode::u64_of(span.ok_or(BadResult)?).map_err(|_| BadResult)?;
+        u32::try_from(v).map_err(|_| BadResult)
+    };
+    let (count, max) = (number(count)?, number(max)?);
+    let form = match (hex, list) {
+        (Some(span), _) => {
             let s: &str = parse(span)?;
-            if s.len() != counts.count as usize * HEADER_SIZE * 2 {
+            if s.len() != count as usize * HEADER_SIZE * 2 {
                 return Err(BadResult);
             }
             HeadersForm::Hex(s.as_bytes())
         }
-        (_, Ok(span)) => {
+        (None, Some(span)) => {
             let items = ArrayIter::new(span).map_err(|_| BadResult)?;
-            if items.len() != counts.count as usize {
+            if items.len() != count as usize {
                 return Err(BadResult);
             }
             HeadersForm::List(span)
         }
-        _ => return Err(BadResult),
+        (None, None) => return Err(BadResult),
     };
-    let proof = match (field(result, "branch"), field(result, "root")) {
-        (Ok(branch), Ok(root)) => {
+    let proof = match (branch, root) {
+        (Some(branch), Some(root)) => {
             let root: &str = parse(root)?;
             Some((
                 Branch::new(branch)?,
@@ -225,8 +237,8 @@ pub fn block_headers(result: &'_ [u8]) -> Result<BlockHeaders<'_>, BadResult> {
         _ => None,
     };
     Ok(BlockHeaders {
-        count: counts.count,
-        max: counts.max,
+        count,
+        max,
         form,
         proof,
     })
