@@ -113,30 +113,7 @@ fn assert_matches_kit(h: &Harness, tracker: &Tracker, scripts: &[bitcoin::Script
 fn verified_histories_equal_the_kit_records_and_follow_a_new_block() {
     let h = Harness::start().unwrap_or_else(|e| panic!("cannot start ElectrumX: {e}"));
     for versions in [VersionRange::DEFAULT, VersionRange::WITH_1_7] {
-        let mut d = Driver::connect(
-            h.addr(),
-            Config {
-                versions,
-                ..Config::new(&REGTEST)
-            },
-        )
-        .unwrap();
-        d.ready(T).unwrap();
-        let (cp, root) = verified_checkpoint(&mut d);
-        let scripts: Vec<bitcoin::ScriptBuf> = h
-            .bitcoind
-            .chain()
-            .wallets()
-            .iter()
-            .flat_map(|w| w.scripts())
-            .collect();
-        let mut tracker = Tracker::new();
-        tracker.set_max_in_flight(48);
-        for s in &scripts {
-            tracker.add(ScriptRef::Script(s.as_bytes())).unwrap();
-        }
-        tracker.set_checkpoint(cp, root);
-        let events = run(&mut d, &mut tracker);
+        let (_, tracker, scripts, events) = synced_tracker(&h, versions);
         let confirmed = events
             .iter()
             .filter(|e| matches!(e, TrackerEvent::Confirmed { .. }))
@@ -160,7 +137,7 @@ fn verified_histories_equal_the_kit_records_and_follow_a_new_block() {
 
     // A new block confirms the mempool: statuses change, the tracker refetches, and the newly
     // confirmed transactions are reported once their header is under a verified checkpoint.
-    let (mut d, mut tracker, scripts) = synced_tracker(&h);
+    let (mut d, mut tracker, scripts, _) = synced_tracker(&h, VersionRange::DEFAULT);
     let cp = tracker.stats().checkpoint_height.expect("checkpoint set");
     let alice = h.bitcoind.chain().wallets()[ALICE]
         .script(ScriptKind::P2tr)
@@ -188,9 +165,17 @@ fn verified_histories_equal_the_kit_records_and_follow_a_new_block() {
     assert_matches_kit(&h, &tracker, &scripts);
 }
 
-/// Connects, verifies headers and runs a tracker over every kit script to sync.
-fn synced_tracker(h: &Harness) -> (Driver, Tracker, Vec<bitcoin::ScriptBuf>) {
-    let mut d = Driver::connect(h.addr(), Config::new(&REGTEST)).unwrap();
+/// Connects at `versions`, verifies headers and runs a tracker over every kit script to sync;
+/// returns what the sync reported too.
+fn synced_tracker(
+    h: &Harness,
+    versions: VersionRange,
+) -> (Driver, Tracker, Vec<bitcoin::ScriptBuf>, Vec<TrackerEvent>) {
+    let config = Config {
+        versions,
+        ..Config::new(&REGTEST)
+    };
+    let mut d = Driver::connect(h.addr(), config).unwrap();
     d.ready(T).unwrap();
     let (cp, root) = verified_checkpoint(&mut d);
     let scripts: Vec<bitcoin::ScriptBuf> = h
@@ -206,8 +191,8 @@ fn synced_tracker(h: &Harness) -> (Driver, Tracker, Vec<bitcoin::ScriptBuf>) {
         tracker.add(ScriptRef::Script(s.as_bytes())).unwrap();
     }
     tracker.set_checkpoint(cp, root);
-    run(&mut d, &mut tracker);
-    (d, tracker, scripts)
+    let events = run(&mut d, &mut tracker);
+    (d, tracker, scripts, events)
 }
 
 /// After a reorg: let notifications arrive, re-verify headers, tell the tracker, resync.
@@ -245,7 +230,7 @@ fn reorged_out_transactions_are_removed_and_reburied_ones_reverified() {
     h.electrumx
         .wait_for_height(kit_tip, T)
         .expect("ElectrumX indexes the new blocks");
-    let (mut d, mut tracker, scripts) = synced_tracker(&h);
+    let (mut d, mut tracker, scripts, _) = synced_tracker(&h, VersionRange::DEFAULT);
     let (tip, _) = h.bitcoind.tip();
     assert!(
         tracker
