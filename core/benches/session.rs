@@ -382,6 +382,94 @@ fn serde_headers_hex(json: &[u8]) -> u8 {
     acc
 }
 
+// ----- the second bound: rust-electrum-client's own types -----
+//
+// rust-electrum-client deserializes results into rust-bitcoin types: `Txid` from hex through
+// serde, header chunks through `Vec<u8>::from_hex` and `consensus::deserialize`. It also parses
+// every line into a `serde_json::Value` first and then converts; that step is left out here, so
+// this bound is faster than the real client.
+
+#[derive(Deserialize)]
+struct RecHistoryResponse {
+    id: u64,
+    result: Vec<RecHistoryRow>,
+}
+
+#[derive(Deserialize)]
+struct RecHistoryRow {
+    height: i32,
+    tx_hash: bitcoin::Txid,
+    fee: Option<u64>,
+}
+
+fn rec_from_hex<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    use bitcoin::hex::FromHex;
+    let s = String::deserialize(d)?;
+    Vec::<u8>::from_hex(&s).map_err(serde::de::Error::custom)
+}
+
+#[derive(Deserialize)]
+struct RecHeadersHexResponse {
+    id: u64,
+    result: RecHeadersHex,
+}
+
+#[derive(Deserialize)]
+struct RecHeadersHex {
+    count: usize,
+    max: usize,
+    #[serde(rename = "hex", deserialize_with = "rec_from_hex")]
+    raw_headers: Vec<u8>,
+}
+
+#[derive(Deserialize)]
+struct RecHeadersListResponse {
+    id: u64,
+    result: RecHeadersList,
+}
+
+#[derive(Deserialize)]
+struct RecHeadersList {
+    count: usize,
+    max: usize,
+    headers: Vec<String>,
+}
+
+fn rec_history(json: &[u8]) -> u64 {
+    use bitcoin::hashes::Hash;
+    let r: RecHistoryResponse = serde_json::from_slice(json).expect("serde_json");
+    assert_eq!(r.id, RESPONSE_ID);
+    let mut acc = 0u64;
+    for row in &r.result {
+        acc ^= u64::from(row.tx_hash.as_byte_array()[0])
+            ^ i64::from(row.height) as u64
+            ^ row.fee.unwrap_or(0);
+    }
+    acc
+}
+
+fn rec_header(bytes: &[u8]) -> u8 {
+    let header: bitcoin::block::Header = bitcoin::consensus::deserialize(bytes).expect("header");
+    header.version.to_consensus().to_le_bytes()[0]
+}
+
+fn rec_headers_hex(json: &[u8]) -> u8 {
+    let r: RecHeadersHexResponse = serde_json::from_slice(json).expect("serde_json");
+    assert_eq!(r.id, RESPONSE_ID);
+    assert!(r.result.raw_headers.len() == r.result.count * 80 && r.result.max >= r.result.count);
+    r.result.raw_headers.chunks_exact(80).fold(0, |acc, h| acc ^ rec_header(h))
+}
+
+fn rec_headers_list(json: &[u8]) -> u8 {
+    use bitcoin::hex::FromHex;
+    let r: RecHeadersListResponse = serde_json::from_slice(json).expect("serde_json");
+    assert_eq!(r.id, RESPONSE_ID);
+    assert!(r.result.headers.len() == r.result.count && r.result.max >= r.result.count);
+    r.result.headers.iter().fold(0, |acc, h| {
+        acc ^ rec_header(&Vec::<u8>::from_hex(h).expect("header hex"))
+    })
+}
+
 // ----- measurement -----
 
 /// Times only `run`, on a freshly prepared session each iteration.
@@ -458,6 +546,7 @@ fn session(c: &mut Criterion) {
         ours_history_decode(&mut s, &line),
         serde_history(json(&line))
     );
+    assert_eq!(rec_history(json(&line)), serde_history(json(&line)));
     check_allocations(
         "history_10000",
         &mut s,
@@ -473,6 +562,9 @@ fn session(c: &mut Criterion) {
     g.sample_size(30);
     g.bench_function("bound_serde_json_owned", |b| {
         b.iter(|| serde_history(black_box(json(&line))))
+    });
+    g.bench_function("rust_electrum_client_types", |b| {
+        b.iter(|| rec_history(black_box(json(&line))))
     });
     g.bench_function("session_status", |b| {
         bench_ours(b, &mut s, &script, |s| ours_status(s, black_box(&line)))
@@ -494,21 +586,23 @@ fn session(c: &mut Criterion) {
         cp_height: 0,
     };
     type Bound = fn(&[u8]) -> u8;
-    let forms: [(&str, &str, Vec<u8>, Bound); 2] = [
+    let forms: [(&str, &str, Vec<u8>, Bound, Bound); 2] = [
         (
             "headers_2016_list",
             "1.6",
             headers_list_line(&headers),
             serde_headers_list,
+            rec_headers_list,
         ),
         (
             "headers_2016_hex",
             "1.4",
             headers_hex_line(&headers),
             serde_headers_hex,
+            rec_headers_hex,
         ),
     ];
-    for (name, version, line, bound) in &forms {
+    for (name, version, line, bound, rec) in &forms {
         let script = Script {
             version: version_reply(version),
             features: features_reply(),
@@ -536,6 +630,9 @@ fn session(c: &mut Criterion) {
         g.sample_size(30);
         g.bench_function("bound_serde_json_owned", |b| {
             b.iter(|| bound(black_box(json(line))))
+        });
+        g.bench_function("rust_electrum_client_types", |b| {
+            b.iter(|| rec(black_box(json(line))))
         });
         g.bench_function("session_verify", |b| {
             bench_ours(b, &mut s, &script, |s| {

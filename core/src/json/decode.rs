@@ -16,8 +16,8 @@
 
 use core::fmt;
 
-use super::cursor::{Cursor, Kind, Value, parse_i128};
-use super::tokenizer::{JsonError, Token};
+use super::cursor::{Cursor, Entry, Kind, Value, parse_i128};
+use super::tokenizer::JsonError;
 use crate::hex::{self, HexError};
 
 /// Why a span does not hold the expected value.
@@ -199,23 +199,23 @@ impl<'a> ArrayIter<'a> {
     /// # Errors
     /// [`DecodeError::Json`] for invalid JSON, [`DecodeError::WrongType`] if not an array.
     pub fn new(span: &'a [u8]) -> Result<Self, DecodeError> {
-        let (cur, remaining) = open(span, Token::ArrayStart)?;
+        let (cur, remaining) = open(span, Kind::Array)?;
         Ok(ArrayIter { cur, remaining })
     }
 }
 
 /// Validates `span` as a container opened by `start` and counts its members; returns a cursor
 /// just inside it.
-fn open<'a>(span: &'a [u8], start: Token<'static>) -> Result<(Cursor<'a>, usize), DecodeError> {
+fn open(span: &[u8], kind: Kind) -> Result<(Cursor<'_>, usize), DecodeError> {
     let mut cur = Cursor::new(span);
-    if cur.next()? != Some(start) {
+    if cur.next_entry()? != Some(Entry::Open(kind)) {
         // Validate anyway so invalid JSON reports as such.
         whole(span)?;
         return Err(DecodeError::WrongType);
     }
     let inside = cur.clone();
     let mut n = 0usize;
-    if start == Token::ArrayStart {
+    if kind == Kind::Array {
         while cur.next_value()?.is_some() {
             n += 1;
         }
@@ -267,7 +267,7 @@ impl<'a> ObjectIter<'a> {
     /// # Errors
     /// [`DecodeError::Json`] for invalid JSON, [`DecodeError::WrongType`] if not an object.
     pub fn new(span: &'a [u8]) -> Result<Self, DecodeError> {
-        let (cur, remaining) = open(span, Token::ObjectStart)?;
+        let (cur, remaining) = open(span, Kind::Object)?;
         Ok(ObjectIter { cur, remaining })
     }
 

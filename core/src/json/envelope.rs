@@ -23,8 +23,8 @@
 //! # Ok::<(), electrum_spv_core::json::JsonError>(())
 //! ```
 
-use super::cursor::{Cursor, Kind, Value, error, parse_i128};
-use super::tokenizer::{JsonError, JsonErrorKind, Token};
+use super::cursor::{Cursor, Entry, Kind, Value, error, parse_i128};
+use super::tokenizer::{JsonError, JsonErrorKind};
 
 /// A JSON-RPC id as received. We send non-negative integer ids only, so everything else is
 /// kept only as what it is not.
@@ -95,23 +95,18 @@ impl<'a> Iterator for BatchIter<'a> {
             return None;
         }
         self.remaining -= 1;
-        let item = match self.cur.next() {
-            Ok(Some(Token::ObjectStart)) => {
+        let item = match self.cur.next_entry() {
+            Ok(Some(Entry::Open(Kind::Object))) => {
                 let r = parse_object(&mut self.cur);
-                if r.is_err() {
-                    // Skip what is left of this element: the line is known to be valid.
-                    while self.cur.depth() > 1 {
-                        if !matches!(self.cur.next(), Ok(Some(_))) {
-                            self.remaining = 0;
-                            break;
-                        }
-                    }
+                // Skip what is left of a refused element: the line is known to be valid.
+                if r.is_err() && self.cur.skip_to_depth(2).is_err() {
+                    self.remaining = 0;
                 }
                 r
             }
-            Ok(Some(t)) => match self.cur.rest_of_value(t) {
-                Ok(Some(v)) => Err(error(v.start, JsonErrorKind::WrongType)),
-                Ok(None) | Err(_) => {
+            Ok(Some(entry)) => match self.cur.finish_entry(entry) {
+                Ok(v) => Err(error(v.start, JsonErrorKind::WrongType)),
+                Err(_) => {
                     self.remaining = 0;
                     return None;
                 }
@@ -141,13 +136,13 @@ impl ExactSizeIterator for BatchIter<'_> {}
 /// an array, or `method`/`jsonrpc` is not a string; [`JsonErrorKind::DuplicateKey`].
 pub fn scan(line: &[u8]) -> Result<Message<'_>, JsonError> {
     let mut cur = Cursor::new(line);
-    match cur.next()? {
-        Some(Token::ObjectStart) => {
+    match cur.next_entry()? {
+        Some(Entry::Open(Kind::Object)) => {
             let env = parse_object(&mut cur)?;
             cur.expect_end()?;
             Ok(Message::Single(env))
         }
-        Some(Token::ArrayStart) => {
+        Some(Entry::Open(_)) => {
             let mut check = cur.clone();
             let mut remaining = 0usize;
             while check.next_value()?.is_some() {
@@ -156,8 +151,8 @@ pub fn scan(line: &[u8]) -> Result<Message<'_>, JsonError> {
             check.expect_end()?;
             Ok(Message::Batch(BatchIter { cur, remaining }))
         }
-        Some(_) => Err(error(cur.value_start(), JsonErrorKind::WrongType)),
-        None => Err(error(0, JsonErrorKind::Incomplete)),
+        Some(Entry::Scalar(v)) => Err(error(v.start, JsonErrorKind::WrongType)),
+        None => Err(error(line.len(), JsonErrorKind::Incomplete)),
     }
 }
 
@@ -254,7 +249,7 @@ pub fn decode_error(span: &[u8]) -> Result<RpcErrorRef<'_>, JsonError> {
         _ => return Err(error(whole.start, JsonErrorKind::WrongType)),
     }
     // Consume the `{`.
-    cur.next()?;
+    cur.next_entry()?;
     let mut out = RpcErrorRef {
         code: None,
         message: &[],

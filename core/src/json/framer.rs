@@ -115,7 +115,7 @@ impl<const N: usize> LineFramer<N> {
     /// the framer, so handle it before the next call.
     pub fn push<'a>(&'a mut self, input: &[u8]) -> (usize, Option<Frame<'a>>) {
         self.last_line = 0;
-        let newline = input.iter().position(|&b| b == b'\n');
+        let newline = super::bytes::find_byte(input, b'\n');
         let (segment, consumed) = match newline {
             Some(p) => (input.get(..p).unwrap_or(&[]), p + 1),
             None => (input, input.len()),

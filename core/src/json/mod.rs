@@ -34,7 +34,8 @@ pub mod framer;
 pub mod tokenizer;
 pub mod writer;
 
-mod cursor;
+mod bytes;
+pub(crate) mod cursor;
 
 pub use decode::{ArrayIter, DecodeError, ObjectIter};
 pub use envelope::{

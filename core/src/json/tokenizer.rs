@@ -47,6 +47,8 @@
 
 use core::fmt;
 
+use super::bytes::plain_prefix;
+
 /// Deepest nesting of arrays and objects accepted. The 33rd open bracket is
 /// [`JsonErrorKind::TooDeep`]. Electrum messages nest at most four levels (a batch of responses
 /// whose results are lists of objects).
@@ -262,18 +264,6 @@ enum State {
     InLit { lit: Lit, matched: u8 },
     Failed(JsonError),
 }
-
-/// Bytes that may appear in a string without changing the string state: printable ASCII other
-/// than `"` and `\`.
-const PLAIN: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0x20;
-    while i < 0x80 {
-        t[i] = i != b'"' as usize && i != b'\\' as usize;
-        i += 1;
-    }
-    t
-};
 
 const fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
@@ -622,12 +612,7 @@ impl Tokenizer {
         let mut i = start;
         loop {
             if s == Str::Normal {
-                while let Some(&c) = input.get(i) {
-                    if !PLAIN[usize::from(c)] {
-                        break;
-                    }
-                    i += 1;
-                }
+                i += plain_prefix(input.get(i..).unwrap_or(&[]));
             }
             let Some(&b) = input.get(i) else { break };
             s = match s {

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::hash::{BlockHash, MerkleNode, ScriptHash, Status, Txid};
 use crate::header::HEADER_SIZE;
 use crate::hex;
+use crate::json::cursor::{Cursor, Entry, Kind, Value, parse_i128};
 use crate::json::decode::{ArrayIter, ObjectIter};
 use crate::rpc::ProtocolVersion;
 use crate::script::TxHeight;
@@ -191,49 +192,30 @@ enum HeadersForm<'a> {
 /// the negotiated version (PROTOCOL.md §4.6). The result object is walked once: it can be a
 /// 512 KiB line.
 pub fn block_headers(result: &'_ [u8]) -> Result<BlockHeaders<'_>, BadResult> {
-    let (mut count, mut max, mut hex, mut list, mut branch, mut root) =
-        (None, None, None, None, None, None);
-    for (key, value) in ObjectIter::new(result).map_err(|_| BadResult)? {
-        match key {
-            b"count" => count = Some(value),
-            b"max" => max = Some(value),
-            b"hex" => hex = Some(value),
-            b"headers" => list = Some(value),
-            b"branch" => branch = Some(value),
-            b"root" => root = Some(value),
-            _ => {}
-        }
-    }
-    let number = |span: Option<&[u8]>| -> Result<u32, BadResult> {
-        let v = crate::json::decode::u64_of(span.ok_or(BadResult)?).map_err(|_| BadResult)?;
-        u32::try_from(v).map_err(|_| BadResult)
+    let (cur, [count, max, hex, list, branch, root]) = object_fields(
+        result,
+        [b"count", b"max", b"hex", b"headers", b"branch", b"root"],
+    )?;
+    let number = |v: Option<Value>| -> Result<u32, BadResult> {
+        u32::try_from(integer(&cur, v)?).map_err(|_| BadResult)
     };
     let (count, max) = (number(count)?, number(max)?);
     let form = match (hex, list) {
-        (Some(span), _) => {
-            let s: &str = parse(span)?;
-            if s.len() != count as usize * HEADER_SIZE * 2 {
+        (Some(v), _) => {
+            let digits = string(&cur, Some(v))?;
+            if digits.len() != count as usize * HEADER_SIZE * 2 {
                 return Err(BadResult);
             }
-            HeadersForm::Hex(s.as_bytes())
+            HeadersForm::Hex(digits)
         }
-        (None, Some(span)) => {
-            let items = ArrayIter::new(span).map_err(|_| BadResult)?;
-            if items.len() != count as usize {
-                return Err(BadResult);
-            }
-            HeadersForm::List(span)
-        }
-        (None, None) => return Err(BadResult),
+        (None, Some(v)) if v.kind == Kind::Array => HeadersForm::List(cur.span(v)),
+        _ => return Err(BadResult),
     };
     let proof = match (branch, root) {
-        (Some(branch), Some(root)) => {
-            let root: &str = parse(root)?;
-            Some((
-                Branch::new(branch)?,
-                display_hash(root, MerkleNode::from_byte_array)?,
-            ))
-        }
+        (Some(branch), Some(root)) => Some((
+            Branch::new(cur.span(branch))?,
+            MerkleNode::from_byte_array(display_hash_value(&cur, Some(root))?),
+        )),
         _ => None,
     };
     Ok(BlockHeaders {
@@ -245,24 +227,179 @@ pub fn block_headers(result: &'_ [u8]) -> Result<BlockHeaders<'_>, BadResult> {
 }
 
 impl<'a> BlockHeaders<'a> {
-    /// Each header, decoded (a list whose length differs from `count` was refused by
-    /// [`block_headers`]).
+    /// Each header, decoded, read from the result as the iterator advances. A header that is
+    /// not 160 hex digits, or a list longer or shorter than `count`, yields `Err` (the last
+    /// item).
     pub fn headers(&self) -> impl Iterator<Item = Result<[u8; HEADER_SIZE], BadResult>> + 'a {
         let (hex_form, list) = match self.form {
             HeadersForm::Hex(h) => (Some(h.chunks_exact(HEADER_SIZE * 2)), None),
-            HeadersForm::List(l) => (None, ArrayIter::new(l).ok()),
+            HeadersForm::List(l) => (
+                None,
+                list(l, b"", |cur| {
+                    if let Some(header) = cur.fast_hex_element() {
+                        return Ok(Some(header));
+                    }
+                    match element(cur)? {
+                        Some(Entry::Scalar(v)) => hex::decode_array(string(cur, Some(v))?)
+                            .map(Some)
+                            .map_err(|_| BadResult),
+                        Some(Entry::Open(_)) => Err(BadResult),
+                        None => Ok(None),
+                    }
+                })
+                .ok(),
+            ),
         };
-        let from_hex = hex_form.into_iter().flatten().map(header_from_hex_bytes);
-        let from_list = list.into_iter().flatten().map(|span| {
-            let s: &str = parse(span)?;
-            header_from_hex(s)
-        });
-        from_hex.chain(from_list)
+        let from_hex = hex_form
+            .into_iter()
+            .flatten()
+            .map(|h| hex::decode_array(h).map_err(|_| BadResult));
+        let from_list = list.into_iter().flatten();
+        Counted {
+            items: from_hex.chain(from_list),
+            remaining: self.count,
+            done: false,
+        }
     }
 }
 
-fn header_from_hex_bytes(h: &[u8]) -> Result<[u8; HEADER_SIZE], BadResult> {
-    hex::decode_array(h).map_err(|_| BadResult)
+/// Checks that an iterator yields exactly `remaining` items; the first error ends it.
+struct Counted<I> {
+    items: I,
+    remaining: u32,
+    done: bool,
+}
+
+impl<T, I: Iterator<Item = Result<T, BadResult>>> Iterator for Counted<I> {
+    type Item = Result<T, BadResult>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let item = match (self.items.next(), self.remaining) {
+            (None, 0) => return None,
+            (Some(Ok(x)), 1..) => {
+                self.remaining -= 1;
+                return Some(Ok(x));
+            }
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(_)), 0) | (None, 1..) => Err(BadResult),
+        };
+        self.done = true;
+        Some(item)
+    }
+}
+
+/// The members `names` of the object `text`, the whole text validated.
+fn object_fields<'a, const N: usize>(
+    text: &'a [u8],
+    names: [&[u8]; N],
+) -> Result<(Cursor<'a>, [Option<Value>; N]), BadResult> {
+    let mut cur = Cursor::new(text);
+    if cur.next_entry() != Ok(Some(Entry::Open(Kind::Object))) {
+        return Err(BadResult);
+    }
+    let values = cur.fields(names).map_err(|_| BadResult)?;
+    cur.expect_end().map_err(|_| BadResult)?;
+    Ok((cur, values))
+}
+
+/// The members `names` of the object element `entry` of a list.
+fn element_fields<'a, const N: usize>(
+    cur: &mut Cursor<'a>,
+    entry: Entry,
+    names: [&[u8]; N],
+) -> Result<[Option<Value>; N], BadResult> {
+    if entry != Entry::Open(Kind::Object) {
+        return Err(BadResult);
+    }
+    cur.fields(names).map_err(|_| BadResult)
+}
+
+/// A present integer without fraction or exponent.
+fn integer(cur: &Cursor<'_>, v: Option<Value>) -> Result<i128, BadResult> {
+    match v {
+        Some(v) if v.kind == Kind::Number => parse_i128(cur.span(v)).ok_or(BadResult),
+        _ => Err(BadResult),
+    }
+}
+
+/// The raw content of a present string.
+fn string<'a>(cur: &Cursor<'a>, v: Option<Value>) -> Result<&'a [u8], BadResult> {
+    match v {
+        Some(v) if v.kind == Kind::String => Ok(cur.string_content(v)),
+        _ => Err(BadResult),
+    }
+}
+
+/// A present 64-digit display-order hash, in internal byte order.
+fn display_hash_value(cur: &Cursor<'_>, v: Option<Value>) -> Result<[u8; 32], BadResult> {
+    let mut out = [0u8; 32];
+    hex::decode_reversed_to_slice(string(cur, v)?, &mut out).map_err(|_| BadResult)?;
+    Ok(out)
+}
+
+/// The elements of a result list (`text` itself, or the array under `key` of a 1.7 object),
+/// each read by `item` as the iterator advances (`Ok(None)`: the list has ended): one pass, no
+/// counting pass first. The first error ends the iteration; after the last element the rest
+/// of `text` is validated.
+fn list<'a, T: 'a, F>(
+    text: &'a [u8],
+    key: &[u8],
+    item: F,
+) -> Result<impl Iterator<Item = Result<T, BadResult>> + 'a, BadResult>
+where
+    F: FnMut(&mut Cursor<'a>) -> Result<Option<T>, BadResult> + 'a,
+{
+    let cur = Cursor::into_list(text, key)
+        .ok()
+        .flatten()
+        .ok_or(BadResult)?;
+    let mut state = Some((cur, item));
+    Ok(core::iter::from_fn(move || {
+        let (cur, item) = state.as_mut()?;
+        let r = match item(cur) {
+            Ok(Some(x)) => return Some(Ok(x)),
+            Ok(None) => cur.finish_list().map_err(|_| BadResult).err().map(Err),
+            Err(e) => Some(Err(e)),
+        };
+        state = None;
+        r
+    }))
+}
+
+/// The next element of a list on the general path; `None` at its end.
+fn element(cur: &mut Cursor<'_>) -> Result<Option<Entry>, BadResult> {
+    cur.next_entry().map_err(|_| BadResult)
+}
+
+/// Reads an object element of a list whose members are all read by `member` on the fast lane
+/// (returning `None` for anything unusual); `None` with the cursor unchanged otherwise.
+fn fast_object<'a>(
+    cur: &mut Cursor<'a>,
+    mut member: impl FnMut(&mut Cursor<'a>, &[u8]) -> Option<()>,
+) -> Option<()> {
+    let saved = cur.clone();
+    let mut read = || {
+        if cur.next_entry().ok()?? != Entry::Open(Kind::Object) {
+            return None;
+        }
+        let mut first = true;
+        loop {
+            let key = cur.fast_key(first)?;
+            member(cur, key)?;
+            if cur.fast_object_end()? {
+                return Some(());
+            }
+            first = false;
+        }
+    };
+    let done = read();
+    if done.is_none() {
+        *cur = saved;
+    }
+    done
 }
 
 /// One history row: a transaction touching the script, its height, and (mempool) its fee.
@@ -276,29 +413,51 @@ pub struct HistoryItem {
     pub fee: Option<u64>,
 }
 
-#[derive(Deserialize)]
-struct RawHistoryItem<'a> {
-    #[serde(borrow)]
-    tx_hash: &'a str,
-    height: i64,
-    fee: Option<u64>,
-}
-
 /// The items of a `get_history`/`get_mempool` result: a list below 1.7, `{"history": [...]}`
-/// from 1.7 (both accepted).
+/// from 1.7 (both accepted). Read in one pass as the iterator advances; the first malformed
+/// item is the last one yielded.
 pub fn history(
     result: &'_ [u8],
 ) -> Result<impl Iterator<Item = Result<HistoryItem, BadResult>> + '_, BadResult> {
-    let list = list_or_field(result, "history")?;
-    let items = ArrayIter::new(list).map_err(|_| BadResult)?;
-    Ok(items.map(|span| {
-        let raw: RawHistoryItem<'_> = parse(span)?;
-        Ok(HistoryItem {
-            txid: display_hash(raw.tx_hash, Txid::from_byte_array)?,
-            height: TxHeight::from_i64(raw.height).map_err(|_| BadResult)?,
-            fee: raw.fee,
-        })
-    }))
+    list(result, b"history", |cur| {
+        let (mut txid, mut height, mut fee) = (None, None, None);
+        let fast = fast_object(cur, |cur, key| {
+            match key {
+                b"tx_hash" if txid.is_none() => txid = Some(cur.fast_hash_value()?),
+                b"height" if height.is_none() => height = Some(cur.fast_int_value()?),
+                b"fee" if fee.is_none() => {
+                    fee = Some(match cur.fast_null_value() {
+                        Some(()) => None,
+                        None => Some(u64::try_from(cur.fast_int_value()?).ok()?),
+                    })
+                }
+                _ => return None,
+            }
+            Some(())
+        });
+        if fast.is_some() {
+            let item = HistoryItem {
+                txid: Txid::from_byte_array(txid.ok_or(BadResult)?),
+                height: TxHeight::from_i64(height.ok_or(BadResult)?).map_err(|_| BadResult)?,
+                fee: fee.flatten(),
+            };
+            return Ok(Some(item));
+        }
+        let Some(entry) = element(cur)? else {
+            return Ok(None);
+        };
+        let [txid, height, fee] = element_fields(cur, entry, [b"tx_hash", b"height", b"fee"])?;
+        let height = i64::try_from(integer(cur, height)?).map_err(|_| BadResult)?;
+        Ok(Some(HistoryItem {
+            txid: Txid::from_byte_array(display_hash_value(cur, txid)?),
+            height: TxHeight::from_i64(height).map_err(|_| BadResult)?,
+            fee: match fee {
+                Some(v) if v.kind == Kind::Null => None,
+                Some(v) => Some(u64::try_from(integer(cur, Some(v))?).map_err(|_| BadResult)?),
+                None => None,
+            },
+        }))
+    })
 }
 
 /// An unspent output of a script.
@@ -314,38 +473,25 @@ pub struct Utxo {
     pub value: u64,
 }
 
-#[derive(Deserialize)]
-struct RawUtxo<'a> {
-    #[serde(borrow)]
-    tx_hash: &'a str,
-    tx_pos: u32,
-    height: u32,
-    value: u64,
-}
-
-/// The items of a `listunspent` result: a list below 1.7, `{"utxos": [...]}` from 1.7.
+/// The items of a `listunspent` result: a list below 1.7, `{"utxos": [...]}` from 1.7. Read
+/// in one pass like [`history`].
 pub fn utxos(
     result: &'_ [u8],
 ) -> Result<impl Iterator<Item = Result<Utxo, BadResult>> + '_, BadResult> {
-    let list = list_or_field(result, "utxos")?;
-    let items = ArrayIter::new(list).map_err(|_| BadResult)?;
-    Ok(items.map(|span| {
-        let raw: RawUtxo<'_> = parse(span)?;
-        Ok(Utxo {
-            txid: display_hash(raw.tx_hash, Txid::from_byte_array)?,
-            vout: raw.tx_pos,
-            height: raw.height,
-            value: raw.value,
-        })
-    }))
-}
-
-fn list_or_field<'a>(result: &'a [u8], key: &str) -> Result<&'a [u8], BadResult> {
-    match result.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'[') => Ok(result),
-        Some(b'{') => field(result, key),
-        _ => Err(BadResult),
-    }
+    list(result, b"utxos", |cur| {
+        let Some(entry) = element(cur)? else {
+            return Ok(None);
+        };
+        let [txid, vout, height, value] =
+            element_fields(cur, entry, [b"tx_hash", b"tx_pos", b"height", b"value"])?;
+        let int = |v| integer(cur, v);
+        Ok(Some(Utxo {
+            txid: Txid::from_byte_array(display_hash_value(cur, txid)?),
+            vout: u32::try_from(int(vout)?).map_err(|_| BadResult)?,
+            height: u32::try_from(int(height)?).map_err(|_| BadResult)?,
+            value: u64::try_from(int(value)?).map_err(|_| BadResult)?,
+        }))
+    })
 }
 
 /// Confirmed and unconfirmed balance in satoshis (unverifiable: prefer verified history).
