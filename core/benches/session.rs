@@ -457,7 +457,10 @@ fn rec_headers_hex(json: &[u8]) -> u8 {
     let r: RecHeadersHexResponse = serde_json::from_slice(json).expect("serde_json");
     assert_eq!(r.id, RESPONSE_ID);
     assert!(r.result.raw_headers.len() == r.result.count * 80 && r.result.max >= r.result.count);
-    r.result.raw_headers.chunks_exact(80).fold(0, |acc, h| acc ^ rec_header(h))
+    r.result
+        .raw_headers
+        .chunks_exact(80)
+        .fold(0, |acc, h| acc ^ rec_header(h))
 }
 
 fn rec_headers_list(json: &[u8]) -> u8 {

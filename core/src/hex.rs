@@ -213,7 +213,11 @@ fn decode_block(src: &[u8]) -> Option<[u8; 16]> {
         let letter = (c | 0x20).wrapping_sub(b'a');
         let is_digit = digit < 10;
         bad |= u8::from(!is_digit & (letter >= 6));
-        *n = if is_digit { digit } else { letter.wrapping_add(10) };
+        *n = if is_digit {
+            digit
+        } else {
+            letter.wrapping_add(10)
+        };
     }
     let mut out = [0u8; 16];
     for (o, pair) in out.iter_mut().zip(nibbles.chunks_exact(2)) {

@@ -66,7 +66,10 @@ pub(crate) fn plain_prefix(bytes: &[u8]) -> usize {
         i += 8;
     }
     let rest = bytes.get(i..).unwrap_or(&[]);
-    i + rest.iter().position(|&c| !is_plain(c)).unwrap_or(rest.len())
+    i + rest
+        .iter()
+        .position(|&c| !is_plain(c))
+        .unwrap_or(rest.len())
 }
 
 /// Flags the lanes of `x` that are not plain string bytes; lowest flag exact.
@@ -78,7 +81,15 @@ fn plain_stops(x: u64) -> u64 {
 /// Position of the first `needle` in `bytes` (the newline that ends a line).
 #[inline]
 pub(crate) fn find_byte(bytes: &[u8], needle: u8) -> Option<usize> {
+    // Whole 32-byte blocks without early exit (vector compares), then words in the block that
+    // has it.
     let mut i = 0;
+    for block in bytes.chunks_exact(32) {
+        if block.iter().fold(false, |any, &c| any | (c == needle)) {
+            break;
+        }
+        i += 32;
+    }
     while let Some(x) = word(bytes, i) {
         let hits = lanes_equal(x, needle);
         if hits != 0 {

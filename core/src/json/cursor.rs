@@ -427,6 +427,54 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// After a key: skips a value that is a string of exactly `digits` bytes (`count` is
+    /// `None`) or an array of `count` such strings, looking only at the quotes and separators,
+    /// and returns its span. For a caller that decodes every byte of those strings as hex
+    /// afterwards, which checks them more strictly than JSON would: a header chunk is then read
+    /// once, not twice. `None`, cursor unchanged, if the value does not have that shape.
+    pub fn skip_sized_strings(&mut self, count: Option<usize>, digits: usize) -> Option<Value> {
+        if self.state != State::AfterKey {
+            return None;
+        }
+        let colon = self.pos + self.whitespace_at(self.pos);
+        if self.input.get(colon) != Some(&b':') {
+            return None;
+        }
+        let start = colon + 1 + self.whitespace_at(colon + 1);
+        let string_at = |pos: usize| {
+            (self.input.get(pos) == Some(&b'"') && self.input.get(pos + 1 + digits) == Some(&b'"'))
+                .then_some(pos + digits + 2)
+        };
+        let (kind, end) = match count {
+            None => (Kind::String, string_at(start)?),
+            Some(count) => {
+                if self.input.get(start) != Some(&b'[') {
+                    return None;
+                }
+                let mut pos = start + 1;
+                for i in 0..count {
+                    pos += self.whitespace_at(pos);
+                    if i > 0 {
+                        if self.input.get(pos) != Some(&b',') {
+                            return None;
+                        }
+                        pos += 1;
+                        pos += self.whitespace_at(pos);
+                    }
+                    pos = string_at(pos)?;
+                }
+                pos += self.whitespace_at(pos);
+                if self.input.get(pos) != Some(&b']') {
+                    return None;
+                }
+                (Kind::Array, pos + 1)
+            }
+        };
+        self.pos = end;
+        self.state = State::After;
+        Some(Value { kind, start, end })
+    }
+
     fn whitespace_at(&self, pos: usize) -> usize {
         whitespace_prefix(self.input.get(pos..).unwrap_or(&[]))
     }
@@ -557,7 +605,9 @@ impl<'a> Cursor<'a> {
         let at = |i: usize| self.input.get(i).copied().unwrap_or(0);
         let digits = |i: usize| {
             let rest = self.input.get(i..).unwrap_or(&[]);
-            rest.iter().position(|b| !b.is_ascii_digit()).unwrap_or(rest.len())
+            rest.iter()
+                .position(|b| !b.is_ascii_digit())
+                .unwrap_or(rest.len())
         };
         let mut i = start + usize::from(at(start) == b'-');
         match at(i) {

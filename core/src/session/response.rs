@@ -192,10 +192,47 @@ enum HeadersForm<'a> {
 /// the negotiated version (PROTOCOL.md §4.6). The result object is walked once: it can be a
 /// 512 KiB line.
 pub fn block_headers(result: &'_ [u8]) -> Result<BlockHeaders<'_>, BadResult> {
-    let (cur, [count, max, hex, list, branch, root]) = object_fields(
-        result,
-        [b"count", b"max", b"hex", b"headers", b"branch", b"root"],
-    )?;
+    let mut cur = Cursor::new(result);
+    if cur.next_entry() != Ok(Some(Entry::Open(Kind::Object))) {
+        return Err(BadResult);
+    }
+    let [mut count, mut max, mut hex, mut list, mut branch, mut root] = [None; 6];
+    let mut chunk: Option<usize> = None;
+    while let Some((key, _)) = cur.next_key().map_err(|_| BadResult)? {
+        let slot = match key {
+            b"count" => &mut count,
+            b"max" => &mut max,
+            b"hex" => &mut hex,
+            b"headers" => &mut list,
+            b"branch" => &mut branch,
+            b"root" => &mut root,
+            _ => {
+                cur.member_value().map_err(|_| BadResult)?;
+                continue;
+            }
+        };
+        if slot.is_some() {
+            return Err(BadResult);
+        }
+        // ElectrumX sends `count` first: the headers can then be skipped by their size, and
+        // are checked when `headers()` decodes them.
+        let sized = match (key, chunk) {
+            (b"hex", Some(n)) => cur.skip_sized_strings(None, n * HEADER_SIZE * 2),
+            (b"headers", Some(n)) => cur.skip_sized_strings(Some(n), HEADER_SIZE * 2),
+            _ => None,
+        };
+        *slot = Some(match sized {
+            Some(v) => v,
+            None => cur.member_value().map_err(|_| BadResult)?,
+        });
+        if key == b"count" {
+            chunk = integer(&cur, count)
+                .ok()
+                .and_then(|n| usize::try_from(n).ok())
+                .filter(|&n| n <= usize::from(u16::MAX));
+        }
+    }
+    cur.expect_end().map_err(|_| BadResult)?;
     let number = |v: Option<Value>| -> Result<u32, BadResult> {
         u32::try_from(integer(&cur, v)?).map_err(|_| BadResult)
     };
@@ -289,20 +326,6 @@ impl<T, I: Iterator<Item = Result<T, BadResult>>> Iterator for Counted<I> {
         self.done = true;
         Some(item)
     }
-}
-
-/// The members `names` of the object `text`, the whole text validated.
-fn object_fields<'a, const N: usize>(
-    text: &'a [u8],
-    names: [&[u8]; N],
-) -> Result<(Cursor<'a>, [Option<Value>; N]), BadResult> {
-    let mut cur = Cursor::new(text);
-    if cur.next_entry() != Ok(Some(Entry::Open(Kind::Object))) {
-        return Err(BadResult);
-    }
-    let values = cur.fields(names).map_err(|_| BadResult)?;
-    cur.expect_end().map_err(|_| BadResult)?;
-    Ok((cur, values))
 }
 
 /// The members `names` of the object element `entry` of a list.
