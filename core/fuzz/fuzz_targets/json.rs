@@ -4,12 +4,15 @@
 //! The first input byte picks a split point; the rest is the stream. Checked, beyond "no
 //! panic": framing and tokenizing give the same result split or not; `scan` accepts a line
 //! only if the tokenizer does; every span `scan` returns lies inside the line and is itself
-//! valid JSON; a string is accepted by the tokenizer exactly when `unescape_into` can decode its
-//! content; the writer's output scans back to what was written.
+//! valid JSON; the complete-line cursor gives the tokenizer's verdict, error for error; a
+//! string is accepted by the tokenizer exactly when `unescape_into` can decode its content; the
+//! one-pass list decoders stop at their first error; the writer's output scans back to what
+//! was written.
 
 #![no_main]
 
-use electrum_spv_core::json::decode::{self, ArrayIter, ObjectIter};
+use electrum_spv_core::json::decode::{self, ArrayIter, DecodeError, ObjectIter};
+use electrum_spv_core::session::response;
 use electrum_spv_core::json::{
     Envelope, Frame, Id, JsonError, JsonErrorKind, LineFramer, Message, RequestWriter, Token,
     Tokenizer, decode_error, scan, unescape_into,
@@ -54,6 +57,25 @@ fuzz_target!(|input: &[u8]| {
         Err(e) => assert!(e.offset <= data.len()),
     }
 
+    // The complete-line cursor behind `scan` and every decode helper agrees with the push
+    // tokenizer, error for error.
+    let verdict = whole.as_ref().map(|_| ()).map_err(|e| *e);
+    match decode::bool_of(data) {
+        Err(DecodeError::Json(e)) => assert_eq!(verdict, Err(e), "{data:?}"),
+        _ => assert!(verdict.is_ok(), "{data:?}"),
+    }
+
+    // The one-pass list decoders end, and never yield an item after an error.
+    if let Ok(items) = response::history(data) {
+        ends_after_first_error(items);
+    }
+    if let Ok(items) = response::utxos(data) {
+        ends_after_first_error(items);
+    }
+    if let Ok(headers) = response::block_headers(data) {
+        ends_after_first_error(headers.headers());
+    }
+
     // Decode helpers never panic.
     let _ = decode::u64_of(data);
     let _ = decode::i64_of(data);
@@ -93,6 +115,14 @@ fuzz_target!(|input: &[u8]| {
         assert!(r.is_err() || w.finish().is_err());
     }
 });
+
+fn ends_after_first_error<T, E>(items: impl Iterator<Item = Result<T, E>>) {
+    let mut failed = false;
+    for item in items {
+        assert!(!failed, "an item after an error");
+        failed = item.is_err();
+    }
+}
 
 fn frame(pieces: &[&[u8]]) -> Vec<Result<Vec<u8>, usize>> {
     let mut framer = LineFramer::<4096>::new();

@@ -7,6 +7,7 @@
 //! |---|---|
 //! | [`framer`] | splits the byte stream into lines with a hard cap; over-long lines are dropped *before* they are buffered and reported once |
 //! | [`tokenizer`] | a resumable, push-based, non-recursive JSON tokenizer with a depth limit; streams a value split over any number of reads without buffering it (a 322 KB `blockchain.block.headers` result can be verified header by header) |
+//! | `cursor` (internal) | the same grammar over one complete line, for [`envelope`] and [`decode`]: scalars whole, containers skipped in a tight loop, string and whitespace runs a word at a time; agrees with the tokenizer error for error (differential tests, fuzzed) |
 //! | [`envelope`] | over one complete line: finds `id`, `result`, `error`, `method`, `params` and `jsonrpc` in any order, for a single message or a batch; decodes error objects and unescapes strings |
 //! | [`decode`] | typed values from the raw spans the envelope returns: integers, strings, hex, hashes, array and object iteration, and [`decode::from_span`] over `serde-json-core` |
 //! | [`writer`] | encodes requests, notifications and batches into a caller buffer |
