@@ -284,7 +284,7 @@ pub fn decode_error(span: &[u8]) -> Result<RpcErrorRef<'_>, JsonError> {
     Ok(out)
 }
 
-/// Decodes the JSON escapes of raw string content (as in [`Token::StrChunk`] or
+/// Decodes the JSON escapes of raw string content (as in [`Token::StrChunk`](super::Token::StrChunk) or
 /// [`Envelope::method`]) into `out`, surrogate pairs included.
 ///
 /// # Errors
