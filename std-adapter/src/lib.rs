@@ -1,7 +1,37 @@
-//! `electrum-spv`: the tokio client over [`electrum_spv_core`].
+//! `electrum-spv`: an async (tokio) Electrum client over the sans-IO [`electrum_spv_core`].
 //!
-//! Status: placeholder. The adapter (TCP, TLS, SOCKS5/Tor, reconnect, pool, CLI) is tracked as
-//! its own issue; today this crate re-exports the verifying core so downstream code can already
-//! depend on the final crate name.
+//! ```no_run
+//! # async fn demo() -> Result<(), electrum_spv::Error> {
+//! use electrum_spv::{Client, ClientConfig, Network, ServerAddr};
+//! let server: ServerAddr = "ssl://electrum.example:50002".parse().unwrap();
+//! let client = Client::connect(&server, &ClientConfig::new(Network::Mainnet)).await?;
+//! let (height, _header) = client.block_headers_subscribe().await?;
+//! println!("tip {height}, protocol {}", client.protocol_version());
+//! # Ok(()) }
+//! ```
+//!
+//! * [`transport`]: TCP, TLS ([`tls`]: web PKI, custom CA, pinned certificate, trust on first
+//!   use) and SOCKS5 ([`socks5`], names resolved by the proxy, so `.onion` works over Tor).
+//! * [`Client`]: one tokio task per connection drives a core `Session`; the handle is cheap to
+//!   clone; calls are pipelined; notifications are a `Stream`.
+//!
+//! Bounds: lines up to [`connection::MAX_LINE`] bytes, requests up to
+//! [`connection::MAX_REQUEST`], [`connection::MAX_IN_FLIGHT`] requests in flight per
+//! connection and [`ClientConfig::max_queued`] more waiting.
 
+pub mod client;
+pub mod connection;
+pub mod error;
+pub mod server;
+pub mod socks5;
+pub mod tls;
+pub mod transport;
+
+pub use client::{Client, ClientConfig, MerkleProof};
+pub use connection::Notice;
 pub use electrum_spv_core as core;
+pub use electrum_spv_core::chain::Network;
+pub use error::Error;
+pub use server::{ServerAddr, Transport};
+pub use tls::TlsTrust;
+pub use transport::ConnectOptions;

@@ -1,0 +1,153 @@
+//! The adapter's error type: one enum, every case typed, nothing stringly except what the
+//! server itself said.
+
+use std::fmt;
+
+use electrum_spv_core::rpc::Method;
+use electrum_spv_core::session::FatalError;
+
+use crate::socks5::Socks5Error;
+
+/// Everything a client call can fail with.
+#[derive(Debug)]
+pub enum Error {
+    /// Connecting, reading or writing failed.
+    Io(std::io::Error),
+    /// The TCP connection (or the proxy's tunnel) was not up within the connect timeout.
+    ConnectTimeout,
+    /// The SOCKS5 proxy refused or failed.
+    Socks5(Socks5Error),
+    /// `.onion` servers need a SOCKS5 proxy (Tor); connecting directly would leak the name.
+    OnionNeedsProxy,
+    /// The TLS handshake failed (untrusted certificate, wrong name, protocol error).
+    Tls(rustls::Error),
+    /// The server's certificate is not the pinned one (`--tls-pin`).
+    CertificatePinMismatch {
+        /// SHA-256 of the certificate presented.
+        presented: [u8; 32],
+    },
+    /// Trust on first use: the server presents another certificate than the one recorded.
+    CertificateChanged {
+        /// The server, as in the store.
+        server: String,
+        /// SHA-256 of the recorded certificate.
+        stored: [u8; 32],
+        /// SHA-256 of the certificate presented now.
+        presented: [u8; 32],
+    },
+    /// The trust-on-first-use store could not be read or written, or is malformed.
+    TofuStore(String),
+    /// Version negotiation or the network check failed (wrong genesis, no common version...).
+    Session(FatalError),
+    /// The server answered with an error.
+    Server {
+        /// JSON-RPC error code, if sent.
+        code: Option<i64>,
+        /// The server's message (untrusted text).
+        message: String,
+    },
+    /// ElectrumX's "excessive resource usage" (-101): the server is about to disconnect.
+    ExcessiveUsage(String),
+    /// ElectrumX's "server busy" (-102): retry later.
+    ServerBusy(String),
+    /// The script's history is larger than the server will send.
+    HistoryTooLarge(String),
+    /// No answer before the request's deadline.
+    Timeout,
+    /// The connection closed with the request in flight (or before it could be sent).
+    Disconnected,
+    /// The client was shut down.
+    Closed,
+    /// The result does not have the documented shape.
+    BadResult(Method),
+    /// The server's data failed verification.
+    Verification(String),
+    /// The method does not exist at the negotiated protocol version.
+    NotAvailable(Method),
+    /// More requests are waiting than the configured bound.
+    TooManyPending,
+    /// More subscriptions than the configured bound.
+    TooManySubscriptions,
+    /// A request argument was refused before sending.
+    InvalidArgument(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io(e) => write!(f, "connection: {e}"),
+            Error::ConnectTimeout => f.write_str("connect timed out"),
+            Error::Socks5(e) => e.fmt(f),
+            Error::OnionNeedsProxy => f.write_str(".onion servers need --proxy (Tor's SOCKS port)"),
+            Error::Tls(e) => write!(f, "TLS: {e}"),
+            Error::CertificatePinMismatch { presented } => write!(
+                f,
+                "server certificate {} does not match the pinned one",
+                hex32(presented)
+            ),
+            Error::CertificateChanged {
+                server,
+                stored,
+                presented,
+            } => write!(
+                f,
+                "certificate of {server} changed: recorded {}, presented {}",
+                hex32(stored),
+                hex32(presented)
+            ),
+            Error::TofuStore(e) => write!(f, "trust-on-first-use store: {e}"),
+            Error::Session(e) => write!(f, "session: {e}"),
+            Error::Server {
+                code: Some(c),
+                message,
+            } => write!(f, "server error {c}: {message}"),
+            Error::Server {
+                code: None,
+                message,
+            } => write!(f, "server error: {message}"),
+            Error::ExcessiveUsage(m) => write!(f, "server reports excessive resource usage: {m}"),
+            Error::ServerBusy(m) => write!(f, "server busy: {m}"),
+            Error::HistoryTooLarge(m) => write!(f, "history too large for the server: {m}"),
+            Error::Timeout => f.write_str("request timed out"),
+            Error::Disconnected => f.write_str("disconnected with the request in flight"),
+            Error::Closed => f.write_str("client closed"),
+            Error::BadResult(m) => write!(f, "malformed result for {m:?}"),
+            Error::Verification(m) => write!(f, "verification failed: {m}"),
+            Error::NotAvailable(m) => {
+                write!(f, "{m:?} is not available at the negotiated protocol version")
+            }
+            Error::TooManyPending => f.write_str("too many requests waiting"),
+            Error::TooManySubscriptions => f.write_str("too many subscriptions"),
+            Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(e),
+            Error::Socks5(e) => Some(e),
+            Error::Tls(e) => Some(e),
+            Error::Session(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+impl From<Socks5Error> for Error {
+    fn from(e: Socks5Error) -> Self {
+        Error::Socks5(e)
+    }
+}
+
+/// Lowercase hex of a 32-byte digest.
+pub(crate) fn hex32(bytes: &[u8; 32]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
