@@ -249,7 +249,11 @@ impl Client {
     ///
     /// # Errors
     /// As every call; [`Error::BadResult`].
-    pub async fn block_headers(&self, start_height: u32, count: u32) -> Result<Vec<[u8; 80]>, Error> {
+    pub async fn block_headers(
+        &self,
+        start_height: u32,
+        count: u32,
+    ) -> Result<Vec<[u8; 80]>, Error> {
         let raw = self
             .plain(Request::BlockHeaders {
                 start_height,
@@ -284,15 +288,12 @@ impl Client {
     /// As every call; [`Error::BadResult`].
     pub async fn estimate_fee(&self, blocks: u32) -> Result<Option<f64>, Error> {
         let raw = self
-            .plain(Request::EstimateFee {
-                blocks,
-                mode: None,
-            })
+            .plain(Request::EstimateFee { blocks, mode: None })
             .await?;
         response::fee_rate(&raw).map_err(|_| Error::BadResult(Method::EstimateFee))
     }
 
-    /// `blockchain.relayfee` (below 1.6) or `mempool.get_info`'s relay fee, in BTC/kvB.
+    /// `blockchain.relayfee` (below 1.6) or `mempool.get_info`'s `minrelaytxfee` (1.6+), BTC/kvB.
     ///
     /// # Errors
     /// As every call; [`Error::BadResult`].
@@ -301,7 +302,7 @@ impl Client {
             let info = self.plain(Request::MempoolInfo).await?;
             let v: serde_json::Value = serde_json::from_slice(&info)
                 .map_err(|_| Error::BadResult(Method::MempoolGetInfo))?;
-            return v["relayfee"]
+            return v["minrelaytxfee"]
                 .as_f64()
                 .ok_or(Error::BadResult(Method::MempoolGetInfo));
         }
@@ -491,7 +492,11 @@ impl Client {
         self.package(raw_txs, true).await
     }
 
-    async fn package(&self, raw_txs: &[&[u8]], test_only: bool) -> Result<serde_json::Value, Error> {
+    async fn package(
+        &self,
+        raw_txs: &[&[u8]],
+        test_only: bool,
+    ) -> Result<serde_json::Value, Error> {
         let method = if test_only {
             Method::TransactionTestMempoolAccept
         } else {

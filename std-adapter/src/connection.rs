@@ -62,10 +62,7 @@ pub(crate) enum OwnedRequest {
     /// `blockchain.transaction.broadcast`.
     Broadcast(Vec<u8>),
     /// `broadcast_package` (`test_only`: `testmempoolaccept` instead).
-    Package {
-        txs: Vec<Vec<u8>>,
-        test_only: bool,
-    },
+    Package { txs: Vec<Vec<u8>>, test_only: bool },
 }
 
 impl OwnedRequest {

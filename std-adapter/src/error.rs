@@ -114,7 +114,10 @@ impl fmt::Display for Error {
             Error::BadResult(m) => write!(f, "malformed result for {m:?}"),
             Error::Verification(m) => write!(f, "verification failed: {m}"),
             Error::NotAvailable(m) => {
-                write!(f, "{m:?} is not available at the negotiated protocol version")
+                write!(
+                    f,
+                    "{m:?} is not available at the negotiated protocol version"
+                )
             }
             Error::TooManyPending => f.write_str("too many requests waiting"),
             Error::TooManySubscriptions => f.write_str("too many subscriptions"),

@@ -123,8 +123,14 @@ mod tests {
         let ssl = |h: &str, p| ServerAddr::new(Transport::Ssl, h, p);
         for (text, want) in [
             ("tcp://127.0.0.1:50001", tcp("127.0.0.1", 50001)),
-            ("ssl://electrum.example:50002", ssl("electrum.example", 50002)),
-            ("tls://electrum.example:50002", ssl("electrum.example", 50002)),
+            (
+                "ssl://electrum.example:50002",
+                ssl("electrum.example", 50002),
+            ),
+            (
+                "tls://electrum.example:50002",
+                ssl("electrum.example", 50002),
+            ),
             ("host:1", tcp("host", 1)),
             ("host:50002:s", ssl("host", 50002)),
             ("host:50001:t", tcp("host", 50001)),
@@ -135,8 +141,16 @@ mod tests {
             assert_eq!(want.to_string().parse::<ServerAddr>(), Ok(want));
         }
         for bad in [
-            "", "host", "tcp://host", "host:0", "host:99999", "tcp://host:1:s", "host:1:x",
-            "[::1:1", ":1", "http://host:1",
+            "",
+            "host",
+            "tcp://host",
+            "host:0",
+            "host:99999",
+            "tcp://host:1:s",
+            "host:1:x",
+            "[::1:1",
+            ":1",
+            "http://host:1",
         ] {
             assert!(bad.parse::<ServerAddr>().is_err(), "{bad}");
         }

@@ -300,6 +300,9 @@ mod tests {
         assert_eq!(tofu_lookup(&store, "h:1").unwrap(), Some([1; 32]));
         assert_eq!(tofu_lookup(&store, "g:2").unwrap(), Some([2; 32]));
         std::fs::write(&store, "garbage\n").unwrap();
-        assert!(matches!(tofu_lookup(&store, "h:1"), Err(Error::TofuStore(_))));
+        assert!(matches!(
+            tofu_lookup(&store, "h:1"),
+            Err(Error::TofuStore(_))
+        ));
     }
 }

@@ -126,11 +126,26 @@ fn free_port() -> Result<u16, Error> {
 }
 
 /// A running ElectrumX (its own process group, fresh DB in a temporary directory) serving
-/// plain TCP on 127.0.0.1. Dropping it kills the process group and removes the directory.
+/// plain TCP and TLS (a self-signed certificate made for it) on 127.0.0.1. Dropping it kills
+/// the process group and removes the directory.
 pub struct ElectrumX {
     child: Child,
     addr: SocketAddr,
+    ssl_addr: SocketAddr,
+    certificate: Vec<u8>,
     dir: TempDir,
+}
+
+/// A self-signed certificate for `localhost` and `127.0.0.1`: (DER, PEM, private key PEM).
+fn self_signed() -> Result<(Vec<u8>, String, String), Error> {
+    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    let cert = rcgen::generate_simple_self_signed(names)
+        .map_err(|e| Error::msg(format!("cannot make a certificate: {e}")))?;
+    Ok((
+        cert.cert.der().to_vec(),
+        cert.cert.pem(),
+        cert.key_pair.serialize_pem(),
+    ))
 }
 
 impl ElectrumX {
@@ -163,7 +178,14 @@ impl ElectrumX {
         let db = dir.path().join("db");
         fs::create_dir_all(&db)?;
         let port = free_port()?;
+        let ssl_port = free_port()?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let ssl_addr: SocketAddr = ([127, 0, 0, 1], ssl_port).into();
+        let (certificate, cert_pem, key_pem) = self_signed()?;
+        let cert_file = dir.path().join("server.crt");
+        let key_file = dir.path().join("server.key");
+        fs::write(&cert_file, cert_pem)?;
+        fs::write(&key_file, key_pem)?;
         let log = File::create(dir.path().join("electrumx.log"))?;
         let child = Command::new(server)
             .env("COIN", "Bitcoin")
@@ -171,7 +193,12 @@ impl ElectrumX {
             .env("DB_ENGINE", "leveldb")
             .env("DB_DIRECTORY", &db)
             .env("DAEMON_URL", bitcoind.url())
-            .env("SERVICES", format!("tcp://127.0.0.1:{port}"))
+            .env(
+                "SERVICES",
+                format!("tcp://127.0.0.1:{port},ssl://127.0.0.1:{ssl_port}"),
+            )
+            .env("SSL_CERTFILE", &cert_file)
+            .env("SSL_KEYFILE", &key_file)
             .env("ALLOW_ROOT", "1")
             .env("PEER_DISCOVERY", "off")
             .env("PEER_ANNOUNCE", "")
@@ -189,12 +216,28 @@ impl ElectrumX {
             .process_group(0)
             .spawn()
             .map_err(|e| Error::msg(format!("cannot run {}: {e}", server.display())))?;
-        Ok(ElectrumX { child, addr, dir })
+        Ok(ElectrumX {
+            child,
+            addr,
+            ssl_addr,
+            certificate,
+            dir,
+        })
     }
 
     /// The Electrum TCP address (newline-framed JSON-RPC, no TLS).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The Electrum TLS address (self-signed certificate, see [`ElectrumX::certificate`]).
+    pub fn ssl_addr(&self) -> SocketAddr {
+        self.ssl_addr
+    }
+
+    /// The DER encoding of the TLS certificate ElectrumX presents.
+    pub fn certificate(&self) -> &[u8] {
+        &self.certificate
     }
 
     /// ElectrumX's log file.
@@ -233,6 +276,18 @@ impl ElectrumX {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+}
+
+impl ElectrumX {
+    /// Kills ElectrumX now (SIGKILL to its process group), as a crash would.
+    pub fn kill(&mut self) {
+        let pid = self.child.id() as i32;
+        // SAFETY: kill(2) on the process group we created (process_group(0) makes the
+        // child's pid its group id); no memory is involved.
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -10,6 +10,7 @@
 //! * [`ElectrumX`]: installs (once, into a cached venv) and runs ElectrumX 2.0 against the
 //!   stand-in.
 //! * [`Harness`]: both, over [`Chain::funded`].
+//! * [`socks::Socks5Proxy`]: a SOCKS5 proxy that records what it was asked to reach.
 //!
 //! Every server binds 127.0.0.1 only and is stopped on drop (also when a test panics).
 
@@ -18,6 +19,7 @@ pub mod driver;
 mod electrum;
 mod electrumx;
 mod rpc;
+pub mod socks;
 
 use std::fmt;
 
