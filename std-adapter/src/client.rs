@@ -393,6 +393,27 @@ impl Client {
         serde_json::from_slice(&raw).map_err(|_| Error::BadResult(Method::ScriptUnsubscribe))
     }
 
+    /// Subscribes by script hash (below 1.7, where servers take hashes).
+    ///
+    /// # Errors
+    /// As every call; [`Error::NotAvailable`] at 1.7.
+    pub async fn scripthash_subscribe(&self, hash: &ScriptHash) -> Result<Option<Status>, Error> {
+        let raw = self.plain(Request::ScriptHashSubscribe(*hash)).await?;
+        response::subscribe_status(&raw).map_err(|_| Error::BadResult(Method::ScriptSubscribe))
+    }
+
+    /// History by script hash (below 1.7).
+    ///
+    /// # Errors
+    /// As every call; [`Error::NotAvailable`] at 1.7.
+    pub async fn scripthash_get_history(
+        &self,
+        hash: &ScriptHash,
+    ) -> Result<Vec<HistoryItem>, Error> {
+        let raw = self.plain(Request::ScriptHashGetHistory(*hash)).await?;
+        history(&raw, Method::ScriptGetHistory)
+    }
+
     async fn script(&self, op: ScriptOp, script: &[u8]) -> Result<Vec<u8>, Error> {
         self.call(OwnedRequest::Script(op, script.to_vec())).await
     }

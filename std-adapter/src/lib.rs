@@ -14,6 +14,8 @@
 //!   use) and SOCKS5 ([`socks5`], names resolved by the proxy, so `.onion` works over Tor).
 //! * [`Client`]: one tokio task per connection drives a core `Session`; the handle is cheap to
 //!   clone; calls are pipelined; notifications are a `Stream`.
+//! * [`verified`]: a header chain checked by the core verifier, and script histories whose
+//!   every confirmed transaction is proven into it.
 //!
 //! Bounds: lines up to [`connection::MAX_LINE`] bytes, requests up to
 //! [`connection::MAX_REQUEST`], [`connection::MAX_IN_FLIGHT`] requests in flight per
@@ -26,6 +28,7 @@ pub mod server;
 pub mod socks5;
 pub mod tls;
 pub mod transport;
+pub mod verified;
 
 pub use client::{Client, ClientConfig, MerkleProof};
 pub use connection::Notice;
@@ -35,3 +38,7 @@ pub use error::Error;
 pub use server::{ServerAddr, Transport};
 pub use tls::TlsTrust;
 pub use transport::ConnectOptions;
+pub use verified::{
+    HeaderChain, ScriptRef, VerifiedHistory, VerifiedTx, VerifiedUtxo, verified_history,
+    verified_utxos,
+};
