@@ -25,6 +25,7 @@ pub mod client;
 pub mod connection;
 pub mod error;
 pub mod server;
+pub mod server_list;
 pub mod socks5;
 pub mod tls;
 pub mod transport;
@@ -36,6 +37,7 @@ pub use electrum_spv_core as core;
 pub use electrum_spv_core::chain::Network;
 pub use error::Error;
 pub use server::{ServerAddr, Transport};
+pub use server_list::{Filter, ServerEntry, ServerList};
 pub use tls::TlsTrust;
 pub use transport::ConnectOptions;
 pub use verified::{

@@ -1,0 +1,147 @@
+//! Arguments and dispatch of the command line.
+
+mod commands;
+mod connect;
+mod target;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use electrum_spv::{Network, ServerAddr};
+
+pub use commands::run;
+
+/// A verifying Electrum client: headers, proofs and statuses are checked before they are shown.
+#[derive(Parser, Debug)]
+#[command(name = "electrum-spv", version)]
+pub struct Args {
+    /// Network the servers must be on.
+    #[arg(long, value_enum, default_value_t = NetworkArg::Mainnet)]
+    pub network: NetworkArg,
+    /// Server to use (repeatable; the first that connects is used). Without it, the bundled
+    /// list for the network is tried.
+    #[arg(long = "server", value_name = "tcp://H:P | ssl://H:P")]
+    pub servers: Vec<ServerAddr>,
+    /// SOCKS5 proxy (Tor): server names are resolved by the proxy.
+    #[arg(long, value_name = "socks5://H:P")]
+    pub proxy: Option<String>,
+    /// Accept only the TLS certificate with this SHA-256 (of its DER encoding, hex).
+    #[arg(long, value_name = "SHA256", conflicts_with_all = ["tls_ca", "tls_tofu"])]
+    pub tls_pin: Option<String>,
+    /// Accept TLS certificates issued by the CA certificates in this PEM file.
+    #[arg(long, value_name = "FILE", conflicts_with = "tls_tofu")]
+    pub tls_ca: Option<PathBuf>,
+    /// Trust on first use: record each server's certificate in FILE, refuse a changed one.
+    #[arg(long, value_name = "FILE")]
+    pub tls_tofu: Option<PathBuf>,
+    /// Ask for protocol 1.7 as well (scriptpubkey methods).
+    #[arg(long)]
+    pub protocol_1_7: bool,
+    /// Print JSON (one object per line) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Networks by their usual names.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum NetworkArg {
+    /// Bitcoin mainnet.
+    Mainnet,
+    /// testnet3.
+    Testnet,
+    /// testnet4.
+    Testnet4,
+    /// The default signet.
+    Signet,
+    /// regtest.
+    Regtest,
+}
+
+impl NetworkArg {
+    pub fn network(self) -> Network {
+        match self {
+            NetworkArg::Mainnet => Network::Mainnet,
+            NetworkArg::Testnet => Network::Testnet3,
+            NetworkArg::Testnet4 => Network::Testnet4,
+            NetworkArg::Signet => Network::Signet,
+            NetworkArg::Regtest => Network::Regtest,
+        }
+    }
+}
+
+/// A script named by address, script or script hash.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Target {
+    /// An address of the network (any standard type).
+    #[arg(required_unless_present_any = ["script", "scripthash"])]
+    pub address: Option<String>,
+    /// The output script, hex.
+    #[arg(long, value_name = "HEX", conflicts_with_all = ["address", "scripthash"])]
+    pub script: Option<String>,
+    /// The Electrum script hash, hex (below protocol 1.7 only).
+    #[arg(long, value_name = "HASH", conflicts_with = "address")]
+    pub scripthash: Option<String>,
+}
+
+/// Commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// The verified tip: height and block hash.
+    Tip,
+    /// Sync and verify headers from the network's latest checkpoint (genesis on regtest) to the
+    /// tip, with progress on stderr.
+    Headers,
+    /// The verified header at a height.
+    Header {
+        /// Block height.
+        height: u32,
+    },
+    /// Verified history: the status recomputed, every confirmed transaction proven.
+    History(Target),
+    /// Balance from verified unspent outputs.
+    Balance(Target),
+    /// Verified unspent outputs.
+    Utxos(Target),
+    /// A raw transaction, checked to hash to its txid.
+    Tx {
+        /// Transaction id.
+        txid: String,
+    },
+    /// Broadcast a raw transaction; the server's answer must be its txid.
+    Broadcast {
+        /// The raw transaction, hex.
+        hex: String,
+    },
+    /// Watch addresses: one line per change naming the txids that appeared, confirmed or
+    /// vanished. Runs until stopped.
+    Subscribe {
+        /// Addresses to watch.
+        #[arg(required = true)]
+        addresses: Vec<String>,
+    },
+    /// Fee estimate.
+    Fee {
+        /// Confirmation target in blocks.
+        #[arg(long, default_value_t = 6)]
+        blocks: u32,
+    },
+    /// The server's peers.
+    Peers,
+    /// Recursive peer discovery from the servers given, as JSON (a server list).
+    Spider {
+        /// Stop after contacting this many servers.
+        #[arg(long, default_value_t = 30)]
+        max: usize,
+    },
+    /// Verify a file of raw 80-byte headers (binary, or hex text) starting at a height.
+    VerifyHeaders {
+        /// The file.
+        file: PathBuf,
+        /// Height of its first header (0, or a checkpointed period start).
+        #[arg(long)]
+        start_height: u32,
+    },
+}

@@ -1,0 +1,90 @@
+//! Turning an address, a script or a script hash into what the client asks for.
+
+use std::str::FromStr;
+
+use electrum_spv::core::hash::ScriptHash;
+use electrum_spv::{Error, Network, ScriptRef};
+
+use super::Target;
+
+/// A resolved target: the script when known, and its Electrum script hash.
+pub struct Resolved {
+    /// What the user typed.
+    pub label: String,
+    /// The output script, unless only a script hash was given.
+    pub script: Option<Vec<u8>>,
+    /// The script hash.
+    pub hash: ScriptHash,
+}
+
+impl Resolved {
+    pub fn as_ref(&self) -> ScriptRef<'_> {
+        match &self.script {
+            Some(s) => ScriptRef::Script(s),
+            None => ScriptRef::Hash(self.hash),
+        }
+    }
+
+    /// The script, for commands that need it.
+    pub fn script(&self, command: &str) -> Result<&[u8], Error> {
+        self.script.as_deref().ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "{command} needs an address or --script (servers answer it only for scripts)"
+            ))
+        })
+    }
+}
+
+pub fn bitcoin_network(n: Network) -> bitcoin::Network {
+    match n {
+        Network::Mainnet => bitcoin::Network::Bitcoin,
+        Network::Testnet3 => bitcoin::Network::Testnet,
+        Network::Testnet4 => bitcoin::Network::Testnet4,
+        Network::Signet => bitcoin::Network::Signet,
+        Network::Regtest => bitcoin::Network::Regtest,
+    }
+}
+
+/// The output script of an address of `network` (P2PKH, P2SH, P2WPKH, P2WSH, P2TR, ...).
+pub fn address_script(address: &str, network: Network) -> Result<Vec<u8>, Error> {
+    let unchecked = bitcoin::Address::from_str(address)
+        .map_err(|e| Error::InvalidArgument(format!("address {address}: {e}")))?;
+    let checked = unchecked
+        .require_network(bitcoin_network(network))
+        .map_err(|_| {
+            Error::InvalidArgument(format!(
+                "address {address} is not a {} address",
+                network.name()
+            ))
+        })?;
+    Ok(checked.script_pubkey().into_bytes())
+}
+
+pub fn resolve(t: &Target, network: Network) -> Result<Resolved, Error> {
+    if let Some(address) = &t.address {
+        let script = address_script(address, network)?;
+        return Ok(Resolved {
+            label: address.clone(),
+            hash: electrum_spv::core::script_hash(&script),
+            script: Some(script),
+        });
+    }
+    if let Some(hex) = &t.script {
+        let mut script = vec![0u8; hex.len() / 2];
+        electrum_spv::core::hex::decode_to_slice(hex.as_bytes(), &mut script)
+            .map_err(|e| Error::InvalidArgument(format!("--script: {e}")))?;
+        return Ok(Resolved {
+            label: hex.clone(),
+            hash: electrum_spv::core::script_hash(&script),
+            script: Some(script),
+        });
+    }
+    let hex = t.scripthash.as_deref().unwrap_or_default();
+    let hash = ScriptHash::from_display_hex(hex.as_bytes())
+        .map_err(|e| Error::InvalidArgument(format!("--scripthash: {e}")))?;
+    Ok(Resolved {
+        label: hex.to_owned(),
+        script: None,
+        hash,
+    })
+}

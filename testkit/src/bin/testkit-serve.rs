@@ -1,0 +1,83 @@
+//! Serves the test kit's regtest chain through a real ElectrumX on loopback, for demos and
+//! manual testing: prints one JSON line (`server`, `ssl`, `tls_pin`, `addresses`), then keeps
+//! both servers up until its standard input closes. Commands read from standard input, one
+//! per line: `mine N` mines N blocks; `pay WALLET KIND SATS` pays WALLET's KIND address
+//! from Alice; each answers one JSON line.
+
+use std::io::{BufRead, Write};
+
+use bitcoin::Amount;
+use electrum_spv_testkit::chain::ALICE;
+use electrum_spv_testkit::{Harness, ScriptKind, SendSpec};
+
+fn main() {
+    let h = match Harness::start() {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("testkit-serve: {e}");
+            std::process::exit(1);
+        }
+    };
+    let mut addresses = serde_json::Map::new();
+    for w in h.bitcoind.chain().wallets() {
+        for kind in ScriptKind::ALL {
+            addresses.insert(
+                format!("{}-{}", w.name, kind.name()),
+                w.address(kind).to_string().into(),
+            );
+        }
+    }
+    let pin: String = electrum_spv_core::hash::sha256(h.electrumx.certificate())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let hello = serde_json::json!({
+        "server": format!("tcp://{}", h.addr()),
+        "ssl": format!("ssl://{}", h.electrumx.ssl_addr()),
+        "tls_pin": pin,
+        "height": h.bitcoind.tip().0,
+        "addresses": addresses,
+    });
+    println!("{hello}");
+    let _ = std::io::stdout().flush();
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let answer = match words.as_slice() {
+            ["mine", n] => match n.parse::<usize>() {
+                Ok(n) => {
+                    h.bitcoind.mine(n);
+                    serde_json::json!({"height": h.bitcoind.tip().0})
+                }
+                Err(e) => serde_json::json!({"error": e.to_string()}),
+            },
+            ["pay", wallet, kind, sats] => pay(&h, wallet, kind, sats),
+            _ => serde_json::json!({"error": format!("unknown command {line:?}")}),
+        };
+        println!("{answer}");
+        let _ = std::io::stdout().flush();
+    }
+}
+
+fn pay(h: &Harness, wallet: &str, kind: &str, sats: &str) -> serde_json::Value {
+    let Some(kind) = ScriptKind::ALL.into_iter().find(|k| k.name() == kind) else {
+        return serde_json::json!({"error": format!("unknown kind {kind}")});
+    };
+    let Ok(sats) = sats.parse::<u64>() else {
+        return serde_json::json!({"error": format!("bad amount {sats}")});
+    };
+    let script = {
+        let chain = h.bitcoind.chain();
+        let Some(w) = chain.wallets().iter().find(|w| w.name == wallet) else {
+            return serde_json::json!({"error": format!("unknown wallet {wallet}")});
+        };
+        w.script(kind).to_owned()
+    };
+    match h
+        .bitcoind
+        .send_spec(SendSpec::new(ALICE, &script, Amount::from_sat(sats)))
+    {
+        Ok(txid) => serde_json::json!({"txid": txid.to_string()}),
+        Err(e) => serde_json::json!({"error": e.to_string()}),
+    }
+}
