@@ -384,7 +384,9 @@ fn verify_headers(args: &Args, file: &Path, start: u32, network: Network) -> Res
         .copied()
         .filter(|b| !b.is_ascii_whitespace())
         .collect();
-    let raw = if !text.is_empty() && text.iter().all(u8::is_ascii_hexdigit) && text.len() % 160 == 0
+    let raw = if !text.is_empty()
+        && text.iter().all(u8::is_ascii_hexdigit)
+        && text.len().is_multiple_of(160)
     {
         let mut raw = vec![0u8; text.len() / 2];
         electrum_spv::core::hex::decode_to_slice(&text, &mut raw)
@@ -393,7 +395,7 @@ fn verify_headers(args: &Args, file: &Path, start: u32, network: Network) -> Res
     } else {
         bytes
     };
-    if raw.is_empty() || raw.len() % 80 != 0 {
+    if raw.is_empty() || !raw.len().is_multiple_of(80) {
         return Err(Error::InvalidArgument(format!(
             "{}: {} bytes is not a whole number of 80-byte headers",
             file.display(),
