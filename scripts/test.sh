@@ -38,7 +38,10 @@ step "rustdoc -D warnings" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace 
 step "workspace tests" cargo test --workspace --locked --no-fail-fast
 step "core is no_std without alloc (thumbv7em)" \
   cargo build -p electrum-spv-core --no-default-features --target thumbv7em-none-eabihf --locked
-step "main job: verify bundled mainnet headers" bash -c '
+step "main job: local verified wallet sync (scripts/demo.sh)" bash -c '
+  out=$(scripts/demo.sh) && echo "$out" | tail -n3 &&
+  echo "$out" | tail -n1 | grep -q "^ok demo: 8 addresses, [0-9][0-9]* verified history entries$"'
+step "verify bundled mainnet headers offline" bash -c '
   out=$(cargo run --release --locked -q -p electrum-spv-core --example verify_headers -- \
         --network mainnet --start-height 822528 core/tests/data/mainnet/headers_822528_830592.bin) &&
   echo "$out" && echo "$out" | tail -n1 | grep -q "^ok 8065 822528..830592 "'
