@@ -14,8 +14,9 @@ use tokio_stream::Stream;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 
-use crate::connection::{self, Call, Limits, Notice, OwnedRequest, ScriptOp};
+use crate::connection::{self, Call, Endpoint, Limits, Notice, OwnedRequest, Reply, ScriptOp};
 use crate::error::Error;
+use crate::reconnect::ReconnectPolicy;
 use crate::server::ServerAddr;
 use crate::transport::{self, ConnectOptions};
 
@@ -23,6 +24,8 @@ use crate::transport::{self, ConnectOptions};
 pub const DEFAULT_MAX_QUEUED: usize = 4096;
 /// Default notifications buffered per subscriber before it is told it lagged.
 pub const DEFAULT_NOTICE_CAPACITY: usize = 1024;
+/// Default bound on scripts subscribed on one connection.
+pub const DEFAULT_MAX_SUBSCRIPTIONS: usize = 20_000;
 
 /// How a [`Client`] connects and behaves.
 #[derive(Clone, Debug)]
@@ -42,6 +45,10 @@ pub struct ClientConfig {
     pub max_queued: usize,
     /// Notifications buffered per subscriber.
     pub notice_capacity: usize,
+    /// Scripts subscribed at once; more fail with [`Error::TooManySubscriptions`].
+    pub max_subscriptions: usize,
+    /// Reconnect after a lost connection (`None`: fail every call instead).
+    pub reconnect: Option<ReconnectPolicy>,
     /// Name sent in `server.version` (no `/x.y` suffix: PROTOCOL.md §2.4).
     pub client_name: &'static str,
 }
@@ -57,6 +64,8 @@ impl ClientConfig {
             ping_interval: Duration::from_secs(240),
             max_queued: DEFAULT_MAX_QUEUED,
             notice_capacity: DEFAULT_NOTICE_CAPACITY,
+            max_subscriptions: DEFAULT_MAX_SUBSCRIPTIONS,
+            reconnect: Some(ReconnectPolicy::default()),
             client_name: "electrum-spv",
         }
     }
@@ -109,16 +118,27 @@ impl Client {
     /// [`Error::Session`] when negotiation fails (wrong network, no common version).
     pub async fn connect(server: &ServerAddr, config: &ClientConfig) -> Result<Client, Error> {
         let stream = transport::connect(server, &config.connect).await?;
-        let session = connection::new_session(config.session_config())?;
+        let session_config = config.session_config();
+        let session = tokio::task::spawn_blocking(move || connection::new_session(session_config))
+            .await
+            .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+        let endpoint = Endpoint {
+            server: server.clone(),
+            options: config.connect.clone(),
+            config: session_config,
+            policy: config.reconnect,
+        };
         let (calls, calls_rx) = mpsc::channel(256);
         let (notices, _) = broadcast::channel(config.notice_capacity.max(1));
         let (ready_tx, ready) = oneshot::channel();
         let limits = Limits {
             max_queued: config.max_queued,
+            max_subscriptions: config.max_subscriptions,
         };
         tokio::spawn(connection::run(
             stream,
             session,
+            endpoint,
             calls_rx,
             notices.clone(),
             limits,
@@ -161,7 +181,10 @@ impl Client {
     /// after another are pipelined on the connection.
     fn send(&self, request: OwnedRequest) -> Pending {
         let (reply, rx) = oneshot::channel();
-        let sent = self.calls.try_send(Call { request, reply });
+        let sent = self.calls.try_send(Call {
+            request,
+            reply: Reply::Caller(reply),
+        });
         Pending {
             rx,
             refused: sent.err().map(|e| match e {
@@ -174,7 +197,10 @@ impl Client {
     async fn call(&self, request: OwnedRequest) -> Result<Vec<u8>, Error> {
         let (reply, rx) = oneshot::channel();
         self.calls
-            .send(Call { request, reply })
+            .send(Call {
+                request,
+                reply: Reply::Caller(reply),
+            })
             .await
             .map_err(|_| Error::Closed)?;
         rx.await.map_err(|_| Error::Disconnected)?

@@ -17,7 +17,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::error::Error;
-use crate::transport::BoxStream;
+use crate::reconnect::ReconnectPolicy;
+use crate::server::ServerAddr;
+use crate::subscriptions::Subscriptions;
+use crate::transport::{self, BoxStream, ConnectOptions};
 
 /// Longest line accepted from a server: 2 MiB. A longer response (a history of more than
 /// ~20,000 rows) is discarded and its request times out; ElectrumX itself refuses to send
@@ -50,6 +53,14 @@ pub enum Notice {
     },
     /// An outpoint's status changed (1.7): the raw JSON params.
     Outpoint(Vec<u8>),
+    /// The connection was lost (why); the client is reconnecting.
+    Disconnected(String),
+    /// The connection is back after this many attempts; subscriptions are being restored, and
+    /// statuses or a tip that changed meanwhile follow as notices.
+    Reconnected {
+        /// Attempts it took.
+        attempts: u32,
+    },
 }
 
 /// A request with its arguments owned, so it can wait in a queue.
@@ -112,10 +123,44 @@ impl ScriptOp {
     }
 }
 
+/// Where an answer goes.
+pub(crate) enum Reply {
+    /// A caller waiting on a [`Client`](crate::Client) method.
+    Caller(oneshot::Sender<Result<Vec<u8>, Error>>),
+    /// The task's own re-subscription of a script after a reconnect.
+    Resubscribe(ScriptHash),
+    /// The task's own re-subscription to headers after a reconnect.
+    ResubscribeHeaders,
+}
+
 /// What callers send to the task.
 pub(crate) struct Call {
     pub request: OwnedRequest,
-    pub reply: oneshot::Sender<Result<Vec<u8>, Error>>,
+    pub reply: Reply,
+}
+
+impl Call {
+    fn answer(self, result: Result<Vec<u8>, Error>) -> Option<(Reply, Result<Vec<u8>, Error>)> {
+        match self.reply {
+            Reply::Caller(tx) => {
+                let _ = tx.send(result);
+                None
+            }
+            own => Some((own, result)),
+        }
+    }
+
+    /// Safe to send again on a new connection: everything but a broadcast.
+    fn is_idempotent(&self) -> bool {
+        !matches!(
+            self.request,
+            OwnedRequest::Broadcast(_)
+                | OwnedRequest::Package {
+                    test_only: false,
+                    ..
+                }
+        )
+    }
 }
 
 /// Bounds of one connection.
@@ -123,6 +168,16 @@ pub(crate) struct Call {
 pub(crate) struct Limits {
     /// Calls waiting for a slot in the session's pending table.
     pub max_queued: usize,
+    /// Scripts subscribed at once.
+    pub max_subscriptions: usize,
+}
+
+/// How to open the connection again.
+pub(crate) struct Endpoint {
+    pub server: ServerAddr,
+    pub options: ConnectOptions,
+    pub config: Config,
+    pub policy: Option<ReconnectPolicy>,
 }
 
 /// The task's state.
@@ -130,10 +185,12 @@ struct Task {
     session: Box<Core>,
     start: Instant,
     queued: VecDeque<Call>,
-    waiting: HashMap<u64, oneshot::Sender<Result<Vec<u8>, Error>>>,
+    waiting: HashMap<u64, Call>,
     notices: broadcast::Sender<Notice>,
     limits: Limits,
     ready: Option<oneshot::Sender<Result<ProtocolVersion, Error>>>,
+    subscriptions: Subscriptions,
+    calls_open: bool,
 }
 
 /// Builds a session on a thread with a large stack: `Core` is ~3 MiB and is built by value, so
@@ -148,14 +205,20 @@ pub(crate) fn new_session(config: Config) -> Result<Box<Core>, Error> {
         .map_err(|_| Error::Io(std::io::Error::other("session construction panicked")))
 }
 
-/// Runs a connection until the stream closes, the session fails or every [`Client`] handle is
-/// dropped. `ready` gets the negotiated version (or why negotiation failed).
+/// Runs a connection until every [`Client`] handle is dropped, the session fails (wrong
+/// network, no common version), or the connection is lost and the reconnect policy (if any)
+/// gives up. `ready` gets the negotiated version of the first connection.
+///
+/// After a reconnect, calls that were in flight are sent again (a broadcast fails with
+/// [`Error::Disconnected`] instead), subscriptions are restored, and any script status or tip
+/// that changed meanwhile is reported as a notice.
 ///
 /// [`Client`]: crate::Client
 pub(crate) async fn run(
     stream: BoxStream,
     session: Box<Core>,
-    calls: mpsc::Receiver<Call>,
+    endpoint: Endpoint,
+    mut calls: mpsc::Receiver<Call>,
     notices: broadcast::Sender<Notice>,
     limits: Limits,
     ready: oneshot::Sender<Result<ProtocolVersion, Error>>,
@@ -168,9 +231,27 @@ pub(crate) async fn run(
         notices,
         limits,
         ready: Some(ready),
+        subscriptions: Subscriptions::default(),
+        calls_open: true,
     };
-    let end = task.drive(stream, calls).await;
-    task.fail_all(end);
+    let mut stream = stream;
+    loop {
+        let end = task.drive(stream, &mut calls).await;
+        let give_up = matches!(end, Error::Closed | Error::Session(_)) || task.ready.is_some();
+        let Some(policy) = endpoint.policy.filter(|_| !give_up) else {
+            task.fail_all(end);
+            return;
+        };
+        task.requeue_after_loss();
+        let _ = task.notices.send(Notice::Disconnected(end.to_string()));
+        match task.reconnect(&endpoint, policy, &mut calls).await {
+            Some(s) => stream = s,
+            None => {
+                task.fail_all(Error::Disconnected);
+                return;
+            }
+        }
+    }
 }
 
 impl Task {
@@ -178,10 +259,9 @@ impl Task {
         u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    async fn drive(&mut self, mut stream: BoxStream, mut calls: mpsc::Receiver<Call>) -> Error {
+    async fn drive(&mut self, mut stream: BoxStream, calls: &mut mpsc::Receiver<Call>) -> Error {
         let mut read_buf = vec![0u8; 64 * 1024];
         let mut out = vec![0u8; 64 * 1024];
-        let mut calls_open = true;
         loop {
             self.send_queued();
             loop {
@@ -199,7 +279,7 @@ impl Task {
             if let Some(e) = self.session.failure() {
                 return Error::Session(e);
             }
-            if !calls_open && self.waiting.is_empty() && self.queued.is_empty() {
+            if !self.calls_open && self.waiting.is_empty() && self.queued.is_empty() {
                 return Error::Closed;
             }
             let deadline = self
@@ -218,9 +298,9 @@ impl Task {
                     Ok(n) => self.input(&read_buf[..n]),
                     Err(e) => return Error::Io(e),
                 },
-                call = calls.recv(), if calls_open => match call {
+                call = calls.recv(), if self.calls_open => match call {
                     Some(call) => self.enqueue(call),
-                    None => calls_open = false,
+                    None => self.calls_open = false,
                 },
                 () = sleep => {
                     let now = self.now();
@@ -231,9 +311,85 @@ impl Task {
         }
     }
 
+    /// Opens the connection again, with backoff; calls arriving meanwhile are queued. `None`
+    /// when the policy gives up or every handle is gone.
+    async fn reconnect(
+        &mut self,
+        endpoint: &Endpoint,
+        policy: ReconnectPolicy,
+        calls: &mut mpsc::Receiver<Call>,
+    ) -> Option<BoxStream> {
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            if policy.max_attempts.is_some_and(|max| attempt > max) {
+                return None;
+            }
+            let wait = tokio::time::sleep(policy.delay(attempt));
+            tokio::pin!(wait);
+            loop {
+                tokio::select! {
+                    () = &mut wait => break,
+                    call = calls.recv(), if self.calls_open => match call {
+                        Some(call) => self.enqueue(call),
+                        None => self.calls_open = false,
+                    },
+                }
+            }
+            if !self.calls_open && self.waiting.is_empty() && self.queued.is_empty() {
+                return None;
+            }
+            let Ok(stream) = transport::connect(&endpoint.server, &endpoint.options).await else {
+                continue;
+            };
+            let config = endpoint.config;
+            let Ok(Ok(session)) = tokio::task::spawn_blocking(move || new_session(config)).await
+            else {
+                continue;
+            };
+            self.session = session;
+            self.start = Instant::now();
+            let restore = self.subscriptions.restore_calls();
+            for call in restore.into_iter().rev() {
+                self.queued.push_front(call);
+            }
+            let _ = self.notices.send(Notice::Reconnected { attempts: attempt });
+            return Some(stream);
+        }
+    }
+
+    /// After a lost connection: calls in flight go back to the front of the queue, except
+    /// broadcasts, which fail (whether they reached the server is unknown).
+    fn requeue_after_loss(&mut self) {
+        let mut ids: Vec<u64> = self.waiting.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids.into_iter().rev() {
+            let Some(call) = self.waiting.remove(&id) else {
+                continue;
+            };
+            match call.reply {
+                // Our own re-subscriptions are made again from the registry.
+                Reply::Resubscribe(_) | Reply::ResubscribeHeaders => {}
+                Reply::Caller(_) if call.is_idempotent() => self.queued.push_front(call),
+                Reply::Caller(_) => {
+                    let _ = call.answer(Err(Error::Disconnected));
+                }
+            }
+        }
+        self.queued.retain(|c| matches!(c.reply, Reply::Caller(_)));
+    }
+
     fn enqueue(&mut self, call: Call) {
         if self.queued.len() >= self.limits.max_queued {
-            let _ = call.reply.send(Err(Error::TooManyPending));
+            let _ = call.answer(Err(Error::TooManyPending));
+            return;
+        }
+        if let OwnedRequest::Script(ScriptOp::Subscribe, script) = &call.request
+            && !self
+                .subscriptions
+                .has_room(script, self.limits.max_subscriptions)
+        {
+            let _ = call.answer(Err(Error::TooManySubscriptions));
             return;
         }
         self.queued.push_back(call);
@@ -250,7 +406,7 @@ impl Task {
             let session = &mut self.session;
             match call.request.with(|r| session.request(now, r, 0)) {
                 Ok(id) => {
-                    self.waiting.insert(id, call.reply);
+                    self.waiting.insert(id, call);
                 }
                 Err(RequestError::TooManyInFlight | RequestError::Busy) => {
                     self.queued.push_front(call);
@@ -262,7 +418,7 @@ impl Task {
                     return;
                 }
                 Err(e) => {
-                    let _ = call.reply.send(Err(match e {
+                    let _ = call.answer(Err(match e {
                         RequestError::NotAvailable { .. } => Error::NotAvailable(method),
                         RequestError::Closed => Error::Closed,
                         RequestError::OutputFull(_) => Error::InvalidArgument(format!(
@@ -285,6 +441,7 @@ impl Task {
     }
 
     fn drain_events(&mut self) {
+        let mut answered = Vec::new();
         while let Some(event) = self.session.poll_event() {
             match event {
                 Event::Ready { version } => {
@@ -293,32 +450,28 @@ impl Task {
                     }
                 }
                 Event::Response { id, result, .. } => {
-                    if let Some(reply) = self.waiting.remove(&id) {
-                        let _ = reply.send(Ok(result.to_vec()));
-                    }
+                    answered.push((id, Ok(result.to_vec())));
                 }
                 Event::ServerError { id, error, .. } => {
-                    if let Some(reply) = self.waiting.remove(&id) {
-                        let _ = reply.send(Err(server_error(&error)));
-                    }
+                    answered.push((id, Err(server_error(&error))));
                 }
-                Event::TimedOut { id, .. } => {
-                    if let Some(reply) = self.waiting.remove(&id) {
-                        let _ = reply.send(Err(Error::Timeout));
-                    }
-                }
+                Event::TimedOut { id, .. } => answered.push((id, Err(Error::Timeout))),
                 Event::Notification(n) => {
                     let notice = match n {
                         Notification::Header { height, header } => {
+                            self.subscriptions.tip = Some((height, header));
                             Notice::Header { height, header }
                         }
                         Notification::ScriptStatus {
                             script_hash,
                             status,
-                        } => Notice::ScriptStatus {
-                            script_hash,
-                            status,
-                        },
+                        } => {
+                            self.subscriptions.status_changed(&script_hash, status);
+                            Notice::ScriptStatus {
+                                script_hash,
+                                status,
+                            }
+                        }
                         Notification::Outpoint { params } => Notice::Outpoint(params.to_vec()),
                     };
                     // No receiver is not an error: nobody subscribed to notices.
@@ -337,6 +490,21 @@ impl Task {
                 | Event::StreamEnd { .. } => {}
             }
         }
+        for (id, result) in answered {
+            let Some(call) = self.waiting.remove(&id) else {
+                continue;
+            };
+            // A caller's (un)subscription changes the registry; our own restoring calls are
+            // compared with it first, in `restored`.
+            if let (Reply::Caller(_), Ok(raw)) = (&call.reply, &result) {
+                self.subscriptions.record(&call.request, raw);
+            }
+            if let Some((own, result)) = call.answer(result)
+                && let Some(notice) = self.subscriptions.restored(own, result)
+            {
+                let _ = self.notices.send(notice);
+            }
+        }
     }
 
     /// Ends every waiting and queued call with `end` (as fits each).
@@ -353,11 +521,11 @@ impl Task {
                 _ => Error::Disconnected,
             }));
         }
-        for (_, reply) in self.waiting.drain() {
-            let _ = reply.send(Err(each(&end)));
+        for (_, call) in self.waiting.drain() {
+            let _ = call.answer(Err(each(&end)));
         }
         for call in self.queued.drain(..) {
-            let _ = call.reply.send(Err(each(&end)));
+            let _ = call.answer(Err(each(&end)));
         }
     }
 }

@@ -13,7 +13,8 @@ use electrum_spv::core::merkle::verify_tx_branch;
 use electrum_spv::core::rpc::{ProtocolVersion, VersionRange};
 use electrum_spv::core::script::{StatusHasher, TxHeight};
 use electrum_spv::{
-    Client, ClientConfig, ConnectOptions, Error, Network, Notice, ServerAddr, TlsTrust, Transport,
+    Client, ClientConfig, ConnectOptions, Error, Network, Notice, ReconnectPolicy, ServerAddr,
+    TlsTrust, Transport,
 };
 use electrum_spv_testkit::chain::{ALICE, BOB};
 use electrum_spv_testkit::socks::{Destination, Socks5Proxy};
@@ -438,7 +439,11 @@ fn in_flight_calls_fail_cleanly_when_the_server_dies() {
     let mut h = harness();
     let rt = runtime();
     rt.block_on(async {
-        let c = Client::connect(&tcp(&h), &config(VersionRange::DEFAULT))
+        let no_reconnect = ClientConfig {
+            reconnect: None,
+            ..config(VersionRange::DEFAULT)
+        };
+        let c = Client::connect(&tcp(&h), &no_reconnect)
             .await
             .expect("connect");
         let scripts = all_scripts(&h);
@@ -472,5 +477,67 @@ fn in_flight_calls_fail_cleanly_when_the_server_dies() {
             c.ping().await,
             Err(Error::Closed | Error::Disconnected)
         ));
+    });
+}
+
+#[test]
+fn reconnects_resubscribes_and_reports_what_changed_while_down() {
+    let mut h = harness();
+    let rt = runtime();
+    rt.block_on(async {
+        let quick = ClientConfig {
+            reconnect: Some(ReconnectPolicy {
+                initial: Duration::from_millis(100),
+                max: Duration::from_secs(1),
+                max_attempts: None,
+            }),
+            ..config(VersionRange::DEFAULT)
+        };
+        let c = Client::connect(&tcp(&h), &quick).await.expect("connect");
+        let mut notices = c.notifications();
+        let bob = h.bitcoind.chain().wallets()[BOB]
+            .script(ScriptKind::P2wpkh)
+            .to_owned();
+        let before = c.script_subscribe(bob.as_bytes()).await.expect("subscribe");
+        let (tip, _) = c.block_headers_subscribe().await.expect("headers");
+
+        h.electrumx.kill();
+        match tokio::time::timeout(T, notices.next()).await {
+            Ok(Some(Ok(Notice::Disconnected(_)))) => {}
+            other => panic!("expected a disconnect notice: {other:?}"),
+        }
+        // While the server is down: a payment to Bob and a block. A call made now waits for
+        // the new connection instead of failing.
+        h.bitcoind
+            .send(ALICE, &bob, Amount::from_sat(40_000))
+            .expect("payment");
+        h.bitcoind.mine(1);
+        let waiting = {
+            let c = c.clone();
+            tokio::spawn(async move { c.block_header(1).await })
+        };
+        tokio::task::block_in_place(|| h.electrumx.restart(&h.bitcoind)).expect("restart");
+
+        let mut reconnected = false;
+        let mut new_tip = None;
+        let mut new_status = None;
+        while !(reconnected && new_tip.is_some() && new_status.is_some()) {
+            match tokio::time::timeout(T, notices.next()).await {
+                Ok(Some(Ok(Notice::Reconnected { .. }))) => reconnected = true,
+                Ok(Some(Ok(Notice::Header { height, .. }))) => new_tip = Some(height),
+                Ok(Some(Ok(Notice::ScriptStatus { status, .. }))) => new_status = Some(status),
+                other => panic!("waiting for the reconnect and its notices: {other:?}"),
+            }
+        }
+        assert_eq!(new_tip, Some(tip + 1));
+        let status = new_status.unwrap();
+        assert_ne!(status, before);
+        assert_eq!(status.map(|s| s.to_string()), h.bitcoind.status(&bob));
+        let header = tokio::time::timeout(T, waiting)
+            .await
+            .expect("call ends")
+            .unwrap();
+        let kit = serialize(&h.bitcoind.chain().blocks()[1].header);
+        assert_eq!(&header.expect("answered after the reconnect")[..], &kit[..]);
     });
 }

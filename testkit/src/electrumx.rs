@@ -1,6 +1,6 @@
 //! Installs and runs a real ElectrumX 2.0 (PyPI package `e-x`) against a stand-in bitcoind.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::io::AsRawFd;
 use std::os::unix::process::CommandExt;
@@ -148,6 +148,48 @@ fn self_signed() -> Result<(Vec<u8>, String, String), Error> {
     ))
 }
 
+/// Runs `electrumx_server` in `dir` (database in `dir/db`, log appended to
+/// `dir/electrumx.log`, certificate `dir/server.crt`) serving TCP on `addr` and TLS on
+/// `ssl_addr`.
+fn launch(
+    server: &Path,
+    bitcoind: &StandInBitcoind,
+    dir: &Path,
+    addr: SocketAddr,
+    ssl_addr: SocketAddr,
+) -> Result<Child, Error> {
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("electrumx.log"))?;
+    Command::new(server)
+        .env("COIN", "Bitcoin")
+        .env("NET", "regtest")
+        .env("DB_ENGINE", "leveldb")
+        .env("DB_DIRECTORY", dir.join("db"))
+        .env("DAEMON_URL", bitcoind.url())
+        .env("SERVICES", format!("tcp://{addr},ssl://{ssl_addr}"))
+        .env("SSL_CERTFILE", dir.join("server.crt"))
+        .env("SSL_KEYFILE", dir.join("server.key"))
+        .env("ALLOW_ROOT", "1")
+        .env("PEER_DISCOVERY", "off")
+        .env("PEER_ANNOUNCE", "")
+        .env("CACHE_MB", "50")
+        .env("LOG_LEVEL", "info")
+        .env("DAEMON_POLL_INTERVAL_BLOCKS", "100")
+        .env("DAEMON_POLL_INTERVAL_MEMPOOL", "100")
+        .env("COST_SOFT_LIMIT", "0")
+        .env("COST_HARD_LIMIT", "0")
+        .env("INITIAL_CONCURRENT", "1000")
+        .env("PYTHONUNBUFFERED", "1")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| Error::msg(format!("cannot run {}: {e}", server.display())))
+}
+
 impl ElectrumX {
     /// Installs ElectrumX if needed ([`ensure_venv`]), starts it against `bitcoind` on a
     /// free port and waits (up to [`START_TIMEOUT`]) until it reports the stand-in's tip.
@@ -175,47 +217,13 @@ impl ElectrumX {
         let dir = tempfile::Builder::new()
             .prefix("testkit-electrumx-")
             .tempdir()?;
-        let db = dir.path().join("db");
-        fs::create_dir_all(&db)?;
-        let port = free_port()?;
-        let ssl_port = free_port()?;
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let ssl_addr: SocketAddr = ([127, 0, 0, 1], ssl_port).into();
+        fs::create_dir_all(dir.path().join("db"))?;
+        let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+        let ssl_addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
         let (certificate, cert_pem, key_pem) = self_signed()?;
-        let cert_file = dir.path().join("server.crt");
-        let key_file = dir.path().join("server.key");
-        fs::write(&cert_file, cert_pem)?;
-        fs::write(&key_file, key_pem)?;
-        let log = File::create(dir.path().join("electrumx.log"))?;
-        let child = Command::new(server)
-            .env("COIN", "Bitcoin")
-            .env("NET", "regtest")
-            .env("DB_ENGINE", "leveldb")
-            .env("DB_DIRECTORY", &db)
-            .env("DAEMON_URL", bitcoind.url())
-            .env(
-                "SERVICES",
-                format!("tcp://127.0.0.1:{port},ssl://127.0.0.1:{ssl_port}"),
-            )
-            .env("SSL_CERTFILE", &cert_file)
-            .env("SSL_KEYFILE", &key_file)
-            .env("ALLOW_ROOT", "1")
-            .env("PEER_DISCOVERY", "off")
-            .env("PEER_ANNOUNCE", "")
-            .env("CACHE_MB", "50")
-            .env("LOG_LEVEL", "info")
-            .env("DAEMON_POLL_INTERVAL_BLOCKS", "100")
-            .env("DAEMON_POLL_INTERVAL_MEMPOOL", "100")
-            .env("COST_SOFT_LIMIT", "0")
-            .env("COST_HARD_LIMIT", "0")
-            .env("INITIAL_CONCURRENT", "1000")
-            .env("PYTHONUNBUFFERED", "1")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .map_err(|e| Error::msg(format!("cannot run {}: {e}", server.display())))?;
+        fs::write(dir.path().join("server.crt"), cert_pem)?;
+        fs::write(dir.path().join("server.key"), key_pem)?;
+        let child = launch(server, bitcoind, dir.path(), addr, ssl_addr)?;
         Ok(ElectrumX {
             child,
             addr,
@@ -223,6 +231,16 @@ impl ElectrumX {
             certificate,
             dir,
         })
+    }
+
+    /// Starts ElectrumX again after [`ElectrumX::kill`] (or a crash): same ports, same
+    /// database, same certificate; waits until it serves the stand-in's tip.
+    pub fn restart(&mut self, bitcoind: &StandInBitcoind) -> Result<(), Error> {
+        self.kill();
+        let server = ensure_venv()?;
+        self.child = launch(&server, bitcoind, self.dir.path(), self.addr, self.ssl_addr)?;
+        let (height, _) = bitcoind.tip();
+        self.wait_for_height(height, START_TIMEOUT)
     }
 
     /// The Electrum TCP address (newline-framed JSON-RPC, no TLS).

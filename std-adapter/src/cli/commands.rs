@@ -275,7 +275,11 @@ async fn subscribe(args: &Args, client: &Client, addresses: &[String]) -> Result
                 chain.sync(client, |_, _| {}).await?;
                 continue;
             }
-            Ok(Notice::Outpoint(_)) => continue,
+            Ok(Notice::Disconnected(why)) => {
+                eprintln!("electrum-spv: connection lost ({why}), reconnecting");
+                continue;
+            }
+            Ok(Notice::Outpoint(_) | Notice::Reconnected { .. }) => continue,
             Err(missed) => {
                 return Err(Error::Verification(format!(
                     "fell {missed} notifications behind"
