@@ -181,10 +181,9 @@ impl Client {
     /// after another are pipelined on the connection.
     fn send(&self, request: OwnedRequest) -> Pending {
         let (reply, rx) = oneshot::channel();
-        let sent = self.calls.try_send(Call {
-            request,
-            reply: Reply::Caller(reply),
-        });
+        let sent = self
+            .calls
+            .try_send(Call::new(request, Reply::Caller(reply)));
         Pending {
             rx,
             refused: sent.err().map(|e| match e {
@@ -197,10 +196,7 @@ impl Client {
     async fn call(&self, request: OwnedRequest) -> Result<Vec<u8>, Error> {
         let (reply, rx) = oneshot::channel();
         self.calls
-            .send(Call {
-                request,
-                reply: Reply::Caller(reply),
-            })
+            .send(Call::new(request, Reply::Caller(reply)))
             .await
             .map_err(|_| Error::Closed)?;
         rx.await.map_err(|_| Error::Disconnected)?

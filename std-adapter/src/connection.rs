@@ -11,7 +11,7 @@ use electrum_spv_core::hash::{ScriptHash, Status};
 use electrum_spv_core::json::unescape_into;
 use electrum_spv_core::rpc::{Method, ProtocolVersion};
 use electrum_spv_core::session::{
-    Config, Event, Notification, Request, RequestError, RpcError, Session,
+    Config, Event, Notification, ProtocolError, Request, RequestError, RpcError, Session,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -137,9 +137,20 @@ pub(crate) enum Reply {
 pub(crate) struct Call {
     pub request: OwnedRequest,
     pub reply: Reply,
+    /// When the caller made it: a call still unsent after the request timeout (the
+    /// connection is down) fails with [`Error::Timeout`].
+    pub since: Instant,
 }
 
 impl Call {
+    pub fn new(request: OwnedRequest, reply: Reply) -> Call {
+        Call {
+            request,
+            reply,
+            since: Instant::now(),
+        }
+    }
+
     fn answer(self, result: Result<Vec<u8>, Error>) -> Option<(Reply, Result<Vec<u8>, Error>)> {
         match self.reply {
             Reply::Caller(tx) => {
@@ -179,6 +190,15 @@ pub(crate) struct Endpoint {
     pub config: Config,
     pub policy: Option<ReconnectPolicy>,
 }
+
+impl Endpoint {
+    fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.request_timeout_ms)
+    }
+}
+
+/// How often calls waiting for a reconnect are checked against their deadline.
+const EXPIRY_TICK: Duration = Duration::from_millis(250);
 
 /// The task's state.
 struct Task {
@@ -327,6 +347,7 @@ impl Task {
             }
             let wait = tokio::time::sleep(policy.delay(attempt));
             tokio::pin!(wait);
+            let mut tick = tokio::time::interval(EXPIRY_TICK);
             loop {
                 tokio::select! {
                     () = &mut wait => break,
@@ -334,8 +355,10 @@ impl Task {
                         Some(call) => self.enqueue(call),
                         None => self.calls_open = false,
                     },
+                    _ = tick.tick() => self.expire_queued(endpoint.request_timeout()),
                 }
             }
+            self.expire_queued(endpoint.request_timeout());
             if !self.calls_open && self.waiting.is_empty() && self.queued.is_empty() {
                 return None;
             }
@@ -355,6 +378,17 @@ impl Task {
             }
             let _ = self.notices.send(Notice::Reconnected { attempts: attempt });
             return Some(stream);
+        }
+    }
+
+    /// Fails queued calls older than `timeout` with [`Error::Timeout`].
+    fn expire_queued(&mut self, timeout: Duration) {
+        let (expired, keep): (VecDeque<Call>, VecDeque<Call>) = std::mem::take(&mut self.queued)
+            .into_iter()
+            .partition(|c| matches!(c.reply, Reply::Caller(_)) && c.since.elapsed() >= timeout);
+        self.queued = keep;
+        for call in expired {
+            let _ = call.answer(Err(Error::Timeout));
         }
     }
 
@@ -441,7 +475,8 @@ impl Task {
     }
 
     fn drain_events(&mut self) {
-        let mut answered = Vec::new();
+        // Answers by id; `None`: the session refused the response's envelope.
+        let mut answered: Vec<(u64, Option<Result<Vec<u8>, Error>>)> = Vec::new();
         while let Some(event) = self.session.poll_event() {
             match event {
                 Event::Ready { version } => {
@@ -450,12 +485,12 @@ impl Task {
                     }
                 }
                 Event::Response { id, result, .. } => {
-                    answered.push((id, Ok(result.to_vec())));
+                    answered.push((id, Some(Ok(result.to_vec()))));
                 }
                 Event::ServerError { id, error, .. } => {
-                    answered.push((id, Err(server_error(&error))));
+                    answered.push((id, Some(Err(server_error(&error)))));
                 }
-                Event::TimedOut { id, .. } => answered.push((id, Err(Error::Timeout))),
+                Event::TimedOut { id, .. } => answered.push((id, Some(Err(Error::Timeout)))),
                 Event::Notification(n) => {
                     let notice = match n {
                         Notification::Header { height, header } => {
@@ -482,8 +517,14 @@ impl Task {
                         let _ = ready.send(Err(Error::Session(e)));
                     }
                 }
-                // Refused input: the session carries on and the request it belonged to (if
-                // any) ends by its deadline.
+                // A response for a request in flight that the session refused: the request
+                // is over (the session no longer holds it), so its caller is answered now.
+                Event::ProtocolError(
+                    ProtocolError::ResultAndErrorMismatch { id }
+                    | ProtocolError::StreamFailed { id, .. },
+                ) => answered.push((id, None)),
+                // Other refused input belongs to no request in flight (a request whose line
+                // was lost ends by its deadline); the session carries on.
                 Event::ProtocolError(_)
                 | Event::StreamHeader { .. }
                 | Event::StreamHistoryItem { .. }
@@ -494,6 +535,7 @@ impl Task {
             let Some(call) = self.waiting.remove(&id) else {
                 continue;
             };
+            let result = result.unwrap_or_else(|| Err(Error::BadResult(call.request.method())));
             // A caller's (un)subscription changes the registry; our own restoring calls are
             // compared with it first, in `restored`.
             if let (Reply::Caller(_), Ok(raw)) = (&call.reply, &result) {

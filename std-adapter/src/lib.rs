@@ -24,6 +24,7 @@
 pub mod client;
 pub mod connection;
 pub mod error;
+pub mod pool;
 pub mod reconnect;
 pub mod server;
 pub mod server_list;
@@ -38,6 +39,7 @@ pub use connection::Notice;
 pub use electrum_spv_core as core;
 pub use electrum_spv_core::chain::Network;
 pub use error::Error;
+pub use pool::{Dropped, MemberStatus, Pool, PoolConfig};
 pub use reconnect::ReconnectPolicy;
 pub use server::{ServerAddr, Transport};
 pub use server_list::{Filter, ServerEntry, ServerList};

@@ -56,15 +56,19 @@ impl Subscriptions {
 
     /// The calls that restore every subscription on a new connection (headers first).
     pub fn restore_calls(&self) -> Vec<Call> {
-        let headers = self.headers.then(|| Call {
-            request: OwnedRequest::Plain(Request::HeadersSubscribe),
-            reply: Reply::ResubscribeHeaders,
+        let headers = self.headers.then(|| {
+            Call::new(
+                OwnedRequest::Plain(Request::HeadersSubscribe),
+                Reply::ResubscribeHeaders,
+            )
         });
         headers
             .into_iter()
-            .chain(self.scripts.iter().map(|(hash, (script, _))| Call {
-                request: OwnedRequest::Script(ScriptOp::Subscribe, script.clone()),
-                reply: Reply::Resubscribe(*hash),
+            .chain(self.scripts.iter().map(|(hash, (script, _))| {
+                Call::new(
+                    OwnedRequest::Script(ScriptOp::Subscribe, script.clone()),
+                    Reply::Resubscribe(*hash),
+                )
             }))
             .collect()
     }

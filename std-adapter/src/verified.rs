@@ -14,9 +14,11 @@ use std::collections::VecDeque;
 use electrum_spv_core::chain::{Anchor, HeaderVerifier, Network, Params};
 use electrum_spv_core::hash::{BlockHash, ScriptHash, Status, Txid};
 use electrum_spv_core::header::Header;
+use electrum_spv_core::header::Work;
 use electrum_spv_core::merkle::verify_tx_branch;
 use electrum_spv_core::rpc::ProtocolVersion;
 use electrum_spv_core::script::{CanonicalOrder, StatusHasher, TxHeight};
+use electrum_spv_core::sync::headers::{Pacing, request_cost_milli};
 
 use crate::client::Client;
 use crate::error::Error;
@@ -33,6 +35,52 @@ pub struct HeaderChain {
     anchor: Anchor,
     verifier: HeaderVerifier,
     headers: Vec<[u8; 80]>,
+    bucket: Bucket,
+}
+
+/// Request pacing by ElectrumX's cost model (the core's [`Pacing`]): a default-configured
+/// ElectrumX allows a burst of 8 full chunks, then about one per 107 s.
+#[derive(Clone, Copy, Debug)]
+struct Bucket {
+    pacing: Pacing,
+    tokens: u64,
+    at: tokio::time::Instant,
+}
+
+impl Bucket {
+    fn new(pacing: Pacing) -> Bucket {
+        Bucket {
+            pacing,
+            tokens: pacing.burst_milli,
+            at: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Waits until `cost` is available, then spends it (a cost above the burst waits for a
+    /// full bucket).
+    async fn take(&mut self, cost: u64) {
+        loop {
+            let now = tokio::time::Instant::now();
+            let elapsed = now.duration_since(self.at).as_millis();
+            let add = u64::try_from(
+                elapsed.saturating_mul(u128::from(self.pacing.refill_milli_per_s)) / 1000,
+            )
+            .unwrap_or(u64::MAX);
+            self.tokens = self.tokens.saturating_add(add).min(self.pacing.burst_milli);
+            self.at = now;
+            let need = cost.min(self.pacing.burst_milli);
+            if self.tokens >= need {
+                self.tokens -= need;
+                return;
+            }
+            let missing = need - self.tokens;
+            let rate = self.pacing.refill_milli_per_s.max(1);
+            tokio::time::sleep(std::time::Duration::from_millis(
+                missing.saturating_mul(1000) / rate + 1,
+            ))
+            .await;
+        }
+    }
 }
 
 impl HeaderChain {
@@ -59,7 +107,20 @@ impl HeaderChain {
             anchor,
             verifier: HeaderVerifier::new(params, anchor),
             headers: Vec::new(),
+            bucket: Bucket::new(Pacing::ELECTRUMX_DEFAULT),
         }
+    }
+
+    /// Paces header requests with `pacing` instead of a default ElectrumX's limits
+    /// ([`Pacing::UNLIMITED`] for one's own server).
+    pub fn with_pacing(mut self, pacing: Pacing) -> HeaderChain {
+        self.bucket = Bucket::new(pacing);
+        self
+    }
+
+    /// Cumulative work of the verified chain (absolute where the anchor's work below is known).
+    pub fn chainwork(&self) -> Work {
+        self.verifier.tip().map_or(Work::ZERO, |t| t.chainwork)
     }
 
     /// Height of the first header held.
@@ -111,7 +172,9 @@ impl HeaderChain {
         match self.sync_to(client, tip, &mut progress).await {
             Err(Error::Verification(_)) if !self.headers.is_empty() => {
                 // Possibly a reorg below our tip: start over from the anchor once.
+                let bucket = self.bucket;
                 *self = HeaderChain::with_anchor(self.params, self.anchor);
+                self.bucket = bucket;
                 self.sync_to(client, tip, &mut progress).await
             }
             other => other,
@@ -129,6 +192,7 @@ impl HeaderChain {
         loop {
             while in_flight.len() < SYNC_WINDOW && next <= tip {
                 let count = CHUNK.min(tip - next + 1);
+                self.bucket.take(request_cost_milli(count)).await;
                 let c = client.clone();
                 let start = next;
                 in_flight.push_back(tokio::spawn(

@@ -11,6 +11,9 @@
 //!   stand-in.
 //! * [`Harness`]: both, over [`Chain::funded`].
 //! * [`socks::Socks5Proxy`]: a SOCKS5 proxy that records what it was asked to reach.
+//! * [`liar::LyingProxy`]: a man-in-the-middle in front of ElectrumX that rewrites its
+//!   answers by a scripted [`liar::Attack`] (forged proofs, wrong statuses, broken headers,
+//!   malformed or hostile lines), for adversarial tests.
 //!
 //! Every server binds 127.0.0.1 only and is stopped on drop (also when a test panics).
 
@@ -18,6 +21,7 @@ pub mod chain;
 pub mod driver;
 mod electrum;
 mod electrumx;
+pub mod liar;
 mod rpc;
 pub mod socks;
 
