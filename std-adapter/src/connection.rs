@@ -197,6 +197,9 @@ impl Endpoint {
     }
 }
 
+/// What became of a request in flight; `None`: the session refused the response's envelope.
+type Answer = Option<Result<Vec<u8>, Error>>;
+
 /// How often calls waiting for a reconnect are checked against their deadline.
 const EXPIRY_TICK: Duration = Duration::from_millis(250);
 
@@ -475,8 +478,7 @@ impl Task {
     }
 
     fn drain_events(&mut self) {
-        // Answers by id; `None`: the session refused the response's envelope.
-        let mut answered: Vec<(u64, Option<Result<Vec<u8>, Error>>)> = Vec::new();
+        let mut answered: Vec<(u64, Answer)> = Vec::new();
         while let Some(event) = self.session.poll_event() {
             match event {
                 Event::Ready { version } => {
