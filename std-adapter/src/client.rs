@@ -2,6 +2,8 @@
 //! can switch; results are this crate's types, and methods that can check what the server says
 //! (raw transactions, broadcasts) do before they return.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use electrum_spv_core::chain::{Network, Params};
@@ -94,6 +96,7 @@ fn millis(d: Duration) -> u64 {
 #[derive(Clone, Debug)]
 pub struct Client {
     calls: mpsc::Sender<Call>,
+    connected: Arc<AtomicBool>,
     notices: broadcast::Sender<Notice>,
     version: ProtocolVersion,
     server: ServerAddr,
@@ -135,10 +138,12 @@ impl Client {
             max_queued: config.max_queued,
             max_subscriptions: config.max_subscriptions,
         };
+        let connected = Arc::new(AtomicBool::new(true));
         tokio::spawn(connection::run(
             stream,
             session,
             endpoint,
+            connected.clone(),
             calls_rx,
             notices.clone(),
             limits,
@@ -150,10 +155,16 @@ impl Client {
             .map_err(|_| Error::Disconnected)??;
         Ok(Client {
             calls,
+            connected,
             notices,
             version,
             server: server.clone(),
         })
+    }
+
+    /// Whether the connection is up now (false while reconnecting or after it gave up).
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
     }
 
     /// The negotiated protocol version.

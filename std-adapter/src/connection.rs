@@ -5,6 +5,8 @@
 //! feed what was read to `handle_input`, drain `poll_event`, sleep until `poll_timeout`.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use electrum_spv_core::hash::{ScriptHash, Status};
@@ -241,6 +243,7 @@ pub(crate) async fn run(
     stream: BoxStream,
     session: Box<Core>,
     endpoint: Endpoint,
+    connected: Arc<AtomicBool>,
     mut calls: mpsc::Receiver<Call>,
     notices: broadcast::Sender<Notice>,
     limits: Limits,
@@ -262,13 +265,18 @@ pub(crate) async fn run(
         let end = task.drive(stream, &mut calls).await;
         let give_up = matches!(end, Error::Closed | Error::Session(_)) || task.ready.is_some();
         let Some(policy) = endpoint.policy.filter(|_| !give_up) else {
+            connected.store(false, Ordering::Relaxed);
             task.fail_all(end);
             return;
         };
+        connected.store(false, Ordering::Relaxed);
         task.requeue_after_loss();
         let _ = task.notices.send(Notice::Disconnected(end.to_string()));
         match task.reconnect(&endpoint, policy, &mut calls).await {
-            Some(s) => stream = s,
+            Some(s) => {
+                stream = s;
+                connected.store(true, Ordering::Relaxed);
+            }
             None => {
                 task.fail_all(Error::Disconnected);
                 return;

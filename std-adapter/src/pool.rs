@@ -225,6 +225,27 @@ impl Pool {
         }
     }
 
+    /// An audit: verifies the script's history with every member, drops each one whose
+    /// proofs, status or order fail (with the reason), then answers as
+    /// [`Pool::verified_history`].
+    ///
+    /// # Errors
+    /// As [`Pool::verified_history`].
+    pub async fn audit(&mut self, script: &[u8]) -> Result<VerifiedHistory, Error> {
+        let mut i = 0;
+        while i < self.members.len() {
+            let m = &mut self.members[i];
+            match verified_history(&m.client, &mut m.chain, ScriptRef::Script(script)).await {
+                Err(e @ Error::Verification(_)) => {
+                    let m = self.members.remove(i);
+                    self.drop_server(m.server, e.to_string());
+                }
+                _ => i += 1,
+            }
+        }
+        self.verified_history(script).await
+    }
+
     /// Asks every other member at the same tip as `verified_by` for the script's status; a
     /// member whose status differs from the verified one must prove its own history, or is
     /// dropped.
@@ -295,9 +316,13 @@ impl Pool {
     }
 }
 
-/// Best first: most work, then lowest latency.
-fn rank(m: &Member) -> (std::cmp::Reverse<Work>, Duration) {
-    (std::cmp::Reverse(m.chain.chainwork()), m.latency)
+/// Best first: connected, then most work, then lowest latency.
+fn rank(m: &Member) -> (bool, std::cmp::Reverse<Work>, Duration) {
+    (
+        !m.client.is_connected(),
+        std::cmp::Reverse(m.chain.chainwork()),
+        m.latency,
+    )
 }
 
 fn is_transport(e: &Error) -> bool {

@@ -70,6 +70,9 @@ pub enum Attack {
     WrongMerklePos,
     /// `blockchain.transaction.get_merkle`: `block_height` one higher than the true one.
     WrongMerkleHeight,
+    /// `blockchain.headers.subscribe`: the tip reported this many blocks lower than it is (a
+    /// server that stopped following the chain).
+    StaleTip(u32),
     /// Script `subscribe`: the status replaced by another valid-looking 64-hex status (one
     /// digit flipped; for a `null` status, `"ab"` repeated).
     WrongStatus,
@@ -445,6 +448,7 @@ impl Attack {
                 one("blockchain.transaction.get_merkle")
             }
             Attack::WrongStatus => SUBSCRIBE.contains(&method),
+            Attack::StaleTip(_) => one("blockchain.headers.subscribe"),
             Attack::HistoryMissingTx
             | Attack::HistoryNonCanonicalOrder
             | Attack::WrongTypes
@@ -519,6 +523,11 @@ impl Attack {
             Attack::WrongMerkleHeight => {
                 let height = result?.get_mut("block_height")?;
                 *height = json!(height.as_u64()? + 1);
+                send(&response)
+            }
+            Attack::StaleTip(behind) => {
+                let height = result?.get_mut("height")?;
+                *height = json!(height.as_u64()?.checked_sub(u64::from(*behind))?);
                 send(&response)
             }
             Attack::WrongStatus => {

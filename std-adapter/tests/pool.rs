@@ -1,0 +1,139 @@
+//! The pool over several real ElectrumX servers: best verified tip, stale servers dropped with
+//! the reason, failover, and cross-checked verified histories equal to the kit's records.
+
+use std::time::Duration;
+
+use electrum_spv::core::hash::Txid;
+use electrum_spv::core::rpc::VersionRange;
+use electrum_spv::{ClientConfig, Network, Pool, PoolConfig, ServerAddr, Transport};
+use electrum_spv_testkit::chain::ALICE;
+use electrum_spv_testkit::liar::{Attack, LyingProxy, Times};
+use electrum_spv_testkit::{ElectrumX, Harness, ScriptKind};
+
+fn tcp(addr: std::net::SocketAddr) -> ServerAddr {
+    ServerAddr::new(Transport::Tcp, addr.ip().to_string(), addr.port())
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn core_txid(t: bitcoin::Txid) -> Txid {
+    Txid::from_byte_array(bitcoin::hashes::Hash::to_byte_array(t))
+}
+
+#[test]
+fn best_tip_stale_server_dropped_failover_and_verified_history() {
+    let mut h = Harness::start().expect("kit");
+    // A second ElectrumX over the same stand-in, and a whole second kit over an identical
+    // (deterministic) chain that will fall behind.
+    let mut second = ElectrumX::start(&h.bitcoind).expect("second ElectrumX");
+    let stale = Harness::start().expect("second kit");
+    h.bitcoind.mine(3);
+    let (tip, _) = h.bitcoind.tip();
+    h.electrumx
+        .wait_for_height(tip, Duration::from_secs(60))
+        .expect("first catches up");
+    second
+        .wait_for_height(tip, Duration::from_secs(60))
+        .expect("second catches up");
+
+    let servers = [tcp(stale.addr()), tcp(h.addr()), tcp(second.addr())];
+    let config = PoolConfig::new(ClientConfig {
+        versions: VersionRange::DEFAULT,
+        ..ClientConfig::new(Network::Regtest)
+    });
+    let rt = runtime();
+    rt.block_on(async {
+        let mut pool = Pool::connect(&servers, config).await.expect("pool");
+        assert_eq!(pool.best_tip().map(|t| t.0), Some(tip));
+        let dropped = pool.dropped();
+        assert_eq!(dropped.len(), 1, "{dropped:?}");
+        assert_eq!(dropped[0].server, servers[0]);
+        assert!(
+            dropped[0].reason.contains("stale tip: 3 blocks behind"),
+            "{}",
+            dropped[0].reason
+        );
+        assert_eq!(pool.members().len(), 2);
+
+        let script = h.bitcoind.chain().wallets()[ALICE]
+            .script(ScriptKind::P2wpkh)
+            .to_owned();
+        let kit: Vec<(Txid, i64)> = h
+            .bitcoind
+            .history(&script)
+            .into_iter()
+            .map(|(t, hgt)| (core_txid(t), hgt))
+            .collect();
+        let got = pool
+            .verified_history(script.as_bytes())
+            .await
+            .expect("history");
+        let got: Vec<(Txid, i64)> = got
+            .txs
+            .iter()
+            .map(|t| (t.txid, t.height.to_i64()))
+            .collect();
+        assert_eq!(got, kit);
+
+        // One member dies: the other answers.
+        second.kill();
+        let again = pool
+            .verified_history(script.as_bytes())
+            .await
+            .expect("failover");
+        assert_eq!(again.txs.len(), kit.len());
+        assert_eq!(pool.dropped().len(), 1, "a disconnect is not a lie");
+    });
+}
+
+#[test]
+fn a_lying_member_is_detected_dropped_and_reported() {
+    let h = Harness::start().expect("kit");
+    let b = ElectrumX::start(&h.bitcoind).expect("second ElectrumX");
+    let c = ElectrumX::start(&h.bitcoind).expect("third ElectrumX");
+    let script = h.bitcoind.chain().wallets()[ALICE]
+        .script(ScriptKind::P2wpkh)
+        .to_owned();
+    let kit: Vec<(Txid, i64)> = h
+        .bitcoind
+        .history(&script)
+        .into_iter()
+        .map(|(t, hgt)| (core_txid(t), hgt))
+        .collect();
+    let rt = runtime();
+    for (attack, reason) in [
+        (Attack::ForgedMerkleBranch, "merkle proof"),
+        (Attack::WrongStatus, "does not match the history"),
+        (Attack::StaleTip(3), "stale tip: 3 blocks behind"),
+    ] {
+        let liar = LyingProxy::start_with(c.addr(), attack.clone(), Times::Always).expect("liar");
+        let servers = [tcp(h.addr()), tcp(b.addr()), tcp(liar.addr())];
+        let config = PoolConfig::new(ClientConfig::new(Network::Regtest));
+        rt.block_on(async {
+            let mut pool = Pool::connect(&servers, config).await.expect("pool");
+            let history = pool.audit(script.as_bytes()).await.expect("audit");
+            let got: Vec<(Txid, i64)> = history
+                .txs
+                .iter()
+                .map(|t| (t.txid, t.height.to_i64()))
+                .collect();
+            assert_eq!(got, kit, "{attack:?}: the result stays correct");
+            let dropped = pool.dropped();
+            assert_eq!(dropped.len(), 1, "{attack:?}: {dropped:?}");
+            assert_eq!(dropped[0].server, servers[2], "{attack:?}");
+            assert!(
+                dropped[0].reason.contains(reason),
+                "{attack:?}: {}",
+                dropped[0].reason
+            );
+            assert_eq!(pool.members().len(), 2);
+        });
+        assert!(liar.tampered() > 0, "{attack:?} never fired");
+    }
+}
