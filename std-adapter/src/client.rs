@@ -16,7 +16,9 @@ use tokio_stream::Stream;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 
-use crate::connection::{self, Call, Endpoint, Limits, Notice, OwnedRequest, Reply, ScriptOp};
+use crate::connection::{
+    self, Call, Endpoint, Limits, Links, Notice, OwnedRequest, Reply, ScriptOp,
+};
 use crate::error::Error;
 use crate::reconnect::ReconnectPolicy;
 use crate::server::ServerAddr;
@@ -143,11 +145,13 @@ impl Client {
             stream,
             session,
             endpoint,
-            connected.clone(),
-            calls_rx,
-            notices.clone(),
-            limits,
-            ready_tx,
+            Links {
+                calls: calls_rx,
+                notices: notices.clone(),
+                ready: ready_tx,
+                connected: connected.clone(),
+                limits,
+            },
         ));
         let version = tokio::time::timeout(config.connect.connect_timeout, ready)
             .await

@@ -185,6 +185,20 @@ pub(crate) struct Limits {
     pub max_subscriptions: usize,
 }
 
+/// How the task talks to its [`Client`](crate::Client) handles.
+pub(crate) struct Links {
+    /// Calls from the handles.
+    pub calls: mpsc::Receiver<Call>,
+    /// Notifications to subscribers.
+    pub notices: broadcast::Sender<Notice>,
+    /// The first negotiation's outcome.
+    pub ready: oneshot::Sender<Result<ProtocolVersion, Error>>,
+    /// Whether the connection is up.
+    pub connected: Arc<AtomicBool>,
+    /// Bounds.
+    pub limits: Limits,
+}
+
 /// How to open the connection again.
 pub(crate) struct Endpoint {
     pub server: ServerAddr,
@@ -239,16 +253,14 @@ pub(crate) fn new_session(config: Config) -> Result<Box<Core>, Error> {
 /// that changed meanwhile is reported as a notice.
 ///
 /// [`Client`]: crate::Client
-pub(crate) async fn run(
-    stream: BoxStream,
-    session: Box<Core>,
-    endpoint: Endpoint,
-    connected: Arc<AtomicBool>,
-    mut calls: mpsc::Receiver<Call>,
-    notices: broadcast::Sender<Notice>,
-    limits: Limits,
-    ready: oneshot::Sender<Result<ProtocolVersion, Error>>,
-) {
+pub(crate) async fn run(stream: BoxStream, session: Box<Core>, endpoint: Endpoint, links: Links) {
+    let Links {
+        mut calls,
+        notices,
+        ready,
+        connected,
+        limits,
+    } = links;
     let mut task = Task {
         session,
         start: Instant::now(),
