@@ -70,6 +70,8 @@ pub enum Error {
     TooManySubscriptions,
     /// A request argument was refused before sending.
     InvalidArgument(String),
+    /// The header file is corrupt (not merely torn at its end, which is repaired).
+    Store(String),
 }
 
 impl fmt::Display for Error {
@@ -122,6 +124,7 @@ impl fmt::Display for Error {
             Error::TooManyPending => f.write_str("too many requests waiting"),
             Error::TooManySubscriptions => f.write_str("too many subscriptions"),
             Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
+            Error::Store(m) => write!(f, "header store: {m}"),
         }
     }
 }

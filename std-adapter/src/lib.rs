@@ -24,6 +24,7 @@
 pub mod client;
 pub mod connection;
 pub mod error;
+pub mod header_store;
 pub mod pool;
 pub mod reconnect;
 pub mod server;

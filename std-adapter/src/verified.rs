@@ -9,7 +9,8 @@
 //!   transaction with its merkle branch against the verified header at its height. What cannot
 //!   be proven is an error, never reported as confirmed.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::Path;
 
 use electrum_spv_core::chain::{Anchor, HeaderVerifier, Network, Params};
 use electrum_spv_core::hash::{BlockHash, ScriptHash, Status, Txid};
@@ -22,6 +23,7 @@ use electrum_spv_core::sync::headers::{Pacing, request_cost_milli};
 
 use crate::client::Client;
 use crate::error::Error;
+use crate::header_store::{HeaderStore, Stored};
 
 /// Header chunks requested at once while syncing.
 pub const SYNC_WINDOW: usize = 8;
@@ -29,13 +31,28 @@ pub const SYNC_WINDOW: usize = 8;
 const CHUNK: u32 = 2016;
 
 /// Headers verified from an anchor to a tip, held in memory (80 bytes each).
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct HeaderChain {
     params: &'static Params,
     anchor: Anchor,
     verifier: HeaderVerifier,
     headers: Vec<[u8; 80]>,
     bucket: Bucket,
+    store: Option<HeaderStore>,
+}
+
+/// A clone is held in memory only: it does not write to the original's header file.
+impl Clone for HeaderChain {
+    fn clone(&self) -> Self {
+        HeaderChain {
+            params: self.params,
+            anchor: self.anchor,
+            verifier: self.verifier.clone(),
+            headers: self.headers.clone(),
+            bucket: self.bucket,
+            store: None,
+        }
+    }
 }
 
 /// Request pacing by ElectrumX's cost model (the core's [`Pacing`]): a default-configured
@@ -108,7 +125,23 @@ impl HeaderChain {
             verifier: HeaderVerifier::new(params, anchor),
             headers: Vec::new(),
             bucket: Bucket::new(Pacing::ELECTRUMX_DEFAULT),
+            store: None,
         }
+    }
+
+    /// A chain kept in the header file at `path` (see [`crate::header_store`]), anchored
+    /// after the network's latest checkpoint: the headers found there are verified again (on
+    /// the most-work branch if the file holds forks), and headers synced later are appended.
+    ///
+    /// # Errors
+    /// [`Error::Io`], [`Error::Store`] for a corrupt file.
+    pub fn open(network: Network, path: &Path) -> Result<HeaderChain, Error> {
+        let (store, loaded) = HeaderStore::open(path)?;
+        let mut chain = HeaderChain::from_latest_checkpoint(network);
+        let best = best_branch(&chain, &loaded.records);
+        chain.extend(&best)?;
+        chain.store = Some(store);
+        Ok(chain)
     }
 
     /// Paces header requests with `pacing` instead of a default ElectrumX's limits
@@ -141,19 +174,38 @@ impl HeaderChain {
             .map(Header::from_bytes)
     }
 
-    /// Verifies `headers` as the next ones.
+    /// The chain as store records.
+    fn records(&self) -> Vec<Stored> {
+        (self.anchor.height..)
+            .zip(self.headers.iter().copied())
+            .collect()
+    }
+
+    /// Verifies `headers` as the next ones (and appends them to the chain's header file, if it
+    /// has one).
     ///
     /// # Errors
     /// [`Error::Verification`] naming the height and the rule broken; the chain keeps what it
-    /// verified before.
+    /// verified before it. [`Error::Io`] if the header file cannot be written.
     pub fn extend(&mut self, headers: &[[u8; 80]]) -> Result<(), Error> {
+        let first = self.verifier.next_height();
+        let before = self.headers.len();
+        let mut verdict = Ok(());
         for h in headers {
-            self.verifier
-                .push(h)
-                .map_err(|e| Error::Verification(format!("header {e}")))?;
+            if let Err(e) = self.verifier.push(h) {
+                verdict = Err(Error::Verification(format!("header {e}")));
+                break;
+            }
             self.headers.push(*h);
         }
-        Ok(())
+        // What was verified is kept on disk too, also when a later header failed.
+        if let Some(store) = &mut self.store {
+            let records: Vec<Stored> = (first..)
+                .zip(self.headers.get(before..).unwrap_or(&[]).iter().copied())
+                .collect();
+            store.append(&records)?;
+        }
+        verdict
     }
 
     /// Downloads and verifies headers up to the server's tip; `progress(height, tip)` is
@@ -171,11 +223,26 @@ impl HeaderChain {
         let (tip, _) = client.block_headers_subscribe().await?;
         match self.sync_to(client, tip, &mut progress).await {
             Err(Error::Verification(_)) if !self.headers.is_empty() => {
-                // Possibly a reorg below our tip: start over from the anchor once.
+                // Possibly a reorg below our tip: verify the server's chain from the anchor.
+                // Both branches stay in the store until the new one is shown to have more
+                // work; a server offering less work than we verified before is refused.
+                let before = self.chainwork();
                 let bucket = self.bucket;
+                let store = self.store.take();
                 *self = HeaderChain::with_anchor(self.params, self.anchor);
                 self.bucket = bucket;
-                self.sync_to(client, tip, &mut progress).await
+                self.store = store;
+                let height = self.sync_to(client, tip, &mut progress).await?;
+                if self.chainwork() <= before {
+                    return Err(Error::Verification(format!(
+                        "the server's chain (tip {height}) has less work than the chain verified before"
+                    )));
+                }
+                let records = self.records();
+                if let Some(store) = &mut self.store {
+                    store.rewrite(&records)?;
+                }
+                Ok(height)
             }
             other => other,
         }
@@ -216,6 +283,60 @@ impl HeaderChain {
         }
         Ok(self.tip().map_or(0, |(h, _)| h))
     }
+}
+
+/// Most tips of a stored fork tree considered on open.
+const MAX_STORED_TIPS: usize = 16;
+
+/// The most-work branch from the chain's anchor among stored records (forks included),
+/// verified; headers after the first invalid one on a branch are ignored.
+fn best_branch(chain: &HeaderChain, records: &[Stored]) -> Vec<[u8; 80]> {
+    let mut by_hash: HashMap<BlockHash, Stored> = HashMap::with_capacity(records.len());
+    for &(height, header) in records {
+        if height >= chain.anchor.height {
+            by_hash.insert(Header::from_bytes(&header).block_hash(), (height, header));
+        }
+    }
+    let parents: HashSet<BlockHash> = by_hash
+        .values()
+        .map(|(_, h)| Header::from_bytes(h).prev_blockhash)
+        .collect();
+    let mut tips: Vec<&Stored> = by_hash
+        .iter()
+        .filter(|(hash, _)| !parents.contains(hash))
+        .map(|(_, r)| r)
+        .collect();
+    tips.sort_by_key(|(height, _)| std::cmp::Reverse(*height));
+    tips.truncate(MAX_STORED_TIPS);
+    let mut best: (Work, Vec<[u8; 80]>) = (Work::ZERO, Vec::new());
+    for &(height, header) in tips {
+        let mut branch = vec![header];
+        let mut at = (height, header);
+        while at.0 > chain.anchor.height {
+            let prev = Header::from_bytes(&at.1).prev_blockhash;
+            match by_hash.get(&prev) {
+                Some(&(h, p)) if h + 1 == at.0 => {
+                    branch.push(p);
+                    at = (h, p);
+                }
+                _ => break,
+            }
+        }
+        if at.0 != chain.anchor.height {
+            continue;
+        }
+        branch.reverse();
+        let mut candidate = HeaderChain::with_anchor(chain.params, chain.anchor);
+        for h in &branch {
+            if candidate.extend(std::slice::from_ref(h)).is_err() {
+                break;
+            }
+        }
+        if candidate.chainwork() > best.0 {
+            best = (candidate.chainwork(), candidate.headers);
+        }
+    }
+    best.1
 }
 
 /// A transaction of a verified history.
