@@ -1,6 +1,6 @@
 //! The tokio client against a real ElectrumX 2.0 (test kit): every client method at protocols
-//! 1.4, 1.6 and 1.7 checked against the kit's own records, notifications, TLS (pin, TOFU, web
-//! PKI refusal), SOCKS5 with remote name resolution, and in-flight calls failing cleanly when
+//! 1.4, 1.6 and 1.7 checked against the kit's own records, notifications, TLS (pin, TOFU,
+//! custom CA, web PKI refusal), SOCKS5 with remote name resolution, and in-flight calls failing cleanly when
 //! the server dies.
 
 use std::time::Duration;
@@ -368,10 +368,17 @@ fn tls_pin_tofu_and_refusals() {
             other => panic!("wrong pin accepted: {other:?}"),
         }
 
-        // The web PKI refuses a self-signed certificate; no fallback to plaintext.
+        // A custom CA: the test CA that issued the certificate is accepted for the server's
+        // address; the web PKI (which does not know that CA) refuses it, with no fallback to
+        // plaintext.
+        let ca = TlsTrust::ca_file(&h.electrumx.ca_file()).expect("CA file");
+        let c = Client::connect(&ssl(&h), &with(ca))
+            .await
+            .expect("custom CA");
+        c.ping().await.expect("ping over TLS");
         match Client::connect(&ssl(&h), &with(TlsTrust::WebPki)).await {
             Err(Error::Tls(_)) => {}
-            other => panic!("self-signed certificate accepted by the web PKI: {other:?}"),
+            other => panic!("a certificate of an unknown CA accepted by the web PKI: {other:?}"),
         }
 
         // Trust on first use: recorded, accepted again, refused once it changes.

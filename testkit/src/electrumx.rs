@@ -126,7 +126,7 @@ fn free_port() -> Result<u16, Error> {
 }
 
 /// A running ElectrumX (its own process group, fresh DB in a temporary directory) serving
-/// plain TCP and TLS (a self-signed certificate made for it) on 127.0.0.1. Dropping it kills
+/// plain TCP and TLS (a certificate from a test CA made for it) on 127.0.0.1. Dropping it kills
 /// the process group and removes the directory.
 pub struct ElectrumX {
     child: Child,
@@ -136,16 +136,38 @@ pub struct ElectrumX {
     dir: TempDir,
 }
 
-/// A self-signed certificate for `localhost` and `127.0.0.1`: (DER, PEM, private key PEM).
-fn self_signed() -> Result<(Vec<u8>, String, String), Error> {
-    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-    let cert = rcgen::generate_simple_self_signed(names)
-        .map_err(|e| Error::msg(format!("cannot make a certificate: {e}")))?;
-    Ok((
-        cert.cert.der().to_vec(),
-        cert.cert.pem(),
-        cert.key_pair.serialize_pem(),
-    ))
+/// A test CA and a server certificate it issued for `localhost` and `127.0.0.1`.
+struct Certificates {
+    /// The server certificate, DER.
+    der: Vec<u8>,
+    /// The server certificate, PEM.
+    pem: String,
+    /// The server's private key, PEM.
+    key_pem: String,
+    /// The issuing CA's certificate, PEM.
+    ca_pem: String,
+}
+
+fn certificates() -> Result<Certificates, Error> {
+    let e = |e: rcgen::Error| Error::msg(format!("cannot make a certificate: {e}"));
+    let ca_key = rcgen::KeyPair::generate().map_err(e)?;
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(e)?;
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "electrum-spv test CA");
+    let ca = ca_params.self_signed(&ca_key).map_err(e)?;
+    let key = rcgen::KeyPair::generate().map_err(e)?;
+    let params =
+        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .map_err(e)?;
+    let cert = params.signed_by(&key, &ca, &ca_key).map_err(e)?;
+    Ok(Certificates {
+        der: cert.der().to_vec(),
+        pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+        ca_pem: ca.pem(),
+    })
 }
 
 /// Runs `electrumx_server` in `dir` (database in `dir/db`, log appended to
@@ -220,9 +242,11 @@ impl ElectrumX {
         fs::create_dir_all(dir.path().join("db"))?;
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
         let ssl_addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-        let (certificate, cert_pem, key_pem) = self_signed()?;
-        fs::write(dir.path().join("server.crt"), cert_pem)?;
-        fs::write(dir.path().join("server.key"), key_pem)?;
+        let certs = certificates()?;
+        fs::write(dir.path().join("server.crt"), &certs.pem)?;
+        fs::write(dir.path().join("server.key"), &certs.key_pem)?;
+        fs::write(dir.path().join("ca.crt"), &certs.ca_pem)?;
+        let certificate = certs.der;
         let child = launch(server, bitcoind, dir.path(), addr, ssl_addr)?;
         Ok(ElectrumX {
             child,
@@ -251,6 +275,11 @@ impl ElectrumX {
     /// The Electrum TLS address (self-signed certificate, see [`ElectrumX::certificate`]).
     pub fn ssl_addr(&self) -> SocketAddr {
         self.ssl_addr
+    }
+
+    /// The PEM file of the test CA that issued ElectrumX's certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
     }
 
     /// The DER encoding of the TLS certificate ElectrumX presents.
