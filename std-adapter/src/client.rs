@@ -369,13 +369,122 @@ impl Client {
         &self,
         scripts: &[&[u8]],
     ) -> Result<Vec<Vec<HistoryItem>>, Error> {
-        let pending: Vec<Pending> = scripts
+        self.batch(
+            scripts
+                .iter()
+                .map(|s| OwnedRequest::Script(ScriptOp::History, s.to_vec())),
+        )
+        .await?
+        .iter()
+        .map(|raw| history(raw, Method::ScriptGetHistory))
+        .collect()
+    }
+
+    /// Balances of several scripts, pipelined.
+    ///
+    /// # Errors
+    /// The first error of any of them.
+    pub async fn batch_script_get_balance(&self, scripts: &[&[u8]]) -> Result<Vec<Balance>, Error> {
+        let bad = || Error::BadResult(Method::ScriptGetBalance);
+        self.batch(
+            scripts
+                .iter()
+                .map(|s| OwnedRequest::Script(ScriptOp::Balance, s.to_vec())),
+        )
+        .await?
+        .iter()
+        .map(|raw| response::balance(raw).map_err(|_| bad()))
+        .collect()
+    }
+
+    /// Unspent outputs of several scripts, pipelined.
+    ///
+    /// # Errors
+    /// The first error of any of them.
+    pub async fn batch_script_list_unspent(
+        &self,
+        scripts: &[&[u8]],
+    ) -> Result<Vec<Vec<Utxo>>, Error> {
+        let bad = || Error::BadResult(Method::ScriptListUnspent);
+        self.batch(
+            scripts
+                .iter()
+                .map(|s| OwnedRequest::Script(ScriptOp::ListUnspent, s.to_vec())),
+        )
+        .await?
+        .iter()
+        .map(|raw| {
+            response::utxos(raw)
+                .map_err(|_| bad())?
+                .map(|u| u.map_err(|_| bad()))
+                .collect()
+        })
+        .collect()
+    }
+
+    /// Headers at several heights, pipelined.
+    ///
+    /// # Errors
+    /// The first error of any of them.
+    pub async fn batch_block_header(&self, heights: &[u32]) -> Result<Vec<[u8; 80]>, Error> {
+        let bad = || Error::BadResult(Method::BlockHeader);
+        self.batch(heights.iter().map(|&height| {
+            OwnedRequest::Plain(Request::BlockHeader {
+                height,
+                cp_height: 0,
+            })
+        }))
+        .await?
+        .iter()
+        .map(|raw| response::block_header(raw).map_err(|_| bad()))
+        .collect()
+    }
+
+    /// Several raw transactions, pipelined, each checked to hash to its txid.
+    ///
+    /// # Errors
+    /// The first error of any of them; [`Error::Verification`] for a wrong transaction.
+    pub async fn batch_transaction_get(&self, txids: &[Txid]) -> Result<Vec<Vec<u8>>, Error> {
+        let raws = self
+            .batch(
+                txids
+                    .iter()
+                    .map(|t| OwnedRequest::Plain(Request::TransactionGet(*t))),
+            )
+            .await?;
+        txids
             .iter()
-            .map(|s| self.send(OwnedRequest::Script(ScriptOp::History, s.to_vec())))
-            .collect();
+            .zip(raws)
+            .map(|(txid, raw)| checked_transaction(txid, &raw))
+            .collect()
+    }
+
+    /// Fee estimates for several targets, pipelined.
+    ///
+    /// # Errors
+    /// The first error of any of them.
+    pub async fn batch_estimate_fee(&self, targets: &[u32]) -> Result<Vec<Option<f64>>, Error> {
+        let bad = || Error::BadResult(Method::EstimateFee);
+        self.batch(
+            targets
+                .iter()
+                .map(|&blocks| OwnedRequest::Plain(Request::EstimateFee { blocks, mode: None })),
+        )
+        .await?
+        .iter()
+        .map(|raw| response::fee_rate(raw).map_err(|_| bad()))
+        .collect()
+    }
+
+    /// Sends every request at once, then collects the raw results in order.
+    async fn batch(
+        &self,
+        requests: impl Iterator<Item = OwnedRequest>,
+    ) -> Result<Vec<Vec<u8>>, Error> {
+        let pending: Vec<Pending> = requests.map(|r| self.send(r)).collect();
         let mut out = Vec::with_capacity(pending.len());
         for p in pending {
-            out.push(history(&p.wait().await?, Method::ScriptGetHistory)?);
+            out.push(p.wait().await?);
         }
         Ok(out)
     }
@@ -463,18 +572,7 @@ impl Client {
     /// As every call; [`Error::Verification`] if the bytes are another transaction.
     pub async fn transaction_get(&self, txid: &Txid) -> Result<Vec<u8>, Error> {
         let raw = self.plain(Request::TransactionGet(*txid)).await?;
-        let bad = || Error::BadResult(Method::TransactionGet);
-        let hex = response::transaction_hex(&raw).map_err(|_| bad())?;
-        let mut tx = vec![0u8; hex.len() / 2];
-        electrum_spv_core::hex::decode_to_slice(hex, &mut tx).map_err(|_| bad())?;
-        let got = electrum_spv_core::txid(&tx)
-            .map_err(|e| Error::Verification(format!("transaction {txid}: {e:?}")))?;
-        if got != *txid {
-            return Err(Error::Verification(format!(
-                "asked for transaction {txid}, got {got}"
-            )));
-        }
-        Ok(tx)
+        checked_transaction(txid, &raw)
     }
 
     /// `blockchain.transaction.get_merkle`: the proof that `txid` is in the block at `height`
@@ -584,6 +682,22 @@ impl Pending {
         }
         self.rx.await.map_err(|_| Error::Disconnected)?
     }
+}
+
+/// The transaction in a `transaction.get` result, checked to hash to `txid`.
+fn checked_transaction(txid: &Txid, raw: &[u8]) -> Result<Vec<u8>, Error> {
+    let bad = || Error::BadResult(Method::TransactionGet);
+    let hex = response::transaction_hex(raw).map_err(|_| bad())?;
+    let mut tx = vec![0u8; hex.len() / 2];
+    electrum_spv_core::hex::decode_to_slice(hex, &mut tx).map_err(|_| bad())?;
+    let got = electrum_spv_core::txid(&tx)
+        .map_err(|e| Error::Verification(format!("transaction {txid}: {e:?}")))?;
+    if got != *txid {
+        return Err(Error::Verification(format!(
+            "asked for transaction {txid}, got {got}"
+        )));
+    }
+    Ok(tx)
 }
 
 fn history(raw: &[u8], method: Method) -> Result<Vec<HistoryItem>, Error> {

@@ -129,6 +129,45 @@ async fn check_every_method(h: &Harness, c: &Client, v: ProtocolVersion) {
         .map(|(script, batched)| check_script(h, c, v, script, batched));
     futures::future::join_all(checks).await;
 
+    // The other batch calls agree with the kit.
+    let (balances, unspent, headers, fees) = tokio::join!(
+        c.batch_script_get_balance(&refs),
+        c.batch_script_list_unspent(&refs),
+        c.batch_block_header(&[0, 7, 42]),
+        c.batch_estimate_fee(&[1, 2, 6]),
+    );
+    for ((script, balance), utxos) in scripts
+        .iter()
+        .zip(balances.expect("batch balances"))
+        .zip(unspent.expect("batch utxos"))
+    {
+        let kit = h.bitcoind.balance(script);
+        assert_eq!(
+            (balance.confirmed as i64, balance.unconfirmed),
+            (kit.confirmed as i64, kit.unconfirmed)
+        );
+        assert_eq!(utxos.len(), h.bitcoind.listunspent(script).len());
+    }
+    let headers = headers.expect("batch headers");
+    assert_eq!(headers, [kit_headers[0], kit_headers[7], kit_headers[42]]);
+    assert!(fees.expect("batch fees").iter().all(|f| f.is_some()));
+    let txids: Vec<Txid> = h
+        .bitcoind
+        .chain()
+        .blocks()
+        .iter()
+        .rev()
+        .take(3)
+        .map(|b| core_txid(b.txdata[0].compute_txid()))
+        .collect();
+    let raws = c
+        .batch_transaction_get(&txids)
+        .await
+        .expect("batch transactions");
+    for (txid, raw) in txids.iter().zip(raws) {
+        assert_eq!(electrum_spv::core::txid(&raw).unwrap(), *txid);
+    }
+
     // A confirmed transaction: raw bytes (txid checked by the client) and a merkle proof that
     // verifies against the kit's header.
     let (txid, height) = {
