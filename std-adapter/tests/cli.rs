@@ -203,6 +203,20 @@ fn every_command_against_the_kit() {
             < 1e-12
     );
     json_lines(&h, &["peers"]);
+    // The spider prints a server list holding the server it reached.
+    let mut c = cli(&h);
+    c.arg("spider");
+    let out = run(c);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        list["regtest"][0]["tcp"].as_u64(),
+        Some(u64::from(h.addr().port()))
+    );
 
     // Headers from a file, binary and hex, checked offline.
     let dir = tempfile::tempdir().unwrap();
@@ -259,6 +273,14 @@ fn errors_are_one_line_and_exit_1() {
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         assert!(err.starts_with("electrum-spv: "), "{err}");
     }
+    // No --server and nothing bundled for regtest: one line saying so.
+    let out = run({
+        let mut c = Command::new(env!("CARGO_BIN_EXE_electrum-spv"));
+        c.args(["--network", "regtest", "tip"]);
+        c
+    });
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("none bundled for regtest"));
     // The wrong network: the genesis check refuses the server.
     let out = run({
         let mut c = Command::new(env!("CARGO_BIN_EXE_electrum-spv"));
