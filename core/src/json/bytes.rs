@@ -39,18 +39,30 @@ const fn is_plain(c: u8) -> bool {
 }
 
 /// Length of the longest prefix of `bytes` made of plain string bytes (see [`is_plain`]).
-#[inline]
+///
+/// The first word is tested inline (object keys end there); longer runs go to
+/// [`plain_run`].
+#[inline(always)]
 pub(crate) fn plain_prefix(bytes: &[u8]) -> usize {
-    // Keys and numbers-as-strings end within two words; long strings (hex) then go by whole
-    // 32-byte blocks, a test with no early exit that compiles to vector compares, and the block
-    // that stops is searched a word at a time.
+    match word(bytes, 0).map(plain_stops) {
+        Some(0) => 8 + plain_run(bytes.get(8..).unwrap_or(&[])),
+        Some(stops) => (stops.trailing_zeros() / 8) as usize,
+        None => bytes
+            .iter()
+            .position(|&c| !is_plain(c))
+            .unwrap_or(bytes.len()),
+    }
+}
+
+/// [`plain_prefix`] for runs that may be long (hex): one more word, then whole 32-byte blocks
+/// tested with no early exit (vector compares), then words in the block that stops.
+#[inline(never)]
+fn plain_run(bytes: &[u8]) -> usize {
     let mut i = 0;
-    for _ in 0..2 {
-        match word(bytes, i).map(plain_stops) {
-            Some(0) => i += 8,
-            Some(stops) => return i + (stops.trailing_zeros() / 8) as usize,
-            None => break,
-        }
+    match word(bytes, 0).map(plain_stops) {
+        Some(0) => i = 8,
+        Some(stops) => return (stops.trailing_zeros() / 8) as usize,
+        None => {}
     }
     for block in bytes.get(i..).unwrap_or(&[]).chunks_exact(32) {
         if !block.iter().fold(true, |all, &c| all & is_plain(c)) {

@@ -254,6 +254,14 @@ impl<'a> Cursor<'a> {
                 _ => return Err(error(self.pos, JsonErrorKind::UnexpectedByte(b))),
             };
             if !key {
+                if next == Some(b'{')
+                    && usize::from(self.depth) < MAX_DEPTH
+                    && let Some(end) = self.flat_object_end(self.pos)
+                {
+                    self.pos = end;
+                    self.state = State::After;
+                    continue;
+                }
                 self.entry(next)?;
                 continue;
             }
@@ -347,6 +355,32 @@ impl<'a> Cursor<'a> {
         Some(out)
     }
 
+    /// The next array element, if it is an object: its `{` read (the cursor is inside it).
+    pub fn fast_open_object_element(&mut self) -> Option<()> {
+        if self.in_object()
+            || !matches!(self.state, State::First | State::After)
+            || usize::from(self.depth) >= MAX_DEPTH
+        {
+            return None;
+        }
+        let mut pos = self.pos + self.whitespace_at(self.pos);
+        if self.state == State::After {
+            if self.input.get(pos) != Some(&b',') {
+                return None;
+            }
+            pos += 1;
+            pos += self.whitespace_at(pos);
+        }
+        if self.input.get(pos) != Some(&b'{') {
+            return None;
+        }
+        self.stack |= 1u32 << self.depth;
+        self.depth += 1;
+        self.pos = pos + 1;
+        self.state = State::First;
+        Some(())
+    }
+
     /// Inside an object just opened: the next key, if it is plain ASCII, with its `:` read.
     /// `first` is true for the first member (no `,` before it).
     pub fn fast_key(&mut self, first: bool) -> Option<&'a [u8]> {
@@ -393,17 +427,22 @@ impl<'a> Cursor<'a> {
         let neg = self.input.get(start) == Some(&b'-');
         let digits_at = start + usize::from(neg);
         let rest = self.input.get(digits_at..)?;
-        let n = rest.iter().take(20).position(|b| !b.is_ascii_digit())?;
-        let digits = rest.get(..n)?;
-        if n == 0 || n > 18 || (n > 1 && digits.first() == Some(&b'0')) {
+        let mut value = 0i64;
+        let mut n = 0;
+        while let Some(&d) = rest.get(n) {
+            if !d.is_ascii_digit() || n == 18 {
+                break;
+            }
+            value = value * 10 + i64::from(d - b'0');
+            n += 1;
+        }
+        let next = rest.get(n).copied();
+        if n == 0
+            || (n > 1 && rest.first() == Some(&b'0'))
+            || matches!(next, Some(b'0'..=b'9' | b'.' | b'e' | b'E'))
+        {
             return None;
         }
-        if matches!(rest.get(n), Some(b'.' | b'e' | b'E')) {
-            return None;
-        }
-        let value = digits
-            .iter()
-            .fold(0i64, |v, d| v * 10 + i64::from(d - b'0'));
         self.pos = digits_at + n;
         Some(if neg { -value } else { value })
     }
@@ -487,6 +526,47 @@ impl<'a> Cursor<'a> {
         }
         let out = crate::hex::decode_array(self.input.get(pos + 1..digits_end)?).ok()?;
         Some((out, digits_end + 1))
+    }
+
+    /// The end of the object at `pos` if it is flat: plain keys, no nested containers, string
+    /// values without escapes or non-ASCII. Such an object is valid JSON exactly when this
+    /// returns `Some`; `None` sends the caller down the general path, which reports what (if
+    /// anything) is wrong. Skipping history rows is most of scanning a history response.
+    fn flat_object_end(&self, pos: usize) -> Option<usize> {
+        let at = |i: usize| self.input.get(i).copied();
+        let ws = |i: usize| i + self.whitespace_at(i);
+        let plain_string_end = |i: usize| {
+            let n = plain_prefix(self.input.get(i + 1..)?);
+            (at(i + 1 + n)? == b'"').then_some(i + 2 + n)
+        };
+        let mut i = ws(pos + 1);
+        if at(i)? == b'}' {
+            return Some(i + 1);
+        }
+        loop {
+            if at(i)? != b'"' {
+                return None;
+            }
+            i = ws(plain_string_end(i)?);
+            if at(i)? != b':' {
+                return None;
+            }
+            i = ws(i + 1);
+            i = match at(i)? {
+                b'"' => plain_string_end(i)?,
+                b'-' | b'0'..=b'9' => self.number(i).ok()?,
+                b't' => self.literal(i, b"true").ok()?,
+                b'f' => self.literal(i, b"false").ok()?,
+                b'n' => self.literal(i, b"null").ok()?,
+                _ => return None,
+            };
+            i = ws(i);
+            match at(i)? {
+                b',' => i = ws(i + 1),
+                b'}' => return Some(i + 1),
+                _ => return None,
+            }
+        }
     }
 
     /// A value from its first part: a scalar as is, a container read to its end.

@@ -405,9 +405,7 @@ fn fast_object<'a>(
 ) -> Option<()> {
     let saved = cur.clone();
     let mut read = || {
-        if cur.next_entry().ok()?? != Entry::Open(Kind::Object) {
-            return None;
-        }
+        cur.fast_open_object_element()?;
         let mut first = true;
         loop {
             let key = cur.fast_key(first)?;
