@@ -12,7 +12,14 @@ bin=${CARGO_TARGET_DIR:-target}/debug
 
 coproc SERVE { exec "$bin/testkit-serve"; }
 serve_pid=$SERVE_PID
-trap 'kill "$serve_pid" 2>/dev/null || true' EXIT
+# Closing its standard input makes testkit-serve stop ElectrumX and the stand-in and exit (a
+# signal would leave ElectrumX, in its own process group, running).
+stop_serve() {
+  exec {SERVE[1]}>&- 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$serve_pid" 2>/dev/null || return 0; sleep 0.2; done
+  kill "$serve_pid" 2>/dev/null || true
+}
+trap stop_serve EXIT
 IFS= read -r hello <&"${SERVE[0]}" || { echo "demo: the test kit did not start" >&2; exit 1; }
 field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$hello" "$1"; }
 ssl=$(field ssl)
