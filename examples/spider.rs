@@ -7,14 +7,12 @@
 //! cargo run -p electrum-spv --example spider -- [--network N] [--max 30] [--proxy 127.0.0.1:9050] [URL...]
 //! ```
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::str::FromStr;
 use std::time::Duration;
 
-use electrum_spv::server_list::parse_peers;
-use electrum_spv::{
-    Client, ClientConfig, Error, Filter, Network, ServerAddr, ServerEntry, ServerList, Transport,
-};
+use electrum_spv::discovery::spider;
+use electrum_spv::{ClientConfig, Error, Filter, Network, ServerAddr, ServerEntry, ServerList};
 
 #[tokio::main]
 async fn main() {
@@ -68,49 +66,14 @@ async fn run() -> Result<(), Error> {
         );
     }
     let mut config = ClientConfig::new(network);
-    config.connect.proxy = config_proxy.clone();
+    config.connect.proxy = config_proxy;
     config.connect.connect_timeout = Duration::from_secs(10);
     config.reconnect = None;
-
-    let mut tried = HashSet::new();
-    let mut found = Vec::new();
-    while let Some(server) = queue.pop_front() {
-        if tried.len() >= max {
-            break;
-        }
-        if !tried.insert(server.clone()) {
-            continue;
-        }
-        let answer = tokio::time::timeout(Duration::from_secs(20), async {
-            let c = Client::connect(&server, &config).await?;
-            Ok::<_, Error>((c.protocol_version(), c.server_peers().await?))
-        })
-        .await;
-        match answer {
-            Ok(Ok((version, peers))) => {
-                eprintln!("{server}: protocol {version}");
-                for p in parse_peers(&peers, network) {
-                    if let Some(a) = p
-                        .preferred()
-                        .filter(|_| config_proxy.is_some() || !p.is_onion())
-                    {
-                        queue.push_back(a);
-                    }
-                }
-                found.push(ServerEntry {
-                    host: server.host.clone(),
-                    tcp: (server.transport == Transport::Tcp).then_some(server.port),
-                    ssl: (server.transport == Transport::Ssl).then_some(server.port),
-                    version: Some(version.to_string()),
-                    pruning: None,
-                });
-            }
-            Ok(Err(e)) => eprintln!("{server}: {e}"),
-            Err(_) => eprintln!("{server}: no answer in 20 s"),
-        }
-    }
-    let mut list = ServerList::default();
-    list.merge(network, found);
+    let list = spider(queue, &config, max, |server, outcome| match outcome {
+        Ok(version) => eprintln!("{server}: protocol {version}"),
+        Err(e) => eprintln!("{server}: {e}"),
+    })
+    .await;
     println!(
         "{}",
         serde_json::to_string_pretty(&list).map_err(|e| Error::InvalidArgument(e.to_string()))?

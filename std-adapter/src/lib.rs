@@ -23,6 +23,7 @@
 
 pub mod client;
 pub mod connection;
+pub mod discovery;
 pub mod error;
 pub mod header_store;
 pub mod pool;

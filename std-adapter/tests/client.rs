@@ -3,6 +3,9 @@
 //! custom CA, web PKI refusal), SOCKS5 with remote name resolution, and in-flight calls failing cleanly when
 //! the server dies.
 
+mod common;
+
+use common::runtime;
 use std::time::Duration;
 
 use bitcoin::consensus::encode::serialize;
@@ -27,17 +30,8 @@ fn harness() -> Harness {
     Harness::start().unwrap_or_else(|e| panic!("cannot start the test kit's ElectrumX: {e}"))
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
 fn tcp(h: &Harness) -> ServerAddr {
-    let a = h.addr();
-    ServerAddr::new(Transport::Tcp, a.ip().to_string(), a.port())
+    common::tcp(h.addr())
 }
 
 fn ssl(h: &Harness) -> ServerAddr {

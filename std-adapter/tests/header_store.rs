@@ -2,12 +2,15 @@
 //! off, forks kept and the most-work branch chosen, a reorg resolved by work against a real
 //! ElectrumX.
 
+mod common;
+
+use common::runtime;
 use std::io::Write;
 use std::time::Duration;
 
 use bitcoin::consensus::encode::serialize;
 use electrum_spv::header_store::{HeaderStore, RECORD};
-use electrum_spv::{Client, ClientConfig, HeaderChain, Network, ServerAddr, Transport};
+use electrum_spv::{Client, ClientConfig, HeaderChain, Network};
 use electrum_spv_testkit::{Chain, Harness, ReorgTxs};
 
 fn headers(chain: &Chain) -> Vec<[u8; 80]> {
@@ -74,12 +77,8 @@ fn sync_into_the_file_and_resolve_a_reorg_by_work() {
     let mut h = Harness::start().expect("kit");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("regtest.headers");
-    let server = ServerAddr::new(Transport::Tcp, "127.0.0.1", h.addr().port());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let server = common::tcp(h.addr());
+    let rt = runtime();
     rt.block_on(async {
         let c = Client::connect(&server, &ClientConfig::new(Network::Regtest))
             .await

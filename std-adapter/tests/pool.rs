@@ -1,26 +1,17 @@
 //! The pool over several real ElectrumX servers: best verified tip, stale servers dropped with
 //! the reason, failover, and cross-checked verified histories equal to the kit's records.
 
+mod common;
+
+use common::{runtime, tcp};
 use std::time::Duration;
 
 use electrum_spv::core::hash::Txid;
 use electrum_spv::core::rpc::VersionRange;
-use electrum_spv::{ClientConfig, Network, Pool, PoolConfig, ServerAddr, Transport};
+use electrum_spv::{ClientConfig, Network, Pool, PoolConfig};
 use electrum_spv_testkit::chain::ALICE;
 use electrum_spv_testkit::liar::{Attack, LyingProxy, Times};
 use electrum_spv_testkit::{ElectrumX, Harness, ScriptKind};
-
-fn tcp(addr: std::net::SocketAddr) -> ServerAddr {
-    ServerAddr::new(Transport::Tcp, addr.ip().to_string(), addr.port())
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
 
 fn core_txid(t: bitcoin::Txid) -> Txid {
     Txid::from_byte_array(bitcoin::hashes::Hash::to_byte_array(t))

@@ -336,8 +336,9 @@ impl<'a> Cursor<'a> {
     // JSON by construction; anything else returns `None` with the cursor unchanged, and the
     // caller reads that element again on the general path (which reports the error, if any).
 
-    /// The next array element as a string of exactly `2 * N` hex digits, decoded.
-    pub fn fast_hex_element<const N: usize>(&mut self) -> Option<[u8; N]> {
+    /// In an array, where the next element starts: after whitespace and, past the first
+    /// element, the `,` before it.
+    fn next_element_at(&self) -> Option<usize> {
         if self.in_object() || !matches!(self.state, State::First | State::After) {
             return None;
         }
@@ -349,7 +350,12 @@ impl<'a> Cursor<'a> {
             pos += 1;
             pos += self.whitespace_at(pos);
         }
-        let (out, end) = self.hex_string_at::<N>(pos)?;
+        Some(pos)
+    }
+
+    /// The next array element as a string of exactly `2 * N` hex digits, decoded.
+    pub fn fast_hex_element<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (out, end) = self.hex_string_at::<N>(self.next_element_at()?)?;
         self.pos = end;
         self.state = State::After;
         Some(out)
@@ -357,21 +363,8 @@ impl<'a> Cursor<'a> {
 
     /// The next array element, if it is an object: its `{` read (the cursor is inside it).
     pub fn fast_open_object_element(&mut self) -> Option<()> {
-        if self.in_object()
-            || !matches!(self.state, State::First | State::After)
-            || usize::from(self.depth) >= MAX_DEPTH
-        {
-            return None;
-        }
-        let mut pos = self.pos + self.whitespace_at(self.pos);
-        if self.state == State::After {
-            if self.input.get(pos) != Some(&b',') {
-                return None;
-            }
-            pos += 1;
-            pos += self.whitespace_at(pos);
-        }
-        if self.input.get(pos) != Some(&b'{') {
+        let pos = self.next_element_at()?;
+        if self.input.get(pos) != Some(&b'{') || usize::from(self.depth) >= MAX_DEPTH {
             return None;
         }
         self.stack |= 1u32 << self.depth;

@@ -1,8 +1,7 @@
 //! What each command does.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::time::Duration;
 
 use electrum_spv::core::chain::{Anchor, HeaderVerifier};
 use electrum_spv::core::hash::{ScriptHash, Txid};
@@ -324,55 +323,22 @@ async fn subscribe(args: &Args, client: &Client, addresses: &[String]) -> Result
     Err(Error::Disconnected)
 }
 
-/// Recursive discovery: every server given (or bundled) is asked for its peers, and peers are
-/// asked in turn, up to `max` servers. Prints the servers that answered as a server list.
+/// Recursive discovery from the servers given (or the bundled list), up to `max` servers;
+/// prints the servers that answered as a server list.
 async fn spider(args: &Args, max: usize) -> Result<(), Error> {
     let network = args.network.network();
-    let config = connect::config(args)?;
-    let mut queue: VecDeque<electrum_spv::ServerAddr> = if args.servers.is_empty() {
+    let mut config = connect::config(args)?;
+    config.reconnect = None;
+    let start: Vec<electrum_spv::ServerAddr> = if args.servers.is_empty() {
         ServerList::bundled()
             .servers(network, electrum_spv::Filter::default())
             .iter()
             .filter_map(|e| e.preferred())
             .collect()
     } else {
-        args.servers.iter().cloned().collect()
+        args.servers.clone()
     };
-    let mut tried = std::collections::HashSet::new();
-    let mut good = Vec::new();
-    while let Some(server) = queue.pop_front() {
-        if tried.len() >= max {
-            break;
-        }
-        if !tried.insert(server.clone()) {
-            continue;
-        }
-        let attempt = tokio::time::timeout(Duration::from_secs(15), async {
-            let c = Client::connect(&server, &config).await?;
-            let peers = c.server_peers().await?;
-            Ok::<_, Error>((c.protocol_version(), peers))
-        })
-        .await;
-        let Ok(Ok((version, peers))) = attempt else {
-            continue;
-        };
-        for p in electrum_spv::server_list::parse_peers(&peers, network) {
-            if let Some(a) = p.preferred()
-                && (args.proxy.is_some() || !p.is_onion())
-            {
-                queue.push_back(a);
-            }
-        }
-        good.push(electrum_spv::ServerEntry {
-            host: server.host.clone(),
-            tcp: (server.transport == electrum_spv::Transport::Tcp).then_some(server.port),
-            ssl: (server.transport == electrum_spv::Transport::Ssl).then_some(server.port),
-            version: Some(version.to_string()),
-            pruning: None,
-        });
-    }
-    let mut list = ServerList::default();
-    list.merge(network, good);
+    let list = electrum_spv::discovery::spider(start, &config, max, |_, _| {}).await;
     println!(
         "{}",
         serde_json::to_string_pretty(&list).map_err(|e| Error::InvalidArgument(e.to_string()))?
