@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs the adapter benchmark against rust-electrum-client (std-adapter/benches/
+# vs_rust_electrum_client.rs: a local ElectrumX of the test kit, installed into
+# target/testkit-venv on first use) and prints, per criterion group, each benchmark's mean
+# and its ratio to the group's bound measured in the same run: ratio = bound_time / its_time
+# (the bound is `bound_rust_electrum_client`; 1.0 = as fast, > 1.0 = faster), then the
+# correctness checks, phase timings, sequential rates and peak RSS lines the bench prints.
+#   scripts/bench-adapter.sh [criterion filter...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target=${CARGO_TARGET_DIR:-target}
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+rm -rf "$target/criterion/wallet_sync" "$target/criterion/block_header_2000" \
+  "$target/criterion/script_history_2000"
+cargo bench -p electrum-spv --locked --bench vs_rust_electrum_client -- "$@" | tee "$out" >&2
+python3 - "$target/criterion" <<'PY'
+import json, pathlib, sys
+root = pathlib.Path(sys.argv[1])
+groups = {}
+for name in ("wallet_sync", "block_header_2000", "script_history_2000"):
+    for est in sorted((root / name).glob("*/new/estimates.json")):
+        bench = json.loads((est.parent / "benchmark.json").read_text())
+        mean_ns = json.loads(est.read_text())["mean"]["point_estimate"]
+        thr = bench.get("throughput") or {}
+        elems = thr.get("Elements") or thr.get("Bytes")
+        groups.setdefault(bench["group_id"], []).append((bench["function_id"], mean_ns, elems))
+print("| group | benchmark | mean | per element | rate | ratio to bound |")
+print("|---|---|---|---|---|---|")
+for group, rows in groups.items():
+    bounds = [ns for name, ns, _ in rows if name.startswith("bound")]
+    bound = bounds[0] if bounds else None
+    for name, ns, elems in rows:
+        per = f"{ns / elems / 1e3:.1f} µs" if elems else "-"
+        rate = f"{elems / ns * 1e9:,.0f} req/s" if elems else "-"
+        ratio = "bound" if name.startswith("bound") else (f"{bound / ns:.2f}" if bound else "-")
+        mean = f"{ns / 1e9:.3f} s" if ns >= 1e8 else f"{ns / 1e6:.3f} ms"
+        print(f"| {group} | {name} | {mean} | {per} | {rate} | {ratio} |")
+PY
+echo
+grep -E '^(check|phases|sequential|rss) ' "$out" || true
