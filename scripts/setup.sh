@@ -10,6 +10,10 @@ fi
 if ! command -v cargo-fuzz >/dev/null; then
   cargo install cargo-fuzz --locked
 fi
-if ! command -v qemu-system-arm >/dev/null; then
-  apt-get update -qq && apt-get install -y -qq qemu-system-arm >/dev/null
+missing=()
+command -v qemu-system-arm >/dev/null || missing+=(qemu-system-arm)
+command -v valgrind >/dev/null || missing+=(valgrind)
+command -v gcc >/dev/null || missing+=(gcc)
+if [ "${#missing[@]}" -gt 0 ]; then
+  apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
 fi

@@ -46,6 +46,7 @@ step "verify bundled mainnet headers offline" bash -c '
         --network mainnet --start-height 822528 core/tests/data/mainnet/headers_822528_830592.bin) &&
   echo "$out" && echo "$out" | tail -n1 | grep -q "^ok 8065 822528..830592 "'
 step "Cortex-M firmware under QEMU" scripts/embedded-test.sh
+step "C ABI: C example and tests (gcc -Werror, static and shared, valgrind, live ElectrumX)" scripts/c-test.sh
 step "fuzz smoke" core/fuzz/smoke.sh
 
 if [ "${#failures[@]}" -gt 0 ]; then
