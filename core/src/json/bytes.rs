@@ -90,6 +90,14 @@ fn plain_stops(x: u64) -> u64 {
     lanes_equal(x, b'"') | lanes_equal(x, b'\\') | lanes_below(x, 0x20) | (x & HIGH)
 }
 
+/// Whether every byte of `bytes` is a plain string byte: whole 32-byte blocks with no early
+/// exit (vector compares). For checking a string of a guessed length (64 hex digits of a txid)
+/// in one go.
+#[inline]
+pub(crate) fn all_plain(bytes: &[u8]) -> bool {
+    bytes.iter().fold(true, |all, &c| all & is_plain(c))
+}
+
 /// Position of the first `needle` in `bytes` (the newline that ends a line).
 #[inline]
 pub(crate) fn find_byte(bytes: &[u8], needle: u8) -> Option<usize> {

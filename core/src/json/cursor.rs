@@ -8,7 +8,7 @@
 //! string bytes and padding are passed over a block at a time ([`super::bytes`]). Not
 //! recursive: nesting is tracked in a 32-bit set, as in the tokenizer.
 
-use super::bytes::{plain_prefix, whitespace_prefix};
+use super::bytes::{all_plain, plain_prefix, whitespace_prefix};
 use super::tokenizer::{JsonError, JsonErrorKind, MAX_DEPTH, MAX_NUMBER_LEN};
 
 /// The type of a value, from its first byte.
@@ -281,6 +281,7 @@ impl<'a> Cursor<'a> {
     /// the value of each key in `names` (raw key bytes; other keys are skipped).
     ///
     /// A key of `names` twice is [`JsonErrorKind::DuplicateKey`] at its second occurrence.
+    #[inline]
     pub fn fields<const N: usize>(
         &mut self,
         names: [&[u8]; N],
@@ -338,6 +339,7 @@ impl<'a> Cursor<'a> {
 
     /// In an array, where the next element starts: after whitespace and, past the first
     /// element, the `,` before it.
+    #[inline]
     fn next_element_at(&self) -> Option<usize> {
         if self.in_object() || !matches!(self.state, State::First | State::After) {
             return None;
@@ -354,6 +356,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// The next array element as a string of exactly `2 * N` hex digits, decoded.
+    #[inline]
     pub fn fast_hex_element<const N: usize>(&mut self) -> Option<[u8; N]> {
         let (out, end) = self.hex_string_at::<N>(self.next_element_at()?)?;
         self.pos = end;
@@ -362,6 +365,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// The next array element, if it is an object: its `{` read (the cursor is inside it).
+    #[inline]
     pub fn fast_open_object_element(&mut self) -> Option<()> {
         let pos = self.next_element_at()?;
         if self.input.get(pos) != Some(&b'{') || usize::from(self.depth) >= MAX_DEPTH {
@@ -376,6 +380,7 @@ impl<'a> Cursor<'a> {
 
     /// Inside an object just opened: the next key, if it is plain ASCII, with its `:` read.
     /// `first` is true for the first member (no `,` before it).
+    #[inline]
     pub fn fast_key(&mut self, first: bool) -> Option<&'a [u8]> {
         if !self.in_object() {
             return None;
@@ -407,6 +412,7 @@ impl<'a> Cursor<'a> {
 
     /// A member value that is a string of exactly `2 * N` hex digits, decoded and reversed
     /// (display order to internal order).
+    #[inline]
     pub fn fast_hash_value<const N: usize>(&mut self) -> Option<[u8; N]> {
         let (mut out, end) = self.hex_string_at::<N>(self.pos)?;
         out.reverse();
@@ -415,6 +421,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A member value that is an integer of at most 18 digits (no fraction or exponent).
+    #[inline]
     pub fn fast_int_value(&mut self) -> Option<i64> {
         let start = self.pos;
         let neg = self.input.get(start) == Some(&b'-');
@@ -441,12 +448,14 @@ impl<'a> Cursor<'a> {
     }
 
     /// A member value that is `null`.
+    #[inline]
     pub fn fast_null_value(&mut self) -> Option<()> {
         (self.input.get(self.pos..self.pos + 4)? == b"null").then(|| self.pos += 4)
     }
 
     /// After a member value: `}` closes the object (`Some(true)`), `,` is left for the next
     /// [`Cursor::fast_key`] (`Some(false)`).
+    #[inline]
     pub fn fast_object_end(&mut self) -> Option<bool> {
         self.pos += self.whitespace_at(self.pos);
         match self.input.get(self.pos) {
@@ -507,11 +516,13 @@ impl<'a> Cursor<'a> {
         Some(Value { kind, start, end })
     }
 
+    #[inline]
     fn whitespace_at(&self, pos: usize) -> usize {
         whitespace_prefix(self.input.get(pos..).unwrap_or(&[]))
     }
 
     /// `"` + `2 * N` hex digits + `"` at `pos`: the bytes and the offset after the string.
+    #[inline]
     fn hex_string_at<const N: usize>(&self, pos: usize) -> Option<([u8; N], usize)> {
         let digits_end = pos + 1 + 2 * N;
         if self.input.get(pos) != Some(&b'"') || self.input.get(digits_end) != Some(&b'"') {
@@ -529,6 +540,10 @@ impl<'a> Cursor<'a> {
         let at = |i: usize| self.input.get(i).copied();
         let ws = |i: usize| i + self.whitespace_at(i);
         let plain_string_end = |i: usize| {
+            // Hashes are 64 hex digits: try that length first, all bytes checked at once.
+            if at(i + 65) == Some(b'"') && all_plain(self.input.get(i + 1..i + 65)?) {
+                return Some(i + 66);
+            }
             let n = plain_prefix(self.input.get(i + 1..)?);
             (at(i + 1 + n)? == b'"').then_some(i + 2 + n)
         };
