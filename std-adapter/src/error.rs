@@ -85,7 +85,7 @@ impl fmt::Display for Error {
             Error::CertificatePinMismatch { presented } => write!(
                 f,
                 "server certificate {} does not match the pinned one",
-                hex32(presented)
+                to_hex(presented)
             ),
             Error::CertificateChanged {
                 server,
@@ -94,8 +94,8 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "certificate of {server} changed: recorded {}, presented {}",
-                hex32(stored),
-                hex32(presented)
+                to_hex(stored),
+                to_hex(presented)
             ),
             Error::TofuStore(e) => write!(f, "trust-on-first-use store: {e}"),
             Error::Session(e) => write!(f, "session: {e}"),
@@ -153,7 +153,10 @@ impl From<Socks5Error> for Error {
     }
 }
 
-/// Lowercase hex of a 32-byte digest.
-pub(crate) fn hex32(bytes: &[u8; 32]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// Lowercase hex of `bytes` (in the order given), with the core's encoder.
+pub fn to_hex(bytes: &[u8]) -> String {
+    let mut out = vec![0u8; bytes.len() * 2];
+    // The output is exactly twice the input: the encoder cannot refuse it.
+    let _ = electrum_spv_core::hex::encode_to_slice(bytes, &mut out);
+    String::from_utf8(out).unwrap_or_default()
 }

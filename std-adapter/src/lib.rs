@@ -40,7 +40,7 @@ pub use client::{Client, ClientConfig, MerkleProof};
 pub use connection::Notice;
 pub use electrum_spv_core as core;
 pub use electrum_spv_core::chain::Network;
-pub use error::Error;
+pub use error::{Error, to_hex};
 pub use pool::{Dropped, MemberStatus, Pool, PoolConfig};
 pub use reconnect::ReconnectPolicy;
 pub use server::{ServerAddr, Transport};

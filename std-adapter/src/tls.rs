@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use crate::error::{Error, hex32};
+use crate::error::{Error, to_hex};
 
 /// Which certificates an `ssl://` server may present.
 #[derive(Clone, Debug, Default)]
@@ -203,8 +203,8 @@ impl ServerCertVerifier for PinVerifier {
         match self.expected {
             Some(expected) if expected != presented => Err(rustls::Error::General(format!(
                 "certificate {} is not the expected {}",
-                hex32(&presented),
-                hex32(&expected)
+                to_hex(&presented),
+                to_hex(&expected)
             ))),
             _ => Ok(ServerCertVerified::assertion()),
         }
@@ -276,7 +276,7 @@ fn tofu_record(store: &Path, authority: &str, fp: &[u8; 32]) -> Result<(), Error
         .append(true)
         .open(store)
         .map_err(io)?;
-    writeln!(f, "{authority} {}", hex32(fp)).map_err(io)?;
+    writeln!(f, "{authority} {}", to_hex(fp)).map_err(io)?;
     f.sync_all().map_err(io)
 }
 

@@ -63,11 +63,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
                     tip(&chain).map_or(0, |t| t.0)
                 ))
             })?;
-            let hex: String = header
-                .to_bytes()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
+            let hex = electrum_spv::to_hex(&header.to_bytes());
             let hash = header.block_hash();
             emit(
                 &args,
@@ -114,7 +110,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
         Command::Tx { txid } => {
             let txid = parse_txid(txid)?;
             let raw = client.transaction_get(&txid).await?;
-            let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+            let hex = electrum_spv::to_hex(&raw);
             emit(&args, json!({"txid": txid.to_string(), "hex": hex}), || {
                 hex.clone()
             });
