@@ -69,16 +69,25 @@
 //!   about 2 KiB at most.
 //!
 //! ## Features
+//! `app` adds the app API for Kotlin, Swift and Python (uniffi, namespace `electrum_spv`): see
+//! the `app` module and `bindings/README.md`. It needs std and tokio; the C ABI is unchanged.
+//!
 //! `std` (default) links std on hosted targets. Without it the crate is `no_std` and, on
 //! bare-metal targets (`target_os = "none"`), defines a panic handler that loops (no
 //! function here panics on any input; the handler is the backstop), so the staticlib links
 //! into C firmware as it is: `cargo build -p electrum-spv-ffi --release --no-default-features
 //! --target thumbv7em-none-eabihf`.
 
-#![no_std]
+// The app API (feature `app`) is ordinary std Rust over the tokio adapter.
+#![cfg_attr(not(feature = "app"), no_std)]
 
-#[cfg(any(feature = "std", test))]
+#[cfg(all(any(feature = "std", test), not(feature = "app")))]
 extern crate std;
+
+#[cfg(feature = "app")]
+pub mod app;
+#[cfg(feature = "app")]
+uniffi::setup_scaffolding!("electrum_spv");
 
 pub mod decode;
 pub mod event;

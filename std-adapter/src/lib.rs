@@ -21,6 +21,7 @@
 //! [`connection::MAX_REQUEST`], [`connection::MAX_IN_FLIGHT`] requests in flight per
 //! connection and [`ClientConfig::max_queued`] more waiting.
 
+pub mod address;
 pub mod client;
 pub mod connection;
 pub mod discovery;

@@ -22,7 +22,9 @@ use electrum_spv_core::header::Work;
 use crate::client::{Client, ClientConfig};
 use crate::error::Error;
 use crate::server::ServerAddr;
-use crate::verified::{HeaderChain, ScriptRef, VerifiedHistory, verified_history};
+use crate::verified::{
+    HeaderChain, ScriptRef, VerifiedHistory, VerifiedUtxo, verified_history, verified_utxos,
+};
 
 /// Added to an unreachable member's latency so the others answer first.
 const UNREACHABLE_PENALTY: Duration = Duration::from_secs(3600);
@@ -94,7 +96,8 @@ impl Pool {
     /// fail are reported in [`Pool::dropped`]; it is an error only if none is left.
     ///
     /// # Errors
-    /// [`Error::Disconnected`] when no server could be used.
+    /// When no server could be used: the last server's own error (so a single server's
+    /// certificate mismatch or wrong network is reported as such), or [`Error::Disconnected`].
     pub async fn connect(servers: &[ServerAddr], config: PoolConfig) -> Result<Pool, Error> {
         let attempts: Vec<_> = servers
             .iter()
@@ -111,16 +114,20 @@ impl Pool {
             members: Vec::new(),
             dropped: Vec::new(),
         };
+        let mut last_error = None;
         for a in attempts {
             let (server, r) = a.await.map_err(|e| Error::Io(std::io::Error::other(e)))?;
             match r {
                 Ok(m) => pool.members.push(m),
-                Err(e) => pool.drop_server(server, e.to_string()),
+                Err(e) => {
+                    pool.drop_server(server, e.to_string());
+                    last_error = Some(e);
+                }
             }
         }
         pool.drop_stale();
         if pool.members.is_empty() {
-            return Err(Error::Disconnected);
+            return Err(last_error.unwrap_or(Error::Disconnected));
         }
         Ok(pool)
     }
@@ -191,6 +198,57 @@ impl Pool {
     /// [`Error::Disconnected`] when no member can answer; [`Error::Verification`] when honest
     /// members at the same tip disagree (the history changed while asking: try again).
     pub async fn verified_history(&mut self, script: &[u8]) -> Result<VerifiedHistory, Error> {
+        let (server, history) = self.ask_best(HistoryOf(script)).await?;
+        self.cross_check(&server, script, history.status).await;
+        Ok(history)
+    }
+
+    /// The verified unspent outputs of `script` (see [`verified_utxos`]) from the best member,
+    /// failing over and dropping members as [`Pool::verified_history`] does.
+    ///
+    /// # Errors
+    /// As [`Pool::verified_history`].
+    pub async fn verified_utxos(&mut self, script: &[u8]) -> Result<Vec<VerifiedUtxo>, Error> {
+        let (_, utxos) = self.ask_best(UtxosOf(script)).await?;
+        Ok(utxos)
+    }
+
+    /// The fee rate (BTC per kvB) for confirmation within `blocks`: the median of the members'
+    /// estimates (fees cannot be proven, so no single server decides). `None` when no member
+    /// has an estimate.
+    ///
+    /// # Errors
+    /// [`Error::Disconnected`] when no member answers.
+    pub async fn estimate_fee(&self, blocks: u32) -> Result<Option<f64>, Error> {
+        let asks: Vec<_> = self
+            .members
+            .iter()
+            .map(|m| {
+                let c = m.client.clone();
+                tokio::spawn(async move { c.estimate_fee(blocks).await })
+            })
+            .collect();
+        let mut rates = Vec::new();
+        let mut answered = false;
+        for ask in asks {
+            if let Ok(Ok(rate)) = ask.await {
+                answered = true;
+                rates.extend(rate.filter(|r| r.is_finite() && *r > 0.0));
+            }
+        }
+        if !answered {
+            return Err(Error::Disconnected);
+        }
+        rates.sort_by(f64::total_cmp);
+        Ok(rates.get(rates.len() / 2).copied())
+    }
+
+    /// Asks the best member; a member whose answer fails verification is dropped and the next
+    /// best asked; an unreachable one is ranked last and the next asked. Returns who answered.
+    async fn ask_best<Q: Question>(
+        &mut self,
+        question: Q,
+    ) -> Result<(ServerAddr, Q::Answer), Error> {
         let mut unreachable = 0;
         loop {
             let Some(best) = self.best_index() else {
@@ -198,14 +256,10 @@ impl Pool {
             };
             let answer = {
                 let m = &mut self.members[best];
-                verified_history(&m.client, &mut m.chain, ScriptRef::Script(script)).await
+                question.ask(&m.client, &mut m.chain).await
             };
             match answer {
-                Ok(history) => {
-                    let server = self.members[best].server.clone();
-                    self.cross_check(&server, script, history.status).await;
-                    return Ok(history);
-                }
+                Ok(answer) => return Ok((self.members[best].server.clone(), answer)),
                 Err(e @ Error::Verification(_)) => {
                     let server = self.members.remove(best).server;
                     self.drop_server(server, e.to_string());
@@ -310,9 +364,55 @@ impl Pool {
         self.dropped.push(Dropped { server, reason });
     }
 
+    /// Every member's client, best first (for listening to all their notifications).
+    pub fn clients(&self) -> Vec<Client> {
+        let mut order: Vec<&Member> = self.members.iter().collect();
+        order.sort_by_key(|m| rank(m));
+        order.into_iter().map(|m| m.client.clone()).collect()
+    }
+
     /// The client of the best member, for calls that need no cross-checking.
     pub fn client(&self) -> Option<&Client> {
         self.best().map(|m| &m.client)
+    }
+}
+
+/// What a member answers from its own verified chain. (A trait rather than an async closure:
+/// the futures of async closures over borrowed arguments are not provably `Send`.)
+trait Question {
+    type Answer;
+    fn ask<'a>(
+        &'a self,
+        client: &'a Client,
+        chain: &'a mut HeaderChain,
+    ) -> impl Future<Output = Result<Self::Answer, Error>> + Send + 'a;
+}
+
+/// A script's verified history.
+struct HistoryOf<'s>(&'s [u8]);
+
+impl Question for HistoryOf<'_> {
+    type Answer = VerifiedHistory;
+    fn ask<'a>(
+        &'a self,
+        client: &'a Client,
+        chain: &'a mut HeaderChain,
+    ) -> impl Future<Output = Result<VerifiedHistory, Error>> + Send + 'a {
+        verified_history(client, chain, ScriptRef::Script(self.0))
+    }
+}
+
+/// A script's verified unspent outputs.
+struct UtxosOf<'s>(&'s [u8]);
+
+impl Question for UtxosOf<'_> {
+    type Answer = Vec<VerifiedUtxo>;
+    fn ask<'a>(
+        &'a self,
+        client: &'a Client,
+        chain: &'a mut HeaderChain,
+    ) -> impl Future<Output = Result<Vec<VerifiedUtxo>, Error>> + Send + 'a {
+        verified_utxos(client, chain, self.0)
     }
 }
 

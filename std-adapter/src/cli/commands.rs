@@ -13,8 +13,9 @@ use electrum_spv::{
 use serde_json::{Value, json};
 use tokio_stream::StreamExt;
 
-use super::target::{Resolved, address_script, resolve};
+use super::target::{Resolved, resolve};
 use super::{Args, Command, connect};
+use electrum_spv::address::address_script;
 
 /// Prints one result: JSON or text.
 fn emit(args: &Args, value: Value, text: impl FnOnce() -> String) {

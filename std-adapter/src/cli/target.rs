@@ -1,7 +1,6 @@
 //! Turning an address, a script or a script hash into what the client asks for.
 
-use std::str::FromStr;
-
+use electrum_spv::address::address_script;
 use electrum_spv::core::hash::ScriptHash;
 use electrum_spv::{Error, Network, ScriptRef};
 
@@ -33,31 +32,6 @@ impl Resolved {
             ))
         })
     }
-}
-
-pub fn bitcoin_network(n: Network) -> bitcoin::Network {
-    match n {
-        Network::Mainnet => bitcoin::Network::Bitcoin,
-        Network::Testnet3 => bitcoin::Network::Testnet,
-        Network::Testnet4 => bitcoin::Network::Testnet4,
-        Network::Signet => bitcoin::Network::Signet,
-        Network::Regtest => bitcoin::Network::Regtest,
-    }
-}
-
-/// The output script of an address of `network` (P2PKH, P2SH, P2WPKH, P2WSH, P2TR, ...).
-pub fn address_script(address: &str, network: Network) -> Result<Vec<u8>, Error> {
-    let unchecked = bitcoin::Address::from_str(address)
-        .map_err(|e| Error::InvalidArgument(format!("address {address}: {e}")))?;
-    let checked = unchecked
-        .require_network(bitcoin_network(network))
-        .map_err(|_| {
-            Error::InvalidArgument(format!(
-                "address {address} is not a {} address",
-                network.name()
-            ))
-        })?;
-    Ok(checked.script_pubkey().into_bytes())
 }
 
 pub fn resolve(t: &Target, network: Network) -> Result<Resolved, Error> {

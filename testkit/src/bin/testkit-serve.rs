@@ -2,7 +2,9 @@
 //! manual testing: prints one JSON line (`server`, `ssl`, `tls_pin`, `addresses`), then keeps
 //! both servers up until its standard input closes. Commands read from standard input, one
 //! per line: `mine N` mines N blocks; `pay WALLET KIND SATS` pays WALLET's KIND address
-//! from Alice; each answers one JSON line.
+//! from Alice; `history ADDRESS` and `utxos ADDRESS` answer the kit's own records of an
+//! address (what a verified client must agree with, independent of ElectrumX); each answers
+//! one JSON line.
 
 use std::io::{BufRead, Write};
 
@@ -52,6 +54,8 @@ fn main() {
                 Err(e) => serde_json::json!({"error": e.to_string()}),
             },
             ["pay", wallet, kind, sats] => pay(&h, wallet, kind, sats),
+            ["history", address] => records(&h, address, history),
+            ["utxos", address] => records(&h, address, utxos),
             _ => serde_json::json!({"error": format!("unknown command {line:?}")}),
         };
         println!("{answer}");
@@ -80,4 +84,51 @@ fn pay(h: &Harness, wallet: &str, kind: &str, sats: &str) -> serde_json::Value {
         Ok(txid) => serde_json::json!({"txid": txid.to_string()}),
         Err(e) => serde_json::json!({"error": e.to_string()}),
     }
+}
+
+/// The kit's records of `address` (one of the hello line's), as `answer` renders them.
+fn records(
+    h: &Harness,
+    address: &str,
+    answer: fn(&electrum_spv_testkit::chain::Chain, &bitcoin::Script) -> serde_json::Value,
+) -> serde_json::Value {
+    let chain = h.bitcoind.chain();
+    let script = chain.wallets().iter().find_map(|w| {
+        ScriptKind::ALL
+            .into_iter()
+            .find(|&k| w.address(k).to_string() == address)
+            .map(|k| w.script(k).to_owned())
+    });
+    match script {
+        Some(script) => answer(&chain, &script),
+        None => serde_json::json!({"error": format!("not a kit address: {address}")}),
+    }
+}
+
+/// `{"status", "txs": [{"txid", "height"}]}` with Electrum heights (0, -1 for the mempool).
+fn history(
+    chain: &electrum_spv_testkit::chain::Chain,
+    script: &bitcoin::Script,
+) -> serde_json::Value {
+    let txs: Vec<_> = chain
+        .history(script)
+        .into_iter()
+        .map(|(txid, height)| serde_json::json!({"txid": txid.to_string(), "height": height}))
+        .collect();
+    serde_json::json!({"status": chain.status(script), "txs": txs})
+}
+
+/// `{"utxos": [{"txid", "vout", "height", "value"}]}`.
+fn utxos(
+    chain: &electrum_spv_testkit::chain::Chain,
+    script: &bitcoin::Script,
+) -> serde_json::Value {
+    let utxos: Vec<_> = chain
+        .listunspent(script)
+        .into_iter()
+        .map(|u| {
+            serde_json::json!({"txid": u.txid.to_string(), "vout": u.vout, "height": u.height, "value": u.value})
+        })
+        .collect();
+    serde_json::json!({"utxos": utxos})
 }
