@@ -102,6 +102,8 @@ impl std::error::Error for ElectrumError {}
 
 impl From<Error> for ElectrumError {
     fn from(e: Error) -> Self {
+        // The adapter's own text where the error carries one (this type's Display adds the
+        // kind), its full Display otherwise.
         let detail = e.to_string();
         match e {
             Error::Io(_) | Error::ConnectTimeout | Error::Disconnected => {
@@ -120,13 +122,13 @@ impl From<Error> for ElectrumError {
                 code,
                 detail: message,
             },
-            Error::ExcessiveUsage(_) | Error::ServerBusy(_) | Error::HistoryTooLarge(_) => {
-                ElectrumError::ServerLimit { detail }
+            Error::ExcessiveUsage(m) | Error::ServerBusy(m) | Error::HistoryTooLarge(m) => {
+                ElectrumError::ServerLimit { detail: m }
             }
-            Error::Verification(_) | Error::BadResult(_) => ElectrumError::Verification { detail },
-            Error::InvalidArgument(_) | Error::Store(_) => {
-                ElectrumError::InvalidArgument { detail }
-            }
+            Error::Verification(m) => ElectrumError::Verification { detail: m },
+            Error::BadResult(_) => ElectrumError::Verification { detail },
+            Error::InvalidArgument(m) => ElectrumError::InvalidArgument { detail: m },
+            Error::Store(_) => ElectrumError::InvalidArgument { detail },
             Error::NotAvailable(_) => ElectrumError::NotAvailable { detail },
             Error::TooManyPending | Error::TooManySubscriptions => {
                 ElectrumError::TooBusy { detail }
@@ -145,7 +147,7 @@ mod tests {
         assert_eq!(ElectrumError::from(Error::Timeout), ElectrumError::Timeout);
         assert!(matches!(
             ElectrumError::from(Error::Verification("proof".into())),
-            ElectrumError::Verification { detail } if detail.contains("proof")
+            ElectrumError::Verification { detail } if detail == "proof"
         ));
         assert_eq!(
             ElectrumError::from(Error::CertificatePinMismatch {
