@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of electrum-spv on a fresh machine: installs what it needs, then
 #   lints (fmt, clippy -D warnings, rustdoc -D warnings), the workspace tests, the no_std build
-#   of core for thumbv7em without alloc, the Cortex-M firmware under QEMU and a fuzz smoke run.
+#   of core for thumbv7em without alloc, the Cortex-M firmware under QEMU, the C, Python, Kotlin
+#   and Swift bindings' tests and a fuzz smoke run.
 # Exits non-zero if anything fails; the last line is "tests: N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,10 @@ step() { # step NAME COMMAND...: runs a step, counting its tests (cargo's or one
   echo "==> $name"
   if "$@" 2>&1 | tee "$log"; then
     local n
-    n=$(grep -Eo '^test result: ok\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
+    # cargo's "test result" lines, and the "NAME: N passed, M failed" summaries of the scripts.
+    n=$( (grep -Eo '^test result: ok\. [0-9]+ passed' "$log" | awk '{print $4}'
+          grep -E '^[a-z]+: [0-9]+ passed, [0-9]+ failed' "$log" | awk '{print $2}') |
+        awk '{s += $1} END {print s + 0}')
     [ "$n" -gt 0 ] || n=1
     passed=$((passed + n))
   else
@@ -36,6 +40,11 @@ step "cargo fmt --check" cargo fmt --all -- --check
 step "clippy -D warnings" cargo clippy --workspace --all-targets --locked -- -D warnings
 step "rustdoc -D warnings" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 step "workspace tests" cargo test --workspace --locked --no-fail-fast
+step "app API (feature app): clippy -D warnings" \
+  cargo clippy -p electrum-spv-ffi --features app --all-targets --locked -- -D warnings
+step "app API (feature app): rustdoc -D warnings and unit tests" bash -c '
+  RUSTDOCFLAGS="-D warnings" cargo doc -p electrum-spv-ffi --features app --no-deps --locked &&
+  cargo test -p electrum-spv-ffi --features app --lib --locked app::'
 step "core is no_std without alloc (thumbv7em)" \
   cargo build -p electrum-spv-core --no-default-features --target thumbv7em-none-eabihf --locked
 step "main job: local verified wallet sync (scripts/demo.sh)" bash -c '
@@ -47,6 +56,8 @@ step "verify bundled mainnet headers offline" bash -c '
   echo "$out" && echo "$out" | tail -n1 | grep -q "^ok 8065 822528..830592 "'
 step "Cortex-M firmware under QEMU" scripts/embedded-test.sh
 step "C ABI: C example and tests (gcc -Werror, static and shared, valgrind, live ElectrumX)" scripts/c-test.sh
+step "Python bindings: pytest against a real ElectrumX" scripts/python-test.sh
+step "Swift bindings: drift, C header, symbols (Swift not compiled here)" scripts/swift-check.sh
 step "fuzz smoke" core/fuzz/smoke.sh
 
 if [ "${#failures[@]}" -gt 0 ]; then
