@@ -128,3 +128,56 @@ fn a_lying_member_is_detected_dropped_and_reported() {
         assert!(liar.tampered() > 0, "{attack:?} never fired");
     }
 }
+
+#[test]
+fn verified_utxos_equal_the_kits_and_fees_are_the_median() {
+    let h = Harness::start().expect("kit");
+    let b = ElectrumX::start(&h.bitcoind).expect("second ElectrumX");
+    let rt = runtime();
+    rt.block_on(async {
+        // Nothing listens on the port of a stopped listener: the error is the connection's own,
+        // not a bare "disconnected".
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let nobody = tcp(closed.local_addr().expect("addr"));
+        drop(closed);
+        let config = PoolConfig::new(ClientConfig::new(Network::Regtest));
+        let e = Pool::connect(std::slice::from_ref(&nobody), config.clone())
+            .await
+            .expect_err("no server");
+        assert!(matches!(e, electrum_spv::Error::Io(_)), "{e:?}");
+
+        let mut pool = Pool::connect(&[tcp(h.addr()), tcp(b.addr())], config)
+            .await
+            .expect("pool");
+        let wallets: Vec<_> = h.bitcoind.chain().wallets().to_vec();
+        let mut nonempty = 0;
+        for w in &wallets {
+            for kind in ScriptKind::ALL {
+                let script = w.script(kind);
+                let mut want: Vec<(Txid, u32, u64, u32)> = h
+                    .bitcoind
+                    .listunspent(script)
+                    .into_iter()
+                    .map(|u| (core_txid(u.txid), u.vout, u.value, u.height))
+                    .collect();
+                let mut got: Vec<(Txid, u32, u64, u32)> = pool
+                    .verified_utxos(script.as_bytes())
+                    .await
+                    .expect("utxos")
+                    .into_iter()
+                    .map(|u| {
+                        assert_eq!(u.block_hash.is_some(), u.height > 0);
+                        (u.txid, u.vout, u.value, u.height)
+                    })
+                    .collect();
+                want.sort();
+                got.sort();
+                assert_eq!(got, want, "{} {}", w.name, kind.name());
+                nonempty += usize::from(!want.is_empty());
+            }
+        }
+        assert!(nonempty > 0, "some script should have unspent outputs");
+        let fee = pool.estimate_fee(2).await.expect("fee");
+        assert_eq!(fee, Some(electrum_spv_testkit::ESTIMATED_FEERATE));
+    });
+}
