@@ -1339,12 +1339,16 @@ class ClientSettings:
     """
     How to connect. Only `network` is required; the rest has defaults.
 """
-    def __init__(self, *, network:Network, servers:typing.List[str] = _DEFAULT, tls_pin:typing.Optional[str] = _DEFAULT, tls_ca_file:typing.Optional[str] = _DEFAULT, proxy:typing.Optional[str] = _DEFAULT, request_timeout_secs:int = 30, max_lag:int = 2):
+    def __init__(self, *, network:Network, servers:typing.List[str] = _DEFAULT, server_list_file:typing.Optional[str] = _DEFAULT, tls_pin:typing.Optional[str] = _DEFAULT, tls_ca_file:typing.Optional[str] = _DEFAULT, proxy:typing.Optional[str] = _DEFAULT, request_timeout_secs:int = 30, max_lag:int = 2):
         self.network = network
         if servers is _DEFAULT:
             self.servers = []
         else:
             self.servers = servers
+        if server_list_file is _DEFAULT:
+            self.server_list_file = None
+        else:
+            self.server_list_file = server_list_file
         if tls_pin is _DEFAULT:
             self.tls_pin = None
         else:
@@ -1364,11 +1368,13 @@ class ClientSettings:
 
     
     def __str__(self):
-        return "ClientSettings(network={}, servers={}, tls_pin={}, tls_ca_file={}, proxy={}, request_timeout_secs={}, max_lag={})".format(self.network, self.servers, self.tls_pin, self.tls_ca_file, self.proxy, self.request_timeout_secs, self.max_lag)
+        return "ClientSettings(network={}, servers={}, server_list_file={}, tls_pin={}, tls_ca_file={}, proxy={}, request_timeout_secs={}, max_lag={})".format(self.network, self.servers, self.server_list_file, self.tls_pin, self.tls_ca_file, self.proxy, self.request_timeout_secs, self.max_lag)
     def __eq__(self, other):
         if self.network != other.network:
             return False
         if self.servers != other.servers:
+            return False
+        if self.server_list_file != other.server_list_file:
             return False
         if self.tls_pin != other.tls_pin:
             return False
@@ -1388,6 +1394,7 @@ class _UniffiFfiConverterTypeClientSettings(_UniffiConverterRustBuffer):
         return ClientSettings(
             network=_UniffiFfiConverterTypeNetwork.read(buf),
             servers=_UniffiFfiConverterSequenceString.read(buf),
+            server_list_file=_UniffiFfiConverterOptionalString.read(buf),
             tls_pin=_UniffiFfiConverterOptionalString.read(buf),
             tls_ca_file=_UniffiFfiConverterOptionalString.read(buf),
             proxy=_UniffiFfiConverterOptionalString.read(buf),
@@ -1399,6 +1406,7 @@ class _UniffiFfiConverterTypeClientSettings(_UniffiConverterRustBuffer):
     def check_lower(value):
         _UniffiFfiConverterTypeNetwork.check_lower(value.network)
         _UniffiFfiConverterSequenceString.check_lower(value.servers)
+        _UniffiFfiConverterOptionalString.check_lower(value.server_list_file)
         _UniffiFfiConverterOptionalString.check_lower(value.tls_pin)
         _UniffiFfiConverterOptionalString.check_lower(value.tls_ca_file)
         _UniffiFfiConverterOptionalString.check_lower(value.proxy)
@@ -1409,6 +1417,7 @@ class _UniffiFfiConverterTypeClientSettings(_UniffiConverterRustBuffer):
     def write(value, buf):
         _UniffiFfiConverterTypeNetwork.write(value.network, buf)
         _UniffiFfiConverterSequenceString.write(value.servers, buf)
+        _UniffiFfiConverterOptionalString.write(value.server_list_file, buf)
         _UniffiFfiConverterOptionalString.write(value.tls_pin, buf)
         _UniffiFfiConverterOptionalString.write(value.tls_ca_file, buf)
         _UniffiFfiConverterOptionalString.write(value.proxy, buf)

@@ -3,6 +3,7 @@ the kit's own records of its regtest chain, not with what ElectrumX says."""
 
 import asyncio
 import hashlib
+import json
 
 import pytest
 
@@ -224,5 +225,39 @@ def test_subscription_reports_a_payment_then_its_confirmation(kit):
         (paid,) = [t for t in confirmed.history.txs if t.txid == txid]
         assert paid.height == height and paid.block_hash == tip.tip.hash
         await events.aclose()
+
+    run(body())
+
+
+def test_socks5_proxy_gets_the_name_and_onion_needs_a_proxy(kit):
+    port = kit.hello["server"].rsplit(":", 1)[1]
+
+    async def body():
+        proxied = settings(kit, servers=[f"tcp://localhost:{port}"], proxy=kit.hello["socks5"])
+        client = await ElectrumClient.connect(proxied)
+        assert (await client.tip()).height == kit_height(kit)
+        assert f"localhost:{port}" in kit.command("proxied")["proxied"]
+        onion = "tcp://" + "a" * 56 + ".onion:50001"
+        with pytest.raises(ElectrumError.Proxy):
+            await ElectrumClient.connect(settings(kit, servers=[onion]))
+
+    run(body())
+
+
+def test_servers_from_a_server_list_file(kit, tmp_path):
+    host, port = kit.hello["ssl"].removeprefix("ssl://").rsplit(":", 1)
+    listing = tmp_path / "servers.json"
+    listing.write_text(json.dumps({"regtest": [{"host": host, "ssl": int(port)}]}))
+
+    async def body():
+        listed = settings(
+            kit, servers=[], server_list_file=str(listing), tls_pin=kit.hello["tls_pin"]
+        )
+        client = await ElectrumClient.connect(listed)
+        assert [s.server for s in await client.servers()] == [kit.hello["ssl"]]
+        empty = tmp_path / "empty.json"
+        empty.write_text("{}")
+        with pytest.raises(ElectrumError.InvalidArgument):
+            await ElectrumClient.connect(settings(kit, servers=[], server_list_file=str(empty)))
 
     run(body())

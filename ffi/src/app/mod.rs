@@ -227,22 +227,26 @@ fn servers(
     network: electrum_spv::Network,
 ) -> Result<Vec<ServerAddr>, ElectrumError> {
     if settings.servers.is_empty() {
+        let list = match &settings.server_list_file {
+            Some(path) => ServerList::load(std::path::Path::new(path))?,
+            None => ServerList::bundled(),
+        };
         let filter = Filter {
             ssl_only: true,
             onion: settings.proxy.is_some(),
             ..Filter::default()
         };
-        let bundled: Vec<ServerAddr> = ServerList::bundled()
+        let listed: Vec<ServerAddr> = list
             .servers(network, filter)
             .iter()
             .filter_map(|e| e.preferred())
             .collect();
-        if bundled.is_empty() {
+        if listed.is_empty() {
             return Err(ElectrumError::InvalidArgument {
-                detail: format!("no servers given and none bundled for {}", network.name()),
+                detail: format!("no servers given and none listed for {}", network.name()),
             });
         }
-        return Ok(bundled);
+        return Ok(listed);
     }
     settings
         .servers

@@ -37,9 +37,14 @@ pub struct ClientSettings {
     /// The network the servers must be on.
     pub network: Network,
     /// Servers as `ssl://host:port` or `tcp://host:port`; all are connected and
-    /// cross-checked. Empty: the bundled server list of `network` (TLS servers only).
+    /// cross-checked. Empty: those of `server_list_file`, else the bundled list of `network`
+    /// (TLS servers only, `.onion` ones too when a proxy is set).
     #[uniffi(default)]
     pub servers: Vec<String>,
+    /// A server list file (JSON, the CLI's format: `{"mainnet": [{"host", "tcp", "ssl"}]}`),
+    /// used when `servers` is empty instead of the bundled list.
+    #[uniffi(default = None)]
+    pub server_list_file: Option<String>,
     /// Accept exactly the TLS certificate with this SHA-256 fingerprint (64 hex digits, of the
     /// certificate's DER); otherwise web PKI roots (or `tls_ca_file`).
     #[uniffi(default = None)]

@@ -1,15 +1,18 @@
 //! Serves the test kit's regtest chain through a real ElectrumX on loopback, for demos and
-//! manual testing: prints one JSON line (`server`, `ssl`, `tls_pin`, `addresses`), then keeps
+//! manual testing: prints one JSON line (`server`, `ssl`, `tls_pin`, `socks5`: a recording
+//! SOCKS5 proxy, `height`, `addresses`), then keeps
 //! both servers up until its standard input closes. Commands read from standard input, one
 //! per line: `mine N` mines N blocks; `pay WALLET KIND SATS` pays WALLET's KIND address
 //! from Alice; `history ADDRESS` and `utxos ADDRESS` answer the kit's own records of an
-//! address (what a verified client must agree with, independent of ElectrumX); each answers
-//! one JSON line.
+//! address (what a verified client must agree with, independent of ElectrumX); `proxied`
+//! lists the destinations the SOCKS5 proxy was asked for (`name:port` when sent as a name);
+//! each answers one JSON line.
 
 use std::io::{BufRead, Write};
 
 use bitcoin::Amount;
 use electrum_spv_testkit::chain::ALICE;
+use electrum_spv_testkit::socks::{Destination, Socks5Proxy};
 use electrum_spv_testkit::{Harness, ScriptKind, SendSpec};
 
 fn main() {
@@ -33,10 +36,18 @@ fn main() {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
+    let proxy = match Socks5Proxy::start() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("testkit-serve: SOCKS5 proxy: {e}");
+            std::process::exit(1);
+        }
+    };
     let hello = serde_json::json!({
         "server": format!("tcp://{}", h.addr()),
         "ssl": format!("ssl://{}", h.electrumx.ssl_addr()),
         "tls_pin": pin,
+        "socks5": proxy.addr().to_string(),
         "height": h.bitcoind.tip().0,
         "addresses": addresses,
     });
@@ -56,6 +67,17 @@ fn main() {
             ["pay", wallet, kind, sats] => pay(&h, wallet, kind, sats),
             ["history", address] => records(&h, address, history),
             ["utxos", address] => records(&h, address, utxos),
+            ["proxied"] => {
+                let asked: Vec<String> = proxy
+                    .requests()
+                    .into_iter()
+                    .map(|d| match d {
+                        Destination::Name(name, port) => format!("{name}:{port}"),
+                        Destination::Address(a) => format!("address {a}"),
+                    })
+                    .collect();
+                serde_json::json!({"proxied": asked})
+            }
             _ => serde_json::json!({"error": format!("unknown command {line:?}")}),
         };
         println!("{answer}");

@@ -1631,9 +1631,15 @@ public struct ClientSettings: Equatable, Hashable {
     public var network: Network
     /**
      * Servers as `ssl://host:port` or `tcp://host:port`; all are connected and
-     * cross-checked. Empty: the bundled server list of `network` (TLS servers only).
+     * cross-checked. Empty: those of `server_list_file`, else the bundled list of `network`
+     * (TLS servers only, `.onion` ones too when a proxy is set).
      */
     public var servers: [String]
+    /**
+     * A server list file (JSON, the CLI's format: `{"mainnet": [{"host", "tcp", "ssl"}]}`),
+     * used when `servers` is empty instead of the bundled list.
+     */
+    public var serverListFile: String?
     /**
      * Accept exactly the TLS certificate with this SHA-256 fingerprint (64 hex digits, of the
      * certificate's DER); otherwise web PKI roots (or `tls_ca_file`).
@@ -1665,8 +1671,13 @@ public struct ClientSettings: Equatable, Hashable {
          */network: Network, 
         /**
          * Servers as `ssl://host:port` or `tcp://host:port`; all are connected and
-         * cross-checked. Empty: the bundled server list of `network` (TLS servers only).
+         * cross-checked. Empty: those of `server_list_file`, else the bundled list of `network`
+         * (TLS servers only, `.onion` ones too when a proxy is set).
          */servers: [String] = [], 
+        /**
+         * A server list file (JSON, the CLI's format: `{"mainnet": [{"host", "tcp", "ssl"}]}`),
+         * used when `servers` is empty instead of the bundled list.
+         */serverListFile: String? = nil, 
         /**
          * Accept exactly the TLS certificate with this SHA-256 fingerprint (64 hex digits, of the
          * certificate's DER); otherwise web PKI roots (or `tls_ca_file`).
@@ -1686,6 +1697,7 @@ public struct ClientSettings: Equatable, Hashable {
          */maxLag: UInt32 = UInt32(2)) {
         self.network = network
         self.servers = servers
+        self.serverListFile = serverListFile
         self.tlsPin = tlsPin
         self.tlsCaFile = tlsCaFile
         self.proxy = proxy
@@ -1711,6 +1723,7 @@ public struct FfiConverterTypeClientSettings: FfiConverterRustBuffer {
             try ClientSettings(
                 network: FfiConverterTypeNetwork.read(from: &buf), 
                 servers: FfiConverterSequenceString.read(from: &buf), 
+                serverListFile: FfiConverterOptionString.read(from: &buf), 
                 tlsPin: FfiConverterOptionString.read(from: &buf), 
                 tlsCaFile: FfiConverterOptionString.read(from: &buf), 
                 proxy: FfiConverterOptionString.read(from: &buf), 
@@ -1722,6 +1735,7 @@ public struct FfiConverterTypeClientSettings: FfiConverterRustBuffer {
     public static func write(_ value: ClientSettings, into buf: inout [UInt8]) {
         FfiConverterTypeNetwork.write(value.network, into: &buf)
         FfiConverterSequenceString.write(value.servers, into: &buf)
+        FfiConverterOptionString.write(value.serverListFile, into: &buf)
         FfiConverterOptionString.write(value.tlsPin, into: &buf)
         FfiConverterOptionString.write(value.tlsCaFile, into: &buf)
         FfiConverterOptionString.write(value.proxy, into: &buf)

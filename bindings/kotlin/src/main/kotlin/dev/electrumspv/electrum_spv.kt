@@ -2840,9 +2840,16 @@ data class ClientSettings (
     , 
     /**
      * Servers as `ssl://host:port` or `tcp://host:port`; all are connected and
-     * cross-checked. Empty: the bundled server list of `network` (TLS servers only).
+     * cross-checked. Empty: those of `server_list_file`, else the bundled list of `network`
+     * (TLS servers only, `.onion` ones too when a proxy is set).
      */
     var `servers`: List<kotlin.String> = listOf() 
+    , 
+    /**
+     * A server list file (JSON, the CLI's format: `{"mainnet": [{"host", "tcp", "ssl"}]}`),
+     * used when `servers` is empty instead of the bundled list.
+     */
+    var `serverListFile`: kotlin.String? = null 
     , 
     /**
      * Accept exactly the TLS certificate with this SHA-256 fingerprint (64 hex digits, of the
@@ -2891,6 +2898,7 @@ public object FfiConverterTypeClientSettings: FfiConverterRustBuffer<ClientSetti
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
             FfiConverterUInt.read(buf),
             FfiConverterUInt.read(buf),
         )
@@ -2899,6 +2907,7 @@ public object FfiConverterTypeClientSettings: FfiConverterRustBuffer<ClientSetti
     override fun allocationSize(value: ClientSettings) = (
             FfiConverterTypeNetwork.allocationSize(value.`network`) +
             FfiConverterSequenceString.allocationSize(value.`servers`) +
+            FfiConverterOptionalString.allocationSize(value.`serverListFile`) +
             FfiConverterOptionalString.allocationSize(value.`tlsPin`) +
             FfiConverterOptionalString.allocationSize(value.`tlsCaFile`) +
             FfiConverterOptionalString.allocationSize(value.`proxy`) +
@@ -2909,6 +2918,7 @@ public object FfiConverterTypeClientSettings: FfiConverterRustBuffer<ClientSetti
     override fun write(value: ClientSettings, buf: ByteBuffer) {
             FfiConverterTypeNetwork.write(value.`network`, buf)
             FfiConverterSequenceString.write(value.`servers`, buf)
+            FfiConverterOptionalString.write(value.`serverListFile`, buf)
             FfiConverterOptionalString.write(value.`tlsPin`, buf)
             FfiConverterOptionalString.write(value.`tlsCaFile`, buf)
             FfiConverterOptionalString.write(value.`proxy`, buf)
