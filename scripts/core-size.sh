@@ -55,14 +55,16 @@ rodata="$(section .rodata)"
 data="$(section .data)"
 bss="$(section .bss)"
 uninit="$(section .uninit)"
+# Test input compiled in with include_bytes!: the mainnet headers (*.bin) and the recorded
+# ElectrumX exchange (*.json).
 header_data=0
-for f in "$FW_DIR"/data/*.bin; do
+for f in "$FW_DIR"/data/*.bin "$FW_DIR"/data/*.json; do
     header_data=$((header_data + $(wc -c <"$f")))
 done
 checkpoints="$("$LLVM_NM" -S -C --radix=d "$ELF" |
     awk '$4 ~ /checkpoints::mainnet::MAINNET/ { s += $2 } END { print s + 0 }')"
 
-# 3. The stack peak: the firmware paints its stack, verifies, and reports the deepest use.
+# 3. The stack peak: the firmware paints its stack, runs each step, and reports the deepest use.
 out="$(mktemp)"
 trap 'rm -f "$out"' EXIT
 if ! run_firmware "$out"; then
@@ -74,7 +76,13 @@ figure() { sed -n "s/^$1=\([0-9]*\)\$/\1/p" "$out"; }
 stack="$(figure stack_peak_bytes)"
 stack_headers="$(figure stack_peak_headers_bytes)"
 stack_merkle="$(figure stack_peak_merkle_bytes)"
-[ -n "$stack" ] || { cat "$out" >&2; echo "core-size: no stack_peak_bytes line" >&2; exit 1; }
+stack_session_init="$(figure stack_peak_session_init_bytes)"
+stack_session="$(figure stack_peak_session_bytes)"
+stack_hostile="$(figure stack_peak_hostile_bytes)"
+session_size="$(figure session_size_bytes)"
+for v in stack stack_headers stack_merkle stack_session_init stack_session stack_hostile session_size; do
+    [ -n "${!v}" ] || { cat "$out" >&2; echo "core-size: the firmware printed no $v figure" >&2; exit 1; }
+done
 
 row() { printf '%-28s %9s  %s\n' "$1" "$2" "$3"; }
 echo
@@ -82,15 +90,19 @@ echo "electrum-spv-firmware on $EMBEDDED_TARGET (opt-level z, LTO, codegen-units
 row "what" "bytes" "notes"
 row ".text (code)" "$text" "core + sha2 + cortex-m-rt + semihosting + core::fmt"
 row ".rodata (constants)" "$rodata" "includes the two rows below"
-row "  embedded header data" "$header_data" "data/*.bin via include_bytes!: test input, subtract it"
+row "  embedded test data" "$header_data" "data/*.bin + data/*.json via include_bytes!: test input, subtract it"
 row "  mainnet checkpoints" "$checkpoints" "compiled-in checkpoint table"
-row ".rodata without header data" "$((rodata - header_data))" "also ~1.9 KB of merkle test vectors (hex strings)"
+row ".rodata without test data" "$((rodata - header_data))" "also ~2.5 KB of test vectors and expected values"
 row ".vector_table" "$vectors" "Cortex-M exception and interrupt vectors"
-row "flash without header data" "$((vectors + text + rodata - header_data + data))" ".vector_table + .text + .rodata + .data"
+row "flash without test data" "$((vectors + text + rodata - header_data + data))" ".vector_table + .text + .rodata + .data"
 row "static RAM (.data+.bss)" "$((data + bss + uninit))" ".data $data, .bss $bss, .uninit $uninit"
-row "stack peak" "$stack" "measured under QEMU by stack painting; the larger of:"
+row "  Session (in .bss)" "$session_size" "Session<4096, 256, 16>: line buffer, out queue, 16 pending"
+row "stack peak" "$stack" "measured under QEMU by stack painting; the largest of:"
 row "  2016 headers" "$stack_headers" "anchor + HeaderVerifier::push, with the harness frames"
 row "  2 merkle proofs" "$stack_merkle" "hex decoding + verify_tx_branch, with the harness frames"
+row "  Session::new" "$stack_session_init" "creating the session in its static (built on the stack first)"
+row "  scripted session" "$stack_session" "driving it through the ElectrumX transcript, checks included"
+row "  hostile input" "$stack_hostile" "two fresh sessions (Session::new included) and bad input"
 row "RAM total" "$((data + bss + uninit + stack))" "static RAM + stack peak; no heap"
 
 # Where the code comes from, by symbol. Approximate: LTO inlines across crates, and inlined code

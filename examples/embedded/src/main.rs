@@ -8,7 +8,14 @@
 //!    error kind;
 //! 2. verifies real merkle proofs of block 830000 against its header, and rejects a forged
 //!    position (CVE-2012-2459);
-//! 3. reports the peak stack use of each step and overall (stack painting, see [`stack`]).
+//! 3. drives an Electrum protocol [`Session`](electrum_spv_core::session::Session) through the
+//!    caller's loop over a scripted byte stream: a real ElectrumX 2.0 exchange compiled into
+//!    flash, fed in awkward reads with a simulated clock; every answer is decoded and verified
+//!    (header chain, `cp_height` proofs, a merkle proof, a txid, the address status), then the
+//!    keep-alive and a request timeout run on the simulated clock (see [`scripted`]);
+//! 4. feeds hostile bytes to fresh sessions (an over-long line, an unknown id, invalid JSON, a
+//!    server on another network) and checks each typed error;
+//! 5. reports the peak stack use of each step and overall (stack painting, see [`stack`]).
 //!
 //! Output and the exit status go to the host through semihosting, so `cargo run --release`
 //! passes or fails with the firmware. `scripts/embedded-test.sh` and `scripts/core-size.sh` run it.
@@ -16,7 +23,9 @@
 #![no_std]
 #![no_main]
 
+mod scripted;
 mod stack;
+mod transcript;
 mod vectors;
 
 use core::fmt;
@@ -30,7 +39,11 @@ use electrum_spv_core::chain::{
 use electrum_spv_core::header::{HEADER_SIZE, Header, HeaderParseError};
 use electrum_spv_core::hex::HexError;
 use electrum_spv_core::merkle::{MerkleError, verify_tx_branch};
-use electrum_spv_core::{BlockHash, MerkleNode, Txid};
+use electrum_spv_core::rpc::Method;
+use electrum_spv_core::script::OrderError;
+use electrum_spv_core::session::{FatalError, ProtocolError, RequestError};
+use electrum_spv_core::tx::TxError;
+use electrum_spv_core::{BlockHash, HeaderProofError, MerkleNode, Txid};
 
 use vectors::{DEPTH_830000, PERIOD_HEADERS, PERIOD_LEN, PERIOD_START, Proof};
 
@@ -55,6 +68,29 @@ enum Failure {
     Merkle(MerkleError),
     /// A forged merkle proof was accepted or rejected for the wrong reason.
     WrongMerkleRejection(Result<u8, MerkleError>),
+    /// The compiled-in ElectrumX recording does not have the expected layout.
+    Recording,
+    /// The scripted exchange went differently from the recording.
+    Replay {
+        /// What happened.
+        what: &'static str,
+        /// Where: an entry, offset or tag, as `what` says.
+        at: u64,
+    },
+    /// The session refused a request.
+    Request(RequestError),
+    /// The session refused server input that it should have accepted.
+    Protocol(ProtocolError),
+    /// The session stopped, or stopped for the wrong reason.
+    Fatal(FatalError),
+    /// A result did not decode.
+    BadResult(Method),
+    /// A `cp_height` header proof was rejected.
+    HeaderProof(HeaderProofError),
+    /// A raw transaction did not parse.
+    Tx(TxError),
+    /// A history was not in canonical order.
+    Order(OrderError),
     /// Any other check; the text says which.
     Check(&'static str),
 }
@@ -83,6 +119,15 @@ impl fmt::Display for Failure {
                     Err(e) => write!(f, "\"{e}\""),
                 }
             }
+            Failure::Recording => f.write_str("embedded ElectrumX recording: unexpected layout"),
+            Failure::Replay { what, at } => write!(f, "scripted session: {what} {at}"),
+            Failure::Request(e) => write!(f, "request refused: {e}"),
+            Failure::Protocol(e) => write!(f, "server input refused: {e}"),
+            Failure::Fatal(e) => write!(f, "session failed: {e}"),
+            Failure::BadResult(method) => write!(f, "{method}: result does not decode"),
+            Failure::HeaderProof(e) => write!(f, "cp_height proof rejected: {e}"),
+            Failure::Tx(e) => write!(f, "raw transaction: {e}"),
+            Failure::Order(e) => write!(f, "history order: {e}"),
             Failure::Check(what) => f.write_str(what),
         }
     }
@@ -103,8 +148,8 @@ fn main() -> ! {
     }
 }
 
-/// Runs both checks, each on a freshly painted stack, prints their results and returns the
-/// larger stack peak.
+/// Runs the checks, each on a freshly painted stack, prints their results and returns the
+/// largest stack peak.
 ///
 /// Printing happens after each measurement, so the figures are what verification needs (plus
 /// the frames of `main`, `run` and `measured` above it), not what semihosting output needs.
@@ -118,7 +163,75 @@ fn run() -> Result<usize, Failure> {
     hprintln!("forged merkle position rejected: LeftSiblingDuplicate");
     hprintln!("merkle ok depth={}", depth);
     hprintln!("stack_peak_merkle_bytes={}", merkle_peak);
-    Ok(headers_peak.max(merkle_peak))
+
+    let session_peak = session_steps()?;
+    Ok(headers_peak.max(merkle_peak).max(session_peak))
+}
+
+/// Steps 3 and 4: the scripted session and the hostile input; returns the largest stack peak
+/// (creating the session included). Not inlined, so that its locals stay out of `run`'s frame
+/// and thus out of the figures of steps 1 and 2.
+#[inline(never)]
+fn session_steps() -> Result<usize, Failure> {
+    let (replayed, session_peak) = measured(scripted::replay)?;
+    report_replay(&replayed, session_peak);
+    let (refused, hostile_peak) = measured(scripted::hostile)?;
+    report_hostile(&refused, hostile_peak);
+    Ok(replayed.init_stack_peak.max(session_peak).max(hostile_peak))
+}
+
+/// Prints what the scripted session step found, and its stack figures. Not inlined, so that
+/// the formatting's frame stays out of `session_steps` (and thus out of the steps' figures).
+#[inline(never)]
+fn report_replay(r: &scripted::Replayed, peak: usize) {
+    hprintln!(
+        "session: ElectrumX transcript replayed at {}: {} requests answered, {} bytes written as recorded",
+        r.version,
+        r.answered,
+        r.written
+    );
+    hprintln!(
+        "session: {} bytes read in {} reads ({} of 1 byte, {} ending mid-line, {} with several lines)",
+        r.reads.bytes,
+        r.reads.count,
+        r.reads.one_byte,
+        r.reads.mid_line,
+        r.reads.several_lines
+    );
+    hprintln!(
+        "session: regtest headers 100..=113 verified and proven (cp_height 113); block {} notified and verified: {}",
+        r.tip.height,
+        r.tip.hash
+    );
+    hprintln!(
+        "session: merkle proof verified at depth {} in verified block 111, txid recomputed, status of {} history rows recomputed",
+        r.tx_depth,
+        r.history_rows
+    );
+    hprintln!(
+        "session: simulated clock: keep-alive ping {} ms after the last request, unanswered request timed out after {} ms",
+        r.ping_after_ms,
+        r.timeout_after_ms
+    );
+    hprintln!("session_size_bytes={}", scripted::SESSION_SIZE);
+    hprintln!("stack_peak_session_init_bytes={}", r.init_stack_peak);
+    hprintln!("stack_peak_session_bytes={}", peak);
+}
+
+/// Prints what the hostile-input step saw refused, and its stack peak.
+#[inline(never)]
+fn report_hostile(h: &scripted::Refused, peak: usize) {
+    hprintln!(
+        "hostile: line of {} bytes -> OversizeLine, unknown id -> UnknownId, invalid JSON -> Json; then negotiated {}",
+        h.oversize_len,
+        h.version
+    );
+    hprintln!(
+        "hostile: mainnet session on the regtest server -> \"{}\"; then requests -> \"{}\"",
+        h.wrong_network,
+        h.request_after
+    );
+    hprintln!("stack_peak_hostile_bytes={}", peak);
 }
 
 /// Runs `check` on a freshly painted stack; returns its result and its stack peak, counted from
