@@ -16,6 +16,10 @@ fail() {
     exit 1
 }
 
+# The firmware replays a copy of core's recorded ElectrumX exchange; a re-recording must reach it.
+cmp -s "$ROOT/core/tests/data/transcripts/electrumx_1_6.json" "$FW_DIR/data/electrumx_1_6.json" ||
+    fail "examples/embedded/data/electrumx_1_6.json differs from core/tests/data/transcripts/: copy it again"
+
 ensure_embedded_target
 ensure_qemu
 build_firmware || fail "firmware build failed"
