@@ -55,6 +55,7 @@ step "verify bundled mainnet headers offline" bash -c '
         --network mainnet --start-height 822528 core/tests/data/mainnet/headers_822528_830592.bin) &&
   echo "$out" && echo "$out" | tail -n1 | grep -q "^ok 8065 822528..830592 "'
 step "Cortex-M firmware under QEMU" scripts/embedded-test.sh
+step "embassy-net example builds for thumbv7em" bash -c 'cd examples/embassy && cargo build --locked --release'
 step "C ABI: C example and tests (gcc -Werror, static and shared, valgrind, live ElectrumX)" scripts/c-test.sh
 step "Python bindings: pytest against a real ElectrumX" scripts/python-test.sh
 step "Swift bindings: drift, C header, symbols (Swift not compiled here)" scripts/swift-check.sh

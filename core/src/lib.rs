@@ -17,13 +17,15 @@
 //! | [`rpc`] | protocol versions as tuples, the version-gated method catalogue, the pending-request table |
 //! | [`session`] | the sans-IO Electrum session: negotiation, genesis check, typed requests for every 1.4-1.7 method, events, keep-alive, deadlines, streamed responses |
 //! | [`sync`] | verified sync engines on a session: header sync, script tracker |
+//! | `driver` (feature `embedded-io-async`) | the caller's loop written once: drives a session over any `embedded-io-async` transport (an embassy-net `TcpSocket`, TLS, a UART) with caller-owned buffers and the caller's clock; typed calls, streamed headers and histories, notifications |
 //!
 //! ## The caller's loop
 //! Core does no I/O. Write what [`session::Session::poll_transmit`] gives; feed what was read
 //! to [`session::Session::handle_input`] and drain [`session::Session::poll_event`] after
 //! each call; sleep until [`session::Session::poll_timeout`], then call
 //! [`session::Session::handle_timeout`]. Time is the caller's monotonic milliseconds. Details
-//! and an example at the top of [`session`].
+//! and an example at the top of [`session`]. With the `embedded-io-async` feature, `driver`
+//! runs this loop over any `embedded-io-async` transport (an embassy-net `TcpSocket`).
 //!
 //! ## Bounds
 //! Every structure here has a fixed size known at compile time; none grows with its input.
@@ -38,6 +40,8 @@ extern crate alloc;
 
 pub mod accumulator;
 pub mod chain;
+#[cfg(feature = "embedded-io-async")]
+pub mod driver;
 pub mod hash;
 pub mod header;
 pub mod hex;
