@@ -276,7 +276,9 @@ pub(crate) use session_or_return;
 /// Feeds bytes read from the connection. The session stops after each complete line, so
 /// `*consumed` may be less than `len`: drain `espv_session_poll_event` until `ESPV_NONE`,
 /// then feed the rest (`bytes + *consumed`). A response's result borrows the line: feed again
-/// only after handling the events.
+/// only after handling the events. `*consumed` may be 0 for a streamed request's item that
+/// was completed by the byte after it: that call queued the item's event, and feeding the same
+/// bytes again goes on (it is not stuck).
 ///
 /// Returns `ESPV_OK` (also when the session has failed: input is then discarded) or
 /// `ESPV_ERR_NULL` / `ESPV_ERR_NOT_INITIALIZED`.

@@ -3,11 +3,14 @@
 //!
 //! The first input byte picks the negotiated version (1.4, 1.6 or 1.7) and where the rest is
 //! split into two reads. The reads are fed the documented way (drain `poll_event` after each
-//! line); every few events a request is issued, and `handle_timeout` is called with a clock that
+//! line); every few events a request is issued (every other header chunk or history request
+//! streamed item by item), and `handle_timeout` is called with a clock that
 //! advances by amounts taken from the input, so deadlines and keep-alive pings fire. Every
 //! `Response` is also run through its typed decoder.
 //!
-//! Checked, beyond "no panic": `handle_input` always makes progress; everything
+//! Checked, beyond "no panic": `handle_input` always makes progress (it consumes input, or
+//! returns 0 only having queued an event: a streamed item completed by the byte after it);
+//! stream items belong to an open streamed request; everything
 //! `poll_transmit` gives is whole newline-terminated lines, each a JSON-RPC 2.0 request with an
 //! integer id, a method and array params; every id the session reports as answered, failed or
 //! timed out was issued and is reported at most once; tags come back as given; at most
@@ -192,9 +195,20 @@ impl Run {
                     id, tag, method, ..
                 }
                 | Event::TimedOut { id, tag, method } => (Some(id), Some(tag), Some(method)),
-                Event::ProtocolError(ProtocolError::ResultAndErrorMismatch { id }) => {
-                    (Some(id), None, None)
+                Event::ProtocolError(
+                    ProtocolError::ResultAndErrorMismatch { id }
+                    | ProtocolError::StreamFailed { id, .. },
+                ) => (Some(id), None, None),
+                Event::StreamHeader { id, tag, .. } | Event::StreamHistoryItem { id, tag, .. } => {
+                    assert!(
+                        self.open.get(&id).is_some_and(|(t, _)| *t == tag),
+                        "stream item for {id} (tag {tag}), which is not open"
+                    );
+                    (None, None, None)
                 }
+                Event::StreamEnd {
+                    id, tag, method, ..
+                } => (Some(id), Some(tag), Some(method)),
                 Event::Failed(_) => {
                     self.failed = true;
                     (None, None, None)
@@ -219,7 +233,17 @@ impl Run {
         let r = request(self.issued, self.version);
         let tag = self.issued;
         self.issued += 1;
-        match self.s.request(self.now, &r, tag) {
+        let streamed = tag % 2 == 1
+            && matches!(
+                r,
+                Request::BlockHeaders { cp_height: 0, .. } | Request::ScriptGetHistory(_)
+            );
+        let sent = if streamed {
+            self.s.request_streamed(self.now, &r, tag)
+        } else {
+            self.s.request(self.now, &r, tag)
+        };
+        match sent {
             Ok(id) => {
                 assert!(!self.failed);
                 assert!(
@@ -230,6 +254,7 @@ impl Run {
             Err(RequestError::Closed) => assert!(self.failed || self.s.failure().is_some()),
             Err(
                 RequestError::TooManyInFlight
+                | RequestError::Busy
                 | RequestError::OutputFull(_)
                 | RequestError::NotAvailable { .. },
             ) => assert!(!self.failed),
@@ -242,9 +267,10 @@ impl Run {
     /// step, so deadlines and pings fire.
     fn feed(&mut self, mut data: &[u8], advance: bool) {
         while !data.is_empty() {
+            let events_before = self.events;
             let n = self.s.handle_input(self.now, data);
             assert!(
-                n > 0 && n <= data.len(),
+                n <= data.len(),
                 "handle_input consumed {n} of {}",
                 data.len()
             );
@@ -253,6 +279,10 @@ impl Run {
             }
             data = &data[n..];
             self.drain();
+            assert!(
+                n > 0 || self.events > events_before,
+                "handle_input consumed nothing and reported nothing"
+            );
             self.transmit();
             self.s.handle_timeout(self.now);
             self.drain();

@@ -388,7 +388,13 @@ impl<const LINE: usize, const OUT: usize, const PENDING: usize> Session<LINE, OU
     // ----- handle_* -----
 
     /// Feeds bytes read from the connection; returns how many were consumed. Stops after each
-    /// complete line: drain [`Session::poll_event`], then feed the rest.
+    /// complete line (and, for a streamed request, after each item): drain
+    /// [`Session::poll_event`], then feed the rest.
+    ///
+    /// It may return 0 for non-empty input: a streamed item is complete when the byte after it
+    /// arrives, and that byte is left for the next call. Such a call has queued the item's
+    /// event; feeding the same bytes again goes on from there. Loop on "feed, drain" until the
+    /// input is used up; do not treat 0 as "stuck" or drop the bytes.
     pub fn handle_input(&mut self, now: u64, input: &[u8]) -> usize {
         self.inner.now = now;
         if matches!(self.inner.state, State::Failed(_)) {
