@@ -4,6 +4,8 @@
 # static and the shared library, runs each under `valgrind --error-exitcode=1
 # --leak-check=full`, and runs the live session test against the test kit's real ElectrumX
 # (started with testkit-serve, stopped by closing its stdin, like scripts/demo.sh).
+# test_stack measures the stack of espv_session_init and espv_verify_headers by painting
+# (not under valgrind) and checks them against the documented bounds.
 # Respects CARGO_TARGET_DIR. The last line is "c: N passed, M failed"; exits non-zero on any
 # failure.
 #   scripts/c-test.sh
@@ -40,7 +42,8 @@ echo "libelectrum_spv_ffi.a: $(stat -c %s "$lib/libelectrum_spv_ffi.a") bytes, .
 cflags=(-std=c11 -Wall -Wextra -Werror -pedantic -O1 -g -Ibindings/c -Ibindings/c/tests)
 # What a Rust staticlib with std needs from the system (rustc --print native-static-libs).
 static_libs=(-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc)
-programs=(bindings/c/example.c bindings/c/tests/test_verify.c bindings/c/tests/test_session.c bindings/c/tests/test_live.c)
+programs=(bindings/c/example.c bindings/c/tests/test_verify.c bindings/c/tests/test_session.c bindings/c/tests/test_live.c
+  bindings/c/tests/test_stack.c)
 
 echo "==> compile against the static and the shared library"
 for src in "${programs[@]}"; do
@@ -87,6 +90,11 @@ for kind in static shared; do
   [ -x "$out/test_verify-$kind" ] && run "test_verify ($kind)" \
     "$out/test_verify-$kind" "$headers" "$vectors/merkle_vectors.json" "$vectors/electrum_test_vectors.json"
   [ -x "$out/test_session-$kind" ] && run "test_session ($kind)" "$out/test_session-$kind" "$headers"
+  # Stack use is measured natively: valgrind would not change it, only slow it down.
+  if [ -x "$out/test_stack-$kind" ]; then
+    echo "==> test_stack ($kind)"
+    if "$out/test_stack-$kind" "$headers"; then pass "test_stack ($kind)"; else fail "test_stack ($kind)"; fi
+  fi
 done
 
 echo "==> live session against the test kit's ElectrumX"
