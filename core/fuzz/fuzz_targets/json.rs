@@ -12,11 +12,11 @@
 #![no_main]
 
 use electrum_spv_core::json::decode::{self, ArrayIter, DecodeError, ObjectIter};
-use electrum_spv_core::session::response;
 use electrum_spv_core::json::{
     Envelope, Frame, Id, JsonError, JsonErrorKind, LineFramer, Message, RequestWriter, Token,
     Tokenizer, decode_error, scan, unescape_into,
 };
+use electrum_spv_core::session::response;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: &[u8]| {
