@@ -58,6 +58,7 @@ step "Cortex-M firmware under QEMU" scripts/embedded-test.sh
 step "embassy-net example builds for thumbv7em" bash -c 'cd examples/embassy && cargo build --locked --release'
 step "C ABI: C example and tests (gcc -Werror, static and shared, valgrind, live ElectrumX)" scripts/c-test.sh
 step "Python bindings: pytest against a real ElectrumX" scripts/python-test.sh
+step "Kotlin bindings: kotlinc + JNA against a real ElectrumX" scripts/kotlin-test.sh
 step "Swift bindings: drift, C header, symbols (Swift not compiled here)" scripts/swift-check.sh
 step "fuzz smoke" core/fuzz/smoke.sh
 

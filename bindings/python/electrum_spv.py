@@ -525,31 +525,31 @@ def _uniffi_check_contract_api_version(lib):
         raise InternalError("UniFFI contract version mismatch: try cleaning and rebuilding your project")
 
 def _uniffi_check_api_checksums(lib):
-    if lib.uniffi_electrum_spv_ffi_checksum_func_address_to_script() != 38979:
+    if lib.uniffi_electrum_spv_ffi_checksum_func_address_to_script() != 40703:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_electrum_spv_ffi_checksum_func_script_hash() != 14674:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_balance() != 58634:
+    if lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_balance() != 26747:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_broadcast() != 58726:
+    if lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_broadcast() != 6561:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_dropped_servers() != 64463:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_fee_rate() != 34752:
+    if lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_fee_rate() != 35381:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_history() != 43371:
+    if lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_history() != 64351:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_servers() != 35391:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_subscribe() != 14399:
+    if lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_subscribe() != 4103:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_tip() != 26111:
+    if lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_tip() != 49687:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_transaction() != 50446:
+    if lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_transaction() != 56108:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_utxos() != 24303:
+    if lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_utxos() != 22355:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_electrum_spv_ffi_checksum_constructor_electrumclient_connect() != 20693:
+    if lib.uniffi_electrum_spv_ffi_checksum_constructor_electrumclient_connect() != 14335:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_electrum_spv_ffi_checksum_method_subscription_cancel() != 4259:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -562,6 +562,8 @@ def _uniffi_check_api_checksums(lib):
     if lib.uniffi_electrum_spv_ffi_checksum_method_walletlistener_on_connection_changed() != 12580:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_electrum_spv_ffi_checksum_method_walletlistener_on_error() != 57240:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_electrum_spv_ffi_checksum_method_walletlistener_on_closed() != 62958:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
 
 # A ctypes library to expose the extern-C FFI definitions.
@@ -649,6 +651,9 @@ _UniffiLib.uniffi_electrum_spv_ffi_checksum_method_walletlistener_on_connection_
 _UniffiLib.uniffi_electrum_spv_ffi_checksum_method_walletlistener_on_error.argtypes = (
 )
 _UniffiLib.uniffi_electrum_spv_ffi_checksum_method_walletlistener_on_error.restype = ctypes.c_uint16
+_UniffiLib.uniffi_electrum_spv_ffi_checksum_method_walletlistener_on_closed.argtypes = (
+)
+_UniffiLib.uniffi_electrum_spv_ffi_checksum_method_walletlistener_on_closed.restype = ctypes.c_uint16
 _UniffiLib.uniffi_electrum_spv_ffi_fn_func_address_to_script.argtypes = (
     _UniffiRustBuffer,
     _UniffiRustBuffer,
@@ -747,6 +752,11 @@ _UniffiLib.uniffi_electrum_spv_ffi_fn_method_walletlistener_on_error.argtypes = 
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_electrum_spv_ffi_fn_method_walletlistener_on_error.restype = None
+_UniffiLib.uniffi_electrum_spv_ffi_fn_method_walletlistener_on_closed.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_electrum_spv_ffi_fn_method_walletlistener_on_closed.restype = None
 _UniffiLib.uniffi_electrum_spv_ffi_fn_clone_electrumclient.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -789,6 +799,9 @@ _UNIFFI_CALLBACK_INTERFACE_ELECTRUM_SPV_WALLET_LISTENER_METHOD2 = ctypes.CFUNCTY
 _UNIFFI_CALLBACK_INTERFACE_ELECTRUM_SPV_WALLET_LISTENER_METHOD3 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiRustBuffer,ctypes.c_void_p,
     ctypes.POINTER(_UniffiRustCallStatus),
 )
+_UNIFFI_CALLBACK_INTERFACE_ELECTRUM_SPV_WALLET_LISTENER_METHOD4 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,ctypes.c_void_p,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
 _UNIFFI_CALLBACK_INTERFACE_CLONE_ELECTRUM_SPV_WALLET_LISTENER = ctypes.CFUNCTYPE(ctypes.c_uint64,ctypes.c_uint64,
 )
 _UNIFFI_CALLBACK_INTERFACE_FREE_ELECTRUM_SPV_WALLET_LISTENER = ctypes.CFUNCTYPE(None,ctypes.c_uint64,
@@ -801,6 +814,7 @@ class _UniffiVTableCallbackInterfaceElectrumSpvWalletListener(ctypes.Structure):
         ("on_history", _UNIFFI_CALLBACK_INTERFACE_ELECTRUM_SPV_WALLET_LISTENER_METHOD1),
         ("on_connection_changed", _UNIFFI_CALLBACK_INTERFACE_ELECTRUM_SPV_WALLET_LISTENER_METHOD2),
         ("on_error", _UNIFFI_CALLBACK_INTERFACE_ELECTRUM_SPV_WALLET_LISTENER_METHOD3),
+        ("on_closed", _UNIFFI_CALLBACK_INTERFACE_ELECTRUM_SPV_WALLET_LISTENER_METHOD4),
     ]
 _UniffiLib.uniffi_electrum_spv_ffi_fn_init_callback_vtable_walletlistener.argtypes = (
     ctypes.POINTER(_UniffiVTableCallbackInterfaceElectrumSpvWalletListener),
@@ -2336,6 +2350,11 @@ class WalletListener():
         Checking a change failed (the subscription goes on; the next change is checked again).
 """
         raise NotImplementedError
+    def on_closed(self, ) -> None:
+        """
+        The subscription ended by itself: every server connection is closed. Nothing follows.
+"""
+        raise NotImplementedError
 
 class WalletListenerImpl(WalletListener):
     """
@@ -2440,6 +2459,21 @@ class WalletListenerImpl(WalletListener):
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
+    def on_closed(self, ) -> None:
+        """
+        The subscription ended by itself: every server connection is closed. Nothing follows.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_electrum_spv_ffi_fn_method_walletlistener_on_closed,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
 
 
 
@@ -2525,6 +2559,24 @@ class _UniffiTraitImplWalletListenerImpl:
                 write_return_value,
         )
 
+    @_UNIFFI_CALLBACK_INTERFACE_ELECTRUM_SPV_WALLET_LISTENER_METHOD4
+    def on_closed(
+            uniffi_handle,
+            uniffi_out_return,
+            uniffi_call_status_ptr,
+        ):
+        uniffi_obj = _UniffiFfiConverterTypeWalletListener._handle_map.get(uniffi_handle)
+        def make_call():
+            uniffi_args = ()
+            uniffi_method = uniffi_obj.on_closed
+            return uniffi_method(*uniffi_args)
+        write_return_value = lambda v: None
+        _uniffi_trait_interface_call(
+                uniffi_call_status_ptr.contents,
+                make_call,
+                write_return_value,
+        )
+
     @_UNIFFI_CALLBACK_INTERFACE_FREE_ELECTRUM_SPV_WALLET_LISTENER
     def _uniffi_free(uniffi_handle):
         _UniffiFfiConverterTypeWalletListener._handle_map.remove(uniffi_handle)
@@ -2541,6 +2593,7 @@ class _UniffiTraitImplWalletListenerImpl:
         on_history,
         on_connection_changed,
         on_error,
+        on_closed,
     )
     # Send Rust a pointer to the VTable.  Note: this means we need to keep the struct alive forever,
     # or else bad things will happen when Rust tries to access it.
@@ -2587,7 +2640,8 @@ class _UniffiFfiConverterTypeWalletListener:
 
 class SubscriptionProtocol(typing.Protocol):
     """
-    A running subscription. Stops when cancelled or dropped.
+    A running subscription. Stops when cancelled or dropped: keep a reference as long as events
+    are wanted (in Kotlin, Swift and Python, a subscription that is garbage collected stops).
 """
     
     def cancel(self, ) -> None:
@@ -2603,7 +2657,8 @@ class SubscriptionProtocol(typing.Protocol):
 
 class Subscription(SubscriptionProtocol):
     """
-    A running subscription. Stops when cancelled or dropped.
+    A running subscription. Stops when cancelled or dropped: keep a reference as long as events
+    are wanted (in Kotlin, Swift and Python, a subscription that is garbage collected stops).
 """
     
     _handle: ctypes.c_uint64
@@ -2721,8 +2776,7 @@ class ElectrumClientProtocol(typing.Protocol):
         """
         The balance of `address`: the sum of its verified unspent outputs.
 
-        # Errors
-        As [`ElectrumClient::history`].
+        Fails as `history` does.
 """
         raise NotImplementedError
     async def broadcast(self, raw_tx: bytes) -> str:
@@ -2730,9 +2784,8 @@ class ElectrumClientProtocol(typing.Protocol):
         Broadcasts a raw transaction; returns its txid (display hex), computed locally and
         compared with the server's answer.
 
-        # Errors
-        `Server` with the node's reason when it is rejected; `Verification` when the server
-        answers another txid; `Connection` when the connection dropped before the answer (the
+        Fails with `Server` with the node's reason when it is rejected; `Verification` when the
+        server answers another txid; `Connection` when the connection dropped before the answer (the
         transaction may or may not have been relayed).
 """
         raise NotImplementedError
@@ -2746,8 +2799,7 @@ class ElectrumClientProtocol(typing.Protocol):
         The fee rate in satoshis per virtual byte for confirmation within `target_blocks`: the
         median of the servers' estimates. `None` when no server has an estimate.
 
-        # Errors
-        `Connection` when no server answers.
+        Fails with `Connection` when no server answers.
 """
         raise NotImplementedError
     async def history(self, address: str) -> History:
@@ -2755,9 +2807,8 @@ class ElectrumClientProtocol(typing.Protocol):
         The verified history of `address`, cross-checked with the other servers at the same
         tip.
 
-        # Errors
-        `InvalidArgument` for an address of another network; `Verification` when no server
-        could prove its answer; transport errors.
+        Fails with `InvalidArgument` for an address of another network; `Verification` when no
+        server could prove its answer; transport errors.
 """
         raise NotImplementedError
     async def servers(self, ) -> typing.List[ServerStatus]:
@@ -2771,9 +2822,8 @@ class ElectrumClientProtocol(typing.Protocol):
         whenever it changes, and every new verified tip. Keep the returned subscription; it
         stops when cancelled or dropped.
 
-        # Errors
-        `InvalidArgument` for an address of another network; the errors of the first
-        [`ElectrumClient::history`] of each address.
+        Fails with `InvalidArgument` for an address of another network; the errors of the first
+        `history` of each address.
 """
         raise NotImplementedError
     async def tip(self, ) -> Tip:
@@ -2781,25 +2831,22 @@ class ElectrumClientProtocol(typing.Protocol):
         The most-work verified tip across the servers (headers fetched and verified up to
         each server's tip first).
 
-        # Errors
-        `Connection` when no server is left.
+        Fails with `Connection` when no server is left.
 """
         raise NotImplementedError
     async def transaction(self, txid: str) -> bytes:
         """
         The raw transaction `txid` (display hex), checked to hash to `txid`.
 
-        # Errors
-        `InvalidArgument` for a malformed txid; `Verification` when the bytes do not hash to
-        it; `Server` when the server does not know it.
+        Fails with `InvalidArgument` for a malformed txid; `Verification` when the bytes do not hash
+        to it; `Server` when the server does not know it.
 """
         raise NotImplementedError
     async def utxos(self, address: str) -> typing.List[Utxo]:
         """
         The verified unspent outputs of `address`.
 
-        # Errors
-        As [`ElectrumClient::history`].
+        Fails as `history` does.
 """
         raise NotImplementedError
 
@@ -2814,11 +2861,10 @@ class ElectrumClient(ElectrumClientProtocol):
         """
         Connects to every server of `settings` (or the bundled list), verifies each one's
         headers from the latest checkpoint, and keeps those that pass. Servers that fail are
-        listed by [`ElectrumClient::dropped_servers`].
+        listed by `dropped_servers`.
 
-        # Errors
-        `InvalidArgument` for a malformed server, pin, CA file or proxy; `Connection` (or the
-        last server's own error) when no server could be used.
+        Fails with `InvalidArgument` for a malformed server, pin, CA file or proxy; `Connection` (or
+        the last server's own error) when no server could be used.
 """
         
         _UniffiFfiConverterTypeClientSettings.check_lower(settings)
@@ -2860,8 +2906,7 @@ class ElectrumClient(ElectrumClientProtocol):
         """
         The balance of `address`: the sum of its verified unspent outputs.
 
-        # Errors
-        As [`ElectrumClient::history`].
+        Fails as `history` does.
 """
         
         _UniffiFfiConverterString.check_lower(address)
@@ -2884,9 +2929,8 @@ class ElectrumClient(ElectrumClientProtocol):
         Broadcasts a raw transaction; returns its txid (display hex), computed locally and
         compared with the server's answer.
 
-        # Errors
-        `Server` with the node's reason when it is rejected; `Verification` when the server
-        answers another txid; `Connection` when the connection dropped before the answer (the
+        Fails with `Server` with the node's reason when it is rejected; `Verification` when the
+        server answers another txid; `Connection` when the connection dropped before the answer (the
         transaction may or may not have been relayed).
 """
         
@@ -2927,8 +2971,7 @@ class ElectrumClient(ElectrumClientProtocol):
         The fee rate in satoshis per virtual byte for confirmation within `target_blocks`: the
         median of the servers' estimates. `None` when no server has an estimate.
 
-        # Errors
-        `Connection` when no server answers.
+        Fails with `Connection` when no server answers.
 """
         
         _UniffiFfiConverterUInt32.check_lower(target_blocks)
@@ -2951,9 +2994,8 @@ class ElectrumClient(ElectrumClientProtocol):
         The verified history of `address`, cross-checked with the other servers at the same
         tip.
 
-        # Errors
-        `InvalidArgument` for an address of another network; `Verification` when no server
-        could prove its answer; transport errors.
+        Fails with `InvalidArgument` for an address of another network; `Verification` when no
+        server could prove its answer; transport errors.
 """
         
         _UniffiFfiConverterString.check_lower(address)
@@ -2994,9 +3036,8 @@ class ElectrumClient(ElectrumClientProtocol):
         whenever it changes, and every new verified tip. Keep the returned subscription; it
         stops when cancelled or dropped.
 
-        # Errors
-        `InvalidArgument` for an address of another network; the errors of the first
-        [`ElectrumClient::history`] of each address.
+        Fails with `InvalidArgument` for an address of another network; the errors of the first
+        `history` of each address.
 """
         
         _UniffiFfiConverterSequenceString.check_lower(addresses)
@@ -3022,8 +3063,7 @@ class ElectrumClient(ElectrumClientProtocol):
         The most-work verified tip across the servers (headers fetched and verified up to
         each server's tip first).
 
-        # Errors
-        `Connection` when no server is left.
+        Fails with `Connection` when no server is left.
 """
         _uniffi_lowered_args = (
             self._uniffi_clone_handle(),
@@ -3042,9 +3082,8 @@ class ElectrumClient(ElectrumClientProtocol):
         """
         The raw transaction `txid` (display hex), checked to hash to `txid`.
 
-        # Errors
-        `InvalidArgument` for a malformed txid; `Verification` when the bytes do not hash to
-        it; `Server` when the server does not know it.
+        Fails with `InvalidArgument` for a malformed txid; `Verification` when the bytes do not hash
+        to it; `Server` when the server does not know it.
 """
         
         _UniffiFfiConverterString.check_lower(txid)
@@ -3066,8 +3105,7 @@ class ElectrumClient(ElectrumClientProtocol):
         """
         The verified unspent outputs of `address`.
 
-        # Errors
-        As [`ElectrumClient::history`].
+        Fails as `history` does.
 """
         
         _UniffiFfiConverterString.check_lower(address)
@@ -3118,8 +3156,7 @@ def address_to_script(address: str,network: Network) -> bytes:
     """
     The output script of `address` on `network`, for apps that build transactions.
 
-    # Errors
-    `InvalidArgument` when it is not an address of `network`.
+    Fails with `InvalidArgument` when it is not an address of `network`.
 """
     
     _UniffiFfiConverterString.check_lower(address)

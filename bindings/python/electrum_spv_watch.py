@@ -6,7 +6,8 @@
 
 The library calls the listener from its own thread; events are handed to the running event
 loop with `call_soon_threadsafe`, so the loop never blocks the library and vice versa. The
-subscription is cancelled when the iteration stops (break, exception or garbage collection).
+subscription is cancelled when the iteration stops (break, exception or garbage collection),
+and the iteration ends when the subscription ends by itself (every server connection closed).
 """
 
 import asyncio
@@ -47,9 +48,12 @@ class Failed:
 
 WalletEvent = Union[TipChanged, HistoryChanged, ConnectionChanged, Failed]
 
+# Queued when the subscription ends by itself; ends the iteration.
+_CLOSED = object()
+
 
 class _QueueListener(WalletListener):
-    def __init__(self, loop: asyncio.AbstractEventLoop, queue: "asyncio.Queue[WalletEvent]"):
+    def __init__(self, loop: asyncio.AbstractEventLoop, queue: "asyncio.Queue"):
         self._loop = loop
         self._queue = queue
 
@@ -68,14 +72,20 @@ class _QueueListener(WalletListener):
     def on_error(self, error: ElectrumError) -> None:
         self._put(Failed(error))
 
+    def on_closed(self) -> None:
+        self._put(_CLOSED)
+
 
 async def watch(client: ElectrumClient, addresses: List[str]) -> AsyncIterator[WalletEvent]:
     """Yields the verified histories of `addresses` and the verified tip, then every change."""
-    queue: "asyncio.Queue[WalletEvent]" = asyncio.Queue()
+    queue: "asyncio.Queue" = asyncio.Queue()
     listener = _QueueListener(asyncio.get_running_loop(), queue)
     subscription = await client.subscribe(addresses, listener)
     try:
         while True:
-            yield await queue.get()
+            event = await queue.get()
+            if event is _CLOSED:
+                return
+            yield event
     finally:
         subscription.cancel()

@@ -8,6 +8,9 @@
 //! broadcasts (the returned txid compared with the computed one). Tips are the most-work
 //! verified chain; fees the median of the servers' estimates.
 //!
+//! Doc comments of exported items are written as plain sentences (no rustdoc headings or
+//! links): uniffi copies them into the Kotlin, Swift and Python sources.
+//!
 //! Calls are `async` (Kotlin `suspend`, Swift `async`, Python `asyncio`) and run on a tokio
 //! runtime owned by the library. Calls on one client are served one at a time, in order
 //! (each already pipelines its own requests).
@@ -45,11 +48,10 @@ pub struct ElectrumClient {
 impl ElectrumClient {
     /// Connects to every server of `settings` (or the bundled list), verifies each one's
     /// headers from the latest checkpoint, and keeps those that pass. Servers that fail are
-    /// listed by [`ElectrumClient::dropped_servers`].
+    /// listed by `dropped_servers`.
     ///
-    /// # Errors
-    /// `InvalidArgument` for a malformed server, pin, CA file or proxy; `Connection` (or the
-    /// last server's own error) when no server could be used.
+    /// Fails with `InvalidArgument` for a malformed server, pin, CA file or proxy; `Connection` (or
+    /// the last server's own error) when no server could be used.
     #[uniffi::constructor]
     pub async fn connect(settings: ClientSettings) -> Result<Arc<ElectrumClient>, ElectrumError> {
         let network = electrum_spv::Network::from(settings.network);
@@ -73,8 +75,7 @@ impl ElectrumClient {
     /// The most-work verified tip across the servers (headers fetched and verified up to
     /// each server's tip first).
     ///
-    /// # Errors
-    /// `Connection` when no server is left.
+    /// Fails with `Connection` when no server is left.
     pub async fn tip(&self) -> Result<Tip, ElectrumError> {
         let mut pool = self.pool.lock().await;
         pool.refresh().await?;
@@ -84,9 +85,8 @@ impl ElectrumClient {
     /// The verified history of `address`, cross-checked with the other servers at the same
     /// tip.
     ///
-    /// # Errors
-    /// `InvalidArgument` for an address of another network; `Verification` when no server
-    /// could prove its answer; transport errors.
+    /// Fails with `InvalidArgument` for an address of another network; `Verification` when no
+    /// server could prove its answer; transport errors.
     pub async fn history(&self, address: String) -> Result<History, ElectrumError> {
         let script = address_script(&address, self.network)?;
         let history = self.pool.lock().await.verified_history(&script).await?;
@@ -95,8 +95,7 @@ impl ElectrumClient {
 
     /// The verified unspent outputs of `address`.
     ///
-    /// # Errors
-    /// As [`ElectrumClient::history`].
+    /// Fails as `history` does.
     pub async fn utxos(&self, address: String) -> Result<Vec<Utxo>, ElectrumError> {
         let script = address_script(&address, self.network)?;
         let utxos = self.pool.lock().await.verified_utxos(&script).await?;
@@ -105,8 +104,7 @@ impl ElectrumClient {
 
     /// The balance of `address`: the sum of its verified unspent outputs.
     ///
-    /// # Errors
-    /// As [`ElectrumClient::history`].
+    /// Fails as `history` does.
     pub async fn balance(&self, address: String) -> Result<Balance, ElectrumError> {
         let script = address_script(&address, self.network)?;
         let utxos = self.pool.lock().await.verified_utxos(&script).await?;
@@ -115,9 +113,8 @@ impl ElectrumClient {
 
     /// The raw transaction `txid` (display hex), checked to hash to `txid`.
     ///
-    /// # Errors
-    /// `InvalidArgument` for a malformed txid; `Verification` when the bytes do not hash to
-    /// it; `Server` when the server does not know it.
+    /// Fails with `InvalidArgument` for a malformed txid; `Verification` when the bytes do not hash
+    /// to it; `Server` when the server does not know it.
     pub async fn transaction(&self, txid: String) -> Result<Vec<u8>, ElectrumError> {
         let txid = parse_txid(&txid)?;
         let client = self.best_client().await?;
@@ -127,9 +124,8 @@ impl ElectrumClient {
     /// Broadcasts a raw transaction; returns its txid (display hex), computed locally and
     /// compared with the server's answer.
     ///
-    /// # Errors
-    /// `Server` with the node's reason when it is rejected; `Verification` when the server
-    /// answers another txid; `Connection` when the connection dropped before the answer (the
+    /// Fails with `Server` with the node's reason when it is rejected; `Verification` when the
+    /// server answers another txid; `Connection` when the connection dropped before the answer (the
     /// transaction may or may not have been relayed).
     pub async fn broadcast(&self, raw_tx: Vec<u8>) -> Result<String, ElectrumError> {
         let client = self.best_client().await?;
@@ -139,8 +135,7 @@ impl ElectrumClient {
     /// The fee rate in satoshis per virtual byte for confirmation within `target_blocks`: the
     /// median of the servers' estimates. `None` when no server has an estimate.
     ///
-    /// # Errors
-    /// `Connection` when no server answers.
+    /// Fails with `Connection` when no server answers.
     pub async fn fee_rate(&self, target_blocks: u32) -> Result<Option<f64>, ElectrumError> {
         let pool = self.pool.lock().await;
         // Electrum answers in BTC per 1000 vbytes.
@@ -154,9 +149,8 @@ impl ElectrumClient {
     /// whenever it changes, and every new verified tip. Keep the returned subscription; it
     /// stops when cancelled or dropped.
     ///
-    /// # Errors
-    /// `InvalidArgument` for an address of another network; the errors of the first
-    /// [`ElectrumClient::history`] of each address.
+    /// Fails with `InvalidArgument` for an address of another network; the errors of the first
+    /// `history` of each address.
     pub async fn subscribe(
         &self,
         addresses: Vec<String>,
@@ -199,8 +193,7 @@ impl ElectrumClient {
 
 /// The output script of `address` on `network`, for apps that build transactions.
 ///
-/// # Errors
-/// `InvalidArgument` when it is not an address of `network`.
+/// Fails with `InvalidArgument` when it is not an address of `network`.
 #[uniffi::export]
 pub fn address_to_script(address: String, network: Network) -> Result<Vec<u8>, ElectrumError> {
     Ok(address_script(&address, network.into())?)

@@ -25,9 +25,12 @@ pub trait WalletListener: Send + Sync {
     fn on_connection_changed(&self, connected: bool);
     /// Checking a change failed (the subscription goes on; the next change is checked again).
     fn on_error(&self, error: ElectrumError);
+    /// The subscription ended by itself: every server connection is closed. Nothing follows.
+    fn on_closed(&self);
 }
 
-/// A running subscription. Stops when cancelled or dropped.
+/// A running subscription. Stops when cancelled or dropped: keep a reference as long as events
+/// are wanted (in Kotlin, Swift and Python, a subscription that is garbage collected stops).
 #[derive(uniffi::Object)]
 pub struct Subscription {
     task: std::sync::Mutex<Option<JoinHandle<()>>>,
@@ -102,7 +105,7 @@ pub(crate) async fn start(
         while let Some((_, notice)) = notices.next().await {
             watch.handle(notice).await;
         }
-        watch.listener.on_error(ElectrumError::Closed);
+        watch.listener.on_closed();
     });
     Ok(Arc::new(Subscription {
         task: std::sync::Mutex::new(Some(task)),

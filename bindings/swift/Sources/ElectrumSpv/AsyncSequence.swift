@@ -34,6 +34,7 @@ private final class StreamListener: WalletListener, @unchecked Sendable {
     }
     func onConnectionChanged(connected: Bool) { continuation.yield(.connectionChanged(connected)) }
     func onError(error: ElectrumError) { continuation.yield(.failed(error)) }
+    func onClosed() { continuation.finish() }
 }
 
 /// Holds the subscription once it exists, so termination can cancel it whenever it happens.
@@ -57,7 +58,8 @@ private final class SubscriptionBox: @unchecked Sendable {
 
 extension ElectrumClient {
     /// The verified histories of `addresses` and the verified tip, then every change, as an
-    /// async sequence. Throws the error of the initial subscription, if it fails.
+    /// async sequence. Throws the error of the initial subscription, if it fails; ends when the
+    /// subscription ends by itself (every server connection closed).
     public func watch(addresses: [String]) -> AsyncThrowingStream<WalletEvent, Error> {
         AsyncThrowingStream { continuation in
             let box = SubscriptionBox()

@@ -631,8 +631,7 @@ public protocol ElectrumClientProtocol: AnyObject, Sendable {
     /**
      * The balance of `address`: the sum of its verified unspent outputs.
      *
-     * # Errors
-     * As [`ElectrumClient::history`].
+     * Fails as `history` does.
      */
     func balance(address: String) async throws  -> Balance
     
@@ -640,9 +639,8 @@ public protocol ElectrumClientProtocol: AnyObject, Sendable {
      * Broadcasts a raw transaction; returns its txid (display hex), computed locally and
      * compared with the server's answer.
      *
-     * # Errors
-     * `Server` with the node's reason when it is rejected; `Verification` when the server
-     * answers another txid; `Connection` when the connection dropped before the answer (the
+     * Fails with `Server` with the node's reason when it is rejected; `Verification` when the
+     * server answers another txid; `Connection` when the connection dropped before the answer (the
      * transaction may or may not have been relayed).
      */
     func broadcast(rawTx: Data) async throws  -> String
@@ -656,8 +654,7 @@ public protocol ElectrumClientProtocol: AnyObject, Sendable {
      * The fee rate in satoshis per virtual byte for confirmation within `target_blocks`: the
      * median of the servers' estimates. `None` when no server has an estimate.
      *
-     * # Errors
-     * `Connection` when no server answers.
+     * Fails with `Connection` when no server answers.
      */
     func feeRate(targetBlocks: UInt32) async throws  -> Double?
     
@@ -665,9 +662,8 @@ public protocol ElectrumClientProtocol: AnyObject, Sendable {
      * The verified history of `address`, cross-checked with the other servers at the same
      * tip.
      *
-     * # Errors
-     * `InvalidArgument` for an address of another network; `Verification` when no server
-     * could prove its answer; transport errors.
+     * Fails with `InvalidArgument` for an address of another network; `Verification` when no
+     * server could prove its answer; transport errors.
      */
     func history(address: String) async throws  -> History
     
@@ -681,9 +677,8 @@ public protocol ElectrumClientProtocol: AnyObject, Sendable {
      * whenever it changes, and every new verified tip. Keep the returned subscription; it
      * stops when cancelled or dropped.
      *
-     * # Errors
-     * `InvalidArgument` for an address of another network; the errors of the first
-     * [`ElectrumClient::history`] of each address.
+     * Fails with `InvalidArgument` for an address of another network; the errors of the first
+     * `history` of each address.
      */
     func subscribe(addresses: [String], listener: WalletListener) async throws  -> Subscription
     
@@ -691,25 +686,22 @@ public protocol ElectrumClientProtocol: AnyObject, Sendable {
      * The most-work verified tip across the servers (headers fetched and verified up to
      * each server's tip first).
      *
-     * # Errors
-     * `Connection` when no server is left.
+     * Fails with `Connection` when no server is left.
      */
     func tip() async throws  -> Tip
     
     /**
      * The raw transaction `txid` (display hex), checked to hash to `txid`.
      *
-     * # Errors
-     * `InvalidArgument` for a malformed txid; `Verification` when the bytes do not hash to
-     * it; `Server` when the server does not know it.
+     * Fails with `InvalidArgument` for a malformed txid; `Verification` when the bytes do not hash
+     * to it; `Server` when the server does not know it.
      */
     func transaction(txid: String) async throws  -> Data
     
     /**
      * The verified unspent outputs of `address`.
      *
-     * # Errors
-     * As [`ElectrumClient::history`].
+     * Fails as `history` does.
      */
     func utxos(address: String) async throws  -> [Utxo]
     
@@ -771,11 +763,10 @@ open class ElectrumClient: ElectrumClientProtocol, @unchecked Sendable {
     /**
      * Connects to every server of `settings` (or the bundled list), verifies each one's
      * headers from the latest checkpoint, and keeps those that pass. Servers that fail are
-     * listed by [`ElectrumClient::dropped_servers`].
+     * listed by `dropped_servers`.
      *
-     * # Errors
-     * `InvalidArgument` for a malformed server, pin, CA file or proxy; `Connection` (or the
-     * last server's own error) when no server could be used.
+     * Fails with `InvalidArgument` for a malformed server, pin, CA file or proxy; `Connection` (or
+     * the last server's own error) when no server could be used.
      */
 public static func connect(settings: ClientSettings)async throws  -> ElectrumClient  {
     return
@@ -797,8 +788,7 @@ public static func connect(settings: ClientSettings)async throws  -> ElectrumCli
     /**
      * The balance of `address`: the sum of its verified unspent outputs.
      *
-     * # Errors
-     * As [`ElectrumClient::history`].
+     * Fails as `history` does.
      */
 open func balance(address: String)async throws  -> Balance  {
     return
@@ -820,9 +810,8 @@ open func balance(address: String)async throws  -> Balance  {
      * Broadcasts a raw transaction; returns its txid (display hex), computed locally and
      * compared with the server's answer.
      *
-     * # Errors
-     * `Server` with the node's reason when it is rejected; `Verification` when the server
-     * answers another txid; `Connection` when the connection dropped before the answer (the
+     * Fails with `Server` with the node's reason when it is rejected; `Verification` when the
+     * server answers another txid; `Connection` when the connection dropped before the answer (the
      * transaction may or may not have been relayed).
      */
 open func broadcast(rawTx: Data)async throws  -> String  {
@@ -865,8 +854,7 @@ open func droppedServers()async  -> [DroppedServer]  {
      * The fee rate in satoshis per virtual byte for confirmation within `target_blocks`: the
      * median of the servers' estimates. `None` when no server has an estimate.
      *
-     * # Errors
-     * `Connection` when no server answers.
+     * Fails with `Connection` when no server answers.
      */
 open func feeRate(targetBlocks: UInt32)async throws  -> Double?  {
     return
@@ -888,9 +876,8 @@ open func feeRate(targetBlocks: UInt32)async throws  -> Double?  {
      * The verified history of `address`, cross-checked with the other servers at the same
      * tip.
      *
-     * # Errors
-     * `InvalidArgument` for an address of another network; `Verification` when no server
-     * could prove its answer; transport errors.
+     * Fails with `InvalidArgument` for an address of another network; `Verification` when no
+     * server could prove its answer; transport errors.
      */
 open func history(address: String)async throws  -> History  {
     return
@@ -933,9 +920,8 @@ open func servers()async  -> [ServerStatus]  {
      * whenever it changes, and every new verified tip. Keep the returned subscription; it
      * stops when cancelled or dropped.
      *
-     * # Errors
-     * `InvalidArgument` for an address of another network; the errors of the first
-     * [`ElectrumClient::history`] of each address.
+     * Fails with `InvalidArgument` for an address of another network; the errors of the first
+     * `history` of each address.
      */
 open func subscribe(addresses: [String], listener: WalletListener)async throws  -> Subscription  {
     return
@@ -957,8 +943,7 @@ open func subscribe(addresses: [String], listener: WalletListener)async throws  
      * The most-work verified tip across the servers (headers fetched and verified up to
      * each server's tip first).
      *
-     * # Errors
-     * `Connection` when no server is left.
+     * Fails with `Connection` when no server is left.
      */
 open func tip()async throws  -> Tip  {
     return
@@ -979,9 +964,8 @@ open func tip()async throws  -> Tip  {
     /**
      * The raw transaction `txid` (display hex), checked to hash to `txid`.
      *
-     * # Errors
-     * `InvalidArgument` for a malformed txid; `Verification` when the bytes do not hash to
-     * it; `Server` when the server does not know it.
+     * Fails with `InvalidArgument` for a malformed txid; `Verification` when the bytes do not hash
+     * to it; `Server` when the server does not know it.
      */
 open func transaction(txid: String)async throws  -> Data  {
     return
@@ -1002,8 +986,7 @@ open func transaction(txid: String)async throws  -> Data  {
     /**
      * The verified unspent outputs of `address`.
      *
-     * # Errors
-     * As [`ElectrumClient::history`].
+     * Fails as `history` does.
      */
 open func utxos(address: String)async throws  -> [Utxo]  {
     return
@@ -1072,7 +1055,8 @@ public func FfiConverterTypeElectrumClient_lower(_ value: ElectrumClient) -> UIn
 
 
 /**
- * A running subscription. Stops when cancelled or dropped.
+ * A running subscription. Stops when cancelled or dropped: keep a reference as long as events
+ * are wanted (in Kotlin, Swift and Python, a subscription that is garbage collected stops).
  */
 public protocol SubscriptionProtocol: AnyObject, Sendable {
     
@@ -1088,7 +1072,8 @@ public protocol SubscriptionProtocol: AnyObject, Sendable {
     
 }
 /**
- * A running subscription. Stops when cancelled or dropped.
+ * A running subscription. Stops when cancelled or dropped: keep a reference as long as events
+ * are wanted (in Kotlin, Swift and Python, a subscription that is garbage collected stops).
  */
 open class Subscription: SubscriptionProtocol, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -1242,6 +1227,11 @@ public protocol WalletListener: AnyObject, Sendable {
      */
     func onError(error: ElectrumError) 
     
+    /**
+     * The subscription ended by itself: every server connection is closed. Nothing follows.
+     */
+    func onClosed() 
+    
 }
 /**
  * Receives what a subscription sees. Called from a library thread, one call at a time and in
@@ -1345,6 +1335,17 @@ open func onError(error: ElectrumError)  {try! rustCall() {
     uniffi_electrum_spv_ffi_fn_method_walletlistener_on_error(
             self.uniffiCloneHandle(),
         FfiConverterTypeElectrumError_lower(error),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * The subscription ended by itself: every server connection is closed. Nothing follows.
+     */
+open func onClosed()  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_electrum_spv_ffi_fn_method_walletlistener_on_closed(
+            self.uniffiCloneHandle(),uniffiCallStatus
     )
 }
 }
@@ -1464,6 +1465,28 @@ fileprivate struct UniffiCallbackInterfaceWalletListener {
                 }
                 return uniffiObj.onError(
                      error: try FfiConverterTypeElectrumError_lift(error)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCall(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn
+            )
+        },
+        onClosed: { (
+            uniffiHandle: UInt64,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeWalletListener.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return uniffiObj.onClosed(
                 )
             }
 
@@ -2965,8 +2988,7 @@ fileprivate func uniffiFutureContinuationCallback(handle: UInt64, pollResult: In
 /**
  * The output script of `address` on `network`, for apps that build transactions.
  *
- * # Errors
- * `InvalidArgument` when it is not an address of `network`.
+ * Fails with `InvalidArgument` when it is not an address of `network`.
  */
 public func addressToScript(address: String, network: Network)throws  -> Data  {
     return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeElectrumError_lift) {
@@ -3004,40 +3026,40 @@ private let initializationResult: InitializationResult = {
     if bindings_contract_version != scaffolding_contract_version {
         return InitializationResult.contractVersionMismatch
     }
-    if (uniffi_electrum_spv_ffi_checksum_func_address_to_script() != 38979) {
+    if (uniffi_electrum_spv_ffi_checksum_func_address_to_script() != 40703) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_electrum_spv_ffi_checksum_func_script_hash() != 14674) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_electrum_spv_ffi_checksum_method_electrumclient_balance() != 58634) {
+    if (uniffi_electrum_spv_ffi_checksum_method_electrumclient_balance() != 26747) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_electrum_spv_ffi_checksum_method_electrumclient_broadcast() != 58726) {
+    if (uniffi_electrum_spv_ffi_checksum_method_electrumclient_broadcast() != 6561) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_electrum_spv_ffi_checksum_method_electrumclient_dropped_servers() != 64463) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_electrum_spv_ffi_checksum_method_electrumclient_fee_rate() != 34752) {
+    if (uniffi_electrum_spv_ffi_checksum_method_electrumclient_fee_rate() != 35381) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_electrum_spv_ffi_checksum_method_electrumclient_history() != 43371) {
+    if (uniffi_electrum_spv_ffi_checksum_method_electrumclient_history() != 64351) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_electrum_spv_ffi_checksum_method_electrumclient_servers() != 35391) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_electrum_spv_ffi_checksum_method_electrumclient_subscribe() != 14399) {
+    if (uniffi_electrum_spv_ffi_checksum_method_electrumclient_subscribe() != 4103) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_electrum_spv_ffi_checksum_method_electrumclient_tip() != 26111) {
+    if (uniffi_electrum_spv_ffi_checksum_method_electrumclient_tip() != 49687) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_electrum_spv_ffi_checksum_method_electrumclient_transaction() != 50446) {
+    if (uniffi_electrum_spv_ffi_checksum_method_electrumclient_transaction() != 56108) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_electrum_spv_ffi_checksum_method_electrumclient_utxos() != 24303) {
+    if (uniffi_electrum_spv_ffi_checksum_method_electrumclient_utxos() != 22355) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_electrum_spv_ffi_checksum_method_subscription_cancel() != 4259) {
@@ -3058,7 +3080,10 @@ private let initializationResult: InitializationResult = {
     if (uniffi_electrum_spv_ffi_checksum_method_walletlistener_on_error() != 57240) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_electrum_spv_ffi_checksum_constructor_electrumclient_connect() != 20693) {
+    if (uniffi_electrum_spv_ffi_checksum_method_walletlistener_on_closed() != 62958) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_electrum_spv_ffi_checksum_constructor_electrumclient_connect() != 14335) {
         return InitializationResult.apiChecksumMismatch
     }
 

@@ -271,6 +271,13 @@ typedef void (*UniffiCallbackInterfaceWalletListenerMethod3)(uint64_t, RustBuffe
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_WALLET_LISTENER_METHOD4
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_WALLET_LISTENER_METHOD4
+typedef void (*UniffiCallbackInterfaceWalletListenerMethod4)(uint64_t, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_WALLET_LISTENER
 #define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_WALLET_LISTENER
 typedef struct UniffiVTableCallbackInterfaceWalletListener {
@@ -280,6 +287,7 @@ typedef struct UniffiVTableCallbackInterfaceWalletListener {
     UniffiCallbackInterfaceWalletListenerMethod1 _Nonnull onHistory;
     UniffiCallbackInterfaceWalletListenerMethod2 _Nonnull onConnectionChanged;
     UniffiCallbackInterfaceWalletListenerMethod3 _Nonnull onError;
+    UniffiCallbackInterfaceWalletListenerMethod4 _Nonnull onClosed;
 } UniffiVTableCallbackInterfaceWalletListener;
 
 #endif
@@ -401,6 +409,11 @@ void uniffi_electrum_spv_ffi_fn_method_walletlistener_on_connection_changed(uint
 #ifndef UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_FN_METHOD_WALLETLISTENER_ON_ERROR
 #define UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_FN_METHOD_WALLETLISTENER_ON_ERROR
 void uniffi_electrum_spv_ffi_fn_method_walletlistener_on_error(uint64_t ptr, RustBuffer error, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_FN_METHOD_WALLETLISTENER_ON_CLOSED
+#define UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_FN_METHOD_WALLETLISTENER_ON_CLOSED
+void uniffi_electrum_spv_ffi_fn_method_walletlistener_on_closed(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_FN_FUNC_ADDRESS_TO_SCRIPT
@@ -778,6 +791,12 @@ uint16_t uniffi_electrum_spv_ffi_checksum_method_walletlistener_on_connection_ch
 #ifndef UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_CHECKSUM_METHOD_WALLETLISTENER_ON_ERROR
 #define UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_CHECKSUM_METHOD_WALLETLISTENER_ON_ERROR
 uint16_t uniffi_electrum_spv_ffi_checksum_method_walletlistener_on_error(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_CHECKSUM_METHOD_WALLETLISTENER_ON_CLOSED
+#define UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_CHECKSUM_METHOD_WALLETLISTENER_ON_CLOSED
+uint16_t uniffi_electrum_spv_ffi_checksum_method_walletlistener_on_closed(void
     
 );
 #endif

@@ -669,7 +669,10 @@ internal interface UniffiCallbackInterfaceWalletListenerMethod2 : com.sun.jna.Ca
 internal interface UniffiCallbackInterfaceWalletListenerMethod3 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`error`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
 }
-@Structure.FieldOrder("uniffiFree", "uniffiClone", "onTip", "onHistory", "onConnectionChanged", "onError")
+internal interface UniffiCallbackInterfaceWalletListenerMethod4 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "onTip", "onHistory", "onConnectionChanged", "onError", "onClosed")
 internal open class UniffiVTableCallbackInterfaceWalletListener(
     @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
     @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
@@ -677,6 +680,7 @@ internal open class UniffiVTableCallbackInterfaceWalletListener(
     @JvmField internal var `onHistory`: UniffiCallbackInterfaceWalletListenerMethod1? = null,
     @JvmField internal var `onConnectionChanged`: UniffiCallbackInterfaceWalletListenerMethod2? = null,
     @JvmField internal var `onError`: UniffiCallbackInterfaceWalletListenerMethod3? = null,
+    @JvmField internal var `onClosed`: UniffiCallbackInterfaceWalletListenerMethod4? = null,
 ) : Structure() {
     class UniffiByValue(
         `uniffiFree`: UniffiCallbackInterfaceFree? = null,
@@ -685,7 +689,8 @@ internal open class UniffiVTableCallbackInterfaceWalletListener(
         `onHistory`: UniffiCallbackInterfaceWalletListenerMethod1? = null,
         `onConnectionChanged`: UniffiCallbackInterfaceWalletListenerMethod2? = null,
         `onError`: UniffiCallbackInterfaceWalletListenerMethod3? = null,
-    ): UniffiVTableCallbackInterfaceWalletListener(`uniffiFree`,`uniffiClone`,`onTip`,`onHistory`,`onConnectionChanged`,`onError`,), Structure.ByValue
+        `onClosed`: UniffiCallbackInterfaceWalletListenerMethod4? = null,
+    ): UniffiVTableCallbackInterfaceWalletListener(`uniffiFree`,`uniffiClone`,`onTip`,`onHistory`,`onConnectionChanged`,`onError`,`onClosed`,), Structure.ByValue
 
    internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceWalletListener) {
         `uniffiFree` = other.`uniffiFree`
@@ -694,6 +699,7 @@ internal open class UniffiVTableCallbackInterfaceWalletListener(
         `onHistory` = other.`onHistory`
         `onConnectionChanged` = other.`onConnectionChanged`
         `onError` = other.`onError`
+        `onClosed` = other.`onClosed`
     }
 
 }
@@ -757,6 +763,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_electrum_spv_ffi_checksum_method_walletlistener_on_connection_changed(
     ): Int
     external fun uniffi_electrum_spv_ffi_checksum_method_walletlistener_on_error(
+    ): Int
+    external fun uniffi_electrum_spv_ffi_checksum_method_walletlistener_on_closed(
     ): Int
     external fun uniffi_electrum_spv_ffi_checksum_constructor_electrumclient_connect(
     ): Int
@@ -828,6 +836,8 @@ internal object UniffiLib {
     external fun uniffi_electrum_spv_ffi_fn_method_walletlistener_on_connection_changed(`ptr`: Long,`connected`: Byte,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_electrum_spv_ffi_fn_method_walletlistener_on_error(`ptr`: Long,`error`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_electrum_spv_ffi_fn_method_walletlistener_on_closed(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_electrum_spv_ffi_fn_func_address_to_script(`address`: RustBuffer.ByValue,`network`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -952,40 +962,40 @@ private fun uniffiCheckContractApiVersion(lib: IntegrityCheckingUniffiLib) {
 }
 @Suppress("UNUSED_PARAMETER")
 private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
-    if ((lib.uniffi_electrum_spv_ffi_checksum_func_address_to_script() and 0xFFFF) != 38979) {
+    if ((lib.uniffi_electrum_spv_ffi_checksum_func_address_to_script() and 0xFFFF) != 40703) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_electrum_spv_ffi_checksum_func_script_hash() and 0xFFFF) != 14674) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_balance() and 0xFFFF) != 58634) {
+    if ((lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_balance() and 0xFFFF) != 26747) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_broadcast() and 0xFFFF) != 58726) {
+    if ((lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_broadcast() and 0xFFFF) != 6561) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_dropped_servers() and 0xFFFF) != 64463) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_fee_rate() and 0xFFFF) != 34752) {
+    if ((lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_fee_rate() and 0xFFFF) != 35381) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_history() and 0xFFFF) != 43371) {
+    if ((lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_history() and 0xFFFF) != 64351) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_servers() and 0xFFFF) != 35391) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_subscribe() and 0xFFFF) != 14399) {
+    if ((lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_subscribe() and 0xFFFF) != 4103) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_tip() and 0xFFFF) != 26111) {
+    if ((lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_tip() and 0xFFFF) != 49687) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_transaction() and 0xFFFF) != 50446) {
+    if ((lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_transaction() and 0xFFFF) != 56108) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_utxos() and 0xFFFF) != 24303) {
+    if ((lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_utxos() and 0xFFFF) != 22355) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_electrum_spv_ffi_checksum_method_subscription_cancel() and 0xFFFF) != 4259) {
@@ -1006,7 +1016,10 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_electrum_spv_ffi_checksum_method_walletlistener_on_error() and 0xFFFF) != 57240) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_electrum_spv_ffi_checksum_constructor_electrumclient_connect() and 0xFFFF) != 20693) {
+    if ((lib.uniffi_electrum_spv_ffi_checksum_method_walletlistener_on_closed() and 0xFFFF) != 62958) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_electrum_spv_ffi_checksum_constructor_electrumclient_connect() and 0xFFFF) != 14335) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
 }
@@ -1532,8 +1545,7 @@ public interface ElectrumClientInterface {
     /**
      * The balance of `address`: the sum of its verified unspent outputs.
      *
-     * # Errors
-     * As [`ElectrumClient::history`].
+     * Fails as `history` does.
      */
     suspend fun `balance`(`address`: kotlin.String): Balance
     
@@ -1541,9 +1553,8 @@ public interface ElectrumClientInterface {
      * Broadcasts a raw transaction; returns its txid (display hex), computed locally and
      * compared with the server's answer.
      *
-     * # Errors
-     * `Server` with the node's reason when it is rejected; `Verification` when the server
-     * answers another txid; `Connection` when the connection dropped before the answer (the
+     * Fails with `Server` with the node's reason when it is rejected; `Verification` when the
+     * server answers another txid; `Connection` when the connection dropped before the answer (the
      * transaction may or may not have been relayed).
      */
     suspend fun `broadcast`(`rawTx`: kotlin.ByteArray): kotlin.String
@@ -1557,8 +1568,7 @@ public interface ElectrumClientInterface {
      * The fee rate in satoshis per virtual byte for confirmation within `target_blocks`: the
      * median of the servers' estimates. `None` when no server has an estimate.
      *
-     * # Errors
-     * `Connection` when no server answers.
+     * Fails with `Connection` when no server answers.
      */
     suspend fun `feeRate`(`targetBlocks`: kotlin.UInt): kotlin.Double?
     
@@ -1566,9 +1576,8 @@ public interface ElectrumClientInterface {
      * The verified history of `address`, cross-checked with the other servers at the same
      * tip.
      *
-     * # Errors
-     * `InvalidArgument` for an address of another network; `Verification` when no server
-     * could prove its answer; transport errors.
+     * Fails with `InvalidArgument` for an address of another network; `Verification` when no
+     * server could prove its answer; transport errors.
      */
     suspend fun `history`(`address`: kotlin.String): History
     
@@ -1582,9 +1591,8 @@ public interface ElectrumClientInterface {
      * whenever it changes, and every new verified tip. Keep the returned subscription; it
      * stops when cancelled or dropped.
      *
-     * # Errors
-     * `InvalidArgument` for an address of another network; the errors of the first
-     * [`ElectrumClient::history`] of each address.
+     * Fails with `InvalidArgument` for an address of another network; the errors of the first
+     * `history` of each address.
      */
     suspend fun `subscribe`(`addresses`: List<kotlin.String>, `listener`: WalletListener): Subscription
     
@@ -1592,25 +1600,22 @@ public interface ElectrumClientInterface {
      * The most-work verified tip across the servers (headers fetched and verified up to
      * each server's tip first).
      *
-     * # Errors
-     * `Connection` when no server is left.
+     * Fails with `Connection` when no server is left.
      */
     suspend fun `tip`(): Tip
     
     /**
      * The raw transaction `txid` (display hex), checked to hash to `txid`.
      *
-     * # Errors
-     * `InvalidArgument` for a malformed txid; `Verification` when the bytes do not hash to
-     * it; `Server` when the server does not know it.
+     * Fails with `InvalidArgument` for a malformed txid; `Verification` when the bytes do not hash
+     * to it; `Server` when the server does not know it.
      */
     suspend fun `transaction`(`txid`: kotlin.String): kotlin.ByteArray
     
     /**
      * The verified unspent outputs of `address`.
      *
-     * # Errors
-     * As [`ElectrumClient::history`].
+     * Fails as `history` does.
      */
     suspend fun `utxos`(`address`: kotlin.String): List<Utxo>
     
@@ -1725,8 +1730,7 @@ open class ElectrumClient: Disposable, AutoCloseable, ElectrumClientInterface
     /**
      * The balance of `address`: the sum of its verified unspent outputs.
      *
-     * # Errors
-     * As [`ElectrumClient::history`].
+     * Fails as `history` does.
      */
     @Throws(ElectrumException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
@@ -1754,9 +1758,8 @@ open class ElectrumClient: Disposable, AutoCloseable, ElectrumClientInterface
      * Broadcasts a raw transaction; returns its txid (display hex), computed locally and
      * compared with the server's answer.
      *
-     * # Errors
-     * `Server` with the node's reason when it is rejected; `Verification` when the server
-     * answers another txid; `Connection` when the connection dropped before the answer (the
+     * Fails with `Server` with the node's reason when it is rejected; `Verification` when the
+     * server answers another txid; `Connection` when the connection dropped before the answer (the
      * transaction may or may not have been relayed).
      */
     @Throws(ElectrumException::class)
@@ -1808,8 +1811,7 @@ open class ElectrumClient: Disposable, AutoCloseable, ElectrumClientInterface
      * The fee rate in satoshis per virtual byte for confirmation within `target_blocks`: the
      * median of the servers' estimates. `None` when no server has an estimate.
      *
-     * # Errors
-     * `Connection` when no server answers.
+     * Fails with `Connection` when no server answers.
      */
     @Throws(ElectrumException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
@@ -1837,9 +1839,8 @@ open class ElectrumClient: Disposable, AutoCloseable, ElectrumClientInterface
      * The verified history of `address`, cross-checked with the other servers at the same
      * tip.
      *
-     * # Errors
-     * `InvalidArgument` for an address of another network; `Verification` when no server
-     * could prove its answer; transport errors.
+     * Fails with `InvalidArgument` for an address of another network; `Verification` when no
+     * server could prove its answer; transport errors.
      */
     @Throws(ElectrumException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
@@ -1891,9 +1892,8 @@ open class ElectrumClient: Disposable, AutoCloseable, ElectrumClientInterface
      * whenever it changes, and every new verified tip. Keep the returned subscription; it
      * stops when cancelled or dropped.
      *
-     * # Errors
-     * `InvalidArgument` for an address of another network; the errors of the first
-     * [`ElectrumClient::history`] of each address.
+     * Fails with `InvalidArgument` for an address of another network; the errors of the first
+     * `history` of each address.
      */
     @Throws(ElectrumException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
@@ -1922,8 +1922,7 @@ open class ElectrumClient: Disposable, AutoCloseable, ElectrumClientInterface
      * The most-work verified tip across the servers (headers fetched and verified up to
      * each server's tip first).
      *
-     * # Errors
-     * `Connection` when no server is left.
+     * Fails with `Connection` when no server is left.
      */
     @Throws(ElectrumException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
@@ -1949,9 +1948,8 @@ open class ElectrumClient: Disposable, AutoCloseable, ElectrumClientInterface
     /**
      * The raw transaction `txid` (display hex), checked to hash to `txid`.
      *
-     * # Errors
-     * `InvalidArgument` for a malformed txid; `Verification` when the bytes do not hash to
-     * it; `Server` when the server does not know it.
+     * Fails with `InvalidArgument` for a malformed txid; `Verification` when the bytes do not hash
+     * to it; `Server` when the server does not know it.
      */
     @Throws(ElectrumException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
@@ -1978,8 +1976,7 @@ open class ElectrumClient: Disposable, AutoCloseable, ElectrumClientInterface
     /**
      * The verified unspent outputs of `address`.
      *
-     * # Errors
-     * As [`ElectrumClient::history`].
+     * Fails as `history` does.
      */
     @Throws(ElectrumException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
@@ -2013,11 +2010,10 @@ open class ElectrumClient: Disposable, AutoCloseable, ElectrumClientInterface
     /**
      * Connects to every server of `settings` (or the bundled list), verifies each one's
      * headers from the latest checkpoint, and keeps those that pass. Servers that fail are
-     * listed by [`ElectrumClient::dropped_servers`].
+     * listed by `dropped_servers`.
      *
-     * # Errors
-     * `InvalidArgument` for a malformed server, pin, CA file or proxy; `Connection` (or the
-     * last server's own error) when no server could be used.
+     * Fails with `InvalidArgument` for a malformed server, pin, CA file or proxy; `Connection` (or
+     * the last server's own error) when no server could be used.
      */
     @Throws(ElectrumException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
@@ -2161,7 +2157,8 @@ public object FfiConverterTypeElectrumClient: FfiConverter<ElectrumClient, Long>
 
 
 /**
- * A running subscription. Stops when cancelled or dropped.
+ * A running subscription. Stops when cancelled or dropped: keep a reference as long as events
+ * are wanted (in Kotlin, Swift and Python, a subscription that is garbage collected stops).
  */
 public interface SubscriptionInterface {
     
@@ -2179,7 +2176,8 @@ public interface SubscriptionInterface {
 }
 
 /**
- * A running subscription. Stops when cancelled or dropped.
+ * A running subscription. Stops when cancelled or dropped: keep a reference as long as events
+ * are wanted (in Kotlin, Swift and Python, a subscription that is garbage collected stops).
  */
 open class Subscription: Disposable, AutoCloseable, SubscriptionInterface
 {
@@ -2473,6 +2471,11 @@ public interface WalletListener {
      */
     fun `onError`(`error`: ElectrumException)
     
+    /**
+     * The subscription ended by itself: every server connection is closed. Nothing follows.
+     */
+    fun `onClosed`()
+    
     companion object
 }
 
@@ -2647,6 +2650,21 @@ open class WalletListenerImpl: Disposable, AutoCloseable, WalletListener
     
 
     
+    /**
+     * The subscription ended by itself: every server connection is closed. Nothing follows.
+     */override fun `onClosed`()
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_electrum_spv_ffi_fn_method_walletlistener_on_closed(
+        it,
+        _status)
+}
+    }
+    
+    
+
+    
 
     
 
@@ -2713,6 +2731,17 @@ internal object uniffiCallbackInterfaceWalletListener {
             uniffiTraitInterfaceCall(uniffiCallStatus, makeCall, writeReturn)
         }
     }
+    internal object `onClosed`: UniffiCallbackInterfaceWalletListenerMethod4 {
+        override fun callback(`uniffiHandle`: Long,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeWalletListener.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`onClosed`(
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCall(uniffiCallStatus, makeCall, writeReturn)
+        }
+    }
 
     internal object uniffiFree: UniffiCallbackInterfaceFree {
         override fun callback(handle: Long) {
@@ -2733,6 +2762,7 @@ internal object uniffiCallbackInterfaceWalletListener {
         `onHistory`,
         `onConnectionChanged`,
         `onError`,
+        `onClosed`,
     )
 
     // Registers the foreign callback with the Rust side.
@@ -4026,8 +4056,7 @@ public object FfiConverterSequenceTypeUtxo: FfiConverterRustBuffer<List<Utxo>> {
         /**
          * The output script of `address` on `network`, for apps that build transactions.
          *
-         * # Errors
-         * `InvalidArgument` when it is not an address of `network`.
+         * Fails with `InvalidArgument` when it is not an address of `network`.
          */
     @Throws(ElectrumException::class) fun `addressToScript`(`address`: kotlin.String, `network`: Network): kotlin.ByteArray {
             return FfiConverterByteArray.lift(
