@@ -82,8 +82,9 @@ pub const SERVER_MESSAGE: usize = 64;
 /// (tested; 488 bytes today, most of it the notice queue); less on 32-bit targets.
 pub const DRIVER_OVERHEAD: usize = 512;
 
-/// Calls of `handle_input` in a row that take no byte before the driver drops the bytes it
-/// was feeding (a guard against a loop without progress; the session takes a byte within two).
+/// Calls of `handle_input` in a row that take no byte before the driver gives up with
+/// [`Error::Stalled`] (a guard against a loop without progress; the session takes a byte
+/// within two, which the session fuzz target checks).
 const MAX_IDLE_FEEDS: u32 = 8;
 
 /// The caller's monotonic clock, in milliseconds from any fixed origin. It must not go
@@ -263,6 +264,9 @@ pub enum Error<E> {
     BadResult,
     /// A streamed answer was malformed; the request is over.
     StreamFailed(StreamError),
+    /// The session took none of the bytes read, several times in a row (a bug in the session:
+    /// it should not happen). The bytes are kept, unfed: close the connection.
+    Stalled,
 }
 
 impl<E: fmt::Display> fmt::Display for Error<E> {
@@ -277,6 +281,7 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
             Error::TimedOut => f.write_str("no answer before the request's deadline"),
             Error::BadResult => f.write_str("answer does not have the documented shape"),
             Error::StreamFailed(e) => write!(f, "streamed answer refused: {e:?}"),
+            Error::Stalled => f.write_str("the session took no input: connection abandoned"),
         }
     }
 }
@@ -689,13 +694,13 @@ where
                 .session
                 .handle_input(now, &self.rx[self.rx_pos..self.rx_len]);
             // A streamed answer may take no byte yet advance (a number ended by the next
-            // byte); it takes one on the next call. Never spin, though: a run of idle calls
-            // drops the bytes.
+            // byte); it takes one on the next call. Never spin, and never drop bytes silently:
+            // a run of idle calls ends the connection with an error.
             idle = if used == 0 { idle + 1 } else { 0 };
-            self.rx_pos = match idle {
-                MAX_IDLE_FEEDS.. => self.rx_len,
-                _ => self.rx_pos.saturating_add(used).min(self.rx_len),
-            };
+            if idle >= MAX_IDLE_FEEDS {
+                return Err(Error::Stalled);
+            }
+            self.rx_pos = self.rx_pos.saturating_add(used).min(self.rx_len);
             if let Some(r) = self.drain(f, keep_notices)? {
                 return Ok(Some(r));
             }
