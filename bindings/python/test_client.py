@@ -261,3 +261,26 @@ def test_servers_from_a_server_list_file(kit, tmp_path):
             await ElectrumClient.connect(settings(kit, servers=[], server_list_file=str(empty)))
 
     run(body())
+
+
+def test_broadcast_of_a_new_payment(kit):
+    address = kit.hello["addresses"]["bob-p2pkh"]
+
+    async def body():
+        client = await ElectrumClient.connect(settings(kit))
+        built = kit.command("build bob p2pkh 23456")
+        txid = await client.broadcast(bytes.fromhex(built["hex"]))
+        assert txid == built["txid"]
+        # The node took it: the kit's own records hold it in the mempool...
+        assert txid in [t for t, _ in expected_history(kit, address)[1]]
+        # ...and the verified history shows it once ElectrumX has seen the mempool change.
+        for _ in range(30):
+            history = await client.history(address)
+            if any(t.txid == txid for t in history.txs):
+                break
+            await asyncio.sleep(1)
+        (sent,) = [t for t in history.txs if t.txid == txid]
+        assert sent.state != TxState.CONFIRMED and sent.block_hash is None
+        assert as_records(history) == expected_history(kit, address)[1]
+
+    run(body())

@@ -3,7 +3,8 @@
 //! SOCKS5 proxy, `height`, `addresses`), then keeps
 //! both servers up until its standard input closes. Commands read from standard input, one
 //! per line: `mine N` mines N blocks; `pay WALLET KIND SATS` pays WALLET's KIND address
-//! from Alice; `history ADDRESS` and `utxos ADDRESS` answer the kit's own records of an
+//! from Alice; `build WALLET KIND SATS` builds and signs such a payment without sending it
+//! (`{"txid", "hex"}`, for broadcast tests); `history ADDRESS` and `utxos ADDRESS` answer the kit's own records of an
 //! address (what a verified client must agree with, independent of ElectrumX); `proxied`
 //! lists the destinations the SOCKS5 proxy was asked for (`name:port` when sent as a name);
 //! each answers one JSON line.
@@ -64,7 +65,8 @@ fn main() {
                 }
                 Err(e) => serde_json::json!({"error": e.to_string()}),
             },
-            ["pay", wallet, kind, sats] => pay(&h, wallet, kind, sats),
+            ["pay", wallet, kind, sats] => pay(&h, wallet, kind, sats, Payment::Send),
+            ["build", wallet, kind, sats] => pay(&h, wallet, kind, sats, Payment::Build),
             ["history", address] => records(&h, address, history),
             ["utxos", address] => records(&h, address, utxos),
             ["proxied"] => {
@@ -85,7 +87,15 @@ fn main() {
     }
 }
 
-fn pay(h: &Harness, wallet: &str, kind: &str, sats: &str) -> serde_json::Value {
+/// What `pay` does with the payment.
+enum Payment {
+    /// Into the mempool (the stand-in's `sendrawtransaction`).
+    Send,
+    /// Built and signed only: returned for the client to broadcast.
+    Build,
+}
+
+fn pay(h: &Harness, wallet: &str, kind: &str, sats: &str, what: Payment) -> serde_json::Value {
     let Some(kind) = ScriptKind::ALL.into_iter().find(|k| k.name() == kind) else {
         return serde_json::json!({"error": format!("unknown kind {kind}")});
     };
@@ -99,13 +109,20 @@ fn pay(h: &Harness, wallet: &str, kind: &str, sats: &str) -> serde_json::Value {
         };
         w.script(kind).to_owned()
     };
-    match h
-        .bitcoind
-        .send_spec(SendSpec::new(ALICE, &script, Amount::from_sat(sats)))
-    {
-        Ok(txid) => serde_json::json!({"txid": txid.to_string()}),
-        Err(e) => serde_json::json!({"error": e.to_string()}),
-    }
+    let spec = SendSpec::new(ALICE, &script, Amount::from_sat(sats));
+    let outcome = match what {
+        Payment::Send => h
+            .bitcoind
+            .send_spec(spec)
+            .map(|txid| serde_json::json!({"txid": txid.to_string()})),
+        Payment::Build => h.bitcoind.build_tx(spec).map(|tx| {
+            serde_json::json!({
+                "txid": tx.compute_txid().to_string(),
+                "hex": bitcoin::consensus::encode::serialize_hex(&tx),
+            })
+        }),
+    };
+    outcome.unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}))
 }
 
 /// The kit's records of `address` (one of the hello line's), as `answer` renders them.

@@ -7,6 +7,7 @@ import java.security.MessageDigest
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.channels.ReceiveChannel
 import kotlinx.coroutines.coroutineScope
+import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.flow.produceIn
 import kotlinx.coroutines.withTimeout
@@ -30,6 +31,7 @@ val ALL_TESTS = listOf(
     Test("feeRateIsNullOrPositive", body = ::feeRateIsNullOrPositive),
     Test("socks5ProxyGetsTheNameAndOnionNeedsAProxy", body = ::socks5ProxyGetsTheNameAndOnionNeedsAProxy),
     Test("serversFromAServerListFile", body = ::serversFromAServerListFile),
+    Test("broadcastOfANewPayment", body = ::broadcastOfANewPayment),
     Test("watchStartsWithEveryHistoryAndTheTip", body = ::watchStartsWithEveryHistoryAndTheTip),
     Test("watchOfAMainnetAddressFailsTheFlow", body = ::watchOfAMainnetAddressFailsTheFlow),
     Test("watchReportsAPaymentThenItsConfirmation", timeoutMs = 180_000, body = ::watchReportsAPaymentThenItsConfirmation),
@@ -233,6 +235,27 @@ suspend fun badArgumentsAreTypedErrors(kit: Kit) {
         // The client is still usable after each error.
         assertEquals(kit.height(), client.tip().height.toLong(), "tip after the errors")
     }
+}
+
+suspend fun broadcastOfANewPayment(kit: Kit) = withClient(settings(kit)) { client ->
+    val address = kit.addresses.getValue("bob-p2sh-p2wpkh")
+    val built = kit.command("build bob p2sh-p2wpkh 34567")
+    val raw = (built["hex"] as String).chunked(2).map { it.toInt(16).toByte() }.toByteArray()
+    val txid = client.broadcast(raw)
+    assertEquals(built["txid"], txid, "txid the client computed and the server confirmed")
+    // The node took it: the kit's own records hold it in the mempool...
+    assertTrue(kitHistory(kit, address).txs.any { it.txid == txid }, "the kit has $txid")
+    // ...and the verified history shows it once ElectrumX has seen the mempool change.
+    var history = client.history(address)
+    var waitedSeconds = 0
+    while (history.txs.none { it.txid == txid } && waitedSeconds < 30) {
+        delay(1_000)
+        waitedSeconds++
+        history = client.history(address)
+    }
+    val sent = history.txs.singleOrNull { it.txid == txid }
+    assertTrue(sent != null && sent.state != TxState.CONFIRMED && sent.blockHash == null, "$txid in the mempool: $sent")
+    assertEquals(kitHistory(kit, address).txs, records(history), "history after the broadcast")
 }
 
 @Suppress("UNUSED_PARAMETER")
