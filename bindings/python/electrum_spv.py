@@ -537,6 +537,8 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_fee_rate() != 35381:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_histories() != 22373:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_history() != 64351:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_servers() != 35391:
@@ -612,6 +614,9 @@ _UniffiLib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_dropped_server
 _UniffiLib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_fee_rate.argtypes = (
 )
 _UniffiLib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_fee_rate.restype = ctypes.c_uint16
+_UniffiLib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_histories.argtypes = (
+)
+_UniffiLib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_histories.restype = ctypes.c_uint16
 _UniffiLib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_history.argtypes = (
 )
 _UniffiLib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_history.restype = ctypes.c_uint16
@@ -684,6 +689,11 @@ _UniffiLib.uniffi_electrum_spv_ffi_fn_method_electrumclient_fee_rate.argtypes = 
     ctypes.c_uint32,
 )
 _UniffiLib.uniffi_electrum_spv_ffi_fn_method_electrumclient_fee_rate.restype = ctypes.c_uint64
+_UniffiLib.uniffi_electrum_spv_ffi_fn_method_electrumclient_histories.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+)
+_UniffiLib.uniffi_electrum_spv_ffi_fn_method_electrumclient_histories.restype = ctypes.c_uint64
 _UniffiLib.uniffi_electrum_spv_ffi_fn_method_electrumclient_history.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -2279,6 +2289,29 @@ class _UniffiFfiConverterOptionalFloat64(_UniffiConverterRustBuffer):
         else:
             raise InternalError("Unexpected flag byte for optional type")
 
+class _UniffiFfiConverterSequenceTypeHistory(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeHistory.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeHistory.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeHistory.read(buf) for i in range(count)
+        ]
+
 class _UniffiFfiConverterSequenceTypeServerStatus(_UniffiConverterRustBuffer):
     @classmethod
     def check_lower(cls, value):
@@ -2802,6 +2835,14 @@ class ElectrumClientProtocol(typing.Protocol):
         Fails with `Connection` when no server answers.
 """
         raise NotImplementedError
+    async def histories(self, addresses: typing.List[str]) -> typing.List[History]:
+        """
+        The verified histories of several addresses, in order: as `history` for each, asked
+        all together (much faster than one after another).
+
+        Fails as `history` does, for the first address that fails.
+"""
+        raise NotImplementedError
     async def history(self, address: str) -> History:
         """
         The verified history of `address`, cross-checked with the other servers at the same
@@ -2983,6 +3024,29 @@ class ElectrumClient(ElectrumClientProtocol):
         _uniffi_error_converter = _UniffiFfiConverterTypeElectrumError
         return await _uniffi_rust_call_async(
             _UniffiLib.uniffi_electrum_spv_ffi_fn_method_electrumclient_fee_rate(*_uniffi_lowered_args),
+            _UniffiLib.ffi_electrum_spv_ffi_rust_future_poll_rust_buffer,
+            _UniffiLib.ffi_electrum_spv_ffi_rust_future_complete_rust_buffer,
+            _UniffiLib.ffi_electrum_spv_ffi_rust_future_free_rust_buffer,
+            _uniffi_lift_return,
+            _uniffi_error_converter,
+        )
+    async def histories(self, addresses: typing.List[str]) -> typing.List[History]:
+        """
+        The verified histories of several addresses, in order: as `history` for each, asked
+        all together (much faster than one after another).
+
+        Fails as `history` does, for the first address that fails.
+"""
+        
+        _UniffiFfiConverterSequenceString.check_lower(addresses)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterSequenceString.lower(addresses),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeHistory.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeElectrumError
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_electrum_spv_ffi_fn_method_electrumclient_histories(*_uniffi_lowered_args),
             _UniffiLib.ffi_electrum_spv_ffi_rust_future_poll_rust_buffer,
             _UniffiLib.ffi_electrum_spv_ffi_rust_future_complete_rust_buffer,
             _UniffiLib.ffi_electrum_spv_ffi_rust_future_free_rust_buffer,

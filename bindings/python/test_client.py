@@ -73,6 +73,10 @@ def test_verified_history_equals_kit_records_for_every_address(kit):
                 assert (t.block_hash is not None) == (t.state == TxState.CONFIRMED), name
             nonempty += bool(records)
         assert nonempty > 0, "the kit's chain should give some address a history"
+        # All at once: the same histories, in the order asked.
+        addresses = list(kit.hello["addresses"].values())
+        together = await client.histories(addresses)
+        assert [as_records(h) for h in together] == [expected_history(kit, a)[1] for a in addresses]
 
     run(body())
 

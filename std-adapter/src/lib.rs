@@ -49,6 +49,6 @@ pub use server_list::{Filter, ServerEntry, ServerList};
 pub use tls::TlsTrust;
 pub use transport::ConnectOptions;
 pub use verified::{
-    HeaderChain, ScriptRef, VerifiedHistory, VerifiedTx, VerifiedUtxo, verified_history,
-    verified_utxos,
+    HeaderChain, ScriptRef, VerifiedHistory, VerifiedTx, VerifiedUtxo, verified_histories,
+    verified_history, verified_utxos,
 };

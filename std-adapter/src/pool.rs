@@ -23,7 +23,8 @@ use crate::client::{Client, ClientConfig};
 use crate::error::Error;
 use crate::server::ServerAddr;
 use crate::verified::{
-    HeaderChain, ScriptRef, VerifiedHistory, VerifiedUtxo, verified_history, verified_utxos,
+    HeaderChain, ScriptRef, VerifiedHistory, VerifiedUtxo, verified_histories, verified_history,
+    verified_utxos,
 };
 
 /// Added to an unreachable member's latency so the others answer first.
@@ -201,6 +202,23 @@ impl Pool {
         let (server, history) = self.ask_best(HistoryOf(script)).await?;
         self.cross_check(&server, script, history.status).await;
         Ok(history)
+    }
+
+    /// The verified histories of several scripts, in order: as [`Pool::verified_history`] for
+    /// each, asked of the best member all together ([`verified_histories`]), then each status
+    /// cross-checked.
+    ///
+    /// # Errors
+    /// As [`Pool::verified_history`].
+    pub async fn verified_histories(
+        &mut self,
+        scripts: &[Vec<u8>],
+    ) -> Result<Vec<VerifiedHistory>, Error> {
+        let (server, histories) = self.ask_best(HistoriesOf(scripts)).await?;
+        for (script, history) in scripts.iter().zip(&histories) {
+            self.cross_check(&server, script, history.status).await;
+        }
+        Ok(histories)
     }
 
     /// The verified unspent outputs of `script` (see [`verified_utxos`]) from the best member,
@@ -399,6 +417,21 @@ impl Question for HistoryOf<'_> {
         chain: &'a mut HeaderChain,
     ) -> impl Future<Output = Result<VerifiedHistory, Error>> + Send + 'a {
         verified_history(client, chain, ScriptRef::Script(self.0))
+    }
+}
+
+/// Several scripts' verified histories.
+struct HistoriesOf<'s>(&'s [Vec<u8>]);
+
+impl Question for HistoriesOf<'_> {
+    type Answer = Vec<VerifiedHistory>;
+    async fn ask<'a>(
+        &'a self,
+        client: &'a Client,
+        chain: &'a mut HeaderChain,
+    ) -> Result<Vec<VerifiedHistory>, Error> {
+        let scripts: Vec<ScriptRef<'_>> = self.0.iter().map(|s| ScriptRef::Script(s)).collect();
+        verified_histories(client, chain, &scripts).await
     }
 }
 

@@ -19,6 +19,7 @@ use electrum_spv_core::header::Work;
 use electrum_spv_core::merkle::verify_tx_branch;
 use electrum_spv_core::rpc::ProtocolVersion;
 use electrum_spv_core::script::{CanonicalOrder, StatusHasher, TxHeight};
+use electrum_spv_core::session::response::HistoryItem;
 use electrum_spv_core::sync::headers::{Pacing, request_cost_milli};
 
 use crate::client::Client;
@@ -383,6 +384,98 @@ pub async fn verified_history(
     chain: &mut HeaderChain,
     script: ScriptRef<'_>,
 ) -> Result<VerifiedHistory, Error> {
+    let mut histories = verified_histories(client, chain, &[script]).await?;
+    histories.pop().ok_or(Error::Disconnected)
+}
+
+/// Histories [`verified_histories`] asks for at once.
+pub const HISTORIES_AT_ONCE: usize = 32;
+
+/// The verified histories of several scripts, in order, as [`verified_history`] checks each:
+/// asked [`HISTORIES_AT_ONCE`] at a time, then every confirmed transaction of them all proven
+/// in one go (ElectrumX holds small replies up to a second: asking one after another is slow).
+///
+/// # Errors
+/// As [`verified_history`], for the first script that fails.
+pub async fn verified_histories(
+    client: &Client,
+    chain: &mut HeaderChain,
+    scripts: &[ScriptRef<'_>],
+) -> Result<Vec<VerifiedHistory>, Error> {
+    let mut checked = Vec::with_capacity(scripts.len());
+    for batch in scripts.chunks(HISTORIES_AT_ONCE) {
+        let asks: Vec<_> = batch
+            .iter()
+            .map(|script| {
+                let (client, script) = (client.clone(), OwnedScript::from(*script));
+                tokio::spawn(async move { checked_history(&client, script.as_ref()).await })
+            })
+            .collect();
+        for ask in asks {
+            checked.push(
+                ask.await
+                    .map_err(|e| Error::Io(std::io::Error::other(e)))??,
+            );
+        }
+    }
+    let confirmed: Vec<(Txid, u32)> = checked
+        .iter()
+        .flat_map(|(_, history)| history)
+        .filter_map(|i| match i.height {
+            TxHeight::Confirmed(h) => Some((i.txid, h)),
+            _ => None,
+        })
+        .collect();
+    let mut blocks = prove_all(client, chain, &confirmed).await?.into_iter();
+    Ok(checked
+        .into_iter()
+        .map(|(status, history)| VerifiedHistory {
+            status,
+            txs: history
+                .iter()
+                .map(|item| VerifiedTx {
+                    txid: item.txid,
+                    height: item.height,
+                    block_hash: match item.height {
+                        TxHeight::Confirmed(_) => blocks.next(),
+                        _ => None,
+                    },
+                })
+                .collect(),
+        })
+        .collect())
+}
+
+/// A [`ScriptRef`] that owns its script, to move into a task.
+enum OwnedScript {
+    Script(Vec<u8>),
+    Hash(ScriptHash),
+}
+
+impl From<ScriptRef<'_>> for OwnedScript {
+    fn from(s: ScriptRef<'_>) -> Self {
+        match s {
+            ScriptRef::Script(s) => OwnedScript::Script(s.to_vec()),
+            ScriptRef::Hash(h) => OwnedScript::Hash(h),
+        }
+    }
+}
+
+impl OwnedScript {
+    fn as_ref(&self) -> ScriptRef<'_> {
+        match self {
+            OwnedScript::Script(s) => ScriptRef::Script(s),
+            OwnedScript::Hash(h) => ScriptRef::Hash(*h),
+        }
+    }
+}
+
+/// A script's status and history as the server sent them, the status recomputed from the
+/// history and the order checked (at 1.6+); nothing proven yet.
+async fn checked_history(
+    client: &Client,
+    script: ScriptRef<'_>,
+) -> Result<(Option<Status>, Vec<HistoryItem>), Error> {
     let mut last = None;
     for _ in 0..STATUS_ATTEMPTS {
         let (status, history) = match script {
@@ -405,30 +498,10 @@ pub async fn verified_history(
                 })?;
             }
         }
-        if hasher.finish() != status {
-            last = Some(status);
-            continue;
+        if hasher.finish() == status {
+            return Ok((status, history));
         }
-        let confirmed: Vec<(Txid, u32)> = history
-            .iter()
-            .filter_map(|i| match i.height {
-                TxHeight::Confirmed(h) => Some((i.txid, h)),
-                _ => None,
-            })
-            .collect();
-        let mut blocks = prove_all(client, chain, &confirmed).await?.into_iter();
-        let txs = history
-            .iter()
-            .map(|item| VerifiedTx {
-                txid: item.txid,
-                height: item.height,
-                block_hash: match item.height {
-                    TxHeight::Confirmed(_) => blocks.next(),
-                    _ => None,
-                },
-            })
-            .collect();
-        return Ok(VerifiedHistory { status, txs });
+        last = Some(status);
     }
     Err(Error::Verification(format!(
         "status {:?} does not match the history the server sent ({STATUS_ATTEMPTS} attempts)",

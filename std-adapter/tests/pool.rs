@@ -130,7 +130,7 @@ fn a_lying_member_is_detected_dropped_and_reported() {
 }
 
 #[test]
-fn verified_utxos_equal_the_kits_and_fees_are_the_median() {
+fn verified_utxos_and_histories_equal_the_kits_and_fees_are_the_median() {
     let h = Harness::start().expect("kit");
     let b = ElectrumX::start(&h.bitcoind).expect("second ElectrumX");
     let rt = runtime();
@@ -177,6 +177,35 @@ fn verified_utxos_equal_the_kits_and_fees_are_the_median() {
             }
         }
         assert!(nonempty > 0, "some script should have unspent outputs");
+
+        // Every script's history at once equals the kit's records, in order.
+        let scripts: Vec<Vec<u8>> = wallets
+            .iter()
+            .flat_map(|w| ScriptKind::ALL.map(|k| w.script(k).to_bytes()))
+            .collect();
+        let histories = pool.verified_histories(&scripts).await.expect("histories");
+        assert_eq!(histories.len(), scripts.len());
+        for (script, history) in scripts.iter().zip(&histories) {
+            let kit: Vec<(Txid, i64)> = h
+                .bitcoind
+                .history(bitcoin::Script::from_bytes(script))
+                .into_iter()
+                .map(|(t, hgt)| (core_txid(t), hgt))
+                .collect();
+            let got: Vec<(Txid, i64)> = history
+                .txs
+                .iter()
+                .map(|t| (t.txid, t.height.to_i64()))
+                .collect();
+            assert_eq!(got, kit);
+            assert!(
+                history
+                    .txs
+                    .iter()
+                    .all(|t| t.block_hash.is_some() == (t.height.to_i64() > 0))
+            );
+        }
+        assert!(pool.dropped().is_empty(), "{:?}", pool.dropped());
         let fee = pool.estimate_fee(2).await.expect("fee");
         assert_eq!(fee, Some(electrum_spv_testkit::ESTIMATED_FEERATE));
     });

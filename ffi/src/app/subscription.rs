@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use electrum_spv::core::hash::{ScriptHash, Status};
-use electrum_spv::{Notice, Pool};
+use electrum_spv::{Notice, Pool, VerifiedHistory};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 use tokio_stream::{Stream, StreamExt, StreamMap};
@@ -96,11 +96,7 @@ pub(crate) async fn start(
         statuses: HashMap::new(),
         tip: None,
     };
-    let hashes: Vec<ScriptHash> = watch.addresses.keys().copied().collect();
-    for hash in hashes {
-        watch.check(hash).await?;
-    }
-    watch.check_tip().await?;
+    watch.check_all().await?;
     let task = tokio::spawn(async move {
         while let Some((_, notice)) = notices.next().await {
             watch.handle(notice).await;
@@ -134,10 +130,16 @@ impl Watch {
         }
     }
 
+    /// Verifies every watched history (all together) and the tip; reports what changed.
     async fn check_all(&mut self) -> Result<(), ElectrumError> {
-        let hashes: Vec<ScriptHash> = self.addresses.keys().copied().collect();
-        for hash in hashes {
-            self.check(hash).await?;
+        let (hashes, scripts): (Vec<ScriptHash>, Vec<Vec<u8>>) = self
+            .addresses
+            .iter()
+            .map(|(hash, (_, script))| (*hash, script.clone()))
+            .unzip();
+        let histories = self.pool.lock().await.verified_histories(&scripts).await?;
+        for (hash, history) in hashes.into_iter().zip(histories) {
+            self.report(hash, &history);
         }
         self.check_tip().await
     }
@@ -145,16 +147,24 @@ impl Watch {
     /// Verifies the history of `hash` (if watched) and reports it when its status changed:
     /// several servers may announce the same change.
     async fn check(&mut self, hash: ScriptHash) -> Result<(), ElectrumError> {
-        let Some((address, script)) = self.addresses.get(&hash) else {
+        let Some((_, script)) = self.addresses.get(&hash) else {
             return Ok(());
         };
         let history = self.pool.lock().await.verified_history(script).await?;
+        self.report(hash, &history);
+        Ok(())
+    }
+
+    /// Tells the listener the history of `hash` if its status is new.
+    fn report(&mut self, hash: ScriptHash, history: &VerifiedHistory) {
+        let Some((address, _)) = self.addresses.get(&hash) else {
+            return;
+        };
         if self.statuses.get(&hash) != Some(&history.status) {
             self.statuses.insert(hash, history.status);
             self.listener
-                .on_history(address.clone(), History::from(&history));
+                .on_history(address.clone(), History::from(history));
         }
-        Ok(())
     }
 
     /// Verifies the servers' new headers and reports the best tip when it changed.

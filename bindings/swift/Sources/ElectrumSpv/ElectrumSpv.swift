@@ -659,6 +659,14 @@ public protocol ElectrumClientProtocol: AnyObject, Sendable {
     func feeRate(targetBlocks: UInt32) async throws  -> Double?
     
     /**
+     * The verified histories of several addresses, in order: as `history` for each, asked
+     * all together (much faster than one after another).
+     *
+     * Fails as `history` does, for the first address that fails.
+     */
+    func histories(addresses: [String]) async throws  -> [History]
+    
+    /**
      * The verified history of `address`, cross-checked with the other servers at the same
      * tip.
      *
@@ -868,6 +876,28 @@ open func feeRate(targetBlocks: UInt32)async throws  -> Double?  {
             completeFunc: ffi_electrum_spv_ffi_rust_future_complete_rust_buffer,
             freeFunc: ffi_electrum_spv_ffi_rust_future_free_rust_buffer,
             liftFunc: FfiConverterOptionDouble.lift,
+            errorHandler: FfiConverterTypeElectrumError_lift
+        )
+}
+    
+    /**
+     * The verified histories of several addresses, in order: as `history` for each, asked
+     * all together (much faster than one after another).
+     *
+     * Fails as `history` does, for the first address that fails.
+     */
+open func histories(addresses: [String])async throws  -> [History]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_electrum_spv_ffi_fn_method_electrumclient_histories(
+                        self.uniffiCloneHandle(),FfiConverterSequenceString.lower(addresses)
+                )
+            },
+            pollFunc: ffi_electrum_spv_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_electrum_spv_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_electrum_spv_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeHistory.lift,
             errorHandler: FfiConverterTypeElectrumError_lift
         )
 }
@@ -2866,6 +2896,31 @@ fileprivate struct FfiConverterSequenceTypeDroppedServer: FfiConverterRustBuffer
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeHistory: FfiConverterRustBuffer {
+    typealias SwiftType = [History]
+
+    public static func write(_ value: [History], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeHistory.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [History] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [History]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeHistory.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeHistoryTx: FfiConverterRustBuffer {
     typealias SwiftType = [HistoryTx]
 
@@ -3042,6 +3097,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_electrum_spv_ffi_checksum_method_electrumclient_fee_rate() != 35381) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_electrum_spv_ffi_checksum_method_electrumclient_histories() != 22373) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_electrum_spv_ffi_checksum_method_electrumclient_history() != 64351) {

@@ -740,6 +740,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_electrum_spv_ffi_checksum_method_electrumclient_fee_rate(
     ): Int
+    external fun uniffi_electrum_spv_ffi_checksum_method_electrumclient_histories(
+    ): Int
     external fun uniffi_electrum_spv_ffi_checksum_method_electrumclient_history(
     ): Int
     external fun uniffi_electrum_spv_ffi_checksum_method_electrumclient_servers(
@@ -802,6 +804,8 @@ internal object UniffiLib {
     external fun uniffi_electrum_spv_ffi_fn_method_electrumclient_dropped_servers(`ptr`: Long,
     ): Long
     external fun uniffi_electrum_spv_ffi_fn_method_electrumclient_fee_rate(`ptr`: Long,`targetBlocks`: Int,
+    ): Long
+    external fun uniffi_electrum_spv_ffi_fn_method_electrumclient_histories(`ptr`: Long,`addresses`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_electrum_spv_ffi_fn_method_electrumclient_history(`ptr`: Long,`address`: RustBuffer.ByValue,
     ): Long
@@ -978,6 +982,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_fee_rate() and 0xFFFF) != 35381) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_histories() and 0xFFFF) != 22373) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_history() and 0xFFFF) != 64351) {
@@ -1573,6 +1580,14 @@ public interface ElectrumClientInterface {
     suspend fun `feeRate`(`targetBlocks`: kotlin.UInt): kotlin.Double?
     
     /**
+     * The verified histories of several addresses, in order: as `history` for each, asked
+     * all together (much faster than one after another).
+     *
+     * Fails as `history` does, for the first address that fails.
+     */
+    suspend fun `histories`(`addresses`: List<kotlin.String>): List<History>
+    
+    /**
      * The verified history of `address`, cross-checked with the other servers at the same
      * tip.
      *
@@ -1829,6 +1844,34 @@ open class ElectrumClient: Disposable, AutoCloseable, ElectrumClientInterface
         { future -> UniffiLib.ffi_electrum_spv_ffi_rust_future_free_rust_buffer(future) },
         // lift function
         { FfiConverterOptionalDouble.lift(it) },
+        // Error FFI converter
+        ElectrumException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * The verified histories of several addresses, in order: as `history` for each, asked
+     * all together (much faster than one after another).
+     *
+     * Fails as `history` does, for the first address that fails.
+     */
+    @Throws(ElectrumException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `histories`(`addresses`: List<kotlin.String>) : List<History> {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_electrum_spv_ffi_fn_method_electrumclient_histories(
+                uniffiHandle,
+                
+        FfiConverterSequenceString.lower(`addresses`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_electrum_spv_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_electrum_spv_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_electrum_spv_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterSequenceTypeHistory.lift(it) },
         // Error FFI converter
         ElectrumException.ErrorHandler,
     )
@@ -3958,6 +4001,34 @@ public object FfiConverterSequenceTypeDroppedServer: FfiConverterRustBuffer<List
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeDroppedServer.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeHistory: FfiConverterRustBuffer<List<History>> {
+    override fun read(buf: ByteBuffer): List<History> {
+        val len = buf.getInt()
+        return List<History>(len) {
+            FfiConverterTypeHistory.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<History>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeHistory.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<History>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeHistory.write(it, buf)
         }
     }
 }

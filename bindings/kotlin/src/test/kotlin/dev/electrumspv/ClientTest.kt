@@ -113,6 +113,10 @@ private suspend fun assertHistoriesAreTheKits(kit: Kit, client: ElectrumClient, 
 
 suspend fun historyEqualsKitRecordsForEveryAddress(kit: Kit) = withClient(settings(kit)) { client ->
     assertHistoriesAreTheKits(kit, client)
+    // All at once: the same histories, in the order asked.
+    val addresses = kit.addresses.values.toList()
+    val together = client.histories(addresses)
+    assertEquals(addresses.map { kitHistory(kit, it).txs }, together.map(::records), "histories of all addresses at once")
 }
 
 suspend fun utxosAndBalanceEqualKitRecords(kit: Kit) = withClient(settings(kit)) { client ->
