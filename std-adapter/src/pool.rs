@@ -199,9 +199,8 @@ impl Pool {
     /// [`Error::Disconnected`] when no member can answer; [`Error::Verification`] when honest
     /// members at the same tip disagree (the history changed while asking: try again).
     pub async fn verified_history(&mut self, script: &[u8]) -> Result<VerifiedHistory, Error> {
-        let (server, history) = self.ask_best(HistoryOf(script)).await?;
-        self.cross_check(&server, script, history.status).await;
-        Ok(history)
+        let mut one = self.verified_histories(&[script.to_vec()]).await?;
+        one.pop().ok_or(Error::Disconnected)
     }
 
     /// The verified histories of several scripts, in order: as [`Pool::verified_history`] for
@@ -404,20 +403,6 @@ trait Question {
         client: &'a Client,
         chain: &'a mut HeaderChain,
     ) -> impl Future<Output = Result<Self::Answer, Error>> + Send + 'a;
-}
-
-/// A script's verified history.
-struct HistoryOf<'s>(&'s [u8]);
-
-impl Question for HistoryOf<'_> {
-    type Answer = VerifiedHistory;
-    fn ask<'a>(
-        &'a self,
-        client: &'a Client,
-        chain: &'a mut HeaderChain,
-    ) -> impl Future<Output = Result<VerifiedHistory, Error>> + Send + 'a {
-        verified_history(client, chain, ScriptRef::Script(self.0))
-    }
 }
 
 /// Several scripts' verified histories.
