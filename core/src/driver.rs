@@ -623,6 +623,10 @@ where
     /// Queues a request, first reading on while the session is busy with a streamed answer
     /// (or, for a streamed request, while others are in flight).
     async fn send(&mut self, request: &Request<'_>, streamed: bool) -> Result<u64, T> {
+        // Refused before the request is queued, not after it is left in flight unanswerable.
+        if self.rx.is_empty() || self.tx.is_empty() {
+            return Err(Error::EmptyBuffer);
+        }
         loop {
             // Expire stale requests and take events left from the last call first: either may
             // be what keeps the session busy.
@@ -763,7 +767,7 @@ where
                     break;
                 }
                 self.tx_pos = 0;
-                self.tx_len = n;
+                self.tx_len = n.min(self.tx.len());
             }
             let n = self
                 .transport
