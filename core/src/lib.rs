@@ -13,6 +13,8 @@
 //! | [`merkle`] | hardened transaction merkle branches |
 //! | [`script`] | script hashes, streaming address-status hashing, canonical mempool order |
 //! | [`tx`] | streaming txid of a raw transaction, 64-byte-transaction detection |
+//! | [`tx_parts`] | inputs and outputs of a transaction in memory; whether it pays or spends a script |
+//! | [`history`] | what is checked of a history list: status in the server's order, canonical order, no txid twice, chain order |
 //! | [`json`] | newline framer with a hard line cap, resumable depth-limited tokenizer, envelope scanner, request writer, typed decoding |
 //! | [`rpc`] | protocol versions as tuples, the version-gated method catalogue, the pending-request table |
 //! | [`session`] | the sans-IO Electrum session: negotiation, genesis check, typed requests for every 1.4-1.7 method, events, keep-alive, deadlines, streamed responses |
@@ -45,6 +47,7 @@ pub mod driver;
 pub mod hash;
 pub mod header;
 pub mod hex;
+pub mod history;
 pub mod json;
 pub mod merkle;
 pub mod rpc;
@@ -52,6 +55,7 @@ pub mod script;
 pub mod session;
 pub mod sync;
 pub mod tx;
+pub mod tx_parts;
 pub mod u256;
 
 pub use hash::{BlockHash, MerkleNode, ScriptHash, Status, Txid};

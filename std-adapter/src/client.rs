@@ -20,6 +20,7 @@ use crate::connection::{
     self, Call, Endpoint, Limits, Links, Notice, OwnedRequest, Reply, ScriptOp,
 };
 use crate::error::Error;
+use crate::fault::Fault;
 use crate::reconnect::ReconnectPolicy;
 use crate::server::ServerAddr;
 use crate::transport::{self, ConnectOptions};
@@ -608,20 +609,22 @@ impl Client {
     /// from `raw_tx` (servers may answer a warning instead of a txid).
     ///
     /// # Errors
-    /// As every call; [`Error::Verification`] when the server's answer is not the txid.
+    /// As every call; [`Error::Verification`] when the server answers another txid,
+    /// [`Error::UnknownBroadcastOutcome`] when its answer is not a txid.
     pub async fn transaction_broadcast(&self, raw_tx: &[u8]) -> Result<Txid, Error> {
         let ours = electrum_spv_core::txid(raw_tx)
             .map_err(|e| Error::InvalidArgument(format!("not a transaction: {e:?}")))?;
         let raw = self.call(OwnedRequest::Broadcast(raw_tx.to_vec())).await?;
         match response::broadcast_txid(&raw) {
             Ok(theirs) if theirs == ours => Ok(ours),
-            Ok(theirs) => Err(Error::Verification(format!(
-                "server returned txid {theirs} for transaction {ours}"
-            ))),
-            Err(_) => Err(Error::Verification(format!(
-                "server answered {} instead of txid {ours}",
-                String::from_utf8_lossy(&raw[..raw.len().min(200)])
-            ))),
+            Ok(theirs) => Err(Fault::BroadcastTxid {
+                sent: ours,
+                answered: theirs,
+            }
+            .into()),
+            Err(_) => Err(Error::UnknownBroadcastOutcome(
+                String::from_utf8_lossy(&raw[..raw.len().min(200)]).into_owned(),
+            )),
         }
     }
 
@@ -690,12 +693,10 @@ fn checked_transaction(txid: &Txid, raw: &[u8]) -> Result<Vec<u8>, Error> {
     let hex = response::transaction_hex(raw).map_err(|_| bad())?;
     let mut tx = vec![0u8; hex.len() / 2];
     electrum_spv_core::hex::decode_to_slice(hex, &mut tx).map_err(|_| bad())?;
-    let got = electrum_spv_core::txid(&tx)
-        .map_err(|e| Error::Verification(format!("transaction {txid}: {e:?}")))?;
+    let got =
+        electrum_spv_core::txid(&tx).map_err(|error| Fault::MalformedTx { txid: *txid, error })?;
     if got != *txid {
-        return Err(Error::Verification(format!(
-            "asked for transaction {txid}, got {got}"
-        )));
+        return Err(Fault::TxidMismatch { asked: *txid, got }.into());
     }
     Ok(tx)
 }

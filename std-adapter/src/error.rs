@@ -6,6 +6,7 @@ use std::fmt;
 use electrum_spv_core::rpc::Method;
 use electrum_spv_core::session::FatalError;
 
+use crate::fault::Fault;
 use crate::socks5::Socks5Error;
 
 /// Everything a client call can fail with.
@@ -60,8 +61,20 @@ pub enum Error {
     Closed,
     /// The result does not have the documented shape.
     BadResult(Method),
-    /// The server's data failed verification.
-    Verification(String),
+    /// The server's data failed verification: a proven fault, with the core rule that caught
+    /// it.
+    Verification(Fault),
+    /// The server's answer to a broadcast is not a txid (some servers answer a warning page):
+    /// whether the transaction was sent is unknown. Not a proven fault.
+    UnknownBroadcastOutcome(String),
+    /// The server names a block above the best chain verified here, even after syncing: our
+    /// view lags (or the server is ahead of every other). Not a proven fault; ask again later.
+    Lagging {
+        /// The height the server named.
+        height: u32,
+        /// Our verified tip, if any header is held.
+        tip: Option<u32>,
+    },
     /// The method does not exist at the negotiated protocol version.
     NotAvailable(Method),
     /// More requests are waiting than the configured bound.
@@ -115,6 +128,15 @@ impl fmt::Display for Error {
             Error::Closed => f.write_str("client closed"),
             Error::BadResult(m) => write!(f, "malformed result for {m:?}"),
             Error::Verification(m) => write!(f, "verification failed: {m}"),
+            Error::UnknownBroadcastOutcome(answer) => write!(
+                f,
+                "the server answered {answer:?} instead of a txid: unknown whether it was sent"
+            ),
+            Error::Lagging { height, tip } => write!(
+                f,
+                "the server names block {height}, above the verified tip {}",
+                tip.map_or_else(|| "(none)".to_owned(), |t| t.to_string())
+            ),
             Error::NotAvailable(m) => {
                 write!(
                     f,
@@ -136,8 +158,36 @@ impl std::error::Error for Error {
             Error::Socks5(e) => Some(e),
             Error::Tls(e) => Some(e),
             Error::Session(e) => Some(e),
+            Error::Verification(e) => Some(e),
             _ => None,
         }
+    }
+}
+
+impl Error {
+    /// Whether the error proves the server said something false (a forged proof, a wrong
+    /// status, an invalid header, an omission shown by another server): the only reason to
+    /// stop using a server. Timeouts, refusals, our own limits and lag are not.
+    pub fn is_server_fault(&self) -> bool {
+        matches!(self, Error::Verification(_))
+    }
+
+    /// Whether the error is the connection's (the server may answer after a reconnect).
+    pub fn is_transport(&self) -> bool {
+        matches!(
+            self,
+            Error::Io(_)
+                | Error::Disconnected
+                | Error::Timeout
+                | Error::ConnectTimeout
+                | Error::Closed
+        )
+    }
+}
+
+impl From<Fault> for Error {
+    fn from(f: Fault) -> Self {
+        Error::Verification(f)
     }
 }
 

@@ -22,11 +22,15 @@
 //! connection and [`ClientConfig::max_queued`] more waiting.
 
 pub mod address;
+pub mod checkpoints;
 pub mod client;
 pub mod connection;
 pub mod discovery;
 pub mod error;
+pub mod fault;
+pub mod header_chain;
 pub mod header_store;
+pub mod pacing;
 pub mod pool;
 pub mod reconnect;
 pub mod server;
@@ -42,6 +46,7 @@ pub use connection::Notice;
 pub use electrum_spv_core as core;
 pub use electrum_spv_core::chain::Network;
 pub use error::{Error, to_hex};
+pub use fault::Fault;
 pub use pool::{Dropped, MemberStatus, Pool, PoolConfig};
 pub use reconnect::ReconnectPolicy;
 pub use server::{ServerAddr, Transport};

@@ -1,30 +1,41 @@
 //! Several servers at once: answers come from the server with the best verified tip, tips and
-//! statuses are cross-checked, and a server caught lying is dropped with the reason.
+//! histories are cross-checked, and a server proven to lie is dropped with the reason.
 //!
 //! Each member has its own [`HeaderChain`], verified from the same anchor, so "best tip" means
 //! most cumulative verified work (then lowest latency), never a height a server merely claims.
-//! A member is dropped when:
+//! A member is dropped only for a proven fault ([`Error::is_server_fault`]):
 //!
-//! * it is on another network (wrong genesis) or negotiation fails;
-//! * its headers break a consensus rule;
-//! * a verified history from it fails: a forged merkle proof, a status that does not match its
-//!   own history, a history in non-canonical order;
+//! * it is on another network (wrong genesis) or negotiation fails (it never joins);
+//! * its headers break a consensus rule or a checkpoint;
+//! * a history or proof from it fails verification (a forged merkle proof, a status that does
+//!   not match its own history, an unrelated or duplicated transaction, ...);
+//! * it leaves out a confirmed transaction that another member proved, at a height it has
+//!   reached (the answer is then the union of the proven histories: which member is fastest
+//!   never decides what is true);
 //! * its verified tip is more than [`PoolConfig::max_lag`] blocks behind the best (stale).
 //!
-//! A member that merely disconnects is failed over (the next best answers) and comes back when
-//! its own reconnect succeeds.
+//! Timeouts, refusals of optional methods, lag, mempool differences and heights below the
+//! anchor are not faults. A member that merely disconnects is failed over (the next best
+//! answers) and comes back when its own reconnect succeeds.
 
 use std::time::{Duration, Instant};
 
-use electrum_spv_core::hash::{BlockHash, Status};
-use electrum_spv_core::header::Work;
+use std::collections::HashSet;
+use std::path::PathBuf;
 
+use electrum_spv_core::chain::Params;
+use electrum_spv_core::hash::{BlockHash, Txid};
+use electrum_spv_core::header::{Header, Work};
+use electrum_spv_core::script::{StatusHasher, TxHeight};
+
+use crate::checkpoints::network_params;
 use crate::client::{Client, ClientConfig};
 use crate::error::Error;
+use crate::fault::Fault;
 use crate::server::ServerAddr;
 use crate::verified::{
-    HeaderChain, ScriptRef, VerifiedHistory, VerifiedUtxo, verified_histories, verified_history,
-    verified_utxos,
+    HeaderChain, ScriptRef, VerifiedHistory, VerifiedTx, VerifiedUtxo, status_of,
+    verified_histories, verified_history, verified_utxos,
 };
 
 /// Added to an unreachable member's latency so the others answer first.
@@ -38,12 +49,20 @@ pub struct PoolConfig {
     /// A member whose verified tip is more than this many blocks behind the best is dropped as
     /// stale (default 2).
     pub max_lag: u32,
+    /// A checkpoint file in Electrum's `checkpoints.json` format replacing the network's
+    /// compiled-in list ([`crate::checkpoints`]); `None` (the default) keeps the compiled-in
+    /// one.
+    pub checkpoints_file: Option<PathBuf>,
 }
 
 impl PoolConfig {
     /// Defaults over `client`.
     pub fn new(client: ClientConfig) -> PoolConfig {
-        PoolConfig { client, max_lag: 2 }
+        PoolConfig {
+            client,
+            max_lag: 2,
+            checkpoints_file: None,
+        }
     }
 }
 
@@ -100,12 +119,13 @@ impl Pool {
     /// When no server could be used: the last server's own error (so a single server's
     /// certificate mismatch or wrong network is reported as such), or [`Error::Disconnected`].
     pub async fn connect(servers: &[ServerAddr], config: PoolConfig) -> Result<Pool, Error> {
+        let params = network_params(config.client.network, config.checkpoints_file.as_deref())?;
         let attempts: Vec<_> = servers
             .iter()
             .map(|s| {
                 let (server, client_config) = (s.clone(), config.client.clone());
                 tokio::spawn(async move {
-                    let r = join_member(&server, &client_config).await;
+                    let r = join_member(&server, &client_config, params).await;
                     (server, r)
                 })
             })
@@ -175,9 +195,7 @@ impl Pool {
                     m.latency = started.elapsed();
                     keep.push(m);
                 }
-                Err(e @ Error::Verification(_)) => {
-                    self.drop_server(m.server, format!("invalid headers: {e}"));
-                }
+                Err(e) if e.is_server_fault() => self.drop_server(m.server, e.to_string()),
                 // Unreachable for now: keep it; its client reconnects by itself.
                 Err(_) => keep.push(m),
             }
@@ -190,22 +208,24 @@ impl Pool {
         Ok(())
     }
 
-    /// The verified history of `script` from the best member, cross-checked: every other
-    /// member at the same tip must report the same status, and a member that disagrees must
-    /// prove its own history or be dropped. A member that fails verification is dropped and
-    /// the next best answers.
+    /// The verified history of `script`, cross-checked across members (see
+    /// [`Pool::verified_histories`]).
     ///
     /// # Errors
-    /// [`Error::Disconnected`] when no member can answer; [`Error::Verification`] when honest
-    /// members at the same tip disagree (the history changed while asking: try again).
+    /// [`Error::Disconnected`] when no member can answer; the best member's own error when
+    /// it is not a proven fault (a timeout, [`Error::Lagging`], ...).
     pub async fn verified_history(&mut self, script: &[u8]) -> Result<VerifiedHistory, Error> {
         let mut one = self.verified_histories(&[script.to_vec()]).await?;
         one.pop().ok_or(Error::Disconnected)
     }
 
-    /// The verified histories of several scripts, in order: as [`Pool::verified_history`] for
-    /// each, asked of the best member all together ([`verified_histories`]), then each status
-    /// cross-checked.
+    /// The verified histories of several scripts, in order. The best member answers (all
+    /// together, [`verified_histories`]); a member whose answer fails verification is dropped
+    /// and the next asked. Then every other member is asked each script's status; one that
+    /// differs must prove its own history. A confirmed transaction one member proves and
+    /// another leaves out, at a height both have reached, exposes the one that left it out:
+    /// it is dropped ([`Fault::Omission`]) and the answer is the union of the proven
+    /// histories. Mempool differences are not lies.
     ///
     /// # Errors
     /// As [`Pool::verified_history`].
@@ -213,11 +233,38 @@ impl Pool {
         &mut self,
         scripts: &[Vec<u8>],
     ) -> Result<Vec<VerifiedHistory>, Error> {
-        let (server, histories) = self.ask_best(HistoriesOf(scripts)).await?;
-        for (script, history) in scripts.iter().zip(&histories) {
-            self.cross_check(&server, script, history.status).await;
+        let scripts: Vec<ScriptRef<'_>> = scripts.iter().map(|s| ScriptRef::Script(s)).collect();
+        self.verified_histories_of(&scripts).await
+    }
+
+    /// As [`Pool::verified_histories`], for scripts or only their hashes (below 1.7).
+    ///
+    /// # Errors
+    /// As [`Pool::verified_history`].
+    pub async fn verified_histories_of(
+        &mut self,
+        scripts: &[ScriptRef<'_>],
+    ) -> Result<Vec<VerifiedHistory>, Error> {
+        let (mut answered_by, mut histories) = self.ask_best(HistoriesOf(scripts)).await?;
+        for (script, history) in scripts.iter().zip(histories.iter_mut()) {
+            answered_by = self.cross_check(answered_by, *script, history).await;
         }
         Ok(histories)
+    }
+
+    /// The verified header at `height` from the best member's chain: held, synced, or (below
+    /// the anchor) from the period holding it, verified between its checkpoints.
+    ///
+    /// # Errors
+    /// As [`HeaderChain::header_at`]; a member proven to lie is dropped and the next asked.
+    pub async fn header_at(&mut self, height: u32) -> Result<Header, Error> {
+        let (_, header) = self.ask_best(HeaderAt(height)).await?;
+        Ok(header)
+    }
+
+    /// The best member's verified header chain.
+    pub fn best_chain(&self) -> Option<&HeaderChain> {
+        self.best().map(|m| &m.chain)
     }
 
     /// The verified unspent outputs of `script` (see [`verified_utxos`]) from the best member,
@@ -277,11 +324,11 @@ impl Pool {
             };
             match answer {
                 Ok(answer) => return Ok((self.members[best].server.clone(), answer)),
-                Err(e @ Error::Verification(_)) => {
+                Err(e) if e.is_server_fault() => {
                     let server = self.members.remove(best).server;
                     self.drop_server(server, e.to_string());
                 }
-                Err(e) if is_transport(&e) => {
+                Err(e) if e.is_transport() || matches!(e, Error::Lagging { .. }) => {
                     // Fail over: the next best answers; this member stays and reconnects by
                     // itself, ranked last until it answers again.
                     unreachable += 1;
@@ -307,7 +354,7 @@ impl Pool {
         while i < self.members.len() {
             let m = &mut self.members[i];
             match verified_history(&m.client, &mut m.chain, ScriptRef::Script(script)).await {
-                Err(e @ Error::Verification(_)) => {
+                Err(e) if e.is_server_fault() => {
                     let m = self.members.remove(i);
                     self.drop_server(m.server, e.to_string());
                 }
@@ -317,32 +364,34 @@ impl Pool {
         self.verified_history(script).await
     }
 
-    /// Asks every other member at the same tip as `verified_by` for the script's status; a
-    /// member whose status differs from the verified one must prove its own history, or is
-    /// dropped.
+    /// Asks every member but `answered_by` for the script's status; one whose status differs
+    /// must prove its own history, which is then compared with `verified` (see
+    /// [`Pool::verified_histories`]). `verified` becomes the union of the proven histories.
+    /// Returns the member whose history the answer still rests on (`answered_by`, unless it
+    /// was shown to leave a transaction out).
     async fn cross_check(
         &mut self,
-        verified_by: &ServerAddr,
-        script: &[u8],
-        verified: Option<Status>,
-    ) {
-        let tip = self
-            .members
-            .iter()
-            .find(|m| m.server == *verified_by)
-            .and_then(Member::tip);
+        mut answered_by: ServerAddr,
+        script: ScriptRef<'_>,
+        verified: &mut VerifiedHistory,
+    ) -> ServerAddr {
         let mut i = 0;
         while i < self.members.len() {
-            if self.members[i].server == *verified_by || self.members[i].tip() != tip {
+            if self.members[i].server == answered_by {
                 i += 1;
                 continue;
             }
-            let status = self.members[i].client.script_subscribe(script).await;
-            if matches!(status, Ok(s) if s != verified) {
-                let m = &mut self.members[i];
-                let own =
-                    verified_history(&m.client, &mut m.chain, ScriptRef::Script(script)).await;
-                if let Err(e) = own {
+            let status = status_of(&self.members[i].client, script).await;
+            if !matches!(status, Ok(s) if s != verified.status) {
+                // Same status, or no answer (not a fault).
+                i += 1;
+                continue;
+            }
+            let m = &mut self.members[i];
+            let own = verified_history(&m.client, &mut m.chain, script).await;
+            let theirs = match own {
+                Ok(theirs) => theirs,
+                Err(e) if e.is_server_fault() => {
                     let m = self.members.remove(i);
                     self.drop_server(
                         m.server,
@@ -352,9 +401,56 @@ impl Pool {
                     );
                     continue;
                 }
+                Err(_) => {
+                    i += 1;
+                    continue;
+                }
+            };
+            let their_tip = self.members[i].tip().map_or(0, |(h, _)| h);
+            let our_tip = self
+                .members
+                .iter()
+                .find(|m| m.server == answered_by)
+                .and_then(Member::tip)
+                .map_or(0, |(h, _)| h);
+            let hash = script.script_hash();
+            if let Some(left_out) = omitted(verified, &theirs, their_tip) {
+                let m = self.members.remove(i);
+                self.drop_server(
+                    m.server,
+                    Fault::Omission {
+                        script: hash,
+                        txid: left_out.0,
+                        height: left_out.1,
+                    }
+                    .to_string(),
+                );
+                merge(verified, &theirs);
+                continue;
+            }
+            if let Some(left_out) = omitted(&theirs, verified, our_tip) {
+                let at = self.members.iter().position(|m| m.server == answered_by);
+                if let Some(at) = at {
+                    let m = self.members.remove(at);
+                    self.drop_server(
+                        m.server,
+                        Fault::Omission {
+                            script: hash,
+                            txid: left_out.0,
+                            height: left_out.1,
+                        }
+                        .to_string(),
+                    );
+                    if at < i {
+                        i -= 1;
+                    }
+                }
+                merge(verified, &theirs);
+                answered_by = self.members[i].server.clone();
             }
             i += 1;
         }
+        answered_by
     }
 
     fn best_index(&self) -> Option<usize> {
@@ -406,17 +502,30 @@ trait Question {
 }
 
 /// Several scripts' verified histories.
-struct HistoriesOf<'s>(&'s [Vec<u8>]);
+struct HistoriesOf<'s, 'b>(&'s [ScriptRef<'b>]);
 
-impl Question for HistoriesOf<'_> {
+impl Question for HistoriesOf<'_, '_> {
     type Answer = Vec<VerifiedHistory>;
-    async fn ask<'a>(
+    fn ask<'a>(
         &'a self,
         client: &'a Client,
         chain: &'a mut HeaderChain,
-    ) -> Result<Vec<VerifiedHistory>, Error> {
-        let scripts: Vec<ScriptRef<'_>> = self.0.iter().map(|s| ScriptRef::Script(s)).collect();
-        verified_histories(client, chain, &scripts).await
+    ) -> impl Future<Output = Result<Vec<VerifiedHistory>, Error>> + Send + 'a {
+        verified_histories(client, chain, self.0)
+    }
+}
+
+/// The verified header at a height.
+struct HeaderAt(u32);
+
+impl Question for HeaderAt {
+    type Answer = Header;
+    fn ask<'a>(
+        &'a self,
+        client: &'a Client,
+        chain: &'a mut HeaderChain,
+    ) -> impl Future<Output = Result<Header, Error>> + Send + 'a {
+        chain.header_at(client, self.0)
     }
 }
 
@@ -443,23 +552,58 @@ fn rank(m: &Member) -> (bool, std::cmp::Reverse<Work>, Duration) {
     )
 }
 
-fn is_transport(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::Io(_) | Error::Disconnected | Error::Timeout | Error::ConnectTimeout | Error::Closed
-    )
+/// The first confirmed transaction of `proven` that `other` leaves out at a height up to
+/// `other_tip` (which `other`'s server has reached), with its height.
+fn omitted(
+    proven: &VerifiedHistory,
+    other: &VerifiedHistory,
+    other_tip: u32,
+) -> Option<(Txid, u32)> {
+    let theirs: HashSet<Txid> = other.txs.iter().map(|t| t.txid).collect();
+    proven.txs.iter().find_map(|t| match t.height {
+        TxHeight::Confirmed(h) if h <= other_tip && !theirs.contains(&t.txid) => Some((t.txid, h)),
+        _ => None,
+    })
 }
 
-async fn join_member(server: &ServerAddr, config: &ClientConfig) -> Result<Member, Error> {
+/// Adds to `into` what `other` proved and it lacks, keeps chain order, and recomputes the
+/// status of the union (in chain order, as a server that indexes blocks in order reports it).
+fn merge(into: &mut VerifiedHistory, other: &VerifiedHistory) {
+    let have: HashSet<Txid> = into.txs.iter().map(|t| t.txid).collect();
+    let added: Vec<VerifiedTx> = other
+        .txs
+        .iter()
+        .filter(|t| !have.contains(&t.txid))
+        .cloned()
+        .collect();
+    if added.is_empty() {
+        return;
+    }
+    into.txs.extend(added);
+    into.txs.sort_by_key(|t| match (t.height, t.pos) {
+        (TxHeight::Confirmed(h), Some(p)) => (0, h, p),
+        (TxHeight::Confirmed(h), None) => (0, h, u32::MAX),
+        (TxHeight::MempoolUnconfirmedParent, _) => (2, 0, 0),
+        (_, _) => (1, 0, 0),
+    });
+    let mut hasher = StatusHasher::new();
+    for t in &into.txs {
+        hasher.push(&t.txid, t.height);
+    }
+    into.status = hasher.finish();
+}
+
+async fn join_member(
+    server: &ServerAddr,
+    config: &ClientConfig,
+    params: &'static Params,
+) -> Result<Member, Error> {
     let client = Client::connect(server, config).await?;
     let started = Instant::now();
     client.ping().await?;
     let latency = started.elapsed();
-    let mut chain = HeaderChain::from_latest_checkpoint(config.network);
-    chain.sync(&client, |_, _| {}).await.map_err(|e| match e {
-        Error::Verification(why) => Error::Verification(format!("invalid headers: {why}")),
-        other => other,
-    })?;
+    let mut chain = HeaderChain::after_checkpoints(params);
+    chain.sync(&client, |_, _| {}).await?;
     Ok(Member {
         server: server.clone(),
         client,

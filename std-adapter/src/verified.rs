@@ -1,344 +1,40 @@
-//! Verified data: a header chain checked by the core verifier, and script histories whose every
-//! confirmed transaction is proven into a verified header.
+//! Verified script histories and unspent outputs, checked by core's rules against a
+//! [`HeaderChain`].
 //!
-//! * [`HeaderChain`] syncs headers from an anchor (genesis, or the network's latest compiled-in
-//!   checkpoint) to the server's tip, every header checked (links, proof of work, retargets,
-//!   median time, checkpoints), chunks of 2016 requested several at a time.
-//! * [`verified_history`] recomputes the script's status from the history and compares it with
-//!   the server's, checks the canonical mempool order (1.6+), and proves every confirmed
-//!   transaction with its merkle branch against the verified header at its height. What cannot
-//!   be proven is an error, never reported as confirmed.
+//! A verified history means the same everywhere (DESIGN.md, "What is verified"):
+//!
+//! * the list itself ([`electrum_spv_core::history`]): its status recomputed in the server's
+//!   order equals the announced one, the canonical order at protocol 1.6+, no txid twice;
+//! * every transaction's raw bytes hash to its txid, and the transaction involves the script
+//!   ([`TxParts::involvement`]): an output pays it, or an input spends an output that paid it
+//!   (the funding transaction is in the same history, fetched and hashed too);
+//! * every confirmed entry's merkle branch (hardened, [`verify_tx_branch`]) reaches the
+//!   verified header at its height: from the synced chain, or from the 2016-header period
+//!   holding it, verified between its checkpoints, when it lies below the anchor;
+//! * entries are reported in chain order: height, then the position in the block that the
+//!   merkle proof fixes; mempool entries last, in the server's order.
+//!
+//! A status that does not match right after a block may be a server's cache racing its own
+//! index (Fulcrum): the history is asked again after [`STATUS_RETRY_DELAY`] before it is
+//! called false. What cannot be proven is an error, never reported as confirmed.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::path::Path;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
-use electrum_spv_core::chain::{Anchor, HeaderVerifier, Network, Params};
 use electrum_spv_core::hash::{BlockHash, ScriptHash, Status, Txid};
-use electrum_spv_core::header::Header;
-use electrum_spv_core::header::Work;
+use electrum_spv_core::history::{ChainPosition, HistoryCheck, HistoryFault, first_duplicate};
 use electrum_spv_core::merkle::verify_tx_branch;
 use electrum_spv_core::rpc::ProtocolVersion;
-use electrum_spv_core::script::{CanonicalOrder, StatusHasher, TxHeight};
+use electrum_spv_core::script::{TxHeight, script_hash};
 use electrum_spv_core::session::response::HistoryItem;
-use electrum_spv_core::sync::headers::{Pacing, request_cost_milli};
+use electrum_spv_core::tx_parts::{Involvement, OutPoint, TxParts};
 
 use crate::client::Client;
 use crate::error::Error;
-use crate::header_store::{HeaderStore, Stored};
+use crate::fault::Fault;
+use crate::pacing::{MERKLE_COST_MILLI, TX_COST_MILLI};
 
-/// Header chunks requested at once while syncing.
-pub const SYNC_WINDOW: usize = 8;
-/// Headers per request (the protocol's maximum).
-const CHUNK: u32 = 2016;
-
-/// Headers verified from an anchor to a tip, held in memory (80 bytes each).
-#[derive(Debug)]
-pub struct HeaderChain {
-    params: &'static Params,
-    anchor: Anchor,
-    verifier: HeaderVerifier,
-    headers: Vec<[u8; 80]>,
-    bucket: Bucket,
-    store: Option<HeaderStore>,
-}
-
-/// A clone is held in memory only: it does not write to the original's header file.
-impl Clone for HeaderChain {
-    fn clone(&self) -> Self {
-        HeaderChain {
-            params: self.params,
-            anchor: self.anchor,
-            verifier: self.verifier.clone(),
-            headers: self.headers.clone(),
-            bucket: self.bucket,
-            store: None,
-        }
-    }
-}
-
-/// Request pacing by ElectrumX's cost model (the core's [`Pacing`]): a default-configured
-/// ElectrumX allows a burst of 8 full chunks, then about one per 107 s.
-#[derive(Clone, Copy, Debug)]
-struct Bucket {
-    pacing: Pacing,
-    tokens: u64,
-    at: tokio::time::Instant,
-}
-
-impl Bucket {
-    fn new(pacing: Pacing) -> Bucket {
-        Bucket {
-            pacing,
-            tokens: pacing.burst_milli,
-            at: tokio::time::Instant::now(),
-        }
-    }
-
-    /// Waits until `cost` is available, then spends it (a cost above the burst waits for a
-    /// full bucket).
-    async fn take(&mut self, cost: u64) {
-        loop {
-            let now = tokio::time::Instant::now();
-            let elapsed = now.duration_since(self.at).as_millis();
-            let add = u64::try_from(
-                elapsed.saturating_mul(u128::from(self.pacing.refill_milli_per_s)) / 1000,
-            )
-            .unwrap_or(u64::MAX);
-            self.tokens = self.tokens.saturating_add(add).min(self.pacing.burst_milli);
-            self.at = now;
-            let need = cost.min(self.pacing.burst_milli);
-            if self.tokens >= need {
-                self.tokens -= need;
-                return;
-            }
-            let missing = need - self.tokens;
-            let rate = self.pacing.refill_milli_per_s.max(1);
-            tokio::time::sleep(std::time::Duration::from_millis(
-                missing.saturating_mul(1000) / rate + 1,
-            ))
-            .await;
-        }
-    }
-}
-
-impl HeaderChain {
-    /// A chain anchored at genesis.
-    pub fn from_genesis(network: Network) -> HeaderChain {
-        let params = network.params();
-        HeaderChain::with_anchor(params, Anchor::genesis(params))
-    }
-
-    /// A chain anchored after the network's latest compiled-in checkpoint (genesis where there
-    /// is none, as on regtest).
-    pub fn from_latest_checkpoint(network: Network) -> HeaderChain {
-        let params = network.params();
-        let height = u32::try_from(params.checkpoints.len())
-            .unwrap_or(0)
-            .saturating_mul(CHUNK);
-        let anchor = Anchor::at_height(params, height).unwrap_or_else(|_| Anchor::genesis(params));
-        HeaderChain::with_anchor(params, anchor)
-    }
-
-    fn with_anchor(params: &'static Params, anchor: Anchor) -> HeaderChain {
-        HeaderChain {
-            params,
-            anchor,
-            verifier: HeaderVerifier::new(params, anchor),
-            headers: Vec::new(),
-            bucket: Bucket::new(Pacing::ELECTRUMX_DEFAULT),
-            store: None,
-        }
-    }
-
-    /// A chain kept in the header file at `path` (see [`crate::header_store`]), anchored
-    /// after the network's latest checkpoint: the headers found there are verified again (on
-    /// the most-work branch if the file holds forks), and headers synced later are appended.
-    ///
-    /// # Errors
-    /// [`Error::Io`], [`Error::Store`] for a corrupt file.
-    pub fn open(network: Network, path: &Path) -> Result<HeaderChain, Error> {
-        let (store, loaded) = HeaderStore::open(path)?;
-        let mut chain = HeaderChain::from_latest_checkpoint(network);
-        let best = best_branch(&chain, &loaded.records);
-        chain.extend(&best)?;
-        chain.store = Some(store);
-        Ok(chain)
-    }
-
-    /// Paces header requests with `pacing` instead of a default ElectrumX's limits
-    /// ([`Pacing::UNLIMITED`] for one's own server).
-    pub fn with_pacing(mut self, pacing: Pacing) -> HeaderChain {
-        self.bucket = Bucket::new(pacing);
-        self
-    }
-
-    /// Cumulative work of the verified chain (absolute where the anchor's work below is known).
-    pub fn chainwork(&self) -> Work {
-        self.verifier.tip().map_or(Work::ZERO, |t| t.chainwork)
-    }
-
-    /// Height of the first header held.
-    pub fn anchor_height(&self) -> u32 {
-        self.anchor.height
-    }
-
-    /// Height and hash of the verified tip, if any header is held.
-    pub fn tip(&self) -> Option<(u32, BlockHash)> {
-        self.verifier.tip().map(|t| (t.height, t.hash))
-    }
-
-    /// The verified header at `height`, if held.
-    pub fn header(&self, height: u32) -> Option<Header> {
-        let i = height.checked_sub(self.anchor.height)?;
-        self.headers
-            .get(usize::try_from(i).ok()?)
-            .map(Header::from_bytes)
-    }
-
-    /// The chain as store records.
-    fn records(&self) -> Vec<Stored> {
-        (self.anchor.height..)
-            .zip(self.headers.iter().copied())
-            .collect()
-    }
-
-    /// Verifies `headers` as the next ones (and appends them to the chain's header file, if it
-    /// has one).
-    ///
-    /// # Errors
-    /// [`Error::Verification`] naming the height and the rule broken; the chain keeps what it
-    /// verified before it. [`Error::Io`] if the header file cannot be written.
-    pub fn extend(&mut self, headers: &[[u8; 80]]) -> Result<(), Error> {
-        let first = self.verifier.next_height();
-        let before = self.headers.len();
-        let mut verdict = Ok(());
-        for h in headers {
-            if let Err(e) = self.verifier.push(h) {
-                verdict = Err(Error::Verification(format!("header {e}")));
-                break;
-            }
-            self.headers.push(*h);
-        }
-        // What was verified is kept on disk too, also when a later header failed.
-        if let Some(store) = &mut self.store {
-            let records: Vec<Stored> = (first..)
-                .zip(self.headers.get(before..).unwrap_or(&[]).iter().copied())
-                .collect();
-            store.append(&records)?;
-        }
-        verdict
-    }
-
-    /// Downloads and verifies headers up to the server's tip; `progress(height, tip)` is
-    /// called after each chunk. If the server's chain no longer extends ours (a reorg), the
-    /// chain is verified again from the anchor. Returns the new tip height.
-    ///
-    /// # Errors
-    /// Transport and server errors, and [`Error::Verification`] when the server's headers
-    /// break a rule.
-    pub async fn sync(
-        &mut self,
-        client: &Client,
-        mut progress: impl FnMut(u32, u32),
-    ) -> Result<u32, Error> {
-        let (tip, _) = client.block_headers_subscribe().await?;
-        match self.sync_to(client, tip, &mut progress).await {
-            Err(Error::Verification(_)) if !self.headers.is_empty() => {
-                // Possibly a reorg below our tip: verify the server's chain from the anchor.
-                // Both branches stay in the store until the new one is shown to have more
-                // work; a server offering less work than we verified before is refused.
-                let before = self.chainwork();
-                let bucket = self.bucket;
-                let store = self.store.take();
-                *self = HeaderChain::with_anchor(self.params, self.anchor);
-                self.bucket = bucket;
-                self.store = store;
-                let height = self.sync_to(client, tip, &mut progress).await?;
-                if self.chainwork() <= before {
-                    return Err(Error::Verification(format!(
-                        "the server's chain (tip {height}) has less work than the chain verified before"
-                    )));
-                }
-                let records = self.records();
-                if let Some(store) = &mut self.store {
-                    store.rewrite(&records)?;
-                }
-                Ok(height)
-            }
-            other => other,
-        }
-    }
-
-    async fn sync_to(
-        &mut self,
-        client: &Client,
-        tip: u32,
-        progress: &mut impl FnMut(u32, u32),
-    ) -> Result<u32, Error> {
-        let mut next = self.verifier.next_height();
-        let mut in_flight = VecDeque::new();
-        loop {
-            while in_flight.len() < SYNC_WINDOW && next <= tip {
-                let count = CHUNK.min(tip - next + 1);
-                self.bucket.take(request_cost_milli(count)).await;
-                let c = client.clone();
-                let start = next;
-                in_flight.push_back(tokio::spawn(
-                    async move { c.block_headers(start, count).await },
-                ));
-                next += count;
-            }
-            let Some(chunk) = in_flight.pop_front() else {
-                break;
-            };
-            let headers = chunk
-                .await
-                .map_err(|e| Error::Io(std::io::Error::other(e)))??;
-            if headers.is_empty() {
-                break;
-            }
-            self.extend(&headers)?;
-            if let Some((h, _)) = self.tip() {
-                progress(h, tip);
-            }
-        }
-        Ok(self.tip().map_or(0, |(h, _)| h))
-    }
-}
-
-/// Most tips of a stored fork tree considered on open.
-const MAX_STORED_TIPS: usize = 16;
-
-/// The most-work branch from the chain's anchor among stored records (forks included),
-/// verified; headers after the first invalid one on a branch are ignored.
-fn best_branch(chain: &HeaderChain, records: &[Stored]) -> Vec<[u8; 80]> {
-    let mut by_hash: HashMap<BlockHash, Stored> = HashMap::with_capacity(records.len());
-    for &(height, header) in records {
-        if height >= chain.anchor.height {
-            by_hash.insert(Header::from_bytes(&header).block_hash(), (height, header));
-        }
-    }
-    let parents: HashSet<BlockHash> = by_hash
-        .values()
-        .map(|(_, h)| Header::from_bytes(h).prev_blockhash)
-        .collect();
-    let mut tips: Vec<&Stored> = by_hash
-        .iter()
-        .filter(|(hash, _)| !parents.contains(hash))
-        .map(|(_, r)| r)
-        .collect();
-    tips.sort_by_key(|(height, _)| std::cmp::Reverse(*height));
-    tips.truncate(MAX_STORED_TIPS);
-    let mut best: (Work, Vec<[u8; 80]>) = (Work::ZERO, Vec::new());
-    for &(height, header) in tips {
-        let mut branch = vec![header];
-        let mut at = (height, header);
-        while at.0 > chain.anchor.height {
-            let prev = Header::from_bytes(&at.1).prev_blockhash;
-            match by_hash.get(&prev) {
-                Some(&(h, p)) if h + 1 == at.0 => {
-                    branch.push(p);
-                    at = (h, p);
-                }
-                _ => break,
-            }
-        }
-        if at.0 != chain.anchor.height {
-            continue;
-        }
-        branch.reverse();
-        let mut candidate = HeaderChain::with_anchor(chain.params, chain.anchor);
-        for h in &branch {
-            if candidate.extend(std::slice::from_ref(h)).is_err() {
-                break;
-            }
-        }
-        if candidate.chainwork() > best.0 {
-            best = (candidate.chainwork(), candidate.headers);
-        }
-    }
-    best.1
-}
+pub use crate::header_chain::{HeaderChain, SYNC_WINDOW};
 
 /// A transaction of a verified history.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -349,14 +45,17 @@ pub struct VerifiedTx {
     pub height: TxHeight,
     /// For a confirmed transaction: the verified block it is proven into.
     pub block_hash: Option<BlockHash>,
+    /// For a confirmed transaction: its position in the block, fixed by the merkle proof.
+    pub pos: Option<u32>,
 }
 
-/// A script's history, every confirmed entry proven.
+/// A script's history, every confirmed entry proven, in chain order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerifiedHistory {
-    /// The status, recomputed and equal to the server's.
+    /// The status, recomputed and equal to the server's (computed in the server's order,
+    /// which may differ from the chain order of `txs` within a block).
     pub status: Option<Status>,
-    /// The history in the server's (canonical) order.
+    /// The history: confirmed entries by height and position in the block, then the mempool.
     pub txs: Vec<VerifiedTx>,
 }
 
@@ -369,16 +68,44 @@ pub enum ScriptRef<'a> {
     Hash(ScriptHash),
 }
 
-/// Tries this many times when the history changes between the status and the history request.
-const STATUS_ATTEMPTS: usize = 3;
+impl ScriptRef<'_> {
+    /// The Electrum script hash.
+    pub fn script_hash(&self) -> ScriptHash {
+        match self {
+            ScriptRef::Script(s) => script_hash(s),
+            ScriptRef::Hash(h) => *h,
+        }
+    }
+}
 
-/// The verified history of `script` (see the [module documentation](self)). Syncs `chain`
-/// further if the history mentions a block beyond its tip.
+/// The script's status as the server announces it (subscribing to it).
 ///
 /// # Errors
-/// Transport and server errors; [`Error::Verification`] when the status does not match the
-/// history, the order is not canonical, a proof fails, or a transaction is below the chain's
-/// anchor (and so cannot be proven with the headers held).
+/// Transport and server errors.
+pub async fn status_of(client: &Client, script: ScriptRef<'_>) -> Result<Option<Status>, Error> {
+    match script {
+        ScriptRef::Script(s) => client.script_subscribe(s).await,
+        ScriptRef::Hash(h) => client.scripthash_subscribe(&h).await,
+    }
+}
+
+/// Times a history is asked when its status does not match it (a server's status cache may
+/// race its index right after a block).
+const STATUS_ATTEMPTS: usize = 3;
+/// Wait before asking a history again after a status mismatch (Fulcrum refreshes its cached
+/// statuses every 500 ms).
+pub const STATUS_RETRY_DELAY: Duration = Duration::from_millis(1_000);
+/// Proofs and transactions requested at once (each connection also bounds its in-flight
+/// requests; ElectrumX holds small replies up to a second, so this bounds throughput).
+pub const PROOFS_AT_ONCE: usize = 48;
+
+/// The verified history of `script` (see the [module documentation](self)). Syncs `chain`
+/// further if the history mentions a block beyond its tip, and fetches the old periods its
+/// transactions below the anchor need.
+///
+/// # Errors
+/// Transport and server errors; [`Error::Verification`] with the [`Fault`] when a rule fails;
+/// [`Error::Lagging`] when the history names a block above the server's own verified tip.
 pub async fn verified_history(
     client: &Client,
     chain: &mut HeaderChain,
@@ -392,8 +119,9 @@ pub async fn verified_history(
 pub const HISTORIES_AT_ONCE: usize = 32;
 
 /// The verified histories of several scripts, in order, as [`verified_history`] checks each:
-/// asked [`HISTORIES_AT_ONCE`] at a time, then every confirmed transaction of them all proven
-/// in one go (ElectrumX holds small replies up to a second: asking one after another is slow).
+/// asked [`HISTORIES_AT_ONCE`] at a time, then every transaction of them all fetched and
+/// proven in one pass (ElectrumX holds small replies up to a second: asking one after
+/// another is slow).
 ///
 /// # Errors
 /// As [`verified_history`], for the first script that fails.
@@ -412,38 +140,75 @@ pub async fn verified_histories(
             })
             .collect();
         for ask in asks {
-            checked.push(
-                ask.await
-                    .map_err(|e| Error::Io(std::io::Error::other(e)))??,
-            );
+            checked.push(join(ask).await??);
         }
     }
-    let confirmed: Vec<(Txid, u32)> = checked
-        .iter()
-        .flat_map(|(_, history)| history)
-        .filter_map(|i| match i.height {
+    let txids: Vec<Txid> = unique(checked.iter().flat_map(|(_, h)| h.iter().map(|i| i.txid)));
+    let raw = fetch_transactions(client, chain, &txids).await?;
+    for (script, (_, history)) in scripts.iter().zip(&checked) {
+        check_involvement(&script.script_hash(), history, &raw)?;
+    }
+    let confirmed: Vec<(Txid, u32)> = unique(checked.iter().flat_map(|(_, history)| {
+        history.iter().filter_map(|i| match i.height {
             TxHeight::Confirmed(h) => Some((i.txid, h)),
             _ => None,
         })
+    }));
+    let proven: HashMap<Txid, (BlockHash, u32)> = confirmed
+        .iter()
+        .map(|(txid, _)| *txid)
+        .zip(prove_all(client, chain, &confirmed).await?)
         .collect();
-    let mut blocks = prove_all(client, chain, &confirmed).await?.into_iter();
     Ok(checked
         .into_iter()
         .map(|(status, history)| VerifiedHistory {
             status,
-            txs: history
-                .iter()
-                .map(|item| VerifiedTx {
-                    txid: item.txid,
-                    height: item.height,
-                    block_hash: match item.height {
-                        TxHeight::Confirmed(_) => blocks.next(),
-                        _ => None,
-                    },
-                })
-                .collect(),
+            txs: in_chain_order(&history, &proven),
         })
         .collect())
+}
+
+/// The history's entries with their proofs, sorted by [`ChainPosition`].
+fn in_chain_order(
+    history: &[HistoryItem],
+    proven: &HashMap<Txid, (BlockHash, u32)>,
+) -> Vec<VerifiedTx> {
+    let mut txs: Vec<(ChainPosition, VerifiedTx)> = history
+        .iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let proof = match item.height {
+                TxHeight::Confirmed(_) => proven.get(&item.txid).copied(),
+                _ => None,
+            };
+            let position = match (item.height, proof) {
+                (TxHeight::Confirmed(height), Some((_, pos))) => {
+                    ChainPosition::Confirmed { height, pos }
+                }
+                _ => ChainPosition::Mempool { index },
+            };
+            let tx = VerifiedTx {
+                txid: item.txid,
+                height: item.height,
+                block_hash: proof.map(|(b, _)| b),
+                pos: proof.map(|(_, p)| p),
+            };
+            (position, tx)
+        })
+        .collect();
+    txs.sort_by_key(|(position, _)| *position);
+    txs.into_iter().map(|(_, tx)| tx).collect()
+}
+
+/// Each item of `items` once, in first-seen order.
+fn unique<T: Copy + Eq + std::hash::Hash>(items: impl Iterator<Item = T>) -> Vec<T> {
+    let mut seen = HashSet::new();
+    items.filter(|i| seen.insert(*i)).collect()
+}
+
+/// Awaits a spawned task; a task that panicked or was cancelled is an I/O error.
+async fn join<T>(task: tokio::task::JoinHandle<T>) -> Result<T, Error> {
+    task.await.map_err(|e| Error::Io(std::io::Error::other(e)))
 }
 
 /// A [`ScriptRef`] that owns its script, to move into a task.
@@ -470,91 +235,151 @@ impl OwnedScript {
     }
 }
 
-/// A script's status and history as the server sent them, the status recomputed from the
-/// history and the order checked (at 1.6+); nothing proven yet.
+/// A script's status and history as the server sent them, checked as a list (core's
+/// [`HistoryCheck`], [`first_duplicate`]); nothing proven yet. A status that does not match
+/// is asked again after [`STATUS_RETRY_DELAY`].
 async fn checked_history(
     client: &Client,
     script: ScriptRef<'_>,
 ) -> Result<(Option<Status>, Vec<HistoryItem>), Error> {
-    let mut last = None;
-    for _ in 0..STATUS_ATTEMPTS {
-        let (status, history) = match script {
-            ScriptRef::Script(s) => {
-                tokio::join!(client.script_subscribe(s), client.script_get_history(s))
+    let hash = script.script_hash();
+    let fault = |fault| Fault::History {
+        script: hash,
+        fault,
+    };
+    let canonical = client.protocol_version() >= ProtocolVersion::V1_6;
+    let mut attempt = 1;
+    loop {
+        let history = async {
+            match script {
+                ScriptRef::Script(s) => client.script_get_history(s).await,
+                ScriptRef::Hash(h) => client.scripthash_get_history(&h).await,
             }
-            ScriptRef::Hash(h) => tokio::join!(
-                client.scripthash_subscribe(&h),
-                client.scripthash_get_history(&h)
-            ),
         };
+        let (status, history) = tokio::join!(status_of(client, script), history);
         let (status, history) = (status?, history?);
-        let mut hasher = StatusHasher::new();
-        let mut order = CanonicalOrder::new();
+        let mut check = HistoryCheck::new(canonical);
         for item in &history {
-            hasher.push(&item.txid, item.height);
-            if client.protocol_version() >= ProtocolVersion::V1_6 {
-                order.push(&item.txid, item.height).map_err(|e| {
-                    Error::Verification(format!("history not in canonical order: {e:?}"))
-                })?;
+            check.push(&item.txid, item.height).map_err(fault)?;
+        }
+        let mut txids: Vec<Txid> = history.iter().map(|i| i.txid).collect();
+        if let Some(txid) = first_duplicate(&mut txids) {
+            return Err(fault(HistoryFault::DuplicateTxid(txid)).into());
+        }
+        match check.finish(status) {
+            Ok(status) => return Ok((status, history)),
+            Err(e) if attempt >= STATUS_ATTEMPTS => return Err(fault(e).into()),
+            Err(_) => {
+                attempt += 1;
+                tokio::time::sleep(STATUS_RETRY_DELAY).await;
             }
         }
-        if hasher.finish() == status {
-            return Ok((status, history));
-        }
-        last = Some(status);
     }
-    Err(Error::Verification(format!(
-        "status {:?} does not match the history the server sent ({STATUS_ATTEMPTS} attempts)",
-        last.flatten().map(|s| s.to_string())
-    )))
 }
 
-/// Proves each `(txid, height)` into the verified header at its height (merkle proofs fetched
-/// concurrently); returns the block hashes, in order. Syncs `chain` first if a height is
-/// beyond its tip.
+/// The raw bytes of each transaction, hashed to its txid by [`Client::transaction_get`];
+/// [`PROOFS_AT_ONCE`] at a time, paced by the chain's proof bucket.
+async fn fetch_transactions(
+    client: &Client,
+    chain: &mut HeaderChain,
+    txids: &[Txid],
+) -> Result<HashMap<Txid, Vec<u8>>, Error> {
+    let mut out = HashMap::with_capacity(txids.len());
+    for window in txids.chunks(PROOFS_AT_ONCE) {
+        let mut asks = Vec::with_capacity(window.len());
+        for &txid in window {
+            chain.proof_bucket().take(TX_COST_MILLI).await;
+            let c = client.clone();
+            asks.push(tokio::spawn(async move { c.transaction_get(&txid).await }));
+        }
+        for (&txid, ask) in window.iter().zip(asks) {
+            out.insert(txid, join(ask).await??);
+        }
+    }
+    Ok(out)
+}
+
+/// Every transaction of `history` pays the script or spends an output that paid it (paid by a
+/// transaction of the same history).
+fn check_involvement(
+    script: &ScriptHash,
+    history: &[HistoryItem],
+    raw: &HashMap<Txid, Vec<u8>>,
+) -> Result<(), Error> {
+    let parts = |txid: &Txid| -> Result<TxParts<'_>, Error> {
+        let bytes = raw.get(txid).ok_or(Error::Disconnected)?;
+        TxParts::parse(bytes).map_err(|error| Fault::MalformedTx { txid: *txid, error }.into())
+    };
+    let mut funded: HashSet<OutPoint> = HashSet::new();
+    for item in history {
+        let tx = parts(&item.txid)?;
+        for (vout, out) in (0u32..).zip(tx.outputs()) {
+            if script_hash(out.script_pubkey) == *script {
+                funded.insert(OutPoint {
+                    txid: item.txid,
+                    vout,
+                });
+            }
+        }
+    }
+    for item in history {
+        if parts(&item.txid)?.involvement(script, |o| funded.contains(o)) == Involvement::Unrelated
+        {
+            return Err(Fault::Unrelated {
+                script: *script,
+                txid: item.txid,
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Proves each `(txid, height)` into the verified header at its height (merkle proofs
+/// fetched [`PROOFS_AT_ONCE`] at a time, paced); returns each block hash and the position in
+/// the block, in order. Syncs `chain` first if a height is beyond its tip, and fetches the
+/// old periods of heights below its anchor.
 ///
 /// # Errors
-/// Transport and server errors; [`Error::Verification`] for a failed proof or a height below
-/// the chain's anchor.
+/// Transport and server errors; [`Error::Verification`] for a failed proof;
+/// [`Error::Lagging`] for a height above the server's verified tip.
 pub async fn prove_all(
     client: &Client,
     chain: &mut HeaderChain,
     txs: &[(Txid, u32)],
-) -> Result<Vec<BlockHash>, Error> {
-    let highest = txs.iter().map(|(_, h)| *h).max();
-    if let Some(h) = highest
-        && chain.tip().is_none_or(|(tip, _)| tip < h)
-    {
-        chain.sync(client, |_, _| {}).await?;
-    }
-    let proofs: Vec<_> = txs
-        .iter()
-        .map(|&(txid, height)| {
-            let c = client.clone();
-            tokio::spawn(async move { c.transaction_get_merkle(&txid, height).await })
-        })
-        .collect();
+) -> Result<Vec<(BlockHash, u32)>, Error> {
+    let heights: Vec<u32> = txs.iter().map(|(_, h)| *h).collect();
+    chain.ensure(client, &heights).await?;
     let mut out = Vec::with_capacity(txs.len());
-    for (&(txid, height), proof) in txs.iter().zip(proofs) {
-        let proof = proof
-            .await
-            .map_err(|e| Error::Io(std::io::Error::other(e)))??;
-        let header = chain.header(height).ok_or_else(|| {
-            Error::Verification(format!(
-                "transaction {txid} at height {height} is below the verified anchor {}",
-                chain.anchor_height()
-            ))
-        })?;
-        if proof.block_height != height {
-            return Err(Error::Verification(format!(
-                "merkle proof of {txid} is for height {}, not {height}",
-                proof.block_height
-            )));
+    for window in txs.chunks(PROOFS_AT_ONCE) {
+        let mut proofs = Vec::with_capacity(window.len());
+        for &(txid, height) in window {
+            chain.proof_bucket().take(MERKLE_COST_MILLI).await;
+            let c = client.clone();
+            proofs.push(tokio::spawn(async move {
+                c.transaction_get_merkle(&txid, height).await
+            }));
         }
-        verify_tx_branch(&txid, proof.pos, &proof.branch, &header.merkle_root).map_err(|e| {
-            Error::Verification(format!("merkle proof of {txid} at height {height}: {e:?}"))
-        })?;
-        out.push(header.block_hash());
+        for (&(txid, height), proof) in window.iter().zip(proofs) {
+            let proof = join(proof).await??;
+            let header = chain.header_at(client, height).await?;
+            if proof.block_height != height {
+                return Err(Fault::ProofHeight {
+                    txid,
+                    asked: height,
+                    claimed: proof.block_height,
+                }
+                .into());
+            }
+            verify_tx_branch(&txid, proof.pos, &proof.branch, &header.merkle_root).map_err(
+                |error| Fault::Merkle {
+                    txid,
+                    height,
+                    error,
+                },
+            )?;
+            out.push((header.block_hash(), proof.pos));
+        }
     }
     Ok(out)
 }
@@ -575,49 +400,53 @@ pub struct VerifiedUtxo {
     pub block_hash: Option<BlockHash>,
 }
 
-/// The unspent outputs of `script`, each checked as [`VerifiedUtxo`] says. Whether an output
-/// is still unspent cannot be proven by an SPV client: that is the server's word.
+/// The unspent outputs of `script`, each checked as [`VerifiedUtxo`] says; no output twice.
+/// Whether an output is still unspent cannot be proven by an SPV client: that is the
+/// server's word.
 ///
 /// # Errors
 /// Transport and server errors; [`Error::Verification`] when a funding transaction does not
-/// pay `script` at that index, or a proof fails.
+/// pay `script` at that index, an output is listed twice, or a proof fails.
 pub async fn verified_utxos(
     client: &Client,
     chain: &mut HeaderChain,
     script: &[u8],
 ) -> Result<Vec<VerifiedUtxo>, Error> {
     let utxos = client.script_list_unspent(script).await?;
-    let fetches: Vec<_> = utxos
-        .iter()
-        .map(|u| {
-            let c = client.clone();
-            let txid = u.txid;
-            tokio::spawn(async move { c.transaction_get(&txid).await })
-        })
-        .collect();
+    let mut seen = HashSet::new();
+    for u in &utxos {
+        if !seen.insert((u.txid, u.vout)) {
+            return Err(Fault::DuplicateOutpoint {
+                txid: u.txid,
+                vout: u.vout,
+            }
+            .into());
+        }
+    }
+    let txids = unique(utxos.iter().map(|u| u.txid));
+    let raw = fetch_transactions(client, chain, &txids).await?;
     let mut out = Vec::with_capacity(utxos.len());
-    for (u, raw) in utxos.iter().zip(fetches) {
-        let raw = raw
-            .await
-            .map_err(|e| Error::Io(std::io::Error::other(e)))??;
-        let tx: bitcoin::Transaction = bitcoin::consensus::deserialize(&raw)
-            .map_err(|e| Error::Verification(format!("transaction {}: {e}", u.txid)))?;
+    for u in &utxos {
+        let not_ours = || Fault::NotAnOutputOfScript {
+            txid: u.txid,
+            vout: u.vout,
+        };
+        let bytes = raw.get(&u.txid).ok_or(Error::Disconnected)?;
+        let tx = TxParts::parse(bytes).map_err(|error| Fault::MalformedTx {
+            txid: u.txid,
+            error,
+        })?;
         let output = usize::try_from(u.vout)
             .ok()
-            .and_then(|i| tx.output.get(i))
-            .ok_or_else(|| {
-                Error::Verification(format!("transaction {} has no output {}", u.txid, u.vout))
-            })?;
-        if output.script_pubkey.as_bytes() != script {
-            return Err(Error::Verification(format!(
-                "output {}:{} does not pay this script",
-                u.txid, u.vout
-            )));
+            .and_then(|i| tx.outputs().nth(i))
+            .ok_or_else(not_ours)?;
+        if output.script_pubkey != script {
+            return Err(not_ours().into());
         }
         out.push(VerifiedUtxo {
             txid: u.txid,
             vout: u.vout,
-            value: output.value.to_sat(),
+            value: output.value,
             height: u.height,
             block_hash: None,
         });
@@ -629,7 +458,7 @@ pub async fn verified_utxos(
         .collect();
     let mut blocks = prove_all(client, chain, &confirmed).await?.into_iter();
     for u in out.iter_mut().filter(|u| u.height > 0) {
-        u.block_hash = blocks.next();
+        u.block_hash = blocks.next().map(|(b, _)| b);
     }
     Ok(out)
 }

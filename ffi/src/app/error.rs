@@ -125,7 +125,14 @@ impl From<Error> for ElectrumError {
             Error::ExcessiveUsage(m) | Error::ServerBusy(m) | Error::HistoryTooLarge(m) => {
                 ElectrumError::ServerLimit { detail: m }
             }
-            Error::Verification(m) => ElectrumError::Verification { detail: m },
+            Error::Verification(_) => ElectrumError::Verification { detail },
+            // Whether it was sent is unknown: the server's own answer, not a proven lie.
+            Error::UnknownBroadcastOutcome(answer) => ElectrumError::Server {
+                code: None,
+                detail: answer,
+            },
+            // The server names a block not verified here yet: ask again later.
+            Error::Lagging { .. } => ElectrumError::NotAvailable { detail },
             Error::BadResult(_) => ElectrumError::Verification { detail },
             Error::InvalidArgument(m) => ElectrumError::InvalidArgument { detail: m },
             Error::Store(_) => ElectrumError::InvalidArgument { detail },
@@ -146,8 +153,8 @@ mod tests {
     fn adapter_errors_map_to_what_apps_handle() {
         assert_eq!(ElectrumError::from(Error::Timeout), ElectrumError::Timeout);
         assert!(matches!(
-            ElectrumError::from(Error::Verification("proof".into())),
-            ElectrumError::Verification { detail } if detail == "proof"
+            ElectrumError::from(Error::Verification(electrum_spv::Fault::MissingHeaders { height: 7 })),
+            ElectrumError::Verification { detail } if detail.contains("height 7")
         ));
         assert_eq!(
             ElectrumError::from(Error::CertificatePinMismatch {

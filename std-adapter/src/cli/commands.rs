@@ -3,13 +3,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+use electrum_spv::checkpoints::network_params;
 use electrum_spv::core::chain::{Anchor, HeaderVerifier};
-use electrum_spv::core::hash::{ScriptHash, Txid};
+use electrum_spv::core::hash::{BlockHash, ScriptHash, Txid};
 use electrum_spv::core::script::TxHeight;
-use electrum_spv::{
-    Client, Error, HeaderChain, Network, Notice, ServerList, VerifiedHistory, verified_history,
-    verified_utxos,
-};
+use electrum_spv::{Error, Fault, HeaderChain, Network, Notice, Pool, ServerList, VerifiedHistory};
 use serde_json::{Value, json};
 use tokio_stream::StreamExt;
 
@@ -34,11 +32,11 @@ pub async fn run(args: Args) -> Result<(), Error> {
     if let Command::Spider { max } = &args.command {
         return spider(&args, *max).await;
     }
-    let client = connect::connect(&args).await?;
+    let mut pool = connect::pool(&args).await?;
+    let client = pool.client().cloned().ok_or(Error::Disconnected)?;
     match &args.command {
         Command::Tip => {
-            let chain = synced(&client, network, false).await?;
-            let (height, hash) = tip(&chain)?;
+            let (height, hash) = tip(&pool)?;
             emit(
                 &args,
                 json!({"height": height, "hash": hash.to_string()}),
@@ -46,9 +44,8 @@ pub async fn run(args: Args) -> Result<(), Error> {
             );
         }
         Command::Headers => {
-            let chain = synced(&client, network, true).await?;
-            let (height, hash) = tip(&chain)?;
-            let first = chain.anchor_height();
+            let (height, hash) = tip(&pool)?;
+            let first = pool.best_chain().map_or(0, HeaderChain::anchor_height);
             emit(
                 &args,
                 json!({"verified": height + 1 - first, "first": first, "tip": {"height": height, "hash": hash.to_string()}}),
@@ -56,14 +53,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
             );
         }
         Command::Header { height } => {
-            let chain = synced(&client, network, false).await?;
-            let header = chain.header(*height).ok_or_else(|| {
-                Error::InvalidArgument(format!(
-                    "height {height} is outside the verified headers {}..{}",
-                    chain.anchor_height(),
-                    tip(&chain).map_or(0, |t| t.0)
-                ))
-            })?;
+            let header = pool.header_at(*height).await?;
             let hex = electrum_spv::to_hex(&header.to_bytes());
             let hash = header.block_hash();
             emit(
@@ -74,15 +64,17 @@ pub async fn run(args: Args) -> Result<(), Error> {
         }
         Command::History(t) => {
             let target = resolve(t, network)?;
-            let mut chain = synced(&client, network, false).await?;
-            let history = verified_history(&client, &mut chain, target.as_ref()).await?;
-            print_history(&args, &target, &history, &chain)?;
+            let history = pool.verified_histories_of(&[target.as_ref()]).await;
+            connect::report_dropped(&pool, 0);
+            let history = history?.pop().ok_or(Error::Disconnected)?;
+            print_history(&args, &target, &history, tip(&pool)?);
         }
         Command::Balance(t) => {
             let target = resolve(t, network)?;
             let script = target.script("balance")?;
-            let mut chain = synced(&client, network, false).await?;
-            let utxos = verified_utxos(&client, &mut chain, script).await?;
+            let utxos = pool.verified_utxos(script).await;
+            connect::report_dropped(&pool, 0);
+            let utxos = utxos?;
             let confirmed: u64 = utxos.iter().filter(|u| u.height > 0).map(|u| u.value).sum();
             let unconfirmed: u64 = utxos
                 .iter()
@@ -98,8 +90,9 @@ pub async fn run(args: Args) -> Result<(), Error> {
         Command::Utxos(t) => {
             let target = resolve(t, network)?;
             let script = target.script("utxos")?;
-            let mut chain = synced(&client, network, false).await?;
-            for u in verified_utxos(&client, &mut chain, script).await? {
+            let utxos = pool.verified_utxos(script).await;
+            connect::report_dropped(&pool, 0);
+            for u in utxos? {
                 let block = u.block_hash.map(|b| b.to_string());
                 emit(
                     &args,
@@ -127,7 +120,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
             });
         }
         Command::Fee { blocks } => {
-            let fee = client.estimate_fee(*blocks).await?;
+            let fee = pool.estimate_fee(*blocks).await?;
             let sat_vb = fee.map(|btc_kvb| btc_kvb * 1e8 / 1000.0);
             emit(
                 &args,
@@ -150,31 +143,15 @@ pub async fn run(args: Args) -> Result<(), Error> {
                 });
             }
         }
-        Command::Subscribe { addresses } => subscribe(&args, &client, addresses).await?,
+        Command::Subscribe { addresses } => subscribe(&args, &mut pool, addresses).await?,
         Command::VerifyHeaders { .. } | Command::Spider { .. } => {}
     }
     Ok(())
 }
 
-async fn synced(client: &Client, network: Network, progress: bool) -> Result<HeaderChain, Error> {
-    let mut chain = HeaderChain::from_latest_checkpoint(network);
-    chain
-        .sync(client, |height, tip| {
-            if progress {
-                eprint!("\rheaders {height}/{tip}");
-            }
-        })
-        .await?;
-    if progress {
-        eprintln!();
-    }
-    Ok(chain)
-}
-
-fn tip(chain: &HeaderChain) -> Result<(u32, electrum_spv::core::hash::BlockHash), Error> {
-    chain
-        .tip()
-        .ok_or_else(|| Error::Verification("the server sent no headers".into()))
+/// The pool's best verified tip.
+fn tip(pool: &Pool) -> Result<(u32, BlockHash), Error> {
+    pool.best_tip().ok_or(Error::Disconnected)
 }
 
 fn parse_txid(text: &str) -> Result<Txid, Error> {
@@ -186,9 +163,8 @@ fn print_history(
     args: &Args,
     target: &Resolved,
     history: &VerifiedHistory,
-    chain: &HeaderChain,
-) -> Result<(), Error> {
-    let (height, hash) = tip(chain)?;
+    (height, hash): (u32, BlockHash),
+) {
     let rows: Vec<Value> = history
         .txs
         .iter()
@@ -224,7 +200,6 @@ fn print_history(
             out
         },
     );
-    Ok(())
 }
 
 /// Heights of each txid: `None` in the mempool.
@@ -244,15 +219,16 @@ fn seen(history: &VerifiedHistory) -> Seen {
         .collect()
 }
 
-async fn subscribe(args: &Args, client: &Client, addresses: &[String]) -> Result<(), Error> {
+async fn subscribe(args: &Args, pool: &mut Pool, addresses: &[String]) -> Result<(), Error> {
     let network = args.network.network();
+    let client = pool.client().cloned().ok_or(Error::Disconnected)?;
     let mut notices = client.notifications();
-    let mut chain = synced(client, network, false).await?;
     let mut watched: HashMap<ScriptHash, (String, Vec<u8>, Seen)> = HashMap::new();
+    let mut reported = pool.dropped().len();
     for address in addresses {
         let script = address_script(address, network)?;
-        let history =
-            verified_history(client, &mut chain, electrum_spv::ScriptRef::Script(&script)).await?;
+        let history = pool.verified_history(&script).await?;
+        reported = connect::report_dropped(pool, reported);
         emit(
             args,
             json!({"address": address, "event": "subscribed", "status": history.status.map(|s| s.to_string()), "txs": history.txs.len()}),
@@ -268,7 +244,8 @@ async fn subscribe(args: &Args, client: &Client, addresses: &[String]) -> Result
         let hash = match notice {
             Ok(Notice::ScriptStatus { script_hash, .. }) => script_hash,
             Ok(Notice::Header { .. }) => {
-                chain.sync(client, |_, _| {}).await?;
+                pool.refresh().await?;
+                reported = connect::report_dropped(pool, reported);
                 continue;
             }
             Ok(Notice::Disconnected(why)) => {
@@ -277,47 +254,54 @@ async fn subscribe(args: &Args, client: &Client, addresses: &[String]) -> Result
             }
             Ok(Notice::Outpoint(_) | Notice::Reconnected { .. }) => continue,
             Err(missed) => {
-                return Err(Error::Verification(format!(
-                    "fell {missed} notifications behind"
-                )));
+                // Notices were lost: every watched history is asked again.
+                eprintln!("electrum-spv: fell {missed} notifications behind, checking all");
+                for (address, script, before) in watched.values_mut() {
+                    let history = pool.verified_history(script).await?;
+                    report_changes(args, address, before, &history);
+                }
+                reported = connect::report_dropped(pool, reported);
+                continue;
             }
         };
         let Some((address, script, before)) = watched.get_mut(&hash) else {
             continue;
         };
-        let history =
-            verified_history(client, &mut chain, electrum_spv::ScriptRef::Script(script)).await?;
-        let after = seen(&history);
-        let appeared: Vec<String> = after
-            .keys()
-            .filter(|t| !before.contains_key(t))
-            .map(Txid::to_string)
-            .collect();
-        let vanished: Vec<String> = before
-            .keys()
-            .filter(|t| !after.contains_key(t))
-            .map(Txid::to_string)
-            .collect();
-        let confirmed: Vec<String> = after
-            .iter()
-            .filter(|(t, h)| h.is_some() && before.get(t).is_some_and(Option::is_none))
-            .map(|(t, _)| t.to_string())
-            .collect();
-        *before = after;
-        if appeared.is_empty() && vanished.is_empty() && confirmed.is_empty() {
-            continue;
-        }
-        emit(
-            args,
-            json!({"address": address, "event": "changed", "status": history.status.map(|s| s.to_string()), "appeared": appeared, "confirmed": confirmed, "vanished": vanished}),
-            || {
-                format!(
-                    "{address} appeared {appeared:?} confirmed {confirmed:?} vanished {vanished:?}"
-                )
-            },
-        );
+        let history = pool.verified_history(script).await?;
+        reported = connect::report_dropped(pool, reported);
+        report_changes(args, address, before, &history);
     }
     Err(Error::Disconnected)
+}
+
+/// Prints the txids that appeared, confirmed or vanished since `before`, which becomes the
+/// history's.
+fn report_changes(args: &Args, address: &str, before: &mut Seen, history: &VerifiedHistory) {
+    let after = seen(history);
+    let appeared: Vec<String> = after
+        .keys()
+        .filter(|t| !before.contains_key(t))
+        .map(Txid::to_string)
+        .collect();
+    let vanished: Vec<String> = before
+        .keys()
+        .filter(|t| !after.contains_key(t))
+        .map(Txid::to_string)
+        .collect();
+    let confirmed: Vec<String> = after
+        .iter()
+        .filter(|(t, h)| h.is_some() && before.get(t).is_some_and(Option::is_none))
+        .map(|(t, _)| t.to_string())
+        .collect();
+    *before = after;
+    if appeared.is_empty() && vanished.is_empty() && confirmed.is_empty() {
+        return;
+    }
+    emit(
+        args,
+        json!({"address": address, "event": "changed", "status": history.status.map(|s| s.to_string()), "appeared": appeared, "confirmed": confirmed, "vanished": vanished}),
+        || format!("{address} appeared {appeared:?} confirmed {confirmed:?} vanished {vanished:?}"),
+    );
 }
 
 /// Recursive discovery from the servers given (or the bundled list), up to `max` servers;
@@ -369,18 +353,14 @@ fn verify_headers(args: &Args, file: &Path, start: u32, network: Network) -> Res
             raw.len()
         )));
     }
-    let params = network.params();
+    let params = network_params(network, args.checkpoints.as_deref())?;
     let anchor = Anchor::at_height(params, start)
         .map_err(|e| Error::InvalidArgument(format!("--start-height {start}: {e}")))?;
     let mut verifier = HeaderVerifier::new(params, anchor);
     for chunk in raw.chunks_exact(80) {
-        verifier
-            .push_slice(chunk)
-            .map_err(|e| Error::Verification(format!("header {e}")))?;
+        verifier.push_slice(chunk).map_err(Fault::Header)?;
     }
-    let tip = verifier
-        .tip()
-        .ok_or_else(|| Error::Verification("no headers".into()))?;
+    let tip = verifier.tip().ok_or(Error::Disconnected)?;
     let n = raw.len() / 80;
     emit(
         args,

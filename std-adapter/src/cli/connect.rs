@@ -1,7 +1,9 @@
 //! Client configuration from the command line, and picking a server.
 
 use electrum_spv::core::rpc::VersionRange;
-use electrum_spv::{Client, ClientConfig, ConnectOptions, Error, Filter, ServerList, TlsTrust};
+use electrum_spv::{
+    ClientConfig, ConnectOptions, Error, Filter, Pool, PoolConfig, ServerAddr, ServerList, TlsTrust,
+};
 
 use super::Args;
 
@@ -30,11 +32,16 @@ pub fn config(args: &Args) -> Result<ClientConfig, Error> {
     Ok(config)
 }
 
-/// Connects to the first server that answers: those given, else the bundled list.
-pub async fn connect(args: &Args) -> Result<Client, Error> {
-    let config = config(args)?;
+/// Servers of the bundled list a pool starts with when no `--server` is given.
+pub const BUNDLED_AT_ONCE: usize = 3;
+
+/// A pool over the servers given (else the first [`BUNDLED_AT_ONCE`] of the bundled list),
+/// each verifying its own headers; with `--checkpoints`, from that file's last checkpoint.
+pub async fn pool(args: &Args) -> Result<Pool, Error> {
+    let mut config = PoolConfig::new(config(args)?);
+    config.checkpoints_file = args.checkpoints.clone();
     let network = args.network.network();
-    let candidates = if args.servers.is_empty() {
+    let candidates: Vec<ServerAddr> = if args.servers.is_empty() {
         let filter = Filter {
             onion: args.proxy.is_some(),
             ..Filter::default()
@@ -43,6 +50,7 @@ pub async fn connect(args: &Args) -> Result<Client, Error> {
             .servers(network, filter)
             .iter()
             .filter_map(|e| e.preferred())
+            .take(BUNDLED_AT_ONCE)
             .collect()
     } else {
         args.servers.clone()
@@ -53,17 +61,25 @@ pub async fn connect(args: &Args) -> Result<Client, Error> {
             network.name()
         )));
     }
-    let mut last = None;
-    for server in &candidates {
-        match Client::connect(server, &config).await {
-            Ok(c) => return Ok(c),
-            Err(e) => last = Some((server.clone(), e)),
-        }
+    let pool = Pool::connect(&candidates, config)
+        .await
+        .map_err(|e| match e {
+            // One line naming the server when there was only one.
+            Error::Io(io) if candidates.len() == 1 => Error::Io(std::io::Error::new(
+                io.kind(),
+                format!("{}: {io}", candidates[0]),
+            )),
+            other => other,
+        })?;
+    report_dropped(&pool, 0);
+    Ok(pool)
+}
+
+/// Names on stderr the servers dropped since the first `from` were reported; returns how many
+/// are reported now.
+pub fn report_dropped(pool: &Pool, from: usize) -> usize {
+    for d in pool.dropped().iter().skip(from) {
+        eprintln!("electrum-spv: dropped {}: {}", d.server, d.reason);
     }
-    let (server, e) = last.expect("at least one candidate");
-    Err(match e {
-        // One line naming the server that failed last.
-        Error::Io(io) => Error::Io(std::io::Error::new(io.kind(), format!("{server}: {io}"))),
-        other => other,
-    })
+    pool.dropped().len()
 }

@@ -18,10 +18,15 @@ pub struct Args {
     /// Network the servers must be on.
     #[arg(long, value_enum, default_value_t = NetworkArg::Mainnet)]
     pub network: NetworkArg,
-    /// Server to use (repeatable; the first that connects is used). Without it, the bundled
-    /// list for the network is tried.
+    /// Server to use (repeatable: several servers decide together, each verifying its own
+    /// headers; one proven to lie is dropped and named on stderr). Without it, the first
+    /// [`connect::BUNDLED_AT_ONCE`] servers of the bundled list for the network.
     #[arg(long = "server", value_name = "tcp://H:P | ssl://H:P")]
     pub servers: Vec<ServerAddr>,
+    /// Checkpoints from this file (Electrum's `checkpoints.json`: a list of `[hash, target]`,
+    /// entry i for block 2016i+2015) instead of the compiled-in list of the network.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoints: Option<PathBuf>,
     /// SOCKS5 proxy (Tor): server names are resolved by the proxy.
     #[arg(long, value_name = "socks5://H:P")]
     pub proxy: Option<String>,

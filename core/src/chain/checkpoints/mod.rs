@@ -37,6 +37,18 @@ impl Checkpoint {
         }
     }
 
+    /// Builds an entry at run time (from a checkpoint file): the block's hash and the compact
+    /// target of the next period, if known.
+    pub const fn from_parts(hash: BlockHash, next_bits: Option<CompactTarget>) -> Checkpoint {
+        Checkpoint {
+            hash,
+            next_bits: match next_bits {
+                Some(CompactTarget(bits)) => bits,
+                None => 0,
+            },
+        }
+    }
+
     /// Compact target of the next period, when the source list carries it (mainnet only).
     pub const fn next_bits(&self) -> Option<CompactTarget> {
         if self.next_bits == 0 {
