@@ -81,7 +81,7 @@ pub fn examples() -> Result<Vec<Example>, Error> {
         .ok_or_else(|| Error::msg("no early P2PK coinbase with an unspent coin"))??;
     out.push(example(blocks, "early-coinbase-p2pk", early));
     let recent = block(830_000)?;
-    let kinds: [(&str, fn(&Script) -> bool); 3] = [
+    let kinds: [(&str, IsKind); 3] = [
         ("block830000-p2wpkh", Script::is_p2wpkh),
         ("block830000-p2tr", Script::is_p2tr),
         ("block830000-p2pkh", Script::is_p2pkh),
@@ -93,6 +93,9 @@ pub fn examples() -> Result<Vec<Example>, Error> {
     }
     Ok(out)
 }
+
+/// Whether a script is of some kind (`Script::is_p2wpkh`, ...).
+type IsKind = fn(&Script) -> bool;
 
 fn example(blocks: &[KnownBlock], name: &str, script: ScriptBuf) -> Example {
     let (history, utxos) = scan(blocks, &script);
@@ -149,7 +152,7 @@ fn scan(blocks: &[KnownBlock], script: &Script) -> (Vec<ExpectedTx>, Vec<Expecte
 /// The first script of a kind paid in `block` with two or more transactions of the block
 /// touching it (paying it, or spending an output of the block that paid it); else the first
 /// script of the kind.
-fn pick_recent(block: &KnownBlock, is_kind: fn(&Script) -> bool) -> Option<ScriptBuf> {
+fn pick_recent(block: &KnownBlock, is_kind: IsKind) -> Option<ScriptBuf> {
     let mut touching: HashMap<&Script, HashSet<usize>> = HashMap::new();
     let mut paid: HashMap<OutPoint, &Script> = HashMap::new();
     let mut order: Vec<&Script> = Vec::new();

@@ -264,9 +264,7 @@ impl Session<'_> {
         let mut rows = honest.to_vec();
         match self.lie {
             ReplayLie::HiddenEntryHonestStatus | ReplayLie::HiddenEntryMatchingStatus => {
-                if !rows.is_empty() {
-                    rows.remove(0);
-                }
+                rows = rows.split_off(1.min(rows.len()));
             }
             ReplayLie::UnrelatedTxInserted => {
                 if let Some(extra) = self.unrelated_tx(honest) {
