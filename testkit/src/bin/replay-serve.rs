@@ -6,7 +6,7 @@
 //! [{"tx_hash", "tx_pos", "height", "value"}]}]}`. It then runs until its standard input is
 //! closed, and exits, removing the directory.
 
-use std::io::{Read, Write};
+use std::io::Write;
 
 use electrum_spv_testkit::Error;
 use electrum_spv_testkit::replay::{self, Example, ReplayLie, ReplayServer};
