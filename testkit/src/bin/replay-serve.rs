@@ -35,10 +35,7 @@ fn run() -> Result<(), Error> {
     writeln!(stdout, "{hello}")?;
     stdout.flush()?;
     // Serve until the parent closes our stdin (or dies): read and discard to EOF.
-    let _ = std::io::copy(
-        &mut std::io::stdin().lock().take(u64::MAX),
-        &mut std::io::sink(),
-    );
+    let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
     drop(server);
     Ok(())
 }
