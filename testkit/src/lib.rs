@@ -14,6 +14,8 @@
 //! * [`liar::LyingProxy`]: a man-in-the-middle in front of ElectrumX that rewrites its
 //!   answers by a scripted [`liar::Attack`] (forged proofs, wrong statuses, broken headers,
 //!   malformed or hostile lines), for adversarial tests.
+//! * [`replay::ReplayServer`]: an electrs-like server answering from real mainnet data only
+//!   (headers, blocks 0..=438 and 830000), honest or telling a chosen [`replay::ReplayLie`].
 //!
 //! Every server binds 127.0.0.1 only and is stopped on drop (also when a test panics).
 
@@ -22,6 +24,7 @@ pub mod driver;
 mod electrum;
 mod electrumx;
 pub mod liar;
+pub mod replay;
 mod rpc;
 pub mod socks;
 
