@@ -541,6 +541,8 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_history() != 64351:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_script_history() != 7919:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_servers() != 35391:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_subscribe() != 4103:
@@ -620,6 +622,9 @@ _UniffiLib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_histories.rest
 _UniffiLib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_history.argtypes = (
 )
 _UniffiLib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_history.restype = ctypes.c_uint16
+_UniffiLib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_script_history.argtypes = (
+)
+_UniffiLib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_script_history.restype = ctypes.c_uint16
 _UniffiLib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_servers.argtypes = (
 )
 _UniffiLib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_servers.restype = ctypes.c_uint16
@@ -699,6 +704,11 @@ _UniffiLib.uniffi_electrum_spv_ffi_fn_method_electrumclient_history.argtypes = (
     _UniffiRustBuffer,
 )
 _UniffiLib.uniffi_electrum_spv_ffi_fn_method_electrumclient_history.restype = ctypes.c_uint64
+_UniffiLib.uniffi_electrum_spv_ffi_fn_method_electrumclient_script_history.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+)
+_UniffiLib.uniffi_electrum_spv_ffi_fn_method_electrumclient_script_history.restype = ctypes.c_uint64
 _UniffiLib.uniffi_electrum_spv_ffi_fn_method_electrumclient_servers.argtypes = (
     ctypes.c_uint64,
 )
@@ -1363,7 +1373,7 @@ class ClientSettings:
     """
     How to connect. Only `network` is required; the rest has defaults.
 """
-    def __init__(self, *, network:Network, servers:typing.List[str] = _DEFAULT, server_list_file:typing.Optional[str] = _DEFAULT, tls_pin:typing.Optional[str] = _DEFAULT, tls_ca_file:typing.Optional[str] = _DEFAULT, proxy:typing.Optional[str] = _DEFAULT, request_timeout_secs:int = 30, max_lag:int = 2):
+    def __init__(self, *, network:Network, servers:typing.List[str] = _DEFAULT, server_list_file:typing.Optional[str] = _DEFAULT, tls_pin:typing.Optional[str] = _DEFAULT, tls_ca_file:typing.Optional[str] = _DEFAULT, proxy:typing.Optional[str] = _DEFAULT, request_timeout_secs:int = 30, max_lag:int = 2, checkpoints_file:typing.Optional[str] = _DEFAULT):
         self.network = network
         if servers is _DEFAULT:
             self.servers = []
@@ -1387,12 +1397,16 @@ class ClientSettings:
             self.proxy = proxy
         self.request_timeout_secs = request_timeout_secs
         self.max_lag = max_lag
+        if checkpoints_file is _DEFAULT:
+            self.checkpoints_file = None
+        else:
+            self.checkpoints_file = checkpoints_file
         
         
 
     
     def __str__(self):
-        return "ClientSettings(network={}, servers={}, server_list_file={}, tls_pin={}, tls_ca_file={}, proxy={}, request_timeout_secs={}, max_lag={})".format(self.network, self.servers, self.server_list_file, self.tls_pin, self.tls_ca_file, self.proxy, self.request_timeout_secs, self.max_lag)
+        return "ClientSettings(network={}, servers={}, server_list_file={}, tls_pin={}, tls_ca_file={}, proxy={}, request_timeout_secs={}, max_lag={}, checkpoints_file={})".format(self.network, self.servers, self.server_list_file, self.tls_pin, self.tls_ca_file, self.proxy, self.request_timeout_secs, self.max_lag, self.checkpoints_file)
     def __eq__(self, other):
         if self.network != other.network:
             return False
@@ -1410,6 +1424,8 @@ class ClientSettings:
             return False
         if self.max_lag != other.max_lag:
             return False
+        if self.checkpoints_file != other.checkpoints_file:
+            return False
         return True
 
 class _UniffiFfiConverterTypeClientSettings(_UniffiConverterRustBuffer):
@@ -1424,6 +1440,7 @@ class _UniffiFfiConverterTypeClientSettings(_UniffiConverterRustBuffer):
             proxy=_UniffiFfiConverterOptionalString.read(buf),
             request_timeout_secs=_UniffiFfiConverterUInt32.read(buf),
             max_lag=_UniffiFfiConverterUInt32.read(buf),
+            checkpoints_file=_UniffiFfiConverterOptionalString.read(buf),
         )
 
     @staticmethod
@@ -1436,6 +1453,7 @@ class _UniffiFfiConverterTypeClientSettings(_UniffiConverterRustBuffer):
         _UniffiFfiConverterOptionalString.check_lower(value.proxy)
         _UniffiFfiConverterUInt32.check_lower(value.request_timeout_secs)
         _UniffiFfiConverterUInt32.check_lower(value.max_lag)
+        _UniffiFfiConverterOptionalString.check_lower(value.checkpoints_file)
 
     @staticmethod
     def write(value, buf):
@@ -1447,6 +1465,7 @@ class _UniffiFfiConverterTypeClientSettings(_UniffiConverterRustBuffer):
         _UniffiFfiConverterOptionalString.write(value.proxy, buf)
         _UniffiFfiConverterUInt32.write(value.request_timeout_secs, buf)
         _UniffiFfiConverterUInt32.write(value.max_lag, buf)
+        _UniffiFfiConverterOptionalString.write(value.checkpoints_file, buf)
 
 @dataclass
 class DroppedServer:
@@ -2852,6 +2871,14 @@ class ElectrumClientProtocol(typing.Protocol):
         server could prove its answer; transport errors.
 """
         raise NotImplementedError
+    async def script_history(self, script: bytes) -> History:
+        """
+        The verified history of an output script that may have no address (a P2PK coin, a
+        bare multisig): as `history`.
+
+        Fails as `history` does (`InvalidArgument` for an empty script).
+"""
+        raise NotImplementedError
     async def servers(self, ) -> typing.List[ServerStatus]:
         """
         The servers in use, best first.
@@ -3071,6 +3098,29 @@ class ElectrumClient(ElectrumClientProtocol):
         _uniffi_error_converter = _UniffiFfiConverterTypeElectrumError
         return await _uniffi_rust_call_async(
             _UniffiLib.uniffi_electrum_spv_ffi_fn_method_electrumclient_history(*_uniffi_lowered_args),
+            _UniffiLib.ffi_electrum_spv_ffi_rust_future_poll_rust_buffer,
+            _UniffiLib.ffi_electrum_spv_ffi_rust_future_complete_rust_buffer,
+            _UniffiLib.ffi_electrum_spv_ffi_rust_future_free_rust_buffer,
+            _uniffi_lift_return,
+            _uniffi_error_converter,
+        )
+    async def script_history(self, script: bytes) -> History:
+        """
+        The verified history of an output script that may have no address (a P2PK coin, a
+        bare multisig): as `history`.
+
+        Fails as `history` does (`InvalidArgument` for an empty script).
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(script)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterBytes.lower(script),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeHistory.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeElectrumError
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_electrum_spv_ffi_fn_method_electrumclient_script_history(*_uniffi_lowered_args),
             _UniffiLib.ffi_electrum_spv_ffi_rust_future_poll_rust_buffer,
             _UniffiLib.ffi_electrum_spv_ffi_rust_future_complete_rust_buffer,
             _UniffiLib.ffi_electrum_spv_ffi_rust_future_free_rust_buffer,

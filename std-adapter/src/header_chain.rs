@@ -361,10 +361,16 @@ impl HeaderChain {
             if let Some((h, _)) = self.tip() {
                 progress(h, tip);
             }
-            // A short chunk: the server has no more (its tip moved back, or it claimed more
-            // than it has); what follows cannot link.
-            if headers.len() < asked as usize {
+            if headers.is_empty() {
                 break;
+            }
+            // A short chunk: the server sends fewer per request, or its tip moved back. What
+            // was asked after it would not link: ask again from where it ended.
+            if headers.len() < asked as usize {
+                for (_, rest) in in_flight.drain(..) {
+                    rest.abort();
+                }
+                next = Some(self.verifier.next_height()).filter(|&n| n <= tip);
             }
         }
         Ok(self.tip().map_or(0, |(h, _)| h))

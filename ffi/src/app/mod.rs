@@ -65,6 +65,7 @@ impl ElectrumClient {
         client.request_timeout = Duration::from_secs(u64::from(settings.request_timeout_secs));
         let mut config = PoolConfig::new(client);
         config.max_lag = settings.max_lag;
+        config.checkpoints_file = settings.checkpoints_file.as_ref().map(Into::into);
         let pool = Pool::connect(&servers, config).await?;
         Ok(Arc::new(ElectrumClient {
             network,
@@ -89,6 +90,20 @@ impl ElectrumClient {
     /// server could prove its answer; transport errors.
     pub async fn history(&self, address: String) -> Result<History, ElectrumError> {
         let script = address_script(&address, self.network)?;
+        let history = self.pool.lock().await.verified_history(&script).await?;
+        Ok(History::from(&history))
+    }
+
+    /// The verified history of an output script that may have no address (a P2PK coin, a
+    /// bare multisig): as `history`.
+    ///
+    /// Fails as `history` does (`InvalidArgument` for an empty script).
+    pub async fn script_history(&self, script: Vec<u8>) -> Result<History, ElectrumError> {
+        if script.is_empty() {
+            return Err(ElectrumError::InvalidArgument {
+                detail: "empty script".into(),
+            });
+        }
         let history = self.pool.lock().await.verified_history(&script).await?;
         Ok(History::from(&history))
     }

@@ -62,6 +62,10 @@ pub struct ClientSettings {
     /// A server whose verified tip is this many blocks behind the best is dropped.
     #[uniffi(default = 2)]
     pub max_lag: u32,
+    /// A checkpoint file in Electrum's `checkpoints.json` format (a list of `[hash, target]`,
+    /// entry i for block 2016i+2015) replacing the network's compiled-in checkpoints.
+    #[uniffi(default = None)]
+    pub checkpoints_file: Option<String>,
 }
 
 /// A verified chain tip.
@@ -102,7 +106,8 @@ pub struct HistoryTx {
 pub struct History {
     /// The Electrum status (hex), `None` for an address without transactions.
     pub status: Option<String>,
-    /// Transactions in the server's canonical order (confirmed by height, then mempool).
+    /// Transactions in chain order: confirmed by height, then position in the block (a
+    /// parent before its child), then the mempool in the server's order.
     pub txs: Vec<HistoryTx>,
 }
 

@@ -1,7 +1,7 @@
 //! Serves the real mainnet data through the test kit's replay Electrum server, for the Python
 //! and Kotlin tests: `replay-serve [--lie NAME]` (names as `ReplayLie::name`, default `none`)
 //! starts the server, writes the checkpoint file to a temporary directory and prints ONE JSON
-//! line: `{"url", "checkpoints": path, "lie", "scripts": [{"name", "script_hex",
+//! line: `{"url", "checkpoints": path, "lie", "scripts": [{"name", "script_hex", "address",
 //! "scripthash", "history": [{"tx_hash", "height", "block_hash"}], "status", "utxos":
 //! [{"tx_hash", "tx_pos", "height", "value"}]}]}`. It then runs until its standard input is
 //! closed, and exits, removing the directory.
@@ -76,6 +76,10 @@ fn example_json(e: &Example) -> Value {
     json!({
         "name": e.name,
         "script_hex": e.script.to_hex_string(),
+        // null for scripts without an address (the early P2PK coins).
+        "address": bitcoin::Address::from_script(&e.script, bitcoin::Network::Bitcoin)
+            .ok()
+            .map(|a| a.to_string()),
         "scripthash": e.scripthash,
         "history": history,
         "status": e.status,

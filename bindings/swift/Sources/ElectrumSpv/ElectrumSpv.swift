@@ -676,6 +676,14 @@ public protocol ElectrumClientProtocol: AnyObject, Sendable {
     func history(address: String) async throws  -> History
     
     /**
+     * The verified history of an output script that may have no address (a P2PK coin, a
+     * bare multisig): as `history`.
+     *
+     * Fails as `history` does (`InvalidArgument` for an empty script).
+     */
+    func scriptHistory(script: Data) async throws  -> History
+    
+    /**
      * The servers in use, best first.
      */
     func servers() async  -> [ServerStatus]
@@ -915,6 +923,28 @@ open func history(address: String)async throws  -> History  {
             rustFutureFunc: {
                 uniffi_electrum_spv_ffi_fn_method_electrumclient_history(
                         self.uniffiCloneHandle(),FfiConverterString.lower(address)
+                )
+            },
+            pollFunc: ffi_electrum_spv_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_electrum_spv_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_electrum_spv_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeHistory_lift,
+            errorHandler: FfiConverterTypeElectrumError_lift
+        )
+}
+    
+    /**
+     * The verified history of an output script that may have no address (a P2PK coin, a
+     * bare multisig): as `history`.
+     *
+     * Fails as `history` does (`InvalidArgument` for an empty script).
+     */
+open func scriptHistory(script: Data)async throws  -> History  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_electrum_spv_ffi_fn_method_electrumclient_script_history(
+                        self.uniffiCloneHandle(),FfiConverterData.lower(script)
                 )
             },
             pollFunc: ffi_electrum_spv_ffi_rust_future_poll_rust_buffer,
@@ -1715,6 +1745,11 @@ public struct ClientSettings: Equatable, Hashable {
      * A server whose verified tip is this many blocks behind the best is dropped.
      */
     public var maxLag: UInt32
+    /**
+     * A checkpoint file in Electrum's `checkpoints.json` format (a list of `[hash, target]`,
+     * entry i for block 2016i+2015) replacing the network's compiled-in checkpoints.
+     */
+    public var checkpointsFile: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -1747,7 +1782,11 @@ public struct ClientSettings: Equatable, Hashable {
          */requestTimeoutSecs: UInt32 = UInt32(30), 
         /**
          * A server whose verified tip is this many blocks behind the best is dropped.
-         */maxLag: UInt32 = UInt32(2)) {
+         */maxLag: UInt32 = UInt32(2), 
+        /**
+         * A checkpoint file in Electrum's `checkpoints.json` format (a list of `[hash, target]`,
+         * entry i for block 2016i+2015) replacing the network's compiled-in checkpoints.
+         */checkpointsFile: String? = nil) {
         self.network = network
         self.servers = servers
         self.serverListFile = serverListFile
@@ -1756,6 +1795,7 @@ public struct ClientSettings: Equatable, Hashable {
         self.proxy = proxy
         self.requestTimeoutSecs = requestTimeoutSecs
         self.maxLag = maxLag
+        self.checkpointsFile = checkpointsFile
     }
 
     
@@ -1781,7 +1821,8 @@ public struct FfiConverterTypeClientSettings: FfiConverterRustBuffer {
                 tlsCaFile: FfiConverterOptionString.read(from: &buf), 
                 proxy: FfiConverterOptionString.read(from: &buf), 
                 requestTimeoutSecs: FfiConverterUInt32.read(from: &buf), 
-                maxLag: FfiConverterUInt32.read(from: &buf)
+                maxLag: FfiConverterUInt32.read(from: &buf), 
+                checkpointsFile: FfiConverterOptionString.read(from: &buf)
         )
     }
 
@@ -1794,6 +1835,7 @@ public struct FfiConverterTypeClientSettings: FfiConverterRustBuffer {
         FfiConverterOptionString.write(value.proxy, into: &buf)
         FfiConverterUInt32.write(value.requestTimeoutSecs, into: &buf)
         FfiConverterUInt32.write(value.maxLag, into: &buf)
+        FfiConverterOptionString.write(value.checkpointsFile, into: &buf)
     }
 }
 
@@ -1892,7 +1934,8 @@ public struct History: Equatable, Hashable {
      */
     public var status: String?
     /**
-     * Transactions in the server's canonical order (confirmed by height, then mempool).
+     * Transactions in chain order: confirmed by height, then position in the block (a
+     * parent before its child), then the mempool in the server's order.
      */
     public var txs: [HistoryTx]
 
@@ -1903,7 +1946,8 @@ public struct History: Equatable, Hashable {
          * The Electrum status (hex), `None` for an address without transactions.
          */status: String?, 
         /**
-         * Transactions in the server's canonical order (confirmed by height, then mempool).
+         * Transactions in chain order: confirmed by height, then position in the block (a
+         * parent before its child), then the mempool in the server's order.
          */txs: [HistoryTx]) {
         self.status = status
         self.txs = txs
@@ -3103,6 +3147,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_electrum_spv_ffi_checksum_method_electrumclient_history() != 64351) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_electrum_spv_ffi_checksum_method_electrumclient_script_history() != 7919) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_electrum_spv_ffi_checksum_method_electrumclient_servers() != 35391) {

@@ -744,6 +744,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_electrum_spv_ffi_checksum_method_electrumclient_history(
     ): Int
+    external fun uniffi_electrum_spv_ffi_checksum_method_electrumclient_script_history(
+    ): Int
     external fun uniffi_electrum_spv_ffi_checksum_method_electrumclient_servers(
     ): Int
     external fun uniffi_electrum_spv_ffi_checksum_method_electrumclient_subscribe(
@@ -808,6 +810,8 @@ internal object UniffiLib {
     external fun uniffi_electrum_spv_ffi_fn_method_electrumclient_histories(`ptr`: Long,`addresses`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_electrum_spv_ffi_fn_method_electrumclient_history(`ptr`: Long,`address`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_electrum_spv_ffi_fn_method_electrumclient_script_history(`ptr`: Long,`script`: RustBuffer.ByValue,
     ): Long
     external fun uniffi_electrum_spv_ffi_fn_method_electrumclient_servers(`ptr`: Long,
     ): Long
@@ -988,6 +992,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_history() and 0xFFFF) != 64351) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_script_history() and 0xFFFF) != 7919) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_servers() and 0xFFFF) != 35391) {
@@ -1597,6 +1604,14 @@ public interface ElectrumClientInterface {
     suspend fun `history`(`address`: kotlin.String): History
     
     /**
+     * The verified history of an output script that may have no address (a P2PK coin, a
+     * bare multisig): as `history`.
+     *
+     * Fails as `history` does (`InvalidArgument` for an empty script).
+     */
+    suspend fun `scriptHistory`(`script`: kotlin.ByteArray): History
+    
+    /**
      * The servers in use, best first.
      */
     suspend fun `servers`(): List<ServerStatus>
@@ -1894,6 +1909,34 @@ open class ElectrumClient: Disposable, AutoCloseable, ElectrumClientInterface
                 uniffiHandle,
                 
         FfiConverterString.lower(`address`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_electrum_spv_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_electrum_spv_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_electrum_spv_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeHistory.lift(it) },
+        // Error FFI converter
+        ElectrumException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * The verified history of an output script that may have no address (a P2PK coin, a
+     * bare multisig): as `history`.
+     *
+     * Fails as `history` does (`InvalidArgument` for an empty script).
+     */
+    @Throws(ElectrumException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `scriptHistory`(`script`: kotlin.ByteArray) : History {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_electrum_spv_ffi_fn_method_electrumclient_script_history(
+                uniffiHandle,
+                
+        FfiConverterByteArray.lower(`script`),
             )
         },
         { future, callback, continuation -> UniffiLib.ffi_electrum_spv_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
@@ -2950,6 +2993,12 @@ data class ClientSettings (
      * A server whose verified tip is this many blocks behind the best is dropped.
      */
     var `maxLag`: kotlin.UInt = 2u 
+    , 
+    /**
+     * A checkpoint file in Electrum's `checkpoints.json` format (a list of `[hash, target]`,
+     * entry i for block 2016i+2015) replacing the network's compiled-in checkpoints.
+     */
+    var `checkpointsFile`: kotlin.String? = null 
     
 ){
     
@@ -2974,6 +3023,7 @@ public object FfiConverterTypeClientSettings: FfiConverterRustBuffer<ClientSetti
             FfiConverterOptionalString.read(buf),
             FfiConverterUInt.read(buf),
             FfiConverterUInt.read(buf),
+            FfiConverterOptionalString.read(buf),
         )
     }
 
@@ -2985,7 +3035,8 @@ public object FfiConverterTypeClientSettings: FfiConverterRustBuffer<ClientSetti
             FfiConverterOptionalString.allocationSize(value.`tlsCaFile`) +
             FfiConverterOptionalString.allocationSize(value.`proxy`) +
             FfiConverterUInt.allocationSize(value.`requestTimeoutSecs`) +
-            FfiConverterUInt.allocationSize(value.`maxLag`)
+            FfiConverterUInt.allocationSize(value.`maxLag`) +
+            FfiConverterOptionalString.allocationSize(value.`checkpointsFile`)
     )
 
     override fun write(value: ClientSettings, buf: ByteBuffer) {
@@ -2997,6 +3048,7 @@ public object FfiConverterTypeClientSettings: FfiConverterRustBuffer<ClientSetti
             FfiConverterOptionalString.write(value.`proxy`, buf)
             FfiConverterUInt.write(value.`requestTimeoutSecs`, buf)
             FfiConverterUInt.write(value.`maxLag`, buf)
+            FfiConverterOptionalString.write(value.`checkpointsFile`, buf)
     }
 }
 
@@ -3060,7 +3112,8 @@ data class History (
     var `status`: kotlin.String?
     , 
     /**
-     * Transactions in the server's canonical order (confirmed by height, then mempool).
+     * Transactions in chain order: confirmed by height, then position in the block (a
+     * parent before its child), then the mempool in the server's order.
      */
     var `txs`: List<HistoryTx>
     
