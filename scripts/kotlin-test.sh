@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Tests the Kotlin bindings (bindings/kotlin) against the test kit's real ElectrumX: builds the
 # app library and checks the committed bindings for drift (scripts/bindings.sh), builds
-# testkit-serve, compiles bindings/kotlin/src/{main,test}/kotlin with kotlinc against JNA and
-# kotlinx-coroutines, and runs the tests' own runner (dev.electrumspv.TestRunnerKt, which
-# starts testkit-serve and stops it by closing its standard input).
+# testkit-serve and replay-serve (real mainnet data), compiles
+# bindings/kotlin/src/{main,test}/kotlin with kotlinc against JNA and kotlinx-coroutines, and
+# runs the tests' own runner (dev.electrumspv.TestRunnerKt, which starts testkit-serve and the
+# replay servers and stops them by closing their standard input).
 # Installs what is missing: the npm package kotlin-compiler (kotlinc, kotlin-stdlib,
 # kotlin-test and kotlinx-coroutines jars) into target/tools/kotlin, and Debian's libjna-java
 # (and a JDK or npm if absent) with apt-get.
@@ -64,10 +65,13 @@ echo "==> scripts/bindings.sh"
 lib="$(scripts/bindings.sh | tail -n1)" || fail "building the library or generating the bindings"
 [ -f "$lib" ] || fail "scripts/bindings.sh printed no library path ($lib)"
 libdir="$(dirname "$lib")"
-echo "==> cargo build -p electrum-spv-testkit --bin testkit-serve"
+echo "==> cargo build -p electrum-spv-testkit --bin testkit-serve --bin replay-serve"
 cargo build -q --locked -p electrum-spv-testkit --bin testkit-serve || fail "building testkit-serve"
+cargo build -q --locked -p electrum-spv-testkit --bin replay-serve || fail "building replay-serve"
 serve="$libdir/testkit-serve"
 [ -x "$serve" ] || fail "$serve is missing"
+# The replay tests fail (not skip) if it is missing; the runner checks it there.
+replay="$libdir/replay-serve"
 
 # Compile main and test sources in one kotlinc run, skipped when neither they nor the compiler
 # changed since the last successful one.
@@ -86,11 +90,13 @@ if [ "$(cat "$out/stamp" 2>/dev/null)" != "$stamp" ] || [ ! -d "$classes" ]; the
     echo "$stamp" >"$out/stamp"
 fi
 
-echo "==> tests against the test kit's ElectrumX"
+echo "==> tests against the test kit's ElectrumX and mainnet replay server"
 log="$out/test.log"
-# JNA finds libelectrum_spv_ffi.so through jna.library.path. The runner stops the kit itself;
-# if it hangs past the deadline, killing the JVM closes the kit's standard input too.
-timeout -k 10 1200 java -Djna.library.path="$libdir" -cp "$classes:$classpath:$klib/kotlin-stdlib.jar" \
+# JNA finds libelectrum_spv_ffi.so through jna.library.path. The runner stops the kit and the
+# replay servers itself; if it hangs past the deadline, killing the JVM closes their standard
+# input too.
+REPLAY_SERVE="$replay" timeout -k 10 1200 java -Djna.library.path="$libdir" \
+    -cp "$classes:$classpath:$klib/kotlin-stdlib.jar" \
     dev.electrumspv.TestRunnerKt --kit "$serve" "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 summary="$(grep -E '^kotlin: [0-9]+ passed, [0-9]+ failed$' "$log" | tail -n1)"

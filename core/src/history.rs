@@ -57,18 +57,17 @@ impl HistoryCheck {
         }
     }
 
-    /// The next item, in the server's order.
+    /// The next item, in the server's order. It counts in the status also when its order is
+    /// refused.
     ///
     /// # Errors
     /// [`HistoryFault::NotCanonical`] when the order breaks the 1.6 rules.
     pub fn push(&mut self, txid: &Txid, height: TxHeight) -> Result<(), HistoryFault> {
-        if let Some(order) = &mut self.order {
-            order
-                .push(txid, height)
-                .map_err(HistoryFault::NotCanonical)?;
-        }
         self.hasher.push(txid, height);
-        Ok(())
+        match &mut self.order {
+            Some(order) => order.push(txid, height).map_err(HistoryFault::NotCanonical),
+            None => Ok(()),
+        }
     }
 
     /// The recomputed status, checked against the one the server announced.

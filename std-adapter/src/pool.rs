@@ -12,10 +12,11 @@
 //! * it leaves out a confirmed transaction that another member proved, at a height it has
 //!   reached (the answer is then the union of the proven histories: which member is fastest
 //!   never decides what is true);
-//! * its verified tip is more than [`PoolConfig::max_lag`] blocks behind the best (stale).
 //!
 //! Timeouts, refusals of optional methods, lag, mempool differences and heights below the
-//! anchor are not faults. A member that merely disconnects is failed over (the next best
+//! anchor are not faults. A member more than [`PoolConfig::max_lag`] blocks behind the best
+//! is lagging: kept, it answers only when no better member can, and is not asked to
+//! cross-check until it catches up. A member that merely disconnects is failed over (the next best
 //! answers) and comes back when its own reconnect succeeds.
 
 use std::time::{Duration, Instant};
@@ -46,8 +47,8 @@ const UNREACHABLE_PENALTY: Duration = Duration::from_secs(3600);
 pub struct PoolConfig {
     /// How each member connects.
     pub client: ClientConfig,
-    /// A member whose verified tip is more than this many blocks behind the best is dropped as
-    /// stale (default 2).
+    /// A member whose verified tip is more than this many blocks behind the best is lagging:
+    /// it answers only when no other member can, and does not cross-check (default 2).
     pub max_lag: u32,
     /// A checkpoint file in Electrum's `checkpoints.json` format replacing the network's
     /// compiled-in list ([`crate::checkpoints`]); `None` (the default) keeps the compiled-in
@@ -66,13 +67,16 @@ impl PoolConfig {
     }
 }
 
-/// Why a server was dropped.
+/// Why a server was dropped (or never joined).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Dropped {
     /// The server.
     pub server: ServerAddr,
     /// Why, in one line.
     pub reason: String,
+    /// The proven fault, when it was dropped for one (`None`: it could not join: unreachable,
+    /// another network, no common protocol version).
+    pub fault: Option<Fault>,
 }
 
 /// A connected member.
@@ -141,12 +145,11 @@ impl Pool {
             match r {
                 Ok(m) => pool.members.push(m),
                 Err(e) => {
-                    pool.drop_server(server, e.to_string());
+                    pool.drop_server(server, &e);
                     last_error = Some(e);
                 }
             }
         }
-        pool.drop_stale();
         if pool.members.is_empty() {
             return Err(last_error.unwrap_or(Error::Disconnected));
         }
@@ -182,7 +185,8 @@ impl Pool {
         self.members.iter().min_by_key(|m| rank(m))
     }
 
-    /// Brings every member's verified chain to its server's tip, then drops stale members.
+    /// Brings every member's verified chain to its server's tip; a member proven to lie on
+    /// the way is dropped.
     ///
     /// # Errors
     /// [`Error::Disconnected`] when no member is left.
@@ -195,13 +199,12 @@ impl Pool {
                     m.latency = started.elapsed();
                     keep.push(m);
                 }
-                Err(e) if e.is_server_fault() => self.drop_server(m.server, e.to_string()),
+                Err(e) if e.is_server_fault() => self.drop_server(m.server, &e),
                 // Unreachable for now: keep it; its client reconnects by itself.
                 Err(_) => keep.push(m),
             }
         }
         self.members = keep;
-        self.drop_stale();
         if self.members.is_empty() {
             return Err(Error::Disconnected);
         }
@@ -326,7 +329,7 @@ impl Pool {
                 Ok(answer) => return Ok((self.members[best].server.clone(), answer)),
                 Err(e) if e.is_server_fault() => {
                     let server = self.members.remove(best).server;
-                    self.drop_server(server, e.to_string());
+                    self.drop_server(server, &e);
                 }
                 Err(e) if e.is_transport() || matches!(e, Error::Lagging { .. }) => {
                     // Fail over: the next best answers; this member stays and reconnects by
@@ -356,7 +359,7 @@ impl Pool {
             match verified_history(&m.client, &mut m.chain, ScriptRef::Script(script)).await {
                 Err(e) if e.is_server_fault() => {
                     let m = self.members.remove(i);
-                    self.drop_server(m.server, e.to_string());
+                    self.drop_server(m.server, &e);
                 }
                 _ => i += 1,
             }
@@ -377,7 +380,7 @@ impl Pool {
     ) -> ServerAddr {
         let mut i = 0;
         while i < self.members.len() {
-            if self.members[i].server == answered_by {
+            if self.members[i].server == answered_by || self.is_lagging(&self.members[i]) {
                 i += 1;
                 continue;
             }
@@ -393,12 +396,7 @@ impl Pool {
                 Ok(theirs) => theirs,
                 Err(e) if e.is_server_fault() => {
                     let m = self.members.remove(i);
-                    self.drop_server(
-                        m.server,
-                        format!(
-                            "its status disagrees with the verified one and its history fails: {e}"
-                        ),
-                    );
+                    self.drop_server(m.server, &e);
                     continue;
                 }
                 Err(_) => {
@@ -416,15 +414,12 @@ impl Pool {
             let hash = script.script_hash();
             if let Some(left_out) = omitted(verified, &theirs, their_tip) {
                 let m = self.members.remove(i);
-                self.drop_server(
-                    m.server,
-                    Fault::Omission {
-                        script: hash,
-                        txid: left_out.0,
-                        height: left_out.1,
-                    }
-                    .to_string(),
-                );
+                let fault = Fault::Omission {
+                    script: hash,
+                    txid: left_out.0,
+                    height: left_out.1,
+                };
+                self.drop_server(m.server, &fault.into());
                 merge(verified, &theirs);
                 continue;
             }
@@ -432,15 +427,12 @@ impl Pool {
                 let at = self.members.iter().position(|m| m.server == answered_by);
                 if let Some(at) = at {
                     let m = self.members.remove(at);
-                    self.drop_server(
-                        m.server,
-                        Fault::Omission {
-                            script: hash,
-                            txid: left_out.0,
-                            height: left_out.1,
-                        }
-                        .to_string(),
-                    );
+                    let fault = Fault::Omission {
+                        script: hash,
+                        txid: left_out.0,
+                        height: left_out.1,
+                    };
+                    self.drop_server(m.server, &fault.into());
                     if at < i {
                         i -= 1;
                     }
@@ -457,24 +449,23 @@ impl Pool {
         (0..self.members.len()).min_by_key(|&i| rank(&self.members[i]))
     }
 
-    fn drop_stale(&mut self) {
-        let Some(best) = self.best_tip() else { return };
-        let max_lag = self.config.max_lag;
-        let (keep, stale): (Vec<_>, Vec<_>) = std::mem::take(&mut self.members)
-            .into_iter()
-            .partition(|m| m.tip().is_some_and(|(h, _)| h + max_lag >= best.0));
-        self.members = keep;
-        for m in stale {
-            let behind = m.tip().map_or(best.0, |(h, _)| best.0 - h.min(best.0));
-            self.drop_server(
-                m.server,
-                format!("stale tip: {behind} blocks behind the best verified tip"),
-            );
-        }
+    /// Whether `m`'s verified tip is more than [`PoolConfig::max_lag`] blocks behind the
+    /// best: it answers only when no other member can, and is not asked to cross-check.
+    fn is_lagging(&self, m: &Member) -> bool {
+        let best = self.best_tip().map_or(0, |(h, _)| h);
+        m.tip()
+            .is_none_or(|(h, _)| h.saturating_add(self.config.max_lag) < best)
     }
 
-    fn drop_server(&mut self, server: ServerAddr, reason: String) {
-        self.dropped.push(Dropped { server, reason });
+    fn drop_server(&mut self, server: ServerAddr, error: &Error) {
+        self.dropped.push(Dropped {
+            server,
+            reason: error.to_string(),
+            fault: match error {
+                Error::Verification(f) => Some(f.clone()),
+                _ => None,
+            },
+        });
     }
 
     /// Every member's client, best first (for listening to all their notifications).

@@ -17,9 +17,10 @@ use core::fmt;
 use crate::accumulator::{HeaderProofError, verify_header_proof};
 use crate::hash::{BlockHash, MerkleNode, ScriptHash, Status, Txid};
 use crate::header::Header;
+use crate::history::HistoryCheck;
 use crate::merkle::{MerkleError, verify_tx_branch};
 use crate::rpc::ProtocolVersion;
-use crate::script::{CanonicalOrder, StatusHasher, TxHeight, script_hash};
+use crate::script::{TxHeight, script_hash};
 use crate::session::{Event, Notification, Request, RequestError, Session, response};
 use crate::tx::TxidHasher;
 
@@ -88,6 +89,13 @@ pub enum TrackerEvent {
         /// The transaction.
         txid: Txid,
     },
+    /// A confirmed transaction waits for its block header, and the server serves no
+    /// `cp_height` proofs (electrs): give the tracker the verified header at `height` from
+    /// the caller's header chain ([`ScriptTracker::provide_header`]). Not a lie.
+    HeaderWanted {
+        /// The block height.
+        height: u32,
+    },
     /// The server said something false; stop trusting it.
     ServerLied {
         /// Script index.
@@ -119,6 +127,8 @@ pub enum TrackerLie {
     TxidMismatch,
     /// The server returned an error for a transaction in its own history.
     Refused,
+    /// The history lists the same transaction twice.
+    DuplicateTxid,
 }
 
 /// Why a script could not be added.
@@ -172,7 +182,12 @@ struct Tracked {
 enum TxState {
     /// Confirmed: fetch and verify the header first.
     NeedHeader,
-    FetchingHeader,
+    /// A `cp_height` proof asked against this checkpoint (kept: the checkpoint may move while
+    /// the request is in flight, and the old root is still a verified one).
+    FetchingHeader {
+        cp_height: u32,
+        root: MerkleNode,
+    },
     /// Header verified: fetch the merkle branch.
     NeedMerkle {
         merkle_root: MerkleNode,
@@ -230,6 +245,8 @@ pub struct ScriptTracker<const S: usize, const T: usize> {
     scripts: [Option<Tracked>; S],
     txs: [Option<TxEntry>; T],
     checkpoint: Option<(u32, MerkleNode)>,
+    /// The server refused a `cp_height` proof: headers come from the caller.
+    no_header_proofs: bool,
     in_flight: usize,
     max_in_flight: usize,
 }
@@ -266,6 +283,7 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
             scripts: [None; S],
             txs: [None; T],
             checkpoint: None,
+            no_header_proofs: false,
             in_flight: 0,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
         }
@@ -315,6 +333,42 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
     /// or a root shipped with the application). Confirmed transactions above `cp_height` wait.
     pub fn set_checkpoint(&mut self, cp_height: u32, root: MerkleNode) {
         self.checkpoint = Some((cp_height, root));
+    }
+
+    /// A header the caller verified (from its header chain, e.g. [`super::headers::HeaderSync`]
+    /// or a period checked between checkpoints): every transaction confirmed at `height` that
+    /// waits for its header is proven against it, without a `cp_height` proof. This is how
+    /// the tracker works with servers that have no `cp_height` (electrs), and below a
+    /// checkpoint the caller trusts.
+    pub fn provide_header(&mut self, height: u32, header: &[u8; crate::header::HEADER_SIZE]) {
+        let parsed = Header::from_bytes(header);
+        let block_hash = parsed.block_hash();
+        for t in self.txs.iter_mut().flatten() {
+            if t.height == TxHeight::Confirmed(height) && t.state == TxState::NeedHeader {
+                t.state = TxState::NeedMerkle {
+                    merkle_root: parsed.merkle_root,
+                    block_hash,
+                };
+            }
+        }
+    }
+
+    /// The lowest height whose header the tracker waits for from the caller (see
+    /// [`ScriptTracker::provide_header`]): when the server refused `cp_height` proofs, or no
+    /// checkpoint is set.
+    pub fn header_wanted(&self) -> Option<u32> {
+        if !self.no_header_proofs && self.checkpoint.is_some() {
+            return None;
+        }
+        self.txs
+            .iter()
+            .flatten()
+            .filter(|t| t.state == TxState::NeedHeader)
+            .filter_map(|t| match t.height {
+                TxHeight::Confirmed(h) => Some(h),
+                _ => None,
+            })
+            .min()
     }
 
     /// The chain reorganised from `fork_height` (the first height whose block changed; a
@@ -442,11 +496,12 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
             let Some(t) = self.txs[j] else { continue };
             let (request, kind, next) = match t.state {
                 TxState::NeedHeader => {
-                    let (TxHeight::Confirmed(height), Some((cp, _))) = (t.height, self.checkpoint)
+                    let (TxHeight::Confirmed(height), Some((cp, root))) =
+                        (t.height, self.checkpoint)
                     else {
                         continue;
                     };
-                    if height > cp {
+                    if height > cp || self.no_header_proofs {
                         continue;
                     }
                     (
@@ -455,7 +510,10 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
                             cp_height: cp,
                         },
                         KIND_HEADER,
-                        TxState::FetchingHeader,
+                        TxState::FetchingHeader {
+                            cp_height: cp,
+                            root,
+                        },
                     )
                 }
                 TxState::NeedMerkle {
@@ -535,6 +593,7 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
             Event::ServerError { tag, .. } | Event::TimedOut { tag, .. } => {
                 let (kind, slot) = untag(tag)?;
                 self.in_flight = self.in_flight.saturating_sub(1);
+                let timed_out = matches!(event, Event::TimedOut { .. });
                 match kind {
                     KIND_SUBSCRIBE | KIND_HISTORY => {
                         let s = self.scripts.get_mut(slot)?.as_mut()?;
@@ -545,8 +604,42 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
                         };
                         None
                     }
+                    // A refused `cp_height` proof is an optional method missing (electrs),
+                    // never a lie: headers come from the caller from now on.
+                    KIND_HEADER => {
+                        let t = self.txs.get_mut(slot)?.as_mut()?;
+                        t.state = TxState::NeedHeader;
+                        if timed_out {
+                            return None;
+                        }
+                        self.no_header_proofs = true;
+                        match t.height {
+                            TxHeight::Confirmed(height) => {
+                                Some(TrackerEvent::HeaderWanted { height })
+                            }
+                            _ => None,
+                        }
+                    }
+                    // A timeout is asked again; an error for a transaction of the server's
+                    // own history is a refusal to prove it.
                     _ => {
-                        let t = self.txs.get(slot)?.as_ref()?;
+                        let t = self.txs.get_mut(slot)?.as_mut()?;
+                        if timed_out {
+                            t.state = match t.state {
+                                TxState::FetchingMerkle {
+                                    merkle_root,
+                                    block_hash,
+                                } => TxState::NeedMerkle {
+                                    merkle_root,
+                                    block_hash,
+                                },
+                                TxState::FetchingTx { block_hash } => {
+                                    TxState::NeedTx { block_hash }
+                                }
+                                other => other,
+                            };
+                            return None;
+                        }
                         Some(TrackerEvent::ServerLied {
                             script: usize::from(t.script),
                             lie: TrackerLie::Refused,
@@ -605,18 +698,16 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
         let Ok(items) = response::history(result) else {
             return lie(TrackerLie::Malformed);
         };
-        let mut hasher = StatusHasher::new();
-        let mut order = CanonicalOrder::new();
+        let mut check = HistoryCheck::new(version >= ProtocolVersion::V1_6);
         let mut canonical = true;
         for item in items {
             let Ok(item) = item else {
                 return lie(TrackerLie::Malformed);
             };
-            hasher.push(&item.txid, item.height);
-            canonical &= order.push(&item.txid, item.height).is_ok();
+            canonical &= check.push(&item.txid, item.height).is_ok();
         }
-        let status = hasher.finish();
-        if Some(status) != s.announced {
+        let verified = s.announced.and_then(|a| check.finish(a).ok());
+        let Some(status) = verified else {
             // A new block or transaction may have raced the request: ask again, and call it a
             // lie only if it happens twice in a row.
             s.mismatches += 1;
@@ -626,8 +717,8 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
             } else {
                 None
             };
-        }
-        if version >= ProtocolVersion::V1_6 && !canonical {
+        };
+        if !canonical {
             s.state = ScriptState::Idle;
             return lie(TrackerLie::NotCanonical);
         }
@@ -641,6 +732,7 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
             return lie(TrackerLie::Malformed);
         };
         let mut full = false;
+        let mut s_duplicate = false;
         for item in items.flatten() {
             let existing = self
                 .txs
@@ -652,6 +744,11 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
                 _ => TxState::NeedTx { block_hash: None },
             };
             match existing {
+                // Seen already in this very history: listed twice.
+                Some(t) if t.generation == generation => {
+                    s_duplicate = true;
+                    break;
+                }
                 Some(t) => {
                     if t.height != item.height {
                         t.height = item.height;
@@ -674,6 +771,9 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
                 },
             }
         }
+        if s_duplicate {
+            return lie(TrackerLie::DuplicateTxid);
+        }
         if full {
             return Some(TrackerEvent::Full { script: slot });
         }
@@ -684,8 +784,15 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
     }
 
     fn on_header(&mut self, slot: usize, result: &[u8]) -> Option<TrackerEvent> {
-        let (cp, root) = self.checkpoint?;
         let t = self.txs.get_mut(slot)?.as_mut()?;
+        // A response to a request made before a reorg reset the entry is stale: ignored.
+        let TxState::FetchingHeader {
+            cp_height: cp,
+            root,
+        } = t.state
+        else {
+            return None;
+        };
         let script = usize::from(t.script);
         let TxHeight::Confirmed(height) = t.height else {
             return None;

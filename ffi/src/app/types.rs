@@ -59,7 +59,8 @@ pub struct ClientSettings {
     /// Deadline of each request, in seconds.
     #[uniffi(default = 30)]
     pub request_timeout_secs: u32,
-    /// A server whose verified tip is this many blocks behind the best is dropped.
+    /// A server whose verified tip is more than this many blocks behind the best is lagging:
+    /// kept, it answers only when no other server can.
     #[uniffi(default = 2)]
     pub max_lag: u32,
     /// A checkpoint file in Electrum's `checkpoints.json` format (a list of `[hash, target]`,
@@ -147,8 +148,9 @@ pub struct ServerStatus {
     pub latency_ms: u64,
 }
 
-/// A server the pool stopped using, and why (invalid headers, a forged proof, a wrong
-/// status, a stale tip, or it could not be reached when connecting).
+/// A server the pool stopped using, and why: proven to lie (invalid headers, a forged proof,
+/// a wrong status, a transaction left out that another server proved), or it could not be
+/// used when connecting (unreachable, another network).
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
 pub struct DroppedServer {
     /// The server.

@@ -2,10 +2,12 @@
 // prints "ok: NAME" or "FAILED: NAME: reason" for each, and ends with
 // "kotlin: N passed, M failed"; exits non-zero on any failure.
 //
-//   java ... dev.electrumspv.TestRunnerKt [--kit PATH/testkit-serve] [TEST_NAME...]
+//   java ... dev.electrumspv.TestRunnerKt [--kit PATH/testkit-serve] [--replay PATH/replay-serve]
+//       [TEST_NAME...]
 //
-// The kit's binary comes from --kit or the TESTKIT_SERVE environment variable; test names
-// select tests (all by default).
+// The kit's binary comes from --kit or the TESTKIT_SERVE environment variable, the replay
+// server's (ReplayTest.kt; its tests fail without it) from --replay or REPLAY_SERVE; test
+// names select tests (all by default).
 package dev.electrumspv
 
 import kotlinx.coroutines.runBlocking
@@ -17,18 +19,23 @@ class Test(val name: String, val timeoutMs: Long = 120_000, val body: suspend (K
 
 fun main(args: Array<String>) {
     var binary: String? = System.getenv("TESTKIT_SERVE")
+    replayServeBinary = System.getenv("REPLAY_SERVE")?.takeIf { it.isNotEmpty() }
     val selected = mutableListOf<String>()
     var i = 0
     while (i < args.size) {
         if (args[i] == "--kit" && i + 1 < args.size) {
             binary = args[i + 1]
             i += 2
+        } else if (args[i] == "--replay" && i + 1 < args.size) {
+            replayServeBinary = args[i + 1]
+            i += 2
         } else {
             selected.add(args[i++])
         }
     }
-    val unknown = selected.filter { name -> ALL_TESTS.none { it.name == name } }
-    val tests = if (selected.isEmpty()) ALL_TESTS else ALL_TESTS.filter { it.name in selected }
+    val everyTest = ALL_TESTS + REPLAY_TESTS
+    val unknown = selected.filter { name -> everyTest.none { it.name == name } }
+    val tests = if (selected.isEmpty()) everyTest else everyTest.filter { it.name in selected }
 
     var passed = 0
     val failures = mutableListOf<String>()
@@ -91,6 +98,8 @@ private fun describe(e: Throwable): String {
         is ElectrumException -> "${e::class.qualifiedName}: ${e.message}"
         else -> e.toString()
     }
-    val at = e.stackTrace.firstOrNull { it.className.startsWith("dev.electrumspv.ClientTest") }
+    val at = e.stackTrace.firstOrNull {
+        it.className.startsWith("dev.electrumspv.ClientTest") || it.className.startsWith("dev.electrumspv.ReplayTest")
+    }
     return if (at != null) "$text (at ${at.fileName}:${at.lineNumber})" else text
 }
