@@ -51,6 +51,7 @@ pub use stream::{StreamError, StreamKind};
 use crate::chain::Params;
 use crate::hash::BlockHash;
 use crate::header::Header;
+use crate::json::bytes::find_byte;
 use crate::json::envelope::{self, Envelope, Id, Message};
 use crate::json::framer::{Frame, LineFramer};
 use crate::json::writer::EncodeError;
@@ -69,6 +70,8 @@ pub const DEFAULT_PING_INTERVAL_MS: u64 = 240_000;
 pub const SESSION_OVERHEAD: usize = 2560;
 /// Owned events (timeouts, errors, readiness, streamed items) held between two drains.
 pub const MAX_QUEUED_EVENTS: usize = 8;
+/// Bytes of input a streamed request looks at per [`Session::handle_input`] call.
+const STREAM_WINDOW: usize = 512;
 /// Tag of the session's own requests (version, features, keep-alive pings).
 const INTERNAL_TAG: u32 = u32::MAX;
 
@@ -472,8 +475,11 @@ impl<const LINE: usize, const OUT: usize, const PENDING: usize> Session<LINE, OU
         let Some(active) = &mut self.stream else {
             return 0;
         };
-        let newline = input.iter().position(|&b| b == b'\n');
-        let body = &input[..newline.unwrap_or(input.len())];
+        // Look at a bounded window: the call returns after one item, and scanning all of a
+        // large read for its newline on every item would cost O(read) per row.
+        let window = &input[..input.len().min(STREAM_WINDOW)];
+        let newline = find_byte(window, b'\n');
+        let body = &window[..newline.unwrap_or(window.len())];
         let (used, step) = match active.mode {
             StreamMode::Skipping => (body.len(), Step::More),
             _ => active.parser.feed(body),
