@@ -10,7 +10,7 @@ use electrum_spv_core::chain::{Network, Params};
 use electrum_spv_core::hash::{MerkleNode, ScriptHash, Status, Txid};
 use electrum_spv_core::rpc::{Method, ProtocolVersion, VersionRange};
 use electrum_spv_core::session::response::{self, Balance, HistoryItem, Utxo};
-use electrum_spv_core::session::{Config, Request};
+use electrum_spv_core::session::{Config, FatalError, Request};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_stream::Stream;
 use tokio_stream::StreamExt;
@@ -119,12 +119,36 @@ pub struct MerkleProof {
 impl Client {
     /// Connects, negotiates the protocol version and checks the server's network.
     ///
+    /// A server that refuses the `[min, max]` version range (electrs 0.8 to 0.9.13: INTEROP
+    /// row 1) is connected to once more, asking for the range's lowest version as a plain
+    /// string; reconnections then ask the same way. A server without `server.features`
+    /// (esplora) has its network checked by the hash of header 0 instead (in the session).
+    ///
     /// # Errors
     /// Transport errors ([`Error::Io`], [`Error::ConnectTimeout`], TLS and proxy errors) and
     /// [`Error::Session`] when negotiation fails (wrong network, no common version).
     pub async fn connect(server: &ServerAddr, config: &ClientConfig) -> Result<Client, Error> {
-        let stream = transport::connect(server, &config.connect).await?;
         let session_config = config.session_config();
+        match Client::connect_with(server, config, session_config).await {
+            Err(Error::Session(FatalError::VersionRefused { .. }))
+                if !session_config.plain_version =>
+            {
+                let plain = Config {
+                    plain_version: true,
+                    ..session_config
+                };
+                Client::connect_with(server, config, plain).await
+            }
+            other => other,
+        }
+    }
+
+    async fn connect_with(
+        server: &ServerAddr,
+        config: &ClientConfig,
+        session_config: Config,
+    ) -> Result<Client, Error> {
+        let stream = transport::connect(server, &config.connect).await?;
         let session = tokio::task::spawn_blocking(move || connection::new_session(session_config))
             .await
             .map_err(|e| Error::Io(std::io::Error::other(e)))??;
@@ -355,11 +379,25 @@ impl Client {
 
     /// History of the script with output script `script` (confirmed, then mempool).
     ///
+    /// Asked on an otherwise idle connection, the answer is streamed row by row, so a history
+    /// of any length is accepted (ElectrumX and electrs send 100,000 rows as one ~10 MB line);
+    /// while other requests are in flight it is pipelined with them instead, and limited to a
+    /// [`MAX_LINE`](crate::connection::MAX_LINE) line (a longer one times out).
+    ///
     /// # Errors
     /// As every call; [`Error::HistoryTooLarge`]; [`Error::BadResult`].
     pub async fn script_get_history(&self, script: &[u8]) -> Result<Vec<HistoryItem>, Error> {
-        let raw = self.script(ScriptOp::History, script).await?;
-        history(&raw, Method::ScriptGetHistory)
+        self.history_call(OwnedRequest::Script(ScriptOp::History, script.to_vec()))
+            .await
+    }
+
+    async fn history_call(&self, request: OwnedRequest) -> Result<Vec<HistoryItem>, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.calls
+            .send(Call::new(request, Reply::History(reply)))
+            .await
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Disconnected)?
     }
 
     /// Histories of several scripts, requests pipelined on the connection.
@@ -549,7 +587,7 @@ impl Client {
         response::subscribe_status(&raw).map_err(|_| Error::BadResult(Method::ScriptSubscribe))
     }
 
-    /// History by script hash (below 1.7).
+    /// History by script hash (below 1.7); streamed like [`Client::script_get_history`].
     ///
     /// # Errors
     /// As every call; [`Error::NotAvailable`] at 1.7.
@@ -557,8 +595,8 @@ impl Client {
         &self,
         hash: &ScriptHash,
     ) -> Result<Vec<HistoryItem>, Error> {
-        let raw = self.plain(Request::ScriptHashGetHistory(*hash)).await?;
-        history(&raw, Method::ScriptGetHistory)
+        self.history_call(OwnedRequest::Plain(Request::ScriptHashGetHistory(*hash)))
+            .await
     }
 
     async fn script(&self, op: ScriptOp, script: &[u8]) -> Result<Vec<u8>, Error> {
@@ -603,6 +641,24 @@ impl Client {
                 .collect::<Result<_, _>>()
                 .map_err(|_| bad())?,
         })
+    }
+
+    /// `blockchain.transaction.id_from_pos(height, pos, false)`: the txid at position `pos` of
+    /// the block at `height`, as the server says (unverified: prove it with
+    /// [`Client::transaction_get_merkle`]). `merkle=false` is sent explicitly and the object
+    /// answer `{"tx_hash": …}` accepted, as electrs <= 0.11.1 needs (INTEROP row 11).
+    ///
+    /// # Errors
+    /// As every call; [`Error::BadResult`].
+    pub async fn transaction_id_from_pos(&self, height: u32, pos: u32) -> Result<Txid, Error> {
+        let raw = self
+            .plain(Request::TransactionIdFromPos {
+                height,
+                pos,
+                merkle: false,
+            })
+            .await?;
+        response::txid(&raw).map_err(|_| Error::BadResult(Method::TransactionIdFromPos))
     }
 
     /// `blockchain.transaction.broadcast`: returns the txid, checked against the one computed
@@ -701,7 +757,8 @@ fn checked_transaction(txid: &Txid, raw: &[u8]) -> Result<Vec<u8>, Error> {
     Ok(tx)
 }
 
-fn history(raw: &[u8], method: Method) -> Result<Vec<HistoryItem>, Error> {
+/// The rows of a buffered `get_history`/`get_mempool` result.
+pub(crate) fn history(raw: &[u8], method: Method) -> Result<Vec<HistoryItem>, Error> {
     let bad = || Error::BadResult(method);
     response::history(raw)
         .map_err(|_| bad())?

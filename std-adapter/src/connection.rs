@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use electrum_spv_core::hash::{ScriptHash, Status};
 use electrum_spv_core::json::unescape_into;
 use electrum_spv_core::rpc::{Method, ProtocolVersion};
+use electrum_spv_core::session::response::HistoryItem;
 use electrum_spv_core::session::{
     Config, Event, Notification, ProtocolError, Request, RequestError, RpcError, Session,
 };
@@ -24,9 +25,10 @@ use crate::server::ServerAddr;
 use crate::subscriptions::Subscriptions;
 use crate::transport::{self, BoxStream, ConnectOptions};
 
-/// Longest line accepted from a server: 2 MiB. A longer response (a history of more than
-/// ~20,000 rows) is discarded and its request times out; ElectrumX itself refuses to send
-/// more than 1 MB by default.
+/// Longest line accepted from a server: 2 MiB. A longer response is discarded and its request
+/// times out, except a script history asked for on an otherwise idle connection, which is
+/// streamed row by row and has no size limit (ElectrumX >= 1.18 and electrs send 21k+ rows,
+/// about 95-99 bytes each, as one line: INTEROP row 8).
 pub const MAX_LINE: usize = 2 << 20;
 /// Largest request: 1 MiB (a broadcast of a 400 kvB transaction is 800 KB of hex).
 pub const MAX_REQUEST: usize = 1 << 20;
@@ -129,6 +131,9 @@ impl ScriptOp {
 pub(crate) enum Reply {
     /// A caller waiting on a [`Client`](crate::Client) method.
     Caller(oneshot::Sender<Result<Vec<u8>, Error>>),
+    /// A caller waiting for a script history (a history request): streamed row by row when
+    /// the connection is otherwise idle, else sent as usual and decoded here.
+    History(oneshot::Sender<Result<Vec<HistoryItem>, Error>>),
     /// The task's own re-subscription of a script after a reconnect.
     Resubscribe(ScriptHash),
     /// The task's own re-subscription to headers after a reconnect.
@@ -154,13 +159,37 @@ impl Call {
     }
 
     fn answer(self, result: Result<Vec<u8>, Error>) -> Option<(Reply, Result<Vec<u8>, Error>)> {
+        self.finish(result, None)
+    }
+
+    /// Answers with the raw result, or for a streamed history with the rows streamed
+    /// (`streamed`, used when the result is a success).
+    fn finish(
+        self,
+        result: Result<Vec<u8>, Error>,
+        streamed: Option<Vec<HistoryItem>>,
+    ) -> Option<(Reply, Result<Vec<u8>, Error>)> {
+        let method = self.request.method();
         match self.reply {
             Reply::Caller(tx) => {
                 let _ = tx.send(result);
                 None
             }
+            Reply::History(tx) => {
+                let items = result.and_then(|raw| match streamed {
+                    Some(items) => Ok(items),
+                    None => crate::client::history(&raw, method),
+                });
+                let _ = tx.send(items);
+                None
+            }
             own => Some((own, result)),
         }
+    }
+
+    /// Waits for a caller (not the task's own re-subscriptions).
+    fn is_callers(&self) -> bool {
+        matches!(self.reply, Reply::Caller(_) | Reply::History(_))
     }
 
     /// Safe to send again on a new connection: everything but a broadcast.
@@ -230,6 +259,8 @@ struct Task {
     ready: Option<oneshot::Sender<Result<ProtocolVersion, Error>>>,
     subscriptions: Subscriptions,
     calls_open: bool,
+    /// Rows of the streamed history request in flight, by request id.
+    streamed: HashMap<u64, Vec<HistoryItem>>,
 }
 
 /// Builds a session on a thread with a large stack: `Core` is ~3 MiB and is built by value, so
@@ -271,6 +302,7 @@ pub(crate) async fn run(stream: BoxStream, session: Box<Core>, endpoint: Endpoin
         ready: Some(ready),
         subscriptions: Subscriptions::default(),
         calls_open: true,
+        streamed: HashMap::new(),
     };
     let mut stream = stream;
     loop {
@@ -408,7 +440,7 @@ impl Task {
     fn expire_queued(&mut self, timeout: Duration) {
         let (expired, keep): (VecDeque<Call>, VecDeque<Call>) = std::mem::take(&mut self.queued)
             .into_iter()
-            .partition(|c| matches!(c.reply, Reply::Caller(_)) && c.since.elapsed() >= timeout);
+            .partition(|c| c.is_callers() && c.since.elapsed() >= timeout);
         self.queued = keep;
         for call in expired {
             let _ = call.answer(Err(Error::Timeout));
@@ -418,6 +450,7 @@ impl Task {
     /// After a lost connection: calls in flight go back to the front of the queue, except
     /// broadcasts, which fail (whether they reached the server is unknown).
     fn requeue_after_loss(&mut self) {
+        self.streamed.clear();
         let mut ids: Vec<u64> = self.waiting.keys().copied().collect();
         ids.sort_unstable();
         for id in ids.into_iter().rev() {
@@ -427,13 +460,15 @@ impl Task {
             match call.reply {
                 // Our own re-subscriptions are made again from the registry.
                 Reply::Resubscribe(_) | Reply::ResubscribeHeaders => {}
-                Reply::Caller(_) if call.is_idempotent() => self.queued.push_front(call),
-                Reply::Caller(_) => {
+                Reply::Caller(_) | Reply::History(_) if call.is_idempotent() => {
+                    self.queued.push_front(call);
+                }
+                Reply::Caller(_) | Reply::History(_) => {
                     let _ = call.answer(Err(Error::Disconnected));
                 }
             }
         }
-        self.queued.retain(|c| matches!(c.reply, Reply::Caller(_)));
+        self.queued.retain(Call::is_callers);
     }
 
     fn enqueue(&mut self, call: Call) {
@@ -460,9 +495,20 @@ impl Task {
         while let Some(call) = self.queued.pop_front() {
             let now = self.now();
             let method = call.request.method();
+            // A history asked for on an idle connection is streamed: no line limit, and no
+            // other request is held up behind it by more than its own round trip. Otherwise it
+            // is pipelined with the rest (and limited to a 2 MiB line).
+            let stream = matches!(call.reply, Reply::History(_)) && self.waiting.is_empty();
             let session = &mut self.session;
-            match call.request.with(|r| session.request(now, r, 0)) {
+            let sent = call.request.with(|r| match stream {
+                true => session.request_streamed(now, r, 0),
+                false => session.request(now, r, 0),
+            });
+            match sent {
                 Ok(id) => {
+                    if stream {
+                        self.streamed.insert(id, Vec::new());
+                    }
                     self.waiting.insert(id, call);
                 }
                 Err(RequestError::TooManyInFlight | RequestError::Busy) => {
@@ -509,10 +555,18 @@ impl Task {
                 Event::Response { id, result, .. } => {
                     answered.push((id, Some(Ok(result.to_vec()))));
                 }
-                Event::ServerError { id, error, .. } => {
-                    answered.push((id, Some(Err(server_error(&error)))));
+                Event::ServerError {
+                    id, method, error, ..
+                } => {
+                    answered.push((id, Some(Err(server_error(method, &error)))));
                 }
                 Event::TimedOut { id, .. } => answered.push((id, Some(Err(Error::Timeout)))),
+                Event::StreamHistoryItem { id, item, .. } => {
+                    if let Some(rows) = self.streamed.get_mut(&id) {
+                        rows.push(item);
+                    }
+                }
+                Event::StreamEnd { id, .. } => answered.push((id, Some(Ok(Vec::new())))),
                 Event::Notification(n) => {
                     let notice = match n {
                         Notification::Header { height, header } => {
@@ -547,13 +601,11 @@ impl Task {
                 ) => answered.push((id, None)),
                 // Other refused input belongs to no request in flight (a request whose line
                 // was lost ends by its deadline); the session carries on.
-                Event::ProtocolError(_)
-                | Event::StreamHeader { .. }
-                | Event::StreamHistoryItem { .. }
-                | Event::StreamEnd { .. } => {}
+                Event::ProtocolError(_) | Event::StreamHeader { .. } => {}
             }
         }
         for (id, result) in answered {
+            let streamed = self.streamed.remove(&id);
             let Some(call) = self.waiting.remove(&id) else {
                 continue;
             };
@@ -563,7 +615,7 @@ impl Task {
             if let (Reply::Caller(_), Ok(raw)) = (&call.reply, &result) {
                 self.subscriptions.record(&call.request, raw);
             }
-            if let Some((own, result)) = call.answer(result)
+            if let Some((own, result)) = call.finish(result, streamed)
                 && let Some(notice) = self.subscriptions.restored(own, result)
             {
                 let _ = self.notices.send(notice);
@@ -594,8 +646,16 @@ impl Task {
     }
 }
 
-/// A server error as the typed [`Error`] it is.
-fn server_error(e: &RpcError<'_>) -> Error {
+/// A server error as the typed [`Error`] it is: the one place where a server's error reply
+/// is classified (the servers' own texts are recognised by [`RpcError`]'s methods).
+///
+/// * -101 / -102: [`Error::ExcessiveUsage`] / [`Error::ServerBusy`] (ElectrumX);
+/// * "history too large" (ElectrumX 10001 or 1) and esplora's 500-row limits (INTEROP row 7):
+///   [`Error::HistoryTooLarge`];
+/// * -32603 "unavailable index" (electrs indexing, row 3): [`Error::Unavailable`];
+/// * -32601 (a method the server does not offer, row 12): [`Error::NotAvailable`];
+/// * anything else: [`Error::Server`] with the code and message as sent.
+fn server_error(method: Method, e: &RpcError<'_>) -> Error {
     let mut buf = vec![0u8; e.message.len()];
     let message = unescape_into(e.message, &mut buf)
         .map(str::to_owned)
@@ -606,6 +666,10 @@ fn server_error(e: &RpcError<'_>) -> Error {
         Error::ServerBusy(message)
     } else if e.is_history_too_large() {
         Error::HistoryTooLarge(message)
+    } else if e.is_index_unavailable() {
+        Error::Unavailable(message)
+    } else if e.is_method_not_found() {
+        Error::NotAvailable(method)
     } else {
         Error::Server {
             code: e.code,

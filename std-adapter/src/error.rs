@@ -85,6 +85,9 @@ pub enum Error {
     InvalidArgument(String),
     /// The header file is corrupt (not merely torn at its end, which is repaired).
     Store(String),
+    /// The server cannot answer yet (electrs building its index: -32603 "unavailable
+    /// index"). Transient: ask again later; not a refusal and not a lie.
+    Unavailable(String),
 }
 
 impl fmt::Display for Error {
@@ -147,6 +150,7 @@ impl fmt::Display for Error {
             Error::TooManySubscriptions => f.write_str("too many subscriptions"),
             Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
             Error::Store(m) => write!(f, "header store: {m}"),
+            Error::Unavailable(m) => write!(f, "server not ready yet: {m}"),
         }
     }
 }
@@ -181,6 +185,22 @@ impl Error {
                 | Error::Timeout
                 | Error::ConnectTimeout
                 | Error::Closed
+        )
+    }
+
+    /// Whether asking again later may succeed: the server is busy or not ready yet
+    /// ([`Error::Unavailable`], [`Error::ServerBusy`]), or the request or connection was lost
+    /// ([`Error::Timeout`], [`Error::Disconnected`], [`Error::ConnectTimeout`],
+    /// [`Error::Io`]). None of these says anything about the server's honesty.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Error::Unavailable(_)
+                | Error::ServerBusy(_)
+                | Error::Timeout
+                | Error::Disconnected
+                | Error::ConnectTimeout
+                | Error::Io(_)
         )
     }
 }

@@ -95,7 +95,7 @@ impl Subscriptions {
                     Notice::Header { height, header }
                 })
             }
-            Reply::Caller(_) => None,
+            Reply::Caller(_) | Reply::History(_) => None,
         }
     }
 }

@@ -343,15 +343,21 @@ fn cases(kit: &Kit) -> Vec<Case> {
                 })
             }
         ),
-        case!("version refused", Attack::VersionRefused, Once, |_k, s| {
-            let got = Client::connect(s, &config(PATIENT)).await;
-            expect_err("connect", got, |e| {
-                matches!(
-                    e,
-                    Error::Session(FatalError::VersionRefused { code: Some(1) })
-                )
-            })
-        }),
+        // Refused every time: the retry with a plain "1.4" (for electrs 0.9) is refused too.
+        case!(
+            "version refused",
+            Attack::VersionRefused,
+            Always,
+            |_k, s| {
+                let got = Client::connect(s, &config(PATIENT)).await;
+                expect_err("connect", got, |e| {
+                    matches!(
+                        e,
+                        Error::Session(FatalError::VersionRefused { code: Some(1) })
+                    )
+                })
+            }
+        ),
         case!(
             "bad version reply",
             Attack::BadVersionReply,

@@ -35,7 +35,7 @@ pub mod framer;
 pub mod tokenizer;
 pub mod writer;
 
-mod bytes;
+pub(crate) mod bytes;
 pub(crate) mod cursor;
 
 pub use decode::{ArrayIter, DecodeError, ObjectIter};

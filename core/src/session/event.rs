@@ -110,11 +110,41 @@ impl RpcError<'_> {
         self.code == Some(-102)
     }
 
-    /// "history too large": ElectrumX 2.0 code 10001, or code 1 with that text (older servers).
+    /// "history too large": ElectrumX 2.0 code 10001; ElectrumX < 2.0's code 1 "history too
+    /// large"; esplora's 500-row limit (INTEROP row 7): Blockstream's "Too many history
+    /// entries" (code 1 or a plain string) and mempool.space's "Too many history transactions
+    /// (>500). Contact support…" (plain string).
+    ///
+    /// The servers' own texts are recognised here and only here (ASCII, case-insensitive).
     pub fn is_history_too_large(&self) -> bool {
-        self.code == Some(10001)
-            || (self.code == Some(1) && self.message.windows(17).any(|w| w == b"history too large"))
+        let says = |text: &[u8]| contains_ignore_case(self.message, text);
+        match self.code {
+            Some(10001) => true,
+            Some(1) => says(b"history too large") || says(b"too many history entries"),
+            None => says(b"too many history entries") || says(b"too many history transactions"),
+            Some(_) => false,
+        }
     }
+
+    /// electrs while it builds its index (INTEROP row 3): -32603 "unavailable index". A
+    /// transient condition: ask again later, the server is neither lying nor refusing.
+    pub fn is_index_unavailable(&self) -> bool {
+        self.code == Some(-32603) && contains_ignore_case(self.message, b"unavailable index")
+    }
+
+    /// -32601 "method not found": the server does not offer the method (at this protocol
+    /// version, or at all: electrs has no `get_mempool`, esplora builds no `server.features`).
+    pub fn is_method_not_found(&self) -> bool {
+        self.code == Some(-32601)
+    }
+}
+
+/// Whether `haystack` holds `needle` (ASCII letters compared case-insensitively).
+fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty()
+        || haystack
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// A notification the session understood.
@@ -217,7 +247,8 @@ pub enum FatalError {
         /// What the server answered.
         got: ProtocolVersion,
     },
-    /// `server.features` could not be read or has no `genesis_hash`.
+    /// `server.features` could not be read or has no `genesis_hash`; or, where the server
+    /// refused `server.features`, `blockchain.block.header(0)` could not be read either.
     BadFeatures,
     /// The server is on another network: its genesis hash differs.
     WrongGenesis,

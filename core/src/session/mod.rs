@@ -19,9 +19,13 @@
 //! `poll_event` before feeding the rest. Time is the caller's: any monotonic milliseconds.
 //!
 //! # Negotiation
-//! `server.version` is sent first and alone with the configured range; the reply must be a
-//! version inside it (compared as number tuples). Then `server.features`, whose `genesis_hash`
-//! must be the configured network's. Only then is [`Event::Ready`] reported and requests accepted.
+//! `server.version` is sent first and alone with the configured range (or, with
+//! [`Config::plain_version`], the range's lowest version as a plain string, for electrs
+//! 0.8-0.9.13 which refuse the `[min, max]` form); the reply must be a version inside the range
+//! (compared as number tuples). Then `server.features`, whose `genesis_hash` must be the
+//! configured network's. A server without `server.features` (esplora builds answer -32601 or a
+//! plain-string error) is checked instead by `blockchain.block.header(0)`, which must hash to
+//! the network's genesis. Only then is [`Event::Ready`] reported and requests accepted.
 //!
 //! # Memory
 //! `size_of::<Session<LINE, OUT, PENDING>>()` is `LINE + OUT` plus at most
@@ -45,12 +49,15 @@ pub use request::{FeeMode, MAX_HEADERS_PER_REQUEST, Request, RequestError};
 pub use stream::{StreamError, StreamKind};
 
 use crate::chain::Params;
+use crate::hash::BlockHash;
+use crate::header::Header;
+use crate::json::bytes::find_byte;
 use crate::json::envelope::{self, Envelope, Id, Message};
 use crate::json::framer::{Frame, LineFramer};
 use crate::json::writer::EncodeError;
 use crate::json::writer::RequestWriter;
 use crate::rpc::{Method, NotificationKind, PendingTable, ProtocolVersion, VersionRange};
-use crate::session::response::HistoryItem;
+use crate::session::response::{BadResult, HistoryItem};
 use crate::session::stream::{ResponseStream, STREAM_ERROR_MESSAGE, Step};
 
 /// ElectrumX answers or fails a request within 30 s (`REQUEST_TIMEOUT`); wait a little longer.
@@ -63,6 +70,8 @@ pub const DEFAULT_PING_INTERVAL_MS: u64 = 240_000;
 pub const SESSION_OVERHEAD: usize = 2560;
 /// Owned events (timeouts, errors, readiness, streamed items) held between two drains.
 pub const MAX_QUEUED_EVENTS: usize = 8;
+/// Bytes of input a streamed request looks at per [`Session::handle_input`] call.
+const STREAM_WINDOW: usize = 512;
 /// Tag of the session's own requests (version, features, keep-alive pings).
 const INTERNAL_TAG: u32 = u32::MAX;
 
@@ -80,6 +89,10 @@ pub struct Config {
     pub request_timeout_ms: u64,
     /// Send `server.ping` after this long without sending anything.
     pub ping_interval_ms: u64,
+    /// Send `server.version` with `versions.min` as a plain string instead of the
+    /// `[min, max]` array. electrs 0.8 to 0.9.13 refuse the array (INTEROP row 1): a client
+    /// whose first attempt was refused connects again with this set.
+    pub plain_version: bool,
 }
 
 impl Config {
@@ -92,6 +105,7 @@ impl Config {
             params,
             request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
             ping_interval_ms: DEFAULT_PING_INTERVAL_MS,
+            plain_version: false,
         }
     }
 }
@@ -100,6 +114,8 @@ impl Config {
 enum State {
     AwaitVersion,
     AwaitFeatures(ProtocolVersion),
+    /// `server.features` was refused: header 0 must hash to the genesis instead.
+    AwaitGenesisHeader(ProtocolVersion),
     Ready(ProtocolVersion),
     Failed(FatalError),
 }
@@ -459,8 +475,11 @@ impl<const LINE: usize, const OUT: usize, const PENDING: usize> Session<LINE, OU
         let Some(active) = &mut self.stream else {
             return 0;
         };
-        let newline = input.iter().position(|&b| b == b'\n');
-        let body = &input[..newline.unwrap_or(input.len())];
+        // Look at a bounded window: the call returns after one item, and scanning all of a
+        // large read for its newline on every item would cost O(read) per row.
+        let window = &input[..input.len().min(STREAM_WINDOW)];
+        let newline = find_byte(window, b'\n');
+        let body = &window[..newline.unwrap_or(window.len())];
         let (used, step) = match active.mode {
             StreamMode::Skipping => (body.len(), Step::More),
             _ => active.parser.feed(body),
@@ -665,7 +684,10 @@ impl<const OUT: usize, const PENDING: usize> Inner<OUT, PENDING> {
                     method: p.method,
                     tag: p.tag,
                 });
-            } else if matches!(p.method, Method::ServerVersion | Method::ServerFeatures) {
+            } else if matches!(
+                p.method,
+                Method::ServerVersion | Method::ServerFeatures | Method::BlockHeader
+            ) {
                 self.fail(FatalError::NegotiationTimedOut);
             }
         }
@@ -753,7 +775,10 @@ impl<const OUT: usize, const PENDING: usize> Inner<OUT, PENDING> {
     fn internal_malformed(&mut self, method: Method) {
         match (method, self.state) {
             (Method::ServerVersion, State::AwaitVersion) => self.fail(FatalError::BadVersionReply),
-            (Method::ServerFeatures, State::AwaitFeatures(_)) => self.fail(FatalError::BadFeatures),
+            (Method::ServerFeatures, State::AwaitFeatures(_))
+            | (Method::BlockHeader, State::AwaitGenesisHeader(_)) => {
+                self.fail(FatalError::BadFeatures)
+            }
             // A keep-alive ping: nothing depends on its answer.
             _ => {}
         }
@@ -777,18 +802,42 @@ impl<const OUT: usize, const PENDING: usize> Inner<OUT, PENDING> {
                     self.fail(FatalError::VersionRefused { code });
                 }
             },
-            (Method::ServerFeatures, State::AwaitFeatures(v)) => {
-                match outcome.ok().map(response::features_genesis) {
-                    Some(Ok(genesis)) if genesis == self.config.params.genesis_hash => {
-                        self.state = State::Ready(v);
-                        self.push_owned(Owned::Ready(v));
+            (Method::ServerFeatures, State::AwaitFeatures(v)) => match outcome {
+                Ok(result) => self.genesis_checked(v, response::features_genesis(result)),
+                // No `server.features` (esplora): header 0 must hash to the genesis. Any error
+                // reply qualifies: the fallback checks more than the features claim would.
+                Err(_) => {
+                    self.state = State::AwaitGenesisHeader(v);
+                    let header0 = Request::BlockHeader {
+                        height: 0,
+                        cp_height: 0,
+                    };
+                    if self.send(&header0, v, INTERNAL_TAG).is_err() {
+                        self.fail(FatalError::OutputTooSmall);
                     }
-                    Some(Ok(_)) => self.fail(FatalError::WrongGenesis),
-                    _ => self.fail(FatalError::BadFeatures),
                 }
+            },
+            (Method::BlockHeader, State::AwaitGenesisHeader(v)) => {
+                let hash = outcome
+                    .map_err(|_| response::BadResult)
+                    .and_then(response::block_header)
+                    .map(|h| Header::from_bytes(&h).block_hash());
+                self.genesis_checked(v, hash);
             }
             // Keep-alive pings: any answer will do.
             _ => {}
+        }
+    }
+
+    /// Ends negotiation on the server's genesis hash (from `server.features` or header 0).
+    fn genesis_checked(&mut self, v: ProtocolVersion, genesis: Result<BlockHash, BadResult>) {
+        match genesis {
+            Ok(genesis) if genesis == self.config.params.genesis_hash => {
+                self.state = State::Ready(v);
+                self.push_owned(Owned::Ready(v));
+            }
+            Ok(_) => self.fail(FatalError::WrongGenesis),
+            Err(_) => self.fail(FatalError::BadFeatures),
         }
     }
 
@@ -802,10 +851,15 @@ impl<const OUT: usize, const PENDING: usize> Inner<OUT, PENDING> {
         let (mut min, mut max) = ([0u8; 17], [0u8; 17]);
         let (min, max) = (range.min.write_to(&mut min), range.max.write_to(&mut max));
         let name = self.config.client_name;
+        let plain = self.config.plain_version;
         let written = self.encode_with(|w| {
             w.begin(id, "server.version")?;
             w.str(name)?;
-            w.str_array(&[min, max])?;
+            if plain {
+                w.str(min)?;
+            } else {
+                w.str_array(&[min, max])?;
+            }
             w.end()
         });
         if let Err(e) = written {

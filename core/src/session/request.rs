@@ -120,7 +120,8 @@ pub enum Request<'a> {
         /// Height of its block.
         height: u32,
     },
-    /// `blockchain.transaction.id_from_pos(height, tx_pos, merkle)`.
+    /// `blockchain.transaction.id_from_pos(height, tx_pos, merkle)`; `merkle` is always sent,
+    /// also when false (electrs <= 0.11.1 requires it).
     TransactionIdFromPos {
         /// Block height.
         height: u32,
@@ -340,9 +341,8 @@ impl Request<'_> {
             } => {
                 w.u64(u64::from(height))?;
                 w.u64(u64::from(pos))?;
-                if merkle {
-                    w.bool(true)?;
-                }
+                // Always sent: electrs <= 0.11.1 needs all three parameters (INTEROP row 11).
+                w.bool(merkle)?;
             }
         }
         w.end()

@@ -574,9 +574,16 @@ pub fn broadcast_txid(result: &[u8]) -> Result<Txid, BadResult> {
     display_hash(s, Txid::from_byte_array)
 }
 
-/// `blockchain.transaction.id_from_pos` without merkle → the txid.
+/// `blockchain.transaction.id_from_pos` without merkle → the txid: a plain string, or the
+/// object `{"tx_hash": …}` that electrs <= 0.11.1 answers even when merkle is false (INTEROP
+/// row 11; a `merkle` member beside it is ignored).
 pub fn txid(result: &[u8]) -> Result<Txid, BadResult> {
-    broadcast_txid(result)
+    if let Ok(txid) = broadcast_txid(result) {
+        return Ok(txid);
+    }
+    let hash = field(result, "tx_hash")?;
+    let s: &str = parse(hash)?;
+    display_hash(s, Txid::from_byte_array)
 }
 
 /// `blockchain.estimatefee` / `blockchain.relayfee` → BTC per kvB, `None` for `-1` (no estimate).

@@ -141,6 +141,8 @@ impl From<Error> for ElectrumError {
                 ElectrumError::TooBusy { detail }
             }
             Error::Closed => ElectrumError::Closed,
+            // electrs still indexing: transient, like a busy server.
+            Error::Unavailable(m) => ElectrumError::ServerLimit { detail: m },
         }
     }
 }
