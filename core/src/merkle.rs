@@ -467,7 +467,7 @@ mod tests {
         );
         let long = [MerkleNode::from_byte_array([7; 32]); MAX_MERKLE_DEPTH + 1];
         assert_eq!(
-            verify_tx_branch(&txid, 1, &long, &root),
+            verify_tx_branch(&txid, 1, long, &root),
             Err(MerkleError::TooDeep)
         );
         let mut folder = BranchFolder::new(txid, 1);

@@ -146,7 +146,7 @@ fn merkle_vectors_verify_against_header_roots() {
         // The coinbase branch pins the depth of every other branch of the block.
         let depth = proofs.iter().find(|p| p["pos"] == 0).map(|p| {
             let coinbase: Txid = p["tx_hash"].as_str().unwrap().parse().unwrap();
-            verify_coinbase_branch(&coinbase, &nodes(&p["merkle"]), &root).unwrap()
+            verify_coinbase_branch(&coinbase, nodes(&p["merkle"]), &root).unwrap()
         });
         let n_tx = block["n_tx"].as_u64().unwrap();
         if let Some(depth) = depth {
@@ -547,11 +547,11 @@ fn protocol_section_6_6_electrumx_merkle_vectors() {
     ];
     let l4 = BlockHash::from_byte_array(leaves[4]);
     assert_eq!(
-        verify_header_proof(&l4, 4, 4, &branch, &raw(roots[4])),
+        verify_header_proof(&l4, 4, 4, branch, &raw(roots[4])),
         Ok(())
     );
     assert_eq!(
-        verify_header_proof(&l4, 4, 5, &branch, &raw(roots[5])),
+        verify_header_proof(&l4, 4, 5, branch, &raw(roots[5])),
         Err(HeaderProofError::UnexpectedDuplicate { level: 0 })
     );
     for (leaf_count, len) in [
