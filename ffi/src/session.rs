@@ -169,10 +169,7 @@ unsafe fn core_config(cfg: &EspvConfig) -> Result<Config, c_int> {
         true => defaults.max,
         false => cfg.version_max.to_core(),
     };
-    if min > max || min < ProtocolVersion::V1_4 {
-        return Err(ESPV_ERR_INVALID_ARGUMENT);
-    }
-    config.versions = VersionRange { min, max };
+    config.versions = VersionRange::new(min, max).ok_or(ESPV_ERR_INVALID_ARGUMENT)?;
     if cfg.request_timeout_ms != 0 {
         config.request_timeout_ms = cfg.request_timeout_ms;
     }
