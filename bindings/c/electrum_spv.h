@@ -18,7 +18,9 @@
  * Conventions: functions return ESPV_OK (0), ESPV_NONE (1, nothing to report) or a negative
  * ESPV_ERR_* (espv_status_name names it). 32-byte hashes are in internal byte order (as
  * SHA-256 computes them; espv_hash_to_hex gives the reversed hex the protocol shows). A
- * pointer with a length may be NULL only with length 0.
+ * pointer with a length may be NULL only with length 0. A typed pointer (uint32_t *,
+ * size_t *, espv_tip *, ...) not aligned for its type is refused with ESPV_ERR_MISALIGNED
+ * before anything is done.
  */
 
 #ifndef ELECTRUM_SPV_H
@@ -220,7 +222,10 @@
 // the function says otherwise.
 #define ESPV_ERR_BUFFER_TOO_SMALL -2
 
-// The session memory is not aligned to `espv_session_align()`.
+// A typed pointer is not aligned for its type: session memory not aligned to
+// `espv_session_align()`, a state (`espv_verifier`, `espv_status_hasher`) or an out pointer
+// (`uint32_t *`, `size_t *`, `espv_tip *`, ...) not aligned as C aligns that type. Nothing
+// was done: it is checked before any work.
 #define ESPV_ERR_MISALIGNED -3
 
 // An argument is out of range: unknown network, empty or inverted version range, more than
@@ -311,6 +316,10 @@
 
 // The folded branch does not reach the header's merkle root.
 #define ESPV_ERR_MERKLE_ROOT_MISMATCH -45
+
+// A leaf list with two equal sibling subtrees (`espv_merkle_root`): it has the root of a
+// shorter list, and a block with it is invalid (CVE-2012-2459; Bitcoin Core's "mutated").
+#define ESPV_ERR_MERKLE_MUTATED -46
 
 // The proven height is above `cp_height`.
 #define ESPV_ERR_PROOF_HEIGHT_ABOVE_CP -50
@@ -606,7 +615,8 @@ const char *espv_method_name(uint32_t method);
 // `espv_session_handle_timeout`. `out->data` points into the session memory and is valid
 // until the next call that takes the session.
 //
-// Returns `ESPV_ERR_NULL` / `ESPV_ERR_NOT_INITIALIZED` without consuming an event.
+// Returns `ESPV_ERR_NULL` / `ESPV_ERR_MISALIGNED` / `ESPV_ERR_NOT_INITIALIZED` without
+// consuming an event.
 //
 // # Safety
 // `s` is an initialized session; `out` is NULL or points at a writable `espv_event`.
@@ -621,7 +631,8 @@ int espv_session_poll_event(struct espv_session *s, struct espv_event *out);
 // Returns `ESPV_OK` and the last header in `*tip` (if not NULL); `ESPV_NONE` for `count` 0;
 // or the first broken rule (`ESPV_ERR_PREV_HASH_MISMATCH`, `ESPV_ERR_INSUFFICIENT_POW`, ...)
 // with its height in `*bad_height` (if not NULL); `ESPV_ERR_NO_ANCHOR`,
-// `ESPV_ERR_INVALID_ARGUMENT` (unknown network) or `ESPV_ERR_NULL`.
+// `ESPV_ERR_INVALID_ARGUMENT` (unknown network), `ESPV_ERR_NULL`, or `ESPV_ERR_MISALIGNED`
+// (`tip` or `bad_height` not aligned; nothing verified).
 //
 // # Safety
 // `headers` points at `80 * count` readable bytes; `tip` and `bad_height` are NULL or
@@ -704,9 +715,11 @@ int espv_hash_from_hex(const char *hex, size_t len, uint8_t *out);
 // Verifies that the transaction `txid` is at position `pos` of the block whose header's
 // merkle root is `root` (`espv_header_merkle_root` of a header you verified), hardened: at
 // most 30 levels, the position fully consumed, no inner node that is a 64-byte transaction
-// (CVE-2017-12842), no duplicated right sibling (CVE-2012-2459).
+// (CVE-2017-12842), no duplicated right sibling (CVE-2012-2459). The rules are core's
+// `verify_tx_branch`, the same the session's verified sync applies.
 //
-// Returns `ESPV_OK`, an `ESPV_ERR_MERKLE_*` code, or `ESPV_ERR_NULL`.
+// Returns `ESPV_OK`, an `ESPV_ERR_MERKLE_*` code, `ESPV_ERR_NULL`, or
+// `ESPV_ERR_INVALID_ARGUMENT` for an `n` whose byte size `32 * n` overflows.
 //
 // # Safety
 // `txid` and `root` point at 32 readable bytes; `branch_in` at `32 * n` readable bytes (NULL
@@ -716,9 +729,11 @@ int espv_verify_merkle(const uint8_t *txid, uint32_t pos, const uint8_t *branch_
 // Verifies a `cp_height` proof: the header hashing to `header_hash` (`espv_header_hash`) is
 // at `height` of the chain whose block hashes `0..=cp_height` have merkle root `root`.
 // `root` must be one you trust for this very `cp_height` (a root shipped with the firmware,
-// or computed over headers you verified): a root taken from the server proves nothing.
+// or computed over headers you verified): a root taken from the server proves nothing. The
+// rules are core's `verify_header_proof`.
 //
-// Returns `ESPV_OK`, an `ESPV_ERR_PROOF_*` code, or `ESPV_ERR_NULL`.
+// Returns `ESPV_OK`, an `ESPV_ERR_PROOF_*` code, `ESPV_ERR_NULL`, or
+// `ESPV_ERR_INVALID_ARGUMENT` for an `n` whose byte size `32 * n` overflows.
 //
 // # Safety
 // `header_hash` and `root` point at 32 readable bytes; `branch_in` at `32 * n` readable
@@ -730,8 +745,13 @@ int espv_verify_header_proof(const uint8_t *header_hash, uint32_t height, uint32
 // of headers you verified, it is the root a `cp_height` proof must reach; over a block's
 // txids, its header's merkle root.
 //
+// A list with two equal sibling subtrees, such as `[a, b, c, c]`, has the same root as a
+// shorter list (`[a, b, c]`): it is refused with `ESPV_ERR_MERKLE_MUTATED`, as Bitcoin Core
+// refuses such a block (CVE-2012-2459), and `out` is untouched.
+//
 // Returns `ESPV_OK` with the root in `out`, `ESPV_NONE` for `n` 0 (no root; `out`
-// untouched), `ESPV_ERR_INVALID_ARGUMENT` for more than 2^32 - 1 leaves, or `ESPV_ERR_NULL`.
+// untouched), `ESPV_ERR_MERKLE_MUTATED`, `ESPV_ERR_INVALID_ARGUMENT` for more than 2^32 - 1
+// leaves, or `ESPV_ERR_NULL`.
 //
 // # Safety
 // `leaves` points at `32 * n` readable bytes (NULL only with `n` 0); `out` at 32 writable

@@ -6,13 +6,15 @@
 //! (the last node of an odd level is paired with itself). State is at most 32 peaks plus the
 //! count: 1 KiB whatever the number of leaves. Pushing the block hashes of heights `0..=C`
 //! yields the root a server proves `cp_height = C` headers against (PROTOCOL.md §4.5); pushing
-//! a block's txids yields its header's merkle root.
+//! a block's txids yields its header's merkle root
+//! ([`crate::merkle::merkle_root`] does that and refuses a mutated list).
 //!
 //! [`verify_header_proof`] and [`HeaderProofFolder`] check a `cp_height` proof. Because the
 //! leaf count (`cp_height + 1`) is known, the tree's shape is too: the branch length must be
 //! exact and a sibling equal to the running node is required exactly where the tree duplicates
 //! the last node of an odd level, and refused everywhere else.
 
+use core::borrow::Borrow;
 use core::fmt;
 
 use crate::hash::{BlockHash, MerkleNode, Txid, sha256d_pair};
@@ -332,14 +334,24 @@ impl HeaderProofFolder {
 /// [`MerkleAccumulator::root`] over verified headers. The branch itself does not commit to
 /// `cp_height` (a neighbouring `cp_height` can give the tree the same shape along the path), so
 /// a root taken from the server, or for another `cp_height`, proves nothing.
-pub fn verify_header_proof(
+///
+/// `branch` is the siblings from the leaf upward: a slice (`&[MerkleNode]`, `&Vec<_>`, an
+/// array) or any iterator of known length, such as [`crate::merkle::nodes_from_bytes`] over a
+/// branch kept as 32-byte nodes back to back. Its length is checked before any hashing.
+pub fn verify_header_proof<B>(
     header_hash: &BlockHash,
     height: u32,
     cp_height: u32,
-    branch: &[MerkleNode],
+    branch: B,
     root: &MerkleNode,
-) -> Result<(), HeaderProofError> {
+) -> Result<(), HeaderProofError>
+where
+    B: IntoIterator,
+    B::Item: Borrow<MerkleNode>,
+    B::IntoIter: ExactSizeIterator,
+{
     let mut folder = HeaderProofFolder::new(header_hash, height, cp_height)?;
+    let branch = branch.into_iter();
     if branch.len() != folder.expected_len() {
         return Err(HeaderProofError::BranchLength {
             expected: folder.expected_len(),
@@ -347,7 +359,7 @@ pub fn verify_header_proof(
         });
     }
     for sibling in branch {
-        folder.push(sibling)?;
+        folder.push(sibling.borrow())?;
     }
     folder.finish(root)
 }
@@ -487,9 +499,12 @@ mod tests {
     fn single_leaf_tree() {
         let h = BlockHash::from_byte_array(leaf(0));
         let root = MerkleNode::from_byte_array(leaf(0));
-        assert_eq!(verify_header_proof(&h, 0, 0, &[], &root), Ok(()));
         assert_eq!(
-            verify_header_proof(&h, 1, 0, &[], &root),
+            verify_header_proof(&h, 0, 0, core::iter::empty::<MerkleNode>(), &root),
+            Ok(())
+        );
+        assert_eq!(
+            verify_header_proof(&h, 1, 0, core::iter::empty::<MerkleNode>(), &root),
             Err(HeaderProofError::HeightAboveCheckpoint {
                 height: 1,
                 cp_height: 0

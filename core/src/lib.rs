@@ -65,6 +65,8 @@ pub use u256::U256;
 pub use accumulator::{
     HeaderProofError, HeaderProofFolder, MerkleAccumulator, verify_header_proof,
 };
-pub use merkle::{BranchFolder, MerkleError, TreeDepth, verify_tx_branch};
+pub use merkle::{
+    BranchFolder, MerkleError, MerkleRootError, TreeDepth, merkle_root, verify_tx_branch,
+};
 pub use script::{CanonicalOrder, StatusHasher, TxHeight, script_hash};
 pub use tx::{TxError, TxidHasher, txid};

@@ -17,10 +17,17 @@
 //!   at the same depth, which defeats the 64-byte attack without relying on the shape check.
 //!
 //! [`BranchFolder`] takes siblings one at a time, so a session can verify a branch while the
-//! JSON array arrives, holding about 100 bytes.
+//! JSON array arrives, holding about 100 bytes. [`verify_tx_branch`] takes a whole branch: a
+//! slice of [`MerkleNode`]s, or 32-byte nodes back to back through [`nodes_from_bytes`] (as a
+//! C caller holds them).
+//!
+//! [`merkle_root`] computes a block's merkle root from its txids and refuses a list mutated by
+//! duplication (CVE-2012-2459), as Bitcoin Core's `ComputeMerkleRoot` flags it.
 
+use core::borrow::Borrow;
 use core::fmt;
 
+use crate::accumulator::MerkleAccumulator;
 use crate::hash::{MerkleNode, Txid, sha256d};
 use crate::tx::is_transaction_shaped;
 
@@ -234,50 +241,78 @@ fn concat(left: &[u8; 32], right: &[u8; 32]) -> [u8; 64] {
     out
 }
 
-fn fold_all(
+/// Folds a whole branch given up front. Its length is known before any hashing, so an
+/// over-long branch is refused without hashing any of it.
+fn fold_all<B>(
     mut folder: BranchFolder,
-    branch: &[MerkleNode],
+    branch: B,
     root: &MerkleNode,
-) -> Result<TreeDepth, MerkleError> {
-    // Refuse an over-long branch before hashing any of it.
+) -> Result<TreeDepth, MerkleError>
+where
+    B: IntoIterator,
+    B::Item: Borrow<MerkleNode>,
+    B::IntoIter: ExactSizeIterator,
+{
+    let branch = branch.into_iter();
     if branch.len() > MAX_MERKLE_DEPTH {
         return Err(MerkleError::TooDeep);
     }
     for sibling in branch {
-        folder.push(sibling)?;
+        folder.push(sibling.borrow())?;
     }
     folder.finish(root)
 }
 
 /// Verifies that `txid` is at position `pos` of the block whose header has merkle root `root`;
 /// returns the branch's depth.
-pub fn verify_tx_branch(
+///
+/// `branch` is the siblings from the leaf upward: a slice (`&[MerkleNode]`, `&Vec<_>`, an
+/// array) or any iterator of known length, such as [`nodes_from_bytes`] over a branch kept as
+/// 32-byte nodes back to back.
+pub fn verify_tx_branch<B>(
     txid: &Txid,
     pos: u32,
-    branch: &[MerkleNode],
+    branch: B,
     root: &MerkleNode,
-) -> Result<TreeDepth, MerkleError> {
+) -> Result<TreeDepth, MerkleError>
+where
+    B: IntoIterator,
+    B::Item: Borrow<MerkleNode>,
+    B::IntoIter: ExactSizeIterator,
+{
     fold_all(BranchFolder::new(*txid, pos), branch, root)
 }
 
 /// Verifies the coinbase (position 0) branch of a block and returns the depth of the block's
 /// tree, to pin the depth of the block's other branches with [`verify_tx_branch_pinned`].
-pub fn verify_coinbase_branch(
+/// `branch` as in [`verify_tx_branch`].
+pub fn verify_coinbase_branch<B>(
     coinbase_txid: &Txid,
-    branch: &[MerkleNode],
+    branch: B,
     root: &MerkleNode,
-) -> Result<TreeDepth, MerkleError> {
+) -> Result<TreeDepth, MerkleError>
+where
+    B: IntoIterator,
+    B::Item: Borrow<MerkleNode>,
+    B::IntoIter: ExactSizeIterator,
+{
     verify_tx_branch(coinbase_txid, 0, branch, root)
 }
 
 /// Like [`verify_tx_branch`], and the branch must have exactly `depth` siblings.
-pub fn verify_tx_branch_pinned(
+pub fn verify_tx_branch_pinned<B>(
     txid: &Txid,
     pos: u32,
-    branch: &[MerkleNode],
+    branch: B,
     root: &MerkleNode,
     depth: TreeDepth,
-) -> Result<TreeDepth, MerkleError> {
+) -> Result<TreeDepth, MerkleError>
+where
+    B: IntoIterator,
+    B::Item: Borrow<MerkleNode>,
+    B::IntoIter: ExactSizeIterator,
+{
+    let branch = branch.into_iter();
     if branch.len() != usize::from(depth.0) {
         let got = u8::try_from(branch.len()).unwrap_or(u8::MAX);
         return Err(MerkleError::DepthMismatch {
@@ -290,6 +325,71 @@ pub fn verify_tx_branch_pinned(
         branch,
         root,
     )
+}
+
+/// The nodes of a branch (or of a leaf list) kept as 32-byte hashes back to back, each in
+/// internal byte order: what a C caller or a fixed buffer holds. `None` if `bytes.len()` is
+/// not a multiple of 32. Pass the result to [`verify_tx_branch`],
+/// [`crate::accumulator::verify_header_proof`] or [`merkle_root`].
+pub fn nodes_from_bytes(
+    bytes: &[u8],
+) -> Option<impl ExactSizeIterator<Item = MerkleNode> + Clone + '_> {
+    let (nodes, rest) = bytes.as_chunks::<32>();
+    if !rest.is_empty() {
+        return None;
+    }
+    Some(nodes.iter().map(|n| MerkleNode::from_byte_array(*n)))
+}
+
+/// Why a list of leaves has no acceptable merkle root ([`merkle_root`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MerkleRootError {
+    /// No leaves: a block has at least its coinbase.
+    Empty,
+    /// More than `u32::MAX` leaves.
+    TooMany,
+    /// Two equal sibling subtrees (CVE-2012-2459): the list ends in a duplicated run, like
+    /// `[a, b, c, c]`, and has the same root as a shorter list (`[a, b, c]`). Bitcoin Core's
+    /// `ComputeMerkleRoot` flags such a list as "mutated"; a block with it is invalid even
+    /// when its root matches.
+    Mutated,
+}
+
+impl fmt::Display for MerkleRootError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MerkleRootError::Empty => f.write_str("no leaves, no merkle root"),
+            MerkleRootError::TooMany => write!(f, "more than {} merkle leaves", u32::MAX),
+            MerkleRootError::Mutated => {
+                f.write_str("merkle leaves are mutated: two equal siblings (CVE-2012-2459)")
+            }
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for MerkleRootError {}
+
+/// The Bitcoin merkle root of `leaves` (internal byte order, in order): over a block's txids
+/// its header's merkle root; over the block hashes of heights `0..=cp_height` the root a
+/// `cp_height` proof must reach.
+///
+/// Refuses a mutated list ([`MerkleRootError::Mutated`]) as Bitcoin Core does. Streams through
+/// a [`MerkleAccumulator`]: about 1 KiB of state whatever the number of leaves, no buffer.
+pub fn merkle_root<I>(leaves: I) -> Result<MerkleNode, MerkleRootError>
+where
+    I: IntoIterator,
+    I::Item: Borrow<[u8; 32]>,
+{
+    let mut acc = MerkleAccumulator::new();
+    for leaf in leaves {
+        acc.push(*leaf.borrow())
+            .map_err(|_| MerkleRootError::TooMany)?;
+    }
+    if acc.is_mutated() {
+        return Err(MerkleRootError::Mutated);
+    }
+    acc.root().ok_or(MerkleRootError::Empty)
 }
 
 #[cfg(test)]
@@ -367,7 +467,7 @@ mod tests {
         );
         let long = [MerkleNode::from_byte_array([7; 32]); MAX_MERKLE_DEPTH + 1];
         assert_eq!(
-            verify_tx_branch(&txid, 1, &long, &root),
+            verify_tx_branch(&txid, 1, long, &root),
             Err(MerkleError::TooDeep)
         );
         let mut folder = BranchFolder::new(txid, 1);
@@ -424,6 +524,74 @@ mod tests {
         assert_eq!(
             verify_tx_branch(&txid, 3, &branch, &root),
             Err(MerkleError::RootMismatch)
+        );
+    }
+
+    #[test]
+    fn branches_given_as_bytes_verify_like_slices() {
+        for pos in 0..5 {
+            let (root, branch) = tree(5, pos);
+            let root = MerkleNode::from_byte_array(root);
+            let txid = Txid::from_byte_array(leaf(pos as u8));
+            let bytes: Vec<u8> = branch.iter().flat_map(|n| n.to_byte_array()).collect();
+            let nodes = nodes_from_bytes(&bytes).unwrap();
+            assert_eq!(nodes.len(), branch.len());
+            assert_eq!(
+                verify_tx_branch(&txid, pos as u32, nodes, &root),
+                verify_tx_branch(&txid, pos as u32, &branch, &root)
+            );
+            assert!(verify_tx_branch(&txid, pos as u32, branch.iter().copied(), &root).is_ok());
+        }
+        assert!(nodes_from_bytes(&[0; 33]).is_none());
+        assert_eq!(nodes_from_bytes(&[]).map(|n| n.len()), Some(0));
+        let long = [0u8; 32 * (MAX_MERKLE_DEPTH + 1)];
+        let txid = Txid::from_byte_array([1; 32]);
+        assert_eq!(
+            verify_tx_branch(
+                &txid,
+                0,
+                nodes_from_bytes(&long).unwrap(),
+                &MerkleNode::default()
+            ),
+            Err(MerkleError::TooDeep)
+        );
+    }
+
+    #[test]
+    fn merkle_root_refuses_mutated_lists() {
+        for n in 1..=9u8 {
+            let leaves: Vec<[u8; 32]> = (0..n).map(leaf).collect();
+            let (root, _) = tree(usize::from(n), 0);
+            assert_eq!(merkle_root(&leaves), Ok(MerkleNode::from_byte_array(root)));
+            // With n odd, [.., x, x] is mutated, and shares the root of [.., x] from n = 3 on
+            // (one leaf is its own root; [x, x] hashes it once).
+            // With n even, x is paired with its left neighbour, and [.., w, x, x] is an
+            // ordinary list with another root.
+            let mut dup = leaves.clone();
+            dup.push(*leaves.last().unwrap());
+            if n % 2 == 1 {
+                let mut acc = MerkleAccumulator::new();
+                for l in &dup {
+                    acc.push(*l).unwrap();
+                }
+                if n > 1 {
+                    assert_eq!(acc.root(), Some(MerkleNode::from_byte_array(root)));
+                }
+                assert_eq!(merkle_root(&dup), Err(MerkleRootError::Mutated), "n = {n}");
+            } else {
+                assert!(merkle_root(&dup).is_ok(), "n = {n}");
+            }
+        }
+        // [a, b, c, d, c, d] has the root of [a, b, c, d, ...] padded at the second level.
+        let leaves: Vec<[u8; 32]> = [0, 1, 2, 3, 4, 5, 4, 5].into_iter().map(leaf).collect();
+        assert_eq!(merkle_root(&leaves), Err(MerkleRootError::Mutated));
+        assert_eq!(
+            merkle_root(&leaves[..6]),
+            Ok(MerkleNode::from_byte_array(tree(6, 0).0))
+        );
+        assert_eq!(
+            merkle_root(core::iter::empty::<[u8; 32]>()),
+            Err(MerkleRootError::Empty)
         );
     }
 

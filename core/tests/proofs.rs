@@ -10,8 +10,8 @@ use electrum_spv_core::accumulator::{
 };
 use electrum_spv_core::hash::{sha256d, sha256d_pair};
 use electrum_spv_core::merkle::{
-    BranchFolder, MerkleError, TreeDepth, verify_coinbase_branch, verify_tx_branch,
-    verify_tx_branch_pinned,
+    BranchFolder, MerkleError, MerkleRootError, TreeDepth, merkle_root, nodes_from_bytes,
+    verify_coinbase_branch, verify_tx_branch, verify_tx_branch_pinned,
 };
 use electrum_spv_core::script::script_hash;
 use electrum_spv_core::tx::{TxidHasher, txid};
@@ -132,6 +132,7 @@ fn merkle_root_of(txids: &[Txid]) -> (MerkleNode, bool) {
 fn merkle_vectors_verify_against_header_roots() {
     let blocks = json("vectors/merkle_vectors.json");
     let mut verified = 0;
+    let mut mutated_lists = 0;
     for block in blocks.as_array().unwrap() {
         let header = Header::from_hex(block["header_hex"].as_str().unwrap().as_bytes()).unwrap();
         let root = header.merkle_root;
@@ -145,7 +146,7 @@ fn merkle_vectors_verify_against_header_roots() {
         // The coinbase branch pins the depth of every other branch of the block.
         let depth = proofs.iter().find(|p| p["pos"] == 0).map(|p| {
             let coinbase: Txid = p["tx_hash"].as_str().unwrap().parse().unwrap();
-            verify_coinbase_branch(&coinbase, &nodes(&p["merkle"]), &root).unwrap()
+            verify_coinbase_branch(&coinbase, nodes(&p["merkle"]), &root).unwrap()
         });
         let n_tx = block["n_tx"].as_u64().unwrap();
         if let Some(depth) = depth {
@@ -228,9 +229,33 @@ fn merkle_vectors_verify_against_header_roots() {
                 .collect();
             assert_eq!(txids.len() as u64, n_tx);
             assert_eq!(merkle_root_of(&txids), (root, false));
+            let leaves: Vec<[u8; 32]> = txids.iter().map(|t| t.to_byte_array()).collect();
+            assert_eq!(merkle_root(&leaves), Ok(root));
+            // CVE-2012-2459: the tail repeated as the tree pads it (the last txid of an odd
+            // list, the last two of a list of 2 mod 4) keeps the root and is refused.
+            let tail = match leaves.len() % 4 {
+                1 | 3 => 1,
+                2 if leaves.len() > 2 => 2,
+                _ => continue,
+            };
+            let mut mutated = leaves.clone();
+            mutated.extend_from_slice(&leaves[leaves.len() - tail..]);
+            assert_eq!(merkle_root_of_leaves(&mutated), (root, true));
+            assert_eq!(merkle_root(&mutated), Err(MerkleRootError::Mutated));
+            mutated_lists += 1;
         }
     }
     assert!(verified >= 100, "only {verified} proofs checked");
+    // testnet 924634 (15 txs), signet 31500 (3), mainnet 169482 (14).
+    assert_eq!(mutated_lists, 3);
+}
+
+fn merkle_root_of_leaves(leaves: &[[u8; 32]]) -> (MerkleNode, bool) {
+    let mut acc = MerkleAccumulator::new();
+    for l in leaves {
+        acc.push(*l).unwrap();
+    }
+    (acc.root().unwrap(), acc.is_mutated())
 }
 
 #[test]
@@ -272,6 +297,17 @@ fn cve_2017_12842_inner_node_posing_as_transaction_is_rejected() {
             verify_tx_branch(&Txid::from_byte_array(leaf), fake_pos, &forged, &root),
             Err(MerkleError::InnerNodeIsTransaction { level: 0 })
         );
+        // The same branch as bytes (as the C ABI holds it): the same rule refuses it.
+        let bytes: Vec<u8> = forged.iter().flat_map(|n| n.to_byte_array()).collect();
+        assert_eq!(
+            verify_tx_branch(
+                &Txid::from_byte_array(leaf),
+                fake_pos,
+                nodes_from_bytes(&bytes).unwrap(),
+                &root
+            ),
+            Err(MerkleError::InnerNodeIsTransaction { level: 0 })
+        );
         // Depth pinning alone also stops it.
         assert_eq!(
             verify_tx_branch_pinned(
@@ -304,6 +340,11 @@ fn cve_2012_2459_duplicated_sibling_is_rejected() {
     );
     assert_eq!(
         verify_tx_branch(&tx, forged, &branch, &root),
+        Err(MerkleError::LeftSiblingDuplicate { level: 0 })
+    );
+    let bytes: Vec<u8> = branch.iter().flat_map(|n| n.to_byte_array()).collect();
+    assert_eq!(
+        verify_tx_branch(&tx, forged, nodes_from_bytes(&bytes).unwrap(), &root),
         Err(MerkleError::LeftSiblingDuplicate { level: 0 })
     );
     let mut folder = BranchFolder::new(tx, forged);
@@ -506,11 +547,11 @@ fn protocol_section_6_6_electrumx_merkle_vectors() {
     ];
     let l4 = BlockHash::from_byte_array(leaves[4]);
     assert_eq!(
-        verify_header_proof(&l4, 4, 4, &branch, &raw(roots[4])),
+        verify_header_proof(&l4, 4, 4, branch, &raw(roots[4])),
         Ok(())
     );
     assert_eq!(
-        verify_header_proof(&l4, 4, 5, &branch, &raw(roots[5])),
+        verify_header_proof(&l4, 4, 5, branch, &raw(roots[5])),
         Err(HeaderProofError::UnexpectedDuplicate { level: 0 })
     );
     for (leaf_count, len) in [

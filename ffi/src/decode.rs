@@ -5,16 +5,16 @@
 //! A decoder that fills a caller array of `cap` elements writes at most `cap`, sets the count
 //! to the full number in the result, and returns `ESPV_ERR_BUFFER_TOO_SMALL` when that is
 //! larger than `cap`. Every decoder returns `ESPV_ERR_BAD_RESULT` for a result of another
-//! shape, and `ESPV_ERR_NULL` for a NULL pointer it needs.
+//! shape, `ESPV_ERR_NULL` for a NULL pointer it needs, and `ESPV_ERR_MISALIGNED` (before
+//! reading the result) for a typed out pointer not aligned for its type.
 
 use core::ffi::c_int;
 
-use electrum_spv_core::MerkleNode;
 use electrum_spv_core::header::HEADER_SIZE;
 use electrum_spv_core::hex;
 use electrum_spv_core::session::response::{self, BadResult, Branch};
 
-use crate::ptr::{bytes, bytes_mut, put, put_array};
+use crate::ptr::{Out, OutSlice, bytes, bytes_mut, put_array};
 use crate::script::EspvHistoryItem;
 use crate::status::{
     ESPV_ERR_BAD_RESULT, ESPV_ERR_BUFFER_TOO_SMALL, ESPV_ERR_NULL, ESPV_NONE, ESPV_OK,
@@ -38,18 +38,6 @@ fn bad(_: BadResult) -> c_int {
     ESPV_ERR_BAD_RESULT
 }
 
-/// Writes `value` to a required out pointer.
-///
-/// # Safety
-/// `p` is NULL or valid for a write of `T`.
-unsafe fn must_put<T>(p: *mut T, value: T) -> Result<(), c_int> {
-    // SAFETY: forwarded contract.
-    match unsafe { put(p, value) } {
-        true => Ok(()),
-        false => Err(ESPV_ERR_NULL),
-    }
-}
-
 /// Writes `N` bytes to a required out array.
 ///
 /// # Safety
@@ -62,35 +50,41 @@ unsafe fn must_put_array<const N: usize>(p: *mut u8, value: &[u8; N]) -> Result<
     }
 }
 
-/// Copies a branch into `out` (`cap` hashes of 32 bytes), sets `*n` to its length.
+/// `ESPV_OK` if all `total` items fitted in `cap`, `ESPV_ERR_BUFFER_TOO_SMALL` otherwise.
+fn fitted(total: usize, cap: usize) -> Result<c_int, c_int> {
+    Ok(match total > cap {
+        true => ESPV_ERR_BUFFER_TOO_SMALL,
+        false => ESPV_OK,
+    })
+}
+
+/// Copies a branch into `out` (`cap` hashes of 32 bytes) in one pass over its JSON, every
+/// hash checked (also those past `cap`, so that a too-small buffer is the only error left),
+/// and sets `*n` to its length.
 ///
 /// # Safety
-/// `out` points at `32 * cap` writable bytes (NULL only with `cap` 0); `n` is NULL or
+/// `out` points at `32 * cap` writable bytes (NULL only with `cap` 0); `n` was checked and is
 /// writable.
 unsafe fn write_branch(
     branch: &Branch<'_>,
     out: *mut u8,
     cap: usize,
-    n: *mut usize,
+    n: Out<usize>,
 ) -> Result<c_int, c_int> {
-    let total = branch.len();
     // SAFETY: the caller promises `32 * cap` writable bytes at `out`.
     let dst = unsafe { bytes_mut(out, cap.saturating_mul(32)) }.ok_or(ESPV_ERR_NULL)?;
-    for (node, slot) in branch.iter().zip(dst.chunks_exact_mut(32)) {
-        let node: MerkleNode = node.map_err(bad)?;
-        slot.copy_from_slice(node.as_byte_array());
+    let mut slots = dst.as_chunks_mut::<32>().0.iter_mut();
+    let mut total = 0usize;
+    for node in branch.iter() {
+        let node = node.map_err(bad)?;
+        if let Some(slot) = slots.next() {
+            *slot = node.to_byte_array();
+        }
+        total += 1;
     }
-    // Check the hashes past `cap` too, so that a too-small buffer is the only error left.
-    if branch.iter().skip(cap).any(|n| n.is_err()) {
-        return Err(ESPV_ERR_BAD_RESULT);
-    }
-    // SAFETY: the caller promises `n` is NULL or writable.
-    unsafe { must_put(n, total) }?;
-    Ok(if total > cap {
-        ESPV_ERR_BUFFER_TOO_SMALL
-    } else {
-        ESPV_OK
-    })
+    // SAFETY: forwarded contract.
+    unsafe { n.put(total) };
+    fitted(total, cap)
 }
 
 /// `blockchain.block.header` without `cp_height` -> the 80-byte header (`out`).
@@ -131,6 +125,7 @@ pub unsafe extern "C" fn espv_decode_block_header_proof(
     root: *mut u8,
 ) -> c_int {
     status(|| {
+        let n = Out::required(n)?;
         // SAFETY: forwarded contract.
         let proof = response::block_header_proof(unsafe { input(result, len) }?).map_err(bad)?;
         let got = proof.header.ok_or(ESPV_ERR_BAD_RESULT)?;
@@ -157,12 +152,13 @@ pub unsafe extern "C" fn espv_decode_headers_subscribe(
     header: *mut u8,
 ) -> c_int {
     status(|| {
+        let height = Out::required(height)?;
         // SAFETY: forwarded contract.
         let (h, raw) = response::headers_subscribe(unsafe { input(result, len) }?).map_err(bad)?;
-        // SAFETY: the caller promises a writable `height` and 80 writable bytes at `header`.
-        unsafe { must_put(height, h) }?;
-        // SAFETY: as above.
+        // SAFETY: the caller promises 80 writable bytes at `header`.
         unsafe { must_put_array(header, &raw) }?;
+        // SAFETY: the caller promises a writable `height`.
+        unsafe { height.put(h) };
         Ok(ESPV_OK)
     })
 }
@@ -183,6 +179,7 @@ pub unsafe extern "C" fn espv_decode_block_headers(
     count: *mut usize,
 ) -> c_int {
     status(|| {
+        let count = Out::required(count)?;
         // SAFETY: forwarded contract.
         let headers = response::block_headers(unsafe { input(result, len) }?).map_err(bad)?;
         let total = headers.count as usize;
@@ -197,12 +194,8 @@ pub unsafe extern "C" fn espv_decode_block_headers(
             }
         }
         // SAFETY: the caller promises a writable `count`.
-        unsafe { must_put(count, total) }?;
-        Ok(if total > cap {
-            ESPV_ERR_BUFFER_TOO_SMALL
-        } else {
-            ESPV_OK
-        })
+        unsafe { count.put(total) };
+        fitted(total, cap)
     })
 }
 
@@ -222,33 +215,26 @@ pub unsafe extern "C" fn espv_decode_history(
     count: *mut usize,
 ) -> c_int {
     status(|| {
+        let items = OutSlice::new(items, cap)?;
+        let count = Out::required(count)?;
         // SAFETY: forwarded contract.
         let rows = response::history(unsafe { input(result, len) }?).map_err(bad)?;
-        if items.is_null() && cap != 0 {
-            return Err(ESPV_ERR_NULL);
-        }
         let mut total = 0usize;
         for row in rows {
             let row = row.map_err(bad)?;
-            if total < cap {
-                let item = EspvHistoryItem {
-                    txid: row.txid.to_byte_array(),
-                    height: row.height.to_i64(),
-                    fee: row.fee.unwrap_or(0),
-                    has_fee: row.fee.is_some(),
-                };
-                // SAFETY: `total < cap`, and the caller promises `cap` writable rows.
-                unsafe { items.add(total).write(item) };
-            }
+            let item = EspvHistoryItem {
+                txid: row.txid.to_byte_array(),
+                height: row.height.to_i64(),
+                fee: row.fee.unwrap_or(0),
+                has_fee: row.fee.is_some(),
+            };
+            // SAFETY: the caller promises `cap` writable rows; `put` writes only below `cap`.
+            unsafe { items.put(total, item) };
             total += 1;
         }
         // SAFETY: the caller promises a writable `count`.
-        unsafe { must_put(count, total) }?;
-        Ok(if total > cap {
-            ESPV_ERR_BUFFER_TOO_SMALL
-        } else {
-            ESPV_OK
-        })
+        unsafe { count.put(total) };
+        fitted(total, cap)
     })
 }
 
@@ -290,12 +276,14 @@ pub unsafe extern "C" fn espv_decode_merkle(
     n: *mut usize,
 ) -> c_int {
     status(|| {
+        let (block_height, pos) = (Out::required(block_height)?, Out::required(pos)?);
+        let n = Out::required(n)?;
         // SAFETY: forwarded contract.
         let proof = response::merkle_proof(unsafe { input(result, len) }?).map_err(bad)?;
         // SAFETY: the caller promises writable `block_height` and `pos`.
-        unsafe { must_put(block_height, proof.block_height) }?;
+        unsafe { block_height.put(proof.block_height) };
         // SAFETY: as above.
-        unsafe { must_put(pos, proof.pos) }?;
+        unsafe { pos.put(proof.pos) };
         // SAFETY: forwarded contract for `branch`, `cap` and `n`.
         unsafe { write_branch(&proof.branch, branch, cap, n) }
     })
@@ -317,11 +305,12 @@ pub unsafe extern "C" fn espv_decode_transaction(
     written: *mut usize,
 ) -> c_int {
     status(|| {
+        let written = Out::required(written)?;
         // SAFETY: forwarded contract.
         let digits = response::transaction_hex(unsafe { input(result, len) }?).map_err(bad)?;
         let size = digits.len() / 2;
         // SAFETY: the caller promises a writable `written`.
-        unsafe { must_put(written, size) }?;
+        unsafe { written.put(size) };
         if size > cap {
             return Ok(ESPV_ERR_BUFFER_TOO_SMALL);
         }
@@ -361,11 +350,12 @@ pub unsafe extern "C" fn espv_decode_fee_rate(
     btc_per_kvb: *mut f64,
 ) -> c_int {
     status(|| {
+        let btc_per_kvb = Out::required(btc_per_kvb)?;
         // SAFETY: forwarded contract.
         match response::fee_rate(unsafe { input(result, len) }?).map_err(bad)? {
             Some(rate) => {
                 // SAFETY: the caller promises a writable `btc_per_kvb`.
-                unsafe { must_put(btc_per_kvb, rate) }?;
+                unsafe { btc_per_kvb.put(rate) };
                 Ok(ESPV_OK)
             }
             None => Ok(ESPV_NONE),

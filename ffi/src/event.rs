@@ -6,9 +6,9 @@ use core::ptr;
 use electrum_spv_core::rpc::{Method, ProtocolVersion};
 use electrum_spv_core::session::{Event, FatalError, Notification, ProtocolError};
 
-use crate::ptr::put;
+use crate::ptr::{Out, try_status};
 use crate::session::{EspvSession, EspvVersion, session_or_return};
-use crate::status::{ESPV_ERR_NULL, ESPV_NONE, ESPV_OK, fatal_error, protocol_error};
+use crate::status::{ESPV_NONE, ESPV_OK, fatal_error, protocol_error};
 
 // ----- event kinds -----
 
@@ -113,13 +113,22 @@ pub const ESPV_METHOD_MEMPOOL_GET_INFO: u32 = 29;
 /// `mempool.recent`.
 pub const ESPV_METHOD_MEMPOOL_RECENT: u32 = 30;
 
-/// The `ESPV_METHOD_*` id of a method: its position in the core catalogue, plus one.
-pub(crate) fn method_id(m: Method) -> u32 {
-    Method::ALL
-        .iter()
-        .position(|x| *x == m)
-        .map_or(ESPV_METHOD_NONE, |i| i as u32 + 1)
+/// The `ESPV_METHOD_*` id of a method: its position in the core catalogue, plus one (the
+/// catalogue lists the methods in declaration order: checked at compile time below).
+pub(crate) const fn method_id(m: Method) -> u32 {
+    m as u32 + 1
 }
+
+const _: () = {
+    let mut i = 0;
+    while i < Method::ALL.len() {
+        assert!(
+            Method::ALL[i] as usize == i,
+            "Method::ALL is not in declaration order"
+        );
+        i += 1;
+    }
+};
 
 /// Wire names below 1.7, NUL-terminated, in catalogue order.
 const METHOD_NAMES: [&core::ffi::CStr; 30] = [
@@ -383,7 +392,8 @@ impl EspvEvent {
 /// `espv_session_handle_timeout`. `out->data` points into the session memory and is valid
 /// until the next call that takes the session.
 ///
-/// Returns `ESPV_ERR_NULL` / `ESPV_ERR_NOT_INITIALIZED` without consuming an event.
+/// Returns `ESPV_ERR_NULL` / `ESPV_ERR_MISALIGNED` / `ESPV_ERR_NOT_INITIALIZED` without
+/// consuming an event.
 ///
 /// # Safety
 /// `s` is an initialized session; `out` is NULL or points at a writable `espv_event`.
@@ -393,15 +403,13 @@ pub unsafe extern "C" fn espv_session_poll_event(
     out: *mut EspvEvent,
 ) -> c_int {
     let s = session_or_return!(s);
-    if out.is_null() {
-        return ESPV_ERR_NULL;
-    }
+    let out = try_status!(Out::required(out));
     let Some(event) = s.core.poll_event() else {
         return ESPV_NONE;
     };
     let event = EspvEvent::from_core(&event);
-    // SAFETY: `out` is non-NULL and the caller promises it is a writable, aligned event.
-    unsafe { put(out, event) };
+    // SAFETY: the caller promises `out` points at a writable event.
+    unsafe { out.put(event) };
     ESPV_OK
 }
 

@@ -4,11 +4,10 @@
 use core::ffi::c_int;
 
 use electrum_spv_core::chain::{Anchor, ChainTip, HeaderVerifier};
-use electrum_spv_core::hash::sha256d;
-use electrum_spv_core::header::HEADER_SIZE;
+use electrum_spv_core::header::{HEADER_SIZE, Header};
 
 use crate::network;
-use crate::ptr::{array, bytes, put, put_array};
+use crate::ptr::{Out, array, bytes, put_array, try_status};
 use crate::state;
 use crate::status::{
     ESPV_ERR_INVALID_ARGUMENT, ESPV_ERR_NULL, ESPV_NONE, ESPV_OK, anchor_error, header_error,
@@ -79,7 +78,8 @@ fn verifier(network: u32, start_height: u32) -> Result<HeaderVerifier, c_int> {
 /// Returns `ESPV_OK` and the last header in `*tip` (if not NULL); `ESPV_NONE` for `count` 0;
 /// or the first broken rule (`ESPV_ERR_PREV_HASH_MISMATCH`, `ESPV_ERR_INSUFFICIENT_POW`, ...)
 /// with its height in `*bad_height` (if not NULL); `ESPV_ERR_NO_ANCHOR`,
-/// `ESPV_ERR_INVALID_ARGUMENT` (unknown network) or `ESPV_ERR_NULL`.
+/// `ESPV_ERR_INVALID_ARGUMENT` (unknown network), `ESPV_ERR_NULL`, or `ESPV_ERR_MISALIGNED`
+/// (`tip` or `bad_height` not aligned; nothing verified).
 ///
 /// # Safety
 /// `headers` points at `80 * count` readable bytes; `tip` and `bad_height` are NULL or
@@ -93,10 +93,11 @@ pub unsafe extern "C" fn espv_verify_headers(
     tip: *mut EspvTip,
     bad_height: *mut u32,
 ) -> c_int {
-    let mut v = match verifier(network, start_height) {
-        Ok(v) => v,
-        Err(code) => return code,
-    };
+    let (tip, bad_height) = (
+        try_status!(Out::optional(tip)),
+        try_status!(Out::optional(bad_height)),
+    );
+    let mut v = try_status!(verifier(network, start_height));
     let Some(len) = count.checked_mul(HEADER_SIZE) else {
         return ESPV_ERR_INVALID_ARGUMENT;
     };
@@ -107,7 +108,7 @@ pub unsafe extern "C" fn espv_verify_headers(
     for header in all.chunks_exact(HEADER_SIZE) {
         if let Err(e) = v.push_slice(header) {
             // SAFETY: the caller promises `bad_height` is NULL or writable.
-            unsafe { put(bad_height, e.height) };
+            unsafe { bad_height.put(e.height) };
             return header_error(e.kind);
         }
     }
@@ -115,7 +116,7 @@ pub unsafe extern "C" fn espv_verify_headers(
         return ESPV_NONE;
     };
     // SAFETY: the caller promises `tip` is NULL or writable.
-    unsafe { put(tip, EspvTip::new(last, v.work_is_absolute())) };
+    unsafe { tip.put(EspvTip::new(last, v.work_is_absolute())) };
     ESPV_OK
 }
 
@@ -214,16 +215,17 @@ pub unsafe extern "C" fn espv_verifier_tip(
     next_height: *mut u32,
 ) -> c_int {
     // SAFETY: forwarded contract.
-    let v = match unsafe { state::get::<_, HeaderVerifier>(v, VERIFIER_MAGIC) } {
-        Ok(v) => v,
-        Err(code) => return code,
-    };
+    let v = try_status!(unsafe { state::get::<_, HeaderVerifier>(v, VERIFIER_MAGIC) });
+    let (tip, next_height) = (
+        try_status!(Out::optional(tip)),
+        try_status!(Out::optional(next_height)),
+    );
     // SAFETY: the caller promises `next_height` is NULL or writable.
-    unsafe { put(next_height, v.next_height()) };
+    unsafe { next_height.put(v.next_height()) };
     match v.tip() {
         Some(last) => {
             // SAFETY: the caller promises `tip` is NULL or writable.
-            unsafe { put(tip, EspvTip::new(last, v.work_is_absolute())) };
+            unsafe { tip.put(EspvTip::new(last, v.work_is_absolute())) };
             ESPV_OK
         }
         None => ESPV_NONE,
@@ -242,8 +244,9 @@ pub unsafe extern "C" fn espv_header_hash(header: *const u8, out: *mut u8) -> c_
     let Some(header) = (unsafe { array::<HEADER_SIZE>(header) }) else {
         return ESPV_ERR_NULL;
     };
+    let hash = Header::from_bytes(&header).block_hash();
     // SAFETY: the caller promises 32 writable bytes at `out`.
-    match unsafe { put_array(out, &sha256d(&header)) } {
+    match unsafe { put_array(out, hash.as_byte_array()) } {
         true => ESPV_OK,
         false => ESPV_ERR_NULL,
     }
@@ -262,10 +265,9 @@ pub unsafe extern "C" fn espv_header_merkle_root(header: *const u8, out: *mut u8
     let Some(header) = (unsafe { array::<HEADER_SIZE>(header) }) else {
         return ESPV_ERR_NULL;
     };
-    let mut root = [0u8; 32];
-    root.copy_from_slice(&header[36..68]);
+    let root = Header::from_bytes(&header).merkle_root;
     // SAFETY: the caller promises 32 writable bytes at `out`.
-    match unsafe { put_array(out, &root) } {
+    match unsafe { put_array(out, root.as_byte_array()) } {
         true => ESPV_OK,
         false => ESPV_ERR_NULL,
     }

@@ -63,6 +63,13 @@
 //!   a fixed-size array (`out[32]`) points at that many bytes; out pointers documented as
 //!   optional may be NULL. Nothing passed in may overlap a session or state blob. States are
 //!   not thread-safe: one thread at a time per state.
+//! * A typed pointer (`uint32_t *`, `size_t *`, `espv_tip *`, `espv_event *`, a session or
+//!   state, ...) must be aligned as C aligns its type; one that is not is refused with
+//!   `ESPV_ERR_MISALIGNED` before the function does anything, never dereferenced. Byte
+//!   pointers (`uint8_t *`, `char *`) have no alignment.
+//! * Every rule is core's: the pure verifiers call the same `electrum-spv-core` functions the
+//!   session and the Rust client use (header chain, merkle branch, `cp_height` proof, merkle
+//!   root, status, txid); none is restated here.
 //! * Values from C are plain integers (`ESPV_NETWORK_*`, heights); no C enum is read.
 //! * Stack: `espv_session_init` uses about `espv_session_size()` plus 6 KiB of stack (the
 //!   session is built, then moved into place: 28,408 bytes measured on x86-64 by

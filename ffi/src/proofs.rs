@@ -5,38 +5,26 @@
 
 use core::ffi::c_int;
 
-use electrum_spv_core::accumulator::{HeaderProofError, HeaderProofFolder, MerkleAccumulator};
-use electrum_spv_core::merkle::{BranchFolder, MAX_MERKLE_DEPTH, MerkleError};
+use electrum_spv_core::accumulator::verify_header_proof;
+use electrum_spv_core::merkle::{merkle_root, verify_tx_branch};
 use electrum_spv_core::{BlockHash, MerkleNode, Txid};
 
-use crate::ptr::{array, bytes, put_array};
-use crate::status::{
-    ESPV_ERR_INVALID_ARGUMENT, ESPV_ERR_NULL, ESPV_NONE, ESPV_OK, merkle_error, proof_error,
-};
+use crate::ptr::{array, hashes, put_array, try_status};
+use crate::status::{ESPV_ERR_NULL, ESPV_OK, merkle_error, merkle_root_error, proof_error};
 
-/// The `n` hashes of a branch, or the status code saying why they cannot be read.
-///
-/// # Safety
-/// `branch` points at `32 * n` readable bytes (NULL only with `n` 0).
-unsafe fn branch<'a>(branch: *const u8, n: usize) -> Result<&'a [u8], c_int> {
-    let len = n.checked_mul(32).ok_or(ESPV_ERR_INVALID_ARGUMENT)?;
-    // SAFETY: forwarded contract.
-    unsafe { bytes(branch, len) }.ok_or(ESPV_ERR_NULL)
-}
-
-/// The hash at the start of a 32-byte chunk.
-fn node(chunk: &[u8]) -> MerkleNode {
-    let mut b = [0u8; 32];
-    b.copy_from_slice(chunk);
-    MerkleNode::from_byte_array(b)
+/// The nodes of a branch read from C: core's verifiers take them as they are.
+fn nodes(branch: &[[u8; 32]]) -> impl ExactSizeIterator<Item = MerkleNode> + '_ {
+    branch.iter().copied().map(MerkleNode::from_byte_array)
 }
 
 /// Verifies that the transaction `txid` is at position `pos` of the block whose header's
 /// merkle root is `root` (`espv_header_merkle_root` of a header you verified), hardened: at
 /// most 30 levels, the position fully consumed, no inner node that is a 64-byte transaction
-/// (CVE-2017-12842), no duplicated right sibling (CVE-2012-2459).
+/// (CVE-2017-12842), no duplicated right sibling (CVE-2012-2459). The rules are core's
+/// `verify_tx_branch`, the same the session's verified sync applies.
 ///
-/// Returns `ESPV_OK`, an `ESPV_ERR_MERKLE_*` code, or `ESPV_ERR_NULL`.
+/// Returns `ESPV_OK`, an `ESPV_ERR_MERKLE_*` code, `ESPV_ERR_NULL`, or
+/// `ESPV_ERR_INVALID_ARGUMENT` for an `n` whose byte size `32 * n` overflows.
 ///
 /// # Safety
 /// `txid` and `root` point at 32 readable bytes; `branch_in` at `32 * n` readable bytes (NULL
@@ -54,21 +42,15 @@ pub unsafe extern "C" fn espv_verify_merkle(
     else {
         return ESPV_ERR_NULL;
     };
-    if n > MAX_MERKLE_DEPTH {
-        return merkle_error(MerkleError::TooDeep);
-    }
     // SAFETY: forwarded contract.
-    let siblings = match unsafe { branch(branch_in, n) } {
-        Ok(b) => b,
-        Err(code) => return code,
-    };
-    let mut folder = BranchFolder::new(Txid::from_byte_array(txid), pos);
-    for chunk in siblings.chunks_exact(32) {
-        if let Err(e) = folder.push(&node(chunk)) {
-            return merkle_error(e);
-        }
-    }
-    match folder.finish(&MerkleNode::from_byte_array(root)) {
+    let branch = try_status!(unsafe { hashes(branch_in, n) });
+    let txid = Txid::from_byte_array(txid);
+    match verify_tx_branch(
+        &txid,
+        pos,
+        nodes(branch),
+        &MerkleNode::from_byte_array(root),
+    ) {
         Ok(_) => ESPV_OK,
         Err(e) => merkle_error(e),
     }
@@ -77,9 +59,11 @@ pub unsafe extern "C" fn espv_verify_merkle(
 /// Verifies a `cp_height` proof: the header hashing to `header_hash` (`espv_header_hash`) is
 /// at `height` of the chain whose block hashes `0..=cp_height` have merkle root `root`.
 /// `root` must be one you trust for this very `cp_height` (a root shipped with the firmware,
-/// or computed over headers you verified): a root taken from the server proves nothing.
+/// or computed over headers you verified): a root taken from the server proves nothing. The
+/// rules are core's `verify_header_proof`.
 ///
-/// Returns `ESPV_OK`, an `ESPV_ERR_PROOF_*` code, or `ESPV_ERR_NULL`.
+/// Returns `ESPV_OK`, an `ESPV_ERR_PROOF_*` code, `ESPV_ERR_NULL`, or
+/// `ESPV_ERR_INVALID_ARGUMENT` for an `n` whose byte size `32 * n` overflows.
 ///
 /// # Safety
 /// `header_hash` and `root` point at 32 readable bytes; `branch_in` at `32 * n` readable
@@ -99,28 +83,11 @@ pub unsafe extern "C" fn espv_verify_header_proof(
     }) else {
         return ESPV_ERR_NULL;
     };
-    let mut folder =
-        match HeaderProofFolder::new(&BlockHash::from_byte_array(hash), height, cp_height) {
-            Ok(f) => f,
-            Err(e) => return proof_error(e),
-        };
-    if n != folder.expected_len() {
-        return proof_error(HeaderProofError::BranchLength {
-            expected: folder.expected_len(),
-            got: n,
-        });
-    }
     // SAFETY: forwarded contract.
-    let siblings = match unsafe { branch(branch_in, n) } {
-        Ok(b) => b,
-        Err(code) => return code,
-    };
-    for chunk in siblings.chunks_exact(32) {
-        if let Err(e) = folder.push(&node(chunk)) {
-            return proof_error(e);
-        }
-    }
-    match folder.finish(&MerkleNode::from_byte_array(root)) {
+    let branch = try_status!(unsafe { hashes(branch_in, n) });
+    let hash = BlockHash::from_byte_array(hash);
+    let root = MerkleNode::from_byte_array(root);
+    match verify_header_proof(&hash, height, cp_height, nodes(branch), &root) {
         Ok(()) => ESPV_OK,
         Err(e) => proof_error(e),
     }
@@ -131,8 +98,13 @@ pub unsafe extern "C" fn espv_verify_header_proof(
 /// of headers you verified, it is the root a `cp_height` proof must reach; over a block's
 /// txids, its header's merkle root.
 ///
+/// A list with two equal sibling subtrees, such as `[a, b, c, c]`, has the same root as a
+/// shorter list (`[a, b, c]`): it is refused with `ESPV_ERR_MERKLE_MUTATED`, as Bitcoin Core
+/// refuses such a block (CVE-2012-2459), and `out` is untouched.
+///
 /// Returns `ESPV_OK` with the root in `out`, `ESPV_NONE` for `n` 0 (no root; `out`
-/// untouched), `ESPV_ERR_INVALID_ARGUMENT` for more than 2^32 - 1 leaves, or `ESPV_ERR_NULL`.
+/// untouched), `ESPV_ERR_MERKLE_MUTATED`, `ESPV_ERR_INVALID_ARGUMENT` for more than 2^32 - 1
+/// leaves, or `ESPV_ERR_NULL`.
 ///
 /// # Safety
 /// `leaves` points at `32 * n` readable bytes (NULL only with `n` 0); `out` at 32 writable
@@ -143,24 +115,13 @@ pub unsafe extern "C" fn espv_merkle_root(leaves: *const u8, n: usize, out: *mut
         return ESPV_ERR_NULL;
     }
     // SAFETY: forwarded contract.
-    let all = match unsafe { branch(leaves, n) } {
-        Ok(b) => b,
-        Err(code) => return code,
-    };
-    let mut acc = MerkleAccumulator::new();
-    for chunk in all.chunks_exact(32) {
-        let mut leaf = [0u8; 32];
-        leaf.copy_from_slice(chunk);
-        if acc.push(leaf).is_err() {
-            return ESPV_ERR_INVALID_ARGUMENT;
-        }
-    }
-    match acc.root() {
-        Some(root) => {
+    let leaves = try_status!(unsafe { hashes(leaves, n) });
+    match merkle_root(leaves) {
+        Ok(root) => {
             // SAFETY: non-NULL; the caller promises 32 writable bytes at `out`.
             unsafe { put_array(out, root.as_byte_array()) };
             ESPV_OK
         }
-        None => ESPV_NONE,
+        Err(e) => merkle_root_error(e),
     }
 }

@@ -6,8 +6,9 @@
 //! keeps for its own requests), writes the request's id to `*id` (if not NULL), and returns
 //! `ESPV_OK` or an error (`ESPV_ERR_NOT_READY`, `ESPV_ERR_CLOSED`, `ESPV_ERR_NOT_AVAILABLE`,
 //! `ESPV_ERR_INVALID_ARGUMENT`, `ESPV_ERR_TOO_MANY_IN_FLIGHT`, `ESPV_ERR_BUSY`,
-//! `ESPV_ERR_OUTPUT_FULL`, `ESPV_ERR_NULL`, `ESPV_ERR_NOT_INITIALIZED`), in which case nothing
-//! was queued. Then take the output and send it.
+//! `ESPV_ERR_OUTPUT_FULL`, `ESPV_ERR_NULL`, `ESPV_ERR_NOT_INITIALIZED`, `ESPV_ERR_MISALIGNED`
+//! for a session or an `id` not aligned), in which case nothing was queued. Then take the
+//! output and send it.
 //!
 //! Txids are 32 bytes in internal byte order (the double SHA-256 of the transaction as
 //! computed, not the reversed hex shown by explorers).
@@ -17,7 +18,7 @@ use core::ffi::c_int;
 use electrum_spv_core::Txid;
 use electrum_spv_core::session::Request;
 
-use crate::ptr::{array, bytes, put};
+use crate::ptr::{Out, array, bytes, try_status};
 use crate::session::{EspvSession, session_or_return};
 use crate::status::{ESPV_ERR_NULL, ESPV_OK, request_error};
 
@@ -34,6 +35,8 @@ unsafe fn send(
     id: *mut u64,
 ) -> c_int {
     let s = session_or_return!(s);
+    // Checked before the request is queued: a misaligned `id` leaves nothing half done.
+    let id = try_status!(Out::optional(id));
     let sent = match streamed {
         true => s.core.request_streamed(now_ms, request, tag),
         false => s.core.request(now_ms, request, tag),
@@ -41,20 +44,58 @@ unsafe fn send(
     match sent {
         Ok(n) => {
             // SAFETY: the caller promises `id` is NULL or writable.
-            unsafe { put(id, n) };
+            unsafe { id.put(n) };
             ESPV_OK
         }
         Err(e) => request_error(e),
     }
 }
 
-/// A txid from C (internal byte order), or `None` for NULL.
+/// Queues the request `make` builds from the `len` bytes at `data` (a script, a raw
+/// transaction).
 ///
 /// # Safety
-/// `txid` is NULL or points at 32 readable bytes.
-unsafe fn txid(txid: *const u8) -> Option<Txid> {
+/// `s` is an initialized session; `data` points at `len` readable bytes (NULL only with `len`
+/// 0); `id` is NULL or writable.
+#[allow(clippy::too_many_arguments)]
+unsafe fn send_bytes<'a>(
+    s: *mut EspvSession,
+    now_ms: u64,
+    data: *const u8,
+    len: usize,
+    make: fn(&'a [u8]) -> Request<'a>,
+    streamed: bool,
+    tag: u32,
+    id: *mut u64,
+) -> c_int {
+    // SAFETY: the caller promises `len` readable bytes at `data`.
+    let Some(data) = (unsafe { bytes(data, len) }) else {
+        return ESPV_ERR_NULL;
+    };
     // SAFETY: forwarded contract.
-    unsafe { array::<32>(txid) }.map(Txid::from_byte_array)
+    unsafe { send(s, now_ms, &make(data), streamed, tag, id) }
+}
+
+/// Queues the request `make` builds from the txid at `txid` (32 bytes, internal byte order).
+///
+/// # Safety
+/// `s` is an initialized session; `txid` points at 32 readable bytes; `id` is NULL or
+/// writable.
+unsafe fn send_txid(
+    s: *mut EspvSession,
+    now_ms: u64,
+    txid: *const u8,
+    make: impl FnOnce(Txid) -> Request<'static>,
+    tag: u32,
+    id: *mut u64,
+) -> c_int {
+    // SAFETY: the caller promises 32 readable bytes at `txid`.
+    let Some(txid) = (unsafe { array::<32>(txid) }) else {
+        return ESPV_ERR_NULL;
+    };
+    let request = make(Txid::from_byte_array(txid));
+    // SAFETY: forwarded contract.
+    unsafe { send(s, now_ms, &request, false, tag, id) }
 }
 
 /// `blockchain.headers.subscribe`: the server's tip now (decode the result with
@@ -163,16 +204,14 @@ pub unsafe extern "C" fn espv_request_script_history(
     tag: u32,
     id: *mut u64,
 ) -> c_int {
-    // SAFETY: the caller promises `len` readable bytes at `script`.
-    let Some(script) = (unsafe { bytes(script, len) }) else {
-        return ESPV_ERR_NULL;
-    };
     // SAFETY: forwarded contract.
     unsafe {
-        send(
+        send_bytes(
             s,
             now_ms,
-            &Request::ScriptGetHistory(script),
+            script,
+            len,
+            Request::ScriptGetHistory,
             false,
             tag,
             id,
@@ -195,12 +234,19 @@ pub unsafe extern "C" fn espv_request_script_history_streamed(
     tag: u32,
     id: *mut u64,
 ) -> c_int {
-    // SAFETY: the caller promises `len` readable bytes at `script`.
-    let Some(script) = (unsafe { bytes(script, len) }) else {
-        return ESPV_ERR_NULL;
-    };
     // SAFETY: forwarded contract.
-    unsafe { send(s, now_ms, &Request::ScriptGetHistory(script), true, tag, id) }
+    unsafe {
+        send_bytes(
+            s,
+            now_ms,
+            script,
+            len,
+            Request::ScriptGetHistory,
+            true,
+            tag,
+            id,
+        )
+    }
 }
 
 /// Subscribes to a script's status: the reply is the status now (decode with
@@ -217,12 +263,19 @@ pub unsafe extern "C" fn espv_request_script_subscribe(
     tag: u32,
     id: *mut u64,
 ) -> c_int {
-    // SAFETY: the caller promises `len` readable bytes at `script`.
-    let Some(script) = (unsafe { bytes(script, len) }) else {
-        return ESPV_ERR_NULL;
-    };
     // SAFETY: forwarded contract.
-    unsafe { send(s, now_ms, &Request::ScriptSubscribe(script), false, tag, id) }
+    unsafe {
+        send_bytes(
+            s,
+            now_ms,
+            script,
+            len,
+            Request::ScriptSubscribe,
+            false,
+            tag,
+            id,
+        )
+    }
 }
 
 /// `blockchain.transaction.get_merkle(txid, height)`: the merkle branch of a confirmed
@@ -241,13 +294,9 @@ pub unsafe extern "C" fn espv_request_merkle(
     tag: u32,
     id: *mut u64,
 ) -> c_int {
-    // SAFETY: the caller promises 32 readable bytes at `txid_in`.
-    let Some(txid) = (unsafe { txid(txid_in) }) else {
-        return ESPV_ERR_NULL;
-    };
-    let request = Request::TransactionGetMerkle { txid, height };
+    let make = |txid| Request::TransactionGetMerkle { txid, height };
     // SAFETY: forwarded contract.
-    unsafe { send(s, now_ms, &request, false, tag, id) }
+    unsafe { send_txid(s, now_ms, txid_in, make, tag, id) }
 }
 
 /// `blockchain.transaction.get(txid)`, raw form (`txid`: 32 bytes, internal byte order).
@@ -264,12 +313,8 @@ pub unsafe extern "C" fn espv_request_transaction(
     tag: u32,
     id: *mut u64,
 ) -> c_int {
-    // SAFETY: the caller promises 32 readable bytes at `txid_in`.
-    let Some(txid) = (unsafe { txid(txid_in) }) else {
-        return ESPV_ERR_NULL;
-    };
     // SAFETY: forwarded contract.
-    unsafe { send(s, now_ms, &Request::TransactionGet(txid), false, tag, id) }
+    unsafe { send_txid(s, now_ms, txid_in, Request::TransactionGet, tag, id) }
 }
 
 /// `blockchain.transaction.broadcast(raw_tx)`: the result is the txid the server saw (decode
@@ -289,12 +334,8 @@ pub unsafe extern "C" fn espv_request_broadcast(
     tag: u32,
     id: *mut u64,
 ) -> c_int {
-    // SAFETY: the caller promises `len` readable bytes at `raw_tx`.
-    let Some(raw) = (unsafe { bytes(raw_tx, len) }) else {
-        return ESPV_ERR_NULL;
-    };
     // SAFETY: forwarded contract.
-    unsafe { send(s, now_ms, &Request::Broadcast(raw), false, tag, id) }
+    unsafe { send_bytes(s, now_ms, raw_tx, len, Request::Broadcast, false, tag, id) }
 }
 
 /// `blockchain.estimatefee(blocks)`: a fee rate estimate for confirmation within `blocks`

@@ -6,7 +6,7 @@ use core::ffi::c_int;
 use electrum_spv_core::script::{StatusHasher, TxHeight, script_hash};
 use electrum_spv_core::{Txid, tx};
 
-use crate::ptr::{array, bytes, put_array};
+use crate::ptr::{array, bytes, put_array, slice, try_status};
 use crate::state;
 use crate::status::{
     ESPV_ERR_BAD_TRANSACTION, ESPV_ERR_INVALID_ARGUMENT, ESPV_ERR_NULL, ESPV_NONE, ESPV_OK,
@@ -70,14 +70,11 @@ pub unsafe extern "C" fn espv_status_hash(
     n: usize,
     out: *mut u8,
 ) -> c_int {
-    if out.is_null() || (items.is_null() && n != 0) {
+    if out.is_null() {
         return ESPV_ERR_NULL;
     }
-    let rows: &[EspvHistoryItem] = match n {
-        0 => &[],
-        // SAFETY: non-NULL, and the caller promises `n` readable, aligned rows.
-        _ => unsafe { core::slice::from_raw_parts(items, n) },
-    };
+    // SAFETY: the caller promises `n` readable rows at `items`.
+    let rows = try_status!(unsafe { slice(items, n) });
     let mut hasher = StatusHasher::new();
     for row in rows {
         match height(row.height) {

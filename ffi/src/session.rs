@@ -17,10 +17,10 @@ use electrum_spv_core::session::Session;
 use electrum_spv_core::session::{Config, DEFAULT_PING_INTERVAL_MS, DEFAULT_REQUEST_TIMEOUT_MS};
 
 use crate::network;
-use crate::ptr::{bytes, bytes_mut, put};
+use crate::ptr::{Out, bytes, bytes_mut, checked, read, try_status};
 use crate::status::{
-    ESPV_ERR_BUFFER_TOO_SMALL, ESPV_ERR_INVALID_ARGUMENT, ESPV_ERR_MISALIGNED,
-    ESPV_ERR_NOT_INITIALIZED, ESPV_ERR_NULL, ESPV_NONE, ESPV_OK, fatal_error,
+    ESPV_ERR_BUFFER_TOO_SMALL, ESPV_ERR_INVALID_ARGUMENT, ESPV_ERR_NOT_INITIALIZED, ESPV_ERR_NULL,
+    ESPV_NONE, ESPV_OK, fatal_error,
 };
 
 /// Bytes of the session's line buffer: the longest reply line it buffers whole.
@@ -126,10 +126,9 @@ pub unsafe extern "C" fn espv_config_default(out: *mut EspvConfig, network: u32)
         request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
         ping_interval_ms: DEFAULT_PING_INTERVAL_MS,
     };
-    // SAFETY: the caller promises `out` is NULL or a writable config.
-    if !unsafe { put(out, config) } {
-        return ESPV_ERR_NULL;
-    }
+    let out = try_status!(Out::required(out));
+    // SAFETY: the caller promises `out` points at a writable config.
+    unsafe { out.put(config) };
     if network::params(network).is_none() {
         return ESPV_ERR_INVALID_ARGUMENT;
     }
@@ -170,10 +169,7 @@ unsafe fn core_config(cfg: &EspvConfig) -> Result<Config, c_int> {
         true => defaults.max,
         false => cfg.version_max.to_core(),
     };
-    if min > max || min < ProtocolVersion::V1_4 {
-        return Err(ESPV_ERR_INVALID_ARGUMENT);
-    }
-    config.versions = VersionRange { min, max };
+    config.versions = VersionRange::new(min, max).ok_or(ESPV_ERR_INVALID_ARGUMENT)?;
     if cfg.request_timeout_ms != 0 {
         config.request_timeout_ms = cfg.request_timeout_ms;
     }
@@ -216,11 +212,9 @@ pub unsafe extern "C" fn espv_session_init(
         return ESPV_ERR_BUFFER_TOO_SMALL;
     }
     let target = mem.cast::<EspvSession>();
-    if !target.is_aligned() {
-        return ESPV_ERR_MISALIGNED;
-    }
-    // SAFETY: `cfg` is non-NULL and the caller promises it points at a valid config.
-    let cfg = unsafe { cfg.read() };
+    try_status!(checked(target));
+    // SAFETY: the caller promises `cfg` points at a valid config.
+    let cfg = try_status!(unsafe { read(cfg) });
     // SAFETY: `client_name` follows the documented contract.
     let config = match unsafe { core_config(&cfg) } {
         Ok(c) => c,
@@ -245,13 +239,8 @@ pub unsafe extern "C" fn espv_session_init(
 /// `espv_session_size()` readable bytes aligned for a session), not used elsewhere during
 /// `'a`.
 pub(crate) unsafe fn session<'a>(s: *mut EspvSession) -> Result<&'a mut EspvSession, c_int> {
-    if s.is_null() {
-        return Err(ESPV_ERR_NULL);
-    }
-    if !s.is_aligned() {
-        return Err(ESPV_ERR_MISALIGNED);
-    }
-    // SAFETY: non-NULL and aligned; the caller promises session-sized memory. Reading the
+    crate::ptr::checked_non_null(s)?;
+    // SAFETY: non-NULL and aligned (checked); the caller promises session-sized memory. Reading the
     // magic first catches memory that `espv_session_init` never initialized.
     let magic = unsafe { ptr::addr_of!((*s).magic).read() };
     if magic != SESSION_MAGIC {
@@ -299,9 +288,10 @@ pub unsafe extern "C" fn espv_session_feed(
     let Some(input) = (unsafe { bytes(bytes_in, len) }) else {
         return ESPV_ERR_NULL;
     };
+    let consumed = try_status!(Out::optional(consumed));
     let used = s.core.handle_input(now_ms, input);
     // SAFETY: the caller promises `consumed` is NULL or writable.
-    unsafe { put(consumed, used) };
+    unsafe { consumed.put(used) };
     ESPV_OK
 }
 
@@ -326,9 +316,10 @@ pub unsafe extern "C" fn espv_session_take_output(
     let Some(out) = (unsafe { bytes_mut(buf, cap) }) else {
         return ESPV_ERR_NULL;
     };
+    let written = try_status!(Out::optional(written));
     let n = s.core.poll_transmit(out);
     // SAFETY: the caller promises `written` is NULL or writable.
-    unsafe { put(written, n) };
+    unsafe { written.put(n) };
     ESPV_OK
 }
 
@@ -341,10 +332,11 @@ pub unsafe extern "C" fn espv_session_take_output(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn espv_session_timeout(s: *mut EspvSession, deadline_ms: *mut u64) -> c_int {
     let s = session_or_return!(s);
+    let deadline_ms = try_status!(Out::optional(deadline_ms));
     match s.core.poll_timeout() {
         Some(at) => {
             // SAFETY: the caller promises `deadline_ms` is NULL or writable.
-            unsafe { put(deadline_ms, at) };
+            unsafe { deadline_ms.put(at) };
             ESPV_OK
         }
         None => ESPV_NONE,
@@ -377,9 +369,10 @@ pub unsafe extern "C" fn espv_session_state(
     version: *mut EspvVersion,
 ) -> c_int {
     let s = session_or_return!(s);
+    let version = try_status!(Out::optional(version));
     if let Some(v) = s.core.version() {
         // SAFETY: the caller promises `version` is NULL or writable.
-        unsafe { put(version, EspvVersion::from_core(v)) };
+        unsafe { version.put(EspvVersion::from_core(v)) };
         return ESPV_OK;
     }
     match s.core.failure() {

@@ -6,7 +6,8 @@ use core::ffi::c_int;
 use core::mem::{align_of, size_of};
 use core::ptr;
 
-use crate::status::{ESPV_ERR_MISALIGNED, ESPV_ERR_NOT_INITIALIZED, ESPV_ERR_NULL};
+use crate::ptr::checked_non_null;
+use crate::status::ESPV_ERR_NOT_INITIALIZED;
 
 /// The layout written into a blob.
 #[repr(C)]
@@ -24,12 +25,7 @@ pub(crate) unsafe fn init<B, T>(blob: *mut B, magic: u64, value: T) -> Result<()
         assert!(size_of::<Tagged<T>>() <= size_of::<B>());
         assert!(align_of::<Tagged<T>>() <= align_of::<B>());
     }
-    if blob.is_null() {
-        return Err(ESPV_ERR_NULL);
-    }
-    if !blob.is_aligned() {
-        return Err(ESPV_ERR_MISALIGNED);
-    }
+    checked_non_null(blob)?;
     // SAFETY: non-NULL, aligned for `B` and so for `Tagged<T>` (checked above), `B` is at
     // least as large; `write` does not read the old contents.
     unsafe { blob.cast::<Tagged<T>>().write(Tagged { magic, value }) };
@@ -46,12 +42,7 @@ pub(crate) unsafe fn get<'a, B, T>(blob: *mut B, magic: u64) -> Result<&'a mut T
         assert!(size_of::<Tagged<T>>() <= size_of::<B>());
         assert!(align_of::<Tagged<T>>() <= align_of::<B>());
     }
-    if blob.is_null() {
-        return Err(ESPV_ERR_NULL);
-    }
-    if !blob.is_aligned() {
-        return Err(ESPV_ERR_MISALIGNED);
-    }
+    checked_non_null(blob)?;
     let tagged = blob.cast::<Tagged<T>>();
     // SAFETY: non-NULL and aligned; the magic word is the first field of every blob.
     if unsafe { ptr::addr_of!((*tagged).magic).read() } != magic {
@@ -66,7 +57,7 @@ pub(crate) unsafe fn get<'a, B, T>(blob: *mut B, magic: u64) -> Result<&'a mut T
 /// # Safety
 /// `blob` is NULL or points at a writable `B` of at least 8 bytes, aligned to 8.
 pub(crate) unsafe fn clear<B>(blob: *mut B) {
-    if !blob.is_null() && blob.is_aligned() {
+    if checked_non_null(blob).is_ok() {
         // SAFETY: non-NULL, aligned, and every blob starts with its 8-byte magic.
         unsafe { blob.cast::<u64>().write(0) };
     }

@@ -8,7 +8,7 @@ use core::ffi::{CStr, c_char, c_int};
 
 use electrum_spv_core::accumulator::HeaderProofError;
 use electrum_spv_core::chain::{AnchorError, HeaderErrorKind};
-use electrum_spv_core::merkle::MerkleError;
+use electrum_spv_core::merkle::{MerkleError, MerkleRootError};
 use electrum_spv_core::session::{FatalError, ProtocolError, RequestError};
 
 // ----- success -----
@@ -26,7 +26,10 @@ pub const ESPV_ERR_NULL: c_int = -1;
 /// A caller buffer is too small (session memory, output array); nothing was written, unless
 /// the function says otherwise.
 pub const ESPV_ERR_BUFFER_TOO_SMALL: c_int = -2;
-/// The session memory is not aligned to `espv_session_align()`.
+/// A typed pointer is not aligned for its type: session memory not aligned to
+/// `espv_session_align()`, a state (`espv_verifier`, `espv_status_hasher`) or an out pointer
+/// (`uint32_t *`, `size_t *`, `espv_tip *`, ...) not aligned as C aligns that type. Nothing
+/// was done: it is checked before any work.
 pub const ESPV_ERR_MISALIGNED: c_int = -3;
 /// An argument is out of range: unknown network, empty or inverted version range, more than
 /// 2016 headers, `cp_height` below the height, a reserved tag, a name that is not UTF-8.
@@ -97,6 +100,9 @@ pub const ESPV_ERR_MERKLE_DUPLICATE_SIBLING: c_int = -43;
 pub const ESPV_ERR_MERKLE_DEPTH_MISMATCH: c_int = -44;
 /// The folded branch does not reach the header's merkle root.
 pub const ESPV_ERR_MERKLE_ROOT_MISMATCH: c_int = -45;
+/// A leaf list with two equal sibling subtrees (`espv_merkle_root`): it has the root of a
+/// shorter list, and a block with it is invalid (CVE-2012-2459; Bitcoin Core's "mutated").
+pub const ESPV_ERR_MERKLE_MUTATED: c_int = -46;
 
 // ----- cp_height header proofs -----
 
@@ -219,6 +225,7 @@ const NAMES: &[(c_int, &CStr)] = &[
         ESPV_ERR_MERKLE_ROOT_MISMATCH,
         c"ESPV_ERR_MERKLE_ROOT_MISMATCH",
     ),
+    (ESPV_ERR_MERKLE_MUTATED, c"ESPV_ERR_MERKLE_MUTATED"),
     (
         ESPV_ERR_PROOF_HEIGHT_ABOVE_CP,
         c"ESPV_ERR_PROOF_HEIGHT_ABOVE_CP",
@@ -323,6 +330,15 @@ pub(crate) fn merkle_error(e: MerkleError) -> c_int {
         MerkleError::LeftSiblingDuplicate { .. } => ESPV_ERR_MERKLE_DUPLICATE_SIBLING,
         MerkleError::DepthMismatch { .. } => ESPV_ERR_MERKLE_DEPTH_MISMATCH,
         MerkleError::RootMismatch => ESPV_ERR_MERKLE_ROOT_MISMATCH,
+    }
+}
+
+/// `ESPV_NONE` for no leaves (no root, not an error).
+pub(crate) fn merkle_root_error(e: MerkleRootError) -> c_int {
+    match e {
+        MerkleRootError::Empty => ESPV_NONE,
+        MerkleRootError::TooMany => ESPV_ERR_INVALID_ARGUMENT,
+        MerkleRootError::Mutated => ESPV_ERR_MERKLE_MUTATED,
     }
 }
 

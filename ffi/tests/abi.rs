@@ -508,3 +508,147 @@ fn a_recorded_electrumx_exchange_replays_and_verifies() {
         assert_eq!(espv_session_dropped_events(s), 0);
     }
 }
+
+/// Room for a value one byte past an 8-aligned address.
+#[repr(C, align(8))]
+struct Room([u8; 512]);
+
+impl Room {
+    /// A pointer one byte into the room: misaligned for every type wider than a byte.
+    fn odd<T>(&mut self) -> *mut T {
+        assert!(size_of::<T>() < 511);
+        self.0[1..].as_mut_ptr().cast()
+    }
+}
+
+#[test]
+fn misaligned_pointers_are_refused_before_the_session_changes() {
+    let t = Transcript::load();
+    let mut d = Driver {
+        mem: Box::new(Memory([0; ESPV_SESSION_SIZE])),
+        now: 1_000,
+    };
+    let mut room = Box::new(Room([0x5a; 512]));
+    let mut cfg = MaybeUninit::<EspvConfig>::uninit();
+    // SAFETY: aligned pointers point at memory of their type; misaligned ones into `room`,
+    // which the functions refuse before touching.
+    unsafe {
+        assert_eq!(
+            name(espv_config_default(room.odd(), ESPV_NETWORK_REGTEST)),
+            "ESPV_ERR_MISALIGNED"
+        );
+        ok(espv_config_default(cfg.as_mut_ptr(), ESPV_NETWORK_REGTEST));
+        let cfg = cfg.assume_init();
+        // A config read from a misaligned address.
+        room.odd::<EspvConfig>().write_unaligned(cfg);
+        assert_eq!(
+            name(espv_session_init(
+                d.s().cast(),
+                ESPV_SESSION_SIZE,
+                room.odd(),
+                d.now
+            )),
+            "ESPV_ERR_MISALIGNED"
+        );
+        ok(espv_session_init(
+            d.s().cast(),
+            ESPV_SESSION_SIZE,
+            &cfg,
+            d.now,
+        ));
+        let s = d.s();
+        let mut n = 0usize;
+        let mut buf = [0u8; 1000];
+        // take_output: nothing taken.
+        assert_eq!(
+            name(espv_session_take_output(
+                s,
+                buf.as_mut_ptr(),
+                buf.len(),
+                room.odd()
+            )),
+            "ESPV_ERR_MISALIGNED"
+        );
+        let version = d.take();
+        assert!(t.outgoing.starts_with(&version), "{version}");
+        // feed: nothing consumed (the features request is not queued).
+        let reply = t.reply(0, 0);
+        assert_eq!(
+            name(espv_session_feed(
+                s,
+                reply.as_ptr(),
+                reply.len(),
+                d.now,
+                room.odd()
+            )),
+            "ESPV_ERR_MISALIGNED"
+        );
+        assert_eq!(d.take(), "");
+        assert!(d.feed(reply.as_bytes()).is_empty());
+        assert!(d.take().contains("\"server.features\""));
+        // poll_event: the READY event stays queued.
+        let features = t.reply(1, 1);
+        ok(espv_session_feed(
+            s,
+            features.as_ptr(),
+            features.len(),
+            d.now,
+            &mut n,
+        ));
+        assert_eq!(n, features.len());
+        assert_eq!(
+            name(espv_session_poll_event(s, room.odd())),
+            "ESPV_ERR_MISALIGNED"
+        );
+        let mut ev = MaybeUninit::<EspvEvent>::uninit();
+        ok(espv_session_poll_event(s, ev.as_mut_ptr()));
+        assert_eq!(ev.assume_init().kind, ESPV_EVENT_READY);
+        // state, timeout.
+        assert_eq!(
+            name(espv_session_state(s, room.odd())),
+            "ESPV_ERR_MISALIGNED"
+        );
+        assert_eq!(
+            name(espv_session_timeout(s, room.odd())),
+            "ESPV_ERR_MISALIGNED"
+        );
+        // Requests: nothing queued, nothing in flight.
+        let txid = [1u8; 32];
+        let script = [0x51u8];
+        let codes = [
+            espv_request_headers_subscribe(s, d.now, 1, room.odd()),
+            espv_request_block_header(s, d.now, 1, 0, 1, room.odd()),
+            espv_request_block_headers(s, d.now, 0, 2, 0, 1, room.odd()),
+            espv_request_block_headers_streamed(s, d.now, 0, 2, 1, room.odd()),
+            espv_request_script_history(s, d.now, script.as_ptr(), 1, 1, room.odd()),
+            espv_request_script_history_streamed(s, d.now, script.as_ptr(), 1, 1, room.odd()),
+            espv_request_script_subscribe(s, d.now, script.as_ptr(), 1, 1, room.odd()),
+            espv_request_merkle(s, d.now, txid.as_ptr(), 1, 1, room.odd()),
+            espv_request_transaction(s, d.now, txid.as_ptr(), 1, room.odd()),
+            espv_request_broadcast(s, d.now, script.as_ptr(), 1, 1, room.odd()),
+            espv_request_estimate_fee(s, d.now, 2, 1, room.odd()),
+        ];
+        for code in codes {
+            assert_eq!(name(code), "ESPV_ERR_MISALIGNED");
+        }
+        assert_eq!(espv_session_in_flight(s), 0);
+        assert_eq!(d.take(), "");
+        // With an aligned id the same request goes out.
+        let mut id = 0u64;
+        ok(espv_request_headers_subscribe(s, d.now, 1, &mut id));
+        assert_eq!(espv_session_in_flight(s), 1);
+        // Session memory itself.
+        let odd_session = d.mem.0[1..].as_mut_ptr().cast::<EspvSession>();
+        assert_eq!(
+            name(espv_session_handle_timeout(odd_session, d.now)),
+            "ESPV_ERR_MISALIGNED"
+        );
+    }
+    assert!(
+        room.0
+            .iter()
+            .skip(1 + size_of::<EspvConfig>())
+            .all(|b| *b == 0x5a)
+    );
+    assert_eq!(room.0[0], 0x5a);
+}

@@ -38,6 +38,11 @@ static int g_failures;
         }                                                                        \
     } while (0)
 
+/* A `type *` one byte past the (aligned) buffer `buf`: misaligned for any type wider than a
+ * byte. Made through uintptr_t, so the conversion is implementation-defined, not undefined;
+ * the library must refuse it (ESPV_ERR_MISALIGNED) without dereferencing it. */
+#define MISALIGNED(type, buf) ((type *)((uintptr_t)(void *)(buf) + 1))
+
 static inline int hex_nibble(char c) {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;

@@ -391,6 +391,60 @@ static void test_session(const uint8_t *headers) {
     CHECK(strstr(out, "\"server.ping\"") != NULL);
 }
 
+/* Misaligned typed pointers are refused before the session changes: nothing taken, consumed,
+ * polled or queued. */
+static void test_misaligned(void) {
+    static _Alignas(8) uint8_t room[512];
+    const uint64_t now = 5000;
+    espv_config cfg;
+    CHECK_STATUS(espv_config_default(MISALIGNED(espv_config, room), ESPV_NETWORK_MAINNET), ESPV_ERR_MISALIGNED);
+    CHECK_STATUS(espv_config_default(&cfg, ESPV_NETWORK_MAINNET), ESPV_OK);
+    memcpy(room + 1, &cfg, sizeof cfg); /* a config at a misaligned address */
+    CHECK_STATUS(espv_session_init(g_mem, sizeof g_mem, MISALIGNED(const espv_config, room), now), ESPV_ERR_MISALIGNED);
+    CHECK_STATUS(espv_session_init(g_mem + 1, sizeof g_mem - 1, &cfg, now), ESPV_ERR_MISALIGNED);
+    memset(room, 0x5a, sizeof room);
+
+    espv_session *s = negotiated(ESPV_NETWORK_MAINNET, MAINNET_GENESIS, now);
+    CHECK(g_n_events == 1 && g_events[0].ev.kind == ESPV_EVENT_READY);
+    uint8_t script[1] = {0x51}, txid[32] = {1};
+    CHECK_STATUS(espv_request_estimate_fee(s, now, 2, 7, MISALIGNED(uint64_t, room)), ESPV_ERR_MISALIGNED);
+    CHECK_STATUS(espv_request_script_subscribe(s, now, script, 1, 7, MISALIGNED(uint64_t, room)), ESPV_ERR_MISALIGNED);
+    CHECK_STATUS(espv_request_merkle(s, now, txid, 1, 7, MISALIGNED(uint64_t, room)), ESPV_ERR_MISALIGNED);
+    CHECK(espv_session_in_flight(s) == 0);
+    CHECK(strcmp(take(s), "") == 0);
+    uint64_t id = 0;
+    CHECK_STATUS(espv_request_estimate_fee(s, now, 2, 7, &id), ESPV_OK);
+    uint8_t buf[512];
+    size_t n = 0;
+    CHECK_STATUS(espv_session_take_output(s, buf, sizeof buf, MISALIGNED(size_t, room)), ESPV_ERR_MISALIGNED);
+    const char *out = take(s); /* still queued */
+    CHECK(strstr(out, "\"blockchain.estimatefee\"") != NULL);
+    uint64_t deadline = 0;
+    CHECK_STATUS(espv_session_timeout(s, MISALIGNED(uint64_t, room)), ESPV_ERR_MISALIGNED);
+    CHECK_STATUS(espv_session_timeout(s, &deadline), ESPV_OK);
+    espv_version version;
+    CHECK_STATUS(espv_session_state(s, MISALIGNED(espv_version, room)), ESPV_ERR_MISALIGNED);
+    CHECK_STATUS(espv_session_state(s, &version), ESPV_OK);
+
+    const char *line = reply(id, "0.00012");
+    CHECK_STATUS(espv_session_feed(s, (const uint8_t *)line, strlen(line), now, MISALIGNED(size_t, room)), ESPV_ERR_MISALIGNED);
+    espv_event ev;
+    CHECK_STATUS(espv_session_poll_event(s, &ev), ESPV_NONE); /* nothing was consumed */
+    CHECK_STATUS(espv_session_feed(s, (const uint8_t *)line, strlen(line), now, &n), ESPV_OK);
+    CHECK(n == strlen(line));
+    CHECK_STATUS(espv_session_poll_event(s, MISALIGNED(espv_event, room)), ESPV_ERR_MISALIGNED);
+    CHECK_STATUS(espv_session_poll_event(s, &ev), ESPV_OK); /* the event stayed queued */
+    CHECK(ev.kind == ESPV_EVENT_RESPONSE && ev.id == id && ev.tag == 7);
+    double rate = 0;
+    CHECK_STATUS(espv_decode_fee_rate(ev.data, ev.data_len, MISALIGNED(double, room)), ESPV_ERR_MISALIGNED);
+    CHECK_STATUS(espv_decode_fee_rate(ev.data, ev.data_len, &rate), ESPV_OK);
+    CHECK(rate > 0.000119 && rate < 0.000121);
+    CHECK_STATUS(espv_session_handle_timeout(MISALIGNED(espv_session, g_mem), now), ESPV_ERR_MISALIGNED);
+    int untouched = 1;
+    for (size_t i = 0; i < sizeof room; i++) untouched &= room[i] == 0x5a;
+    CHECK(untouched);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s HEADERS_822528.bin\n", argv[0]);
@@ -402,6 +456,7 @@ int main(int argc, char **argv) {
     test_init();
     test_negotiation_failures();
     test_session(headers);
+    test_misaligned();
     free(headers);
     return finish("test_session");
 }

@@ -1,5 +1,5 @@
 /*
- * The pure functions of the C ABI on real chain data:
+ * The pure functions of the C ABI on real chain data (and misaligned out pointers refused):
  *   test_verify HEADERS_822528.bin MERKLE_VECTORS.json ELECTRUM_TEST_VECTORS.json
  * (core/tests/data/mainnet/headers_822528_830592.bin, core/tests/data/vectors/...).
  *
@@ -120,7 +120,7 @@ static const char *after(const char *p, const char *end, const char *key) {
 
 /* Every proof of merkle_vectors.json checks out against its block header's merkle root. */
 static void test_merkle_vectors(const char *json) {
-    int blocks = 0, proofs = 0, ok = 0, refused = 0, txid_blocks = 0, roots = 0;
+    int blocks = 0, proofs = 0, ok = 0, refused = 0, txid_blocks = 0, roots = 0, mutated = 0;
     const char *p = json;
     const char *json_end = json + strlen(json);
     while ((p = strstr(p, "\"net\": \"")) != NULL) {
@@ -153,6 +153,16 @@ static void test_merkle_vectors(const char *json) {
             CHECK_STATUS(espv_merkle_root(leaves, n, got), ESPV_OK);
             if (memcmp(got, root, 32) == 0) roots++;
             txid_blocks++;
+            /* CVE-2012-2459: the tail repeated as the tree pads it ([.., c] -> [.., c, c];
+             * [.., c, d] -> [.., c, d, c, d] for 2 mod 4 leaves) keeps the root: refused. */
+            size_t tail = n % 2 == 1 ? 1 : (n % 4 == 2 && n > 2 ? 2 : 0);
+            if (tail > 0 && n + tail <= 32) {
+                memcpy(leaves + 32 * n, leaves + 32 * (n - tail), 32 * tail);
+                memset(got, 0xee, 32);
+                CHECK_STATUS(espv_merkle_root(leaves, n + tail, got), ESPV_ERR_MERKLE_MUTATED);
+                CHECK(got[0] == 0xee && got[31] == 0xee); /* nothing written */
+                mutated++;
+            }
         }
         const char *q = p;
         while ((q = after(q, end, "\"tx_hash\": \"")) != NULL) {
@@ -191,8 +201,9 @@ static void test_merkle_vectors(const char *json) {
         }
         p = end;
     }
-    printf("merkle vectors: %d blocks, %d of %d proofs verified, %d corruptions refused, %d of %d txid lists give the header's root\n",
-           blocks, ok, proofs, refused, roots, txid_blocks);
+    printf("merkle vectors: %d blocks, %d of %d proofs verified, %d corruptions refused, %d of %d txid lists give the header's root, %d mutated lists refused\n",
+           blocks, ok, proofs, refused, roots, txid_blocks, mutated);
+    CHECK(mutated == 3);
     CHECK(txid_blocks == 11);
     CHECK(roots == txid_blocks);
     CHECK(blocks == 24);
@@ -201,39 +212,92 @@ static void test_merkle_vectors(const char *json) {
     CHECK(refused == proofs);
 }
 
-/* electrum_test_vectors.json merkle_attack_vectors (values copied here). */
-static void test_merkle_attacks(void) {
-    /* CVE-2012-2459: testnet3 block 4909055; pos 2 valid, pos 3 forged. */
-    uint8_t txid[32], branch[64], root[32];
-    display_hash("9b2c7e407188465594832cfbe84c9758029084527c855ea29a16603e5d1c51b6", txid);
-    display_hash("9b2c7e407188465594832cfbe84c9758029084527c855ea29a16603e5d1c51b6", branch);
-    display_hash("a8484ccbaa74ffa060d0a500f7ce3ea4953beace18df8384024dfa9290385b1c", branch + 32);
-    display_hash("3465af659f6438b133c6d980accbb61b7be43f8ad899e40054e33b37aecba28e", root);
-    CHECK_STATUS(espv_verify_merkle(txid, 2, branch, 2, root), ESPV_OK);
-    CHECK_STATUS(espv_verify_merkle(txid, 3, branch, 2, root), ESPV_ERR_MERKLE_DUPLICATE_SIBLING);
+/* The display hash after `"key": "` in [p, end) into `out`; 0 on success. */
+static int json_hash(const char *p, const char *end, const char *key, uint8_t out[32]) {
+    char pattern[64], hex[65];
+    snprintf(pattern, sizeof pattern, "\"%s\": \"", key);
+    const char *at = after(p, end, pattern);
+    if (!at || at + 64 > end) return -1;
+    memcpy(hex, at, 64);
+    hex[64] = '\0';
+    return espv_hash_from_hex(hex, 64, out) == ESPV_OK ? 0 : -1;
+}
 
-    /* CVE-2017-12842: a 64-byte transaction at pos 3; its halves posing as an inner node. */
+/* The number after `"key": ` in [p, end), or -1. */
+static long json_number(const char *p, const char *end, const char *key) {
+    char pattern[64];
+    snprintf(pattern, sizeof pattern, "\"%s\": ", key);
+    const char *at = after(p, end, pattern);
+    return at ? strtol(at, NULL, 10) : -1;
+}
+
+/* The display hashes of the `"merkle_branch": [...]` in [p, end) into `out` (room for
+ * `cap`); returns how many. */
+static size_t json_branch(const char *p, const char *end, uint8_t *out, size_t cap) {
+    const char *at = after(p, end, "\"merkle_branch\": [");
+    size_t n = 0;
+    if (!at) return 0;
+    const char *close = strchr(at, ']');
+    for (const char *s = at; (s = strchr(s, '"')) != NULL && s < close && n < cap; s += 66) {
+        char hex[65];
+        memcpy(hex, s + 1, 64);
+        hex[64] = '\0';
+        if (espv_hash_from_hex(hex, 64, out + 32 * n) != ESPV_OK) return 0;
+        n++;
+    }
+    return n;
+}
+
+/* electrum_test_vectors.json merkle_attack_vectors, read from the file: each forgery refused
+ * with the status of the rule core's verify_tx_branch applies (ffi/tests/hardening.rs checks
+ * the two agree). */
+static void test_merkle_attacks(const char *json) {
+    const char *end = json + strlen(json);
+    const char *dup = strstr(json, "\"CVE_2012_2459\"");
+    const char *inner = strstr(json, "\"CVE_2017_12842\"");
+    CHECK(dup != NULL && inner != NULL);
+    if (!dup || !inner) return;
+    const char *dup_end = dup < inner ? inner : end;
+    const char *inner_end = inner < dup ? dup : end;
+
+    /* CVE-2012-2459: testnet3 block 4909055; the last tx at its position, then at the next,
+     * where its duplicate would be a left sibling. */
+    uint8_t txid[32], branch[3 * 32], root[32];
+    CHECK(json_hash(dup, dup_end, "txid", txid) == 0);
+    CHECK(json_hash(dup, dup_end, "merkle_root", root) == 0);
+    size_t n = json_branch(dup, dup_end, branch, 3);
+    long valid = json_number(dup, dup_end, "valid_pos"), forged_pos = json_number(dup, dup_end, "forged_pos");
+    CHECK(n == 2 && valid == 2 && forged_pos == 3);
+    CHECK_STATUS(espv_verify_merkle(txid, (uint32_t)valid, branch, n, root), ESPV_OK);
+    CHECK_STATUS(espv_verify_merkle(txid, (uint32_t)forged_pos, branch, n, root), ESPV_ERR_MERKLE_DUPLICATE_SIBLING);
+
+    /* CVE-2017-12842: a 64-byte transaction; its halves posing as an inner node. */
     uint8_t tx[64], forged[96];
-    CHECK(unhex("0200000001cb659c5528311901a7aada7db817bd6e3ce2f05d1c62c385b7caadb65fac75201234000000fabcdefa01abcd1234010000000405060708fabcdefa", tx, 64) == 0);
-    display_hash("f2994fd4546086b21b4916b76cf901afb5c4db1c3ecbfc91d6f4cae1186dfe12", branch);
-    display_hash("6b65935528311901c7acda7db817bd6e3ce2f05d1c62c385b7caadb65fac7520", branch + 32);
-    display_hash("11dbac015b6969ea75509dd1250f33c04ec4d562c2d895de139a65f62f808254", root);
+    const char *tx_hex = after(inner, inner_end, "\"valid_64_byte_tx\": \"");
+    CHECK(tx_hex != NULL && unhex(tx_hex, tx, 64) == 0);
+    CHECK(json_hash(inner, inner_end, "merkle_root", root) == 0);
+    n = json_branch(inner, inner_end, branch, 3);
+    long pos = json_number(inner, inner_end, "leaf_pos");
+    CHECK(n == 2 && pos == 3);
     CHECK_STATUS(espv_txid(tx, 64, txid), ESPV_OK);
-    CHECK_STATUS(espv_verify_merkle(txid, 3, branch, 2, root), ESPV_OK);
-    memcpy(forged, tx + 32, 32); /* leaf = left half at pos 6, sibling = right half */
+    CHECK_STATUS(espv_verify_merkle(txid, (uint32_t)pos, branch, 2, root), ESPV_OK);
+    memcpy(forged, tx + 32, 32); /* leaf = left half at 2 * pos, sibling = right half */
     memcpy(forged + 32, branch, 64);
-    CHECK_STATUS(espv_verify_merkle(tx, 6, forged, 3, root), ESPV_ERR_MERKLE_INNER_NODE_IS_TX);
-    memcpy(forged, tx, 32); /* leaf = right half at pos 7, sibling = left half */
-    CHECK_STATUS(espv_verify_merkle(tx + 32, 7, forged, 3, root), ESPV_ERR_MERKLE_INNER_NODE_IS_TX);
+    CHECK_STATUS(espv_verify_merkle(tx, (uint32_t)(2 * pos), forged, 3, root), ESPV_ERR_MERKLE_INNER_NODE_IS_TX);
+    memcpy(forged, tx, 32); /* leaf = right half at 2 * pos + 1, sibling = left half */
+    CHECK_STATUS(espv_verify_merkle(tx + 32, (uint32_t)(2 * pos + 1), forged, 3, root), ESPV_ERR_MERKLE_INNER_NODE_IS_TX);
     uint8_t root_out[32];
     CHECK_STATUS(espv_merkle_root(branch, 0, root_out), ESPV_NONE);
     CHECK_STATUS(espv_merkle_root(branch, 1, root_out), ESPV_OK);
     CHECK(memcmp(root_out, branch, 32) == 0); /* one leaf is its own root */
+    memcpy(forged, branch, 32);
+    memcpy(forged + 32, branch, 32);
+    CHECK_STATUS(espv_merkle_root(forged, 2, root_out), ESPV_ERR_MERKLE_MUTATED); /* [a, a] */
     /* Too deep, position beyond the branch. */
     uint8_t deep[31 * 32];
     memset(deep, 7, sizeof deep);
     CHECK_STATUS(espv_verify_merkle(txid, 0, deep, 31, root), ESPV_ERR_MERKLE_TOO_DEEP);
-    CHECK_STATUS(espv_verify_merkle(txid, 3 + 4, branch, 2, root), ESPV_ERR_MERKLE_INDEX_NOT_CONSUMED);
+    CHECK_STATUS(espv_verify_merkle(txid, (uint32_t)pos + 4, branch, 2, root), ESPV_ERR_MERKLE_INDEX_NOT_CONSUMED);
 }
 
 /* PROTOCOL.md section 6.4: mainnet header 5 proven against cp_height 8. */
@@ -254,6 +318,8 @@ static void test_header_proof(void) {
     CHECK_STATUS(espv_verify_header_proof(hash, 9, 8, branch, 4, root), ESPV_ERR_PROOF_HEIGHT_ABOVE_CP);
     /* branch[0] is block 4: at height 5 it would pair with a copy of itself. */
     CHECK_STATUS(espv_verify_header_proof(branch, 5, 8, branch, 4, root), ESPV_ERR_PROOF_UNEXPECTED_DUPLICATE);
+    /* Height 8 is the last node of an odd level: its sibling must be a copy of itself. */
+    CHECK_STATUS(espv_verify_header_proof(hash, 8, 8, branch, 4, root), ESPV_ERR_PROOF_MISSING_DUPLICATE);
 }
 
 /* electrum_test_vectors.json address_scripthash_mainnet: scriptPubKey -> script hash. */
@@ -407,6 +473,48 @@ static void test_decoders(const uint8_t *headers) {
     CHECK_STATUS(espv_decode_fee_rate(NULL, 3, &rate), ESPV_ERR_NULL);
 }
 
+/* A typed out pointer not aligned for its type is refused before anything is written. */
+static void test_misaligned(const uint8_t *headers) {
+    static _Alignas(8) uint8_t room[512];
+    memset(room, 0x5a, sizeof room);
+    espv_tip tip;
+    uint32_t bad = 0, u32 = 0;
+    size_t n = 0;
+    CHECK_STATUS(espv_verify_headers(ESPV_NETWORK_MAINNET, MAINNET_START, headers, 10, MISALIGNED(espv_tip, room), &bad), ESPV_ERR_MISALIGNED);
+    CHECK_STATUS(espv_verify_headers(ESPV_NETWORK_MAINNET, MAINNET_START, headers, 10, &tip, MISALIGNED(uint32_t, room)), ESPV_ERR_MISALIGNED);
+    espv_verifier v;
+    CHECK_STATUS(espv_verifier_init(&v, ESPV_NETWORK_MAINNET, MAINNET_START), ESPV_OK);
+    CHECK_STATUS(espv_verifier_tip(&v, MISALIGNED(espv_tip, room), NULL), ESPV_ERR_MISALIGNED);
+    CHECK_STATUS(espv_verifier_tip(&v, NULL, MISALIGNED(uint32_t, room)), ESPV_ERR_MISALIGNED);
+    CHECK_STATUS(espv_verifier_init(MISALIGNED(espv_verifier, room), ESPV_NETWORK_MAINNET, MAINNET_START), ESPV_ERR_MISALIGNED);
+
+    const char *merkle = "{\"block_height\":450538,\"merkle\":[\"713d6c7e6ce7bbea708d61162231eaa8ecb31c4c5dd84f81c20409a90069cb24\"],\"pos\":710}";
+    uint8_t branch[32] = {0};
+    CHECK_STATUS(espv_decode_merkle((const uint8_t *)merkle, strlen(merkle), MISALIGNED(uint32_t, room), &u32, branch, 1, &n), ESPV_ERR_MISALIGNED);
+    CHECK_STATUS(espv_decode_merkle((const uint8_t *)merkle, strlen(merkle), &u32, MISALIGNED(uint32_t, room), branch, 1, &n), ESPV_ERR_MISALIGNED);
+    CHECK_STATUS(espv_decode_merkle((const uint8_t *)merkle, strlen(merkle), &u32, &u32, branch, 1, MISALIGNED(size_t, room)), ESPV_ERR_MISALIGNED);
+    CHECK(u32 == 0 && n == 0 && branch[0] == 0);
+    const char *history = "[{\"tx_hash\":\"a6c9c361bd0bc536d6a22648efbf8f9b200e425ef6c3a7a9669dc444c532a347\",\"height\":2472}]";
+    espv_history_item items[1];
+    CHECK_STATUS(espv_decode_history((const uint8_t *)history, strlen(history), MISALIGNED(espv_history_item, room), 1, &n), ESPV_ERR_MISALIGNED);
+    CHECK_STATUS(espv_decode_history((const uint8_t *)history, strlen(history), items, 1, MISALIGNED(size_t, room)), ESPV_ERR_MISALIGNED);
+    uint8_t out[80];
+    memset(out, 0, sizeof out);
+    CHECK_STATUS(espv_decode_block_headers((const uint8_t *)"{}", 2, out, 1, MISALIGNED(size_t, room)), ESPV_ERR_MISALIGNED);
+    CHECK_STATUS(espv_decode_transaction((const uint8_t *)"\"00\"", 4, out, sizeof out, MISALIGNED(size_t, room)), ESPV_ERR_MISALIGNED);
+    CHECK_STATUS(espv_decode_fee_rate((const uint8_t *)"0.0001", 6, MISALIGNED(double, room)), ESPV_ERR_MISALIGNED);
+    char json[256], hex[161];
+    tohex(headers, 80, hex);
+    snprintf(json, sizeof json, "{\"hex\":\"%s\",\"height\":822528}", hex);
+    CHECK_STATUS(espv_decode_headers_subscribe((const uint8_t *)json, strlen(json), MISALIGNED(uint32_t, room), out), ESPV_ERR_MISALIGNED);
+    CHECK(out[0] == 0); /* the header was not written either */
+    /* A typed input array. */
+    CHECK_STATUS(espv_status_hash(MISALIGNED(const espv_history_item, room), 1, out), ESPV_ERR_MISALIGNED);
+    int untouched = 1;
+    for (size_t i = 0; i < sizeof room; i++) untouched &= room[i] == 0x5a;
+    CHECK(untouched);
+}
+
 int main(int argc, char **argv) {
     if (argc != 4) {
         fprintf(stderr, "usage: %s HEADERS_822528.bin MERKLE_VECTORS.json ELECTRUM_TEST_VECTORS.json\n", argv[0]);
@@ -420,12 +528,13 @@ int main(int argc, char **argv) {
     test_status_names();
     test_headers(headers, headers_len);
     test_merkle_vectors(merkle);
-    test_merkle_attacks();
+    test_merkle_attacks(vectors);
     test_header_proof();
     test_script_hashes(vectors);
     test_status();
     test_txid_and_hex();
     test_decoders(headers);
+    test_misaligned(headers);
 
     free(headers);
     free(merkle);

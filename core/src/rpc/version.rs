@@ -122,6 +122,15 @@ impl VersionRange {
         max: ProtocolVersion::V1_7,
     };
 
+    /// The versions `min` to `max`, or `None` if the range is empty (`min > max`) or starts
+    /// below 1.4, the oldest version this client speaks.
+    pub fn new(min: ProtocolVersion, max: ProtocolVersion) -> Option<VersionRange> {
+        if min > max || min < ProtocolVersion::V1_4 {
+            return None;
+        }
+        Some(VersionRange { min, max })
+    }
+
     /// Whether `v` is inside the range (bounds included).
     pub fn contains(&self, v: ProtocolVersion) -> bool {
         self.min <= v && v <= self.max
@@ -160,6 +169,21 @@ mod tests {
             ProtocolVersion::new(65535, 65535, 65535).to_string(),
             "65535.65535.65535"
         );
+    }
+
+    #[test]
+    fn ranges_are_not_empty_and_start_at_1_4() {
+        use ProtocolVersion as V;
+        assert_eq!(
+            VersionRange::new(V::V1_4, V::V1_6),
+            Some(VersionRange::DEFAULT)
+        );
+        assert_eq!(
+            VersionRange::new(V::V1_6, V::V1_6).map(|r| r.min),
+            Some(V::V1_6)
+        );
+        assert_eq!(VersionRange::new(V::V1_6, V::V1_4), None);
+        assert_eq!(VersionRange::new(V::new(1, 3, 0), V::V1_6), None);
     }
 
     #[test]
