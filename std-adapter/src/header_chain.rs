@@ -131,7 +131,7 @@ impl HeaderChain {
     }
 
     /// Paces merkle proofs and transactions with `pacing` instead of
-    /// [`PROOF_PACING`](crate::pacing::PROOF_PACING).
+    /// [`PROOF_PACING`].
     pub fn with_proof_pacing(mut self, pacing: Pacing) -> HeaderChain {
         self.proofs = Bucket::new(pacing);
         self

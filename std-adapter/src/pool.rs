@@ -331,7 +331,11 @@ impl Pool {
                     let server = self.members.remove(best).server;
                     self.drop_server(server, &e);
                 }
-                Err(e) if e.is_transport() || e.is_transient() || matches!(e, Error::Lagging { .. }) => {
+                Err(e)
+                    if e.is_transport()
+                        || e.is_transient()
+                        || matches!(e, Error::Lagging { .. }) =>
+                {
                     // Fail over: the next best answers; this member stays and reconnects by
                     // itself, ranked last until it answers again.
                     unreachable += 1;
