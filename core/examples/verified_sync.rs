@@ -291,11 +291,12 @@ fn run(args: &Args) -> Result<(), String> {
 
     for (i, hash) in args.scripts.iter().enumerate() {
         let mut history: Vec<_> = tracker.history(i).collect();
-        // Confirmed by height (position in block is not known here), then the mempool in the
-        // protocol's canonical order: height 0 before -1, ascending display-order txid.
-        history.sort_by_key(|(txid, h, _)| match h.to_i64() {
-            c if c > 0 => (0, c, txid.to_string()),
-            m => (1, -m, txid.to_string()),
+        // Chain order: confirmed by height and position in the block (the merkle proof fixes
+        // it), then the mempool in the protocol's canonical order: height 0 before -1,
+        // ascending display-order txid.
+        history.sort_by_key(|(txid, h, _)| {
+            let position = tracker.chain_position(i, txid);
+            (position.is_none(), position, -h.to_i64(), txid.to_string())
         });
         let items: Vec<serde_json::Value> = history
             .iter()

@@ -1,5 +1,5 @@
 //! `cargo run -p electrum-spv-core --example verified_sync` against the real ElectrumX: one
-//! verified JSON line per script, equal to the kit's own records.
+//! verified JSON line per script, equal to the kit's own records, in chain order.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -53,7 +53,7 @@ fn verified_sync_prints_the_kit_records() {
             line["tip"]["hash"],
             serde_json::json!(chain.tip().block_hash().to_string())
         );
-        let got: BTreeSet<(String, i64, Option<String>)> = line["history"]
+        let got: Vec<(String, i64, Option<String>)> = line["history"]
             .as_array()
             .unwrap()
             .iter()
@@ -65,7 +65,7 @@ fn verified_sync_prints_the_kit_records() {
                 )
             })
             .collect();
-        let want: BTreeSet<(String, i64, Option<String>)> = chain
+        let want: Vec<(String, i64, Option<String>)> = chain
             .history(script)
             .into_iter()
             .map(|(t, hgt)| {
@@ -74,6 +74,21 @@ fn verified_sync_prints_the_kit_records() {
                 (t.to_string(), hgt, block)
             })
             .collect();
-        assert_eq!(got, want, "history of {hash}");
+        // Confirmed entries in chain order (height, then position in the block: the kit lists
+        // them as mined); the mempool after them, compared as a set.
+        let split = |rows: Vec<(String, i64, Option<String>)>| {
+            let (confirmed, mempool): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.1 > 0);
+            (confirmed, mempool.into_iter().collect::<BTreeSet<_>>())
+        };
+        let (got_confirmed, got_mempool) = split(got.clone());
+        assert!(
+            got.iter().skip(got_confirmed.len()).all(|r| r.1 <= 0),
+            "mempool last: {got:?}"
+        );
+        assert_eq!(
+            (got_confirmed, got_mempool),
+            split(want),
+            "history of {hash}"
+        );
     }
 }

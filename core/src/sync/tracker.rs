@@ -17,7 +17,7 @@ use core::fmt;
 use crate::accumulator::{HeaderProofError, verify_header_proof};
 use crate::hash::{BlockHash, MerkleNode, ScriptHash, Status, Txid};
 use crate::header::Header;
-use crate::history::HistoryCheck;
+use crate::history::{ChainPosition, HistoryCheck};
 use crate::merkle::{MerkleError, verify_tx_branch};
 use crate::rpc::ProtocolVersion;
 use crate::script::{TxHeight, script_hash};
@@ -219,6 +219,8 @@ struct TxEntry {
     generation: u32,
     /// Reported to the caller at least once, so its disappearance must be reported too.
     reported: bool,
+    /// Position in its block, fixed by the verified merkle proof (0 until then).
+    pos: u32,
 }
 
 /// Progress counters of a tracker.
@@ -398,6 +400,29 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
     }
 
     /// Reported transactions of script `i`: txid, height and (confirmed) block hash.
+    /// Where a verified transaction of script `i` stands in the chain: for a confirmed one,
+    /// its height and the position in its block fixed by the merkle proof. Sort a history by
+    /// it to show it in chain order (a parent before its child in the same block); `None` for
+    /// a mempool or unverified one.
+    pub fn chain_position(&self, i: usize, txid: &Txid) -> Option<ChainPosition> {
+        let t = self
+            .txs
+            .iter()
+            .flatten()
+            .find(|t| usize::from(t.script) == i && t.txid == *txid)?;
+        match (t.height, t.state) {
+            (
+                TxHeight::Confirmed(height),
+                TxState::Done {
+                    block_hash: Some(_),
+                },
+            ) => Some(ChainPosition::Confirmed { height, pos: t.pos }),
+            _ => None,
+        }
+    }
+
+    /// The verified transactions of script `i`, in table order (see
+    /// [`ScriptTracker::chain_position`] for chain order).
     pub fn history(
         &self,
         i: usize,
@@ -765,6 +790,7 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
                             state,
                             generation,
                             reported: false,
+                            pos: 0,
                         });
                     }
                     None => full = true,
@@ -857,6 +883,7 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
         if let Err(e) = verify_tx_branch(&t.txid, proof.pos, &branch[..n], &merkle_root) {
             return lie(TrackerLie::Merkle(e));
         }
+        t.pos = proof.pos;
         t.state = TxState::NeedTx {
             block_hash: Some(block_hash),
         };
