@@ -25,8 +25,9 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use electrum_spv_core::chain::Params;
-use electrum_spv_core::hash::{BlockHash, Txid};
+use electrum_spv_core::hash::{BlockHash, ScriptHash, Txid};
 use electrum_spv_core::header::{Header, Work};
+use electrum_spv_core::history::ChainPosition;
 use electrum_spv_core::script::{StatusHasher, TxHeight};
 
 use crate::checkpoints::network_params;
@@ -416,26 +417,16 @@ impl Pool {
                 .and_then(Member::tip)
                 .map_or(0, |(h, _)| h);
             let hash = script.script_hash();
-            if let Some(left_out) = omitted(verified, &theirs, their_tip) {
+            if let Some(fault) = omission(hash, verified, &theirs, their_tip) {
                 let m = self.members.remove(i);
-                let fault = Fault::Omission {
-                    script: hash,
-                    txid: left_out.0,
-                    height: left_out.1,
-                };
                 self.drop_server(m.server, &fault.into());
                 merge(verified, &theirs);
                 continue;
             }
-            if let Some(left_out) = omitted(&theirs, verified, our_tip) {
+            if let Some(fault) = omission(hash, &theirs, verified, our_tip) {
                 let at = self.members.iter().position(|m| m.server == answered_by);
                 if let Some(at) = at {
                     let m = self.members.remove(at);
-                    let fault = Fault::Omission {
-                        script: hash,
-                        txid: left_out.0,
-                        height: left_out.1,
-                    };
                     self.drop_server(m.server, &fault.into());
                     if at < i {
                         i -= 1;
@@ -547,16 +538,23 @@ fn rank(m: &Member) -> (bool, std::cmp::Reverse<Work>, Duration) {
     )
 }
 
-/// The first confirmed transaction of `proven` that `other` leaves out at a height up to
-/// `other_tip` (which `other`'s server has reached), with its height.
-fn omitted(
+/// The omission of the first confirmed transaction of `proven` that `other` leaves out at a
+/// height up to `other_tip` (which `other`'s server has reached).
+fn omission(
+    script: ScriptHash,
     proven: &VerifiedHistory,
     other: &VerifiedHistory,
     other_tip: u32,
-) -> Option<(Txid, u32)> {
+) -> Option<Fault> {
     let theirs: HashSet<Txid> = other.txs.iter().map(|t| t.txid).collect();
     proven.txs.iter().find_map(|t| match t.height {
-        TxHeight::Confirmed(h) if h <= other_tip && !theirs.contains(&t.txid) => Some((t.txid, h)),
+        TxHeight::Confirmed(height) if height <= other_tip && !theirs.contains(&t.txid) => {
+            Some(Fault::Omission {
+                script,
+                txid: t.txid,
+                height,
+            })
+        }
         _ => None,
     })
 }
@@ -575,11 +573,10 @@ fn merge(into: &mut VerifiedHistory, other: &VerifiedHistory) {
         return;
     }
     into.txs.extend(added);
+    // Stable: mempool entries keep their order, ours first.
     into.txs.sort_by_key(|t| match (t.height, t.pos) {
-        (TxHeight::Confirmed(h), Some(p)) => (0, h, p),
-        (TxHeight::Confirmed(h), None) => (0, h, u32::MAX),
-        (TxHeight::MempoolUnconfirmedParent, _) => (2, 0, 0),
-        (_, _) => (1, 0, 0),
+        (TxHeight::Confirmed(height), Some(pos)) => ChainPosition::Confirmed { height, pos },
+        _ => ChainPosition::Mempool { index: 0 },
     });
     let mut hasher = StatusHasher::new();
     for t in &into.txs {
