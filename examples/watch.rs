@@ -1,25 +1,21 @@
-//! A subscription watcher on the `electrum-spv` adapter: subscribes to addresses and prints
-//! each verified change (transactions that appeared, confirmed or vanished) until stopped.
-//! It survives server restarts: the client reconnects, resubscribes, and reports what changed
-//! while it was away.
+//! A subscription watcher on the `electrum-spv` adapter: subscribes to addresses on one or
+//! more servers (a pool: histories cross-checked, liars dropped) and prints each verified
+//! change (transactions that appeared, confirmed or vanished) until stopped. It survives
+//! server restarts: each client reconnects, resubscribes, and reports what changed while it
+//! was away. The loop is the library's `watch::Watcher`, as the CLI's `subscribe` uses it.
 //!
 //! ```text
 //! cargo run -p electrum-spv --example watch -- --network regtest --server tcp://127.0.0.1:PORT ADDRESS...
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::Arc;
 
-use electrum_spv::core::hash::{ScriptHash, Txid};
 use electrum_spv::core::script::TxHeight;
-use electrum_spv::{
-    Client, ClientConfig, Error, HeaderChain, Network, Notice, ScriptRef, ServerAddr,
-    verified_history,
-};
-use tokio_stream::StreamExt;
-
-/// An address, its script, and its transactions (confirmed or not) last seen.
-type Watched = (String, Vec<u8>, BTreeMap<Txid, bool>);
+use electrum_spv::watch::{WatchEvent, Watcher};
+use electrum_spv::{ClientConfig, Error, Network, Pool, PoolConfig, ServerAddr};
+use tokio::sync::Mutex;
 
 #[tokio::main]
 async fn main() {
@@ -31,14 +27,14 @@ async fn main() {
 
 fn usage() -> Error {
     Error::InvalidArgument(
-        "usage: watch --network mainnet|testnet|testnet4|signet|regtest --server URL ADDRESS..."
+        "usage: watch --network mainnet|testnet|testnet4|signet|regtest --server URL... ADDRESS..."
             .into(),
     )
 }
 
 async fn run() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (mut network, mut server, mut addresses) = (Network::Mainnet, None, Vec::new());
+    let (mut network, mut servers, mut addresses) = (Network::Mainnet, Vec::new(), Vec::new());
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -51,86 +47,72 @@ async fn run() -> Result<(), Error> {
             }
             "--server" => {
                 let s = it.next().ok_or_else(usage)?;
-                server = Some(
+                servers.push(
                     ServerAddr::from_str(s).map_err(|e| Error::InvalidArgument(e.to_string()))?,
                 );
             }
             other => addresses.push(other.to_owned()),
         }
     }
-    let server = server.ok_or_else(usage)?;
-    if addresses.is_empty() {
+    if servers.is_empty() || addresses.is_empty() {
         return Err(usage());
     }
-    let client = Client::connect(&server, &ClientConfig::new(network)).await?;
-    let mut notices = client.notifications();
-    let mut chain = HeaderChain::from_latest_checkpoint(network);
-    chain.sync(&client, |_, _| {}).await?;
-
-    let mut watched: HashMap<ScriptHash, Watched> = HashMap::new();
+    let pool = Pool::connect(&servers, PoolConfig::new(ClientConfig::new(network))).await?;
+    let mut names = HashMap::new();
+    let mut scripts = Vec::new();
     for address in addresses {
         let script = script_of(&address, network)?;
-        let history = verified_history(&client, &mut chain, ScriptRef::Script(&script)).await?;
-        println!(
-            "{address}: {} transactions, status verified",
-            history.txs.len()
-        );
-        let seen = history
-            .txs
-            .iter()
-            .map(|t| (t.txid, matches!(t.height, TxHeight::Confirmed(_))))
-            .collect();
-        watched.insert(
-            electrum_spv::core::script_hash(&script),
-            (address, script, seen),
-        );
+        names.insert(script.clone(), address);
+        scripts.push(script);
     }
-    client.block_headers_subscribe().await?;
-    while let Some(notice) = notices.next().await {
-        let hash = match notice {
-            Ok(Notice::ScriptStatus { script_hash, .. }) => script_hash,
-            Ok(Notice::Header { height, .. }) => {
-                chain.sync(&client, |_, _| {}).await?;
-                println!("tip {height} (verified)");
-                continue;
+    let mut watcher = Watcher::start(Arc::new(Mutex::new(pool)), scripts).await?;
+    let mut tips = 0;
+    while let Some(event) = watcher.next().await {
+        match event {
+            WatchEvent::History {
+                script,
+                history,
+                changes,
+                first,
+            } => {
+                let address = names.get(&script).map_or("", String::as_str);
+                if first {
+                    let n = history.txs.len();
+                    println!("{address}: {n} transactions, status verified");
+                    continue;
+                }
+                for txid in &changes.appeared {
+                    let confirmed = history
+                        .txs
+                        .iter()
+                        .any(|t| t.txid == *txid && matches!(t.height, TxHeight::Confirmed(_)));
+                    let state = if confirmed { " confirmed" } else { "" };
+                    println!("{address}: {txid} appeared{state}");
+                }
+                for txid in &changes.confirmed {
+                    println!("{address}: {txid} confirmed");
+                }
+                for txid in &changes.vanished {
+                    println!("{address}: {txid} vanished");
+                }
             }
-            Ok(Notice::Disconnected(why)) => {
-                println!("connection lost ({why}); reconnecting");
-                continue;
+            // The first tip comes with the first histories; later ones are new blocks.
+            WatchEvent::Tip { height, .. } => {
+                tips += 1;
+                if tips > 1 {
+                    println!("tip {height} (verified)");
+                }
             }
-            Ok(Notice::Reconnected { attempts }) => {
-                println!("reconnected after {attempts} attempts");
-                continue;
-            }
-            Ok(Notice::Outpoint(_)) => continue,
-            Err(missed) => {
-                println!("missed {missed} notifications; re-checking every address");
-                continue;
-            }
-        };
-        let Some((address, script, before)) = watched.get_mut(&hash) else {
-            continue;
-        };
-        let history = verified_history(&client, &mut chain, ScriptRef::Script(script)).await?;
-        let after: BTreeMap<Txid, bool> = history
-            .txs
-            .iter()
-            .map(|t| (t.txid, matches!(t.height, TxHeight::Confirmed(_))))
-            .collect();
-        for (txid, confirmed) in &after {
-            match before.get(txid) {
-                None => println!(
-                    "{address}: {txid} appeared{}",
-                    if *confirmed { " confirmed" } else { "" }
-                ),
-                Some(false) if *confirmed => println!("{address}: {txid} confirmed"),
-                _ => {}
-            }
+            WatchEvent::Connection { connected } => println!(
+                "{}",
+                if connected {
+                    "reconnected"
+                } else {
+                    "connection lost; reconnecting"
+                }
+            ),
+            WatchEvent::Error(e) => println!("checking a change failed: {e}"),
         }
-        for txid in before.keys().filter(|t| !after.contains_key(t)) {
-            println!("{address}: {txid} vanished");
-        }
-        *before = after;
     }
     Err(Error::Closed)
 }

@@ -40,6 +40,7 @@ mod subscriptions;
 pub mod tls;
 pub mod transport;
 pub mod verified;
+pub mod watch;
 
 pub use client::{Client, ClientConfig, MerkleProof};
 pub use connection::Notice;

@@ -2,16 +2,14 @@
 //! it as a `Flow`, Swift as an `AsyncSequence`).
 
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::sync::Arc;
 
-use electrum_spv::core::hash::{ScriptHash, Status};
-use electrum_spv::{Notice, Pool, VerifiedHistory};
+use electrum_spv::Pool;
+use electrum_spv::watch::{WatchEvent, Watcher};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
-use tokio_stream::{Stream, StreamExt, StreamMap};
 
-use super::{ElectrumError, History, Tip, best_tip};
+use super::{ElectrumError, History, Tip};
 
 /// Receives what a subscription sees. Called from a library thread, one call at a time and in
 /// order; return quickly (hand the value to your own queue or coroutine).
@@ -60,124 +58,43 @@ impl Drop for Subscription {
     }
 }
 
-type Notices = Pin<Box<dyn Stream<Item = Result<Notice, u64>> + Send>>;
-
-/// What is watched and what the listener was last told.
-struct Watch {
-    pool: Arc<Mutex<Pool>>,
-    listener: Arc<dyn WalletListener>,
-    addresses: HashMap<ScriptHash, (String, Vec<u8>)>,
-    statuses: HashMap<ScriptHash, Option<Status>>,
-    tip: Option<Tip>,
-}
-
-/// Reports every address's verified history and the tip, then keeps watching.
+/// Reports every address's verified history and the tip, then keeps watching (the adapter's
+/// [`Watcher`]: every server's notifications, histories cross-checked by the pool).
 pub(crate) async fn start(
     pool: Arc<Mutex<Pool>>,
     scripts: Vec<(String, Vec<u8>)>,
     listener: Arc<dyn WalletListener>,
 ) -> Result<Arc<Subscription>, ElectrumError> {
-    let mut notices: StreamMap<usize, Notices> = StreamMap::new();
-    {
-        // Listen before the first histories, so no change between them and the loop is missed.
-        let pool = pool.lock().await;
-        for (i, client) in pool.clients().into_iter().enumerate() {
-            notices.insert(i, Box::pin(client.notifications()));
-            client.block_headers_subscribe().await?;
-        }
-    }
-    let mut watch = Watch {
+    let addresses: HashMap<Vec<u8>, String> = scripts
+        .iter()
+        .map(|(address, script)| (script.clone(), address.clone()))
+        .collect();
+    let mut watcher = Watcher::start(
         pool,
-        listener,
-        addresses: scripts
-            .into_iter()
-            .map(|(address, script)| (electrum_spv::core::script_hash(&script), (address, script)))
-            .collect(),
-        statuses: HashMap::new(),
-        tip: None,
-    };
-    watch.check_all().await?;
+        scripts.into_iter().map(|(_, script)| script).collect(),
+    )
+    .await?;
     let task = tokio::spawn(async move {
-        while let Some((_, notice)) = notices.next().await {
-            watch.handle(notice).await;
+        while let Some(event) = watcher.next().await {
+            match event {
+                WatchEvent::Tip { height, hash } => listener.on_tip(Tip {
+                    height,
+                    hash: hash.to_string(),
+                }),
+                WatchEvent::History {
+                    script, history, ..
+                } => {
+                    if let Some(address) = addresses.get(&script) {
+                        listener.on_history(address.clone(), History::from(&history));
+                    }
+                }
+                WatchEvent::Connection { connected } => listener.on_connection_changed(connected),
+                WatchEvent::Error(e) => listener.on_error(e.into()),
+            }
         }
-        watch.listener.on_closed();
+        listener.on_closed();
     });
     Ok(Arc::new(Subscription {
         task: std::sync::Mutex::new(Some(task)),
     }))
-}
-
-impl Watch {
-    async fn handle(&mut self, notice: Result<Notice, u64>) {
-        let outcome = match notice {
-            Ok(Notice::Header { .. }) => self.check_tip().await,
-            Ok(Notice::ScriptStatus { script_hash, .. }) => self.check(script_hash).await,
-            Ok(Notice::Disconnected(_)) => {
-                self.listener.on_connection_changed(false);
-                Ok(())
-            }
-            Ok(Notice::Reconnected { .. }) => {
-                self.listener.on_connection_changed(true);
-                Ok(())
-            }
-            Ok(Notice::Outpoint(_)) => Ok(()),
-            // Notices were missed: check everything again.
-            Err(_lagged) => self.check_all().await,
-        };
-        if let Err(e) = outcome {
-            self.listener.on_error(e);
-        }
-    }
-
-    /// Verifies every watched history (all together) and the tip; reports what changed.
-    async fn check_all(&mut self) -> Result<(), ElectrumError> {
-        let (hashes, scripts): (Vec<ScriptHash>, Vec<Vec<u8>>) = self
-            .addresses
-            .iter()
-            .map(|(hash, (_, script))| (*hash, script.clone()))
-            .unzip();
-        let histories = self.pool.lock().await.verified_histories(&scripts).await?;
-        for (hash, history) in hashes.into_iter().zip(histories) {
-            self.report(hash, &history);
-        }
-        self.check_tip().await
-    }
-
-    /// Verifies the history of `hash` (if watched) and reports it when its status changed:
-    /// several servers may announce the same change.
-    async fn check(&mut self, hash: ScriptHash) -> Result<(), ElectrumError> {
-        let Some((_, script)) = self.addresses.get(&hash) else {
-            return Ok(());
-        };
-        let history = self.pool.lock().await.verified_history(script).await?;
-        self.report(hash, &history);
-        Ok(())
-    }
-
-    /// Tells the listener the history of `hash` if its status is new.
-    fn report(&mut self, hash: ScriptHash, history: &VerifiedHistory) {
-        let Some((address, _)) = self.addresses.get(&hash) else {
-            return;
-        };
-        if self.statuses.get(&hash) != Some(&history.status) {
-            self.statuses.insert(hash, history.status);
-            self.listener
-                .on_history(address.clone(), History::from(history));
-        }
-    }
-
-    /// Verifies the servers' new headers and reports the best tip when it changed.
-    async fn check_tip(&mut self) -> Result<(), ElectrumError> {
-        let tip = {
-            let mut pool = self.pool.lock().await;
-            pool.refresh().await?;
-            best_tip(&pool)?
-        };
-        if self.tip.as_ref() != Some(&tip) {
-            self.tip = Some(tip.clone());
-            self.listener.on_tip(tip);
-        }
-        Ok(())
-    }
 }

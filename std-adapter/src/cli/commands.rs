@@ -1,15 +1,16 @@
 //! What each command does.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use electrum_spv::checkpoints::network_params;
 use electrum_spv::core::chain::{Anchor, HeaderVerifier};
-use electrum_spv::core::hash::{BlockHash, ScriptHash, Txid};
-use electrum_spv::core::script::TxHeight;
-use electrum_spv::{Error, Fault, HeaderChain, Network, Notice, Pool, ServerList, VerifiedHistory};
+use electrum_spv::core::hash::{BlockHash, Txid};
+use electrum_spv::watch::{WatchEvent, Watcher};
+use electrum_spv::{Error, Fault, HeaderChain, Network, Pool, ServerList, VerifiedHistory};
 use serde_json::{Value, json};
-use tokio_stream::StreamExt;
+use tokio::sync::Mutex;
 
 use super::target::{Resolved, resolve};
 use super::{Args, Command, connect};
@@ -143,7 +144,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
                 });
             }
         }
-        Command::Subscribe { addresses } => subscribe(&args, &mut pool, addresses).await?,
+        Command::Subscribe { addresses } => return subscribe(&args, pool, addresses).await,
         Command::VerifyHeaders { .. } | Command::Spider { .. } => {}
     }
     Ok(())
@@ -202,106 +203,62 @@ fn print_history(
     );
 }
 
-/// Heights of each txid: `None` in the mempool.
-type Seen = BTreeMap<Txid, Option<u32>>;
-
-fn seen(history: &VerifiedHistory) -> Seen {
-    history
-        .txs
-        .iter()
-        .map(|t| {
-            let h = match t.height {
-                TxHeight::Confirmed(h) => Some(h),
-                _ => None,
-            };
-            (t.txid, h)
-        })
-        .collect()
-}
-
-async fn subscribe(args: &Args, pool: &mut Pool, addresses: &[String]) -> Result<(), Error> {
+/// Watches the addresses ([`Watcher`]): one line when subscribed, then one per change.
+async fn subscribe(args: &Args, pool: Pool, addresses: &[String]) -> Result<(), Error> {
     let network = args.network.network();
-    let client = pool.client().cloned().ok_or(Error::Disconnected)?;
-    let mut notices = client.notifications();
-    let mut watched: HashMap<ScriptHash, (String, Vec<u8>, Seen)> = HashMap::new();
-    let mut reported = pool.dropped().len();
+    let mut scripts = Vec::with_capacity(addresses.len());
+    let mut by_script: HashMap<Vec<u8>, String> = HashMap::new();
     for address in addresses {
         let script = address_script(address, network)?;
-        let history = pool.verified_history(&script).await?;
-        reported = connect::report_dropped(pool, reported);
-        emit(
-            args,
-            json!({"address": address, "event": "subscribed", "status": history.status.map(|s| s.to_string()), "txs": history.txs.len()}),
-            || format!("{address} subscribed, {} transactions", history.txs.len()),
-        );
-        watched.insert(
-            electrum_spv::core::script_hash(&script),
-            (address.clone(), script, seen(&history)),
-        );
+        by_script.insert(script.clone(), address.clone());
+        scripts.push(script);
     }
-    client.block_headers_subscribe().await?;
-    while let Some(notice) = notices.next().await {
-        let hash = match notice {
-            Ok(Notice::ScriptStatus { script_hash, .. }) => script_hash,
-            Ok(Notice::Header { .. }) => {
-                pool.refresh().await?;
-                reported = connect::report_dropped(pool, reported);
-                continue;
-            }
-            Ok(Notice::Disconnected(why)) => {
-                eprintln!("electrum-spv: connection lost ({why}), reconnecting");
-                continue;
-            }
-            Ok(Notice::Outpoint(_) | Notice::Reconnected { .. }) => continue,
-            Err(missed) => {
-                // Notices were lost: every watched history is asked again.
-                eprintln!("electrum-spv: fell {missed} notifications behind, checking all");
-                for (address, script, before) in watched.values_mut() {
-                    let history = pool.verified_history(script).await?;
-                    report_changes(args, address, before, &history);
+    let pool = Arc::new(Mutex::new(pool));
+    let mut watcher = Watcher::start(pool.clone(), scripts).await?;
+    let mut reported = connect::report_dropped(&*pool.lock().await, 0);
+    while let Some(event) = watcher.next().await {
+        match event {
+            WatchEvent::History {
+                script,
+                history,
+                changes,
+                first,
+            } => {
+                let address = by_script.get(&script).map_or("", String::as_str);
+                let status = history.status.map(|s| s.to_string());
+                if first {
+                    emit(
+                        args,
+                        json!({"address": address, "event": "subscribed", "status": status, "txs": history.txs.len()}),
+                        || format!("{address} subscribed, {} transactions", history.txs.len()),
+                    );
+                } else if !changes.is_empty() {
+                    let names = |t: &[Txid]| t.iter().map(Txid::to_string).collect::<Vec<_>>();
+                    let (appeared, confirmed, vanished) = (
+                        names(&changes.appeared),
+                        names(&changes.confirmed),
+                        names(&changes.vanished),
+                    );
+                    emit(
+                        args,
+                        json!({"address": address, "event": "changed", "status": status, "appeared": appeared, "confirmed": confirmed, "vanished": vanished}),
+                        || {
+                            format!(
+                                "{address} appeared {appeared:?} confirmed {confirmed:?} vanished {vanished:?}"
+                            )
+                        },
+                    );
                 }
-                reported = connect::report_dropped(pool, reported);
-                continue;
             }
-        };
-        let Some((address, script, before)) = watched.get_mut(&hash) else {
-            continue;
-        };
-        let history = pool.verified_history(script).await?;
-        reported = connect::report_dropped(pool, reported);
-        report_changes(args, address, before, &history);
+            WatchEvent::Connection { connected: false } => {
+                eprintln!("electrum-spv: connection lost, reconnecting");
+            }
+            WatchEvent::Error(e) => eprintln!("electrum-spv: {e}"),
+            WatchEvent::Tip { .. } | WatchEvent::Connection { connected: true } => {}
+        }
+        reported = connect::report_dropped(&*pool.lock().await, reported);
     }
     Err(Error::Disconnected)
-}
-
-/// Prints the txids that appeared, confirmed or vanished since `before`, which becomes the
-/// history's.
-fn report_changes(args: &Args, address: &str, before: &mut Seen, history: &VerifiedHistory) {
-    let after = seen(history);
-    let appeared: Vec<String> = after
-        .keys()
-        .filter(|t| !before.contains_key(t))
-        .map(Txid::to_string)
-        .collect();
-    let vanished: Vec<String> = before
-        .keys()
-        .filter(|t| !after.contains_key(t))
-        .map(Txid::to_string)
-        .collect();
-    let confirmed: Vec<String> = after
-        .iter()
-        .filter(|(t, h)| h.is_some() && before.get(t).is_some_and(Option::is_none))
-        .map(|(t, _)| t.to_string())
-        .collect();
-    *before = after;
-    if appeared.is_empty() && vanished.is_empty() && confirmed.is_empty() {
-        return;
-    }
-    emit(
-        args,
-        json!({"address": address, "event": "changed", "status": history.status.map(|s| s.to_string()), "appeared": appeared, "confirmed": confirmed, "vanished": vanished}),
-        || format!("{address} appeared {appeared:?} confirmed {confirmed:?} vanished {vanished:?}"),
-    );
 }
 
 /// Recursive discovery from the servers given (or the bundled list), up to `max` servers;
