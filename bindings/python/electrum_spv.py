@@ -1470,8 +1470,9 @@ class _UniffiFfiConverterTypeClientSettings(_UniffiConverterRustBuffer):
 @dataclass
 class DroppedServer:
     """
-    A server the pool stopped using, and why (invalid headers, a forged proof, a wrong
-    status, a stale tip, or it could not be reached when connecting).
+    A server the pool stopped using, and why: proven to lie (invalid headers, a forged proof,
+    a wrong status, a transaction left out that another server proved), or it could not be
+    used when connecting (unreachable, another network).
 """
     def __init__(self, *, server:str, reason:str):
         self.server = server

@@ -1742,7 +1742,8 @@ public struct ClientSettings: Equatable, Hashable {
      */
     public var requestTimeoutSecs: UInt32
     /**
-     * A server whose verified tip is this many blocks behind the best is dropped.
+     * A server whose verified tip is more than this many blocks behind the best is lagging:
+     * kept, it answers only when no other server can.
      */
     public var maxLag: UInt32
     /**
@@ -1781,7 +1782,8 @@ public struct ClientSettings: Equatable, Hashable {
          * Deadline of each request, in seconds.
          */requestTimeoutSecs: UInt32 = UInt32(30), 
         /**
-         * A server whose verified tip is this many blocks behind the best is dropped.
+         * A server whose verified tip is more than this many blocks behind the best is lagging:
+         * kept, it answers only when no other server can.
          */maxLag: UInt32 = UInt32(2), 
         /**
          * A checkpoint file in Electrum's `checkpoints.json` format (a list of `[hash, target]`,
@@ -1856,8 +1858,9 @@ public func FfiConverterTypeClientSettings_lower(_ value: ClientSettings) -> Rus
 
 
 /**
- * A server the pool stopped using, and why (invalid headers, a forged proof, a wrong
- * status, a stale tip, or it could not be reached when connecting).
+ * A server the pool stopped using, and why: proven to lie (invalid headers, a forged proof,
+ * a wrong status, a transaction left out that another server proved), or it could not be
+ * used when connecting (unreachable, another network).
  */
 public struct DroppedServer: Equatable, Hashable {
     /**

@@ -2990,7 +2990,8 @@ data class ClientSettings (
     var `requestTimeoutSecs`: kotlin.UInt = 30u 
     , 
     /**
-     * A server whose verified tip is this many blocks behind the best is dropped.
+     * A server whose verified tip is more than this many blocks behind the best is lagging:
+     * kept, it answers only when no other server can.
      */
     var `maxLag`: kotlin.UInt = 2u 
     , 
@@ -3055,8 +3056,9 @@ public object FfiConverterTypeClientSettings: FfiConverterRustBuffer<ClientSetti
 
 
 /**
- * A server the pool stopped using, and why (invalid headers, a forged proof, a wrong
- * status, a stale tip, or it could not be reached when connecting).
+ * A server the pool stopped using, and why: proven to lie (invalid headers, a forged proof,
+ * a wrong status, a transaction left out that another server proved), or it could not be
+ * used when connecting (unreachable, another network).
  */
 data class DroppedServer (
     /**
