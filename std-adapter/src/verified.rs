@@ -21,6 +21,8 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use tokio_stream::StreamExt;
+
 use electrum_spv_core::hash::{BlockHash, ScriptHash, Status, Txid};
 use electrum_spv_core::history::{ChainPosition, HistoryCheck, HistoryFault, first_duplicate};
 use electrum_spv_core::merkle::verify_tx_branch;
@@ -30,6 +32,7 @@ use electrum_spv_core::session::response::HistoryItem;
 use electrum_spv_core::tx_parts::{Involvement, OutPoint, TxParts};
 
 use crate::client::Client;
+use crate::connection::Notice;
 use crate::error::Error;
 use crate::fault::Fault;
 use crate::pacing::{MERKLE_COST_MILLI, TX_COST_MILLI};
@@ -92,8 +95,8 @@ pub async fn status_of(client: &Client, script: ScriptRef<'_>) -> Result<Option<
 /// Times a history is asked when its status does not match it (a server's status cache may
 /// race its index right after a block).
 const STATUS_ATTEMPTS: usize = 3;
-/// Wait before asking a history again after a status mismatch (Fulcrum refreshes its cached
-/// statuses every 500 ms).
+/// Longest wait before asking a history again after a status mismatch, unless the server
+/// announces the script's status sooner (Fulcrum refreshes its cached statuses every 500 ms).
 pub const STATUS_RETRY_DELAY: Duration = Duration::from_millis(1_000);
 /// Proofs and transactions requested at once (each connection also bounds its in-flight
 /// requests; ElectrumX holds small replies up to a second, so this bounds throughput).
@@ -237,7 +240,7 @@ impl OwnedScript {
 
 /// A script's status and history as the server sent them, checked as a list (core's
 /// [`HistoryCheck`], [`first_duplicate`]); nothing proven yet. A status that does not match
-/// is asked again after [`STATUS_RETRY_DELAY`].
+/// is asked again on the next status notification, or after [`STATUS_RETRY_DELAY`].
 async fn checked_history(
     client: &Client,
     script: ScriptRef<'_>,
@@ -248,6 +251,9 @@ async fn checked_history(
         fault,
     };
     let canonical = client.protocol_version() >= ProtocolVersion::V1_6;
+    // Listening before asking: a status announced while the history is checked ends the wait.
+    let notices = client.notifications();
+    tokio::pin!(notices);
     let mut attempt = 1;
     loop {
         let history = async {
@@ -271,7 +277,18 @@ async fn checked_history(
             Err(e) if attempt >= STATUS_ATTEMPTS => return Err(fault(e).into()),
             Err(_) => {
                 attempt += 1;
-                tokio::time::sleep(STATUS_RETRY_DELAY).await;
+                let announced = async {
+                    while let Some(notice) = notices.next().await {
+                        match notice {
+                            Ok(Notice::ScriptStatus { script_hash, .. }) if script_hash == hash => {
+                                return;
+                            }
+                            Err(_missed) => return,
+                            Ok(_) => {}
+                        }
+                    }
+                };
+                let _ = tokio::time::timeout(STATUS_RETRY_DELAY, announced).await;
             }
         }
     }

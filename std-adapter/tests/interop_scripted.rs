@@ -8,6 +8,7 @@
 //! | `electrs_0_9_refuses_the_version_range` | 1 |
 //! | `esplora_without_server_features`, `..._and_a_wrong_genesis` | 2 |
 //! | `electrs_indexing_is_transient` | 3 |
+//! | `fulcrum_status_race_is_waited_out` | 5 |
 //! | `esplora_history_limits_are_history_too_large` | 7 |
 //! | `history_of_100k_rows_in_one_line` | 8 |
 //! | `electrs_id_from_pos_needs_merkle_and_answers_an_object` | 11 |
@@ -21,10 +22,13 @@ use std::time::Duration;
 
 use electrum_spv::core::chain::{MAINNET, REGTEST};
 use electrum_spv::core::hash::Txid;
+use electrum_spv::core::history::HistoryFault;
 use electrum_spv::core::rpc::{Method, ProtocolVersion};
 use electrum_spv::core::script::TxHeight;
 use electrum_spv::core::session::FatalError;
-use electrum_spv::{Client, ClientConfig, Error, Network};
+use electrum_spv::{
+    Client, ClientConfig, Error, Fault, HeaderChain, Network, ScriptRef, verified_history,
+};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
@@ -321,6 +325,66 @@ fn electrs_indexing_is_transient() {
             }
             .is_transient()
         );
+        server.assert_no_batches();
+    });
+}
+
+// ----- row 5 -----
+
+/// Fulcrum answers `subscribe` from a status cache refreshed every 500 ms while `get_history`
+/// reads live storage: right after a block the two disagree. The history is asked again
+/// (after the next status notification or 1 s) and verifies; an honest server is not called a
+/// liar. A status that never matches is a proven fault after three tries.
+#[test]
+fn fulcrum_status_race_is_waited_out() {
+    runtime().block_on(async {
+        let stale = "aa".repeat(32);
+        let subscribes = Arc::new(AtomicUsize::new(0));
+        let seen = subscribes.clone();
+        let racy = stale.clone();
+        let server = Scripted::start(move |_, r| match r["method"].as_str() {
+            // The cached status of before the block, once; then the live one (no history).
+            Some("blockchain.scripthash.subscribe") if seen.fetch_add(1, Ordering::SeqCst) == 0 => {
+                Answer::Result(json!(racy))
+            }
+            _ => Answer::Default,
+        })
+        .await;
+        let client = connect(&server).await.expect("connects");
+        let mut chain = HeaderChain::from_genesis(Network::Regtest);
+        let spk = script(1);
+        let started = std::time::Instant::now();
+        let history = verified_history(&client, &mut chain, ScriptRef::Script(&spk))
+            .await
+            .expect("the race is not a lie");
+        assert_eq!(history.status, None);
+        assert!(history.txs.is_empty());
+        assert_eq!(subscribes.load(Ordering::SeqCst), 2);
+        assert!(
+            started.elapsed() >= Duration::from_millis(900),
+            "waited before asking again"
+        );
+
+        // A status that never matches its history: refused after three tries, typed.
+        let server = Scripted::start(move |_, r| match r["method"].as_str() {
+            Some("blockchain.scripthash.subscribe") => Answer::Result(json!(stale)),
+            _ => Answer::Default,
+        })
+        .await;
+        let client = connect(&server).await.expect("connects");
+        let got = verified_history(&client, &mut chain, ScriptRef::Script(&spk)).await;
+        assert!(
+            matches!(
+                got,
+                Err(Error::Verification(Fault::History {
+                    fault: HistoryFault::StatusMismatch,
+                    ..
+                }))
+            ),
+            "{got:?}"
+        );
+        assert_eq!(server.requests("blockchain.scripthash.subscribe").len(), 3);
+        assert_usable(&client).await;
         server.assert_no_batches();
     });
 }
