@@ -317,10 +317,14 @@ impl Pool {
         &mut self,
         question: Q,
     ) -> Result<(ServerAddr, Q::Answer), Error> {
-        let mut unreachable = 0;
+        let mut tried: Vec<ServerAddr> = Vec::new();
+        let mut last = None;
         loop {
-            let Some(best) = self.best_index() else {
-                return Err(Error::Disconnected);
+            let Some(best) = (0..self.members.len())
+                .filter(|&i| !tried.contains(&self.members[i].server))
+                .min_by_key(|&i| rank(&self.members[i]))
+            else {
+                return Err(last.unwrap_or(Error::Disconnected));
             };
             let answer = {
                 let m = &mut self.members[best];
@@ -332,19 +336,15 @@ impl Pool {
                     let server = self.members.remove(best).server;
                     self.drop_server(server, &e);
                 }
-                Err(e)
-                    if e.is_transport()
-                        || e.is_transient()
-                        || matches!(e, Error::Lagging { .. }) =>
-                {
-                    // Fail over: the next best answers; this member stays and reconnects by
-                    // itself, ranked last until it answers again.
-                    unreachable += 1;
-                    if unreachable >= self.members.len() {
-                        return Err(e);
-                    }
+                Err(e) if another_may_answer(&e) => {
+                    // Fail over: the next best answers. An unreachable member stays and
+                    // reconnects by itself, ranked last until it answers again.
                     let m = &mut self.members[best];
-                    m.latency = m.latency.saturating_add(UNREACHABLE_PENALTY);
+                    if e.is_transport() {
+                        m.latency = m.latency.saturating_add(UNREACHABLE_PENALTY);
+                    }
+                    tried.push(m.server.clone());
+                    last = Some(e);
                 }
                 Err(e) => return Err(e),
             }
@@ -440,10 +440,6 @@ impl Pool {
         answered_by
     }
 
-    fn best_index(&self) -> Option<usize> {
-        (0..self.members.len()).min_by_key(|&i| rank(&self.members[i]))
-    }
-
     /// Whether `m`'s verified tip is more than [`PoolConfig::max_lag`] blocks behind the
     /// best: it answers only when no other member can, and is not asked to cross-check.
     fn is_lagging(&self, m: &Member) -> bool {
@@ -529,6 +525,23 @@ impl Question for UtxosOf<'_> {
     }
 }
 
+/// Whether another member may answer what this error kept one from answering: the
+/// connection's errors, a server busy or still indexing, lag, a history too large for this
+/// server, a method it lacks, an error it answered. Not our own limits or arguments.
+fn another_may_answer(e: &Error) -> bool {
+    e.is_transport()
+        || e.is_transient()
+        || matches!(
+            e,
+            Error::Lagging { .. }
+                | Error::HistoryTooLarge(_)
+                | Error::NotAvailable(_)
+                | Error::Server { .. }
+                | Error::ExcessiveUsage(_)
+                | Error::BadResult(_)
+        )
+}
+
 /// Best first: connected, then most work, then lowest latency.
 fn rank(m: &Member) -> (bool, std::cmp::Reverse<Work>, Duration) {
     (
@@ -538,6 +551,10 @@ fn rank(m: &Member) -> (bool, std::cmp::Reverse<Work>, Duration) {
     )
 }
 
+/// Above this many rows Fulcrum answers a history as empty with a null status, by design
+/// (its `max_history`, INTEROP.md row 6): that is its limit, not an omission.
+pub const FULCRUM_MAX_HISTORY: usize = 125_000;
+
 /// The omission of the first confirmed transaction of `proven` that `other` leaves out at a
 /// height up to `other_tip` (which `other`'s server has reached).
 fn omission(
@@ -546,6 +563,9 @@ fn omission(
     other: &VerifiedHistory,
     other_tip: u32,
 ) -> Option<Fault> {
+    if other.txs.is_empty() && other.status.is_none() && proven.txs.len() > FULCRUM_MAX_HISTORY {
+        return None;
+    }
     let theirs: HashSet<Txid> = other.txs.iter().map(|t| t.txid).collect();
     proven.txs.iter().find_map(|t| match t.height {
         TxHeight::Confirmed(height) if height <= other_tip && !theirs.contains(&t.txid) => {
@@ -602,4 +622,80 @@ async fn join_member(
         chain,
         latency,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tx(b: u8, height: Option<u32>, pos: u32) -> VerifiedTx {
+        VerifiedTx {
+            txid: Txid::from_byte_array([b; 32]),
+            height: height.map_or(TxHeight::Mempool, TxHeight::Confirmed),
+            block_hash: height.map(|_| BlockHash::from_byte_array([b; 32])),
+            pos: height.map(|_| pos),
+        }
+    }
+
+    fn history(txs: Vec<VerifiedTx>) -> VerifiedHistory {
+        let mut hasher = StatusHasher::new();
+        for t in &txs {
+            hasher.push(&t.txid, t.height);
+        }
+        VerifiedHistory {
+            status: hasher.finish(),
+            txs,
+        }
+    }
+
+    const S: ScriptHash = ScriptHash::from_byte_array([7; 32]);
+
+    #[test]
+    fn an_omission_counts_only_at_heights_the_other_reached_and_not_in_the_mempool() {
+        let full = history(vec![tx(1, Some(10), 0), tx(2, Some(12), 3), tx(3, None, 0)]);
+        let short = history(vec![tx(1, Some(10), 0)]);
+        assert_eq!(
+            omission(S, &full, &short, 12),
+            Some(Fault::Omission {
+                script: S,
+                txid: Txid::from_byte_array([2; 32]),
+                height: 12
+            })
+        );
+        // Block 12 is above the other's tip: lag, not omission; the mempool never counts.
+        assert_eq!(omission(S, &full, &short, 11), None);
+        assert_eq!(omission(S, &short, &full, 12), None);
+    }
+
+    #[test]
+    fn fulcrums_empty_answer_above_its_limit_is_not_an_omission() {
+        let huge = history(
+            (0..=FULCRUM_MAX_HISTORY)
+                .map(|i| VerifiedTx {
+                    txid: Txid::from_byte_array({
+                        let mut b = [0u8; 32];
+                        b[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                        b
+                    }),
+                    height: TxHeight::Confirmed(1),
+                    block_hash: None,
+                    pos: Some(i as u32),
+                })
+                .collect(),
+        );
+        let empty = history(Vec::new());
+        assert_eq!(omission(S, &huge, &empty, 5), None);
+        let small = history(huge.txs[..3].to_vec());
+        assert_eq!(omission(S, &small, &empty, 5).map(|_| ()), Some(()));
+    }
+
+    #[test]
+    fn the_union_is_in_chain_order_with_a_recomputed_status() {
+        let mut ours = history(vec![tx(1, Some(10), 5), tx(3, None, 0)]);
+        let theirs = history(vec![tx(2, Some(10), 1), tx(1, Some(10), 5)]);
+        merge(&mut ours, &theirs);
+        let order: Vec<u8> = ours.txs.iter().map(|t| t.txid.as_byte_array()[0]).collect();
+        assert_eq!(order, [2, 1, 3]);
+        assert_eq!(ours.status, history(ours.txs.clone()).status);
+    }
 }
