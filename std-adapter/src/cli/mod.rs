@@ -97,7 +97,7 @@ pub enum Command {
     /// The verified tip: height and block hash.
     Tip,
     /// Sync and verify headers from the network's latest checkpoint (genesis on regtest) to the
-    /// tip, with progress on stderr.
+    /// tip, on every server given, and print the best verified range.
     Headers,
     /// The verified header at a height.
     Header {
