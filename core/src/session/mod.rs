@@ -482,6 +482,10 @@ impl<const LINE: usize, const OUT: usize, const PENDING: usize> Session<LINE, OU
                     if ended.is_some() && ended == self.stream.as_ref().map(|a| a.id) {
                         self.stream = None;
                     }
+                    if self.stream.is_some() {
+                        // The next line goes to the stream parser, not the framer.
+                        break;
+                    }
                 }
                 None => {}
             }
