@@ -77,6 +77,15 @@
 // for `ESPV_ERR_VERSION_OUT_OF_RANGE`). Close the connection; start a new session.
 #define ESPV_EVENT_FAILED 12
 
+// The reply to a request (`id`, `method`, `tag`) was longer than the session's line buffer:
+// it was discarded, its `id` read from the line's ends, and the request is over (`reason` is
+// `ESPV_ERR_RESPONSE_TOO_LARGE`, `code` the line's length). Ask again streamed
+// (`espv_request_block_headers_streamed`, `espv_request_script_history_streamed`) or with
+// a larger session. A too long line whose `id` cannot be read is reported as
+// `ESPV_EVENT_PROTOCOL_ERROR` with `ESPV_ERR_OVERSIZE_LINE` instead, and its request times
+// out.
+#define ESPV_EVENT_RESPONSE_TOO_LARGE 13
+
 // No method (events that answer no request).
 #define ESPV_METHOD_NONE 0
 
@@ -393,6 +402,10 @@
 // A streamed response was malformed or of the wrong shape; that request is over.
 #define ESPV_ERR_STREAM_FAILED -88
 
+// A reply longer than the session's line buffer, for the request its `id` names; that
+// request is over (`ESPV_EVENT_RESPONSE_TOO_LARGE`).
+#define ESPV_ERR_RESPONSE_TOO_LARGE -89
+
 // An Electrum protocol session, living in memory the caller provides (opaque: reserve
 // `espv_session_size()` bytes aligned to `espv_session_align()`, initialize them with
 // `espv_session_init`, then use the memory's address as the `espv_session *`).
@@ -435,7 +448,8 @@ typedef struct espv_event {
   uint64_t id;
   // The caller's tag given with the request.
   uint32_t tag;
-  // For `ESPV_EVENT_PROTOCOL_ERROR` and `ESPV_EVENT_FAILED`: the `ESPV_ERR_*` reason.
+  // For `ESPV_EVENT_PROTOCOL_ERROR`, `ESPV_EVENT_FAILED` and
+  // `ESPV_EVENT_RESPONSE_TOO_LARGE`: the `ESPV_ERR_*` reason.
   int reason;
   // Raw bytes (result JSON, error message or notification params). They point into the
   // session memory and stay valid only until the next call that takes the session.

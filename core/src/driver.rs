@@ -258,8 +258,14 @@ pub enum Error<E> {
     /// The server answered the request with an error.
     Server(ServerError),
     /// No answer before the request's deadline (its answer may also have been a line the
-    /// session refused, e.g. longer than `LINE`).
+    /// session refused, e.g. one longer than `LINE` whose `id` could not be read).
     TimedOut,
+    /// The answer was longer than the session's line buffer (`LINE`) and was discarded; ask
+    /// with [`Driver::call_streamed`] where the method streams, or use a larger session.
+    ResponseTooLarge {
+        /// The answer's length in bytes.
+        len: usize,
+    },
     /// The answer does not have the documented shape.
     BadResult,
     /// A streamed answer was malformed; the request is over.
@@ -279,6 +285,9 @@ impl<E: fmt::Display> fmt::Display for Error<E> {
             Error::Request(e) => write!(f, "request refused: {e}"),
             Error::Server(e) => e.fmt(f),
             Error::TimedOut => f.write_str("no answer before the request's deadline"),
+            Error::ResponseTooLarge { len } => {
+                write!(f, "answer of {len} bytes is longer than the line buffer")
+            }
             Error::BadResult => f.write_str("answer does not have the documented shape"),
             Error::StreamFailed(e) => write!(f, "streamed answer refused: {e:?}"),
             Error::Stalled => f.write_str("the session took no input: connection abandoned"),
@@ -467,6 +476,9 @@ where
                     Some(Err(Error::Server(ServerError::new(&error))))
                 }
                 Event::TimedOut { id: i, .. } if i == id => Some(Err(Error::TimedOut)),
+                Event::ResponseTooLarge { id: i, len, .. } if i == id => {
+                    Some(Err(Error::ResponseTooLarge { len }))
+                }
                 _ => None,
             },
             true,

@@ -275,11 +275,27 @@ fn oversize_line_is_dropped_and_the_next_line_works() {
         &reply[..reply.len() - 2],
         " ".repeat(1025 - (reply.len() - 1))
     );
+    // Its id is read from the line's end: the request ends at once, not at its deadline.
     assert_eq!(
         feed(&mut *s, 0, padded.as_bytes()),
-        [pe(ProtocolError::OversizeLine { len: 1025 })]
+        [norm(&Event::ResponseTooLarge {
+            id,
+            method: Method::ServerPing,
+            tag: 4,
+            len: 1025
+        })]
     );
-    // That request's reply was lost with the line: it stays in flight until its deadline.
+    assert_eq!(s.in_flight(), 0);
+    // A reply that is not JSON is lost with its line: its request stays in flight until its
+    // deadline.
+    let id = ping_request(&mut s, 5);
+    let input = format!("{{{long}\n");
+    assert_eq!(
+        feed(&mut *s, 0, input.as_bytes()),
+        [pe(ProtocolError::OversizeLine {
+            len: long.len() + 1
+        })]
+    );
     assert_eq!(s.in_flight(), 1);
     s.handle_timeout(TIMEOUT);
     assert_eq!(
@@ -287,10 +303,123 @@ fn oversize_line_is_dropped_and_the_next_line_works() {
         [norm(&Event::TimedOut {
             id,
             method: Method::ServerPing,
-            tag: 4
+            tag: 5
         })]
     );
     round_trip(&mut *s, TIMEOUT);
+}
+
+/// A history of `rows` rows, as one line with `id` where a server writes it.
+fn big_history(id: u64, rows: usize, id_first: bool, padding: usize) -> String {
+    let mut rows_json = Vec::new();
+    for i in 0..rows {
+        rows_json.push(format!(
+            "{{\"tx_hash\": \"{:064x}\", \"height\": {}}}",
+            i + 1,
+            i / 4 + 1
+        ));
+    }
+    let rows_json = rows_json.join(", ");
+    let pad = " ".repeat(padding);
+    if id_first {
+        format!("{{\"id\": {id}, \"jsonrpc\": \"2.0\", \"result\": [{rows_json}]{pad}}}\n")
+    } else {
+        format!("{{\"jsonrpc\": \"2.0\", \"result\": [{rows_json}], \"id\": {id}{pad}}}\n")
+    }
+}
+
+#[test]
+fn oversize_response_ends_the_request_its_id_names() {
+    let mut s = ready();
+    let script = [0x51u8];
+    let history = |s: &mut Small, tag| {
+        let id = s
+            .request(0, &Request::ScriptGetHistory(&script), tag)
+            .expect("sent");
+        let _ = transmit(s);
+        id
+    };
+    let too_large = |id, tag, len| {
+        norm(&Event::ResponseTooLarge {
+            id,
+            method: Method::ScriptGetHistory,
+            tag,
+            len,
+        })
+    };
+    // Three in flight; answers arrive in another order, ids at either end, ElectrumX's
+    // padding after the id, in reads of every size.
+    let (a, b, c) = (history(&mut s, 1), history(&mut s, 2), history(&mut s, 3));
+    let first = big_history(b, 300, false, 3000);
+    let second = big_history(a, 300, true, 0);
+    let third = ok_reply(c, "[]");
+    let input = format!("{first}{second}{third}");
+    let want = [
+        too_large(b, 2, first.len() - 1),
+        too_large(a, 1, second.len() - 1),
+        response(c, Method::ScriptGetHistory, 3, "[]"),
+    ];
+    assert_eq!(feed(&mut *s, 0, input.as_bytes()), want);
+    assert_eq!(s.in_flight(), 0);
+    for size in [1, 7, 100, 4096] {
+        let (a, b, c) = (history(&mut s, 1), history(&mut s, 2), history(&mut s, 3));
+        let first = big_history(b, 300, false, 3000);
+        let second = big_history(a, 300, true, 0);
+        let input = format!("{first}{second}{}", ok_reply(c, "[]"));
+        let mut events = Vec::new();
+        for piece in input.as_bytes().chunks(size) {
+            events.extend(feed(&mut *s, 0, piece));
+        }
+        let want = [
+            too_large(b, 2, first.len() - 1),
+            too_large(a, 1, second.len() - 1),
+            response(c, Method::ScriptGetHistory, 3, "[]"),
+        ];
+        assert_eq!(events, want, "reads of {size}");
+    }
+    // An id not in flight (answered already, or never sent): the line is only oversize.
+    let line = big_history(a, 300, false, 0);
+    assert_eq!(
+        feed(&mut *s, 0, line.as_bytes()),
+        [pe(ProtocolError::OversizeLine {
+            len: line.len() - 1
+        })]
+    );
+    let line = big_history(999, 300, true, 0);
+    assert_eq!(
+        feed(&mut *s, 0, line.as_bytes()),
+        [pe(ProtocolError::OversizeLine {
+            len: line.len() - 1
+        })]
+    );
+    // A notification that is too long names no request even with an id-like member.
+    let id = history(&mut s, 7);
+    let note = format!(
+        "{{\"jsonrpc\":\"2.0\",\"method\":\"blockchain.headers.subscribe\",\"params\":[\"{}\"],\"id\":{id}}}\n",
+        "00".repeat(1000)
+    );
+    assert_eq!(
+        feed(&mut *s, 0, note.as_bytes()),
+        [pe(ProtocolError::OversizeLine {
+            len: note.len() - 1
+        })]
+    );
+    assert_eq!(s.in_flight(), 1);
+    round_trip(&mut *s, 0);
+}
+
+#[test]
+fn oversize_negotiation_reply_fails_at_once() {
+    let mut s = Box::new(Small::new(config(VersionRange::DEFAULT), 0));
+    let _ = transmit(&mut *s);
+    let long = format!(
+        "{{\"jsonrpc\":\"2.0\",\"result\":[\"{}\",\"1.4\"],\"id\":0}}\n",
+        "x".repeat(2000)
+    );
+    assert_eq!(
+        feed(&mut *s, 0, long.as_bytes()),
+        [failed(FatalError::BadVersionReply)]
+    );
 }
 
 #[test]

@@ -305,3 +305,34 @@ fn streaming_state_is_small() {
     );
     let _ = StreamKind::History;
 }
+
+#[test]
+fn an_oversize_notification_before_a_streamed_reply_does_not_derail_it() {
+    // A notification longer than the line buffer (it carries `method`, so it ends nothing),
+    // then the streamed reply, in reads of several sizes.
+    let note = format!(
+        "{{\"jsonrpc\":\"2.0\",\"method\":\"blockchain.headers.subscribe\",\"params\":[{{\"hex\":\"{}\",\"height\":1}}]}}\n",
+        "00".repeat(2000)
+    );
+    for step in [1, 100, 4096] {
+        let mut s = ready("1.6");
+        let id = s
+            .request_streamed(1, &Request::ScriptGetHistory(&[0x51]), 3)
+            .unwrap();
+        let (line, rows) = history_line(id, 50, false);
+        let input = format!("{note}{line}");
+        let mut got = Vec::new();
+        let mut oversize = None;
+        let mut end = None;
+        feed(&mut s, input.as_bytes(), step, |ev| match *ev {
+            Event::ProtocolError(ProtocolError::OversizeLine { len }) => oversize = Some(len),
+            Event::StreamHistoryItem { item, .. } => got.push((item.txid, item.height.to_i64())),
+            Event::StreamEnd { items, .. } => end = Some(items),
+            ref other => panic!("{other:?}"),
+        });
+        assert_eq!(oversize, Some(note.len() - 1), "step {step}");
+        assert_eq!(end, Some(50), "step {step}");
+        assert_eq!(got, rows, "step {step}");
+        assert_eq!(s.in_flight(), 0);
+    }
+}

@@ -8,7 +8,7 @@ use electrum_spv_core::session::{Event, FatalError, Notification, ProtocolError}
 
 use crate::ptr::{Out, try_status};
 use crate::session::{EspvSession, EspvVersion, session_or_return};
-use crate::status::{ESPV_NONE, ESPV_OK, fatal_error, protocol_error};
+use crate::status::{ESPV_ERR_RESPONSE_TOO_LARGE, ESPV_NONE, ESPV_OK, fatal_error, protocol_error};
 
 // ----- event kinds -----
 
@@ -47,6 +47,14 @@ pub const ESPV_EVENT_PROTOCOL_ERROR: u32 = 11;
 /// error code for `ESPV_ERR_VERSION_REFUSED` if `has_code`; `version` what the server chose
 /// for `ESPV_ERR_VERSION_OUT_OF_RANGE`). Close the connection; start a new session.
 pub const ESPV_EVENT_FAILED: u32 = 12;
+/// The reply to a request (`id`, `method`, `tag`) was longer than the session's line buffer:
+/// it was discarded, its `id` read from the line's ends, and the request is over (`reason` is
+/// `ESPV_ERR_RESPONSE_TOO_LARGE`, `code` the line's length). Ask again streamed
+/// (`espv_request_block_headers_streamed`, `espv_request_script_history_streamed`) or with
+/// a larger session. A too long line whose `id` cannot be read is reported as
+/// `ESPV_EVENT_PROTOCOL_ERROR` with `ESPV_ERR_OVERSIZE_LINE` instead, and its request times
+/// out.
+pub const ESPV_EVENT_RESPONSE_TOO_LARGE: u32 = 13;
 
 // ----- method ids (`espv_event.method`) -----
 
@@ -192,7 +200,8 @@ pub struct EspvEvent {
     pub id: u64,
     /// The caller's tag given with the request.
     pub tag: u32,
-    /// For `ESPV_EVENT_PROTOCOL_ERROR` and `ESPV_EVENT_FAILED`: the `ESPV_ERR_*` reason.
+    /// For `ESPV_EVENT_PROTOCOL_ERROR`, `ESPV_EVENT_FAILED` and
+    /// `ESPV_EVENT_RESPONSE_TOO_LARGE`: the `ESPV_ERR_*` reason.
     pub reason: c_int,
     /// Raw bytes (result JSON, error message or notification params). They point into the
     /// session memory and stay valid only until the next call that takes the session.
@@ -295,6 +304,16 @@ impl EspvEvent {
             Event::TimedOut { id, method, tag } => {
                 EspvEvent::request(ESPV_EVENT_TIMED_OUT, id, method, tag)
             }
+            Event::ResponseTooLarge {
+                id,
+                method,
+                tag,
+                len,
+            } => EspvEvent {
+                reason: ESPV_ERR_RESPONSE_TOO_LARGE,
+                ..EspvEvent::request(ESPV_EVENT_RESPONSE_TOO_LARGE, id, method, tag)
+            }
+            .with_code(i64::try_from(len).ok()),
             Event::Notification(Notification::Header { height, header }) => EspvEvent {
                 kind: ESPV_EVENT_HEADER_NOTIFICATION,
                 height: i64::from(height),
@@ -437,5 +456,20 @@ mod tests {
         // SAFETY: as above.
         let none = unsafe { CStr::from_ptr(espv_method_name(ESPV_METHOD_NONE)) };
         assert_eq!(none.to_str().unwrap(), "unknown");
+    }
+
+    #[test]
+    fn a_reply_too_large_is_its_own_kind_with_the_request() {
+        let ev = EspvEvent::from_core(&Event::ResponseTooLarge {
+            id: 9,
+            method: Method::ScriptGetHistory,
+            tag: 77,
+            len: 3 << 20,
+        });
+        assert_eq!(ev.kind, ESPV_EVENT_RESPONSE_TOO_LARGE);
+        assert_eq!(ev.reason, ESPV_ERR_RESPONSE_TOO_LARGE);
+        assert_eq!((ev.id, ev.tag), (9, 77));
+        assert_eq!(ev.method, ESPV_METHOD_SCRIPT_GET_HISTORY);
+        assert!(ev.has_code && ev.code == 3 << 20);
     }
 }

@@ -163,6 +163,9 @@ pub const ESPV_ERR_BAD_NOTIFICATION: c_int = -86;
 pub const ESPV_ERR_UNEXPECTED_REQUEST: c_int = -87;
 /// A streamed response was malformed or of the wrong shape; that request is over.
 pub const ESPV_ERR_STREAM_FAILED: c_int = -88;
+/// A reply longer than the session's line buffer, for the request its `id` names; that
+/// request is over (`ESPV_EVENT_RESPONSE_TOO_LARGE`).
+pub const ESPV_ERR_RESPONSE_TOO_LARGE: c_int = -89;
 
 /// Every code and its name, for [`espv_status_name`] (a test checks that every constant above
 /// is listed with its own name).
@@ -274,6 +277,7 @@ const NAMES: &[(c_int, &CStr)] = &[
     (ESPV_ERR_BAD_NOTIFICATION, c"ESPV_ERR_BAD_NOTIFICATION"),
     (ESPV_ERR_UNEXPECTED_REQUEST, c"ESPV_ERR_UNEXPECTED_REQUEST"),
     (ESPV_ERR_STREAM_FAILED, c"ESPV_ERR_STREAM_FAILED"),
+    (ESPV_ERR_RESPONSE_TOO_LARGE, c"ESPV_ERR_RESPONSE_TOO_LARGE"),
 ];
 
 /// The name of a status code (`"ESPV_OK"`, `"ESPV_ERR_WRONG_GENESIS"`, ...) as a static

@@ -25,10 +25,21 @@ use crate::server::ServerAddr;
 use crate::subscriptions::Subscriptions;
 use crate::transport::{self, BoxStream, ConnectOptions};
 
-/// Longest line accepted from a server: 2 MiB. A longer response is discarded and its request
-/// times out, except a script history asked for on an otherwise idle connection, which is
-/// streamed row by row and has no size limit (ElectrumX >= 1.18 and electrs send 21k+ rows,
-/// about 95-99 bytes each, as one line: INTEROP row 8).
+/// Longest line accepted from a server: 2 MiB. A longer response is discarded; the session
+/// reads its `id` from the line's ends (ElectrumX writes it last, Fulcrum and electrs first)
+/// and ends that request at once with [`Error::ResponseTooLarge`], or, where no `id` can be
+/// read, the request times out.
+///
+/// Script histories have no size limit (ElectrumX >= 1.18 and electrs send 21k+ rows, about
+/// 95-99 bytes each, as one line: INTEROP row 8). A history asked for on an otherwise idle
+/// connection is streamed row by row from the start; one pipelined with other requests whose
+/// answer turns out too long is asked again streamed: it waits at the head of the queue until
+/// no other request is in flight, is then sent alone with
+/// [`Session::request_streamed`](electrum_spv_core::session::Session::request_streamed), and
+/// every later call waits behind it until its last row is in. At most [`MAX_IN_FLIGHT`]
+/// histories wait for such a retry at once (they come from the requests in flight), each is
+/// retried once, and the caller sees only the full history (or the server's refusal, e.g.
+/// [`Error::HistoryTooLarge`]).
 pub const MAX_LINE: usize = 2 << 20;
 /// Largest request: 1 MiB (a broadcast of a 400 kvB transaction is 800 KB of hex).
 pub const MAX_REQUEST: usize = 1 << 20;
@@ -147,6 +158,8 @@ pub(crate) struct Call {
     /// When the caller made it: a call still unsent after the request timeout (the
     /// connection is down) fails with [`Error::Timeout`].
     pub since: Instant,
+    /// A history whose answer was too long for a line: send it streamed, alone.
+    streamed_only: bool,
 }
 
 impl Call {
@@ -155,6 +168,7 @@ impl Call {
             request,
             reply,
             since: Instant::now(),
+            streamed_only: false,
         }
     }
 
@@ -495,10 +509,18 @@ impl Task {
         while let Some(call) = self.queued.pop_front() {
             let now = self.now();
             let method = call.request.method();
+            if call.streamed_only && !self.waiting.is_empty() {
+                // A history too long for a line waits for the connection to be idle, and every
+                // call behind it waits too (see `MAX_LINE`).
+                self.queued.push_front(call);
+                return;
+            }
             // A history asked for on an idle connection is streamed: no line limit, and no
             // other request is held up behind it by more than its own round trip. Otherwise it
-            // is pipelined with the rest (and limited to a 2 MiB line).
-            let stream = matches!(call.reply, Reply::History(_)) && self.waiting.is_empty();
+            // is pipelined with the rest (limited to a 2 MiB line, and asked again streamed if
+            // its answer is longer).
+            let stream = call.streamed_only
+                || (matches!(call.reply, Reply::History(_)) && self.waiting.is_empty());
             let session = &mut self.session;
             let sent = call.request.with(|r| match stream {
                 true => session.request_streamed(now, r, 0),
@@ -545,6 +567,7 @@ impl Task {
 
     fn drain_events(&mut self) {
         let mut answered: Vec<(u64, Answer)> = Vec::new();
+        let mut too_large: Vec<(u64, Method, usize)> = Vec::new();
         while let Some(event) = self.session.poll_event() {
             match event {
                 Event::Ready { version } => {
@@ -561,6 +584,9 @@ impl Task {
                     answered.push((id, Some(Err(server_error(method, &error)))));
                 }
                 Event::TimedOut { id, .. } => answered.push((id, Some(Err(Error::Timeout)))),
+                Event::ResponseTooLarge {
+                    id, method, len, ..
+                } => too_large.push((id, method, len)),
                 Event::StreamHistoryItem { id, item, .. } => {
                     if let Some(rows) = self.streamed.get_mut(&id) {
                         rows.push(item);
@@ -602,6 +628,20 @@ impl Task {
                 // Other refused input belongs to no request in flight (a request whose line
                 // was lost ends by its deadline); the session carries on.
                 Event::ProtocolError(_) | Event::StreamHeader { .. } => {}
+            }
+        }
+        for (id, method, len) in too_large {
+            self.streamed.remove(&id);
+            let Some(mut call) = self.waiting.remove(&id) else {
+                continue;
+            };
+            if matches!(call.reply, Reply::History(_)) && !call.streamed_only {
+                // Asked again streamed, ahead of everything queued (see `MAX_LINE`).
+                call.streamed_only = true;
+                self.queued.push_front(call);
+            } else {
+                answered.push((id, Some(Err(Error::ResponseTooLarge { method, len }))));
+                self.waiting.insert(id, call);
             }
         }
         for (id, result) in answered {

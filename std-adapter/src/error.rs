@@ -55,6 +55,16 @@ pub enum Error {
     HistoryTooLarge(String),
     /// No answer before the request's deadline.
     Timeout,
+    /// The answer was longer than the client accepts in one line
+    /// ([`MAX_LINE`](crate::connection::MAX_LINE)) and was discarded; the request is over.
+    /// Script histories never end so: they are asked again streamed, without a size limit.
+    /// Our limit, not the server's fault.
+    ResponseTooLarge {
+        /// What was asked.
+        method: Method,
+        /// The answer's length in bytes.
+        len: usize,
+    },
     /// The connection closed with the request in flight (or before it could be sent).
     Disconnected,
     /// The client was shut down.
@@ -127,6 +137,10 @@ impl fmt::Display for Error {
             Error::ServerBusy(m) => write!(f, "server busy: {m}"),
             Error::HistoryTooLarge(m) => write!(f, "history too large for the server: {m}"),
             Error::Timeout => f.write_str("request timed out"),
+            Error::ResponseTooLarge { method, len } => write!(
+                f,
+                "answer to {method:?} of {len} bytes exceeds the client's line limit"
+            ),
             Error::Disconnected => f.write_str("disconnected with the request in flight"),
             Error::Closed => f.write_str("client closed"),
             Error::BadResult(m) => write!(f, "malformed result for {m:?}"),

@@ -10,7 +10,7 @@
 //! | `electrs_indexing_is_transient` | 3 |
 //! | `fulcrum_status_race_is_waited_out` | 5 |
 //! | `esplora_history_limits_are_history_too_large` | 7 |
-//! | `history_of_100k_rows_in_one_line` | 8 |
+//! | `history_of_100k_rows_in_one_line`, `pipelined_histories_of_100k_rows_are_streamed_again`, `a_non_history_reply_too_long_ends_at_once` | 8 |
 //! | `electrs_id_from_pos_needs_merkle_and_answers_an_object` | 11 |
 //! | `optional_methods_degrade_and_no_batches_are_sent` | 12, 13, 14 |
 
@@ -18,7 +18,7 @@ mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use electrum_spv::core::chain::{MAINNET, REGTEST};
 use electrum_spv::core::hash::Txid;
@@ -487,6 +487,169 @@ fn history_of_100k_rows_in_one_line() {
             ROWS
         );
         assert_usable(&client).await;
+        server.assert_no_batches();
+    });
+}
+
+/// A history of `rows` rows as one line, ~96 bytes per row, with `id` last (ElectrumX) or
+/// first (Fulcrum, electrs); ElectrumX also pads a large reply with spaces before its `}`.
+fn history_line(id: &Value, rows: usize, id_first: bool, txid: impl Fn(usize) -> String) -> String {
+    let mut line = String::with_capacity(rows * 96 + 4096);
+    if id_first {
+        line.push_str(&format!("{{\"id\":{id},\"jsonrpc\":\"2.0\",\"result\":["));
+    } else {
+        line.push_str("{\"jsonrpc\":\"2.0\",\"result\":[");
+    }
+    for i in 0..rows {
+        if i > 0 {
+            line.push_str(", ");
+        }
+        let height = i / 4 + 1;
+        line.push_str(&format!(
+            "{{\"tx_hash\": \"{}\", \"height\": {height}}}",
+            txid(i)
+        ));
+    }
+    line.push(']');
+    if !id_first {
+        line.push_str(&format!(",\"id\":{id}"));
+        line.push_str(&" ".repeat(3000));
+    }
+    line.push('}');
+    line
+}
+
+#[test]
+fn pipelined_histories_of_100k_rows_are_streamed_again() {
+    // 32 scripts asked at once as `verified_histories` asks them (each status subscription
+    // joined with its history): script 1's history is 100k rows with `id` last, script 2's
+    // with `id` first, the others `n` rows each. The two long lines exceed the 2 MiB line
+    // limit while other requests are in flight; each must be asked again streamed and come
+    // back whole, long before the 30 s request timeout.
+    const ROWS: usize = 100_000;
+    const SCRIPTS: u8 = 32;
+    let txid = |n: u8, i: usize| format!("{:064x}", usize::from(n) * 1_000_000 + i + 1);
+    runtime().block_on(async {
+        let hashes: Vec<String> = (1..=SCRIPTS)
+            .map(|n| Client::script_hash(&script(n)).to_string())
+            .collect();
+        let server = Scripted::start(move |_, r| match r["method"].as_str() {
+            Some("blockchain.scripthash.get_history") => {
+                let hash = r["params"][0].as_str().unwrap_or("");
+                let Some(n) = hashes.iter().position(|h| h == hash) else {
+                    return Answer::Default;
+                };
+                let n = u8::try_from(n + 1).expect("script number");
+                match n {
+                    1 | 2 => Answer::Raw(history_line(&r["id"], ROWS, n == 2, |i| txid(n, i))),
+                    _ => Answer::Raw(history_line(&r["id"], usize::from(n), false, |i| {
+                        txid(n, i)
+                    })),
+                }
+            }
+            _ => Answer::Default,
+        })
+        .await;
+        let client = connect(&server).await.expect("connects");
+        let started = Instant::now();
+        let asks: Vec<_> = (1..=SCRIPTS)
+            .map(|n| {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    let s = script(n);
+                    let (status, history) =
+                        tokio::join!(client.script_subscribe(&s), client.script_get_history(&s));
+                    (n, status, history)
+                })
+            })
+            .collect();
+        for ask in asks {
+            let (n, status, history) = ask.await.expect("task");
+            status.unwrap_or_else(|e| panic!("status of {n}: {e}"));
+            let history = history.unwrap_or_else(|e| panic!("history of {n}: {e}"));
+            let want = if n <= 2 { ROWS } else { usize::from(n) };
+            assert_eq!(history.len(), want, "script {n}");
+            for (i, item) in history.iter().enumerate().step_by(997) {
+                assert_eq!(
+                    item.txid,
+                    txid(n, i).parse::<Txid>().expect("txid"),
+                    "{n} {i}"
+                );
+            }
+        }
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(15), "took {took:?}");
+        // Each long history was asked at most twice (pipelined, then streamed alone); each is
+        // sent right behind its own status subscription, so at least one of them went out
+        // pipelined and was asked again.
+        let asked: Vec<usize> = [1u8, 2]
+            .map(|n| {
+                let hash = Client::script_hash(&script(n)).to_string();
+                server
+                    .requests("blockchain.scripthash.get_history")
+                    .iter()
+                    .filter(|(_, r)| r["params"][0] == hash.as_str())
+                    .count()
+            })
+            .to_vec();
+        assert!(asked.iter().all(|a| (1..=2).contains(a)), "{asked:?}");
+        assert!(asked.iter().sum::<usize>() >= 3, "{asked:?}");
+        assert_usable(&client).await;
+        assert_eq!(
+            client
+                .script_get_history(&script(1))
+                .await
+                .expect("again, alone")
+                .len(),
+            ROWS
+        );
+        server.assert_no_batches();
+    });
+}
+
+#[test]
+fn a_non_history_reply_too_long_ends_at_once() {
+    // A 3 MiB `blockchain.transaction.get` answer, `id` at either end: no streaming for it,
+    // but a typed error at once instead of a timeout, and the client carries on.
+    let raw = "00".repeat(3 << 19);
+    runtime().block_on(async {
+        let server = Scripted::start(move |_, r| match r["method"].as_str() {
+            Some("blockchain.transaction.get")
+                if r["params"][0].as_str() == Some(&"11".repeat(32)) =>
+            {
+                Answer::Raw(format!(
+                    "{{\"jsonrpc\":\"2.0\",\"result\":\"{raw}\",\"id\":{}}}",
+                    r["id"]
+                ))
+            }
+            Some("blockchain.transaction.get") => Answer::Raw(format!(
+                "{{\"id\":{},\"jsonrpc\":\"2.0\",\"result\":\"{raw}\"}}",
+                r["id"]
+            )),
+            _ => Answer::Default,
+        })
+        .await;
+        let client = connect(&server).await.expect("connects");
+        for byte in ["11", "22"] {
+            let txid: Txid = byte.repeat(32).parse().expect("txid");
+            let started = Instant::now();
+            // Pipelined with other calls, so nothing is streamed.
+            let (got, ping) = tokio::join!(client.transaction_get(&txid), client.ping());
+            ping.expect("ping alongside");
+            assert!(
+                matches!(
+                    got,
+                    Err(Error::ResponseTooLarge {
+                        method: Method::TransactionGet,
+                        len,
+                    }) if len > 3 << 20
+                ),
+                "{byte}: {got:?}"
+            );
+            let took = started.elapsed();
+            assert!(took < Duration::from_secs(5), "took {took:?}");
+            assert_usable(&client).await;
+        }
         server.assert_no_batches();
     });
 }

@@ -137,7 +137,7 @@ fn frame(pieces: &[&[u8]]) -> Vec<Result<Vec<u8>, usize>> {
                     assert!(!l.is_empty());
                     out.push(Ok(l.to_vec()));
                 }
-                Some(Frame::Oversize { len }) => {
+                Some(Frame::Oversize { len, .. }) => {
                     assert!(len > 4096);
                     out.push(Err(len));
                 }

@@ -7,6 +7,15 @@
 //! reports [`Frame::Oversize`] once, so the stream resynchronises on the following line
 //! (ElectrumX's own framer does the same with requests over `MAX_RECV`).
 //!
+//! An over-long line is not kept, but two small windows of it are, in the line buffer it no
+//! longer needs: its first [`probe_len(N)`](probe_len) bytes (the head) and its last
+//! `probe_len(N)` bytes that are not JSON whitespace (the tail; ElectrumX pads a large reply
+//! with up to megabytes of spaces before its final `}`). Both come with
+//! [`Frame::Oversize`], so a caller can read the envelope's `id` from them
+//! ([`oversize_id`](super::oversize::oversize_id)) and end that request instead of waiting
+//! for its deadline. `probe_len(N)` is `min(256, N / 2)`: the windows cost no memory beyond
+//! the line buffer.
+//!
 //! Empty and whitespace-only lines are skipped. Whitespace *inside* a line is JSON's business:
 //! ElectrumX ≥ 1.18 pads packets to bucketed sizes by inserting runs of spaces just before the
 //! final `}` or `]` of the last message in a packet, which is legal JSON whitespace that the
@@ -39,14 +48,37 @@ pub enum Frame<'a> {
     Oversize {
         /// Its length before the `\n`, any `\r` included (saturating at `usize::MAX`).
         len: usize,
+        /// Its first [`probe_len(N)`](probe_len) bytes, as sent.
+        head: &'a [u8],
+        /// Its last bytes that are not JSON whitespace (space, tab, `\r`), at most
+        /// [`probe_len(N)`](probe_len) of them, in order: whitespace is left out, so a string
+        /// in it may read differently than sent; structure and scalars without whitespace
+        /// (keys, numbers) read as sent.
+        tail: &'a [u8],
     },
+}
+
+/// Largest head or tail window kept of an over-long line (see [`Frame::Oversize`]).
+pub const MAX_PROBE: usize = 256;
+
+/// The head and tail window size of a [`LineFramer<N>`]: `min(MAX_PROBE, N / 2)`.
+pub const fn probe_len(n: usize) -> usize {
+    if n / 2 < MAX_PROBE { n / 2 } else { MAX_PROBE }
+}
+
+/// JSON whitespace (and `\n`, which never reaches a window).
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
 /// Splits a byte stream into lines of at most `N` bytes, held in an internal `[u8; N]`.
 ///
 /// The cap counts the bytes before the terminating `\n`, except one `\r` right before it.
-/// Memory: `size_of::<LineFramer<N>>()` is `N` plus at most 40 bytes (tested). Work: linear in
-/// the bytes pushed; each byte is scanned once and copied at most once.
+/// Memory: `size_of::<LineFramer<N>>()` is `N` plus at most 40 bytes (tested); the head and tail
+/// windows of an over-long line live in the line buffer, and `push` uses [`MAX_PROBE`] bytes of
+/// stack while it moves them. Work: linear in the bytes pushed; each byte is scanned at most
+/// twice and copied at most twice (an over-long line's buffered part once more, when it is
+/// found too long).
 #[derive(Debug, Clone)]
 pub struct LineFramer<const N: usize> {
     buf: [u8; N],
@@ -58,6 +90,9 @@ pub struct LineFramer<const N: usize> {
     discarding: Option<usize>,
     /// Length of the line the last `push` completed (0: none); valid until the next `push`.
     last_line: usize,
+    /// Bytes in the tail window of the line being discarded (right-aligned in
+    /// `buf[P..2P]`, `P = probe_len(N)`).
+    tail_len: u16,
 }
 
 impl<const N: usize> Default for LineFramer<N> {
@@ -78,6 +113,7 @@ impl<const N: usize> LineFramer<N> {
             pending_cr: false,
             discarding: None,
             last_line: 0,
+            tail_len: 0,
         }
     }
 
@@ -106,6 +142,7 @@ impl<const N: usize> LineFramer<N> {
         self.pending_cr = false;
         self.discarding = None;
         self.last_line = 0;
+        self.tail_len = 0;
     }
 
     /// Consumes `input` up to and including the next `\n` (or all of it when there is none) and
@@ -121,10 +158,11 @@ impl<const N: usize> LineFramer<N> {
             None => (input, input.len()),
         };
         if let Some(so_far) = self.discarding {
+            self.probe(segment, so_far);
             let total = so_far.saturating_add(segment.len());
             if newline.is_some() {
                 self.discarding = None;
-                return (consumed, Some(Frame::Oversize { len: total }));
+                return (consumed, Some(self.oversize(total)));
             }
             self.discarding = Some(total);
             return (consumed, None);
@@ -137,11 +175,17 @@ impl<const N: usize> LineFramer<N> {
         let pending = usize::from(self.pending_cr && !segment.is_empty());
         let needed = self.len + pending + body.len();
         if needed > N {
-            let total = (self.len + usize::from(self.pending_cr)).saturating_add(segment.len());
+            let held = self.len + usize::from(self.pending_cr);
+            let total = held.saturating_add(segment.len());
+            self.start_probe();
+            if self.pending_cr {
+                self.probe(b"\r", self.len);
+            }
+            self.probe(segment, held);
             self.len = 0;
             self.pending_cr = false;
             if newline.is_some() {
-                return (consumed, Some(Frame::Oversize { len: total }));
+                return (consumed, Some(self.oversize(total)));
             }
             self.discarding = Some(total);
             return (consumed, None);
@@ -168,6 +212,91 @@ impl<const N: usize> LineFramer<N> {
         }
         self.last_line = len;
         (consumed, Some(Frame::Line(line)))
+    }
+
+    /// The frame of a discarded line of `len` bytes, with its windows.
+    fn oversize(&mut self, len: usize) -> Frame<'_> {
+        let p = probe_len(N);
+        let tail_len = usize::from(self.tail_len).min(p);
+        self.tail_len = 0;
+        Frame::Oversize {
+            len,
+            head: self.buf.get(..p.min(len)).unwrap_or(&[]),
+            tail: self.buf.get(2 * p - tail_len..2 * p).unwrap_or(&[]),
+        }
+    }
+
+    /// A line was just found too long while `buf[..len]` holds its start: that start becomes
+    /// the head window (it is there already) and what follows the head the tail window.
+    fn start_probe(&mut self) {
+        let p = probe_len(N);
+        self.tail_len = 0;
+        if self.len <= p {
+            return;
+        }
+        // The tail window overlaps the buffered bytes: gather its part through the stack.
+        let mut tmp = [0u8; MAX_PROBE];
+        let mut k = 0;
+        let after_head = self.buf.get(p..self.len).unwrap_or(&[]);
+        for &b in after_head.iter().rev() {
+            if k == p {
+                break;
+            }
+            if !is_space(b) {
+                k += 1;
+                if let Some(slot) = tmp.get_mut(MAX_PROBE - k) {
+                    *slot = b;
+                }
+            }
+        }
+        let gathered = tmp.get(MAX_PROBE - k..).unwrap_or(&[]);
+        if let Some(dst) = self.buf.get_mut(2 * p - k..2 * p) {
+            dst.copy_from_slice(gathered);
+            self.tail_len = k as u16;
+        }
+    }
+
+    /// Records `bytes` of the discarded line, of which `seen` bytes came before: into the head
+    /// window while it has room, the rest into the tail window.
+    fn probe(&mut self, bytes: &[u8], seen: usize) {
+        let p = probe_len(N);
+        let mut rest = bytes;
+        if seen < p {
+            let k = (p - seen).min(rest.len());
+            if let (Some(dst), Some(src)) = (self.buf.get_mut(seen..seen + k), rest.get(..k)) {
+                dst.copy_from_slice(src);
+            }
+            rest = rest.get(k..).unwrap_or(&[]);
+        }
+        // The last (up to) `p` non-whitespace bytes of `rest`, from `start` on.
+        let mut k = 0;
+        let mut start = rest.len();
+        for (i, &b) in rest.iter().enumerate().rev() {
+            if k == p {
+                break;
+            }
+            if !is_space(b) {
+                k += 1;
+                start = i;
+            }
+        }
+        if k == 0 {
+            return;
+        }
+        let Some(window) = self.buf.get_mut(p..2 * p) else {
+            return;
+        };
+        window.copy_within(k.., 0);
+        let mut at = p - k;
+        for &b in rest.get(start..).unwrap_or(&[]) {
+            if !is_space(b)
+                && let Some(slot) = window.get_mut(at)
+            {
+                *slot = b;
+                at += 1;
+            }
+        }
+        self.tail_len = (usize::from(self.tail_len) + k).min(p) as u16;
     }
 
     fn store(&mut self, bytes: &[u8]) {
@@ -198,7 +327,7 @@ mod tests {
                 assert!(n > 0 && n <= rest.len());
                 match f {
                     Some(Frame::Line(l)) => out.push(F::Line(l.to_vec())),
-                    Some(Frame::Oversize { len }) => out.push(F::Oversize(len)),
+                    Some(Frame::Oversize { len, .. }) => out.push(F::Oversize(len)),
                     None => {}
                 }
                 rest = &rest[n..];
@@ -231,6 +360,66 @@ mod tests {
     fn size() {
         assert!(core::mem::size_of::<LineFramer<4096>>() <= 4096 + 40);
         assert!(core::mem::size_of::<LineFramer<0>>() <= 40);
+    }
+
+    /// The head and tail windows of every discarded line, in any split of the reads.
+    fn windows<const N: usize>(reads: &[&[u8]]) -> Vec<(usize, Vec<u8>, Vec<u8>)> {
+        let mut framer = LineFramer::<N>::new();
+        let mut out = Vec::new();
+        for read in reads {
+            let mut rest = *read;
+            while !rest.is_empty() {
+                let (n, f) = framer.push(rest);
+                if let Some(Frame::Oversize { len, head, tail }) = f {
+                    out.push((len, head.to_vec(), tail.to_vec()));
+                }
+                rest = &rest[n..];
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn oversize_windows_keep_head_and_non_space_tail() {
+        assert_eq!(probe_len(4096), 256);
+        assert_eq!(probe_len(300), 150);
+        assert_eq!(probe_len(1), 0);
+        // ElectrumX's shape: id last, then a long run of padding before the final `}`.
+        let mut line = b"{\"jsonrpc\":\"2.0\",\"result\":[".to_vec();
+        for i in 0..40 {
+            line.extend_from_slice(format!("{{\"h\": {i}}}, ").as_bytes());
+        }
+        line.extend_from_slice(b"{\"h\": 99}],\"id\": 7");
+        line.extend_from_slice(&[b' '; 700]);
+        line.extend_from_slice(b"}\r\n");
+        let body = &line[..line.len() - 1];
+        let nonspace: Vec<u8> = body.iter().copied().filter(|b| !is_space(*b)).collect();
+        let want = (
+            body.len(),
+            line[..32].to_vec(),
+            nonspace[nonspace.len() - 32..].to_vec(),
+        );
+        assert_eq!(windows::<64>(&[&line]), std::slice::from_ref(&want));
+        for at in 0..line.len() {
+            let (a, b) = line.split_at(at);
+            assert_eq!(
+                windows::<64>(&[a, b]),
+                std::slice::from_ref(&want),
+                "split at {at}"
+            );
+        }
+        let bytes: Vec<&[u8]> = line.chunks(1).collect();
+        assert_eq!(windows::<64>(&bytes), std::slice::from_ref(&want));
+        let bytes: Vec<&[u8]> = line.chunks(7).collect();
+        assert_eq!(windows::<64>(&bytes), [want]);
+        // A line just over the cap: the windows cover all of it that is not whitespace.
+        let got = windows::<8>(&[b"{\"id\":1 }\n"]);
+        assert_eq!(got, [(9, b"{\"id".to_vec(), b"\":1}".to_vec())]);
+        // Tail shorter than its window: only what was seen.
+        let got = windows::<8>(&[b"abcdef     g\n"]);
+        assert_eq!(got, [(12, b"abcd".to_vec(), b"efg".to_vec())]);
+        // No windows at a zero cap, and the next line is unaffected.
+        assert_eq!(windows::<1>(&[b"ab\n"]), [(2, vec![], vec![])]);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! | `cursor` (internal) | the same grammar over one complete line, for [`envelope`] and [`decode`]: scalars whole, containers skipped in a tight loop, string and whitespace runs a word at a time; agrees with the tokenizer error for error (differential tests, fuzzed) |
 //! | [`envelope`] | over one complete line: finds `id`, `result`, `error`, `method`, `params` and `jsonrpc` in any order, for a single message or a batch; decodes error objects and unescapes strings |
 //! | [`decode`] | typed values from the raw spans the envelope returns: integers, strings, hex, hashes, array and object iteration, and [`decode::from_span`] over `serde-json-core` |
+//! | [`oversize`] | the `id` of a line too long to buffer, from the head and tail windows the framer keeps of it |
 //! | [`writer`] | encodes requests, notifications and batches into a caller buffer |
 //!
 //! ## Why a scanner before `serde-json-core`
@@ -24,7 +25,8 @@
 //! * nesting: [`tokenizer::MAX_DEPTH`] containers; deeper input is an error, found without
 //!   recursion;
 //! * numbers: [`tokenizer::MAX_NUMBER_LEN`] bytes;
-//! * lines: the framer's const parameter `N`, chosen by the caller;
+//! * lines: the framer's const parameter `N`, chosen by the caller; of a longer line only
+//!   two windows of [`probe_len(N)`](framer::probe_len) bytes are kept, inside the line buffer;
 //! * work: every function is linear in its input; [`envelope::scan`] of a batch reads the line
 //!   twice (validate, then iterate), [`decode::ArrayIter::new`] and
 //!   [`decode::ObjectIter::new`] likewise.
@@ -32,6 +34,7 @@
 pub mod decode;
 pub mod envelope;
 pub mod framer;
+pub mod oversize;
 pub mod tokenizer;
 pub mod writer;
 
@@ -42,6 +45,7 @@ pub use decode::{ArrayIter, DecodeError, ObjectIter};
 pub use envelope::{
     BatchIter, Envelope, Id, Message, RpcErrorRef, decode_error, scan, unescape_into,
 };
-pub use framer::{Frame, LineFramer};
+pub use framer::{Frame, LineFramer, MAX_PROBE, probe_len};
+pub use oversize::oversize_id;
 pub use tokenizer::{JsonError, JsonErrorKind, MAX_DEPTH, MAX_NUMBER_LEN, Token, Tokenizer};
 pub use writer::{EncodeError, RequestWriter};

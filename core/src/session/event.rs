@@ -49,6 +49,20 @@ pub enum Event<'a> {
         /// The caller's tag.
         tag: u32,
     },
+    /// The response to a request was longer than the session's line buffer: it was discarded
+    /// (the `id` was read from the line's ends) and the request is over. Ask again with
+    /// [`Session::request_streamed`](crate::session::Session::request_streamed) where the
+    /// method streams (headers, histories), else with a larger line buffer.
+    ResponseTooLarge {
+        /// Request id.
+        id: u64,
+        /// What was asked.
+        method: Method,
+        /// The caller's tag.
+        tag: u32,
+        /// The line's length in bytes.
+        len: usize,
+    },
     /// A subscription notification.
     Notification(Notification<'a>),
     /// A header of a streamed `blockchain.block.headers` response (not yet verified).

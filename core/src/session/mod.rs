@@ -34,6 +34,15 @@
 //! the largest *non-streamed* reply: a `Session<1024, 1024, 4>` (about 4 KiB) verifies
 //! 2016-header chunks and hashes 10,000-row histories.
 //!
+//! # Responses longer than the line buffer
+//! A line longer than `LINE` is discarded before it is buffered; the framer keeps only its
+//! first 256 and last 256 non-whitespace bytes (fewer when `LINE < 512`), inside the line
+//! buffer, and the envelope's `id` is read from them (ElectrumX writes it last, Fulcrum and
+//! electrs first). If it names a request in flight, that request ends at once with
+//! [`Event::ResponseTooLarge`] instead of waiting for its deadline: ask again streamed
+//! ([`Session::request_streamed`]) or with a larger session. A line without a readable `id`
+//! is reported as [`ProtocolError::OversizeLine`] and its request, if any, times out.
+//!
 //! # Bounds (DoS)
 //! `LINE` bytes per incoming line (longer lines are discarded before buffering), `OUT` bytes of
 //! queued outgoing requests, `PENDING` requests in flight, [`MAX_QUEUED_EVENTS`] owned events
@@ -54,6 +63,7 @@ use crate::header::Header;
 use crate::json::bytes::find_byte;
 use crate::json::envelope::{self, Envelope, Id, Message};
 use crate::json::framer::{Frame, LineFramer};
+use crate::json::oversize::oversize_id as envelope_id;
 use crate::json::writer::EncodeError;
 use crate::json::writer::RequestWriter;
 use crate::rpc::{Method, NotificationKind, PendingTable, ProtocolVersion, VersionRange};
@@ -129,6 +139,12 @@ enum Owned {
         method: Method,
         tag: u32,
     },
+    TooLarge {
+        id: u64,
+        method: Method,
+        tag: u32,
+        len: usize,
+    },
     Protocol(ProtocolError),
     Failed(FatalError),
     StreamHeader {
@@ -161,6 +177,17 @@ impl Owned {
         match self {
             Owned::Ready(version) => Event::Ready { version },
             Owned::TimedOut { id, method, tag } => Event::TimedOut { id, method, tag },
+            Owned::TooLarge {
+                id,
+                method,
+                tag,
+                len,
+            } => Event::ResponseTooLarge {
+                id,
+                method,
+                tag,
+                len,
+            },
             Owned::Protocol(e) => Event::ProtocolError(e),
             Owned::Failed(e) => Event::Failed(e),
             Owned::StreamHeader {
@@ -442,9 +469,23 @@ impl<const LINE: usize, const OUT: usize, const PENDING: usize> Session<LINE, OU
                     }
                     break;
                 }
-                Some(Frame::Oversize { len }) => {
-                    self.inner
-                        .push_owned(Owned::Protocol(ProtocolError::OversizeLine { len }));
+                Some(Frame::Oversize { len, head, tail }) => {
+                    let id = envelope_id(head, tail);
+                    if let Some(active) = &mut self.stream
+                        && active.mode == StreamMode::Buffered
+                    {
+                        // The (notification) line it buffered is over; the next is parsed.
+                        active.mode = StreamMode::Parsing;
+                        active.parser.next_line();
+                    }
+                    let ended = self.inner.oversize(id, len);
+                    if ended.is_some() && ended == self.stream.as_ref().map(|a| a.id) {
+                        self.stream = None;
+                    }
+                    if self.stream.is_some() {
+                        // The next line goes to the stream parser, not the framer.
+                        break;
+                    }
                 }
                 None => {}
             }
@@ -699,6 +740,27 @@ impl<const OUT: usize, const PENDING: usize> Inner<OUT, PENDING> {
             let _ = self.send(&Request::Ping { pong_len: 0 }, version, INTERNAL_TAG);
             self.next_ping_at = now.saturating_add(self.config.ping_interval_ms);
         }
+    }
+
+    /// A line of `len` bytes was too long to buffer: the request its `id` names (if one is in
+    /// flight) ends with [`Event::ResponseTooLarge`] (or, for the session's own requests, as
+    /// a malformed reply); otherwise [`ProtocolError::OversizeLine`]. Returns the id ended.
+    fn oversize(&mut self, id: Option<u64>, len: usize) -> Option<u64> {
+        let Some(p) = id.and_then(|id| self.pending.take(id).ok()) else {
+            self.push_owned(Owned::Protocol(ProtocolError::OversizeLine { len }));
+            return None;
+        };
+        if p.tag == INTERNAL_TAG {
+            self.internal_malformed(p.method);
+        } else {
+            self.push_owned(Owned::TooLarge {
+                id: p.id,
+                method: p.method,
+                tag: p.tag,
+                len,
+            });
+        }
+        Some(p.id)
     }
 
     fn dispatch<'a>(&mut self, env: Envelope<'a>) -> Dispatch<'a> {

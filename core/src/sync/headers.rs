@@ -708,7 +708,7 @@ impl HeaderSync {
                     code: error.code,
                 })
             }
-            Event::TimedOut { id, tag, .. } => {
+            Event::TimedOut { id, tag, .. } | Event::ResponseTooLarge { id, tag, .. } => {
                 let f = self.take_in_flight(id, tag)?;
                 self.retry_at = now.saturating_add(RETRY_DELAY_MS);
                 Some(SyncEvent::RequestFailed {

@@ -103,7 +103,10 @@ pub enum TrackerEvent {
         /// What was false.
         lie: TrackerLie,
     },
-    /// A fixed-size table is full: the bound of `T` (or `S`) was reached.
+    /// A fixed-size table is full: the bound of `T` (or `S`) was reached; or a response for
+    /// the script (its history, or a transaction or proof of it) was longer than the
+    /// session's line buffer ([`Event::ResponseTooLarge`]): that item is not asked again (a
+    /// history is, at the script's next status change).
     Full {
         /// Script index.
         script: usize,
@@ -614,6 +617,21 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
                     KIND_TX => self.on_tx(slot, result),
                     _ => None,
                 }
+            }
+            // Longer than the session's line buffer: asking again would fetch the same bytes
+            // again, so the item is left as it is and the bound reported.
+            Event::ResponseTooLarge { tag, .. } => {
+                let (kind, slot) = untag(tag)?;
+                self.in_flight = self.in_flight.saturating_sub(1);
+                let script = match kind {
+                    KIND_SUBSCRIBE | KIND_HISTORY => {
+                        let s = self.scripts.get_mut(slot)?.as_mut()?;
+                        s.state = ScriptState::Idle;
+                        slot
+                    }
+                    _ => usize::from(self.txs.get(slot)?.as_ref()?.script),
+                };
+                Some(TrackerEvent::Full { script })
             }
             Event::ServerError { tag, .. } | Event::TimedOut { tag, .. } => {
                 let (kind, slot) = untag(tag)?;

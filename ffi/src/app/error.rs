@@ -137,6 +137,8 @@ impl From<Error> for ElectrumError {
             Error::InvalidArgument(m) => ElectrumError::InvalidArgument { detail: m },
             Error::Store(_) => ElectrumError::InvalidArgument { detail },
             Error::NotAvailable(_) => ElectrumError::NotAvailable { detail },
+            // An answer longer than the client's line limit: our limit, not the server's.
+            Error::ResponseTooLarge { .. } => ElectrumError::NotAvailable { detail },
             Error::TooManyPending | Error::TooManySubscriptions => {
                 ElectrumError::TooBusy { detail }
             }
