@@ -379,10 +379,10 @@ impl Client {
 
     /// History of the script with output script `script` (confirmed, then mempool).
     ///
-    /// Asked on an otherwise idle connection, the answer is streamed row by row, so a history
-    /// of any length is accepted (ElectrumX and electrs send 100,000 rows as one ~10 MB line);
-    /// while other requests are in flight it is pipelined with them instead, and limited to a
-    /// [`MAX_LINE`](crate::connection::MAX_LINE) line (a longer one times out).
+    /// Pipelined with other calls; an answer longer than a
+    /// [`MAX_LINE`](crate::connection::MAX_LINE) line is asked again streamed row by row, so a
+    /// history of any length is accepted (ElectrumX and electrs send 100,000 rows as one
+    /// ~10 MB line).
     ///
     /// # Errors
     /// As every call; [`Error::HistoryTooLarge`]; [`Error::BadResult`].

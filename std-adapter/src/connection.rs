@@ -31,9 +31,10 @@ use crate::transport::{self, BoxStream, ConnectOptions};
 /// read, the request times out.
 ///
 /// Script histories have no size limit (ElectrumX >= 1.18 and electrs send 21k+ rows, about
-/// 95-99 bytes each, as one line: INTEROP row 8). A history asked for on an otherwise idle
-/// connection is streamed row by row from the start; one pipelined with other requests whose
-/// answer turns out too long is asked again streamed: it waits at the head of the queue until
+/// 95-99 bytes each, as one line: INTEROP row 8). Histories are pipelined like every request
+/// (a streamed request must be alone on the connection, and ElectrumX holds each small reply
+/// up to a second, so streaming every history would serialise them); one whose answer turns
+/// out too long for a line is asked again streamed: it waits at the head of the queue until
 /// no other request is in flight, is then sent alone with
 /// [`Session::request_streamed`](electrum_spv_core::session::Session::request_streamed), and
 /// every later call waits behind it until its last row is in. At most [`MAX_IN_FLIGHT`]
@@ -142,8 +143,8 @@ impl ScriptOp {
 pub(crate) enum Reply {
     /// A caller waiting on a [`Client`](crate::Client) method.
     Caller(oneshot::Sender<Result<Vec<u8>, Error>>),
-    /// A caller waiting for a script history (a history request): streamed row by row when
-    /// the connection is otherwise idle, else sent as usual and decoded here.
+    /// A caller waiting for a script history (a history request): sent as usual and decoded
+    /// here, or, when its answer was too long for a line, asked again streamed row by row.
     History(oneshot::Sender<Result<Vec<HistoryItem>, Error>>),
     /// The task's own re-subscription of a script after a reconnect.
     Resubscribe(ScriptHash),
@@ -515,12 +516,9 @@ impl Task {
                 self.queued.push_front(call);
                 return;
             }
-            // A history asked for on an idle connection is streamed: no line limit, and no
-            // other request is held up behind it by more than its own round trip. Otherwise it
-            // is pipelined with the rest (limited to a 2 MiB line, and asked again streamed if
-            // its answer is longer).
-            let stream = call.streamed_only
-                || (matches!(call.reply, Reply::History(_)) && self.waiting.is_empty());
+            // Pipelined with the rest (a 2 MiB line); a history whose answer is longer is
+            // asked again streamed.
+            let stream = call.streamed_only;
             let session = &mut self.session;
             let sent = call.request.with(|r| match stream {
                 true => session.request_streamed(now, r, 0),

@@ -18,7 +18,7 @@
 //! index (Fulcrum): the history is asked again after [`STATUS_RETRY_DELAY`] before it is
 //! called false. What cannot be proven is an error, never reported as confirmed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use tokio_stream::StreamExt;
@@ -98,8 +98,8 @@ const STATUS_ATTEMPTS: usize = 3;
 /// Longest wait before asking a history again after a status mismatch, unless the server
 /// announces the script's status sooner (Fulcrum refreshes its cached statuses every 500 ms).
 pub const STATUS_RETRY_DELAY: Duration = Duration::from_millis(1_000);
-/// Proofs and transactions requested at once (each connection also bounds its in-flight
-/// requests; ElectrumX holds small replies up to a second, so this bounds throughput).
+/// Proofs and transactions kept in flight (each connection also bounds its in-flight
+/// requests): a sliding window, refilled as each answer arrives.
 pub const PROOFS_AT_ONCE: usize = 48;
 
 /// The verified history of `script` (see the [module documentation](self)). Syncs `chain`
@@ -295,25 +295,33 @@ async fn checked_history(
 }
 
 /// The raw bytes of each transaction, hashed to its txid by [`Client::transaction_get`];
-/// [`PROOFS_AT_ONCE`] at a time, paced by the chain's proof bucket.
+/// [`PROOFS_AT_ONCE`] in flight at all times, paced by the chain's proof bucket.
 async fn fetch_transactions(
     client: &Client,
     chain: &mut HeaderChain,
     txids: &[Txid],
 ) -> Result<HashMap<Txid, Vec<u8>>, Error> {
     let mut out = HashMap::with_capacity(txids.len());
-    for window in txids.chunks(PROOFS_AT_ONCE) {
-        let mut asks = Vec::with_capacity(window.len());
-        for &txid in window {
+    let mut in_flight = VecDeque::with_capacity(PROOFS_AT_ONCE);
+    let mut next = txids.iter();
+    loop {
+        // A sliding window, not batches: ElectrumX holds small replies until more arrive or
+        // a second passes, so a batch waits that second for its last reply.
+        while in_flight.len() < PROOFS_AT_ONCE
+            && let Some(&txid) = next.next()
+        {
             chain.proof_bucket().take(TX_COST_MILLI).await;
             let c = client.clone();
-            asks.push(tokio::spawn(async move { c.transaction_get(&txid).await }));
+            in_flight.push_back((
+                txid,
+                tokio::spawn(async move { c.transaction_get(&txid).await }),
+            ));
         }
-        for (&txid, ask) in window.iter().zip(asks) {
-            out.insert(txid, join(ask).await??);
-        }
+        let Some((txid, ask)) = in_flight.pop_front() else {
+            return Ok(out);
+        };
+        out.insert(txid, join(ask).await??);
     }
-    Ok(out)
 }
 
 /// Every transaction of `history` pays the script or spends an output that paid it (paid by a
@@ -353,7 +361,7 @@ fn check_involvement(
 }
 
 /// Proves each `(txid, height)` into the verified header at its height (merkle proofs
-/// fetched [`PROOFS_AT_ONCE`] at a time, paced); returns each block hash and the position in
+/// fetched [`PROOFS_AT_ONCE`] in flight at a time, paced); returns each block hash and the position in
 /// the block, in order. Syncs `chain` first if a height is beyond its tip, and fetches the
 /// old periods of heights below its anchor.
 ///
@@ -368,37 +376,40 @@ pub async fn prove_all(
     let heights: Vec<u32> = txs.iter().map(|(_, h)| *h).collect();
     chain.ensure(client, &heights).await?;
     let mut out = Vec::with_capacity(txs.len());
-    for window in txs.chunks(PROOFS_AT_ONCE) {
-        let mut proofs = Vec::with_capacity(window.len());
-        for &(txid, height) in window {
+    let mut in_flight = VecDeque::with_capacity(PROOFS_AT_ONCE);
+    let mut next = txs.iter();
+    loop {
+        // A sliding window (see `fetch_transactions`).
+        while in_flight.len() < PROOFS_AT_ONCE
+            && let Some(&(txid, height)) = next.next()
+        {
             chain.proof_bucket().take(MERKLE_COST_MILLI).await;
             let c = client.clone();
-            proofs.push(tokio::spawn(async move {
-                c.transaction_get_merkle(&txid, height).await
-            }));
+            let proof = tokio::spawn(async move { c.transaction_get_merkle(&txid, height).await });
+            in_flight.push_back((txid, height, proof));
         }
-        for (&(txid, height), proof) in window.iter().zip(proofs) {
-            let proof = join(proof).await??;
-            let header = chain.header_at(client, height).await?;
-            if proof.block_height != height {
-                return Err(Fault::ProofHeight {
-                    txid,
-                    asked: height,
-                    claimed: proof.block_height,
-                }
-                .into());
+        let Some((txid, height, proof)) = in_flight.pop_front() else {
+            return Ok(out);
+        };
+        let proof = join(proof).await??;
+        let header = chain.header_at(client, height).await?;
+        if proof.block_height != height {
+            return Err(Fault::ProofHeight {
+                txid,
+                asked: height,
+                claimed: proof.block_height,
             }
-            verify_tx_branch(&txid, proof.pos, &proof.branch, &header.merkle_root).map_err(
-                |error| Fault::Merkle {
-                    txid,
-                    height,
-                    error,
-                },
-            )?;
-            out.push((header.block_hash(), proof.pos));
+            .into());
         }
+        verify_tx_branch(&txid, proof.pos, &proof.branch, &header.merkle_root).map_err(
+            |error| Fault::Merkle {
+                txid,
+                height,
+                error,
+            },
+        )?;
+        out.push((header.block_hash(), proof.pos));
     }
-    Ok(out)
 }
 
 /// An unspent output whose value and script were read from its funding transaction (fetched
