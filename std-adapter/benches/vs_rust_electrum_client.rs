@@ -38,6 +38,22 @@
 //!   scripts (the miner's history has 100+ rows): `join_all` of `Client::script_get_history`
 //!   against one `batch_script_get_history`.
 //!
+//! * `verified_history_20000` (and any other size in [`LONG_ROWS`]): one script with a
+//!   20,000-transaction history, on a second kit server started for it (its own regtest chain:
+//!   101 coinbase blocks, then [`Chain::long_history`]: a funding payment and a chain of
+//!   19,999 P2WPKH self-payments, mined 2,000 per block; built and indexed before timing).
+//!   Connecting is not timed (a fresh connection per iteration on both sides).
+//!   `electrum_spv_verified`: `verified_history` on a clone of a header chain synced beforehand
+//!   (`Pacing::UNLIMITED` for headers and proofs): status and history, the status recomputed,
+//!   all 20,000 transactions fetched, hashed and checked to involve the script, all 20,000
+//!   merkle proofs checked against the verified headers. `bound_rust_electrum_client`: one
+//!   `script_get_history`, unverified, nothing else fetched. So the ratio prices
+//!   verification, not transport: ours makes 40,002 requests, theirs 1. The check also prints
+//!   the length of the reply's line as ElectrumX sends it (padding included) against the
+//!   adapter's line cap ([`electrum_spv::connection::MAX_LINE`]). The second server is only
+//!   started when no criterion filter is given or one `|`-separated part of a filter is a
+//!   substring of the group's name.
+//!
 //! ElectrumX 2.0 pads what it sends (`PaddedRSTransport`): a reply shorter than 1 KiB waits
 //! until more replies fill the buffer or 1 s has passed since its last send. So every timed
 //! iteration may end with up to ~1 s of waiting for the tail of the replies, on both sides, and
@@ -56,7 +72,9 @@
 //! and the child reports its `VmHWM` from `/proc/self/status` before it exits, with its CPU
 //! time (user + system, all threads, from `/proc/self/stat`): the client's own cost, which the
 //! wall-clock figures above hide behind the server's. An `idle` child gives the baseline of
-//! the binary itself, a `connect only` workload the cost of an open connection. Our children
+//! the binary itself, a `connect only` workload the cost of an open connection, a
+//! `verified_history_20000` workload one fetch of the long history per run (ours: connect,
+//! headers synced, `verified_history`; theirs: connect, `script_get_history`). Our children
 //! run the work on the same 2-worker tokio runtime as the timed benchmarks; theirs need no
 //! runtime.
 //!
@@ -64,7 +82,8 @@
 //! for the table of ratios.
 
 use std::hint::black_box;
-use std::net::SocketAddr;
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -80,7 +99,8 @@ use electrum_spv::{
     Client, ClientConfig, HeaderChain, Network, ScriptRef, ServerAddr, Transport, VerifiedHistory,
     verified_history,
 };
-use electrum_spv_testkit::Harness;
+use electrum_spv_testkit::chain::MINER;
+use electrum_spv_testkit::{Chain, Harness, ScriptKind};
 
 /// Selects a child workload (see [`child`]).
 const WORKLOAD_ENV: &str = "ELECTRUM_SPV_BENCH_WORKLOAD";
@@ -96,6 +116,11 @@ const N: usize = 2000;
 const RSS_RUNS: usize = 3;
 /// Sequential calls timed once per side.
 const SEQUENTIAL: u32 = 3;
+/// Rows of the long histories (one script each, on the long-history server): group
+/// `verified_history_<rows>`.
+const LONG_ROWS: [usize; 1] = [20_000];
+/// Transactions per block of the long histories.
+const LONG_PER_BLOCK: usize = 2_000;
 
 /// What the workloads need to know about the server.
 struct Target {
@@ -262,6 +287,101 @@ fn theirs_histories(
     client
         .batch_script_get_history(scripts.iter().map(|s| s.as_script()))
         .expect("rust-electrum-client batch_script_get_history")
+}
+
+// ----- long history -----
+
+/// Ours, `verified_history_<rows>`: a verified history on a clone of a synced chain.
+async fn ours_long(client: &Client, chain: &HeaderChain, script: &ScriptBuf) -> VerifiedHistory {
+    let mut chain = chain.clone();
+    verified_history(client, &mut chain, ScriptRef::Script(script.as_bytes()))
+        .await
+        .expect("electrum-spv verified history")
+}
+
+/// A header chain synced from genesis, nothing paced (the kit's ElectrumX has no limits).
+async fn synced_chain(client: &Client) -> HeaderChain {
+    let mut chain = HeaderChain::from_genesis(Network::Regtest)
+        .with_pacing(Pacing::UNLIMITED)
+        .with_proof_pacing(Pacing::UNLIMITED);
+    chain
+        .sync(client, |_, _| {})
+        .await
+        .expect("electrum-spv header sync");
+    chain
+}
+
+/// Theirs, `verified_history_<rows>`: the history, unverified.
+fn theirs_long(
+    client: &electrum_client::Client,
+    script: &ScriptBuf,
+) -> Vec<electrum_client::GetHistoryRes> {
+    client
+        .script_get_history(script)
+        .expect("rust-electrum-client script_get_history")
+}
+
+/// The long-history server: a kit chain whose wallet `long` has, per entry of [`LONG_ROWS`],
+/// a script with that many transactions; and those scripts.
+fn long_harness() -> (Harness, Vec<ScriptBuf>) {
+    let start = Instant::now();
+    let mut chain = Chain::new(&["miner", "long"]);
+    chain.mine(101);
+    let kinds = [ScriptKind::P2wpkh, ScriptKind::P2tr, ScriptKind::P2pkh];
+    let scripts = LONG_ROWS
+        .iter()
+        .zip(kinds)
+        .map(|(&rows, kind)| {
+            chain
+                .long_history(MINER, 1, kind, rows, LONG_PER_BLOCK)
+                .expect("long history");
+            chain.wallets()[1].script(kind).to_owned()
+        })
+        .collect();
+    let (height, built) = (chain.height(), start.elapsed());
+    let h = Harness::start_with(chain)
+        .unwrap_or_else(|e| panic!("cannot start the long-history ElectrumX: {e}"));
+    println!(
+        "phases long-history kit: chain of {height} blocks built in {:.1} s, ElectrumX started \
+         and indexed it in {:.1} s",
+        built.as_secs_f64(),
+        (start.elapsed() - built).as_secs_f64()
+    );
+    (h, scripts)
+}
+
+/// The reply line of `blockchain.scripthash.get_history` for `script` as the server sends it,
+/// read over a raw socket: (its length before the `\n`, padding included; the length without
+/// ElectrumX's padding spaces).
+fn history_line_len(addr: SocketAddr, script: &ScriptBuf) -> (usize, usize) {
+    let sh = electrum_spv_testkit::chain::scripthash(script);
+    let mut s = TcpStream::connect(addr).expect("connect");
+    write!(
+        s,
+        "{{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"server.version\",\"params\":[\"probe\",\"1.4\"]}}\n\
+         {{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"blockchain.scripthash.get_history\",\"params\":[\"{sh}\"]}}\n"
+    )
+    .expect("write");
+    let mut r = BufReader::new(s);
+    loop {
+        let mut line = Vec::new();
+        r.read_until(b'\n', &mut line).expect("read");
+        assert!(line.ends_with(b"\n"), "connection closed");
+        line.pop();
+        if line
+            .windows(7)
+            .any(|w| w == b"\"id\": 1" || w == b"\"id\":1,")
+        {
+            // ElectrumX pads with spaces right before the final `}` of a packet's last reply.
+            let body = line.len().saturating_sub(1);
+            let pad = line[..body]
+                .iter()
+                .rev()
+                .take_while(|&&b| b == b' ')
+                .count();
+            return (line.len(), line.len() - pad);
+        }
+    }
 }
 
 // ----- correctness -----
@@ -480,6 +600,64 @@ fn check(h: &Harness, t: &Target, rt: &tokio::runtime::Runtime) {
     );
 }
 
+/// The long histories on both sides against the kit's records; prints their reply lines'
+/// length against the adapter's line cap, and one untimed run's duration per side.
+fn check_long(h: &Harness, t: &Target, rt: &tokio::runtime::Runtime) {
+    for (script, rows) in t.scripts.iter().zip(LONG_ROWS) {
+        let group = format!("verified_history_{rows}");
+        let (line, unpadded) = history_line_len(t.addr, script);
+        let cap = electrum_spv::connection::MAX_LINE;
+        println!(
+            "line {group}: the get_history reply is one line of {line} bytes as ElectrumX sends \
+             it ({unpadded} bytes without its padding spaces); the adapter's line cap \
+             (connection::MAX_LINE) is {cap} bytes: {}",
+            if line <= cap {
+                "fits"
+            } else {
+                "EXCEEDS the cap (streamed only on an idle connection)"
+            }
+        );
+        let kit: Rows = h
+            .bitcoind
+            .history(script)
+            .into_iter()
+            .map(|(txid, height)| (txid.to_byte_array(), height))
+            .collect();
+        assert_eq!(kit.len(), rows, "{group}: the kit's history length");
+        let (ours, ours_time) = rt.block_on(async {
+            let client = ours_connect(t.addr).await;
+            let chain = synced_chain(&client).await;
+            let start = Instant::now();
+            let history = ours_long(&client, &chain, script).await;
+            (history, start.elapsed())
+        });
+        let client = theirs_connect(t.addr);
+        let start = Instant::now();
+        let theirs = theirs_long(&client, script);
+        let theirs_time = start.elapsed();
+        assert_eq!(
+            our_rows(ours.txs.iter().map(|tx| (tx.txid, tx.height))),
+            kit,
+            "{group}: our history differs from the kit's"
+        );
+        assert_eq!(
+            their_rows(&theirs),
+            kit,
+            "{group}: their history differs from the kit's"
+        );
+        assert!(
+            ours.txs.iter().all(|tx| tx.block_hash.is_some()),
+            "{group}: every entry proven"
+        );
+        println!(
+            "check {group}: ok, {rows} rows identical on both sides and to the kit, all {rows} \
+             of ours proven; one untimed run: electrum-spv {:.2} s, rust-electrum-client {:.3} s",
+            ours_time.as_secs_f64(),
+            theirs_time.as_secs_f64()
+        );
+    }
+}
+
 // ----- timing -----
 
 fn bench(c: &mut Criterion, t: &Target, rt: &tokio::runtime::Runtime) {
@@ -563,6 +741,46 @@ fn bench(c: &mut Criterion, t: &Target, rt: &tokio::runtime::Runtime) {
         });
     });
     g.finish();
+}
+
+/// The `verified_history_<rows>` groups, over the long-history server.
+fn bench_long(c: &mut Criterion, t: &Target, rt: &tokio::runtime::Runtime) {
+    for (script, rows) in t.scripts.iter().zip(LONG_ROWS) {
+        let mut g = c.benchmark_group(format!("verified_history_{rows}"));
+        g.sample_size(10)
+            .sampling_mode(SamplingMode::Flat)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(30))
+            .throughput(Throughput::Elements(rows as u64));
+        g.bench_function("bound_rust_electrum_client", |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let client = theirs_connect(t.addr);
+                    let start = Instant::now();
+                    black_box(theirs_long(&client, script));
+                    total += start.elapsed();
+                }
+                total
+            });
+        });
+        g.bench_function("electrum_spv_verified", |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let client = ours_connect(t.addr).await;
+                        let chain = synced_chain(&client).await;
+                        let start = Instant::now();
+                        black_box(ours_long(&client, &chain, script).await);
+                        total += start.elapsed();
+                    }
+                    total
+                })
+            });
+        });
+        g.finish();
+    }
 }
 
 /// Sequential `blockchain.block.header` calls, once per side: shows ElectrumX's padding delay.
@@ -657,6 +875,7 @@ fn child(workload: &str) {
                         &theirs_connect(addr),
                         &t.script_cycle(),
                     ))),
+                    "long" => drop(black_box(theirs_long(&theirs_connect(addr), &t.scripts[0]))),
                     other => panic!("unknown workload {other}"),
                 }
             }
@@ -675,6 +894,11 @@ fn child(workload: &str) {
                         "history" => {
                             let c = ours_connect(addr).await;
                             drop(black_box(ours_histories(&c, &t.script_cycle()).await));
+                        }
+                        "long" => {
+                            let c = ours_connect(addr).await;
+                            let chain = synced_chain(&c).await;
+                            drop(black_box(ours_long(&c, &chain, &t.scripts[0]).await));
                         }
                         other => panic!("unknown workload {other}"),
                     }
@@ -714,14 +938,39 @@ fn child_rss(t: &Target, workload: &str) -> (u64, u64) {
     (field("vmhwm_kib="), field("cpu_ms="))
 }
 
-fn rss(t: &Target) {
+fn rss(t: &Target, long: Option<&Target>) {
     let mib = |kib: u64| kib as f64 / 1024.0;
     let (idle, idle_cpu) = child_rss(t, "idle");
     println!(
         "rss baseline (idle child of this binary): {:.1} MiB, cpu {idle_cpu} ms",
         mib(idle)
     );
-    for (group, work) in WORKLOADS {
+    // One target per long history (the child fetches its first script).
+    let longs: Vec<(usize, Target)> = long
+        .map(|long| {
+            long.scripts
+                .iter()
+                .zip(LONG_ROWS)
+                .map(|(script, rows)| {
+                    let one = Target {
+                        addr: long.addr,
+                        scripts: vec![script.clone()],
+                        tip: long.tip,
+                    };
+                    (rows, one)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let runs = WORKLOADS
+        .iter()
+        .map(|(group, work)| ((*group).to_owned(), t, *work))
+        .chain(
+            longs
+                .iter()
+                .map(|(rows, one)| (format!("verified_history_{rows}"), one, "long")),
+        );
+    for (group, t, work) in runs {
         let (theirs, theirs_cpu) = child_rss(t, &format!("theirs:{work}"));
         let (ours, ours_cpu) = child_rss(t, &format!("ours:{work}"));
         println!(
@@ -760,9 +1009,40 @@ fn main() {
     };
     let rt = runtime();
     check(&h, &t, &rt);
+    let long = long_selected().then(|| {
+        let (lh, scripts) = long_harness();
+        let tip = lh.bitcoind.tip().0;
+        let lt = Target {
+            addr: lh.addr(),
+            scripts,
+            tip,
+        };
+        check_long(&lh, &lt, &rt);
+        (lh, lt)
+    });
     let mut c = Criterion::default().configure_from_args();
     bench(&mut c, &t, &rt);
+    if let Some((_, lt)) = &long {
+        bench_long(&mut c, lt, &rt);
+    }
     c.final_summary();
     sequential(&t, &rt);
-    rss(&t);
+    rss(&t, long.as_ref().map(|(_, lt)| lt));
+}
+
+/// Whether the long-history groups may run: no criterion filter among the arguments, or a
+/// `|`-separated part of one is a substring of a `verified_history_<rows>` group name.
+fn long_selected() -> bool {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    filters.is_empty()
+        || filters.iter().any(|f| {
+            f.split('|').any(|part| {
+                LONG_ROWS
+                    .iter()
+                    .any(|rows| format!("verified_history_{rows}").contains(part))
+            })
+        })
 }

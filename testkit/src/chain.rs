@@ -1392,7 +1392,10 @@ mod tests {
             c.find_tx(&txids[6]),
             Some((_, TxLocation::Mempool { index: 3 }))
         ));
-        assert!(c.long_history(MINER, ALICE, ScriptKind::P2tr, 0, 3).is_err());
+        assert!(
+            c.long_history(MINER, ALICE, ScriptKind::P2tr, 0, 3)
+                .is_err()
+        );
     }
 
     #[test]
