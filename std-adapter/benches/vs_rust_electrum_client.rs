@@ -50,9 +50,9 @@
 //!   `script_get_history`, unverified, nothing else fetched. So the ratio prices
 //!   verification, not transport: ours makes 40,002 requests, theirs 1. The check also prints
 //!   the length of the reply's line as ElectrumX sends it (padding included) against the
-//!   adapter's line cap ([`electrum_spv::connection::MAX_LINE`]). The second server is only
-//!   started when no criterion filter is given or one `|`-separated part of a filter is a
-//!   substring of the group's name.
+//!   adapter's line cap ([`electrum_spv::connection::MAX_LINE`]). A criterion filter also
+//!   selects the checks, RSS workloads and servers that run (see [`selected`]): the second
+//!   server is only started for this group.
 //!
 //! ElectrumX 2.0 pads what it sends (`PaddedRSTransport`): a reply shorter than 1 KiB waits
 //! until more replies fill the buffer or 1 s has passed since its last send. So every timed
@@ -457,147 +457,152 @@ fn check(h: &Harness, t: &Target, rt: &tokio::runtime::Runtime) {
         .collect();
 
     // wallet_sync, with the time each phase took
-    let mut laps = Laps::new();
-    let (chain, ours) = rt.block_on(ours_sync(t, |p| laps.lap(p)));
-    println!("phases wallet_sync electrum-spv: {}", laps.report());
-    let mut laps = Laps::new();
-    let theirs = theirs_sync(t, |p| laps.lap(p));
-    println!("phases wallet_sync rust-electrum-client: {}", laps.report());
-    assert_eq!(chain.tip().map(|(h, _)| h), Some(t.tip), "our tip");
-    let our_headers: Vec<[u8; 80]> = (0..=t.tip)
-        .map(|i| chain.header(i).expect("verified header").to_bytes())
-        .collect();
-    let their_headers: Vec<[u8; 80]> = theirs
-        .headers
-        .iter()
-        .map(|hd| {
-            let mut out = [0u8; 80];
-            out.copy_from_slice(&bitcoin::consensus::serialize(hd));
-            out
-        })
-        .collect();
-    assert_eq!(
-        our_headers, kit_headers,
-        "our headers differ from the kit's"
-    );
-    assert_eq!(
-        their_headers, kit_headers,
-        "their headers differ from the kit's"
-    );
-    let mut confirmed = 0;
-    for (i, ((o, th), kit)) in ours
-        .iter()
-        .zip(&theirs.histories)
-        .zip(&kit_rows)
-        .enumerate()
-    {
-        let o_rows = our_rows(o.txs.iter().map(|tx| (tx.txid, tx.height)));
-        assert_eq!(
-            &o_rows, kit,
-            "script {i}: our history differs from the kit's"
-        );
-        assert_eq!(
-            &their_rows(th),
-            kit,
-            "script {i}: their history differs from the kit's"
-        );
-        for tx in &o.txs {
-            assert_eq!(
-                tx.block_hash.is_some(),
-                !tx.height.is_mempool(),
-                "script {i}: {} proven iff confirmed",
-                tx.txid
-            );
-        }
-        confirmed += o.txs.iter().filter(|tx| tx.block_hash.is_some()).count();
-    }
-    let their_confirmed: Vec<(bitcoin::Txid, i32)> = theirs
-        .histories
-        .iter()
-        .flatten()
-        .filter(|e| e.height > 0)
-        .map(|e| (e.tx_hash, e.height))
-        .collect();
-    assert_eq!(theirs.proofs.len(), confirmed, "their proof count");
-    assert_eq!(their_confirmed.len(), confirmed, "confirmed entries");
-    for ((txid, height), proof) in their_confirmed.iter().zip(&theirs.proofs) {
-        let height = u32::try_from(*height).expect("height");
-        assert_eq!(proof.block_height, height as usize, "their proof of {txid}");
-        let branch: Vec<MerkleNode> = proof
-            .merkle
+    if selected("wallet_sync") {
+        let mut laps = Laps::new();
+        let (chain, ours) = rt.block_on(ours_sync(t, |p| laps.lap(p)));
+        println!("phases wallet_sync electrum-spv: {}", laps.report());
+        let mut laps = Laps::new();
+        let theirs = theirs_sync(t, |p| laps.lap(p));
+        println!("phases wallet_sync rust-electrum-client: {}", laps.report());
+        assert_eq!(chain.tip().map(|(h, _)| h), Some(t.tip), "our tip");
+        let our_headers: Vec<[u8; 80]> = (0..=t.tip)
+            .map(|i| chain.header(i).expect("verified header").to_bytes())
+            .collect();
+        let their_headers: Vec<[u8; 80]> = theirs
+            .headers
             .iter()
-            .map(|n| {
-                let mut n = *n;
-                n.reverse(); // rust-electrum-client keeps the hex (display) order
-                MerkleNode::from_byte_array(n)
+            .map(|hd| {
+                let mut out = [0u8; 80];
+                out.copy_from_slice(&bitcoin::consensus::serialize(hd));
+                out
             })
             .collect();
-        let root = chain.header(height).expect("header").merkle_root;
-        let ours_txid = Txid::from_byte_array(txid.to_byte_array());
-        verify_tx_branch(
-            &ours_txid,
-            u32::try_from(proof.pos).expect("pos"),
-            &branch,
-            &root,
-        )
-        .unwrap_or_else(|e| panic!("their proof of {txid} does not verify: {e:?}"));
-    }
-    let unique: std::collections::HashSet<_> = their_confirmed.iter().map(|(t, _)| *t).collect();
-    println!(
-        "check wallet_sync: ok, tip {}, {} scripts, {} history entries, {confirmed} confirmed \
-         entries proven ({} distinct transactions), identical on both sides and to the kit",
-        t.tip,
-        t.scripts.len(),
-        kit_rows.iter().map(Vec::len).sum::<usize>(),
-        unique.len()
-    );
-
-    // block_header_2000
-    let heights = t.heights();
-    let ours = rt.block_on(async {
-        let c = ours_connect(t.addr).await;
-        ours_headers(&c, &heights).await
-    });
-    let theirs: Vec<[u8; 80]> = theirs_headers(&theirs_connect(t.addr), &heights)
-        .iter()
-        .map(|hd| {
-            let mut out = [0u8; 80];
-            out.copy_from_slice(&bitcoin::consensus::serialize(hd));
-            out
-        })
-        .collect();
-    let expected: Vec<[u8; 80]> = heights.iter().map(|&h| kit_headers[h as usize]).collect();
-    assert_eq!(ours, expected, "block_header_2000: ours");
-    assert_eq!(theirs, expected, "block_header_2000: theirs");
-    println!("check block_header_2000: ok, {N} headers identical on both sides and to the kit");
-
-    // script_history_2000
-    let scripts = t.script_cycle();
-    let ours = rt.block_on(async {
-        let c = ours_connect(t.addr).await;
-        ours_histories(&c, &scripts).await
-    });
-    let theirs = theirs_histories(&theirs_connect(t.addr), &scripts);
-    let mut rows = 0;
-    for (i, (o, th)) in ours.iter().zip(&theirs).enumerate() {
-        let kit = &kit_rows[i % t.scripts.len()];
         assert_eq!(
-            &our_rows(o.iter().map(|e| (e.txid, e.height))),
-            kit,
-            "script_history_2000 {i}: ours"
+            our_headers, kit_headers,
+            "our headers differ from the kit's"
         );
-        assert_eq!(&their_rows(th), kit, "script_history_2000 {i}: theirs");
-        rows += kit.len();
+        assert_eq!(
+            their_headers, kit_headers,
+            "their headers differ from the kit's"
+        );
+        let mut confirmed = 0;
+        for (i, ((o, th), kit)) in ours
+            .iter()
+            .zip(&theirs.histories)
+            .zip(&kit_rows)
+            .enumerate()
+        {
+            let o_rows = our_rows(o.txs.iter().map(|tx| (tx.txid, tx.height)));
+            assert_eq!(
+                &o_rows, kit,
+                "script {i}: our history differs from the kit's"
+            );
+            assert_eq!(
+                &their_rows(th),
+                kit,
+                "script {i}: their history differs from the kit's"
+            );
+            for tx in &o.txs {
+                assert_eq!(
+                    tx.block_hash.is_some(),
+                    !tx.height.is_mempool(),
+                    "script {i}: {} proven iff confirmed",
+                    tx.txid
+                );
+            }
+            confirmed += o.txs.iter().filter(|tx| tx.block_hash.is_some()).count();
+        }
+        let their_confirmed: Vec<(bitcoin::Txid, i32)> = theirs
+            .histories
+            .iter()
+            .flatten()
+            .filter(|e| e.height > 0)
+            .map(|e| (e.tx_hash, e.height))
+            .collect();
+        assert_eq!(theirs.proofs.len(), confirmed, "their proof count");
+        assert_eq!(their_confirmed.len(), confirmed, "confirmed entries");
+        for ((txid, height), proof) in their_confirmed.iter().zip(&theirs.proofs) {
+            let height = u32::try_from(*height).expect("height");
+            assert_eq!(proof.block_height, height as usize, "their proof of {txid}");
+            let branch: Vec<MerkleNode> = proof
+                .merkle
+                .iter()
+                .map(|n| {
+                    let mut n = *n;
+                    n.reverse(); // rust-electrum-client keeps the hex (display) order
+                    MerkleNode::from_byte_array(n)
+                })
+                .collect();
+            let root = chain.header(height).expect("header").merkle_root;
+            let ours_txid = Txid::from_byte_array(txid.to_byte_array());
+            verify_tx_branch(
+                &ours_txid,
+                u32::try_from(proof.pos).expect("pos"),
+                &branch,
+                &root,
+            )
+            .unwrap_or_else(|e| panic!("their proof of {txid} does not verify: {e:?}"));
+        }
+        let unique: std::collections::HashSet<_> =
+            their_confirmed.iter().map(|(t, _)| *t).collect();
+        println!(
+            "check wallet_sync: ok, tip {}, {} scripts, {} history entries, {confirmed} confirmed \
+         entries proven ({} distinct transactions), identical on both sides and to the kit",
+            t.tip,
+            t.scripts.len(),
+            kit_rows.iter().map(Vec::len).sum::<usize>(),
+            unique.len()
+        );
     }
-    assert_eq!(
-        (ours.len(), theirs.len()),
-        (N, N),
-        "script_history_2000 count"
-    );
-    println!(
-        "check script_history_2000: ok, {N} histories ({rows} rows) identical on both sides and \
+    // block_header_2000
+    if selected("block_header_2000") {
+        let heights = t.heights();
+        let ours = rt.block_on(async {
+            let c = ours_connect(t.addr).await;
+            ours_headers(&c, &heights).await
+        });
+        let theirs: Vec<[u8; 80]> = theirs_headers(&theirs_connect(t.addr), &heights)
+            .iter()
+            .map(|hd| {
+                let mut out = [0u8; 80];
+                out.copy_from_slice(&bitcoin::consensus::serialize(hd));
+                out
+            })
+            .collect();
+        let expected: Vec<[u8; 80]> = heights.iter().map(|&h| kit_headers[h as usize]).collect();
+        assert_eq!(ours, expected, "block_header_2000: ours");
+        assert_eq!(theirs, expected, "block_header_2000: theirs");
+        println!("check block_header_2000: ok, {N} headers identical on both sides and to the kit");
+    }
+    // script_history_2000
+    if selected("script_history_2000") {
+        let scripts = t.script_cycle();
+        let ours = rt.block_on(async {
+            let c = ours_connect(t.addr).await;
+            ours_histories(&c, &scripts).await
+        });
+        let theirs = theirs_histories(&theirs_connect(t.addr), &scripts);
+        let mut rows = 0;
+        for (i, (o, th)) in ours.iter().zip(&theirs).enumerate() {
+            let kit = &kit_rows[i % t.scripts.len()];
+            assert_eq!(
+                &our_rows(o.iter().map(|e| (e.txid, e.height))),
+                kit,
+                "script_history_2000 {i}: ours"
+            );
+            assert_eq!(&their_rows(th), kit, "script_history_2000 {i}: theirs");
+            rows += kit.len();
+        }
+        assert_eq!(
+            (ours.len(), theirs.len()),
+            (N, N),
+            "script_history_2000 count"
+        );
+        println!(
+            "check script_history_2000: ok, {N} histories ({rows} rows) identical on both sides and \
          to the kit"
-    );
+        );
+    }
 }
 
 /// The long histories on both sides against the kit's records; prints their reply lines'
@@ -964,6 +969,7 @@ fn rss(t: &Target, long: Option<&Target>) {
         .unwrap_or_default();
     let runs = WORKLOADS
         .iter()
+        .filter(|(group, _)| *group == "connect only" || selected(group))
         .map(|(group, work)| ((*group).to_owned(), t, *work))
         .chain(
             longs
@@ -1009,17 +1015,20 @@ fn main() {
     };
     let rt = runtime();
     check(&h, &t, &rt);
-    let long = long_selected().then(|| {
-        let (lh, scripts) = long_harness();
-        let tip = lh.bitcoind.tip().0;
-        let lt = Target {
-            addr: lh.addr(),
-            scripts,
-            tip,
-        };
-        check_long(&lh, &lt, &rt);
-        (lh, lt)
-    });
+    let long = LONG_ROWS
+        .iter()
+        .any(|rows| selected(&format!("verified_history_{rows}")))
+        .then(|| {
+            let (lh, scripts) = long_harness();
+            let tip = lh.bitcoind.tip().0;
+            let lt = Target {
+                addr: lh.addr(),
+                scripts,
+                tip,
+            };
+            check_long(&lh, &lt, &rt);
+            (lh, lt)
+        });
     let mut c = Criterion::default().configure_from_args();
     bench(&mut c, &t, &rt);
     if let Some((_, lt)) = &long {
@@ -1030,19 +1039,17 @@ fn main() {
     rss(&t, long.as_ref().map(|(_, lt)| lt));
 }
 
-/// Whether the long-history groups may run: no criterion filter among the arguments, or a
-/// `|`-separated part of one is a substring of a `verified_history_<rows>` group name.
-fn long_selected() -> bool {
+/// Whether criterion may run group `name`, so whether its check, its RSS workload and (for
+/// the long histories) the server it needs are worth the time: no criterion filter among the
+/// arguments, or a `|`-separated part of one is a substring of `name` (criterion's own
+/// filter is a regular expression; this is the common case of it).
+fn selected(name: &str) -> bool {
     let filters: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
     filters.is_empty()
-        || filters.iter().any(|f| {
-            f.split('|').any(|part| {
-                LONG_ROWS
-                    .iter()
-                    .any(|rows| format!("verified_history_{rows}").contains(part))
-            })
-        })
+        || filters
+            .iter()
+            .any(|f| f.split('|').any(|part| name.contains(part)))
 }
