@@ -6,8 +6,11 @@
 # (the bound is `bound_rust_electrum_client`; 1.0 = as fast, > 1.0 = faster), then the
 # correctness checks, phase timings, reply line lengths, sequential rates and peak RSS lines
 # the bench prints. The verified_history_* groups (one long history on a second kit server)
-# count rows, not requests, and print the ratio both ways (ours / theirs is the time
-# verification costs over an unverified fetch).
+# are timed once per side by the bench's check (its `check verified_history_*` line: time and
+# ratio ours / theirs; `rss verified_history_*`: peak RSS; `line ...`: the reply's line
+# length against the adapter's cap); with ELECTRUM_SPV_BENCH_LONG_CRITERION=1 criterion times
+# them too (hours) and the table counts rows, with the ratio both ways.
+#   scripts/bench-adapter.sh verified_history   # only the long-history figures
 #   scripts/bench-adapter.sh [criterion filter...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
