@@ -38,6 +38,28 @@
 //!   scripts (the miner's history has 100+ rows): `join_all` of `Client::script_get_history`
 //!   against one `batch_script_get_history`.
 //!
+//! * `verified_history_20000` (and any other size in [`LONG_ROWS`]): one script with a
+//!   20,000-transaction history, on a second kit server started for it (its own regtest chain:
+//!   101 coinbase blocks, then [`Chain::long_history`]: a funding payment and a chain of
+//!   19,999 P2WPKH self-payments, mined 2,000 per block; built and indexed before timing).
+//!   Connecting is not timed (a fresh connection per iteration on both sides).
+//!   `electrum_spv_verified`: `verified_history` on a clone of a header chain synced beforehand
+//!   (`Pacing::UNLIMITED` for headers and proofs): status and history, the status recomputed,
+//!   all 20,000 transactions fetched, hashed and checked to involve the script, all 20,000
+//!   merkle proofs checked against the verified headers. `bound_rust_electrum_client`: one
+//!   `script_get_history`, unverified, nothing else fetched. So the ratio prices
+//!   verification, not transport: ours makes 40,002 requests, theirs 1. Ours takes minutes:
+//!   `verified_history` fetches transactions, then proofs, in fixed windows of
+//!   `PROOFS_AT_ONCE` (48) and waits for each window's last reply, which ElectrumX 2.0 holds
+//!   ~1 s (below), so ~1.1 s per 48 requests. Criterion's minimum (10 samples after a
+//!   warm-up run) would take hours, so by default the group is timed by one run per side in
+//!   [`check_long`] (each in a child process that also reports its peak RSS, its rows
+//!   checked against the kit's); with [`LONG_CRITERION_ENV`] set criterion times it too. The
+//!   check also prints the length of the reply's line as ElectrumX sends it (padding
+//!   included) against the adapter's line cap ([`electrum_spv::connection::MAX_LINE`]). A
+//!   criterion filter also selects the checks, RSS workloads and servers that run (see
+//!   [`selected`]): the second server is only started for this group.
+//!
 //! ElectrumX 2.0 pads what it sends (`PaddedRSTransport`): a reply shorter than 1 KiB waits
 //! until more replies fill the buffer or 1 s has passed since its last send. So every timed
 //! iteration may end with up to ~1 s of waiting for the tail of the replies, on both sides, and
@@ -56,7 +78,9 @@
 //! and the child reports its `VmHWM` from `/proc/self/status` before it exits, with its CPU
 //! time (user + system, all threads, from `/proc/self/stat`): the client's own cost, which the
 //! wall-clock figures above hide behind the server's. An `idle` child gives the baseline of
-//! the binary itself, a `connect only` workload the cost of an open connection. Our children
+//! the binary itself, a `connect only` workload the cost of an open connection, a
+//! `verified_history_20000` workload one fetch of the long history per run (ours: connect,
+//! headers synced, `verified_history`; theirs: connect, `script_get_history`). Our children
 //! run the work on the same 2-worker tokio runtime as the timed benchmarks; theirs need no
 //! runtime.
 //!
@@ -64,7 +88,8 @@
 //! for the table of ratios.
 
 use std::hint::black_box;
-use std::net::SocketAddr;
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -80,7 +105,8 @@ use electrum_spv::{
     Client, ClientConfig, HeaderChain, Network, ScriptRef, ServerAddr, Transport, VerifiedHistory,
     verified_history,
 };
-use electrum_spv_testkit::Harness;
+use electrum_spv_testkit::chain::MINER;
+use electrum_spv_testkit::{Chain, Harness, ScriptKind};
 
 /// Selects a child workload (see [`child`]).
 const WORKLOAD_ENV: &str = "ELECTRUM_SPV_BENCH_WORKLOAD";
@@ -96,6 +122,14 @@ const N: usize = 2000;
 const RSS_RUNS: usize = 3;
 /// Sequential calls timed once per side.
 const SEQUENTIAL: u32 = 3;
+/// Rows of the long histories (one script each, on the long-history server): group
+/// `verified_history_<rows>`.
+const LONG_ROWS: [usize; 1] = [20_000];
+/// Set (to anything) to time the long histories with criterion too (at least 11 runs each:
+/// hours, see the module documentation); without it they are timed once in [`check_long`].
+const LONG_CRITERION_ENV: &str = "ELECTRUM_SPV_BENCH_LONG_CRITERION";
+/// Transactions per block of the long histories.
+const LONG_PER_BLOCK: usize = 2_000;
 
 /// What the workloads need to know about the server.
 struct Target {
@@ -264,6 +298,104 @@ fn theirs_histories(
         .expect("rust-electrum-client batch_script_get_history")
 }
 
+// ----- long history -----
+
+/// Ours, `verified_history_<rows>`: a verified history on a clone of a synced chain.
+async fn ours_long(client: &Client, chain: &HeaderChain, script: &ScriptBuf) -> VerifiedHistory {
+    let mut chain = chain.clone();
+    verified_history(client, &mut chain, ScriptRef::Script(script.as_bytes()))
+        .await
+        .expect("electrum-spv verified history")
+}
+
+/// A header chain synced from genesis, nothing paced (the kit's ElectrumX has no limits).
+async fn synced_chain(client: &Client) -> HeaderChain {
+    let mut chain = HeaderChain::from_genesis(Network::Regtest)
+        .with_pacing(Pacing::UNLIMITED)
+        .with_proof_pacing(Pacing::UNLIMITED);
+    chain
+        .sync(client, |_, _| {})
+        .await
+        .expect("electrum-spv header sync");
+    chain
+}
+
+/// Theirs, `verified_history_<rows>`: the history, unverified.
+fn theirs_long(
+    client: &electrum_client::Client,
+    script: &ScriptBuf,
+) -> Vec<electrum_client::GetHistoryRes> {
+    client
+        .script_get_history(script)
+        .expect("rust-electrum-client script_get_history")
+}
+
+/// The long-history server: a kit chain whose wallet `long` has, per entry of [`LONG_ROWS`],
+/// a script with that many transactions; and those scripts.
+fn long_harness() -> (Harness, Vec<ScriptBuf>) {
+    let start = Instant::now();
+    let mut chain = Chain::new(&["miner", "long"]);
+    chain.mine(101);
+    let kinds = [ScriptKind::P2wpkh, ScriptKind::P2tr, ScriptKind::P2pkh];
+    let scripts = LONG_ROWS
+        .iter()
+        .zip(kinds)
+        .map(|(&rows, kind)| {
+            chain
+                .long_history(MINER, 1, kind, rows, LONG_PER_BLOCK)
+                .expect("long history");
+            chain.wallets()[1].script(kind).to_owned()
+        })
+        .collect();
+    let (height, built) = (chain.height(), start.elapsed());
+    let h = Harness::start_with(chain)
+        .unwrap_or_else(|e| panic!("cannot start the long-history ElectrumX: {e}"));
+    println!(
+        "phases long-history kit: chain of {height} blocks built in {:.1} s, ElectrumX started \
+         and indexed it in {:.1} s",
+        built.as_secs_f64(),
+        (start.elapsed() - built).as_secs_f64()
+    );
+    (h, scripts)
+}
+
+/// The reply line of `blockchain.scripthash.get_history` for `script` as the server sends it,
+/// read over a raw socket: (its length before the `\n`, padding included; the length without
+/// ElectrumX's padding spaces).
+fn history_line_len(addr: SocketAddr, script: &ScriptBuf) -> (usize, usize) {
+    let sh = electrum_spv_testkit::chain::scripthash(script);
+    let mut s = TcpStream::connect(addr).expect("connect");
+    write!(
+        s,
+        "{{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"server.version\",\"params\":[\"probe\",\"1.4\"]}}\n\
+         {{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"blockchain.scripthash.get_history\",\"params\":[\"{sh}\"]}}\n"
+    )
+    .expect("write");
+    let mut r = BufReader::new(s);
+    loop {
+        let mut line = Vec::new();
+        r.read_until(b'\n', &mut line).expect("read");
+        assert!(line.ends_with(b"\n"), "connection closed");
+        line.pop();
+        // The id is the reply's last member (ElectrumX writes compact JSON), then the padding.
+        let end = line
+            .trim_ascii_end()
+            .strip_suffix(b"}")
+            .unwrap_or(&[])
+            .trim_ascii_end();
+        if end.ends_with(b"\"id\":1") || end.ends_with(b"\"id\": 1") {
+            // ElectrumX pads with spaces right before the final `}` of a packet's last reply.
+            let body = line.len().saturating_sub(1);
+            let pad = line[..body]
+                .iter()
+                .rev()
+                .take_while(|&&b| b == b' ')
+                .count();
+            return (line.len(), line.len() - pad);
+        }
+    }
+}
+
 // ----- correctness -----
 
 /// Phase timings of one run.
@@ -337,147 +469,233 @@ fn check(h: &Harness, t: &Target, rt: &tokio::runtime::Runtime) {
         .collect();
 
     // wallet_sync, with the time each phase took
-    let mut laps = Laps::new();
-    let (chain, ours) = rt.block_on(ours_sync(t, |p| laps.lap(p)));
-    println!("phases wallet_sync electrum-spv: {}", laps.report());
-    let mut laps = Laps::new();
-    let theirs = theirs_sync(t, |p| laps.lap(p));
-    println!("phases wallet_sync rust-electrum-client: {}", laps.report());
-    assert_eq!(chain.tip().map(|(h, _)| h), Some(t.tip), "our tip");
-    let our_headers: Vec<[u8; 80]> = (0..=t.tip)
-        .map(|i| chain.header(i).expect("verified header").to_bytes())
-        .collect();
-    let their_headers: Vec<[u8; 80]> = theirs
-        .headers
-        .iter()
-        .map(|hd| {
-            let mut out = [0u8; 80];
-            out.copy_from_slice(&bitcoin::consensus::serialize(hd));
-            out
-        })
-        .collect();
-    assert_eq!(
-        our_headers, kit_headers,
-        "our headers differ from the kit's"
-    );
-    assert_eq!(
-        their_headers, kit_headers,
-        "their headers differ from the kit's"
-    );
-    let mut confirmed = 0;
-    for (i, ((o, th), kit)) in ours
-        .iter()
-        .zip(&theirs.histories)
-        .zip(&kit_rows)
-        .enumerate()
-    {
-        let o_rows = our_rows(o.txs.iter().map(|tx| (tx.txid, tx.height)));
-        assert_eq!(
-            &o_rows, kit,
-            "script {i}: our history differs from the kit's"
-        );
-        assert_eq!(
-            &their_rows(th),
-            kit,
-            "script {i}: their history differs from the kit's"
-        );
-        for tx in &o.txs {
-            assert_eq!(
-                tx.block_hash.is_some(),
-                !tx.height.is_mempool(),
-                "script {i}: {} proven iff confirmed",
-                tx.txid
-            );
-        }
-        confirmed += o.txs.iter().filter(|tx| tx.block_hash.is_some()).count();
-    }
-    let their_confirmed: Vec<(bitcoin::Txid, i32)> = theirs
-        .histories
-        .iter()
-        .flatten()
-        .filter(|e| e.height > 0)
-        .map(|e| (e.tx_hash, e.height))
-        .collect();
-    assert_eq!(theirs.proofs.len(), confirmed, "their proof count");
-    assert_eq!(their_confirmed.len(), confirmed, "confirmed entries");
-    for ((txid, height), proof) in their_confirmed.iter().zip(&theirs.proofs) {
-        let height = u32::try_from(*height).expect("height");
-        assert_eq!(proof.block_height, height as usize, "their proof of {txid}");
-        let branch: Vec<MerkleNode> = proof
-            .merkle
+    if selected("wallet_sync") {
+        let mut laps = Laps::new();
+        let (chain, ours) = rt.block_on(ours_sync(t, |p| laps.lap(p)));
+        println!("phases wallet_sync electrum-spv: {}", laps.report());
+        let mut laps = Laps::new();
+        let theirs = theirs_sync(t, |p| laps.lap(p));
+        println!("phases wallet_sync rust-electrum-client: {}", laps.report());
+        assert_eq!(chain.tip().map(|(h, _)| h), Some(t.tip), "our tip");
+        let our_headers: Vec<[u8; 80]> = (0..=t.tip)
+            .map(|i| chain.header(i).expect("verified header").to_bytes())
+            .collect();
+        let their_headers: Vec<[u8; 80]> = theirs
+            .headers
             .iter()
-            .map(|n| {
-                let mut n = *n;
-                n.reverse(); // rust-electrum-client keeps the hex (display) order
-                MerkleNode::from_byte_array(n)
+            .map(|hd| {
+                let mut out = [0u8; 80];
+                out.copy_from_slice(&bitcoin::consensus::serialize(hd));
+                out
             })
             .collect();
-        let root = chain.header(height).expect("header").merkle_root;
-        let ours_txid = Txid::from_byte_array(txid.to_byte_array());
-        verify_tx_branch(
-            &ours_txid,
-            u32::try_from(proof.pos).expect("pos"),
-            &branch,
-            &root,
-        )
-        .unwrap_or_else(|e| panic!("their proof of {txid} does not verify: {e:?}"));
-    }
-    let unique: std::collections::HashSet<_> = their_confirmed.iter().map(|(t, _)| *t).collect();
-    println!(
-        "check wallet_sync: ok, tip {}, {} scripts, {} history entries, {confirmed} confirmed \
-         entries proven ({} distinct transactions), identical on both sides and to the kit",
-        t.tip,
-        t.scripts.len(),
-        kit_rows.iter().map(Vec::len).sum::<usize>(),
-        unique.len()
-    );
-
-    // block_header_2000
-    let heights = t.heights();
-    let ours = rt.block_on(async {
-        let c = ours_connect(t.addr).await;
-        ours_headers(&c, &heights).await
-    });
-    let theirs: Vec<[u8; 80]> = theirs_headers(&theirs_connect(t.addr), &heights)
-        .iter()
-        .map(|hd| {
-            let mut out = [0u8; 80];
-            out.copy_from_slice(&bitcoin::consensus::serialize(hd));
-            out
-        })
-        .collect();
-    let expected: Vec<[u8; 80]> = heights.iter().map(|&h| kit_headers[h as usize]).collect();
-    assert_eq!(ours, expected, "block_header_2000: ours");
-    assert_eq!(theirs, expected, "block_header_2000: theirs");
-    println!("check block_header_2000: ok, {N} headers identical on both sides and to the kit");
-
-    // script_history_2000
-    let scripts = t.script_cycle();
-    let ours = rt.block_on(async {
-        let c = ours_connect(t.addr).await;
-        ours_histories(&c, &scripts).await
-    });
-    let theirs = theirs_histories(&theirs_connect(t.addr), &scripts);
-    let mut rows = 0;
-    for (i, (o, th)) in ours.iter().zip(&theirs).enumerate() {
-        let kit = &kit_rows[i % t.scripts.len()];
         assert_eq!(
-            &our_rows(o.iter().map(|e| (e.txid, e.height))),
-            kit,
-            "script_history_2000 {i}: ours"
+            our_headers, kit_headers,
+            "our headers differ from the kit's"
         );
-        assert_eq!(&their_rows(th), kit, "script_history_2000 {i}: theirs");
-        rows += kit.len();
+        assert_eq!(
+            their_headers, kit_headers,
+            "their headers differ from the kit's"
+        );
+        let mut confirmed = 0;
+        for (i, ((o, th), kit)) in ours
+            .iter()
+            .zip(&theirs.histories)
+            .zip(&kit_rows)
+            .enumerate()
+        {
+            let o_rows = our_rows(o.txs.iter().map(|tx| (tx.txid, tx.height)));
+            assert_eq!(
+                &o_rows, kit,
+                "script {i}: our history differs from the kit's"
+            );
+            assert_eq!(
+                &their_rows(th),
+                kit,
+                "script {i}: their history differs from the kit's"
+            );
+            for tx in &o.txs {
+                assert_eq!(
+                    tx.block_hash.is_some(),
+                    !tx.height.is_mempool(),
+                    "script {i}: {} proven iff confirmed",
+                    tx.txid
+                );
+            }
+            confirmed += o.txs.iter().filter(|tx| tx.block_hash.is_some()).count();
+        }
+        let their_confirmed: Vec<(bitcoin::Txid, i32)> = theirs
+            .histories
+            .iter()
+            .flatten()
+            .filter(|e| e.height > 0)
+            .map(|e| (e.tx_hash, e.height))
+            .collect();
+        assert_eq!(theirs.proofs.len(), confirmed, "their proof count");
+        assert_eq!(their_confirmed.len(), confirmed, "confirmed entries");
+        for ((txid, height), proof) in their_confirmed.iter().zip(&theirs.proofs) {
+            let height = u32::try_from(*height).expect("height");
+            assert_eq!(proof.block_height, height as usize, "their proof of {txid}");
+            let branch: Vec<MerkleNode> = proof
+                .merkle
+                .iter()
+                .map(|n| {
+                    let mut n = *n;
+                    n.reverse(); // rust-electrum-client keeps the hex (display) order
+                    MerkleNode::from_byte_array(n)
+                })
+                .collect();
+            let root = chain.header(height).expect("header").merkle_root;
+            let ours_txid = Txid::from_byte_array(txid.to_byte_array());
+            verify_tx_branch(
+                &ours_txid,
+                u32::try_from(proof.pos).expect("pos"),
+                &branch,
+                &root,
+            )
+            .unwrap_or_else(|e| panic!("their proof of {txid} does not verify: {e:?}"));
+        }
+        let unique: std::collections::HashSet<_> =
+            their_confirmed.iter().map(|(t, _)| *t).collect();
+        println!(
+            "check wallet_sync: ok, tip {}, {} scripts, {} history entries, {confirmed} confirmed \
+         entries proven ({} distinct transactions), identical on both sides and to the kit",
+            t.tip,
+            t.scripts.len(),
+            kit_rows.iter().map(Vec::len).sum::<usize>(),
+            unique.len()
+        );
     }
-    assert_eq!(
-        (ours.len(), theirs.len()),
-        (N, N),
-        "script_history_2000 count"
-    );
-    println!(
-        "check script_history_2000: ok, {N} histories ({rows} rows) identical on both sides and \
+    // block_header_2000
+    if selected("block_header_2000") {
+        let heights = t.heights();
+        let ours = rt.block_on(async {
+            let c = ours_connect(t.addr).await;
+            ours_headers(&c, &heights).await
+        });
+        let theirs: Vec<[u8; 80]> = theirs_headers(&theirs_connect(t.addr), &heights)
+            .iter()
+            .map(|hd| {
+                let mut out = [0u8; 80];
+                out.copy_from_slice(&bitcoin::consensus::serialize(hd));
+                out
+            })
+            .collect();
+        let expected: Vec<[u8; 80]> = heights.iter().map(|&h| kit_headers[h as usize]).collect();
+        assert_eq!(ours, expected, "block_header_2000: ours");
+        assert_eq!(theirs, expected, "block_header_2000: theirs");
+        println!("check block_header_2000: ok, {N} headers identical on both sides and to the kit");
+    }
+    // script_history_2000
+    if selected("script_history_2000") {
+        let scripts = t.script_cycle();
+        let ours = rt.block_on(async {
+            let c = ours_connect(t.addr).await;
+            ours_histories(&c, &scripts).await
+        });
+        let theirs = theirs_histories(&theirs_connect(t.addr), &scripts);
+        let mut rows = 0;
+        for (i, (o, th)) in ours.iter().zip(&theirs).enumerate() {
+            let kit = &kit_rows[i % t.scripts.len()];
+            assert_eq!(
+                &our_rows(o.iter().map(|e| (e.txid, e.height))),
+                kit,
+                "script_history_2000 {i}: ours"
+            );
+            assert_eq!(&their_rows(th), kit, "script_history_2000 {i}: theirs");
+            rows += kit.len();
+        }
+        assert_eq!(
+            (ours.len(), theirs.len()),
+            (N, N),
+            "script_history_2000 count"
+        );
+        println!(
+            "check script_history_2000: ok, {N} histories ({rows} rows) identical on both sides and \
          to the kit"
-    );
+        );
+    }
+}
+
+/// The long histories: each reply line's length against the adapter's line cap; then one
+/// fetch per side, each in a child process ([`long_child`]) that reports its peak RSS (as
+/// [`rss`] does) and the fetch's wall time, its rows checked against the kit's records
+/// (their status, count and, for ours, every one proven). Ours takes minutes (see the
+/// module documentation), so this single run is the figure unless criterion's group runs.
+fn check_long(h: &Harness, t: &Target) {
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let (idle, _) = child_rss(t, "idle");
+    for (script, rows) in t.scripts.iter().zip(LONG_ROWS) {
+        let group = format!("verified_history_{rows}");
+        let (line, unpadded) = history_line_len(t.addr, script);
+        let cap = electrum_spv::connection::MAX_LINE;
+        println!(
+            "line {group}: the get_history reply is one line of {line} bytes as ElectrumX sends \
+             it ({unpadded} bytes without its padding spaces); the adapter's line cap \
+             (connection::MAX_LINE) is {cap} bytes: {}",
+            if line <= cap {
+                "fits"
+            } else {
+                "EXCEEDS the cap (streamed only on an idle connection)"
+            }
+        );
+        let kit = h.bitcoind.history(script);
+        assert_eq!(kit.len(), rows, "{group}: the kit's history length");
+        let kit_status = electrum_spv_testkit::chain::status_of(&kit).unwrap_or_default();
+        let one = Target {
+            addr: t.addr,
+            scripts: vec![script.clone()],
+            tip: t.tip,
+        };
+        let theirs = child_output(&one, "theirs:long");
+        let ours = child_output(&one, "ours:long");
+        for (side, out) in [("rust-electrum-client", &theirs), ("electrum-spv", &ours)] {
+            assert_eq!(
+                child_num(out, "rows="),
+                rows as u64,
+                "{group}: {side}'s row count"
+            );
+            assert_eq!(
+                child_field(out, "status="),
+                kit_status,
+                "{group}: {side}'s rows differ from the kit's (status of the rows in its order)"
+            );
+        }
+        assert_eq!(
+            child_num(&ours, "proven="),
+            rows as u64,
+            "{group}: ours all proven"
+        );
+        let (t_ms, o_ms) = (
+            child_num(&theirs, "elapsed_ms="),
+            child_num(&ours, "elapsed_ms="),
+        );
+        println!(
+            "check {group}: ok, {rows} rows identical on both sides and to the kit (in chain \
+             order), all {rows} of ours proven; one run each, connecting not timed: \
+             rust-electrum-client get_history {:.3} s, electrum-spv verified_history {:.1} s, \
+             ratio ours / theirs {:.0}",
+            t_ms as f64 / 1e3,
+            o_ms as f64 / 1e3,
+            o_ms as f64 / t_ms.max(1) as f64
+        );
+        let (tk, ok) = (
+            child_num(&theirs, "vmhwm_kib="),
+            child_num(&ours, "vmhwm_kib="),
+        );
+        println!(
+            "rss {group} (x1): rust-electrum-client {:.1} MiB, electrum-spv {:.1} MiB, \
+             ratio rust-electrum-client/electrum-spv {:.2}; above the idle baseline {:.1} / {:.1} \
+             MiB; client cpu {} / {} ms",
+            mib(tk),
+            mib(ok),
+            tk as f64 / ok as f64,
+            mib(tk.saturating_sub(idle)),
+            mib(ok.saturating_sub(idle)),
+            child_num(&theirs, "cpu_ms="),
+            child_num(&ours, "cpu_ms="),
+        );
+    }
 }
 
 // ----- timing -----
@@ -565,6 +783,46 @@ fn bench(c: &mut Criterion, t: &Target, rt: &tokio::runtime::Runtime) {
     g.finish();
 }
 
+/// The `verified_history_<rows>` groups, over the long-history server.
+fn bench_long(c: &mut Criterion, t: &Target, rt: &tokio::runtime::Runtime) {
+    for (script, rows) in t.scripts.iter().zip(LONG_ROWS) {
+        let mut g = c.benchmark_group(format!("verified_history_{rows}"));
+        g.sample_size(10)
+            .sampling_mode(SamplingMode::Flat)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(30))
+            .throughput(Throughput::Elements(rows as u64));
+        g.bench_function("bound_rust_electrum_client", |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let client = theirs_connect(t.addr);
+                    let start = Instant::now();
+                    black_box(theirs_long(&client, script));
+                    total += start.elapsed();
+                }
+                total
+            });
+        });
+        g.bench_function("electrum_spv_verified", |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let client = ours_connect(t.addr).await;
+                        let chain = synced_chain(&client).await;
+                        let start = Instant::now();
+                        black_box(ours_long(&client, &chain, script).await);
+                        total += start.elapsed();
+                    }
+                    total
+                })
+            });
+        });
+        g.finish();
+    }
+}
+
 /// Sequential `blockchain.block.header` calls, once per side: shows ElectrumX's padding delay.
 fn sequential(t: &Target, rt: &tokio::runtime::Runtime) {
     let client = theirs_connect(t.addr);
@@ -642,6 +900,10 @@ fn child(workload: &str) {
     let tip = std::env::var(TIP_ENV).expect("tip").parse().expect("tip");
     let t = Target { addr, scripts, tip };
     let (side, work) = workload.split_once(':').unwrap_or((workload, ""));
+    if work == "long" {
+        long_child(side, &t);
+        return;
+    }
     match side {
         "idle" => {}
         "theirs" => {
@@ -686,8 +948,8 @@ fn child(workload: &str) {
     println!("vmhwm_kib={} cpu_ms={}", vm_hwm_kib(), cpu_ms());
 }
 
-/// Runs `workload` in a child and returns its peak RSS in KiB and its CPU time in ms.
-fn child_rss(t: &Target, workload: &str) -> (u64, u64) {
+/// Runs `workload` in a child and returns what it printed.
+fn child_output(t: &Target, workload: &str) -> String {
     let scripts: Vec<String> = t.scripts.iter().map(|s| s.to_hex_string()).collect();
     let exe = std::env::current_exe().expect("current_exe");
     let out = Command::new(exe)
@@ -697,21 +959,92 @@ fn child_rss(t: &Target, workload: &str) -> (u64, u64) {
         .env(TIP_ENV, t.tip.to_string())
         .output()
         .expect("spawn the RSS child");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "RSS child {workload} failed: {}\n{stdout}\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    let field = |name: &str| -> u64 {
-        stdout
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix(name))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("RSS child {workload} printed no {name}: {stdout}"))
+    stdout
+}
+
+/// The value of `name=` (`name` given with its `=`) in a child's output.
+fn child_field<'a>(stdout: &'a str, name: &str) -> &'a str {
+    stdout
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(name))
+        .unwrap_or_else(|| panic!("the child printed no {name}: {stdout}"))
+}
+
+/// A numeric field of a child's output.
+fn child_num(stdout: &str, name: &str) -> u64 {
+    let v = child_field(stdout, name);
+    v.parse()
+        .unwrap_or_else(|_| panic!("the child printed {name}{v}"))
+}
+
+/// Runs `workload` in a child and returns its peak RSS in KiB and its CPU time in ms.
+fn child_rss(t: &Target, workload: &str) -> (u64, u64) {
+    let stdout = child_output(t, workload);
+    (
+        child_num(&stdout, "vmhwm_kib="),
+        child_num(&stdout, "cpu_ms="),
+    )
+}
+
+/// A long-history child: connects (ours also syncs the headers), fetches the history of the
+/// first script once (ours verified, theirs not), timing that fetch only, and prints its peak
+/// RSS, CPU time, the fetch's wall time, the Electrum status of the rows it got in the order
+/// it reports them (so the parent compares them with the kit's records) and how many of them
+/// are proven.
+fn long_child(side: &str, t: &Target) {
+    let script = &t.scripts[0];
+    let (rows, proven, elapsed) = match side {
+        "theirs" => {
+            let client = theirs_connect(t.addr);
+            let start = Instant::now();
+            let history = black_box(theirs_long(&client, script));
+            let elapsed = start.elapsed();
+            let rows: Vec<(bitcoin::Txid, i64)> = history
+                .iter()
+                .map(|e| (e.tx_hash, i64::from(e.height)))
+                .collect();
+            (rows, 0, elapsed)
+        }
+        "ours" => runtime().block_on(async {
+            let client = ours_connect(t.addr).await;
+            let chain = synced_chain(&client).await;
+            let start = Instant::now();
+            let history = black_box(ours_long(&client, &chain, script).await);
+            let elapsed = start.elapsed();
+            let rows = history
+                .txs
+                .iter()
+                .map(|tx| {
+                    (
+                        bitcoin::Txid::from_byte_array(tx.txid.to_byte_array()),
+                        tx.height.to_i64(),
+                    )
+                })
+                .collect();
+            let proven = history
+                .txs
+                .iter()
+                .filter(|tx| tx.block_hash.is_some())
+                .count();
+            (rows, proven, elapsed)
+        }),
+        other => panic!("unknown side {other}"),
     };
-    (field("vmhwm_kib="), field("cpu_ms="))
+    let status = electrum_spv_testkit::chain::status_of(&rows).unwrap_or_default();
+    println!(
+        "vmhwm_kib={} cpu_ms={} elapsed_ms={} rows={} status={status} proven={proven}",
+        vm_hwm_kib(),
+        cpu_ms(),
+        elapsed.as_millis(),
+        rows.len()
+    );
 }
 
 fn rss(t: &Target) {
@@ -721,7 +1054,10 @@ fn rss(t: &Target) {
         "rss baseline (idle child of this binary): {:.1} MiB, cpu {idle_cpu} ms",
         mib(idle)
     );
-    for (group, work) in WORKLOADS {
+    let runs = WORKLOADS
+        .iter()
+        .filter(|(group, _)| *group == "connect only" || selected(group));
+    for (group, work) in runs {
         let (theirs, theirs_cpu) = child_rss(t, &format!("theirs:{work}"));
         let (ours, ours_cpu) = child_rss(t, &format!("ours:{work}"));
         println!(
@@ -760,9 +1096,43 @@ fn main() {
     };
     let rt = runtime();
     check(&h, &t, &rt);
+    let long = LONG_ROWS
+        .iter()
+        .any(|rows| selected(&format!("verified_history_{rows}")))
+        .then(|| {
+            let (lh, scripts) = long_harness();
+            let tip = lh.bitcoind.tip().0;
+            let lt = Target {
+                addr: lh.addr(),
+                scripts,
+                tip,
+            };
+            check_long(&lh, &lt);
+            (lh, lt)
+        });
     let mut c = Criterion::default().configure_from_args();
     bench(&mut c, &t, &rt);
+    if let Some((_, lt)) = &long
+        && std::env::var_os(LONG_CRITERION_ENV).is_some()
+    {
+        bench_long(&mut c, lt, &rt);
+    }
     c.final_summary();
     sequential(&t, &rt);
     rss(&t);
+}
+
+/// Whether criterion may run group `name`, so whether its check, its RSS workload and (for
+/// the long histories) the server it needs are worth the time: no criterion filter among the
+/// arguments, or a `|`-separated part of one is a substring of `name` (criterion's own
+/// filter is a regular expression; this is the common case of it).
+fn selected(name: &str) -> bool {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    filters.is_empty()
+        || filters
+            .iter()
+            .any(|f| f.split('|').any(|part| name.contains(part)))
 }
