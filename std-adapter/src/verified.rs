@@ -31,7 +31,7 @@ use electrum_spv_core::script::{TxHeight, script_hash};
 use electrum_spv_core::session::response::HistoryItem;
 use electrum_spv_core::tx_parts::{Involvement, OutPoint, TxParts};
 
-use crate::client::Client;
+use crate::client::{Client, MerkleProof};
 use crate::connection::Notice;
 use crate::error::Error;
 use crate::fault::Fault;
@@ -147,20 +147,20 @@ pub async fn verified_histories(
         }
     }
     let txids: Vec<Txid> = unique(checked.iter().flat_map(|(_, h)| h.iter().map(|i| i.txid)));
-    let raw = fetch_transactions(client, chain, &txids).await?;
-    for (script, (_, history)) in scripts.iter().zip(&checked) {
-        check_involvement(&script.script_hash(), history, &raw)?;
-    }
     let confirmed: Vec<(Txid, u32)> = unique(checked.iter().flat_map(|(_, history)| {
         history.iter().filter_map(|i| match i.height {
             TxHeight::Confirmed(h) => Some((i.txid, h)),
             _ => None,
         })
     }));
+    let (raw, proofs) = fetch(client, chain, &txids, &confirmed).await?;
+    for (script, (_, history)) in scripts.iter().zip(&checked) {
+        check_involvement(&script.script_hash(), history, &raw)?;
+    }
     let proven: HashMap<Txid, (BlockHash, u32)> = confirmed
         .iter()
         .map(|(txid, _)| *txid)
-        .zip(prove_all(client, chain, &confirmed).await?)
+        .zip(check_proofs(client, chain, &confirmed, proofs).await?)
         .collect();
     Ok(checked
         .into_iter()
@@ -294,33 +294,68 @@ async fn checked_history(
     }
 }
 
-/// The raw bytes of each transaction, hashed to its txid by [`Client::transaction_get`];
-/// [`PROOFS_AT_ONCE`] in flight at all times, paced by the chain's proof bucket.
-async fn fetch_transactions(
+/// A request [`fetch`] keeps in flight.
+enum Ask {
+    Tx(Txid),
+    Merkle(Txid, u32),
+}
+
+/// Its answer.
+enum Answer {
+    Tx(Txid, Vec<u8>),
+    Merkle(MerkleProof),
+}
+
+/// The raw bytes of each of `txids` (hashed to its txid by [`Client::transaction_get`]) and
+/// the merkle proof of each of `proofs` (in order, not yet checked): one sliding window of
+/// [`PROOFS_AT_ONCE`] requests in flight, refilled as each answer arrives, paced by the
+/// chain's proof bucket. One window for both, not batch after batch: ElectrumX holds small
+/// replies until more arrive or a second passes, so each batch would wait that second.
+async fn fetch(
     client: &Client,
     chain: &mut HeaderChain,
     txids: &[Txid],
-) -> Result<HashMap<Txid, Vec<u8>>, Error> {
-    let mut out = HashMap::with_capacity(txids.len());
+    proofs: &[(Txid, u32)],
+) -> Result<(HashMap<Txid, Vec<u8>>, Vec<MerkleProof>), Error> {
+    let mut raw = HashMap::with_capacity(txids.len());
+    let mut merkle = Vec::with_capacity(proofs.len());
+    let mut next = txids
+        .iter()
+        .map(|t| Ask::Tx(*t))
+        .chain(proofs.iter().map(|&(t, h)| Ask::Merkle(t, h)));
     let mut in_flight = VecDeque::with_capacity(PROOFS_AT_ONCE);
-    let mut next = txids.iter();
     loop {
-        // A sliding window, not batches: ElectrumX holds small replies until more arrive or
-        // a second passes, so a batch waits that second for its last reply.
         while in_flight.len() < PROOFS_AT_ONCE
-            && let Some(&txid) = next.next()
+            && let Some(ask) = next.next()
         {
-            chain.proof_bucket().take(TX_COST_MILLI).await;
             let c = client.clone();
-            in_flight.push_back((
-                txid,
-                tokio::spawn(async move { c.transaction_get(&txid).await }),
-            ));
+            let task = match ask {
+                Ask::Tx(txid) => {
+                    chain.proof_bucket().take(TX_COST_MILLI).await;
+                    tokio::spawn(async move {
+                        c.transaction_get(&txid).await.map(|b| Answer::Tx(txid, b))
+                    })
+                }
+                Ask::Merkle(txid, height) => {
+                    chain.proof_bucket().take(MERKLE_COST_MILLI).await;
+                    tokio::spawn(async move {
+                        c.transaction_get_merkle(&txid, height)
+                            .await
+                            .map(Answer::Merkle)
+                    })
+                }
+            };
+            in_flight.push_back(task);
         }
-        let Some((txid, ask)) = in_flight.pop_front() else {
-            return Ok(out);
+        let Some(task) = in_flight.pop_front() else {
+            return Ok((raw, merkle));
         };
-        out.insert(txid, join(ask).await??);
+        match join(task).await?? {
+            Answer::Tx(txid, bytes) => {
+                raw.insert(txid, bytes);
+            }
+            Answer::Merkle(proof) => merkle.push(proof),
+        }
     }
 }
 
@@ -361,8 +396,8 @@ fn check_involvement(
 }
 
 /// Proves each `(txid, height)` into the verified header at its height (merkle proofs
-/// fetched [`PROOFS_AT_ONCE`] in flight at a time, paced); returns each block hash and the position in
-/// the block, in order. Syncs `chain` first if a height is beyond its tip, and fetches the
+/// fetched [`PROOFS_AT_ONCE`] in flight at a time, paced); returns each block hash and the
+/// position in the block, in order. Syncs `chain` first if a height is beyond its tip, and fetches the
 /// old periods of heights below its anchor.
 ///
 /// # Errors
@@ -373,25 +408,22 @@ pub async fn prove_all(
     chain: &mut HeaderChain,
     txs: &[(Txid, u32)],
 ) -> Result<Vec<(BlockHash, u32)>, Error> {
+    let (_, proofs) = fetch(client, chain, &[], txs).await?;
+    check_proofs(client, chain, txs, proofs).await
+}
+
+/// Checks each proof (of `txs`, in order) against the verified header at its height (old
+/// periods fetched, the chain synced, as needed); returns each block hash and position.
+async fn check_proofs(
+    client: &Client,
+    chain: &mut HeaderChain,
+    txs: &[(Txid, u32)],
+    proofs: Vec<MerkleProof>,
+) -> Result<Vec<(BlockHash, u32)>, Error> {
     let heights: Vec<u32> = txs.iter().map(|(_, h)| *h).collect();
     chain.ensure(client, &heights).await?;
     let mut out = Vec::with_capacity(txs.len());
-    let mut in_flight = VecDeque::with_capacity(PROOFS_AT_ONCE);
-    let mut next = txs.iter();
-    loop {
-        // A sliding window (see `fetch_transactions`).
-        while in_flight.len() < PROOFS_AT_ONCE
-            && let Some(&(txid, height)) = next.next()
-        {
-            chain.proof_bucket().take(MERKLE_COST_MILLI).await;
-            let c = client.clone();
-            let proof = tokio::spawn(async move { c.transaction_get_merkle(&txid, height).await });
-            in_flight.push_back((txid, height, proof));
-        }
-        let Some((txid, height, proof)) = in_flight.pop_front() else {
-            return Ok(out);
-        };
-        let proof = join(proof).await??;
+    for (&(txid, height), proof) in txs.iter().zip(proofs) {
         let header = chain.header_at(client, height).await?;
         if proof.block_height != height {
             return Err(Fault::ProofHeight {
@@ -410,6 +442,7 @@ pub async fn prove_all(
         )?;
         out.push((header.block_hash(), proof.pos));
     }
+    Ok(out)
 }
 
 /// An unspent output whose value and script were read from its funding transaction (fetched
@@ -452,7 +485,12 @@ pub async fn verified_utxos(
         }
     }
     let txids = unique(utxos.iter().map(|u| u.txid));
-    let raw = fetch_transactions(client, chain, &txids).await?;
+    let confirmed: Vec<(Txid, u32)> = utxos
+        .iter()
+        .filter(|u| u.height > 0)
+        .map(|u| (u.txid, u.height))
+        .collect();
+    let (raw, proofs) = fetch(client, chain, &txids, &confirmed).await?;
     let mut out = Vec::with_capacity(utxos.len());
     for u in &utxos {
         let not_ours = || Fault::NotAnOutputOfScript {
@@ -479,12 +517,9 @@ pub async fn verified_utxos(
             block_hash: None,
         });
     }
-    let confirmed: Vec<(Txid, u32)> = out
-        .iter()
-        .filter(|u| u.height > 0)
-        .map(|u| (u.txid, u.height))
-        .collect();
-    let mut blocks = prove_all(client, chain, &confirmed).await?.into_iter();
+    let mut blocks = check_proofs(client, chain, &confirmed, proofs)
+        .await?
+        .into_iter();
     for u in out.iter_mut().filter(|u| u.height > 0) {
         u.block_hash = blocks.next().map(|(b, _)| b);
     }
