@@ -15,8 +15,12 @@
 //!   merkle proof fixes; mempool entries last, in the server's order.
 //!
 //! A status that does not match right after a block may be a server's cache racing its own
-//! index (Fulcrum): the history is asked again after [`STATUS_RETRY_DELAY`] before it is
-//! called false. What cannot be proven is an error, never reported as confirmed.
+//! index (Fulcrum): the history is asked again on the script's next status notification, or
+//! after [`STATUS_RETRY_DELAY`], before it is called false. What cannot be proven is an error,
+//! never reported as confirmed.
+//!
+//! Memory: the raw transactions of the histories asked together are held until their
+//! involvement is checked (a 20,000-transaction history of small payments: about 5 MB).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
