@@ -1078,6 +1078,8 @@ fn main() {
         child(&workload);
         return;
     }
+    // Arguments first: criterion exits on ones it refuses, and no server must be running then.
+    let mut c = Criterion::default().configure_from_args();
     let h =
         Harness::start().unwrap_or_else(|e| panic!("cannot start the test kit's ElectrumX: {e}"));
     // Separate statements: the chain's lock guard lives to the end of its statement.
@@ -1110,7 +1112,6 @@ fn main() {
             check_long(&lh, &lt);
             (lh, lt)
         });
-    let mut c = Criterion::default().configure_from_args();
     bench(&mut c, &t, &rt);
     if let Some((_, lt)) = &long
         && std::env::var_os(LONG_CRITERION_ENV).is_some()
