@@ -402,7 +402,6 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
             .and_then(|s| s.verified)
     }
 
-    /// Reported transactions of script `i`: txid, height and (confirmed) block hash.
     /// Where a verified transaction of script `i` stands in the chain: for a confirmed one,
     /// its height and the position in its block fixed by the merkle proof. Sort a history by
     /// it to show it in chain order (a parent before its child in the same block); `None` for
@@ -424,8 +423,8 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
         }
     }
 
-    /// The verified transactions of script `i`, in table order (see
-    /// [`ScriptTracker::chain_position`] for chain order).
+    /// Reported transactions of script `i`: txid, height and (confirmed) block hash, in table
+    /// order (see [`ScriptTracker::chain_position`] for chain order).
     pub fn history(
         &self,
         i: usize,
@@ -775,7 +774,7 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
             return lie(TrackerLie::Malformed);
         };
         let mut full = false;
-        let mut s_duplicate = false;
+        let mut duplicate = false;
         for item in items.flatten() {
             let existing = self
                 .txs
@@ -789,7 +788,7 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
             match existing {
                 // Seen already in this very history: listed twice.
                 Some(t) if t.generation == generation => {
-                    s_duplicate = true;
+                    duplicate = true;
                     break;
                 }
                 Some(t) => {
@@ -815,7 +814,7 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
                 },
             }
         }
-        if s_duplicate {
+        if duplicate {
             return lie(TrackerLie::DuplicateTxid);
         }
         if full {
