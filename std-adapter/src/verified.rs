@@ -370,28 +370,36 @@ fn check_involvement(
     history: &[HistoryItem],
     raw: &HashMap<Txid, Vec<u8>>,
 ) -> Result<(), Error> {
-    let parts = |txid: &Txid| -> Result<TxParts<'_>, Error> {
-        let bytes = raw.get(txid).ok_or(Error::Disconnected)?;
-        TxParts::parse(bytes).map_err(|error| Fault::MalformedTx { txid: *txid, error }.into())
-    };
+    // Each transaction parsed once (the parse checks its structure and hashes it again).
+    let txs = history
+        .iter()
+        .map(|item| {
+            let bytes = raw.get(&item.txid).ok_or(Error::Disconnected)?;
+            TxParts::parse(bytes).map_err(|error| {
+                Fault::MalformedTx {
+                    txid: item.txid,
+                    error,
+                }
+                .into()
+            })
+        })
+        .collect::<Result<Vec<TxParts<'_>>, Error>>()?;
     let mut funded: HashSet<OutPoint> = HashSet::new();
-    for item in history {
-        let tx = parts(&item.txid)?;
+    for tx in &txs {
         for (vout, out) in (0u32..).zip(tx.outputs()) {
             if script_hash(out.script_pubkey) == *script {
                 funded.insert(OutPoint {
-                    txid: item.txid,
+                    txid: tx.txid(),
                     vout,
                 });
             }
         }
     }
-    for item in history {
-        if parts(&item.txid)?.involvement(script, |o| funded.contains(o)) == Involvement::Unrelated
-        {
+    for tx in &txs {
+        if tx.involvement(script, |o| funded.contains(o)) == Involvement::Unrelated {
             return Err(Fault::Unrelated {
                 script: *script,
-                txid: item.txid,
+                txid: tx.txid(),
             }
             .into());
         }
@@ -489,11 +497,13 @@ pub async fn verified_utxos(
         }
     }
     let txids = unique(utxos.iter().map(|u| u.txid));
-    let confirmed: Vec<(Txid, u32)> = utxos
-        .iter()
-        .filter(|u| u.height > 0)
-        .map(|u| (u.txid, u.height))
-        .collect();
+    // One proof per funding transaction, however many of its outputs are listed.
+    let confirmed: Vec<(Txid, u32)> = unique(
+        utxos
+            .iter()
+            .filter(|u| u.height > 0)
+            .map(|u| (u.txid, u.height)),
+    );
     let (raw, proofs) = fetch(client, chain, &txids, &confirmed).await?;
     let mut out = Vec::with_capacity(utxos.len());
     for u in &utxos {
@@ -521,11 +531,18 @@ pub async fn verified_utxos(
             block_hash: None,
         });
     }
-    let mut blocks = check_proofs(client, chain, &confirmed, proofs)
-        .await?
-        .into_iter();
-    for u in out.iter_mut().filter(|u| u.height > 0) {
-        u.block_hash = blocks.next().map(|(b, _)| b);
+    let blocks: HashMap<Txid, BlockHash> = confirmed
+        .iter()
+        .map(|(txid, _)| *txid)
+        .zip(
+            check_proofs(client, chain, &confirmed, proofs)
+                .await?
+                .into_iter()
+                .map(|(block, _)| block),
+        )
+        .collect();
+    for u in &mut out {
+        u.block_hash = blocks.get(&u.txid).copied().filter(|_| u.height > 0);
     }
     Ok(out)
 }
