@@ -90,10 +90,14 @@ struct Parser<'a> {
 }
 
 impl Parser<'_> {
-    fn peek(&mut self) -> Option<u8> {
+    fn skip_whitespace(&mut self) {
         while self.s.get(self.at).is_some_and(u8::is_ascii_whitespace) {
             self.at += 1;
         }
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        self.skip_whitespace();
         self.s.get(self.at).copied()
     }
 
@@ -124,7 +128,7 @@ impl Parser<'_> {
         self.at = end;
         self.expect(b'"')?;
         self.expect(b',')?;
-        self.peek();
+        self.skip_whitespace();
         let digits_start = self.at;
         while self.s.get(self.at).is_some_and(u8::is_ascii_digit) {
             self.at += 1;

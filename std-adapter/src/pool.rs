@@ -16,13 +16,12 @@
 //! Timeouts, refusals of optional methods, lag, mempool differences and heights below the
 //! anchor are not faults. A member more than [`PoolConfig::max_lag`] blocks behind the best
 //! is lagging: kept, it answers only when no better member can, and is not asked to
-//! cross-check until it catches up. A member that merely disconnects is failed over (the next best
-//! answers) and comes back when its own reconnect succeeds.
-
-use std::time::{Duration, Instant};
+//! cross-check until it catches up. A member that merely disconnects is failed over (the next
+//! best answers) and comes back when its own reconnect succeeds.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use electrum_spv_core::chain::Params;
 use electrum_spv_core::hash::{BlockHash, ScriptHash, Txid};
