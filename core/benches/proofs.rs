@@ -7,7 +7,9 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use electrum_spv_core::hash::{sha256, sha256d};
 use electrum_spv_core::merkle::verify_tx_branch;
+use electrum_spv_core::script::script_hash;
 use electrum_spv_core::script::{StatusHasher, TxHeight};
+use electrum_spv_core::tx::{TxItem, TxScan, TxidHasher};
 use electrum_spv_core::{Header, MerkleNode, Txid};
 
 const HISTORY_LEN: u32 = 10_000;
@@ -97,6 +99,57 @@ fn merkle_branch(c: &mut Criterion) {
     group.finish();
 }
 
+/// The transactions of mainnet block 481,829 (segwit era, about 1 MB), back to back.
+fn block_transactions() -> Vec<u8> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/mainnet/blocks/481829.bin"
+    );
+    let block = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    // 80-byte header, then a 3-byte compact size (0xfd and two bytes) for the count.
+    assert_eq!(block[80], 0xfd);
+    block[83..].to_vec()
+}
+
+fn streaming_txids(c: &mut Criterion) {
+    let txs = block_transactions();
+    let mut group = c.benchmark_group("txids_block_481829");
+    group.throughput(Throughput::Bytes(txs.len() as u64));
+    group.bench_function("txid_hasher", |b| {
+        b.iter(|| {
+            let mut rest = black_box(&txs[..]);
+            let mut last = None;
+            while !rest.is_empty() {
+                let mut hasher = TxidHasher::new();
+                let used = hasher.feed(rest).unwrap();
+                rest = &rest[used..];
+                last = Some(hasher.finish().unwrap());
+            }
+            last
+        })
+    });
+    // The txid, every outpoint and a script hash of every output: about twice the hashing.
+    let script = script_hash(&[0x00, 0x14]);
+    group.bench_function("tx_scan", |b| {
+        b.iter(|| {
+            let mut rest = black_box(&txs[..]);
+            let mut items = 0u32;
+            while !rest.is_empty() {
+                let mut scan = TxScan::new(&script);
+                let used = scan.feed(rest, &mut |_: TxItem| items += 1).unwrap();
+                rest = &rest[used..];
+                scan.finish().unwrap();
+            }
+            items
+        })
+    });
+    // Hashing every byte once more than a txid needs (witnesses are not in its preimage).
+    group.bench_function("bound_raw_sha256d_of_all_bytes", |b| {
+        b.iter(|| sha256d(black_box(&txs)))
+    });
+    group.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .sample_size(20)
@@ -107,6 +160,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = status, merkle_branch
+    targets = status, merkle_branch, streaming_txids
 }
 criterion_main!(benches);

@@ -34,6 +34,34 @@ pub fn sha256d_pair(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
     sha256d(&buf)
 }
 
+/// Incremental SHA-256 for data that arrives in pieces.
+#[derive(Clone, Default)]
+pub struct Sha256Engine(Sha256);
+
+impl Sha256Engine {
+    /// A fresh engine.
+    pub fn new() -> Self {
+        Self(Sha256::new())
+    }
+
+    /// Feeds more bytes.
+    #[inline]
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    /// Finishes and returns the digest.
+    pub fn finalize(self) -> [u8; 32] {
+        self.0.finalize().into()
+    }
+}
+
+impl fmt::Debug for Sha256Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Sha256Engine")
+    }
+}
+
 /// Incremental double SHA-256 for data that arrives in pieces.
 #[derive(Clone, Default)]
 pub struct Sha256dEngine(Sha256);
@@ -225,6 +253,16 @@ mod tests {
     fn status_hex_is_not_reversed() {
         let s = Status::from_byte_array(*b"hash_to_str\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0");
         assert!(format!("{s}").starts_with("686173685f746f5f737472"));
+    }
+
+    #[test]
+    fn single_engine_matches_one_shot() {
+        let mut e = Sha256Engine::new();
+        e.update(b"hello ");
+        e.update(b"");
+        e.update(b"world");
+        assert_eq!(e.finalize(), sha256(b"hello world"));
+        assert_eq!(Sha256Engine::default().finalize(), sha256(b""));
     }
 
     #[test]

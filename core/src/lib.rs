@@ -12,7 +12,7 @@
 //! | [`accumulator`] | incremental merkle root over block hashes; `cp_height` header proofs |
 //! | [`merkle`] | hardened transaction merkle branches |
 //! | [`script`] | script hashes, streaming address-status hashing, canonical mempool order |
-//! | [`tx`] | streaming txid of a raw transaction, 64-byte-transaction detection |
+//! | [`tx`] | streaming txid of a raw transaction; streaming scan of the outpoints it spends and the outputs paying a script; 64-byte-transaction detection |
 //! | [`tx_parts`] | inputs and outputs of a transaction in memory; whether it pays or spends a script |
 //! | [`history`] | what is checked of a history list: status in the server's order, canonical order, no txid twice, chain order |
 //! | [`json`] | newline framer with a hard line cap, resumable depth-limited tokenizer, envelope scanner, request writer, typed decoding |
@@ -69,4 +69,4 @@ pub use merkle::{
     BranchFolder, MerkleError, MerkleRootError, TreeDepth, merkle_root, verify_tx_branch,
 };
 pub use script::{CanonicalOrder, StatusHasher, TxHeight, script_hash};
-pub use tx::{TxError, TxidHasher, txid};
+pub use tx::{TxError, TxItem, TxScan, TxidHasher, txid};

@@ -6,12 +6,17 @@
 //! reference parser, and the txid must be the double SHA-256 of the bytes.
 //! [`tx::is_transaction_shaped`] must hold exactly for 64 bytes that the reference parser reads
 //! as a whole legacy transaction with at least one output.
+//! [`TxScan`] must reach the hasher's verdict (one shot, and cut where the hasher was), and
+//! when a transaction comes out, report exactly the spends and paying outputs of
+//! [`TxParts`].
 
 #![no_main]
 
 use electrum_spv_core::Txid;
 use electrum_spv_core::hash::sha256d;
-use electrum_spv_core::tx::{self, TxError, TxidHasher};
+use electrum_spv_core::script::script_hash;
+use electrum_spv_core::tx::{self, TxError, TxItem, TxScan, TxidHasher};
+use electrum_spv_core::tx_parts::TxParts;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -20,7 +25,9 @@ fuzz_target!(|data: &[u8]| {
         // Scale the byte to the input, so every cut position is reachable for any length.
         let cut = data.len() * usize::from(first) / 255;
         assert_eq!(in_pieces(data, &[cut]), whole, "split at {cut}");
+        scan(data, &[cut], whole);
     }
+    scan(data, &[], whole);
     if data.len() <= 1024 {
         let every: Vec<usize> = (1..data.len()).collect();
         assert_eq!(in_pieces(data, &every), whole, "byte at a time");
@@ -73,6 +80,46 @@ fn in_pieces(data: &[u8], cuts: &[usize]) -> Result<Txid, TxError> {
     }
     assert_eq!(hasher.bytes_consumed(), data.len());
     hasher.finish()
+}
+
+/// A scan of `data` cut at `cuts` ends as the hasher did (`whole`) and, on success, reports
+/// what [`TxParts`] reads, for the script of the last output.
+fn scan(data: &[u8], cuts: &[usize], whole: Result<Txid, TxError>) {
+    let script = TxParts::parse(data)
+        .ok()
+        .and_then(|tx| tx.outputs().last())
+        .map_or(script_hash(&[]), |o| script_hash(o.script_pubkey));
+    let mut scan = TxScan::new(&script);
+    let (mut spends, mut pays) = (Vec::new(), Vec::new());
+    let mut start = 0;
+    let mut verdict = None;
+    for end in cuts.iter().copied().chain([data.len()]) {
+        let piece = &data[start..end];
+        let fed = scan.feed(piece, &mut |item| match item {
+            TxItem::Spends(o) => spends.push(o),
+            TxItem::Pays { vout } => pays.push(vout),
+        });
+        match fed {
+            Err(e) => verdict = Some(Err(e)),
+            Ok(used) if used < piece.len() => verdict = Some(Err(TxError::TrailingBytes)),
+            Ok(_) => {}
+        }
+        if verdict.is_some() {
+            break;
+        }
+        start = end;
+    }
+    let verdict = verdict.unwrap_or_else(|| scan.finish());
+    assert_eq!(verdict, whole, "scan cut at {cuts:?}");
+    if let Ok(tx) = TxParts::parse(data) {
+        assert_eq!(spends, tx.inputs().collect::<Vec<_>>());
+        let paying: Vec<u32> = (0u32..)
+            .zip(tx.outputs())
+            .filter(|(_, o)| script_hash(o.script_pubkey) == script)
+            .map(|(vout, _)| vout)
+            .collect();
+        assert_eq!(pays, paying);
+    }
 }
 
 /// A 64-byte preimage "is a transaction" exactly when it is a whole legacy transaction with an
