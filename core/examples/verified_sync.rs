@@ -25,11 +25,13 @@ use electrum_spv_core::hash::ScriptHash;
 use electrum_spv_core::session::{
     Config, Event, MAX_HEADERS_PER_REQUEST, Request, Session, response,
 };
-use electrum_spv_core::sync::tracker::{ScriptRef, ScriptTracker, TrackerEvent};
+use electrum_spv_core::sync::tracker::{
+    ScriptRef, ScriptSlot, ScriptTracker, TrackerEvent, TxSlot,
+};
 
 /// Line buffer: a buffered 2016-header result fits, padded by ElectrumX to 524,287 bytes.
 type Client = Session<{ 576 * 1024 }, { 64 * 1024 }, 64>;
-type Tracker = ScriptTracker<64, 4096>;
+type Tracker = ScriptTracker<Vec<ScriptSlot>, Vec<TxSlot>>;
 const TIMEOUT: Duration = Duration::from_secs(120);
 
 struct Args {
@@ -246,7 +248,7 @@ fn run(args: &Args) -> Result<(), String> {
     let root = acc.root().ok_or("no headers")?;
 
     // Every script: verified history.
-    let mut tracker = Tracker::new();
+    let mut tracker = Tracker::new(Vec::new(), Vec::new());
     tracker.set_max_in_flight(48);
     for hash in &args.scripts {
         tracker
@@ -258,7 +260,7 @@ fn run(args: &Args) -> Result<(), String> {
     loop {
         let now = d.now();
         tracker
-            .poll(now, &mut d.session)
+            .poll(now, &mut *d.session)
             .map_err(|e| e.to_string())?;
         if tracker.is_synced() {
             break;
@@ -272,7 +274,10 @@ fn run(args: &Args) -> Result<(), String> {
         let mut lie = None;
         d.turn(&mut |ev: &Event<'_>| {
             let found = tracker.handle_event(version, ev);
-            if let Some(TrackerEvent::ServerLied { script, lie: what }) = found {
+            if let Some(TrackerEvent::ServerLied {
+                script, lie: what, ..
+            }) = found
+            {
                 lie = Some(format!(
                     "script {}: server lied: {what:?}",
                     args.scripts[script]
@@ -304,7 +309,7 @@ fn run(args: &Args) -> Result<(), String> {
                 serde_json::json!({
                     "tx_hash": txid.to_string(),
                     "height": h.to_i64(),
-                    "block_hash": block.map(|b| b.to_string()),
+                    "block_hash": block.map(|(b, _)| b.to_string()),
                 })
             })
             .collect();

@@ -10,12 +10,14 @@ use electrum_spv_core::chain::{Anchor, HeaderVerifier, REGTEST};
 use electrum_spv_core::hash::{BlockHash, Txid};
 use electrum_spv_core::rpc::VersionRange;
 use electrum_spv_core::session::{Config, Request, response};
-use electrum_spv_core::sync::tracker::{ScriptRef, ScriptTracker, TrackerEvent};
+use electrum_spv_core::sync::tracker::{
+    ScriptRef, ScriptSlot, ScriptTracker, TrackerEvent, TxSlot,
+};
 use electrum_spv_testkit::chain::{ALICE, BOB};
 use electrum_spv_testkit::driver::{Driver, OwnedEvent};
 use electrum_spv_testkit::{Harness, ReorgTxs, ScriptKind};
 
-type Tracker = ScriptTracker<16, 512>;
+type Tracker = ScriptTracker<[ScriptSlot; 16], [TxSlot; 1024]>;
 const T: Duration = Duration::from_secs(30);
 /// Time to verify every kit script's history (a few hundred transactions, three proofs each).
 const SYNC: Duration = Duration::from_secs(120);
@@ -60,7 +62,9 @@ fn run(d: &mut Driver, tracker: &mut Tracker) -> Vec<TrackerEvent> {
     let mut events = Vec::new();
     let version = d.session.version().unwrap();
     loop {
-        tracker.poll(d.now(), &mut d.session).expect("requests fit");
+        tracker
+            .poll(d.now(), &mut *d.session)
+            .expect("requests fit");
         if tracker.is_synced() {
             return events;
         }
@@ -98,7 +102,7 @@ fn assert_matches_kit(h: &Harness, tracker: &Tracker, scripts: &[bitcoin::Script
             .collect();
         let ours: BTreeSet<(Txid, i64, Option<BlockHash>)> = tracker
             .history(i)
-            .map(|(t, hgt, b)| (t, hgt.to_i64(), b))
+            .map(|(t, hgt, b)| (t, hgt.to_i64(), b.map(|(b, _)| b)))
             .collect();
         assert_eq!(ours, kit, "verified history of script {i}");
         assert_eq!(
@@ -185,7 +189,7 @@ fn synced_tracker(
         .iter()
         .flat_map(|w| w.scripts())
         .collect();
-    let mut tracker = Tracker::new();
+    let mut tracker = Tracker::new([ScriptSlot::EMPTY; 16], [TxSlot::EMPTY; 1024]);
     tracker.set_max_in_flight(48);
     for s in &scripts {
         tracker.add(ScriptRef::Script(s.as_bytes())).unwrap();

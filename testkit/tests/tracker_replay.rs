@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use electrum_spv_core::chain::{Anchor, HeaderVerifier, MAINNET};
 use electrum_spv_core::hash::MerkleNode;
 use electrum_spv_core::session::Config;
-use electrum_spv_core::sync::tracker::{ScriptRef, ScriptTracker, TrackerEvent};
+use electrum_spv_core::sync::tracker::{
+    ScriptRef, ScriptSlot, ScriptTracker, TrackerEvent, TxSlot,
+};
 use electrum_spv_testkit::driver::Driver;
 use electrum_spv_testkit::replay::{self, ReplayLie, ReplayServer, TIP_HEIGHT};
 
@@ -49,7 +51,7 @@ fn a_server_without_cp_height_is_not_a_liar() {
     let examples = replay::examples().unwrap();
     let mut d = Driver::connect(server.addr(), Config::new(&MAINNET)).unwrap();
     let version = d.ready(T).unwrap();
-    let mut tracker: ScriptTracker<8, 64> = ScriptTracker::new();
+    let mut tracker = ScriptTracker::new([ScriptSlot::EMPTY; 8], [TxSlot::EMPTY; 128]);
     for e in &examples {
         tracker.add(ScriptRef::Script(e.script.as_bytes())).unwrap();
     }
@@ -61,7 +63,7 @@ fn a_server_without_cp_height_is_not_a_liar() {
         while let Some(height) = tracker.header_wanted() {
             tracker.provide_header(height, &verified_header(height));
         }
-        tracker.poll(d.now(), &mut d.session).unwrap();
+        tracker.poll(d.now(), &mut *d.session).unwrap();
         if tracker.is_synced() {
             break;
         }
@@ -97,7 +99,7 @@ fn a_server_without_cp_height_is_not_a_liar() {
         got.sort_by_key(|(txid, _, _)| tracker.chain_position(i, txid));
         let got: Vec<(String, i64, String)> = got
             .iter()
-            .map(|(t, h, b)| (t.to_string(), h.to_i64(), b.unwrap().to_string()))
+            .map(|(t, h, b)| (t.to_string(), h.to_i64(), b.unwrap().0.to_string()))
             .collect();
         let want: Vec<(String, i64, String)> = e
             .history

@@ -19,10 +19,21 @@
 //!
 //! | engine | job |
 //! |---|---|
-//! | [`tracker::ScriptTracker`] | verified histories of scripts: status recomputed, header proof, merkle branch and txid of every transaction before it is reported |
+//! | [`tracker::ScriptTracker`] | verified histories of scripts: status recomputed, header proof, merkle branch, txid and involvement of every transaction before it is reported |
 //! | [`headers::HeaderSync`] | headers from an anchor to the server's tip in paced 2016-header chunks, tip following, reorgs by cumulative work |
 
+//!
+//! An engine asks through a [`RequestSink`]: a [`Session`](crate::session::Session), or a
+//! caller that sends the requests its own way and hands the answers back as events. Its tables
+//! live in [`Slots`] the caller lends it: a fixed slice on a device, a growing `Vec` where
+//! there is a heap.
+
 pub mod headers;
+mod sink;
+mod storage;
 pub mod tracker;
+
+pub use sink::RequestSink;
+pub use storage::Slots;
 
 pub use headers::{HeaderSync, Lie, Pacing, SyncError, SyncEvent};

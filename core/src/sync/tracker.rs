@@ -1,37 +1,59 @@
-//! The script tracker: verified history of a set of scripts.
+//! The script tracker: verified history of a set of scripts. This is what "verified history"
+//! means for every layer (DESIGN.md, "What is verified"); the adapter, the pool, the CLI and
+//! the apps drive this engine and add only I/O.
 //!
 //! For each script: subscribe; when the status changes, fetch the history, recompute the
-//! status from it (the server's order, and at 1.6+ the canonical mempool order) and accept it
-//! only if it matches what the server announced; then, for every new transaction, fetch and
-//! verify its block header (`cp_height` proof against a root the caller trusts), its merkle
-//! branch against that header, and its raw bytes against its txid. Only then is it reported:
-//! [`TrackerEvent::Confirmed`] (with height and block hash) or [`TrackerEvent::Unconfirmed`];
-//! transactions that leave a history are reported [`TrackerEvent::Removed`]. Nothing
-//! unverified is reported as confirmed.
+//! status from it (the server's order, and at 1.6+ the canonical mempool order), refuse a txid
+//! listed twice, and accept it only if it matches what the server announced (a mismatch right
+//! after a block may be the server's status cache racing its index, as Fulcrum's does: the
+//! history is asked again on the next status notification or after [`STATUS_RETRY_MS`], and
+//! only [`STATUS_ATTEMPTS`] mismatches in a row are a lie). Then, for every new transaction:
+//! its block header (a `cp_height` proof against a root the caller trusts, or a header the
+//! caller verified in its own chain, [`ScriptTracker::provide_header`]), its merkle branch
+//! against that header (hardened), its raw bytes against its txid, and that it involves the
+//! script: an output pays it, or an input spends an output of the same history that paid it
+//! ([`TxScan`], streamed: no buffer of the transaction's size). Only then is it reported:
+//! [`TrackerEvent::Confirmed`] (with height and block hash; its position in the block is
+//! [`ScriptTracker::chain_position`]) or [`TrackerEvent::Unconfirmed`]; transactions that
+//! leave a history are reported [`TrackerEvent::Removed`]. Nothing unverified is reported.
 //!
-//! Memory is fixed: `S` scripts and `T` transactions in all (const generics; see the bounds
-//! below). Requests carry tags in [`TAG_BASE`]`..`[`TAG_BASE`]` + 0x00FF_FFFF`.
+//! Memory is the caller's ([`Slots`]): one slot per script, and in the transaction table one
+//! slot per transaction of every history plus one per output paying a tracked script (a
+//! typical wallet: about two per transaction). Fixed storage reports [`TrackerEvent::Full`]
+//! when it runs out; a `Vec` grows. Requests carry tags in
+//! [`TAG_BASE`]`..`[`TAG_BASE`]` + 0x00FF_FFFF`.
 
 use core::fmt;
 
 use crate::accumulator::{HeaderProofError, verify_header_proof};
 use crate::hash::{BlockHash, MerkleNode, ScriptHash, Status, Txid};
-use crate::header::Header;
+use crate::header::{HEADER_SIZE, Header};
 use crate::history::{ChainPosition, HistoryCheck};
 use crate::merkle::{MerkleError, verify_tx_branch};
 use crate::rpc::ProtocolVersion;
 use crate::script::{TxHeight, script_hash};
-use crate::session::{Event, Notification, Request, RequestError, Session, response};
-use crate::tx::TxidHasher;
+use crate::session::response::HistoryItem;
+use crate::session::{Event, Notification, Request, RequestError, response};
+use crate::sync::{RequestSink, Slots};
+use crate::tx::{TxError, TxItem, TxScan};
+use crate::tx_parts::OutPoint;
 
 /// Longest scriptPubKey tracked (an uncompressed P2PK is 67 bytes).
 pub const MAX_SCRIPT_LEN: usize = 80;
 /// Tags of the tracker's requests: `TAG_BASE | kind << 20 | slot`.
 pub const TAG_BASE: u32 = 0x5400_0000;
+/// Slots a tag can name: the tables hold at most this many scripts and transactions.
+pub const MAX_SLOTS: usize = 0x0010_0000;
 /// Requests the tracker keeps in flight by default (it leaves room for other engines); see
 /// [`ScriptTracker::set_max_in_flight`]. ElectrumX holds small replies up to ~1 s, so this
 /// bounds throughput to about this many requests per second.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 16;
+/// Histories asked in a row whose status does not match before the mismatch is a lie.
+pub const STATUS_ATTEMPTS: u8 = 3;
+/// Longest wait, in milliseconds, before a history whose status did not match is asked again,
+/// unless the server announces the script's status sooner (Fulcrum refreshes its cached
+/// statuses every 500 ms).
+pub const STATUS_RETRY_MS: u64 = 1_000;
 /// Deepest merkle branch kept while its header is being verified.
 const MAX_BRANCH: usize = crate::merkle::MAX_MERKLE_DEPTH;
 
@@ -62,7 +84,7 @@ pub enum TrackerEvent {
         status: Option<Status>,
     },
     /// A transaction verified in a block: header proven, merkle branch checked, txid of the
-    /// raw bytes checked.
+    /// raw bytes checked, involvement shown.
     Confirmed {
         /// Script index.
         script: usize,
@@ -73,7 +95,7 @@ pub enum TrackerEvent {
         /// Block hash (of the proven header).
         block_hash: BlockHash,
     },
-    /// A mempool transaction whose raw bytes hash to its txid.
+    /// A mempool transaction whose raw bytes hash to its txid and that involves the script.
     Unconfirmed {
         /// Script index.
         script: usize,
@@ -90,8 +112,9 @@ pub enum TrackerEvent {
         txid: Txid,
     },
     /// A confirmed transaction waits for its block header, and the server serves no
-    /// `cp_height` proofs (electrs): give the tracker the verified header at `height` from
-    /// the caller's header chain ([`ScriptTracker::provide_header`]). Not a lie.
+    /// `cp_height` proofs (electrs) or no checkpoint is set: give the tracker the verified
+    /// header at `height` from the caller's header chain ([`ScriptTracker::provide_header`]).
+    /// Not a lie.
     HeaderWanted {
         /// The block height.
         height: u32,
@@ -100,34 +123,52 @@ pub enum TrackerEvent {
     ServerLied {
         /// Script index.
         script: usize,
+        /// The transaction concerned, when the lie is about one.
+        txid: Option<Txid>,
         /// What was false.
         lie: TrackerLie,
     },
-    /// A fixed-size table is full: the bound of `T` (or `S`) was reached; or a response for
-    /// the script (its history, or a transaction or proof of it) was longer than the
-    /// session's line buffer ([`Event::ResponseTooLarge`]): that item is not asked again (a
-    /// history is, at the script's next status change).
+    /// The caller's fixed storage is full (see the [module documentation](self) for what
+    /// takes a slot); the history is not accepted, and asked again at the script's next status
+    /// change.
     Full {
         /// Script index.
         script: usize,
+    },
+    /// A response for the script (its history, or a proof or transaction of it) was longer
+    /// than the session's line buffer ([`Event::ResponseTooLarge`]): that item is not asked
+    /// again (a history is, at the script's next status change). A caller with a streaming
+    /// path fetches the history itself and hands it over with
+    /// [`ScriptTracker::handle_history`].
+    TooLarge {
+        /// Script index.
+        script: usize,
+        /// The tag of the request.
+        tag: u32,
     },
 }
 
 /// A server lie the tracker caught.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum TrackerLie {
-    /// The history does not hash to the status the server announced (twice in a row).
+    /// The history does not hash to the status the server announced ([`STATUS_ATTEMPTS`]
+    /// times in a row).
     StatusMismatch,
     /// At 1.6+ the mempool part is not in canonical order.
     NotCanonical,
-    /// A history, header, branch or transaction that could not be decoded.
+    /// A history, header, branch or transaction that could not be decoded, or a proof for
+    /// another height than asked.
     Malformed,
     /// The header proof does not reach the trusted root.
     HeaderProof(HeaderProofError),
     /// The merkle branch does not reach the header's merkle root.
     Merkle(MerkleError),
+    /// The raw bytes are not a transaction.
+    Tx(TxError),
     /// The raw transaction does not hash to the txid.
     TxidMismatch,
+    /// The transaction neither pays the script nor spends an output of its history that did.
+    Unrelated,
     /// The server returned an error for a transaction in its own history.
     Refused,
     /// The history lists the same transaction twice.
@@ -137,7 +178,7 @@ pub enum TrackerLie {
 /// Why a script could not be added.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum TrackerError {
-    /// All `S` script slots are used.
+    /// The script table is full.
     Full,
     /// The script is longer than [`MAX_SCRIPT_LEN`].
     ScriptTooLong,
@@ -163,6 +204,11 @@ enum ScriptState {
     /// Status differs from the verified one: fetch the history.
     NeedHistory,
     FetchingHistory,
+    /// The last history did not match its status: asked again at the next status
+    /// notification, or [`STATUS_RETRY_MS`] after `since` (set at the next poll).
+    Backoff {
+        since: Option<u64>,
+    },
     Idle,
 }
 
@@ -181,16 +227,22 @@ struct Tracked {
     generation: u32,
 }
 
+/// A slot of the script table (see [`Slots`]); [`ScriptSlot::EMPTY`] or `Default` to lend one.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ScriptSlot(Option<Tracked>);
+
+impl ScriptSlot {
+    /// An unused slot.
+    pub const EMPTY: ScriptSlot = ScriptSlot(None);
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum TxState {
     /// Confirmed: fetch and verify the header first.
     NeedHeader,
     /// A `cp_height` proof asked against this checkpoint (kept: the checkpoint may move while
     /// the request is in flight, and the old root is still a verified one).
-    FetchingHeader {
-        cp_height: u32,
-        root: MerkleNode,
-    },
+    FetchingHeader { cp_height: u32, root: MerkleNode },
     /// Header verified: fetch the merkle branch.
     NeedMerkle {
         merkle_root: MerkleNode,
@@ -200,17 +252,54 @@ enum TxState {
         merkle_root: MerkleNode,
         block_hash: BlockHash,
     },
-    /// Fetch the raw transaction.
+    /// Fetch the raw transaction. `last_look`: every other transaction of the history has
+    /// been read, so an input that spends none of its funding outputs never will.
     NeedTx {
         block_hash: Option<BlockHash>,
+        last_look: bool,
     },
     FetchingTx {
         block_hash: Option<BlockHash>,
+        last_look: bool,
     },
+    /// Read, hashed to its txid, but neither paying the script nor spending a funding output
+    /// known yet (its parent may be read later): looked at again once every transaction of
+    /// the history has been read.
+    Unproven { block_hash: Option<BlockHash> },
+    /// The table had no room for its funding outputs: read again when the history is next
+    /// accepted.
+    Parked,
     /// Reported.
-    Done {
-        block_hash: Option<BlockHash>,
-    },
+    Done { block_hash: Option<BlockHash> },
+}
+
+impl TxState {
+    /// Whether a request for the entry is in flight.
+    fn is_fetching(self) -> bool {
+        matches!(
+            self,
+            TxState::FetchingHeader { .. }
+                | TxState::FetchingMerkle { .. }
+                | TxState::FetchingTx { .. }
+        )
+    }
+
+    /// Whether the transaction's bytes were read (its funding outputs recorded).
+    fn was_read(self) -> bool {
+        matches!(
+            self,
+            TxState::Unproven { .. }
+                | TxState::Done { .. }
+                | TxState::NeedTx {
+                    last_look: true,
+                    ..
+                }
+                | TxState::FetchingTx {
+                    last_look: true,
+                    ..
+                }
+        )
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -224,6 +313,31 @@ struct TxEntry {
     reported: bool,
     /// Position in its block, fixed by the verified merkle proof (0 until then).
     pos: u32,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+enum Slot {
+    #[default]
+    Empty,
+    Tx(TxEntry),
+    /// An output paying script `script`, read from a transaction of its history.
+    Funded {
+        script: u16,
+        outpoint: OutPoint,
+    },
+    /// A transaction removed while a request for it was in flight: the slot is free once the
+    /// answer (or its failure) arrives, so the answer is never taken for another entry's.
+    Retired,
+}
+
+/// A slot of the transaction table (see [`Slots`]); [`TxSlot::EMPTY`] or `Default` to lend
+/// one.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TxSlot(Slot);
+
+impl TxSlot {
+    /// An unused slot.
+    pub const EMPTY: TxSlot = TxSlot(Slot::Empty);
 }
 
 /// Progress counters of a tracker.
@@ -245,21 +359,21 @@ pub struct TrackerStats {
     pub lowest_waiting_height: Option<u32>,
 }
 
-/// Tracks up to `S` scripts and `T` transactions in all.
-pub struct ScriptTracker<const S: usize, const T: usize> {
-    scripts: [Option<Tracked>; S],
-    txs: [Option<TxEntry>; T],
+/// Tracks scripts in the script table `S` and their transactions in the table `T`, both lent
+/// by the caller ([`Slots`]: `[ScriptSlot; N]`, `&mut [TxSlot]`, or a growing `Vec`).
+pub struct ScriptTracker<S, T> {
+    scripts: S,
+    txs: T,
     checkpoint: Option<(u32, MerkleNode)>,
     /// The server refused a `cp_height` proof: headers come from the caller.
     no_header_proofs: bool,
     in_flight: usize,
     max_in_flight: usize,
-}
-
-impl<const S: usize, const T: usize> Default for ScriptTracker<S, T> {
-    fn default() -> Self {
-        Self::new()
-    }
+    /// Where the next poll starts looking for due transactions, so a long table is not
+    /// scanned from its start for every request.
+    cursor: usize,
+    /// Transactions in [`TxState::Unproven`].
+    unproven: usize,
 }
 
 /// A full session is back-pressure (try again after responses), not an error.
@@ -281,16 +395,37 @@ fn untag(tag: u32) -> Option<(u32, usize)> {
     (tag & 0xFF00_0000 == TAG_BASE).then_some(((tag >> 20) & 0xF, (tag & 0x000F_FFFF) as usize))
 }
 
-impl<const S: usize, const T: usize> ScriptTracker<S, T> {
-    /// An empty tracker.
-    pub fn new() -> Self {
+fn entry(slot: &TxSlot) -> Option<&TxEntry> {
+    match &slot.0 {
+        Slot::Tx(t) => Some(t),
+        _ => None,
+    }
+}
+
+fn entry_mut(slot: &mut TxSlot) -> Option<&mut TxEntry> {
+    match &mut slot.0 {
+        Slot::Tx(t) => Some(t),
+        _ => None,
+    }
+}
+
+fn lied(script: usize, txid: Option<Txid>, lie: TrackerLie) -> Option<TrackerEvent> {
+    Some(TrackerEvent::ServerLied { script, txid, lie })
+}
+
+impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
+    /// A tracker over the caller's tables (unused slots: [`ScriptSlot::EMPTY`],
+    /// [`TxSlot::EMPTY`]). Only the first [`MAX_SLOTS`] slots of each are used.
+    pub fn new(scripts: S, txs: T) -> Self {
         ScriptTracker {
-            scripts: [None; S],
-            txs: [None; T],
+            scripts,
+            txs,
             checkpoint: None,
             no_header_proofs: false,
             in_flight: 0,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            cursor: 0,
+            unproven: 0,
         }
     }
 
@@ -300,7 +435,59 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
         self.max_in_flight = n.max(1);
     }
 
+    fn script_table(&self) -> &[ScriptSlot] {
+        let s = self.scripts.slots();
+        s.get(..MAX_SLOTS).unwrap_or(s)
+    }
+
+    fn tx_table(&self) -> &[TxSlot] {
+        let t = self.txs.slots();
+        t.get(..MAX_SLOTS).unwrap_or(t)
+    }
+
+    fn tx_table_mut(&mut self) -> &mut [TxSlot] {
+        let t = self.txs.slots_mut();
+        let n = t.len().min(MAX_SLOTS);
+        &mut t[..n]
+    }
+
+    fn tracked(&self, i: usize) -> Option<&Tracked> {
+        self.script_table().get(i)?.0.as_ref()
+    }
+
+    fn tracked_mut(&mut self, i: usize) -> Option<&mut Tracked> {
+        if i >= MAX_SLOTS {
+            return None;
+        }
+        self.scripts.slots_mut().get_mut(i)?.0.as_mut()
+    }
+
+    fn entries(&self) -> impl Iterator<Item = &TxEntry> {
+        self.tx_table().iter().filter_map(entry)
+    }
+
+    fn entries_mut(&mut self) -> impl Iterator<Item = &mut TxEntry> {
+        self.tx_table_mut().iter_mut().filter_map(entry_mut)
+    }
+
+    /// A free transaction slot (the storage grown if it can); its index.
+    fn free_tx_slot(&mut self) -> Option<usize> {
+        if let Some(j) = self
+            .tx_table()
+            .iter()
+            .position(|s| matches!(s.0, Slot::Empty))
+        {
+            return Some(j);
+        }
+        let n = self.txs.slots().len();
+        (n < MAX_SLOTS && self.txs.grow()).then_some(n)
+    }
+
     /// Starts tracking a script; returns its index.
+    ///
+    /// # Errors
+    /// [`TrackerError::Full`] when the script table is full and cannot grow;
+    /// [`TrackerError::ScriptTooLong`] above [`MAX_SCRIPT_LEN`].
     pub fn add(&mut self, script: ScriptRef<'_>) -> Result<usize, TrackerError> {
         let (bytes, len, hash) = match script {
             ScriptRef::Script(s) => {
@@ -314,13 +501,25 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
             }
             ScriptRef::Hash(h) => ([0u8; MAX_SCRIPT_LEN], 0, h),
         };
-        let (i, slot) = self
+        // Script indices are kept in a u16 by every transaction slot.
+        let limit = MAX_SLOTS.min(usize::from(u16::MAX) + 1);
+        let free = self.script_table().iter().position(|s| s.0.is_none());
+        let i = match free {
+            Some(i) if i < limit => i,
+            _ => {
+                let n = self.scripts.slots().len();
+                if n >= limit || !self.scripts.grow() {
+                    return Err(TrackerError::Full);
+                }
+                n
+            }
+        };
+        let slot = self
             .scripts
-            .iter_mut()
-            .enumerate()
-            .find(|(_, s)| s.is_none())
+            .slots_mut()
+            .get_mut(i)
             .ok_or(TrackerError::Full)?;
-        *slot = Some(Tracked {
+        *slot = ScriptSlot(Some(Tracked {
             script: bytes,
             script_len: len,
             hash,
@@ -329,7 +528,7 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
             verified: None,
             mismatches: 0,
             generation: 0,
-        });
+        }));
         Ok(i)
     }
 
@@ -345,10 +544,10 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
     /// waits for its header is proven against it, without a `cp_height` proof. This is how
     /// the tracker works with servers that have no `cp_height` (electrs), and below a
     /// checkpoint the caller trusts.
-    pub fn provide_header(&mut self, height: u32, header: &[u8; crate::header::HEADER_SIZE]) {
+    pub fn provide_header(&mut self, height: u32, header: &[u8; HEADER_SIZE]) {
         let parsed = Header::from_bytes(header);
         let block_hash = parsed.block_hash();
-        for t in self.txs.iter_mut().flatten() {
+        for t in self.entries_mut() {
             if t.height == TxHeight::Confirmed(height) && t.state == TxState::NeedHeader {
                 t.state = TxState::NeedMerkle {
                     merkle_root: parsed.merkle_root,
@@ -365,9 +564,7 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
         if !self.no_header_proofs && self.checkpoint.is_some() {
             return None;
         }
-        self.txs
-            .iter()
-            .flatten()
+        self.entries()
             .filter(|t| t.state == TxState::NeedHeader)
             .filter_map(|t| match t.height {
                 TxHeight::Confirmed(h) => Some(h),
@@ -381,25 +578,51 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
     /// against the new blocks — its status may not change at all if it was mined again at the
     /// same height — and reported again. Set the new checkpoint first.
     pub fn reorg(&mut self, fork_height: u32) {
-        for t in self.txs.iter_mut().flatten() {
+        let mut unproven = self.unproven;
+        for t in self.entries_mut() {
             if matches!(t.height, TxHeight::Confirmed(h) if h >= fork_height) {
+                if matches!(t.state, TxState::Unproven { .. }) {
+                    unproven -= 1;
+                }
                 t.state = TxState::NeedHeader;
+            }
+        }
+        self.unproven = unproven;
+    }
+
+    /// The connection is gone: requests in flight will never be answered. Everything they
+    /// asked is asked again, subscriptions included, on the next session.
+    pub fn reset_connection(&mut self) {
+        self.in_flight = 0;
+        let n = self.script_table().len();
+        for i in 0..n {
+            if let Some(s) = self.tracked_mut(i) {
+                s.state = match s.state {
+                    ScriptState::Idle | ScriptState::Subscribing | ScriptState::Backoff { .. } => {
+                        ScriptState::New
+                    }
+                    ScriptState::FetchingHistory => ScriptState::NeedHistory,
+                    other => other,
+                };
+            }
+        }
+        for slot in self.tx_table_mut() {
+            match &mut slot.0 {
+                Slot::Retired => slot.0 = Slot::Empty,
+                Slot::Tx(t) => t.state = unfetched(t.state),
+                _ => {}
             }
         }
     }
 
     /// The script hash of script `i`.
     pub fn script_hash(&self, i: usize) -> Option<ScriptHash> {
-        self.scripts.get(i).copied().flatten().map(|s| s.hash)
+        self.tracked(i).map(|s| s.hash)
     }
 
     /// The last verified status of script `i` (`Some(None)`: verified empty).
     pub fn verified_status(&self, i: usize) -> Option<Option<Status>> {
-        self.scripts
-            .get(i)
-            .copied()
-            .flatten()
-            .and_then(|s| s.verified)
+        self.tracked(i).and_then(|s| s.verified)
     }
 
     /// Where a verified transaction of script `i` stands in the chain: for a confirmed one,
@@ -408,9 +631,7 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
     /// a mempool or unverified one.
     pub fn chain_position(&self, i: usize, txid: &Txid) -> Option<ChainPosition> {
         let t = self
-            .txs
-            .iter()
-            .flatten()
+            .entries()
             .find(|t| usize::from(t.script) == i && t.txid == *txid)?;
         match (t.height, t.state) {
             (
@@ -423,18 +644,18 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
         }
     }
 
-    /// Reported transactions of script `i`: txid, height and (confirmed) block hash, in table
-    /// order (see [`ScriptTracker::chain_position`] for chain order).
+    /// Reported transactions of script `i`: txid, height, (confirmed) block hash and position
+    /// in the block, in table order (see [`ScriptTracker::chain_position`] for chain order).
     pub fn history(
         &self,
         i: usize,
-    ) -> impl Iterator<Item = (Txid, TxHeight, Option<BlockHash>)> + '_ {
-        self.txs
-            .iter()
-            .flatten()
+    ) -> impl Iterator<Item = (Txid, TxHeight, Option<(BlockHash, u32)>)> + '_ {
+        self.entries()
             .filter(move |t| usize::from(t.script) == i)
             .filter_map(|t| match t.state {
-                TxState::Done { block_hash } => Some((t.txid, t.height, block_hash)),
+                TxState::Done { block_hash } => {
+                    Some((t.txid, t.height, block_hash.map(|b| (b, t.pos))))
+                }
                 _ => None,
             })
     }
@@ -448,12 +669,12 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
             ..TrackerStats::default()
         };
         st.scripts_pending = self
-            .scripts
+            .script_table()
             .iter()
-            .flatten()
+            .filter_map(|s| s.0.as_ref())
             .filter(|s| s.state != ScriptState::Idle || s.verified != s.announced)
             .count();
-        for t in self.txs.iter().flatten() {
+        for t in self.entries() {
             match (t.state, t.height) {
                 (TxState::Done { .. }, _) => st.txs_done += 1,
                 (TxState::NeedHeader, TxHeight::Confirmed(h)) if cp.is_none_or(|cp| h > cp) => {
@@ -470,32 +691,59 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
     /// Whether every script's verified status equals its announced one and every transaction
     /// is reported.
     pub fn is_synced(&self) -> bool {
-        self.scripts
+        self.script_table()
             .iter()
-            .flatten()
+            .filter_map(|s| s.0.as_ref())
             .all(|s| s.state == ScriptState::Idle && s.verified == s.announced)
             && self
-                .txs
-                .iter()
-                .flatten()
+                .entries()
                 .all(|t| matches!(t.state, TxState::Done { .. }))
     }
 
-    /// Queues what is due on the session (subscriptions, histories, proofs, transactions).
-    /// Stops early, without error, when the session has no room; call again after responses.
-    pub fn poll<const L: usize, const O: usize, const P: usize>(
-        &mut self,
-        now: u64,
-        session: &mut Session<L, O, P>,
-    ) -> Result<(), RequestError> {
-        if !session.is_ready() {
+    /// The earliest time (the caller's milliseconds) [`Self::poll`] has something to do that
+    /// no answer will trigger: a history asked again after a status mismatch.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.script_table()
+            .iter()
+            .filter_map(|s| match s.0.as_ref()?.state {
+                ScriptState::Backoff { since: Some(t) } => Some(t.saturating_add(STATUS_RETRY_MS)),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Queues what is due on `sink` (subscriptions, histories, proofs, transactions). Stops
+    /// early, without error, when the sink has no room; call again after answers.
+    ///
+    /// # Errors
+    /// An error of the sink other than back-pressure (see [`RequestSink::request`]).
+    pub fn poll(&mut self, now: u64, sink: &mut impl RequestSink) -> Result<(), RequestError> {
+        if !sink.is_ready() {
             return Ok(());
         }
-        for i in 0..S {
+        self.poll_scripts(now, sink)?;
+        self.release_unproven();
+        self.poll_txs(now, sink)
+    }
+
+    fn poll_scripts(&mut self, now: u64, sink: &mut impl RequestSink) -> Result<(), RequestError> {
+        let n = self.script_table().len();
+        for i in 0..n {
             if self.in_flight >= self.max_in_flight {
                 return Ok(());
             }
-            let Some(s) = self.scripts[i] else { continue };
+            let Some(s) = self.tracked_mut(i) else {
+                continue;
+            };
+            if let ScriptState::Backoff { since } = s.state {
+                match since {
+                    None => s.state = ScriptState::Backoff { since: Some(now) },
+                    Some(t) if now.saturating_sub(t) >= STATUS_RETRY_MS => {
+                        s.state = ScriptState::NeedHistory;
+                    }
+                    Some(_) => {}
+                }
+            }
             let (kind, next) = match s.state {
                 ScriptState::New => (KIND_SUBSCRIBE, ScriptState::Subscribing),
                 ScriptState::NeedHistory => (KIND_HISTORY, ScriptState::FetchingHistory),
@@ -508,76 +756,67 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
                 (_, 0) => Request::ScriptHashGetHistory(s.hash),
                 _ => Request::ScriptGetHistory(spk),
             };
-            if !sent(session.request(now, &request, tag(kind, i)))? {
+            if !sent(sink.request(now, &request, tag(kind, i)))? {
                 return Ok(());
             }
+            s.state = next;
             self.in_flight += 1;
-            if let Some(s) = &mut self.scripts[i] {
-                s.state = next;
-            }
         }
-        for j in 0..T {
+        Ok(())
+    }
+
+    fn poll_txs(&mut self, now: u64, sink: &mut impl RequestSink) -> Result<(), RequestError> {
+        let checkpoint = self.checkpoint;
+        let no_header_proofs = self.no_header_proofs;
+        let n = self.tx_table().len();
+        for k in 0..n {
             if self.in_flight >= self.max_in_flight {
                 return Ok(());
             }
-            let Some(t) = self.txs[j] else { continue };
-            let (request, kind, next) = match t.state {
-                TxState::NeedHeader => {
-                    let (TxHeight::Confirmed(height), Some((cp, root))) =
-                        (t.height, self.checkpoint)
-                    else {
-                        continue;
-                    };
-                    if height > cp || self.no_header_proofs {
-                        continue;
-                    }
-                    (
-                        Request::BlockHeader {
-                            height,
-                            cp_height: cp,
-                        },
-                        KIND_HEADER,
-                        TxState::FetchingHeader {
-                            cp_height: cp,
-                            root,
-                        },
-                    )
-                }
-                TxState::NeedMerkle {
-                    merkle_root,
-                    block_hash,
-                } => {
-                    let TxHeight::Confirmed(height) = t.height else {
-                        continue;
-                    };
-                    (
-                        Request::TransactionGetMerkle {
-                            txid: t.txid,
-                            height,
-                        },
-                        KIND_MERKLE,
-                        TxState::FetchingMerkle {
-                            merkle_root,
-                            block_hash,
-                        },
-                    )
-                }
-                TxState::NeedTx { block_hash } => (
-                    Request::TransactionGet(t.txid),
-                    KIND_TX,
-                    TxState::FetchingTx { block_hash },
-                ),
-                _ => continue,
+            let j = (self.cursor + k) % n;
+            let Some(t) = self.tx_table_mut().get_mut(j).and_then(entry_mut) else {
+                continue;
             };
-            if !sent(session.request(now, &request, tag(kind, j)))? {
+            let Some((request, kind, next)) = due(t, checkpoint, no_header_proofs) else {
+                continue;
+            };
+            if !sent(sink.request(now, &request, tag(kind, j)))? {
                 return Ok(());
             }
+            t.state = next;
             self.in_flight += 1;
-            if let Some(t) = &mut self.txs[j] {
-                t.state = next;
-            }
+            self.cursor = j + 1;
         }
         Ok(())
+    }
+
+    /// Every transaction of a history was read: those that spent no funding output known when
+    /// they were read are looked at once more, now that all are known.
+    fn release_unproven(&mut self) {
+        if self.unproven == 0 {
+            return;
+        }
+        let n = self.tx_table().len();
+        for j in 0..n {
+            let Some(t) = self.tx_table().get(j).and_then(entry).copied() else {
+                continue;
+            };
+            let TxState::Unproven { block_hash } = t.state else {
+                continue;
+            };
+            let generation = self.tracked(usize::from(t.script)).map(|s| s.generation);
+            let all_read = self
+                .entries()
+                .filter(|o| o.script == t.script && Some(o.generation) == generation)
+                .all(|o| o.state.was_read());
+            if all_read && let Some(t) = self.tx_table_mut().get_mut(j).and_then(entry_mut) {
+                t.state = TxState::NeedTx {
+                    block_hash,
+                    last_look: true,
+                };
+                self.unproven -= 1;
+            }
+        }
     }
 
     /// Consumes an event if it belongs to the tracker (its tags, or a script notification) and
@@ -594,23 +833,32 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
                 script_hash,
                 status,
             }) => {
-                let s = self
-                    .scripts
-                    .iter_mut()
-                    .flatten()
-                    .find(|s| s.hash == script_hash)?;
+                let n = self.script_table().len();
+                let i = (0..n).find(|&i| self.script_hash(i) == Some(script_hash))?;
+                let s = self.tracked_mut(i)?;
                 s.announced = Some(status);
-                if s.verified != Some(status) && s.state == ScriptState::Idle {
+                let waiting = matches!(s.state, ScriptState::Idle | ScriptState::Backoff { .. });
+                if s.verified != Some(status) && waiting {
                     s.state = ScriptState::NeedHistory;
                 }
                 None
             }
             Event::Response { tag, result, .. } => {
-                let (kind, slot) = untag(tag)?;
-                self.in_flight = self.in_flight.saturating_sub(1);
+                let (kind, slot) = self.answered(tag)?;
                 match kind {
                     KIND_SUBSCRIBE => self.on_subscribed(slot, result),
-                    KIND_HISTORY => self.on_history(version, slot, result),
+                    KIND_HISTORY => {
+                        if response::history(result).is_err() {
+                            return lied(slot, None, TrackerLie::Malformed);
+                        }
+                        let items = || {
+                            response::history(result)
+                                .into_iter()
+                                .flatten()
+                                .map(|i| i.map(|i| (i.txid, i.height)).map_err(drop))
+                        };
+                        self.on_history(version, slot, items)
+                    }
                     KIND_HEADER => self.on_header(slot, result),
                     KIND_MERKLE => self.on_merkle(slot, result),
                     KIND_TX => self.on_tx(slot, result),
@@ -620,214 +868,336 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
             // Longer than the session's line buffer: asking again would fetch the same bytes
             // again, so the item is left as it is and the bound reported.
             Event::ResponseTooLarge { tag, .. } => {
-                let (kind, slot) = untag(tag)?;
-                self.in_flight = self.in_flight.saturating_sub(1);
+                let (kind, slot) = self.answered(tag)?;
                 let script = match kind {
                     KIND_SUBSCRIBE | KIND_HISTORY => {
-                        let s = self.scripts.get_mut(slot)?.as_mut()?;
+                        let s = self.tracked_mut(slot)?;
+                        if kind == KIND_HISTORY {
+                            // Kept waiting for the caller's streamed copy (handle_history).
+                            return Some(TrackerEvent::TooLarge { script: slot, tag });
+                        }
                         s.state = ScriptState::Idle;
                         slot
                     }
-                    _ => usize::from(self.txs.get(slot)?.as_ref()?.script),
+                    _ => usize::from(self.tx_table().get(slot).and_then(entry)?.script),
                 };
-                Some(TrackerEvent::Full { script })
+                Some(TrackerEvent::TooLarge { script, tag })
             }
             Event::ServerError { tag, .. } | Event::TimedOut { tag, .. } => {
-                let (kind, slot) = untag(tag)?;
-                self.in_flight = self.in_flight.saturating_sub(1);
+                let (kind, slot) = self.answered(tag)?;
                 let timed_out = matches!(event, Event::TimedOut { .. });
-                match kind {
-                    KIND_SUBSCRIBE | KIND_HISTORY => {
-                        let s = self.scripts.get_mut(slot)?.as_mut()?;
-                        s.state = if kind == KIND_SUBSCRIBE {
-                            ScriptState::New
-                        } else {
-                            ScriptState::NeedHistory
-                        };
-                        None
-                    }
-                    // A refused `cp_height` proof is an optional method missing (electrs),
-                    // never a lie: headers come from the caller from now on.
-                    KIND_HEADER => {
-                        let t = self.txs.get_mut(slot)?.as_mut()?;
-                        t.state = TxState::NeedHeader;
-                        if timed_out {
-                            return None;
-                        }
-                        self.no_header_proofs = true;
-                        match t.height {
-                            TxHeight::Confirmed(height) => {
-                                Some(TrackerEvent::HeaderWanted { height })
-                            }
-                            _ => None,
-                        }
-                    }
-                    // A timeout is asked again; an error for a transaction of the server's
-                    // own history is a refusal to prove it.
-                    _ => {
-                        let t = self.txs.get_mut(slot)?.as_mut()?;
-                        if timed_out {
-                            t.state = match t.state {
-                                TxState::FetchingMerkle {
-                                    merkle_root,
-                                    block_hash,
-                                } => TxState::NeedMerkle {
-                                    merkle_root,
-                                    block_hash,
-                                },
-                                TxState::FetchingTx { block_hash } => {
-                                    TxState::NeedTx { block_hash }
-                                }
-                                other => other,
-                            };
-                            return None;
-                        }
-                        Some(TrackerEvent::ServerLied {
-                            script: usize::from(t.script),
-                            lie: TrackerLie::Refused,
-                        })
-                    }
-                }
+                self.on_failure(kind, slot, timed_out)
             }
             _ => None,
         }
     }
 
-    /// Removals and overflows found while accepting a history, one at a time.
+    /// The answer to the tracker's history request `tag`, fetched another way (streamed, by a
+    /// caller whose line buffer it did not fit: [`TrackerEvent::TooLarge`]); checked exactly
+    /// as a history answered on the session.
+    pub fn handle_history(
+        &mut self,
+        version: ProtocolVersion,
+        tag: u32,
+        items: &[HistoryItem],
+    ) -> Option<TrackerEvent> {
+        let (kind, slot) = untag(tag)?;
+        if kind != KIND_HISTORY {
+            return None;
+        }
+        let fetching = self
+            .tracked(slot)
+            .is_some_and(|s| s.state == ScriptState::FetchingHistory);
+        if !fetching {
+            return None;
+        }
+        self.on_history(version, slot, || {
+            items.iter().map(|i| Ok((i.txid, i.height)))
+        })
+    }
+
+    /// Counts an answer to one of the tracker's requests; frees a retired slot. The kind and
+    /// slot of a live request.
+    fn answered(&mut self, tag: u32) -> Option<(u32, usize)> {
+        let (kind, slot) = untag(tag)?;
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if kind >= KIND_HEADER
+            && let Some(s) = self.tx_table_mut().get_mut(slot)
+            && matches!(s.0, Slot::Retired)
+        {
+            s.0 = Slot::Empty;
+            return None;
+        }
+        Some((kind, slot))
+    }
+
+    fn on_failure(&mut self, kind: u32, slot: usize, timed_out: bool) -> Option<TrackerEvent> {
+        match kind {
+            KIND_SUBSCRIBE | KIND_HISTORY => {
+                let s = self.tracked_mut(slot)?;
+                s.state = if kind == KIND_SUBSCRIBE {
+                    ScriptState::New
+                } else {
+                    ScriptState::NeedHistory
+                };
+                None
+            }
+            // A refused `cp_height` proof is an optional method missing (electrs), never a
+            // lie: headers come from the caller from now on.
+            KIND_HEADER => {
+                let t = self.tx_table_mut().get_mut(slot).and_then(entry_mut)?;
+                if !t.state.is_fetching() {
+                    return None;
+                }
+                t.state = TxState::NeedHeader;
+                let height = t.height;
+                if timed_out {
+                    return None;
+                }
+                self.no_header_proofs = true;
+                match height {
+                    TxHeight::Confirmed(height) => Some(TrackerEvent::HeaderWanted { height }),
+                    _ => None,
+                }
+            }
+            // A timeout is asked again; an error for a transaction of the server's own
+            // history is a refusal to prove it.
+            _ => {
+                let t = self.tx_table_mut().get_mut(slot).and_then(entry_mut)?;
+                if !t.state.is_fetching() {
+                    return None;
+                }
+                if timed_out {
+                    t.state = unfetched(t.state);
+                    return None;
+                }
+                lied(usize::from(t.script), Some(t.txid), TrackerLie::Refused)
+            }
+        }
+    }
+
+    /// Removals found while accepting a history, one at a time.
     pub fn poll_event(&mut self) -> Option<TrackerEvent> {
-        for j in 0..T {
-            let Some(t) = self.txs[j] else { continue };
-            let Some(s) = self.scripts.get(usize::from(t.script)).copied().flatten() else {
-                self.txs[j] = None;
+        let n = self.tx_table().len();
+        for j in 0..n {
+            let Some(t) = self.tx_table().get(j).and_then(entry).copied() else {
                 continue;
             };
-            if t.generation != s.generation && s.state != ScriptState::FetchingHistory {
-                self.txs[j] = None;
-                if t.reported {
-                    return Some(TrackerEvent::Removed {
-                        script: usize::from(t.script),
-                        txid: t.txid,
-                    });
+            let current = self
+                .tracked(usize::from(t.script))
+                .map(|s| (s.generation, s.state));
+            let gone = match current {
+                None => true,
+                Some((generation, state)) => {
+                    t.generation != generation && state != ScriptState::FetchingHistory
                 }
+            };
+            if !gone {
+                continue;
+            }
+            self.remove(j);
+            if t.reported {
+                return Some(TrackerEvent::Removed {
+                    script: usize::from(t.script),
+                    txid: t.txid,
+                });
             }
         }
         None
     }
 
-    fn on_subscribed(&mut self, slot: usize, result: &[u8]) -> Option<TrackerEvent> {
-        let s = self.scripts.get_mut(slot)?.as_mut()?;
-        match response::subscribe_status(result) {
-            Ok(status) => {
-                s.announced = Some(status);
-                s.state = ScriptState::NeedHistory;
-                None
+    /// Frees transaction slot `j` (retired if a request for it is in flight) and the funding
+    /// outputs read from it.
+    fn remove(&mut self, j: usize) {
+        let Some(slot) = self.tx_table_mut().get_mut(j) else {
+            return;
+        };
+        let Slot::Tx(t) = slot.0 else {
+            return;
+        };
+        slot.0 = if t.state.is_fetching() {
+            Slot::Retired
+        } else {
+            Slot::Empty
+        };
+        if matches!(t.state, TxState::Unproven { .. }) {
+            self.unproven -= 1;
+        }
+        self.forget_funding(t.script, &t.txid);
+    }
+
+    fn forget_funding(&mut self, script: u16, txid: &Txid) {
+        for slot in self.tx_table_mut() {
+            if let Slot::Funded {
+                script: s,
+                outpoint,
+            } = slot.0
+                && s == script
+                && outpoint.txid == *txid
+            {
+                slot.0 = Slot::Empty;
             }
-            Err(_) => Some(TrackerEvent::ServerLied {
-                script: slot,
-                lie: TrackerLie::Malformed,
-            }),
         }
     }
 
-    fn on_history(
+    fn on_subscribed(&mut self, slot: usize, result: &[u8]) -> Option<TrackerEvent> {
+        let s = self.tracked_mut(slot)?;
+        if s.state != ScriptState::Subscribing {
+            return None;
+        }
+        match response::subscribe_status(result) {
+            Ok(status) => {
+                s.announced = Some(status);
+                s.state = if s.verified == Some(status) {
+                    ScriptState::Idle
+                } else {
+                    ScriptState::NeedHistory
+                };
+                None
+            }
+            Err(_) => lied(slot, None, TrackerLie::Malformed),
+        }
+    }
+
+    /// A history answered for script `slot`; `items` gives its rows, as often as asked (the
+    /// rows are read twice: checked first, merged into the table once they are accepted).
+    fn on_history<I>(
         &mut self,
         version: ProtocolVersion,
         slot: usize,
-        result: &[u8],
-    ) -> Option<TrackerEvent> {
-        let s = self.scripts.get_mut(slot)?.as_mut()?;
-        let lie = |lie| Some(TrackerEvent::ServerLied { script: slot, lie });
-        let Ok(items) = response::history(result) else {
-            return lie(TrackerLie::Malformed);
-        };
+        items: impl Fn() -> I,
+    ) -> Option<TrackerEvent>
+    where
+        I: Iterator<Item = Result<(Txid, TxHeight), ()>>,
+    {
+        let s = *self.tracked(slot)?;
+        if s.state != ScriptState::FetchingHistory {
+            return None;
+        }
+        let lie = |lie| lied(slot, None, lie);
         let mut check = HistoryCheck::new(version >= ProtocolVersion::V1_6);
         let mut canonical = true;
-        for item in items {
-            let Ok(item) = item else {
+        for item in items() {
+            let Ok((txid, height)) = item else {
+                self.tracked_mut(slot)?.state = ScriptState::Idle;
                 return lie(TrackerLie::Malformed);
             };
-            canonical &= check.push(&item.txid, item.height).is_ok();
+            canonical &= check.push(&txid, height).is_ok();
         }
-        let verified = s.announced.and_then(|a| check.finish(a).ok());
-        let Some(status) = verified else {
-            // A new block or transaction may have raced the request: ask again, and call it a
-            // lie only if it happens twice in a row.
+        let Some(status) = s.announced.and_then(|a| check.finish(a).ok()) else {
+            let s = self.tracked_mut(slot)?;
             s.mismatches += 1;
-            s.state = ScriptState::NeedHistory;
-            return if s.mismatches >= 2 {
-                lie(TrackerLie::StatusMismatch)
-            } else {
-                None
-            };
+            if s.mismatches >= STATUS_ATTEMPTS {
+                s.mismatches = 0;
+                s.state = ScriptState::Idle;
+                return lie(TrackerLie::StatusMismatch);
+            }
+            s.state = ScriptState::Backoff { since: None };
+            return None;
         };
         if !canonical {
-            s.state = ScriptState::Idle;
+            self.tracked_mut(slot)?.state = ScriptState::Idle;
             return lie(TrackerLie::NotCanonical);
         }
+        let (old, new) = (s.generation, s.generation.wrapping_add(1));
+        for item in items().flatten() {
+            if let Err(found) = self.merge(slot, new, item) {
+                self.roll_back(slot, old, new);
+                self.tracked_mut(slot)?.state = ScriptState::Idle;
+                return found;
+            }
+        }
+        let s = self.tracked_mut(slot)?;
         s.mismatches = 0;
         s.verified = Some(status);
         s.state = ScriptState::Idle;
-        s.generation = s.generation.wrapping_add(1);
-        let generation = s.generation;
-        // Merge: keep verified entries whose height is unchanged, (re)verify the rest.
-        let Ok(items) = response::history(result) else {
-            return lie(TrackerLie::Malformed);
-        };
-        let mut full = false;
-        let mut duplicate = false;
-        for item in items.flatten() {
-            let existing = self
-                .txs
-                .iter_mut()
-                .flatten()
-                .find(|t| usize::from(t.script) == slot && t.txid == item.txid);
-            let state = match item.height {
-                TxHeight::Confirmed(_) => TxState::NeedHeader,
-                _ => TxState::NeedTx { block_hash: None },
-            };
-            match existing {
-                // Seen already in this very history: listed twice.
-                Some(t) if t.generation == generation => {
-                    duplicate = true;
-                    break;
-                }
-                Some(t) => {
-                    if t.height != item.height {
-                        t.height = item.height;
-                        t.state = state;
-                    }
-                    t.generation = generation;
-                }
-                None => match self.txs.iter_mut().find(|t| t.is_none()) {
-                    Some(free) => {
-                        *free = Some(TxEntry {
-                            script: slot as u16,
-                            txid: item.txid,
-                            height: item.height,
-                            state,
-                            generation,
-                            reported: false,
-                            pos: 0,
-                        });
-                    }
-                    None => full = true,
-                },
-            }
-        }
-        if duplicate {
-            return lie(TrackerLie::DuplicateTxid);
-        }
-        if full {
-            return Some(TrackerEvent::Full { script: slot });
-        }
+        s.generation = new;
         Some(TrackerEvent::StatusVerified {
             script: slot,
             status,
         })
     }
 
+    /// Puts one row of an accepted history into the table under generation `new`: an entry
+    /// whose height is unchanged keeps its verification, any other is (re)verified.
+    fn merge(
+        &mut self,
+        slot: usize,
+        new: u32,
+        (txid, height): (Txid, TxHeight),
+    ) -> Result<(), Option<TrackerEvent>> {
+        let fresh = match height {
+            TxHeight::Confirmed(_) => TxState::NeedHeader,
+            _ => TxState::NeedTx {
+                block_hash: None,
+                last_look: false,
+            },
+        };
+        let script = slot as u16;
+        let mut unproven = self.unproven;
+        let existing = self
+            .entries_mut()
+            .find(|t| t.script == script && t.txid == txid);
+        match existing {
+            // Seen already in this very history: listed twice.
+            Some(t) if t.generation == new => {
+                return Err(lied(slot, Some(txid), TrackerLie::DuplicateTxid));
+            }
+            Some(t) => {
+                if t.height != height || t.state == TxState::Parked {
+                    if matches!(t.state, TxState::Unproven { .. }) {
+                        unproven -= 1;
+                    }
+                    t.height = height;
+                    t.state = fresh;
+                }
+                t.generation = new;
+            }
+            None => {
+                let j = self
+                    .free_tx_slot()
+                    .ok_or(Some(TrackerEvent::Full { script: slot }))?;
+                let free = self
+                    .tx_table_mut()
+                    .get_mut(j)
+                    .ok_or(Some(TrackerEvent::Full { script: slot }))?;
+                free.0 = Slot::Tx(TxEntry {
+                    script,
+                    txid,
+                    height,
+                    state: fresh,
+                    generation: new,
+                    reported: false,
+                    pos: 0,
+                });
+            }
+        }
+        self.unproven = unproven;
+        Ok(())
+    }
+
+    /// Undoes a merge that failed half way: the entries it added are freed, the ones it kept
+    /// go back to the previous generation.
+    fn roll_back(&mut self, slot: usize, old: u32, new: u32) {
+        let script = slot as u16;
+        let n = self.tx_table().len();
+        for j in 0..n {
+            let Some(t) = self.tx_table_mut().get_mut(j).and_then(entry_mut) else {
+                continue;
+            };
+            if t.script != script || t.generation != new {
+                continue;
+            }
+            if t.reported {
+                t.generation = old;
+            } else {
+                self.remove(j);
+            }
+        }
+    }
+
     fn on_header(&mut self, slot: usize, result: &[u8]) -> Option<TrackerEvent> {
-        let t = self.txs.get_mut(slot)?.as_mut()?;
+        let t = self.tx_table_mut().get_mut(slot).and_then(entry_mut)?;
         // A response to a request made before a reorg reset the entry is stale: ignored.
         let TxState::FetchingHeader {
             cp_height: cp,
@@ -836,11 +1206,10 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
         else {
             return None;
         };
-        let script = usize::from(t.script);
         let TxHeight::Confirmed(height) = t.height else {
             return None;
         };
-        let lie = |lie| Some(TrackerEvent::ServerLied { script, lie });
+        let lie = |lie| lied(usize::from(t.script), Some(t.txid), lie);
         let Ok(proof) = response::block_header_proof(result) else {
             return lie(TrackerLie::Malformed);
         };
@@ -872,8 +1241,7 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
     }
 
     fn on_merkle(&mut self, slot: usize, result: &[u8]) -> Option<TrackerEvent> {
-        let t = self.txs.get_mut(slot)?.as_mut()?;
-        let script = usize::from(t.script);
+        let t = self.tx_table_mut().get_mut(slot).and_then(entry_mut)?;
         let TxState::FetchingMerkle {
             merkle_root,
             block_hash,
@@ -881,7 +1249,7 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
         else {
             return None;
         };
-        let lie = |lie| Some(TrackerEvent::ServerLied { script, lie });
+        let lie = |lie| lied(usize::from(t.script), Some(t.txid), lie);
         let Ok(proof) = response::merkle_proof(result) else {
             return lie(TrackerLie::Malformed);
         };
@@ -903,33 +1271,48 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
         t.pos = proof.pos;
         t.state = TxState::NeedTx {
             block_hash: Some(block_hash),
+            last_look: false,
         };
         None
     }
 
     fn on_tx(&mut self, slot: usize, result: &[u8]) -> Option<TrackerEvent> {
-        let t = self.txs.get_mut(slot)?.as_mut()?;
-        let script = usize::from(t.script);
-        let TxState::FetchingTx { block_hash } = t.state else {
+        let t = *self.tx_table().get(slot).and_then(entry)?;
+        let TxState::FetchingTx {
+            block_hash,
+            last_look,
+        } = t.state
+        else {
             return None;
         };
-        let lie = |lie| Some(TrackerEvent::ServerLied { script, lie });
+        let script = usize::from(t.script);
+        let hash = self.tracked(script)?.hash;
+        let lie = |lie| lied(script, Some(t.txid), lie);
         let Ok(hex) = response::transaction_hex(result) else {
             return lie(TrackerLie::Malformed);
         };
-        // Hash the transaction as its hex is decoded, 64 bytes at a time: no buffer of its size.
-        let mut hasher = TxidHasher::new();
-        let mut buf = [0u8; 64];
-        for chunk in hex.chunks(128) {
-            let out = &mut buf[..chunk.len() / 2];
-            if crate::hex::decode_to_slice(chunk, out).is_err()
-                || hasher.feed(out).map(|n| n != out.len()).unwrap_or(true)
-            {
-                return lie(TrackerLie::TxidMismatch);
-            }
+        let read = self.read_tx(&t, &hash, hex);
+        if let Err(lie_found) = read {
+            // What the bytes claimed to fund is not a funding output.
+            self.forget_funding(t.script, &t.txid);
+            return lie(lie_found);
         }
-        if hasher.finish().ok() != Some(t.txid) {
-            return lie(TrackerLie::TxidMismatch);
+        let t = self.tx_table_mut().get_mut(slot).and_then(entry_mut)?;
+        let involved = match read {
+            Ok(Read::Involved) => true,
+            Ok(Read::Full) => {
+                t.state = TxState::Parked;
+                return Some(TrackerEvent::Full { script });
+            }
+            _ => false,
+        };
+        if !involved {
+            if last_look {
+                return lie(TrackerLie::Unrelated);
+            }
+            t.state = TxState::Unproven { block_hash };
+            self.unproven += 1;
+            return None;
         }
         t.state = TxState::Done { block_hash };
         t.reported = true;
@@ -946,5 +1329,170 @@ impl<const S: usize, const T: usize> ScriptTracker<S, T> {
                 height,
             },
         })
+    }
+
+    /// Reads a transaction's hex as it is decoded, 64 bytes at a time (no buffer of its
+    /// size): hashes it, records the outputs paying the script as funding outputs, and says
+    /// whether it pays the script or spends a funding output known now.
+    fn read_tx(
+        &mut self,
+        t: &TxEntry,
+        script: &ScriptHash,
+        hex: &[u8],
+    ) -> Result<Read, TrackerLie> {
+        let mut scan = TxScan::new(script);
+        let mut involved = false;
+        let mut full = false;
+        let mut buf = [0u8; 64];
+        for chunk in hex.chunks(128) {
+            let out = &mut buf[..chunk.len() / 2];
+            if crate::hex::decode_to_slice(chunk, out).is_err() {
+                return Err(TrackerLie::Malformed);
+            }
+            let mut on = |item| match item {
+                TxItem::Pays { vout } => {
+                    involved = true;
+                    let outpoint = OutPoint { txid: t.txid, vout };
+                    full |= !self.record_funding(t.script, outpoint);
+                }
+                TxItem::Spends(outpoint) => {
+                    involved |= self.is_funding(t.script, &outpoint);
+                }
+            };
+            match scan.feed(out, &mut on) {
+                Ok(n) if n == out.len() => {}
+                Ok(_) => return Err(TrackerLie::Tx(TxError::TrailingBytes)),
+                Err(e) => return Err(TrackerLie::Tx(e)),
+            }
+        }
+        match scan.finish() {
+            Ok(txid) if txid == t.txid => {}
+            Ok(_) => return Err(TrackerLie::TxidMismatch),
+            Err(e) => return Err(TrackerLie::Tx(e)),
+        }
+        // A funding output that did not fit would leave the transaction spending it looking
+        // unrelated: the table's bound is reported instead.
+        Ok(if full {
+            Read::Full
+        } else if involved {
+            Read::Involved
+        } else {
+            Read::NotYet
+        })
+    }
+
+    fn is_funding(&self, script: u16, outpoint: &OutPoint) -> bool {
+        self.tx_table().iter().any(|s| {
+            matches!(s.0, Slot::Funded { script: f, outpoint: o } if f == script && o == *outpoint)
+        })
+    }
+
+    /// Records a funding output (once); `false` if the table is full.
+    fn record_funding(&mut self, script: u16, outpoint: OutPoint) -> bool {
+        if self.is_funding(script, &outpoint) {
+            return true;
+        }
+        let Some(j) = self.free_tx_slot() else {
+            return false;
+        };
+        match self.tx_table_mut().get_mut(j) {
+            Some(slot) => {
+                slot.0 = Slot::Funded { script, outpoint };
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// What reading a transaction showed.
+enum Read {
+    /// It pays the script or spends a funding output of it.
+    Involved,
+    /// Neither, as far as the funding outputs known now show.
+    NotYet,
+    /// A funding output it pays found no free slot.
+    Full,
+}
+
+/// The request due for `t`, its kind and the state it puts `t` in.
+fn due(
+    t: &TxEntry,
+    checkpoint: Option<(u32, MerkleNode)>,
+    no_header_proofs: bool,
+) -> Option<(Request<'static>, u32, TxState)> {
+    Some(match t.state {
+        TxState::NeedHeader => {
+            let (TxHeight::Confirmed(height), Some((cp, root))) = (t.height, checkpoint) else {
+                return None;
+            };
+            if height > cp || no_header_proofs {
+                return None;
+            }
+            (
+                Request::BlockHeader {
+                    height,
+                    cp_height: cp,
+                },
+                KIND_HEADER,
+                TxState::FetchingHeader {
+                    cp_height: cp,
+                    root,
+                },
+            )
+        }
+        TxState::NeedMerkle {
+            merkle_root,
+            block_hash,
+        } => {
+            let TxHeight::Confirmed(height) = t.height else {
+                return None;
+            };
+            (
+                Request::TransactionGetMerkle {
+                    txid: t.txid,
+                    height,
+                },
+                KIND_MERKLE,
+                TxState::FetchingMerkle {
+                    merkle_root,
+                    block_hash,
+                },
+            )
+        }
+        TxState::NeedTx {
+            block_hash,
+            last_look,
+        } => (
+            Request::TransactionGet(t.txid),
+            KIND_TX,
+            TxState::FetchingTx {
+                block_hash,
+                last_look,
+            },
+        ),
+        _ => return None,
+    })
+}
+
+/// The state before the request `state` is waiting for was sent.
+fn unfetched(state: TxState) -> TxState {
+    match state {
+        TxState::FetchingHeader { .. } => TxState::NeedHeader,
+        TxState::FetchingMerkle {
+            merkle_root,
+            block_hash,
+        } => TxState::NeedMerkle {
+            merkle_root,
+            block_hash,
+        },
+        TxState::FetchingTx {
+            block_hash,
+            last_look,
+        } => TxState::NeedTx {
+            block_hash,
+            last_look,
+        },
+        other => other,
     }
 }
