@@ -26,6 +26,7 @@ pub mod checkpoints;
 pub mod client;
 pub mod connection;
 pub mod discovery;
+mod engine;
 pub mod error;
 pub mod fault;
 pub mod header_chain;

@@ -1,42 +1,37 @@
 //! Verified script histories and unspent outputs, checked by core's rules against a
 //! [`HeaderChain`].
 //!
-//! A verified history means the same everywhere (DESIGN.md, "What is verified"):
+//! A verified history is what core's
+//! [`ScriptTracker`](electrum_spv_core::sync::tracker::ScriptTracker) accepts, the same
+//! everywhere (DESIGN.md, "What is verified"); [`verified_histories`] drives it and adds only
+//! I/O:
 //!
-//! * the list itself ([`electrum_spv_core::history`]): its status recomputed in the server's
-//!   order equals the announced one, the canonical order at protocol 1.6+, no txid twice;
-//! * every transaction's raw bytes hash to its txid, and the transaction involves the script
-//!   ([`TxParts::involvement`]): an output pays it, or an input spends an output that paid it
-//!   (the funding transaction is in the same history, fetched and hashed too);
-//! * every confirmed entry's merkle branch (hardened, [`verify_tx_branch`]) reaches the
-//!   verified header at its height: from the synced chain, or from the 2016-header period
-//!   holding it, verified between its checkpoints, when it lies below the anchor;
+//! * the list itself: its status recomputed in the server's order equals the announced one,
+//!   the canonical order at protocol 1.6+, no txid twice (a status that does not match right
+//!   after a block may be a server's cache racing its own index, as Fulcrum's does: it is
+//!   asked again on the script's next status notification or a second later before it is
+//!   called false);
+//! * every transaction's raw bytes hash to its txid, and the transaction involves the script:
+//!   an output pays it, or an input spends an output of the same history that paid it;
+//! * every confirmed entry's merkle branch (hardened) reaches the verified header at its
+//!   height: from the synced chain, or from the 2016-header period holding it, verified
+//!   between its checkpoints, when it lies below the anchor;
 //! * entries are reported in chain order: height, then the position in the block that the
 //!   merkle proof fixes; mempool entries last, in the server's order.
 //!
-//! A status that does not match right after a block may be a server's cache racing its own
-//! index (Fulcrum): the history is asked again on the script's next status notification, or
-//! after [`STATUS_RETRY_DELAY`], before it is called false. What cannot be proven is an error,
-//! never reported as confirmed.
-//!
-//! Memory: the raw transactions of the histories asked together are held until their
-//! involvement is checked (a 20,000-transaction history of small payments: about 5 MB).
+//! What cannot be proven is an error, never reported as confirmed. Memory: the tracker's
+//! tables, about 150 bytes per transaction and per output paying the script; transactions are
+//! read as they arrive, never held.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::time::Duration;
-
-use tokio_stream::StreamExt;
 
 use electrum_spv_core::hash::{BlockHash, ScriptHash, Status, Txid};
-use electrum_spv_core::history::{ChainPosition, HistoryCheck, HistoryFault, first_duplicate};
 use electrum_spv_core::merkle::verify_tx_branch;
-use electrum_spv_core::rpc::ProtocolVersion;
 use electrum_spv_core::script::{TxHeight, script_hash};
-use electrum_spv_core::session::response::HistoryItem;
-use electrum_spv_core::tx_parts::{Involvement, OutPoint, TxParts};
+use electrum_spv_core::tx_parts::TxParts;
 
 use crate::client::{Client, MerkleProof};
-use crate::connection::Notice;
+use crate::engine;
 use crate::error::Error;
 use crate::fault::Fault;
 use crate::pacing::{MERKLE_COST_MILLI, TX_COST_MILLI};
@@ -96,12 +91,6 @@ pub async fn status_of(client: &Client, script: ScriptRef<'_>) -> Result<Option<
     }
 }
 
-/// Times a history is asked when its status does not match it (a server's status cache may
-/// race its index right after a block).
-const STATUS_ATTEMPTS: usize = 3;
-/// Longest wait before asking a history again after a status mismatch, unless the server
-/// announces the script's status sooner (Fulcrum refreshes its cached statuses every 500 ms).
-pub const STATUS_RETRY_DELAY: Duration = Duration::from_millis(1_000);
 /// Proofs and transactions kept in flight (each connection also bounds its in-flight
 /// requests): a sliding window, refilled as each answer arrives.
 pub const PROOFS_AT_ONCE: usize = 48;
@@ -122,13 +111,10 @@ pub async fn verified_history(
     histories.pop().ok_or(Error::Disconnected)
 }
 
-/// Histories [`verified_histories`] asks for at once.
-pub const HISTORIES_AT_ONCE: usize = 32;
-
 /// The verified histories of several scripts, in order, as [`verified_history`] checks each:
-/// asked [`HISTORIES_AT_ONCE`] at a time, then every transaction of them all fetched and
-/// proven in one pass (ElectrumX holds small replies up to a second: asking one after
-/// another is slow).
+/// core's [`ScriptTracker`](electrum_spv_core::sync::tracker::ScriptTracker) runs over them
+/// all at once, [`PROOFS_AT_ONCE`] requests in flight (ElectrumX holds small replies up to a
+/// second: asking one after another is slow).
 ///
 /// # Errors
 /// As [`verified_history`], for the first script that fails.
@@ -137,74 +123,14 @@ pub async fn verified_histories(
     chain: &mut HeaderChain,
     scripts: &[ScriptRef<'_>],
 ) -> Result<Vec<VerifiedHistory>, Error> {
-    let mut checked = Vec::with_capacity(scripts.len());
-    for batch in scripts.chunks(HISTORIES_AT_ONCE) {
-        let asks: Vec<_> = batch
-            .iter()
-            .map(|script| {
-                let (client, script) = (client.clone(), OwnedScript::from(*script));
-                tokio::spawn(async move { checked_history(&client, script.as_ref()).await })
-            })
-            .collect();
-        for ask in asks {
-            checked.push(join(ask).await??);
-        }
-    }
-    let txids: Vec<Txid> = unique(checked.iter().flat_map(|(_, h)| h.iter().map(|i| i.txid)));
-    let confirmed: Vec<(Txid, u32)> = unique(checked.iter().flat_map(|(_, history)| {
-        history.iter().filter_map(|i| match i.height {
-            TxHeight::Confirmed(h) => Some((i.txid, h)),
-            _ => None,
-        })
-    }));
-    let (raw, proofs) = fetch(client, chain, &txids, &confirmed).await?;
-    for (script, (_, history)) in scripts.iter().zip(&checked) {
-        check_involvement(&script.script_hash(), history, &raw)?;
-    }
-    let proven: HashMap<Txid, (BlockHash, u32)> = confirmed
-        .iter()
-        .map(|(txid, _)| *txid)
-        .zip(check_proofs(client, chain, &confirmed, proofs).await?)
-        .collect();
-    Ok(checked
-        .into_iter()
-        .map(|(status, history)| VerifiedHistory {
-            status,
-            txs: in_chain_order(&history, &proven),
+    let mut tracker = engine::tracker_for(scripts)?;
+    engine::run(client, chain, &mut tracker).await?;
+    Ok((0..scripts.len())
+        .map(|i| VerifiedHistory {
+            status: tracker.verified_status(i).flatten(),
+            txs: engine::history_in_chain_order(&tracker, i),
         })
         .collect())
-}
-
-/// The history's entries with their proofs, sorted by [`ChainPosition`].
-fn in_chain_order(
-    history: &[HistoryItem],
-    proven: &HashMap<Txid, (BlockHash, u32)>,
-) -> Vec<VerifiedTx> {
-    let mut txs: Vec<(ChainPosition, VerifiedTx)> = history
-        .iter()
-        .enumerate()
-        .map(|(index, item)| {
-            let proof = match item.height {
-                TxHeight::Confirmed(_) => proven.get(&item.txid).copied(),
-                _ => None,
-            };
-            let position = match (item.height, proof) {
-                (TxHeight::Confirmed(height), Some((_, pos))) => {
-                    ChainPosition::Confirmed { height, pos }
-                }
-                _ => ChainPosition::Mempool { index },
-            };
-            let tx = VerifiedTx {
-                txid: item.txid,
-                height: item.height,
-                block_hash: proof.map(|(b, _)| b),
-                pos: proof.map(|(_, p)| p),
-            };
-            (position, tx)
-        })
-        .collect();
-    txs.sort_by_key(|(position, _)| *position);
-    txs.into_iter().map(|(_, tx)| tx).collect()
 }
 
 /// Each item of `items` once, in first-seen order.
@@ -216,86 +142,6 @@ fn unique<T: Copy + Eq + std::hash::Hash>(items: impl Iterator<Item = T>) -> Vec
 /// Awaits a spawned task; a task that panicked or was cancelled is an I/O error.
 async fn join<T>(task: tokio::task::JoinHandle<T>) -> Result<T, Error> {
     task.await.map_err(|e| Error::Io(std::io::Error::other(e)))
-}
-
-/// A [`ScriptRef`] that owns its script, to move into a task.
-enum OwnedScript {
-    Script(Vec<u8>),
-    Hash(ScriptHash),
-}
-
-impl From<ScriptRef<'_>> for OwnedScript {
-    fn from(s: ScriptRef<'_>) -> Self {
-        match s {
-            ScriptRef::Script(s) => OwnedScript::Script(s.to_vec()),
-            ScriptRef::Hash(h) => OwnedScript::Hash(h),
-        }
-    }
-}
-
-impl OwnedScript {
-    fn as_ref(&self) -> ScriptRef<'_> {
-        match self {
-            OwnedScript::Script(s) => ScriptRef::Script(s),
-            OwnedScript::Hash(h) => ScriptRef::Hash(*h),
-        }
-    }
-}
-
-/// A script's status and history as the server sent them, checked as a list (core's
-/// [`HistoryCheck`], [`first_duplicate`]); nothing proven yet. A status that does not match
-/// is asked again on the next status notification, or after [`STATUS_RETRY_DELAY`].
-async fn checked_history(
-    client: &Client,
-    script: ScriptRef<'_>,
-) -> Result<(Option<Status>, Vec<HistoryItem>), Error> {
-    let hash = script.script_hash();
-    let fault = |fault| Fault::History {
-        script: hash,
-        fault,
-    };
-    let canonical = client.protocol_version() >= ProtocolVersion::V1_6;
-    // Listening before asking: a status announced while the history is checked ends the wait.
-    let notices = client.notifications();
-    tokio::pin!(notices);
-    let mut attempt = 1;
-    loop {
-        let history = async {
-            match script {
-                ScriptRef::Script(s) => client.script_get_history(s).await,
-                ScriptRef::Hash(h) => client.scripthash_get_history(&h).await,
-            }
-        };
-        let (status, history) = tokio::join!(status_of(client, script), history);
-        let (status, history) = (status?, history?);
-        let mut check = HistoryCheck::new(canonical);
-        for item in &history {
-            check.push(&item.txid, item.height).map_err(fault)?;
-        }
-        let mut txids: Vec<Txid> = history.iter().map(|i| i.txid).collect();
-        if let Some(txid) = first_duplicate(&mut txids) {
-            return Err(fault(HistoryFault::DuplicateTxid(txid)).into());
-        }
-        match check.finish(status) {
-            Ok(status) => return Ok((status, history)),
-            Err(e) if attempt >= STATUS_ATTEMPTS => return Err(fault(e).into()),
-            Err(_) => {
-                attempt += 1;
-                let announced = async {
-                    while let Some(notice) = notices.next().await {
-                        match notice {
-                            Ok(Notice::ScriptStatus { script_hash, .. }) if script_hash == hash => {
-                                return;
-                            }
-                            Err(_missed) => return,
-                            Ok(_) => {}
-                        }
-                    }
-                };
-                let _ = tokio::time::timeout(STATUS_RETRY_DELAY, announced).await;
-            }
-        }
-    }
 }
 
 /// A request [`fetch`] keeps in flight.
@@ -361,50 +207,6 @@ async fn fetch(
             Answer::Merkle(proof) => merkle.push(proof),
         }
     }
-}
-
-/// Every transaction of `history` pays the script or spends an output that paid it (paid by a
-/// transaction of the same history).
-fn check_involvement(
-    script: &ScriptHash,
-    history: &[HistoryItem],
-    raw: &HashMap<Txid, Vec<u8>>,
-) -> Result<(), Error> {
-    // Each transaction parsed once (the parse checks its structure and hashes it again).
-    let txs = history
-        .iter()
-        .map(|item| {
-            let bytes = raw.get(&item.txid).ok_or(Error::Disconnected)?;
-            TxParts::parse(bytes).map_err(|error| {
-                Fault::MalformedTx {
-                    txid: item.txid,
-                    error,
-                }
-                .into()
-            })
-        })
-        .collect::<Result<Vec<TxParts<'_>>, Error>>()?;
-    let mut funded: HashSet<OutPoint> = HashSet::new();
-    for tx in &txs {
-        for (vout, out) in (0u32..).zip(tx.outputs()) {
-            if script_hash(out.script_pubkey) == *script {
-                funded.insert(OutPoint {
-                    txid: tx.txid(),
-                    vout,
-                });
-            }
-        }
-    }
-    for tx in &txs {
-        if tx.involvement(script, |o| funded.contains(o)) == Involvement::Unrelated {
-            return Err(Fault::Unrelated {
-                script: *script,
-                txid: tx.txid(),
-            }
-            .into());
-        }
-    }
-    Ok(())
 }
 
 /// Proves each `(txid, height)` into the verified header at its height (merkle proofs

@@ -17,7 +17,7 @@ use electrum_spv_testkit::chain::{ALICE, BOB};
 use electrum_spv_testkit::driver::{Driver, OwnedEvent};
 use electrum_spv_testkit::{Harness, ReorgTxs, ScriptKind};
 
-type Tracker = ScriptTracker<[ScriptSlot; 16], [TxSlot; 1024]>;
+type Tracker = ScriptTracker<Vec<ScriptSlot>, Vec<TxSlot>>;
 const T: Duration = Duration::from_secs(30);
 /// Time to verify every kit script's history (a few hundred transactions, three proofs each).
 const SYNC: Duration = Duration::from_secs(120);
@@ -189,7 +189,7 @@ fn synced_tracker(
         .iter()
         .flat_map(|w| w.scripts())
         .collect();
-    let mut tracker = Tracker::new([ScriptSlot::EMPTY; 16], [TxSlot::EMPTY; 1024]);
+    let mut tracker = Tracker::new(Vec::new(), Vec::new());
     tracker.set_max_in_flight(48);
     for s in &scripts {
         tracker.add(ScriptRef::Script(s.as_bytes())).unwrap();

@@ -6,7 +6,8 @@
 //! status from it (the server's order, and at 1.6+ the canonical mempool order), refuse a txid
 //! listed twice, and accept it only if it matches what the server announced (a mismatch right
 //! after a block may be the server's status cache racing its index, as Fulcrum's does: the
-//! history is asked again on the next status notification or after [`STATUS_RETRY_MS`], and
+//! history is asked again on the next status notification, or with its status after
+//! [`STATUS_RETRY_MS`], and
 //! only [`STATUS_ATTEMPTS`] mismatches in a row are a lie). Then, for every new transaction:
 //! its block header (a `cp_height` proof against a root the caller trusts, or a header the
 //! caller verified in its own chain, [`ScriptTracker::provide_header`]), its merkle branch
@@ -28,7 +29,7 @@ use core::fmt;
 use crate::accumulator::{HeaderProofError, verify_header_proof};
 use crate::hash::{BlockHash, MerkleNode, ScriptHash, Status, Txid};
 use crate::header::{HEADER_SIZE, Header};
-use crate::history::{ChainPosition, HistoryCheck};
+use crate::history::{ChainPosition, HistoryCheck, HistoryFault};
 use crate::merkle::{MerkleError, verify_tx_branch};
 use crate::rpc::ProtocolVersion;
 use crate::script::{TxHeight, script_hash};
@@ -151,28 +152,31 @@ pub enum TrackerEvent {
 /// A server lie the tracker caught.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum TrackerLie {
-    /// The history does not hash to the status the server announced ([`STATUS_ATTEMPTS`]
-    /// times in a row).
-    StatusMismatch,
-    /// At 1.6+ the mempool part is not in canonical order.
-    NotCanonical,
-    /// A history, header, branch or transaction that could not be decoded, or a proof for
-    /// another height than asked.
+    /// The history is false in itself: its status does not match ([`STATUS_ATTEMPTS`]
+    /// times in a row), it is not in canonical order at 1.6+, or it lists a txid twice.
+    History(HistoryFault),
+    /// A history, header, branch or transaction that could not be decoded.
     Malformed,
+    /// A merkle proof for another height than the one asked.
+    ProofHeight {
+        /// The height the proof claims.
+        claimed: u32,
+    },
     /// The header proof does not reach the trusted root.
     HeaderProof(HeaderProofError),
     /// The merkle branch does not reach the header's merkle root.
     Merkle(MerkleError),
     /// The raw bytes are not a transaction.
     Tx(TxError),
-    /// The raw transaction does not hash to the txid.
-    TxidMismatch,
+    /// The raw transaction hashes to another txid.
+    TxidMismatch {
+        /// What the bytes hash to.
+        got: Txid,
+    },
     /// The transaction neither pays the script nor spends an output of its history that did.
     Unrelated,
     /// The server returned an error for a transaction in its own history.
     Refused,
-    /// The history lists the same transaction twice.
-    DuplicateTxid,
 }
 
 /// Why a script could not be added.
@@ -204,8 +208,9 @@ enum ScriptState {
     /// Status differs from the verified one: fetch the history.
     NeedHistory,
     FetchingHistory,
-    /// The last history did not match its status: asked again at the next status
-    /// notification, or [`STATUS_RETRY_MS`] after `since` (set at the next poll).
+    /// The last history did not match its status: its history is asked again at the next
+    /// status notification, or its status and history [`STATUS_RETRY_MS`] after `since` (set
+    /// at the next poll).
     Backoff {
         since: Option<u64>,
     },
@@ -561,16 +566,20 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
     /// [`ScriptTracker::provide_header`]): when the server refused `cp_height` proofs, or no
     /// checkpoint is set.
     pub fn header_wanted(&self) -> Option<u32> {
-        if !self.no_header_proofs && self.checkpoint.is_some() {
-            return None;
-        }
+        self.headers_wanted().min()
+    }
+
+    /// Every height whose header the tracker waits for from the caller, as
+    /// [`ScriptTracker::header_wanted`], once per transaction waiting (unsorted): to fetch
+    /// them together.
+    pub fn headers_wanted(&self) -> impl Iterator<Item = u32> + '_ {
+        let from_caller = self.no_header_proofs || self.checkpoint.is_none();
         self.entries()
-            .filter(|t| t.state == TxState::NeedHeader)
+            .filter(move |t| from_caller && t.state == TxState::NeedHeader)
             .filter_map(|t| match t.height {
                 TxHeight::Confirmed(h) => Some(h),
                 _ => None,
             })
-            .min()
     }
 
     /// The chain reorganised from `fork_height` (the first height whose block changed; a
@@ -738,8 +747,9 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
             if let ScriptState::Backoff { since } = s.state {
                 match since {
                     None => s.state = ScriptState::Backoff { since: Some(now) },
+                    // The status announced may be the stale one: both are asked again.
                     Some(t) if now.saturating_sub(t) >= STATUS_RETRY_MS => {
-                        s.state = ScriptState::NeedHistory;
+                        s.state = ScriptState::New;
                     }
                     Some(_) => {}
                 }
@@ -1076,13 +1086,17 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
         }
         let lie = |lie| lied(slot, None, lie);
         let mut check = HistoryCheck::new(version >= ProtocolVersion::V1_6);
-        let mut canonical = true;
         for item in items() {
-            let Ok((txid, height)) = item else {
-                self.tracked_mut(slot)?.state = ScriptState::Idle;
-                return lie(TrackerLie::Malformed);
+            // An order is false whatever the status: no race explains it.
+            let fault = match item {
+                Ok((txid, height)) => match check.push(&txid, height) {
+                    Ok(()) => continue,
+                    Err(fault) => TrackerLie::History(fault),
+                },
+                Err(()) => TrackerLie::Malformed,
             };
-            canonical &= check.push(&txid, height).is_ok();
+            self.tracked_mut(slot)?.state = ScriptState::Idle;
+            return lie(fault);
         }
         let Some(status) = s.announced.and_then(|a| check.finish(a).ok()) else {
             let s = self.tracked_mut(slot)?;
@@ -1090,15 +1104,11 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
             if s.mismatches >= STATUS_ATTEMPTS {
                 s.mismatches = 0;
                 s.state = ScriptState::Idle;
-                return lie(TrackerLie::StatusMismatch);
+                return lie(TrackerLie::History(HistoryFault::StatusMismatch));
             }
             s.state = ScriptState::Backoff { since: None };
             return None;
         };
-        if !canonical {
-            self.tracked_mut(slot)?.state = ScriptState::Idle;
-            return lie(TrackerLie::NotCanonical);
-        }
         let (old, new) = (s.generation, s.generation.wrapping_add(1));
         for item in items().flatten() {
             if let Err(found) = self.merge(slot, new, item) {
@@ -1141,7 +1151,8 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
         match existing {
             // Seen already in this very history: listed twice.
             Some(t) if t.generation == new => {
-                return Err(lied(slot, Some(txid), TrackerLie::DuplicateTxid));
+                let duplicate = TrackerLie::History(HistoryFault::DuplicateTxid(txid));
+                return Err(lied(slot, Some(txid), duplicate));
             }
             Some(t) => {
                 if t.height != height || t.state == TxState::Parked {
@@ -1263,7 +1274,9 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
             n += 1;
         }
         if TxHeight::Confirmed(proof.block_height) != t.height {
-            return lie(TrackerLie::Malformed);
+            return lie(TrackerLie::ProofHeight {
+                claimed: proof.block_height,
+            });
         }
         if let Err(e) = verify_tx_branch(&t.txid, proof.pos, &branch[..n], &merkle_root) {
             return lie(TrackerLie::Merkle(e));
@@ -1367,7 +1380,7 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
         }
         match scan.finish() {
             Ok(txid) if txid == t.txid => {}
-            Ok(_) => return Err(TrackerLie::TxidMismatch),
+            Ok(got) => return Err(TrackerLie::TxidMismatch { got }),
             Err(e) => return Err(TrackerLie::Tx(e)),
         }
         // A funding output that did not fit would leave the transaction spending it looking
