@@ -185,6 +185,9 @@ pub(crate) async fn run(
     let notices = client.notifications();
     tokio::pin!(notices);
     let mut tasks: JoinSet<(Ask, u32, Result<Answer, Error>)> = JoinSet::new();
+    // Headers are wanted only after a history is accepted: the table is not scanned for them
+    // after every answer.
+    let mut new_history = true;
     loop {
         let mut outbox = Outbox::default();
         tracker
@@ -198,7 +201,12 @@ pub(crate) async fn run(
                 (ask, tag, answer)
             });
         }
-        let wanted: BTreeSet<u32> = tracker.headers_wanted().collect();
+        let wanted: BTreeSet<u32> = if new_history {
+            new_history = false;
+            tracker.headers_wanted().collect()
+        } else {
+            BTreeSet::new()
+        };
         if !wanted.is_empty() {
             let heights: Vec<u32> = wanted.into_iter().collect();
             chain.ensure(client, &heights).await?;
@@ -226,6 +234,7 @@ pub(crate) async fn run(
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                 let (ask, tag, answer) = done.map_err(|e| Error::Io(std::io::Error::other(e)))?;
                 let event = hand_back(tracker, version, &ask, tag, answer?);
+                new_history |= matches!(event, Some(TrackerEvent::StatusVerified { .. }));
                 check(tracker, &ask, event)?;
             }
             Some(notice) = notices.next() => {

@@ -931,6 +931,11 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
     fn answered(&mut self, tag: u32) -> Option<(u32, usize)> {
         let (kind, slot) = untag(tag)?;
         self.in_flight = self.in_flight.saturating_sub(1);
+        if kind >= KIND_HEADER {
+            // The answered entry is usually due next (branch after header, bytes after
+            // branch): the next poll looks there first.
+            self.cursor = slot;
+        }
         if kind >= KIND_HEADER
             && let Some(s) = self.tx_table_mut().get_mut(slot)
             && matches!(s.0, Slot::Retired)
