@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::Path;
 
 use electrum_spv_core::chain::{
-    Anchor, DIFFICULTY_ADJUSTMENT_INTERVAL, HeaderVerifier, Network, Params,
+    Anchor, Branch, DIFFICULTY_ADJUSTMENT_INTERVAL, HeaderVerifier, Network, Params, choose_branch,
 };
 use electrum_spv_core::hash::BlockHash;
 use electrum_spv_core::header::{Header, Work};
@@ -314,7 +314,8 @@ impl HeaderChain {
                 let synced = fresh.sync_to(client, tip, &mut progress).await;
                 self.bucket = fresh.bucket;
                 let height = synced?;
-                if fresh.chainwork() <= self.chainwork() {
+                // Core's fork choice: only strictly more work replaces the verified chain.
+                if choose_branch(&self.verifier, &fresh.verifier) != Ok(Branch::Candidate) {
                     return Err(Fault::LessWork { tip: height }.into());
                 }
                 self.verifier = fresh.verifier;
