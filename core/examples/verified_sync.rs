@@ -25,13 +25,31 @@ use electrum_spv_core::hash::ScriptHash;
 use electrum_spv_core::session::{
     Config, Event, MAX_HEADERS_PER_REQUEST, Request, Session, response,
 };
+use electrum_spv_core::sync::Slots;
 use electrum_spv_core::sync::tracker::{
     ScriptRef, ScriptSlot, ScriptTracker, TrackerEvent, TxSlot,
 };
 
 /// Line buffer: a buffered 2016-header result fits, padded by ElectrumX to 524,287 bytes.
 type Client = Session<{ 576 * 1024 }, { 64 * 1024 }, 64>;
-type Tracker = ScriptTracker<Vec<ScriptSlot>, Vec<TxSlot>>;
+type Tracker = ScriptTracker<Table<ScriptSlot>, Table<TxSlot>>;
+
+/// A table that grows one slot at a time as the tracker needs. (Core lends a `Vec` itself with
+/// its `alloc` feature, which `cargo run -p electrum-spv-core --example` does not turn on.)
+struct Table<X>(Vec<X>);
+
+impl<X: Default> Slots<X> for Table<X> {
+    fn slots(&self) -> &[X] {
+        &self.0
+    }
+    fn slots_mut(&mut self) -> &mut [X] {
+        &mut self.0
+    }
+    fn grow(&mut self) -> bool {
+        self.0.push(X::default());
+        true
+    }
+}
 const TIMEOUT: Duration = Duration::from_secs(120);
 
 struct Args {
@@ -248,7 +266,7 @@ fn run(args: &Args) -> Result<(), String> {
     let root = acc.root().ok_or("no headers")?;
 
     // Every script: verified history.
-    let mut tracker = Tracker::new(Vec::new(), Vec::new());
+    let mut tracker = Tracker::new(Table(Vec::new()), Table(Vec::new()));
     tracker.set_max_in_flight(48);
     for hash in &args.scripts {
         tracker

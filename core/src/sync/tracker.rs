@@ -316,6 +316,8 @@ struct TxEntry {
     generation: u32,
     /// Reported to the caller at least once, so its disappearance must be reported too.
     reported: bool,
+    /// Put in the table by the merge under way: freed if the merge is rolled back.
+    added: bool,
     /// Position in its block, fixed by the verified merkle proof (0 until then).
     pos: u32,
 }
@@ -779,11 +781,13 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
         let checkpoint = self.checkpoint;
         let no_header_proofs = self.no_header_proofs;
         let n = self.tx_table().len();
+        // The cursor moves as requests are sent; the scan goes once round from where it was.
+        let start = self.cursor;
         for k in 0..n {
             if self.in_flight >= self.max_in_flight {
                 return Ok(());
             }
-            let j = (self.cursor + k) % n;
+            let j = (start + k) % n;
             let Some(t) = self.tx_table_mut().get_mut(j).and_then(entry_mut) else {
                 continue;
             };
@@ -1075,7 +1079,8 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
     }
 
     /// A history answered for script `slot`; `items` gives its rows, as often as asked (the
-    /// rows are read twice: checked first, merged into the table once they are accepted).
+    /// rows are read three times: checked first, then merged into the table, then, once the
+    /// merge found no duplicate and room for every row, their heights applied).
     fn on_history<I>(
         &mut self,
         version: ProtocolVersion,
@@ -1122,6 +1127,10 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
                 return found;
             }
         }
+        // Accepted: only now do the rows change what the previous generation verified.
+        for item in items().flatten() {
+            self.apply(slot, item);
+        }
         let s = self.tracked_mut(slot)?;
         s.mismatches = 0;
         s.verified = Some(status);
@@ -1133,23 +1142,17 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
         })
     }
 
-    /// Puts one row of an accepted history into the table under generation `new`: an entry
-    /// whose height is unchanged keeps its verification, any other is (re)verified.
+    /// Marks one row of a history as part of generation `new`, adding an entry for a new
+    /// transaction. An entry already in the table is only marked (its height, if changed, is
+    /// [`Self::apply`]'d once the whole history is accepted), so a rolled-back merge leaves the
+    /// previous generation as it was.
     fn merge(
         &mut self,
         slot: usize,
         new: u32,
         (txid, height): (Txid, TxHeight),
     ) -> Result<(), Option<TrackerEvent>> {
-        let fresh = match height {
-            TxHeight::Confirmed(_) => TxState::NeedHeader,
-            _ => TxState::NeedTx {
-                block_hash: None,
-                last_look: false,
-            },
-        };
         let script = slot as u16;
-        let mut unproven = self.unproven;
         let existing = self
             .entries_mut()
             .find(|t| t.script == script && t.txid == txid);
@@ -1159,16 +1162,7 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
                 let duplicate = TrackerLie::History(HistoryFault::DuplicateTxid(txid));
                 return Err(lied(slot, Some(txid), duplicate));
             }
-            Some(t) => {
-                if t.height != height || t.state == TxState::Parked {
-                    if matches!(t.state, TxState::Unproven { .. }) {
-                        unproven -= 1;
-                    }
-                    t.height = height;
-                    t.state = fresh;
-                }
-                t.generation = new;
-            }
+            Some(t) => t.generation = new,
             None => {
                 let j = self
                     .free_tx_slot()
@@ -1181,15 +1175,37 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
                     script,
                     txid,
                     height,
-                    state: fresh,
+                    state: fresh(height),
                     generation: new,
                     reported: false,
+                    added: true,
                     pos: 0,
                 });
             }
         }
-        self.unproven = unproven;
         Ok(())
+    }
+
+    /// One row of an accepted history: an entry whose height is unchanged keeps its
+    /// verification, any other is (re)verified.
+    fn apply(&mut self, slot: usize, (txid, height): (Txid, TxHeight)) {
+        let script = slot as u16;
+        let mut unproven = self.unproven;
+        let entry = self
+            .entries_mut()
+            .find(|t| t.script == script && t.txid == txid);
+        if let Some(t) = entry {
+            if t.added {
+                t.added = false;
+            } else if t.height != height || t.state == TxState::Parked {
+                if matches!(t.state, TxState::Unproven { .. }) {
+                    unproven -= 1;
+                }
+                t.height = height;
+                t.state = fresh(height);
+            }
+        }
+        self.unproven = unproven;
     }
 
     /// Undoes a merge that failed half way: the entries it added are freed, the ones it kept
@@ -1204,10 +1220,10 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
             if t.script != script || t.generation != new {
                 continue;
             }
-            if t.reported {
-                t.generation = old;
-            } else {
+            if t.added {
                 self.remove(j);
+            } else {
+                t.generation = old;
             }
         }
     }
@@ -1431,6 +1447,17 @@ enum Read {
     NotYet,
     /// A funding output it pays found no free slot.
     Full,
+}
+
+/// The state of a transaction (re)entering a history at `height`.
+fn fresh(height: TxHeight) -> TxState {
+    match height {
+        TxHeight::Confirmed(_) => TxState::NeedHeader,
+        _ => TxState::NeedTx {
+            block_hash: None,
+            last_look: false,
+        },
+    }
 }
 
 /// The request due for `t`, its kind and the state it puts `t` in.
