@@ -23,7 +23,7 @@ use common::read;
 use electrum_spv_core::accumulator::MerkleAccumulator;
 use electrum_spv_core::hash::sha256d_pair;
 use electrum_spv_core::header::Header;
-use electrum_spv_core::history::ChainPosition;
+use electrum_spv_core::history::{ChainPosition, HistoryFault};
 use electrum_spv_core::rpc::{Method, ProtocolVersion};
 use electrum_spv_core::script::{StatusHasher, TxHeight, script_hash};
 use electrum_spv_core::session::{Event, Notification, Request, RequestError, RpcError};
@@ -497,6 +497,24 @@ impl<T: Slots<TxSlot>> Harness<T> {
         self.run_with(false);
     }
 
+    /// Rounds, the clock moved by the retry delay between them, until the tracker asks for
+    /// `script`'s history once more (after a mismatch: the delay, then its status, then its
+    /// history).
+    fn ask_history_again(&mut self, script: ScriptHash) {
+        let before = self.sink.count(What::History(script));
+        for _ in 0..8 {
+            self.step(false);
+            if self.sink.count(What::History(script)) > before {
+                return;
+            }
+            self.now += STATUS_RETRY_MS;
+        }
+        panic!(
+            "the history was not asked again: {:?}",
+            self.sink.log.last()
+        );
+    }
+
     fn run_with(&mut self, reversed: bool) {
         for _ in 0..64 {
             if self.step(reversed) == 0 {
@@ -788,7 +806,8 @@ fn a_spend_listed_before_its_funding_transaction_is_verified_below_1_6() {
     h.server.set(hash, rows);
     h.run();
     assert_eq!(h.lies(), []);
-    assert_eq!(h.sink.count(What::Tx(txid(X))), 2);
+    // Read once more at the last look if it was read before its funding transaction.
+    assert!(matches!(h.sink.count(What::Tx(txid(X))), 1 | 2));
     assert_eq!(h.history(b), expected(&history_b()));
     assert!(h.tracker.is_synced());
 }
@@ -857,7 +876,7 @@ fn a_duplicate_in_a_first_history_leaves_nothing_in_the_table() {
         [TrackerEvent::ServerLied {
             script: b,
             txid: Some(txid(F)),
-            lie: TrackerLie::DuplicateTxid
+            lie: TrackerLie::History(HistoryFault::DuplicateTxid(txid(F)))
         }]
     );
     assert_eq!(h.tracker.verified_status(b), None);
@@ -888,7 +907,7 @@ fn duplicate_on_update(change: impl Fn(&mut Vec<(Txid, TxHeight)>)) {
         [TrackerEvent::ServerLied {
             script: b,
             txid: Some(txid(CB9)),
-            lie: TrackerLie::DuplicateTxid
+            lie: TrackerLie::History(HistoryFault::DuplicateTxid(txid(CB9)))
         }],
         "no Removed, no Confirmed"
     );
@@ -946,7 +965,7 @@ fn a_duplicate_in_a_later_history_keeps_a_transaction_still_being_verified() {
         [TrackerEvent::ServerLied {
             script: b,
             txid: Some(txid(CB9)),
-            lie: TrackerLie::DuplicateTxid
+            lie: TrackerLie::History(HistoryFault::DuplicateTxid(txid(CB9)))
         }]
     );
     h.answer(&held);
@@ -981,6 +1000,9 @@ fn a_status_mismatch_is_asked_again_after_the_retry_delay_or_at_the_next_notific
     h.now = 7_000 + STATUS_RETRY_MS - 1;
     assert_eq!(h.step(false), 0, "no request before the delay");
     h.now = 7_000 + STATUS_RETRY_MS;
+    // The announced status may be the stale one: it is asked again, then the history.
+    assert_eq!(h.step(false), 1);
+    assert_eq!(h.sink.log.last().unwrap().what, What::Subscribe(hash));
     assert_eq!(h.step(false), 1); // history 2: mismatch
     assert_eq!(h.sink.log.last().unwrap().what, What::History(hash));
     assert_eq!(h.sink.log.last().unwrap().now, 7_000 + STATUS_RETRY_MS);
@@ -1008,9 +1030,7 @@ fn status_attempts_mismatches_in_a_row_are_a_lie() {
     let (mut h, b, hash) = tracking_b(V16);
     h.server.histories.insert(hash, vec![chain().row(F)]);
     for attempt in 1..=u64::from(STATUS_ATTEMPTS) {
-        h.step(false);
-        h.now += STATUS_RETRY_MS;
-        h.step(false);
+        h.ask_history_again(hash);
         assert_eq!(h.sink.count(What::History(hash)), attempt as usize);
         if attempt < u64::from(STATUS_ATTEMPTS) {
             assert_eq!(h.lies(), [], "attempt {attempt}");
@@ -1021,7 +1041,7 @@ fn status_attempts_mismatches_in_a_row_are_a_lie() {
         [TrackerEvent::ServerLied {
             script: b,
             txid: None,
-            lie: TrackerLie::StatusMismatch
+            lie: TrackerLie::History(HistoryFault::StatusMismatch)
         }]
     );
     // Nothing more is asked after the lie.
@@ -1049,9 +1069,7 @@ fn mismatches_counted_in_a_row_start_again_after_a_verified_history() {
     h.server.statuses.insert(hash, status_of(&more));
     h.notify(hash);
     for _ in 0..STATUS_ATTEMPTS - 1 {
-        h.step(false);
-        h.now += STATUS_RETRY_MS;
-        h.step(false);
+        h.ask_history_again(hash);
     }
     assert_eq!(
         h.sink.count(What::History(hash)),
@@ -1411,7 +1429,10 @@ fn lie_on_x(lie: TrackerLie) -> Vec<TrackerEvent> {
 #[test]
 fn another_transactions_bytes_are_a_txid_mismatch() {
     let f = hex(&chain().tx(&txid(F)).2);
-    assert_eq!(lie_about_x(V16, f), lie_on_x(TrackerLie::TxidMismatch));
+    assert_eq!(
+        lie_about_x(V16, f),
+        lie_on_x(TrackerLie::TxidMismatch { got: txid(F) })
+    );
 }
 
 #[test]
@@ -1461,7 +1482,10 @@ fn a_merkle_proof_for_another_block_is_a_lie() {
     };
     assert_eq!(
         merkle_lies(Tamper::MerkleHeight),
-        [lie(F, TrackerLie::Malformed), lie(X, TrackerLie::Malformed)]
+        [
+            lie(F, TrackerLie::ProofHeight { claimed: 182 }),
+            lie(X, TrackerLie::ProofHeight { claimed: 186 })
+        ]
     );
     let lies = merkle_lies(Tamper::MerklePos);
     assert_eq!(lies.len(), 2);
