@@ -2,9 +2,12 @@
 //! merkle forgeries, `cp_height` header proofs, script hashes, and txids recomputed from raw
 //! blocks reproducing their headers' merkle roots.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use common::read_varint;
 use electrum_spv_core::accumulator::{
     HeaderProofError, HeaderProofFolder, MerkleAccumulator, header_branch_len, verify_header_proof,
 };
@@ -58,19 +61,6 @@ fn flip(mut bytes: [u8; 32], bit: usize) -> [u8; 32] {
 
 fn flip_bit(n: &MerkleNode, bit: usize) -> MerkleNode {
     MerkleNode::from_byte_array(flip(n.to_byte_array(), bit))
-}
-
-/// Reads a compact size from the front of `bytes` (test data is trusted).
-fn read_varint(bytes: &[u8]) -> (u64, usize) {
-    match bytes[0] {
-        0xfd => (u64::from(u16::from_le_bytes([bytes[1], bytes[2]])), 3),
-        0xfe => (
-            u64::from(u32::from_le_bytes(bytes[1..5].try_into().unwrap())),
-            5,
-        ),
-        0xff => (u64::from_le_bytes(bytes[1..9].try_into().unwrap()), 9),
-        n => (u64::from(n), 1),
-    }
 }
 
 /// Txids of the transactions serialized back to back in `txs`, fed in pieces of `chunk` bytes

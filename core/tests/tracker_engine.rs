@@ -19,7 +19,7 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
-use common::read;
+use common::{read, read_varint};
 use electrum_spv_core::accumulator::MerkleAccumulator;
 use electrum_spv_core::hash::sha256d_pair;
 use electrum_spv_core::header::Header;
@@ -63,18 +63,6 @@ struct Chain {
     block_txids: Vec<Vec<Txid>>,
     /// txid → (height, position, raw bytes).
     txs: HashMap<Txid, (u32, u32, Vec<u8>)>,
-}
-
-fn read_varint(bytes: &[u8]) -> (u64, usize) {
-    match bytes[0] {
-        0xfd => (u64::from(u16::from_le_bytes([bytes[1], bytes[2]])), 3),
-        0xfe => (
-            u64::from(u32::from_le_bytes(bytes[1..5].try_into().unwrap())),
-            5,
-        ),
-        0xff => (u64::from_le_bytes(bytes[1..9].try_into().unwrap()), 9),
-        n => (u64::from(n), 1),
-    }
 }
 
 fn chain() -> &'static Chain {

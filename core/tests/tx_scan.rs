@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::read;
+use common::{read, read_varint};
 use electrum_spv_core::ScriptHash;
 use electrum_spv_core::script::script_hash;
 use electrum_spv_core::tx::{TxError, TxItem, TxScan, TxidHasher, txid};
@@ -17,19 +17,6 @@ struct Seen {
     txid: electrum_spv_core::Txid,
     spends: Vec<OutPoint>,
     pays: Vec<u32>,
-}
-
-/// Reads a compact size from the front of `bytes` (test data is trusted).
-fn read_varint(bytes: &[u8]) -> (u64, usize) {
-    match bytes[0] {
-        0xfd => (u64::from(u16::from_le_bytes([bytes[1], bytes[2]])), 3),
-        0xfe => (
-            u64::from(u32::from_le_bytes(bytes[1..5].try_into().unwrap())),
-            5,
-        ),
-        0xff => (u64::from_le_bytes(bytes[1..9].try_into().unwrap()), 9),
-        n => (u64::from(n), 1),
-    }
 }
 
 /// The transactions of a raw block, back to back, and how many there are.

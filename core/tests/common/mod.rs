@@ -37,3 +37,16 @@ pub fn unhex(s: &str) -> Vec<u8> {
     electrum_spv_core::hex::decode_to_slice(s.as_bytes(), &mut out).expect("valid hex");
     out
 }
+
+/// Reads a compact size from the front of `bytes` (test data is trusted).
+pub fn read_varint(bytes: &[u8]) -> (u64, usize) {
+    match bytes[0] {
+        0xfd => (u64::from(u16::from_le_bytes([bytes[1], bytes[2]])), 3),
+        0xfe => (
+            u64::from(u32::from_le_bytes(bytes[1..5].try_into().unwrap())),
+            5,
+        ),
+        0xff => (u64::from_le_bytes(bytes[1..9].try_into().unwrap()), 9),
+        n => (u64::from(n), 1),
+    }
+}
