@@ -140,6 +140,7 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
                     generation: new,
                     reported: false,
                     added: true,
+                    read_before: false,
                     pos: 0,
                 });
             }
@@ -287,6 +288,9 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
             return lie(TrackerLie::Malformed);
         };
         let read = self.read_tx(&t, &hash, hex);
+        if let Some(t) = self.tx_table_mut().get_mut(slot).and_then(entry_mut) {
+            t.read_before = true;
+        }
         if let Err(lie_found) = read {
             // What the bytes claimed to fund is not a funding output.
             self.forget_funding(t.script, &t.txid);
@@ -348,7 +352,7 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
                 TxItem::Pays { vout } => {
                     involved = true;
                     let outpoint = OutPoint { txid: t.txid, vout };
-                    full |= !self.record_funding(t.script, outpoint);
+                    full |= !self.record_funding(t.script, outpoint, t.read_before);
                 }
                 TxItem::Spends(outpoint) => {
                     involved |= self.is_funding(t.script, &outpoint);
@@ -382,9 +386,10 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
         })
     }
 
-    /// Records a funding output (once); `false` if the table is full.
-    fn record_funding(&mut self, script: u16, outpoint: OutPoint) -> bool {
-        if self.is_funding(script, &outpoint) {
+    /// Records a funding output (once: `maybe_known` when its transaction was read before);
+    /// `false` if the table is full.
+    fn record_funding(&mut self, script: u16, outpoint: OutPoint, maybe_known: bool) -> bool {
+        if maybe_known && self.is_funding(script, &outpoint) {
             return true;
         }
         let Some(j) = self.free_tx_slot() else {

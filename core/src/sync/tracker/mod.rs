@@ -239,6 +239,8 @@ pub struct ScriptTracker<S, T> {
     cursor: usize,
     /// Transactions in [`TxState::Unproven`].
     unproven: usize,
+    /// No transaction slot below this index is empty: where the search for one starts.
+    free_from: usize,
 }
 
 /// A full session is back-pressure (try again after responses), not an error.
@@ -277,6 +279,7 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             cursor: 0,
             unproven: 0,
+            free_from: 0,
         }
     }
 
@@ -323,15 +326,23 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
 
     /// A free transaction slot (the storage grown if it can); its index.
     fn free_tx_slot(&mut self) -> Option<usize> {
-        if let Some(j) = self
-            .tx_table()
-            .iter()
-            .position(|s| matches!(s.0, Slot::Empty))
-        {
+        let from = self.free_from;
+        let free = self.tx_table().get(from..).and_then(|rest| {
+            rest.iter()
+                .position(|s| matches!(s.0, Slot::Empty))
+                .map(|j| from + j)
+        });
+        if let Some(j) = free {
+            // The caller fills it at once.
+            self.free_from = j;
             return Some(j);
         }
         let n = self.txs.slots().len();
-        (n < MAX_SLOTS && self.txs.grow()).then_some(n)
+        let grown = (n < MAX_SLOTS && self.txs.grow()).then_some(n);
+        if grown.is_some() {
+            self.free_from = n;
+        }
+        grown
     }
 
     /// Starts tracking a script; returns its index.
@@ -468,6 +479,7 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
                 _ => {}
             }
         }
+        self.free_from = 0;
     }
 
     /// The script hash of script `i`.
@@ -789,6 +801,7 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
             && matches!(s.0, Slot::Retired)
         {
             s.0 = Slot::Empty;
+            self.free_from = self.free_from.min(slot);
             return None;
         }
         Some((kind, slot))
@@ -878,11 +891,11 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
         let Slot::Tx(t) = slot.0 else {
             return;
         };
-        slot.0 = if t.state.is_fetching() {
-            Slot::Retired
-        } else {
-            Slot::Empty
-        };
+        let retired = t.state.is_fetching();
+        slot.0 = if retired { Slot::Retired } else { Slot::Empty };
+        if !retired {
+            self.free_from = self.free_from.min(j);
+        }
         if matches!(t.state, TxState::Unproven { .. }) {
             self.unproven -= 1;
         }
@@ -901,5 +914,6 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
                 slot.0 = Slot::Empty;
             }
         }
+        self.free_from = 0;
     }
 }

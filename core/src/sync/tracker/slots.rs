@@ -128,6 +128,8 @@ pub(super) struct TxEntry {
     pub(super) added: bool,
     /// Position in its block, fixed by the verified merkle proof (0 until then).
     pub(super) pos: u32,
+    /// Its bytes were read before: funding outputs of it may be in the table already.
+    pub(super) read_before: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
