@@ -4,6 +4,8 @@
 # static and the shared library, runs each under `valgrind --error-exitcode=1
 # --leak-check=full`, and runs the live session test against the test kit's real ElectrumX
 # (started with testkit-serve, stopped by closing its stdin, like scripts/demo.sh).
+# test_tracker drives core's script tracker through the C ABI against the kit's mainnet
+# replay server (replay-serve: real blocks and headers), honest and telling four lies.
 # test_stack measures the stack of espv_session_init and espv_verify_headers by painting
 # (not under valgrind) and checks them against the documented bounds.
 # Respects CARGO_TARGET_DIR. The last line is "c: N passed, M failed"; exits non-zero on any
@@ -43,7 +45,7 @@ cflags=(-std=c11 -Wall -Wextra -Werror -pedantic -O1 -g -Ibindings/c -Ibindings/
 # What a Rust staticlib with std needs from the system (rustc --print native-static-libs).
 static_libs=(-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc)
 programs=(bindings/c/example.c bindings/c/tests/test_verify.c bindings/c/tests/test_session.c bindings/c/tests/test_live.c
-  bindings/c/tests/test_stack.c)
+  bindings/c/tests/test_stack.c bindings/c/tests/test_tracker.c)
 
 echo "==> compile against the static and the shared library"
 for src in "${programs[@]}"; do
@@ -97,11 +99,50 @@ for kind in static shared; do
   fi
 done
 
-echo "==> live session against the test kit's ElectrumX"
-if ! cargo build -q --locked -p electrum-spv-testkit --bin testkit-serve; then
-  fail "build testkit-serve"
+if ! cargo build -q --locked -p electrum-spv-testkit --bin testkit-serve --bin replay-serve; then
+  fail "build testkit-serve and replay-serve"
   finish
 fi
+
+echo "==> script tracker against the mainnet replay server"
+# Each replay-serve prints one JSON line (its address and the example scripts with the
+# histories computed from the blocks) and serves until its stdin closes. The expectations
+# file is written from it; a lying server must be caught with the ESPV_LIE_* named here.
+low_headers=core/tests/data/mainnet/headers_0_10236.bin
+for case in none:- unrelated-tx-inserted:ESPV_LIE_UNRELATED duplicate-txid:ESPV_LIE_DUPLICATE_TXID \
+  wrong-position-branch:ESPV_LIE_MERKLE hidden-entry-honest-status:ESPV_LIE_STATUS_MISMATCH; do
+  lie=${case%%:*}
+  want=${case#*:}
+  coproc REPLAY { exec "$target/debug/replay-serve" --lie "$lie"; }
+  replay_pid=$REPLAY_PID
+  if IFS= read -r replay_hello <&"${REPLAY[0]}"; then
+    expected=$out/tracker-expected-$lie.txt
+    mapfile -t replay_addr < <(python3 - "$replay_hello" "$expected" <<'PY'
+import json, sys
+hello = json.loads(sys.argv[1])
+with open(sys.argv[2], "w") as f:
+    for s in hello["scripts"]:
+        f.write(f'script {s["name"]} {s["script_hex"]} {s["status"] or "none"} {len(s["history"])}\n')
+        for t in s["history"]:
+            f.write(f'tx {t["tx_hash"]} {t["height"]} {t["block_hash"]}\n')
+print(hello["url"].removeprefix("tcp://").rsplit(":", 1)[0])
+print(hello["url"].rsplit(":", 1)[1])
+PY
+    )
+    lie_arg=()
+    [ "$want" = - ] || lie_arg=("$want")
+    for kind in static shared; do
+      [ -x "$out/test_tracker-$kind" ] && run "test_tracker $lie ($kind)" "$out/test_tracker-$kind" \
+        "${replay_addr[@]}" "$low_headers" "$headers" "$expected" "${lie_arg[@]}"
+    done
+  else
+    fail "replay-serve --lie $lie did not start"
+  fi
+  exec {REPLAY[1]}>&- 2>/dev/null || true
+  wait "$replay_pid" 2>/dev/null || true
+done
+
+echo "==> live session against the test kit's ElectrumX"
 coproc SERVE { exec "$target/debug/testkit-serve"; }
 serve_pid=$SERVE_PID
 # Closing its standard input makes testkit-serve stop ElectrumX and the stand-in and exit (a

@@ -238,7 +238,8 @@
 #define ESPV_ERR_MISALIGNED -3
 
 // An argument is out of range: unknown network, empty or inverted version range, more than
-// 2016 headers, `cp_height` below the height, a reserved tag, a name that is not UTF-8.
+// 2016 headers, `cp_height` below the height, a reserved tag, a name that is not UTF-8,
+// tracker memory and tables that overlap.
 #define ESPV_ERR_INVALID_ARGUMENT -4
 
 // The state passed was not initialized by its `*_init` function.
@@ -406,6 +407,131 @@
 // request is over (`ESPV_EVENT_RESPONSE_TOO_LARGE`).
 #define ESPV_ERR_RESPONSE_TOO_LARGE -89
 
+// A table lent to the tracker has no free slot (`espv_tracker_add_script*`: the script
+// table).
+#define ESPV_ERR_TABLE_FULL -90
+
+// A script longer than `ESPV_TRACKER_MAX_SCRIPT_LEN` bytes.
+#define ESPV_ERR_SCRIPT_TOO_LONG -91
+
+// Bytes to reserve for a tracker on any target (an upper bound; `espv_tracker_size()` is the
+// exact figure for the target the library was built for).
+#define ESPV_TRACKER_SIZE 128
+
+// Alignment to give tracker memory on any target (an upper bound of `espv_tracker_align()`).
+#define ESPV_TRACKER_ALIGN 8
+
+// Bytes to reserve per script slot on any target (an upper bound of
+// `espv_tracker_script_slot_size()`), for static tables: `static uint8_t scripts[N *
+// ESPV_TRACKER_SCRIPT_SLOT_SIZE] __attribute__((aligned(ESPV_TRACKER_SLOT_ALIGN)));` holds
+// `N` slots (pass `N` to `espv_tracker_init`).
+#define ESPV_TRACKER_SCRIPT_SLOT_SIZE 200
+
+// Bytes to reserve per transaction slot on any target (an upper bound of
+// `espv_tracker_tx_slot_size()`; see `ESPV_TRACKER_SCRIPT_SLOT_SIZE`).
+#define ESPV_TRACKER_TX_SLOT_SIZE 120
+
+// Alignment to give both tables on any target (an upper bound of
+// `espv_tracker_script_slot_align()` and `espv_tracker_tx_slot_align()`).
+#define ESPV_TRACKER_SLOT_ALIGN 8
+
+// Longest scriptPubKey `espv_tracker_add_script` takes (an uncompressed P2PK is 67 bytes).
+#define ESPV_TRACKER_MAX_SCRIPT_LEN 80
+
+// Most scripts a tracker tracks, whatever the size of its script table (a transaction slot
+// names its script in 16 bits).
+#define ESPV_TRACKER_MAX_SCRIPTS 65536
+
+// Most transaction slots a tracker uses; a longer table's tail is never touched.
+#define ESPV_TRACKER_MAX_TX_SLOTS 1048576
+
+// The tracker's request tags: every tag `tag` with `(tag & ESPV_TRACKER_TAG_MASK) ==
+// ESPV_TRACKER_TAG_BASE` is the tracker's. Give your own requests other tags; events with
+// the tracker's tags are its business (`espv_session_poll_event_tracked` has handed them to
+// it already).
+#define ESPV_TRACKER_TAG_BASE 1409286144
+
+// See `ESPV_TRACKER_TAG_BASE`.
+#define ESPV_TRACKER_TAG_MASK 4278190080
+
+// The tracker had nothing to report about this session event.
+#define ESPV_TRACKER_EVENT_NONE 0
+
+// A history whose recomputed status equals the server's (`script`; `status` if
+// `has_status`, none: empty history). Its transactions follow as they are verified.
+#define ESPV_TRACKER_EVENT_STATUS_VERIFIED 1
+
+// A transaction verified in a block (`script`, `txid`, `height`, `block_hash`, `pos`): its
+// header proven, its merkle branch checked against it, its raw bytes hashed to `txid`, and
+// it pays the script or spends an output of its history that did.
+#define ESPV_TRACKER_EVENT_CONFIRMED 2
+
+// A mempool transaction whose raw bytes hash to `txid` and that involves the script
+// (`script`, `txid`, `height` 0, or -1 for an unconfirmed parent).
+#define ESPV_TRACKER_EVENT_UNCONFIRMED 3
+
+// A reported transaction that left the script's history (`script`, `txid`): reorged out,
+// evicted, replaced. From `espv_tracker_poll_event`.
+#define ESPV_TRACKER_EVENT_REMOVED 4
+
+// The server refused a `cp_height` proof (it has none, as electrs): from now on the tracker
+// waits for headers from the caller, lowest first from `espv_tracker_header_wanted`
+// (`height`: this one). Not a lie.
+#define ESPV_TRACKER_EVENT_HEADER_WANTED 5
+
+// The server said something false about `script` (`lie`: `ESPV_LIE_*`, with `reason`,
+// `txid` if `has_txid`, `height` and `got` as the lie documents). Stop trusting the server.
+#define ESPV_TRACKER_EVENT_SERVER_LIED 6
+
+// A table is full (`script`): the history is not accepted, and asked again at the script's
+// next status change. Lend a larger table to a new tracker.
+#define ESPV_TRACKER_EVENT_FULL 7
+
+// An answer for `script` (its history, a proof or a transaction; the request's `tag`) was
+// longer than the session's line buffer: that item is not asked again (a history is, at the
+// script's next status change).
+#define ESPV_TRACKER_EVENT_TOO_LARGE 8
+
+// Not a lie (every event but `ESPV_TRACKER_EVENT_SERVER_LIED`).
+#define ESPV_LIE_NONE 0
+
+// The history does not hash to the status the server announced, three times in a row
+// (once could be a server's cache racing its index right after a block).
+#define ESPV_LIE_STATUS_MISMATCH 1
+
+// At protocol 1.6 or later, the history is not in canonical order.
+#define ESPV_LIE_NOT_CANONICAL 2
+
+// The history lists `txid` twice.
+#define ESPV_LIE_DUPLICATE_TXID 3
+
+// A history, header proof, merkle branch or transaction that could not be decoded
+// (`reason` `ESPV_ERR_BAD_RESULT`).
+#define ESPV_LIE_MALFORMED 4
+
+// The merkle proof of `txid` is for another height (`height`: the one it claims).
+#define ESPV_LIE_PROOF_HEIGHT 5
+
+// The `cp_height` proof of `txid`'s header does not reach the trusted root (`reason`:
+// `ESPV_ERR_PROOF_*`).
+#define ESPV_LIE_HEADER_PROOF 6
+
+// The merkle branch of `txid` does not reach its header's merkle root (`reason`:
+// `ESPV_ERR_MERKLE_*`).
+#define ESPV_LIE_MERKLE 7
+
+// The raw bytes given for `txid` are not a transaction (`reason` `ESPV_ERR_BAD_TRANSACTION`).
+#define ESPV_LIE_BAD_TRANSACTION 8
+
+// The raw bytes given for `txid` hash to another txid (`got`).
+#define ESPV_LIE_TXID_MISMATCH 9
+
+// `txid` neither pays the script nor spends an output of its history that did.
+#define ESPV_LIE_UNRELATED 10
+
+// The server returned an error for `txid`, a transaction of its own history.
+#define ESPV_LIE_REFUSED 11
+
 // An Electrum protocol session, living in memory the caller provides (opaque: reserve
 // `espv_session_size()` bytes aligned to `espv_session_align()`, initialize them with
 // `espv_session_init`, then use the memory's address as the `espv_session *`).
@@ -413,6 +539,37 @@
 // It owns nothing outside that memory and needs no teardown: forget it, or reuse the memory
 // for a new session. It is not thread-safe: use one session from one thread at a time.
 typedef struct espv_session espv_session;
+
+// A script tracker, living in memory the caller provides (opaque: reserve
+// `espv_tracker_size()` bytes aligned to `espv_tracker_align()`, initialize them with
+// `espv_tracker_init`, then use the memory's address as the `espv_tracker *`).
+//
+// It keeps pointers to the two tables given to `espv_tracker_init`, and owns nothing else:
+// no teardown; forget it (and then its tables) or initialize it again. It is not
+// thread-safe: use it, its tables and its session from one thread at a time.
+//
+// The loop, beside the session's:
+// ```c
+// espv_tracker_poll(t, s, now());                  // queue requests; send the output
+// ... read, espv_session_feed ...
+// espv_event ev; espv_tracker_event tev;
+// while (espv_session_poll_event_tracked(s, t, &ev, &tev) == ESPV_OK) {
+//     if (tev.kind != ESPV_TRACKER_EVENT_NONE) on_tracker(&tev);     // verified, or a lie
+//     if ((ev.tag & ESPV_TRACKER_TAG_MASK) != ESPV_TRACKER_TAG_BASE) handle(&ev);  // yours
+// }
+// while (espv_tracker_poll_event(t, &tev) == ESPV_OK) on_tracker(&tev);  // removals
+// uint32_t h;                                      // without cp_height: your headers
+// while (espv_tracker_header_wanted(t, &h) == ESPV_OK)
+//     espv_tracker_provide_header(t, h, verified_header_at(h));
+// espv_tracker_poll(t, s, now());
+// // wait until min(espv_session_timeout, espv_tracker_poll_timeout) or input
+// ```
+// Memory: one script slot per script; in the transaction table one slot per transaction of
+// every history plus one per output paying a tracked script (about two per transaction). A
+// history and a raw transaction are asked buffered: each must fit the session's line
+// (`ESPV_LINE_CAPACITY`: a history of about 150 rows, a transaction of about 8 KB), or it is
+// reported `ESPV_TRACKER_EVENT_TOO_LARGE`.
+typedef struct espv_tracker espv_tracker;
 
 // One row of a script's history.
 typedef struct espv_history_item {
@@ -531,6 +688,79 @@ typedef struct espv_config {
   // 240000.
   uint64_t ping_interval_ms;
 } espv_config;
+
+// One event of the tracker. Which fields mean something depends on `kind`
+// (`ESPV_TRACKER_EVENT_*`) and, for a lie, on `lie` (`ESPV_LIE_*`); the others are zero.
+// Hashes are in internal byte order.
+typedef struct espv_tracker_event {
+  // `ESPV_TRACKER_EVENT_*`; `ESPV_TRACKER_EVENT_NONE` when there is nothing to report.
+  uint32_t kind;
+  // The script's index (from `espv_tracker_add_script*`); every kind but `NONE` and
+  // `HEADER_WANTED`.
+  uint32_t script;
+  // `ESPV_LIE_*` (`ESPV_TRACKER_EVENT_SERVER_LIED`), else `ESPV_LIE_NONE`.
+  uint32_t lie;
+  // For a lie: the `ESPV_ERR_*` detail the lie documents, else `ESPV_OK`.
+  int reason;
+  // `CONFIRMED`: block height; `UNCONFIRMED`: 0 or -1; `HEADER_WANTED`: the height whose
+  // header is wanted; `ESPV_LIE_PROOF_HEIGHT`: the height the proof claims.
+  int64_t height;
+  // `CONFIRMED`: the transaction's position in its block (fixed by its merkle proof).
+  uint32_t pos;
+  // `TOO_LARGE`: the tag of the request whose answer was too long.
+  uint32_t tag;
+  // The transaction (`CONFIRMED`, `UNCONFIRMED`, `REMOVED`, and a lie about one), if
+  // `has_txid`.
+  uint8_t txid[32];
+  // Whether `txid` is set.
+  bool has_txid;
+  // `CONFIRMED`: the hash of the proven block header.
+  uint8_t block_hash[32];
+  // `STATUS_VERIFIED`: the verified status, if `has_status`.
+  uint8_t status[32];
+  // Whether `status` is set (otherwise the history is empty).
+  bool has_status;
+  // `ESPV_LIE_TXID_MISMATCH`: the txid the served bytes hash to.
+  uint8_t got[32];
+} espv_tracker_event;
+
+// Progress counters of a tracker (`espv_tracker_get_stats`).
+typedef struct espv_tracker_stats {
+  // Scripts whose history is not verified at the status the server announced.
+  uint32_t scripts_pending;
+  // Transactions verified and reported.
+  uint32_t txs_done;
+  // Transactions being verified.
+  uint32_t txs_pending;
+  // Confirmed transactions above the checkpoint (or with no checkpoint set), waiting for a
+  // newer checkpoint or a header from the caller.
+  uint32_t txs_waiting_for_checkpoint;
+  // The tracker's requests in flight.
+  uint32_t in_flight;
+  // The checkpoint height set, if `has_checkpoint`.
+  uint32_t checkpoint_height;
+  // Whether a checkpoint is set.
+  bool has_checkpoint;
+  // The lowest height waiting, if `has_lowest_waiting_height`.
+  uint32_t lowest_waiting_height;
+  // Whether `lowest_waiting_height` is set.
+  bool has_lowest_waiting_height;
+} espv_tracker_stats;
+
+// One verified transaction of a script's history (`espv_tracker_history_get`).
+typedef struct espv_tracker_tx {
+  // The transaction, internal byte order.
+  uint8_t txid[32];
+  // Block height if `confirmed`, else 0 or -1 (mempool; -1: an unconfirmed parent).
+  int64_t height;
+  // Whether it is confirmed (then `block_hash` and `pos` are set).
+  bool confirmed;
+  // The hash of its proven block header.
+  uint8_t block_hash[32];
+  // Its position in the block, fixed by its merkle proof: sort by (`height`, `pos`) for
+  // chain order.
+  uint32_t pos;
+} espv_tracker_tx;
 
 #ifdef __cplusplus
 extern "C" {
@@ -1029,6 +1259,252 @@ uint32_t espv_session_dropped_events(struct espv_session *s);
 // The name of a status code (`"ESPV_OK"`, `"ESPV_ERR_WRONG_GENESIS"`, ...) as a static
 // NUL-terminated string; `"ESPV_UNKNOWN"` for a code that is not one of these. Never NULL.
 const char *espv_status_name(int code);
+
+// Bytes of memory a tracker needs (`sizeof` the tracker state on this target; at most
+// `ESPV_TRACKER_SIZE`).
+size_t espv_tracker_size(void);
+
+// Alignment the tracker memory needs (at most `ESPV_TRACKER_ALIGN`).
+size_t espv_tracker_align(void);
+
+// Bytes of one slot of the script table (at most `ESPV_TRACKER_SCRIPT_SLOT_SIZE`).
+size_t espv_tracker_script_slot_size(void);
+
+// Alignment of the script table (at most `ESPV_TRACKER_SLOT_ALIGN`).
+size_t espv_tracker_script_slot_align(void);
+
+// Bytes of one slot of the transaction table (at most `ESPV_TRACKER_TX_SLOT_SIZE`).
+size_t espv_tracker_tx_slot_size(void);
+
+// Alignment of the transaction table (at most `ESPV_TRACKER_SLOT_ALIGN`).
+size_t espv_tracker_tx_slot_align(void);
+
+// Initializes a tracker in `mem` (`len` bytes, at least `espv_tracker_size()`, aligned to
+// `espv_tracker_align()`) over the caller's tables: `scripts`, `n_scripts` script slots
+// (`espv_tracker_script_slot_size()` bytes each, aligned to
+// `espv_tracker_script_slot_align()`), and `txs`, `n_txs` transaction slots
+// (`espv_tracker_tx_slot_size()` bytes each, aligned to `espv_tracker_tx_slot_align()`).
+// Every slot is set empty in place. Afterwards use `(espv_tracker *)mem`. Only the first
+// `ESPV_TRACKER_MAX_SCRIPTS` script slots and `ESPV_TRACKER_MAX_TX_SLOTS` transaction slots
+// are used.
+//
+// The tracker keeps pointers to both tables: they must stay valid, unmoved and unused by
+// anything else for as long as the tracker is used (a static, or memory that outlives it).
+// Initializing the same memory again starts a new tracker (the old one is forgotten).
+//
+// Stack: a few hundred bytes whatever the table sizes (measured by
+// `bindings/c/tests/test_stack.c`; bound 2 KiB).
+//
+// Returns `ESPV_OK`; `ESPV_ERR_NULL` (`mem`, or a table with slots), `ESPV_ERR_BUFFER_TOO_SMALL`
+// (`len`), `ESPV_ERR_MISALIGNED` (`mem` or a table), or `ESPV_ERR_INVALID_ARGUMENT` (a table
+// whose byte length overflows, or two of the three regions overlapping), changing nothing.
+//
+// # Safety
+// `mem` is NULL or points at `len` writable bytes; `scripts` and `txs` are NULL or point at
+// `n_scripts` and `n_txs` writable slots; all three obey the lifetime rule above.
+int espv_tracker_init(void *mem, size_t len, void *scripts, size_t n_scripts, void *txs, size_t n_txs);
+
+// Starts tracking the scriptPubKey `script` (`len` bytes, at most
+// `ESPV_TRACKER_MAX_SCRIPT_LEN`; works at every protocol version); its index goes to
+// `*index` (if not NULL) and names it in events and queries. It is subscribed at the next
+// `espv_tracker_poll`. Adding a script twice tracks it twice.
+//
+// Returns `ESPV_OK`, `ESPV_ERR_SCRIPT_TOO_LONG`, `ESPV_ERR_TABLE_FULL` (no free script slot),
+// `ESPV_ERR_NULL`, `ESPV_ERR_MISALIGNED` (`index`), `ESPV_ERR_NOT_INITIALIZED`; nothing is
+// added on error.
+//
+// # Safety
+// `t` is an initialized tracker; `script` points at `len` readable bytes (NULL only with
+// `len` 0); `index` is NULL or writable.
+int espv_tracker_add_script(struct espv_tracker *t, const uint8_t *script, size_t len, uint32_t *index);
+
+// Starts tracking a script known only by its Electrum script hash (`hash`: 32 bytes,
+// internal byte order, as `espv_script_hash` gives it). Only below protocol 1.7 (the
+// `scriptpubkey` methods need the script). Otherwise as `espv_tracker_add_script`.
+//
+// Returns `ESPV_OK`, `ESPV_ERR_TABLE_FULL`, `ESPV_ERR_NULL`, `ESPV_ERR_MISALIGNED`,
+// `ESPV_ERR_NOT_INITIALIZED`.
+//
+// # Safety
+// `t` is an initialized tracker; `hash` points at 32 readable bytes; `index` is NULL or
+// writable.
+int espv_tracker_add_script_hash(struct espv_tracker *t, const uint8_t *hash, uint32_t *index);
+
+// Writes script `i`'s Electrum script hash (internal byte order) to `out`.
+//
+// Returns `ESPV_OK`, `ESPV_ERR_INVALID_ARGUMENT` (no script `i`), `ESPV_ERR_NULL`,
+// `ESPV_ERR_NOT_INITIALIZED`.
+//
+// # Safety
+// `t` is an initialized tracker; `out` points at 32 writable bytes.
+int espv_tracker_script_hash(struct espv_tracker *t, uint32_t i, uint8_t *out);
+
+// Sets the checkpoint `cp_height` proofs must reach: `root` (32 bytes, internal byte order)
+// is the merkle root of the block hashes `0..=cp_height`, from headers the caller verified
+// (`espv_verify_header_proof`'s root) or shipped with the application. Confirmed
+// transactions above `cp_height` wait for a newer checkpoint or a header from the caller.
+//
+// Returns `ESPV_OK`, `ESPV_ERR_NULL`, `ESPV_ERR_NOT_INITIALIZED`.
+//
+// # Safety
+// `t` is an initialized tracker; `root` points at 32 readable bytes.
+int espv_tracker_set_checkpoint(struct espv_tracker *t, uint32_t cp_height, const uint8_t *root);
+
+// Gives the tracker the header at `height` (80 bytes) from the caller's verified header
+// chain: every transaction confirmed at `height` that waits for its header is proven against
+// it (its merkle branch is asked next). The header is not checked here: give only headers
+// you verified (`espv_verify_headers`, `espv_verifier`).
+//
+// Returns `ESPV_OK`, `ESPV_ERR_NULL`, `ESPV_ERR_NOT_INITIALIZED`.
+//
+// # Safety
+// `t` is an initialized tracker; `header` points at 80 readable bytes.
+int espv_tracker_provide_header(struct espv_tracker *t, uint32_t height, const uint8_t *header);
+
+// The lowest height whose header the tracker waits for from the caller (no checkpoint set,
+// or the server refused `cp_height` proofs): writes it to `*height` and returns `ESPV_OK`,
+// or returns `ESPV_NONE` when no header is wanted. Answer with `espv_tracker_provide_header`;
+// until then the same height is returned.
+//
+// Returns `ESPV_ERR_NULL` / `ESPV_ERR_MISALIGNED` (`height`), `ESPV_ERR_NOT_INITIALIZED`.
+//
+// # Safety
+// `t` is an initialized tracker; `height` is NULL or writable.
+int espv_tracker_header_wanted(struct espv_tracker *t, uint32_t *height);
+
+// The chain reorganised from `fork_height` (the first height whose block changed): every
+// transaction confirmed at or above it is verified again against the new blocks and
+// reported again. Set the new checkpoint first.
+//
+// Returns `ESPV_OK`, `ESPV_ERR_NULL`, `ESPV_ERR_NOT_INITIALIZED`.
+//
+// # Safety
+// `t` is an initialized tracker.
+int espv_tracker_reorg(struct espv_tracker *t, uint32_t fork_height);
+
+// Queues what is due on the session `s` (subscriptions, histories, header proofs, merkle
+// branches, transactions), with the tracker's tags. Stops without error when the session has
+// no room (pending slots, output queue) or is not ready yet: call it again after events.
+// Then take the session's output and send it.
+//
+// Returns `ESPV_OK`; a request error other than back-pressure (`ESPV_ERR_CLOSED` when the
+// session failed, `ESPV_ERR_NOT_AVAILABLE` for a script known only by its hash at protocol
+// 1.7); `ESPV_ERR_NULL`, `ESPV_ERR_MISALIGNED`, `ESPV_ERR_NOT_INITIALIZED` for either state,
+// `ESPV_ERR_INVALID_ARGUMENT` if they are the same memory.
+//
+// # Safety
+// `t` is an initialized tracker; `s` is an initialized session; not the same memory.
+int espv_tracker_poll(struct espv_tracker *t, struct espv_session *s, uint64_t now_ms);
+
+// Writes the next event of the session `s` to `*out` and hands it to the tracker `t`, which
+// writes what it verified or caught to `*out_tracker` (`kind` `ESPV_TRACKER_EVENT_NONE` when
+// nothing); returns `ESPV_OK`, or `ESPV_NONE` when the session has no event. Use it instead
+// of `espv_session_poll_event` while a tracker runs on the session: every event still comes
+// out (`out->data` valid until the next call that takes the session); those whose tag has
+// the tracker's prefix (`ESPV_TRACKER_TAG_BASE`) and script notifications of tracked scripts
+// were the tracker's. After draining, drain `espv_tracker_poll_event`, then call
+// `espv_tracker_poll`.
+//
+// Returns `ESPV_ERR_NULL` / `ESPV_ERR_MISALIGNED` / `ESPV_ERR_NOT_INITIALIZED` (either state
+// or out pointer) or `ESPV_ERR_INVALID_ARGUMENT` (same memory) without consuming an event.
+//
+// # Safety
+// `s` is an initialized session and `t` an initialized tracker, not the same memory; `out`
+// and `out_tracker` are NULL or point at a writable `espv_event` and `espv_tracker_event`.
+int espv_session_poll_event_tracked(struct espv_session *s, struct espv_tracker *t, struct espv_event *out, struct espv_tracker_event *out_tracker);
+
+// Writes the next transaction that left a history (`ESPV_TRACKER_EVENT_REMOVED`) to `*out`
+// and returns `ESPV_OK`, or returns `ESPV_NONE`. Drain it after the session's events.
+//
+// Returns `ESPV_ERR_NULL` / `ESPV_ERR_MISALIGNED` (`out`), `ESPV_ERR_NOT_INITIALIZED`.
+//
+// # Safety
+// `t` is an initialized tracker; `out` is NULL or points at a writable
+// `espv_tracker_event`.
+int espv_tracker_poll_event(struct espv_tracker *t, struct espv_tracker_event *out);
+
+// When `espv_tracker_poll` has something to do that no answer will trigger (a history asked
+// again after a status mismatch): writes the time (caller's ms clock) to `*deadline_ms` and
+// returns `ESPV_OK`, or returns `ESPV_NONE`.
+//
+// Returns `ESPV_ERR_MISALIGNED` (`deadline_ms`), `ESPV_ERR_NULL` / `ESPV_ERR_NOT_INITIALIZED`
+// (`t`).
+//
+// # Safety
+// `t` is an initialized tracker; `deadline_ms` is NULL or writable.
+int espv_tracker_poll_timeout(struct espv_tracker *t, uint64_t *deadline_ms);
+
+// The connection is gone: requests in flight will never be answered. Everything they asked
+// is asked again, subscriptions included, on the next session (initialize a new one, then
+// `espv_tracker_poll` with it). Verified histories are kept.
+//
+// Returns `ESPV_OK`, `ESPV_ERR_NULL`, `ESPV_ERR_NOT_INITIALIZED`.
+//
+// # Safety
+// `t` is an initialized tracker.
+int espv_tracker_reset_connection(struct espv_tracker *t);
+
+// How many requests the tracker keeps in flight (at least 1; default 16; the session's
+// `ESPV_MAX_IN_FLIGHT` bounds it too). Lower it to leave pending slots for your own
+// requests.
+//
+// Returns `ESPV_OK`, `ESPV_ERR_NULL`, `ESPV_ERR_NOT_INITIALIZED`.
+//
+// # Safety
+// `t` is an initialized tracker.
+int espv_tracker_set_max_in_flight(struct espv_tracker *t, uint32_t n);
+
+// Whether every script's verified status equals the one the server announced and every
+// transaction is reported: writes it to `*synced`.
+//
+// Returns `ESPV_OK`, `ESPV_ERR_NULL` / `ESPV_ERR_MISALIGNED` (`synced`),
+// `ESPV_ERR_NOT_INITIALIZED`.
+//
+// # Safety
+// `t` is an initialized tracker; `synced` is NULL or writable.
+int espv_tracker_is_synced(struct espv_tracker *t, bool *synced);
+
+// Writes the tracker's progress counters to `*out`.
+//
+// Returns `ESPV_OK`, `ESPV_ERR_NULL` / `ESPV_ERR_MISALIGNED` (`out`),
+// `ESPV_ERR_NOT_INITIALIZED`.
+//
+// # Safety
+// `t` is an initialized tracker; `out` is NULL or points at a writable
+// `espv_tracker_stats`.
+int espv_tracker_get_stats(struct espv_tracker *t, struct espv_tracker_stats *out);
+
+// The last verified status of script `i`: returns `ESPV_OK` with `*has_status` true and the
+// status (32 bytes, internal byte order) in `status`, or `*has_status` false (and `status`
+// zeroed) for a verified empty history; `ESPV_NONE` while no history of it is verified.
+//
+// Returns `ESPV_ERR_INVALID_ARGUMENT` (no script `i`), `ESPV_ERR_NULL`,
+// `ESPV_ERR_MISALIGNED` (`has_status`), `ESPV_ERR_NOT_INITIALIZED`.
+//
+// # Safety
+// `t` is an initialized tracker; `status` points at 32 writable bytes; `has_status` is NULL
+// or writable.
+int espv_tracker_verified_status(struct espv_tracker *t, uint32_t i, uint8_t *status, bool *has_status);
+
+// The `n`th reported transaction of script `i` (from 0, in table order: sort by `height`
+// and `pos` for chain order) to `*out`: returns `ESPV_OK`, or `ESPV_NONE` when the history
+// has `n` transactions or fewer. Only verified transactions are listed. Each call walks the
+// transaction table once (a whole history: `n` walks).
+//
+// Returns `ESPV_ERR_INVALID_ARGUMENT` (no script `i`), `ESPV_ERR_NULL` /
+// `ESPV_ERR_MISALIGNED` (`out`), `ESPV_ERR_NOT_INITIALIZED`.
+//
+// # Safety
+// `t` is an initialized tracker; `out` is NULL or points at a writable `espv_tracker_tx`.
+int espv_tracker_history_get(struct espv_tracker *t, uint32_t i, size_t n, struct espv_tracker_tx *out);
+
+// The name of an `ESPV_TRACKER_EVENT_*` kind (`"ESPV_TRACKER_EVENT_CONFIRMED"`) as a static
+// NUL-terminated string; `"ESPV_UNKNOWN"` for another value. Never NULL.
+const char *espv_tracker_event_name(uint32_t kind);
+
+// The name of an `ESPV_LIE_*` code (`"ESPV_LIE_DUPLICATE_TXID"`) as a static NUL-terminated
+// string; `"ESPV_UNKNOWN"` for another value. Never NULL.
+const char *espv_tracker_lie_name(uint32_t lie);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -32,7 +32,8 @@ pub const ESPV_ERR_BUFFER_TOO_SMALL: c_int = -2;
 /// was done: it is checked before any work.
 pub const ESPV_ERR_MISALIGNED: c_int = -3;
 /// An argument is out of range: unknown network, empty or inverted version range, more than
-/// 2016 headers, `cp_height` below the height, a reserved tag, a name that is not UTF-8.
+/// 2016 headers, `cp_height` below the height, a reserved tag, a name that is not UTF-8,
+/// tracker memory and tables that overlap.
 pub const ESPV_ERR_INVALID_ARGUMENT: c_int = -4;
 /// The state passed was not initialized by its `*_init` function.
 pub const ESPV_ERR_NOT_INITIALIZED: c_int = -5;
@@ -167,6 +168,14 @@ pub const ESPV_ERR_STREAM_FAILED: c_int = -88;
 /// request is over (`ESPV_EVENT_RESPONSE_TOO_LARGE`).
 pub const ESPV_ERR_RESPONSE_TOO_LARGE: c_int = -89;
 
+// ----- the script tracker -----
+
+/// A table lent to the tracker has no free slot (`espv_tracker_add_script*`: the script
+/// table).
+pub const ESPV_ERR_TABLE_FULL: c_int = -90;
+/// A script longer than `ESPV_TRACKER_MAX_SCRIPT_LEN` bytes.
+pub const ESPV_ERR_SCRIPT_TOO_LONG: c_int = -91;
+
 /// Every code and its name, for [`espv_status_name`] (a test checks that every constant above
 /// is listed with its own name).
 const NAMES: &[(c_int, &CStr)] = &[
@@ -278,6 +287,8 @@ const NAMES: &[(c_int, &CStr)] = &[
     (ESPV_ERR_UNEXPECTED_REQUEST, c"ESPV_ERR_UNEXPECTED_REQUEST"),
     (ESPV_ERR_STREAM_FAILED, c"ESPV_ERR_STREAM_FAILED"),
     (ESPV_ERR_RESPONSE_TOO_LARGE, c"ESPV_ERR_RESPONSE_TOO_LARGE"),
+    (ESPV_ERR_TABLE_FULL, c"ESPV_ERR_TABLE_FULL"),
+    (ESPV_ERR_SCRIPT_TOO_LONG, c"ESPV_ERR_SCRIPT_TOO_LONG"),
 ];
 
 /// The name of a status code (`"ESPV_OK"`, `"ESPV_ERR_WRONG_GENESIS"`, ...) as a static
