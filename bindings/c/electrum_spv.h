@@ -416,7 +416,7 @@
 
 // Bytes to reserve for a tracker on any target (an upper bound; `espv_tracker_size()` is the
 // exact figure for the target the library was built for).
-#define ESPV_TRACKER_SIZE 128
+#define ESPV_TRACKER_SIZE 160
 
 // Alignment to give tracker memory on any target (an upper bound of `espv_tracker_align()`).
 #define ESPV_TRACKER_ALIGN 8
@@ -429,7 +429,7 @@
 
 // Bytes to reserve per transaction slot on any target (an upper bound of
 // `espv_tracker_tx_slot_size()`; see `ESPV_TRACKER_SCRIPT_SLOT_SIZE`).
-#define ESPV_TRACKER_TX_SLOT_SIZE 120
+#define ESPV_TRACKER_TX_SLOT_SIZE 128
 
 // Alignment to give both tables on any target (an upper bound of
 // `espv_tracker_script_slot_align()` and `espv_tracker_tx_slot_align()`).

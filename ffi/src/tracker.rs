@@ -44,7 +44,7 @@ use crate::status::{
 
 /// Bytes to reserve for a tracker on any target (an upper bound; `espv_tracker_size()` is the
 /// exact figure for the target the library was built for).
-pub const ESPV_TRACKER_SIZE: usize = 128;
+pub const ESPV_TRACKER_SIZE: usize = 160;
 /// Alignment to give tracker memory on any target (an upper bound of `espv_tracker_align()`).
 pub const ESPV_TRACKER_ALIGN: usize = 8;
 /// Bytes to reserve per script slot on any target (an upper bound of
@@ -54,7 +54,7 @@ pub const ESPV_TRACKER_ALIGN: usize = 8;
 pub const ESPV_TRACKER_SCRIPT_SLOT_SIZE: usize = 200;
 /// Bytes to reserve per transaction slot on any target (an upper bound of
 /// `espv_tracker_tx_slot_size()`; see `ESPV_TRACKER_SCRIPT_SLOT_SIZE`).
-pub const ESPV_TRACKER_TX_SLOT_SIZE: usize = 120;
+pub const ESPV_TRACKER_TX_SLOT_SIZE: usize = 128;
 /// Alignment to give both tables on any target (an upper bound of
 /// `espv_tracker_script_slot_align()` and `espv_tracker_tx_slot_align()`).
 pub const ESPV_TRACKER_SLOT_ALIGN: usize = 8;
