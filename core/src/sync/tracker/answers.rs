@@ -97,6 +97,7 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
         s.verified = Some(status);
         s.state = ScriptState::Idle;
         s.generation = new;
+        self.removals_due = true;
         Some(TrackerEvent::StatusVerified {
             script: slot,
             status,

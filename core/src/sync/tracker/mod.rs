@@ -241,6 +241,9 @@ pub struct ScriptTracker<S, T> {
     unproven: usize,
     /// No transaction slot below this index is empty: where the search for one starts.
     free_from: usize,
+    /// A history was accepted since [`Self::poll_event`] last found nothing to remove: only
+    /// then is the table scanned for transactions that left their history.
+    removals_due: bool,
 }
 
 /// A full session is back-pressure (try again after responses), not an error.
@@ -280,6 +283,7 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
             cursor: 0,
             unproven: 0,
             free_from: 0,
+            removals_due: false,
         }
     }
 
@@ -854,6 +858,10 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
 
     /// Removals found while accepting a history, one at a time.
     pub fn poll_event(&mut self) -> Option<TrackerEvent> {
+        if !self.removals_due {
+            return None;
+        }
+        let mut deferred = false;
         let n = self.tx_table().len();
         for j in 0..n {
             let Some(t) = self.tx_table().get(j).and_then(entry).copied() else {
@@ -865,7 +873,10 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
             let gone = match current {
                 None => true,
                 Some((generation, state)) => {
-                    t.generation != generation && state != ScriptState::FetchingHistory
+                    let left = t.generation != generation;
+                    // Decided when the history being fetched is accepted or refused.
+                    deferred |= left && state == ScriptState::FetchingHistory;
+                    left && state != ScriptState::FetchingHistory
                 }
             };
             if !gone {
@@ -879,6 +890,7 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
                 });
             }
         }
+        self.removals_due = deferred;
         None
     }
 
