@@ -26,6 +26,7 @@ use electrum_spv_core::header::Header;
 use electrum_spv_core::history::{ChainPosition, HistoryFault};
 use electrum_spv_core::rpc::{Method, ProtocolVersion};
 use electrum_spv_core::script::{StatusHasher, TxHeight, script_hash};
+use electrum_spv_core::session::response::HistoryItem;
 use electrum_spv_core::session::{Event, Notification, Request, RequestError, RpcError};
 use electrum_spv_core::sync::tracker::{
     STATUS_ATTEMPTS, STATUS_RETRY_MS, ScriptRef, ScriptSlot, ScriptTracker, TrackerEvent,
@@ -1504,4 +1505,173 @@ fn a_transaction_the_server_refuses_to_give_is_a_lie() {
             lie: TrackerLie::Refused
         }]
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Histories handed over by the caller, requests in flight across resets.
+
+/// `script`'s history as the server would list it, as the caller's streamed copy.
+fn items_of(h: &Harness<[TxSlot; 8]>, script: &ScriptHash) -> Vec<HistoryItem> {
+    h.server.histories[script]
+        .iter()
+        .map(|&(txid, height)| HistoryItem {
+            txid,
+            height,
+            fee: None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_history_handed_over_by_the_caller_frees_its_place_in_the_window() {
+    let (mut h, b, hash) = tracking_b(V16);
+    h.tracker.set_max_in_flight(1);
+    h.step(false); // subscribe
+    h.poll();
+    let asked = h.sink.take();
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0].what, What::History(hash));
+    let items = items_of(&h, &hash);
+    let verified = h.tracker.handle_history(V16, asked[0].tag, &items);
+    assert!(matches!(
+        verified,
+        Some(TrackerEvent::StatusVerified { .. })
+    ));
+    // The window of one is free again: the transactions are asked.
+    h.run();
+    assert_eq!(h.lies(), []);
+    assert_eq!(h.history(b), expected(&history_b()));
+    assert!(h.tracker.is_synced());
+}
+
+#[test]
+fn a_history_too_large_for_the_line_waits_for_the_callers_copy_or_the_next_status() {
+    let (mut h, b, hash) = tracking_b(V16);
+    h.step(false); // subscribe
+    h.poll();
+    let asked = h.sink.take();
+    assert_eq!(asked[0].what, What::History(hash));
+    h.handle(&Event::ResponseTooLarge {
+        id: asked[0].id,
+        method: asked[0].method,
+        tag: asked[0].tag,
+        len: 1 << 30,
+    });
+    assert_eq!(
+        h.events,
+        [TrackerEvent::TooLarge {
+            script: b,
+            tag: asked[0].tag
+        }]
+    );
+    assert_eq!(h.step(false), 0, "not asked again on its own");
+    assert!(!h.tracker.is_synced());
+    // A status change asks again.
+    h.notify(hash);
+    h.poll();
+    let again = h.sink.take();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].what, What::History(hash));
+    h.handle(&Event::ResponseTooLarge {
+        id: again[0].id,
+        method: again[0].method,
+        tag: again[0].tag,
+        len: 1 << 30,
+    });
+    // The caller's streamed copy is checked as any history.
+    let items = items_of(&h, &hash);
+    let verified = h.tracker.handle_history(V16, again[0].tag, &items);
+    assert!(matches!(
+        verified,
+        Some(TrackerEvent::StatusVerified { .. })
+    ));
+    h.run();
+    assert_eq!(h.lies(), []);
+    assert_eq!(h.history(b), expected(&history_b()));
+    assert!(h.tracker.is_synced());
+}
+
+#[test]
+fn a_transaction_reset_while_asked_is_not_asked_twice_and_its_late_answer_is_dropped() {
+    let (mut h, b, _) = tracking_b(V16);
+    let held = h.run_until(|w| matches!(w, What::Merkle { txid: t, .. } if *t == txid(F)));
+    let merkles = |h: &Harness<[TxSlot; 8]>| {
+        h.sink
+            .log
+            .iter()
+            .filter(|a| matches!(a.what, What::Merkle { txid: t, .. } if t == txid(F)))
+            .count()
+    };
+    assert_eq!(merkles(&h), 1);
+    // A reorg below it: its header and branch are asked again, but not while the first
+    // request is unanswered (one request per slot: the answer could be taken for the new one).
+    h.tracker.reorg(0);
+    h.step(false);
+    assert_eq!(merkles(&h), 1, "asked again before the first answer came");
+    h.answer(&held);
+    assert_eq!(h.lies(), []);
+    h.run();
+    assert_eq!(merkles(&h), 2);
+    assert_eq!(h.lies(), []);
+    assert_eq!(h.history(b), expected(&history_b()));
+    assert!(h.tracker.is_synced());
+}
+
+#[test]
+fn a_new_connection_subscribes_every_script_again() {
+    let (mut h, _, hash) = tracking_b(V16);
+    h.run();
+    assert!(h.tracker.is_synced());
+    // A status change is announced, then the connection drops before the history is asked.
+    let mut more = history_b();
+    more.push(chain().row(T170));
+    h.server.statuses.insert(hash, status_of(&more));
+    h.notify(hash);
+    h.tracker.reset_connection();
+    h.server.set(hash, history_b());
+    h.poll();
+    let first = h.sink.take();
+    assert_eq!(
+        first.iter().map(|a| a.what).collect::<Vec<_>>(),
+        [What::Subscribe(hash)],
+        "subscribed again before anything else"
+    );
+}
+
+#[test]
+fn a_script_added_twice_hears_its_notifications_in_both_slots() {
+    let mut h = Harness::new([TxSlot::EMPTY; 8], V16);
+    let hash = script_hash(&script_b());
+    let first = h.add(&script_b());
+    let second = h.add(&script_b());
+    h.server.set(hash, history_b());
+    h.run();
+    assert!(h.tracker.is_synced());
+    let before = h.sink.count(What::History(hash));
+    let mut more = history_b();
+    more.push(chain().row(T170));
+    h.server.statuses.insert(hash, status_of(&more));
+    h.notify(hash);
+    h.step(false);
+    assert_eq!(h.sink.count(What::History(hash)), before + 2);
+    assert_ne!(first, second);
+}
+
+#[test]
+fn a_mempool_transaction_the_server_no_longer_gives_is_not_a_lie() {
+    let (mut h, b, hash) = tracking_b(V16);
+    // X in the mempool, then gone from the server's mempool before it is fetched.
+    let rows = vec![chain().row(F), (txid(X), TxHeight::Mempool)];
+    h.server.set(hash, rows);
+    h.server.tx_hex.remove(&txid(X));
+    h.run();
+    assert_eq!(h.lies(), []);
+    assert!(!h.tracker.is_synced(), "waits for the next history");
+    // The next history, without it, is verified and complete.
+    h.server.set(hash, vec![chain().row(F)]);
+    h.notify(hash);
+    h.run();
+    assert_eq!(h.lies(), []);
+    assert!(h.tracker.is_synced());
+    assert_eq!(h.history(b).len(), 1);
 }

@@ -142,6 +142,7 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
                     reported: false,
                     added: true,
                     read_before: false,
+                    stale_answer: false,
                     pos: 0,
                 });
             }
@@ -165,7 +166,7 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
                     unproven -= 1;
                 }
                 t.height = height;
-                t.state = fresh(height);
+                t.reset(fresh(height));
             }
         }
         self.unproven = unproven;

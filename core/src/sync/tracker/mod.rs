@@ -394,6 +394,7 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
             verified: None,
             mismatches: 0,
             generation: 0,
+            all_read: false,
         }));
         Ok(i)
     }
@@ -454,32 +455,32 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
                 if matches!(t.state, TxState::Unproven { .. }) {
                     unproven -= 1;
                 }
-                t.state = TxState::NeedHeader;
+                t.reset(TxState::NeedHeader);
             }
         }
         self.unproven = unproven;
     }
 
-    /// The connection is gone: requests in flight will never be answered. Everything they
-    /// asked is asked again, subscriptions included, on the next session.
+    /// The connection is gone: requests in flight will never be answered. Every script is
+    /// subscribed again on the next session (a history matching the verified status is not
+    /// fetched again), everything in flight is asked again, and the next server is asked for
+    /// `cp_height` proofs again.
     pub fn reset_connection(&mut self) {
         self.in_flight = 0;
+        self.no_header_proofs = false;
         let n = self.script_table().len();
         for i in 0..n {
             if let Some(s) = self.tracked_mut(i) {
-                s.state = match s.state {
-                    ScriptState::Idle | ScriptState::Subscribing | ScriptState::Backoff { .. } => {
-                        ScriptState::New
-                    }
-                    ScriptState::FetchingHistory => ScriptState::NeedHistory,
-                    other => other,
-                };
+                s.state = ScriptState::New;
             }
         }
         for slot in self.tx_table_mut() {
             match &mut slot.0 {
                 Slot::Retired => slot.0 = Slot::Empty,
-                Slot::Tx(t) => t.state = unfetched(t.state),
+                Slot::Tx(t) => {
+                    t.state = unfetched(t.state);
+                    t.stale_answer = false;
+                }
                 _ => {}
             }
         }
@@ -600,12 +601,12 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
     fn poll_scripts(&mut self, now: u64, sink: &mut impl RequestSink) -> Result<(), RequestError> {
         let n = self.script_table().len();
         for i in 0..n {
-            if self.in_flight >= self.max_in_flight {
-                return Ok(());
-            }
+            let full = self.in_flight >= self.max_in_flight;
             let Some(s) = self.tracked_mut(i) else {
                 continue;
             };
+            // The retry timer moves even when the window is full, so a deadline the caller
+            // sleeps to is never left in the past.
             if let ScriptState::Backoff { since } = s.state {
                 match since {
                     None => s.state = ScriptState::Backoff { since: Some(now) },
@@ -615,6 +616,9 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
                     }
                     Some(_) => {}
                 }
+            }
+            if full {
+                continue;
             }
             let (kind, next) = match s.state {
                 ScriptState::New => (KIND_SUBSCRIBE, ScriptState::Subscribing),
@@ -670,7 +674,25 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
         if self.unproven == 0 {
             return;
         }
+        // One pass marks the scripts with a transaction not read yet, one releases the rest.
+        let scripts = self.script_table().len();
+        for i in 0..scripts {
+            if let Some(s) = self.tracked_mut(i) {
+                s.all_read = true;
+            }
+        }
         let n = self.tx_table().len();
+        for j in 0..n {
+            let Some(t) = self.tx_table().get(j).and_then(entry).copied() else {
+                continue;
+            };
+            if let Some(s) = self.tracked_mut(usize::from(t.script))
+                && t.generation == s.generation
+                && !t.state.was_read()
+            {
+                s.all_read = false;
+            }
+        }
         for j in 0..n {
             let Some(t) = self.tx_table().get(j).and_then(entry).copied() else {
                 continue;
@@ -678,11 +700,9 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
             let TxState::Unproven { block_hash } = t.state else {
                 continue;
             };
-            let generation = self.tracked(usize::from(t.script)).map(|s| s.generation);
             let all_read = self
-                .entries()
-                .filter(|o| o.script == t.script && Some(o.generation) == generation)
-                .all(|o| o.state.was_read());
+                .tracked(usize::from(t.script))
+                .is_some_and(|s| s.all_read);
             if all_read && let Some(t) = self.tx_table_mut().get_mut(j).and_then(entry_mut) {
                 t.state = TxState::NeedTx {
                     block_hash,
@@ -707,13 +727,22 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
                 script_hash,
                 status,
             }) => {
+                // Every slot of the script (it may have been added twice).
                 let n = self.script_table().len();
-                let i = (0..n).find(|&i| self.script_hash(i) == Some(script_hash))?;
-                let s = self.tracked_mut(i)?;
-                s.announced = Some(status);
-                let waiting = matches!(s.state, ScriptState::Idle | ScriptState::Backoff { .. });
-                if s.verified != Some(status) && waiting {
-                    s.state = ScriptState::NeedHistory;
+                for i in 0..n {
+                    let Some(s) = self.tracked_mut(i).filter(|s| s.hash == script_hash) else {
+                        continue;
+                    };
+                    s.announced = Some(status);
+                    let waiting = matches!(
+                        s.state,
+                        ScriptState::Idle
+                            | ScriptState::Backoff { .. }
+                            | ScriptState::AwaitingStream
+                    );
+                    if s.verified != Some(status) && waiting {
+                        s.state = ScriptState::NeedHistory;
+                    }
                 }
                 None
             }
@@ -740,20 +769,25 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
                 }
             }
             // Longer than the session's line buffer: asking again would fetch the same bytes
-            // again, so the item is left as it is and the bound reported.
+            // again. A history waits for the caller's streamed copy or the next status change;
+            // a transaction's proof or bytes wait for the next accepted history.
             Event::ResponseTooLarge { tag, .. } => {
                 let (kind, slot) = self.answered(tag)?;
                 let script = match kind {
                     KIND_SUBSCRIBE | KIND_HISTORY => {
                         let s = self.tracked_mut(slot)?;
-                        if kind == KIND_HISTORY {
-                            // Kept waiting for the caller's streamed copy (handle_history).
-                            return Some(TrackerEvent::TooLarge { script: slot, tag });
-                        }
-                        s.state = ScriptState::Idle;
+                        s.state = if kind == KIND_HISTORY {
+                            ScriptState::AwaitingStream
+                        } else {
+                            ScriptState::Idle
+                        };
                         slot
                     }
-                    _ => usize::from(self.tx_table().get(slot).and_then(entry)?.script),
+                    _ => {
+                        let t = self.tx_table_mut().get_mut(slot).and_then(entry_mut)?;
+                        t.state = TxState::Parked;
+                        usize::from(t.script)
+                    }
                 };
                 Some(TrackerEvent::TooLarge { script, tag })
             }
@@ -779,11 +813,13 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
         if kind != KIND_HISTORY {
             return None;
         }
-        let fetching = self
-            .tracked(slot)
-            .is_some_and(|s| s.state == ScriptState::FetchingHistory);
-        if !fetching {
-            return None;
+        let s = self.tracked_mut(slot)?;
+        match s.state {
+            // Asked and answered another way: the request is over.
+            ScriptState::FetchingHistory => self.in_flight = self.in_flight.saturating_sub(1),
+            // Its answer was too large and counted then.
+            ScriptState::AwaitingStream => s.state = ScriptState::FetchingHistory,
+            _ => return None,
         }
         self.on_history(version, slot, || {
             items.iter().map(|i| Ok((i.txid, i.height)))
@@ -799,6 +835,12 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
             // The answered entry is usually due next (branch after header, bytes after
             // branch): the next poll looks there first.
             self.cursor = slot;
+            if let Some(t) = self.tx_table_mut().get_mut(slot).and_then(entry_mut)
+                && t.stale_answer
+            {
+                t.stale_answer = false;
+                return None;
+            }
         }
         if kind >= KIND_HEADER
             && let Some(s) = self.tx_table_mut().get_mut(slot)
@@ -840,8 +882,9 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
                     _ => None,
                 }
             }
-            // A timeout is asked again; an error for a transaction of the server's own
-            // history is a refusal to prove it.
+            // A timeout is asked again. An error for a confirmed transaction of the server's
+            // own history is a refusal to prove it; a mempool transaction may have been
+            // evicted or replaced since the history was sent: it waits for the next history.
             _ => {
                 let t = self.tx_table_mut().get_mut(slot).and_then(entry_mut)?;
                 if !t.state.is_fetching() {
@@ -849,6 +892,10 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
                 }
                 if timed_out {
                     t.state = unfetched(t.state);
+                    return None;
+                }
+                if !matches!(t.height, TxHeight::Confirmed(_)) {
+                    t.state = TxState::Parked;
                     return None;
                 }
                 lied(usize::from(t.script), Some(t.txid), TrackerLie::Refused)
@@ -861,24 +908,13 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
         if !self.removals_due {
             return None;
         }
-        let mut deferred = false;
         let n = self.tx_table().len();
         for j in 0..n {
             let Some(t) = self.tx_table().get(j).and_then(entry).copied() else {
                 continue;
             };
-            let current = self
-                .tracked(usize::from(t.script))
-                .map(|s| (s.generation, s.state));
-            let gone = match current {
-                None => true,
-                Some((generation, state)) => {
-                    let left = t.generation != generation;
-                    // Decided when the history being fetched is accepted or refused.
-                    deferred |= left && state == ScriptState::FetchingHistory;
-                    left && state != ScriptState::FetchingHistory
-                }
-            };
+            let current = self.tracked(usize::from(t.script));
+            let gone = current.is_none_or(|s| t.generation != s.generation);
             if !gone {
                 continue;
             }
@@ -890,7 +926,7 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
                 });
             }
         }
-        self.removals_due = deferred;
+        self.removals_due = false;
         None
     }
 
@@ -903,7 +939,7 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
         let Slot::Tx(t) = slot.0 else {
             return;
         };
-        let retired = t.state.is_fetching();
+        let retired = t.state.is_fetching() || t.stale_answer;
         slot.0 = if retired { Slot::Retired } else { Slot::Empty };
         if !retired {
             self.free_from = self.free_from.min(j);

@@ -22,6 +22,9 @@ pub(super) enum ScriptState {
     Backoff {
         since: Option<u64>,
     },
+    /// The history's answer was longer than the session's line: waiting for the caller's
+    /// streamed copy ([`super::ScriptTracker::handle_history`]), or the next status change.
+    AwaitingStream,
     Idle,
 }
 
@@ -38,6 +41,8 @@ pub(super) struct Tracked {
     pub(super) mismatches: u8,
     /// Generation of the last accepted history, to find transactions that left it.
     pub(super) generation: u32,
+    /// Scratch of one poll: every transaction of its history was read.
+    pub(super) all_read: bool,
 }
 
 /// A slot of the script table (see [`Slots`](crate::sync::Slots)); [`ScriptSlot::EMPTY`] or `Default` to lend one.
@@ -86,6 +91,15 @@ pub(super) enum TxState {
     Done { block_hash: Option<BlockHash> },
 }
 
+impl TxEntry {
+    /// Puts the entry in `state`; a request in flight for it is answered in vain (its answer
+    /// belongs to the state left).
+    pub(super) fn reset(&mut self, state: TxState) {
+        self.stale_answer |= self.state.is_fetching();
+        self.state = state;
+    }
+}
+
 impl TxState {
     /// Whether a request for the entry is in flight.
     pub(super) fn is_fetching(self) -> bool {
@@ -130,6 +144,9 @@ pub(super) struct TxEntry {
     pub(super) pos: u32,
     /// Its bytes were read before: funding outputs of it may be in the table already.
     pub(super) read_before: bool,
+    /// It was reset (a reorg, a new height) while a request for it was in flight: that
+    /// request's answer is dropped when it comes, and nothing new is asked before.
+    pub(super) stale_answer: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -188,6 +205,9 @@ pub(super) fn due(
     checkpoint: Option<(u32, MerkleNode)>,
     no_header_proofs: bool,
 ) -> Option<(Request<'static>, u32, TxState)> {
+    if t.stale_answer {
+        return None;
+    }
     Some(match t.state {
         TxState::NeedHeader => {
             let (TxHeight::Confirmed(height), Some((cp, root))) = (t.height, checkpoint) else {
