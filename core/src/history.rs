@@ -4,7 +4,7 @@
 //!
 //! The merkle proof of each confirmed entry ([`crate::merkle`]), the header it is proven into
 //! ([`crate::chain`], [`crate::accumulator`]) and the transaction's link to the script
-//! ([`crate::tx_parts::TxParts::involvement`]) are checked by their own modules; this one
+//! ([`crate::tx::TxScan`], in [`crate::sync::tracker`]) are checked by their own modules; this one
 //! holds what is checked of the list itself.
 
 use core::cmp::Ordering;

@@ -13,7 +13,7 @@
 //! | [`merkle`] | hardened transaction merkle branches |
 //! | [`script`] | script hashes, streaming address-status hashing, canonical mempool order |
 //! | [`tx`] | streaming txid of a raw transaction; streaming scan of the outpoints it spends and the outputs paying a script; 64-byte-transaction detection |
-//! | [`tx_parts`] | inputs and outputs of a transaction in memory; whether it pays or spends a script |
+//! | [`tx_parts`] | inputs and outputs of a transaction in memory |
 //! | [`history`] | what is checked of a history list: status in the server's order, canonical order, no txid twice, chain order |
 //! | [`json`] | newline framer with a hard line cap, resumable depth-limited tokenizer, envelope scanner, request writer, typed decoding |
 //! | [`rpc`] | protocol versions as tuples, the version-gated method catalogue, the pending-request table |

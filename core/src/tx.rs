@@ -559,8 +559,7 @@ pub enum TxItem {
 /// Reads, as a transaction's serialization streams by, what a wallet needs to decide whether it
 /// involves one script: every outpoint spent and every output paying the script, and the txid.
 ///
-/// This is [`crate::tx_parts::TxParts::involvement`] for a device that cannot hold the
-/// transaction: state is one txid hash, one scriptPubKey hash, a partial outpoint and the
+/// A device need not hold the transaction: state is one txid hash, one scriptPubKey hash, a partial outpoint and the
 /// walker of [`TxidHasher`]; `size_of::<TxScan>()` is under 400 bytes on 64-bit targets
 /// (tested). Items are reported as soon as their last byte is fed, so if the transaction later
 /// turns out malformed, what was reported describes bytes that are not a transaction: discard it

@@ -1,5 +1,7 @@
-//! The inputs and outputs of a whole transaction held in memory: what a wallet reads to decide
-//! whether a transaction involves one of its scripts, without copying or allocating.
+//! The inputs and outputs of a whole transaction held in memory, without copying or
+//! allocating: an unspent output's value and script, a transaction's spends. Whether a
+//! transaction belongs to a script's history is decided while it streams by
+//! ([`crate::tx::TxScan`], in the script tracker).
 //!
 //! [`TxParts::parse`] first checks the bytes with the same walker that computes the txid
 //! ([`crate::tx::txid`]: every bound of that module applies), so the iterators below run over a
@@ -97,34 +99,6 @@ impl<'a> TxParts<'a> {
         self.outputs()
             .any(|o| script_hash(o.script_pubkey) == *script)
     }
-
-    /// How this transaction involves the script `script`: an output pays it, or an input spends
-    /// an output that paid it (`funded(outpoint)` says which outputs did: the caller knows the
-    /// script's funding transactions, fetched and hashed to their txids).
-    pub fn involvement(
-        &self,
-        script: &ScriptHash,
-        mut funded: impl FnMut(&OutPoint) -> bool,
-    ) -> Involvement {
-        if self.pays(script) {
-            Involvement::Pays
-        } else if self.inputs().any(|o| funded(&o)) {
-            Involvement::Spends
-        } else {
-            Involvement::Unrelated
-        }
-    }
-}
-
-/// How a transaction involves a script.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Involvement {
-    /// An output pays the script.
-    Pays,
-    /// No output pays it, but an input spends an output that paid it.
-    Spends,
-    /// Neither: the transaction does not belong in the script's history.
-    Unrelated,
 }
 
 /// A cursor over bytes already validated by the txid walker; it still never indexes out of
@@ -209,17 +183,12 @@ mod tests {
         let sbuf = bytes(BLOCK_9_SCRIPT);
         let satoshi = script_hash(&sbuf[..BLOCK_9_SCRIPT.len() / 2]);
         // Output 1 is Satoshi's change: the transaction pays the script.
-        assert_eq!(tx.involvement(&satoshi, |_| false), Involvement::Pays);
+        assert!(tx.pays(&satoshi));
         // Hal's script: paid by output 0.
         let hal = script_hash(tx.outputs().next().unwrap().script_pubkey);
-        assert_eq!(tx.involvement(&hal, |_| false), Involvement::Pays);
-        // A script neither paid nor funding an input.
-        let other = script_hash(&[0x51]);
-        assert_eq!(tx.involvement(&other, |_| false), Involvement::Unrelated);
-        assert_eq!(
-            tx.involvement(&other, |o| o == &inputs[0]),
-            Involvement::Spends
-        );
+        assert!(tx.pays(&hal));
+        // A script not paid.
+        assert!(!tx.pays(&script_hash(&[0x51])));
     }
 
     #[test]

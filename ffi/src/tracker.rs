@@ -51,7 +51,7 @@ pub const ESPV_TRACKER_ALIGN: usize = 8;
 /// `espv_tracker_script_slot_size()`), for static tables: `static uint8_t scripts[N *
 /// ESPV_TRACKER_SCRIPT_SLOT_SIZE] __attribute__((aligned(ESPV_TRACKER_SLOT_ALIGN)));` holds
 /// `N` slots (pass `N` to `espv_tracker_init`).
-pub const ESPV_TRACKER_SCRIPT_SLOT_SIZE: usize = 200;
+pub const ESPV_TRACKER_SCRIPT_SLOT_SIZE: usize = 224;
 /// Bytes to reserve per transaction slot on any target (an upper bound of
 /// `espv_tracker_tx_slot_size()`; see `ESPV_TRACKER_SCRIPT_SLOT_SIZE`).
 pub const ESPV_TRACKER_TX_SLOT_SIZE: usize = 128;
@@ -97,12 +97,13 @@ pub const ESPV_TRACKER_EVENT_HEADER_WANTED: u32 = 5;
 /// The server said something false about `script` (`lie`: `ESPV_LIE_*`, with `reason`,
 /// `txid` if `has_txid`, `height` and `got` as the lie documents). Stop trusting the server.
 pub const ESPV_TRACKER_EVENT_SERVER_LIED: u32 = 6;
-/// A table is full (`script`): the history is not accepted, and asked again at the script's
-/// next status change. Lend a larger table to a new tracker.
+/// A table is full (`script`): a history that did not fit is not accepted (asked again at the
+/// script's next status change), a transaction whose funding outputs did not fit waits for the
+/// next accepted history. Lend a larger table to a new tracker.
 pub const ESPV_TRACKER_EVENT_FULL: u32 = 7;
 /// An answer for `script` (its history, a proof or a transaction; the request's `tag`) was
-/// longer than the session's line buffer: that item is not asked again (a history is, at the
-/// script's next status change).
+/// longer than the session's line buffer: a history is asked again at the script's next status
+/// change, a proof or transaction when the next history is accepted.
 pub const ESPV_TRACKER_EVENT_TOO_LARGE: u32 = 8;
 
 // ----- lies (`espv_tracker_event.lie`) -----

@@ -17,7 +17,7 @@ use tokio_stream::StreamExt;
 
 use electrum_spv_core::hash::{ScriptHash, Status, Txid};
 use electrum_spv_core::history::ChainPosition;
-use electrum_spv_core::rpc::Method;
+use electrum_spv_core::rpc::{Method, ProtocolVersion};
 use electrum_spv_core::script::{TxHeight, script_hash};
 use electrum_spv_core::session::response::HistoryItem;
 use electrum_spv_core::session::{Event, Notification, Request, RequestError};
@@ -148,14 +148,29 @@ impl RequestSink for Outbox {
     }
 }
 
-/// A tracker over `scripts` (indices in order), with the adapter's window.
-pub(crate) fn tracker_for(scripts: &[ScriptRef<'_>]) -> Result<Tracker, Error> {
+/// A tracker over `scripts` (indices in order), with the adapter's window, for a server at
+/// protocol `version`.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] for a script longer than [`tracker::MAX_SCRIPT_LEN`] at
+/// protocol 1.7: the tracker keeps such a script by its hash, which 1.7 no longer serves.
+pub(crate) fn tracker_for(
+    scripts: &[ScriptRef<'_>],
+    version: ProtocolVersion,
+) -> Result<Tracker, Error> {
     let mut tracker = Tracker::new(Vec::new(), Vec::new());
     tracker.set_max_in_flight(PROOFS_AT_ONCE);
     for script in scripts {
         let added = match *script {
-            // Longer than the tracker keeps: by its hash, which every version serves.
             ScriptRef::Script(s) if s.len() > tracker::MAX_SCRIPT_LEN => {
+                if version >= ProtocolVersion::V1_7 {
+                    return Err(Error::InvalidArgument(format!(
+                        "a script of {} bytes (over {}) is tracked by its hash, which protocol \
+                         {version} does not serve",
+                        s.len(),
+                        tracker::MAX_SCRIPT_LEN
+                    )));
+                }
                 tracker.add(tracker::ScriptRef::Hash(script_hash(s)))
             }
             ScriptRef::Script(s) => tracker.add(tracker::ScriptRef::Script(s)),
@@ -172,7 +187,8 @@ pub(crate) fn tracker_for(scripts: &[ScriptRef<'_>]) -> Result<Tracker, Error> {
 /// # Errors
 /// Transport and server errors of any request; [`Error::Verification`] for what the tracker
 /// proves false; [`Error::Lagging`] when a history names a block above the server's own
-/// verified tip; [`Error::HistoryTooLarge`] past the tracker's table bound.
+/// verified tip; [`Error::HistoryTooLarge`] past the tracker's table bound
+/// ([`tracker::MAX_SLOTS`]).
 pub(crate) async fn run(
     client: &Client,
     chain: &mut HeaderChain,
@@ -190,9 +206,12 @@ pub(crate) async fn run(
     let mut new_history = true;
     loop {
         let mut outbox = Outbox::default();
-        tracker
-            .poll(now(), &mut outbox)
-            .map_err(|_| Error::NotAvailable(Method::ScriptGetHistory))?;
+        // The outbox refuses only a request the adapter does not know how to send.
+        tracker.poll(now(), &mut outbox).map_err(|e| {
+            Error::InvalidArgument(format!(
+                "the tracker asked what the adapter cannot send: {e}"
+            ))
+        })?;
         for (ask, tag) in outbox.0 {
             chain.proof_bucket().take(ask.cost()).await;
             let c = client.clone();
@@ -222,10 +241,7 @@ pub(crate) async fn run(
         let retry = tracker.poll_timeout();
         if tasks.is_empty() && retry.is_none() {
             // Nothing asked, nothing to wait for: only a table bound stops a tracker so.
-            return Err(Error::HistoryTooLarge(format!(
-                "more than the tracker's {} transaction slots",
-                tracker::MAX_SLOTS
-            )));
+            return Err(table_full());
         }
         let sleep = tokio::time::sleep(std::time::Duration::from_millis(
             retry.map_or(u64::MAX / 4, |at| at.saturating_sub(now())),
@@ -237,15 +253,18 @@ pub(crate) async fn run(
                 new_history |= matches!(event, Some(TrackerEvent::StatusVerified { .. }));
                 check(tracker, &ask, event)?;
             }
-            Some(notice) = notices.next() => {
-                if let Ok(Notice::ScriptStatus { script_hash, status }) = notice {
+            Some(notice) = notices.next() => match notice {
+                Ok(Notice::ScriptStatus { script_hash, status }) => {
                     let event = Event::Notification(Notification::ScriptStatus {
                         script_hash,
                         status,
                     });
                     tracker.handle_event(version, &event);
                 }
-            }
+                // Some were lost: every status is asked again.
+                Err(_missed) => tracker.statuses_missed(),
+                Ok(_) => {}
+            },
             () = sleep => {}
         }
         while tracker.poll_event().is_some() {}
@@ -255,7 +274,7 @@ pub(crate) async fn run(
 /// Gives `answer` to the tracker as the session would have; what it found.
 fn hand_back(
     tracker: &mut Tracker,
-    version: electrum_spv_core::rpc::ProtocolVersion,
+    version: ProtocolVersion,
     ask: &Ask,
     tag: u32,
     answer: Answer,
@@ -287,12 +306,17 @@ fn check(tracker: &Tracker, ask: &Ask, event: Option<TrackerEvent>) -> Result<()
                 .unwrap_or(ScriptHash::from_byte_array([0; 32]));
             Err(fault_of(script, txid, ask, lie))
         }
-        Some(TrackerEvent::Full { .. }) => Err(Error::HistoryTooLarge(format!(
-            "more than the tracker's {} transaction slots",
-            tracker::MAX_SLOTS
-        ))),
+        Some(TrackerEvent::Full { .. }) => Err(table_full()),
         _ => Ok(()),
     }
+}
+
+/// The tracker's tables reached [`tracker::MAX_SLOTS`].
+fn table_full() -> Error {
+    Error::HistoryTooLarge(format!(
+        "more than the tracker's {} transaction slots",
+        tracker::MAX_SLOTS
+    ))
 }
 
 /// The adapter's error for a lie the tracker caught.

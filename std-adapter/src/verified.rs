@@ -91,8 +91,9 @@ pub async fn status_of(client: &Client, script: ScriptRef<'_>) -> Result<Option<
     }
 }
 
-/// Proofs and transactions kept in flight (each connection also bounds its in-flight
-/// requests): a sliding window, refilled as each answer arrives.
+/// Requests kept in flight by a verification (subscriptions, histories, proofs and
+/// transactions; each connection also bounds its in-flight requests): a sliding window,
+/// refilled as each answer arrives.
 pub const PROOFS_AT_ONCE: usize = 48;
 
 /// The verified history of `script` (see the [module documentation](self)). Syncs `chain`
@@ -123,7 +124,7 @@ pub async fn verified_histories(
     chain: &mut HeaderChain,
     scripts: &[ScriptRef<'_>],
 ) -> Result<Vec<VerifiedHistory>, Error> {
-    let mut tracker = engine::tracker_for(scripts)?;
+    let mut tracker = engine::tracker_for(scripts, client.protocol_version())?;
     engine::run(client, chain, &mut tracker).await?;
     Ok((0..scripts.len())
         .map(|i| VerifiedHistory {

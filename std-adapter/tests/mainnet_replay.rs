@@ -9,6 +9,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 
 use electrum_spv::checkpoints::network_params;
 use electrum_spv::core::chain::HeaderErrorKind;
@@ -16,7 +17,7 @@ use electrum_spv::core::history::HistoryFault;
 use electrum_spv::core::script::TxHeight;
 use electrum_spv::{
     Client, ClientConfig, Error, Fault, HeaderChain, Network, Pool, PoolConfig, ScriptRef,
-    ServerAddr, VerifiedHistory, verified_history, verified_utxos,
+    ServerAddr, VerifiedHistory, verified_histories, verified_history, verified_utxos,
 };
 use electrum_spv_testkit::replay::{
     self, CHECKPOINT_COUNT, Example, FORGED_HEIGHTS, ReplayLie, ReplayServer, TIP_HEIGHT,
@@ -136,6 +137,34 @@ fn histories_below_the_anchor_verify_against_their_periods() {
             chain.header(170).unwrap().block_hash().to_string(),
             "00000000d1145790a8694403d4063f323d499e655c83426834d4ce2f8dd4a2ee"
         );
+    });
+}
+
+/// A wallet of more scripts than requests kept in flight (48): every history is verified in
+/// one run of the tracker (each history handed back frees its place in the window).
+#[test]
+fn a_wallet_of_more_scripts_than_the_window_verifies_every_history() {
+    let (_dir, file) = checkpoints();
+    let (_server, addr) = start(ReplayLie::None);
+    runtime().block_on(async {
+        let (client, mut chain) = verifier(&addr, &file).await;
+        let examples = examples();
+        let wallet: Vec<&Example> = examples.iter().cycle().take(60).collect();
+        let scripts: Vec<ScriptRef<'_>> = wallet
+            .iter()
+            .map(|e| ScriptRef::Script(e.script.as_bytes()))
+            .collect();
+        let got = tokio::time::timeout(
+            Duration::from_secs(120),
+            verified_histories(&client, &mut chain, &scripts),
+        )
+        .await
+        .expect("no stall")
+        .expect("verified");
+        assert_eq!(got.len(), 60);
+        for (history, e) in got.iter().zip(&wallet) {
+            assert_eq!(rows(history), expected_rows(e), "{}", e.name);
+        }
     });
 }
 

@@ -135,17 +135,18 @@ pub enum TrackerEvent {
         lie: TrackerLie,
     },
     /// The caller's fixed storage is full (see the [module documentation](self) for what
-    /// takes a slot); the history is not accepted, and asked again at the script's next status
-    /// change.
+    /// takes a slot): a history that did not fit is not accepted (asked again at the script's
+    /// next status change); a transaction whose funding outputs did not fit waits for the next
+    /// accepted history.
     Full {
         /// Script index.
         script: usize,
     },
     /// A response for the script (its history, or a proof or transaction of it) was longer
-    /// than the session's line buffer ([`Event::ResponseTooLarge`]): that item is not asked
-    /// again (a history is, at the script's next status change). A caller with a streaming
-    /// path fetches the history itself and hands it over with
-    /// [`ScriptTracker::handle_history`].
+    /// than the session's line buffer ([`Event::ResponseTooLarge`]). A history waits for the
+    /// caller's streamed copy ([`ScriptTracker::handle_history`], with this `tag`) or the
+    /// script's next status change; a proof or transaction waits for the next accepted
+    /// history.
     TooLarge {
         /// Script index.
         script: usize,
@@ -485,6 +486,22 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
             }
         }
         self.free_from = 0;
+    }
+
+    /// Status notifications were lost (a reader too slow for its queue): every script's
+    /// status is asked again, and a history fetched where it changed.
+    pub fn statuses_missed(&mut self) {
+        let n = self.script_table().len();
+        for i in 0..n {
+            if let Some(s) = self.tracked_mut(i)
+                && matches!(
+                    s.state,
+                    ScriptState::Idle | ScriptState::Backoff { .. } | ScriptState::AwaitingStream
+                )
+            {
+                s.state = ScriptState::New;
+            }
+        }
     }
 
     /// The script hash of script `i`.
