@@ -14,8 +14,10 @@
 //! table is reported (`ESPV_TRACKER_EVENT_FULL`), never grown. The caller's loop and the
 //! tables' sizing are documented at [`EspvTracker`] (so that they are in the C header too).
 //!
-//! Work: each call walks the tables a bounded number of times; `espv_tracker_history_get`
-//! walks the transaction table once per call.
+//! Work: a call walks the tables a bounded number of times, but finding a transaction or a
+//! funding output is a walk of the transaction table (the tables have no index), so reading
+//! a history of n rows costs about n walks of the table (quadratic in the table's size);
+//! `espv_tracker_history_get` walks the transaction table once per call.
 
 use core::ffi::{c_char, c_int, c_void};
 use core::mem::{align_of, size_of};
@@ -602,7 +604,11 @@ unsafe fn both<'a>(
     s: *mut EspvSession,
     t: *mut EspvTracker,
 ) -> Result<(&'a mut EspvSession, &'a mut EspvTracker), c_int> {
-    if s.cast::<u8>() == t.cast::<u8>() && !s.is_null() {
+    // Overlapping memory would be two `&mut` to the same bytes.
+    let (s_at, t_at) = (s as usize, t as usize);
+    let apart = s_at.saturating_add(size_of::<EspvSession>()) <= t_at
+        || t_at.saturating_add(size_of::<EspvTracker>()) <= s_at;
+    if !apart && !s.is_null() && !t.is_null() {
         return Err(ESPV_ERR_INVALID_ARGUMENT);
     }
     // SAFETY: forwarded contract.

@@ -273,6 +273,9 @@ fn init_and_every_call_check_their_pointers() {
             espv_tracker_poll(s.cast(), s, 0),
             "ESPV_ERR_INVALID_ARGUMENT",
         );
+        // A session that overlaps the tracker without starting at the same byte.
+        let inside = s.cast::<u8>().add(64).cast::<EspvTracker>();
+        is(espv_tracker_poll(inside, s, 0), "ESPV_ERR_INVALID_ARGUMENT");
         is(
             espv_tracker_poll(std::ptr::null_mut(), s, 0),
             "ESPV_ERR_NULL",
