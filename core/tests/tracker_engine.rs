@@ -29,8 +29,8 @@ use electrum_spv_core::script::{StatusHasher, TxHeight, script_hash};
 use electrum_spv_core::session::response::HistoryItem;
 use electrum_spv_core::session::{Event, Notification, Request, RequestError, RpcError};
 use electrum_spv_core::sync::tracker::{
-    STATUS_ATTEMPTS, STATUS_RETRY_MS, ScriptRef, ScriptSlot, ScriptTracker, TrackerEvent,
-    TrackerLie, TxSlot,
+    STATUS_ATTEMPTS, STATUS_RACES, STATUS_RETRY_MS, ScriptRef, ScriptSlot, ScriptTracker,
+    TrackerEvent, TrackerLie, TxSlot,
 };
 use electrum_spv_core::sync::{RequestSink, Slots};
 use electrum_spv_core::tx::{TxError, TxidHasher};
@@ -1674,4 +1674,61 @@ fn a_mempool_transaction_the_server_no_longer_gives_is_not_a_lie() {
     assert_eq!(h.lies(), []);
     assert!(h.tracker.is_synced());
     assert_eq!(h.history(b).len(), 1);
+}
+
+#[test]
+fn a_busy_address_whose_status_changes_during_each_fetch_is_not_a_liar() {
+    let (mut h, b, hash) = tracking_b(V16);
+    let short = vec![chain().row(F)];
+    let long = history_b();
+    h.server.set(hash, short.clone());
+    for round in 0..2 * usize::from(STATUS_ATTEMPTS) {
+        let held = h.run_until(|w| *w == What::History(hash));
+        // Answered from the index as it was; a new status is announced before it arrives.
+        let reply = h.server.answer(&held);
+        let next = if round % 2 == 0 { &long } else { &short };
+        h.server.set(hash, next.clone());
+        h.notify(hash);
+        h.deliver(&held, reply);
+        assert_eq!(h.lies(), [], "round {round}");
+    }
+    h.run();
+    assert_eq!(h.lies(), []);
+    assert!(h.tracker.is_synced());
+    assert_eq!(h.history(b), expected(&short));
+}
+
+#[test]
+fn announcing_statuses_forever_does_not_keep_a_false_history_unnamed() {
+    let (mut h, b, hash) = tracking_b(V16);
+    // Every answer is a history that matches no status the server announces.
+    let mut lied_at = None;
+    for round in 0..usize::from(STATUS_RACES) + usize::from(STATUS_ATTEMPTS) + 2 {
+        // Past a counted mismatch's retry delay (the first poll starts it).
+        h.poll();
+        h.now += STATUS_RETRY_MS;
+        let held = h.run_until(|w| *w == What::History(hash));
+        let reply = h.server.answer(&held);
+        let mut more = history_b();
+        more.push(chain().row(T170));
+        h.server.statuses.insert(hash, status_of(&more));
+        h.notify(hash);
+        h.deliver(&held, reply);
+        if !h.lies().is_empty() {
+            lied_at = Some(round);
+            break;
+        }
+    }
+    assert_eq!(
+        h.lies(),
+        [TrackerEvent::ServerLied {
+            script: b,
+            txid: None,
+            lie: TrackerLie::History(HistoryFault::StatusMismatch)
+        }]
+    );
+    assert_eq!(
+        lied_at,
+        Some(usize::from(STATUS_RACES) + usize::from(STATUS_ATTEMPTS) - 1)
+    );
 }

@@ -16,7 +16,8 @@ use crate::tx_parts::OutPoint;
 
 use super::slots::{ScriptState, Slot, TxEntry, TxState, entry, entry_mut, fresh};
 use super::{
-    MAX_BRANCH, STATUS_ATTEMPTS, ScriptSlot, ScriptTracker, TrackerEvent, TrackerLie, TxSlot, lied,
+    MAX_BRANCH, STATUS_ATTEMPTS, STATUS_RACES, ScriptSlot, ScriptTracker, TrackerEvent, TrackerLie,
+    TxSlot, lied,
 };
 
 impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
@@ -71,6 +72,12 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
         }
         let Some(status) = s.announced.and_then(|a| check.finish(a).ok()) else {
             let s = self.tracked_mut(slot)?;
+            // The status changed while this history was fetched: the newer one is asked for.
+            if s.raced && s.races < STATUS_RACES {
+                s.races += 1;
+                s.state = ScriptState::NeedHistory;
+                return None;
+            }
             s.mismatches += 1;
             if s.mismatches >= STATUS_ATTEMPTS {
                 s.mismatches = 0;
@@ -94,6 +101,7 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
         }
         let s = self.tracked_mut(slot)?;
         s.mismatches = 0;
+        s.races = 0;
         s.verified = Some(status);
         s.state = ScriptState::Idle;
         s.generation = new;

@@ -7,8 +7,9 @@
 //! listed twice, and accept it only if it matches what the server announced (a mismatch right
 //! after a block may be the server's status cache racing its index, as Fulcrum's does: the
 //! history is asked again on the next status notification, or with its status after
-//! [`STATUS_RETRY_MS`], and
-//! only [`STATUS_ATTEMPTS`] mismatches in a row are a lie). Then, for every new transaction:
+//! [`STATUS_RETRY_MS`]; a mismatch explained by a status announced during the fetch, a busy
+//! address, is asked again at once and not counted, up to [`STATUS_RACES`] in a row; only
+//! [`STATUS_ATTEMPTS`] counted mismatches in a row are a lie). Then, for every new transaction:
 //! its block header (a `cp_height` proof against a root the caller trusts, or a header the
 //! caller verified in its own chain, [`ScriptTracker::provide_header`]), its merkle branch
 //! against that header (hardened), its raw bytes against its txid, and that it involves the
@@ -56,6 +57,10 @@ pub const MAX_SLOTS: usize = 0x0010_0000;
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 16;
 /// Histories asked in a row whose status does not match before the mismatch is a lie.
 pub const STATUS_ATTEMPTS: u8 = 3;
+/// Mismatches in a row that a status change during the fetch explains (a busy address), asked
+/// again at once and not counted; beyond this they count as [`STATUS_ATTEMPTS`] do, so a
+/// server cannot keep a false history unnamed by announcing statuses.
+pub const STATUS_RACES: u8 = 16;
 /// Longest wait, in milliseconds, before a history whose status did not match is asked again,
 /// unless the server announces the script's status sooner (Fulcrum refreshes its cached
 /// statuses every 500 ms).
@@ -394,6 +399,8 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
             announced: None,
             verified: None,
             mismatches: 0,
+            raced: false,
+            races: 0,
             generation: 0,
             all_read: false,
         }));
@@ -652,6 +659,7 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
             if !sent(sink.request(now, &request, tag(kind, i)))? {
                 return Ok(());
             }
+            s.raced = false;
             s.state = next;
             self.in_flight += 1;
         }
@@ -751,6 +759,7 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
                         continue;
                     };
                     s.announced = Some(status);
+                    s.raced |= s.state == ScriptState::FetchingHistory;
                     let waiting = matches!(
                         s.state,
                         ScriptState::Idle

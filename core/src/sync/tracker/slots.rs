@@ -39,6 +39,11 @@ pub(super) struct Tracked {
     /// Status of the last verified history.
     pub(super) verified: Option<Option<Status>>,
     pub(super) mismatches: u8,
+    /// The status changed while the history was being fetched (a mismatch it explains is
+    /// not counted, up to [`super::STATUS_RACES`] in a row).
+    pub(super) raced: bool,
+    /// Mismatches in a row explained by such a change.
+    pub(super) races: u8,
     /// Generation of the last accepted history, to find transactions that left it.
     pub(super) generation: u32,
     /// Scratch of one poll: every transaction of its history was read.
