@@ -220,15 +220,9 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
         let Some(header) = proof.header else {
             return lie(TrackerLie::Malformed);
         };
-        let mut branch = [MerkleNode::default(); MAX_BRANCH + 2];
-        let mut n = 0;
-        for node in proof.branch.iter() {
-            let (Ok(node), Some(dst)) = (node, branch.get_mut(n)) else {
-                return lie(TrackerLie::Malformed);
-            };
-            *dst = node;
-            n += 1;
-        }
+        let Some((branch, n)) = copied::<{ MAX_BRANCH + 2 }, _>(proof.branch.iter()) else {
+            return lie(TrackerLie::Malformed);
+        };
         let parsed = Header::from_bytes(&header);
         let block_hash = parsed.block_hash();
         if proof.root != root {
@@ -257,15 +251,9 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
         let Ok(proof) = response::merkle_proof(result) else {
             return lie(TrackerLie::Malformed);
         };
-        let mut branch = [MerkleNode::default(); MAX_BRANCH + 1];
-        let mut n = 0;
-        for node in proof.branch.iter() {
-            let (Ok(node), Some(dst)) = (node, branch.get_mut(n)) else {
-                return lie(TrackerLie::Malformed);
-            };
-            *dst = node;
-            n += 1;
-        }
+        let Some((branch, n)) = copied::<{ MAX_BRANCH + 1 }, _>(proof.branch.iter()) else {
+            return lie(TrackerLie::Malformed);
+        };
         if TxHeight::Confirmed(proof.block_height) != t.height {
             return lie(TrackerLie::ProofHeight {
                 claimed: proof.block_height,
@@ -423,4 +411,18 @@ enum Read {
     NotYet,
     /// A funding output it pays found no free slot.
     Full,
+}
+
+/// A branch's nodes copied out of the answer (the answer's bytes are the session's and are
+/// reused), with their count; `None` if one does not decode or there are more than `N`.
+fn copied<const N: usize, E>(
+    nodes: impl Iterator<Item = Result<MerkleNode, E>>,
+) -> Option<([MerkleNode; N], usize)> {
+    let mut branch = [MerkleNode::default(); N];
+    let mut n = 0;
+    for node in nodes {
+        *branch.get_mut(n)? = node.ok()?;
+        n += 1;
+    }
+    Some((branch, n))
 }
