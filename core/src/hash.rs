@@ -179,6 +179,11 @@ display_order_hash!(
     Txid
 );
 display_order_hash!(
+    /// Witness transaction id (BIP141): double SHA-256 of the whole serialization, witness
+    /// included; equal to the txid for a transaction without witness.
+    Wtxid
+);
+display_order_hash!(
     /// Root or inner node of a merkle tree (transactions of a block, or block hashes for
     /// `cp_height` proofs).
     MerkleNode

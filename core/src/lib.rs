@@ -17,6 +17,7 @@
 //! | [`history`] | what is checked of a history list: status in the server's order, canonical order, no txid twice, chain order |
 //! | [`json`] | newline framer with a hard line cap, resumable depth-limited tokenizer, envelope scanner, request writer, typed decoding |
 //! | [`rpc`] | protocol versions as tuples, the version-gated method catalogue, the pending-request table |
+//! | [`p2p`] | Bitcoin P2P wire format: frame reader with a per-command size cap checked before buffering and a streamed checksum, message decoding item by item, encoders into caller buffers |
 //! | [`session`] | the sans-IO Electrum session: negotiation, genesis check, typed requests for every 1.4-1.7 method, events, keep-alive, deadlines, streamed responses |
 //! | [`sync`] | verified sync engines on a session: header sync, script tracker |
 //! | `driver` (feature `embedded-io-async`) | the caller's loop written once: drives a session over any `embedded-io-async` transport (an embassy-net `TcpSocket`, TLS, a UART) with caller-owned buffers and the caller's clock; typed calls, streamed headers and histories, notifications |
@@ -50,6 +51,7 @@ pub mod hex;
 pub mod history;
 pub mod json;
 pub mod merkle;
+pub mod p2p;
 pub mod rpc;
 pub mod script;
 pub mod session;
@@ -58,7 +60,7 @@ pub mod tx;
 pub mod tx_parts;
 pub mod u256;
 
-pub use hash::{BlockHash, MerkleNode, ScriptHash, Status, Txid};
+pub use hash::{BlockHash, MerkleNode, ScriptHash, Status, Txid, Wtxid};
 pub use header::{CompactTarget, Header, Target, Work};
 pub use u256::U256;
 
