@@ -14,7 +14,7 @@ set -euo pipefail
 FUZZ_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 DATA="$FUZZ_DIR/../tests/data"
 SECONDS_PER_TARGET="${FUZZ_SECONDS:-20}"
-TARGETS=(header hex tx json session)
+TARGETS=(header hex tx json session p2p)
 
 if ! cargo +nightly --version >/dev/null 2>&1; then
     rustup toolchain install nightly --profile minimal
@@ -41,7 +41,7 @@ transcript_in() {
 
 seed_corpora() {
     local c="$FUZZ_DIR/corpus" early="$DATA/mainnet/headers_0_10236.bin"
-    mkdir -p "$c/header" "$c/hex" "$c/tx" "$c/session"
+    mkdir -p "$c/header" "$c/hex" "$c/tx" "$c/session" "$c/p2p"
 
     # header: real chains from genesis (mainnet raw and hex; regtest from the fork-tree
     # vectors, whose first six headers are blocks 0..5 of one chain), and a later segment
@@ -79,6 +79,17 @@ seed_corpora() {
     { printf '\176'; transcript_in "$t/electrumx_1_4.json"; } >"$c/session/seed-electrumx-1-4.bin"
     { printf '\177'; transcript_in "$t/electrumx_1_6.json"; } >"$c/session/seed-electrumx-1-6.bin"
     { printf '\200'; transcript_in "$t/electrumx_1_7.json"; } >"$c/session/seed-electrumx-1-7.bin"
+
+    # p2p: a first byte with the top bit set frames the rest as one message of the command it
+    # picks (see fuzz_targets/p2p.rs): `headers` (index 8) with mainnet blocks 0 and 1, `tx`
+    # (index 7) with the signet segwit transaction, an `inv` (index 4) of one MSG_WTX; and a
+    # raw stream (top bit clear): a regtest `verack` frame followed by the start of a `ping`.
+    { printf '\210\002'; head -c 80 "$early"; printf '\000'; slice "$early" 80 80; printf '\000'; } \
+        >"$c/p2p/seed-headers.bin"
+    { printf '\207'; cat "$c/tx/seed-signet-segwit.bin"; } >"$c/p2p/seed-tx.bin"
+    { printf '\204\001\005\000\000\000'; head -c 32 "$early"; } >"$c/p2p/seed-inv.bin"
+    printf '%s' 00fabfb5da76657261636b000000000000000000005df6e0e2fabfb5da70696e67 | from_hex \
+        >"$c/p2p/seed-raw-verack.bin"
 }
 
 # --- run ------------------------------------------------------------------------------------
