@@ -1010,6 +1010,11 @@ fn real_mainnet_headers_stream_into_the_verifier() {
 
 #[test]
 fn reader_sizes_are_bounded() {
+    println!(
+        "FrameReader {} MessageReader {}",
+        size_of::<FrameReader>(),
+        size_of::<MessageReader>()
+    );
     assert!(
         size_of::<FrameReader>() <= FRAME_READER_MAX_SIZE,
         "{}",

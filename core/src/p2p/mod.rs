@@ -105,7 +105,7 @@ pub const BUFFER_SIZE: usize = {
 pub const FRAME_READER_MAX_SIZE: usize = 192;
 /// Upper bound of `size_of::<MessageReader>()` (tested): [`BUFFER_SIZE`], a frame reader and a
 /// streaming txid hasher.
-pub const MESSAGE_READER_MAX_SIZE: usize = BUFFER_SIZE + 640;
+pub const MESSAGE_READER_MAX_SIZE: usize = BUFFER_SIZE + 384;
 
 /// The four bytes that open every frame of a network.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
