@@ -12,6 +12,8 @@
 //!   getheaders locator) are decoded item by item as bytes arrive; a `tx` streams through
 //!   [`TxidHasher`](crate::tx::TxidHasher) and is never held. [`encode`] writes any supported
 //!   message, frame header and checksum included, into a caller's buffer.
+//! * [`peer`]: [`Peer`], a sans-IO state machine for one connection's handshake (as Bitcoin
+//!   Core 0.21+ does it) and ping/pong, with the five calls of the Electrum session.
 //!
 //! ## Bounds
 //! | what | bound |
@@ -32,12 +34,14 @@ use crate::chain::Network;
 
 pub mod frame;
 pub mod message;
+pub mod peer;
 
 pub use frame::{FrameError, FrameEvent, FrameReader, HEADER_SIZE};
 pub use message::{
     AddrV2Entry, EncodeError, InvType, InvVector, Message, MessageError, MessageReader, NetAddr,
     Outgoing, Reject, TimedAddr, Version, encode,
 };
+pub use peer::{Peer, PeerConfig, PeerError, PeerEvent, PeerInfo, PingError};
 
 /// Largest payload of any message, Bitcoin Core's `MAX_PROTOCOL_MESSAGE_LENGTH`: also the
 /// byte budget of a message whose command is unknown here (it is skipped by its length).

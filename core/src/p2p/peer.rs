@@ -1,0 +1,620 @@
+//! A sans-IO state machine for one P2P connection: the handshake and ping/pong.
+//!
+//! [`Peer`] has the five calls of [`Session`](crate::session::Session): feed received bytes
+//! with [`handle_input`](Peer::handle_input), write what [`poll_transmit`](Peer::poll_transmit)
+//! gives to the connection, take [`PeerEvent`]s from [`poll_event`](Peer::poll_event), and call
+//! [`handle_timeout`](Peer::handle_timeout) at [`poll_timeout`](Peer::poll_timeout). Time is the
+//! caller's, in milliseconds from any origin; nonces are the caller's too (draw them at random).
+//!
+//! ## Handshake (as Bitcoin Core 0.21+ does it)
+//! * Our `version` ([`PROTOCOL_VERSION`], our services, the caller's nonce, the relay flag) is
+//!   queued by [`Peer::new`].
+//! * On their `version`: a nonce equal to ours is [`PeerError::SelfConnection`]; a protocol
+//!   version under [`MIN_PEER_PROTO_VERSION`] is [`PeerError::Obsolete`]; if theirs is at least
+//!   [`WTXID_RELAY_VERSION`] we send `wtxidrelay` and `sendaddrv2` **before** `verack`, then
+//!   `verack`.
+//! * Between their `version` and their `verack` only `wtxidrelay`, `sendaddrv2` and commands
+//!   not decoded here are accepted; anything else (and anything but `version` before their
+//!   `version`) is [`PeerError::BeforeVerack`]. `wtxidrelay` or `sendaddrv2` after their
+//!   `verack` is [`PeerError::AfterVerack`]; a second `version` is ignored, as Core does, and
+//!   so are unknown commands before their `version`.
+//! * Their `verack` completes the handshake (ours was sent on their `version`):
+//!   [`PeerEvent::Ready`]. If that has not happened by the deadline
+//!   ([`PeerConfig::handshake_timeout_ms`] after [`Peer::new`]), [`handle_timeout`](Peer::handle_timeout)
+//!   fails the peer with [`PeerError::Timeout`].
+//!
+//! ## Ping
+//! [`Peer::ping`] sends a `ping`; the `pong` with its nonce is [`PeerEvent::Pong`] with the
+//! round trip time. A `pong` with any other nonce (or with no ping outstanding) is ignored and
+//! counted ([`Peer::ignored_pongs`]). Their `ping` is answered with a `pong` of its nonce.
+//!
+//! ## Other messages, once ready
+//! Passed up: `sendheaders`, `feefilter`, `sendcmpct`, `getaddr`, `inv` / `getdata` /
+//! `notfound` / `headers` (list start, each item, list end), and a `tx`'s ids
+//! ([`PeerEvent::Tx`]; its bytes are not kept). A malformed message that the reader dropped
+//! without losing the stream is [`PeerEvent::Dropped`]. Ignored: `addr` and `addrv2` (start,
+//! entries, end), `getheaders`, `reject`, a `tx`'s start and bytes, and commands not decoded
+//! here.
+//!
+//! ## Bounds
+//! Outgoing bytes wait in a buffer of [`OUT_BUFFER_SIZE`]; at most [`MAX_EVENTS`] events wait
+//! to be polled. [`Peer::handle_input`] stops (returns fewer bytes than given) while an event waits
+//! or while fewer than [`REPLY_RESERVE`] bytes of the buffer are free: drain both and feed the
+//! rest. `size_of::<Peer>()` is at most [`PEER_MAX_SIZE`] (tested).
+
+use core::fmt;
+
+use heapless::{Deque, Vec};
+
+use super::{
+    Command, InvVector, MAX_USER_AGENT, Magic, Message, MessageError, MessageReader, NetAddr,
+    Outgoing, Version, encode,
+};
+use crate::hash::{Txid, Wtxid};
+
+/// The protocol version we announce (Core 0.21's `PROTOCOL_VERSION`).
+pub const PROTOCOL_VERSION: i32 = 70016;
+/// The protocol version from which `wtxidrelay` is sent (BIP339's `WTXID_RELAY_VERSION`).
+pub const WTXID_RELAY_VERSION: i32 = 70016;
+/// Oldest protocol version accepted (Core's `MIN_PEER_PROTO_VERSION`).
+pub const MIN_PEER_PROTO_VERSION: i32 = 31800;
+/// Bytes of the outgoing buffer: our `version` with a user agent of [`MAX_USER_AGENT`]
+/// (24 + 340 bytes), the three handshake replies and room for pings and pongs.
+pub const OUT_BUFFER_SIZE: usize = 512;
+/// Free outgoing bytes [`Peer::handle_input`] needs before it reads another message: the
+/// largest reply to one message (`wtxidrelay`, `sendaddrv2`, `verack`: three empty frames).
+pub const REPLY_RESERVE: usize = 3 * super::HEADER_SIZE;
+/// Size of a `ping` or `pong` frame.
+pub const PING_FRAME_SIZE: usize = super::HEADER_SIZE + 8;
+/// Most events waiting to be polled: [`Peer::handle_input`] takes a new byte only when none
+/// waits, and then an empty feed may end the list whose last item was just reported.
+pub const MAX_EVENTS: usize = 2;
+/// Upper bound of `size_of::<Peer>()` (tested): a [`MessageReader`], the outgoing buffer, the
+/// remote's version info and [`MAX_EVENTS`] waiting events.
+pub const PEER_MAX_SIZE: usize = super::MESSAGE_READER_MAX_SIZE + OUT_BUFFER_SIZE + 1024;
+
+/// Longest user agent we send (what the reader accepts).
+const USER_AGENT_CAP: usize = MAX_USER_AGENT as usize;
+
+/// A user agent, copied from a `version`.
+pub type UserAgent = Vec<u8, USER_AGENT_CAP>;
+
+/// What we announce in our `version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerConfig<'a> {
+    /// The network.
+    pub magic: Magic,
+    /// Our service bits (a light client: usually 0, or `NODE_WITNESS`).
+    pub services: u64,
+    /// The remote's address as we see it (Core fills in the peer's address and services).
+    pub receiver: NetAddr,
+    /// Our user agent, at most [`MAX_USER_AGENT`] bytes (BIP14, e.g. `/electrum-spv:0.1/`).
+    pub user_agent: &'a [u8],
+    /// Height of our best chain.
+    pub start_height: i32,
+    /// BIP37 relay flag: whether the remote should announce transactions to us.
+    pub relay: bool,
+    /// Unix time in seconds, for the `version`'s timestamp.
+    pub unix_time: i64,
+    /// How long, in caller milliseconds, the handshake may take.
+    pub handshake_timeout_ms: u64,
+}
+
+/// What the remote announced, as [`PeerEvent::Ready`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// Their protocol version.
+    pub version: i32,
+    /// Their service bits.
+    pub services: u64,
+    /// Their user agent (at most [`MAX_USER_AGENT`] bytes, as sent).
+    pub user_agent: UserAgent,
+    /// Height of their best chain when they connected.
+    pub start_height: i32,
+    /// Their relay flag (`true` when absent).
+    pub relay: bool,
+    /// Transactions are announced by wtxid (BIP339): both sides sent `wtxidrelay`.
+    pub wtxid_relay: bool,
+    /// They sent `sendaddrv2` (BIP155): they want `addrv2`.
+    pub addrv2: bool,
+}
+
+/// Why a peer failed. Every error is final: drop the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerError {
+    /// A message other than `wtxidrelay`, `sendaddrv2` or an unknown command came before their
+    /// `verack` (or anything but `version` before their `version`).
+    BeforeVerack {
+        /// The command.
+        command: Command,
+    },
+    /// `wtxidrelay` or `sendaddrv2` after their `verack`.
+    AfterVerack {
+        /// The command.
+        command: Command,
+    },
+    /// Their `version` carries our nonce: we connected to ourselves.
+    SelfConnection,
+    /// Their protocol version is under [`MIN_PEER_PROTO_VERSION`].
+    Obsolete(i32),
+    /// The handshake did not finish before its deadline.
+    Timeout,
+    /// The byte stream cannot be read on (a fatal [`MessageError`]).
+    Message(MessageError),
+}
+
+impl fmt::Display for PeerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerError::BeforeVerack { command } => write!(f, "{command} before verack"),
+            PeerError::AfterVerack { command } => write!(f, "{command} after verack"),
+            PeerError::SelfConnection => f.write_str("connected to self"),
+            PeerError::Obsolete(v) => write!(f, "obsolete protocol version {v}"),
+            PeerError::Timeout => f.write_str("handshake timed out"),
+            PeerError::Message(e) => e.fmt(f),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for PeerError {}
+
+/// Why [`Peer::ping`] sent nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PingError {
+    /// The handshake is not complete, or the peer failed.
+    NotReady,
+    /// The outgoing buffer has no room: poll it first.
+    Full,
+}
+
+impl fmt::Display for PingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PingError::NotReady => f.write_str("peer not ready"),
+            PingError::Full => f.write_str("outgoing buffer full"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for PingError {}
+
+/// What [`Peer::poll_event`] reports.
+// `Ready` carries the user agent by value: there is no heap to box it into, and the peer holds
+// one event at a time.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerEvent {
+    /// The handshake is complete.
+    Ready(PeerInfo),
+    /// The pong of our outstanding ping.
+    Pong {
+        /// Its nonce.
+        nonce: u64,
+        /// Caller milliseconds from [`Peer::ping`] to the input that completed the pong.
+        rtt_ms: u64,
+    },
+    /// The peer failed (reported once; the peer then ignores input and sends nothing).
+    Failed(PeerError),
+    /// A message was malformed and dropped; the stream goes on.
+    Dropped(MessageError),
+    /// `sendheaders`.
+    SendHeaders,
+    /// `feefilter`, satoshis per 1000 virtual bytes, as sent.
+    FeeFilter(i64),
+    /// `sendcmpct`.
+    SendCmpct {
+        /// High-bandwidth mode requested.
+        announce: bool,
+        /// Compact block version.
+        version: u64,
+    },
+    /// `getaddr`.
+    GetAddr,
+    /// An `inv`, `getdata`, `notfound` or `headers` starts.
+    ListStart {
+        /// Which list.
+        command: Command,
+        /// How many items follow.
+        count: u32,
+    },
+    /// An entry of `inv`, `getdata` or `notfound` (provisional until [`PeerEvent::ListEnd`]).
+    Inventory(InvVector),
+    /// A header of `headers`.
+    Header([u8; 80]),
+    /// A list ended and its checksum matched.
+    ListEnd {
+        /// Which list.
+        command: Command,
+    },
+    /// A `tx` was received whole (its bytes are not kept).
+    Tx {
+        /// Its txid.
+        txid: Txid,
+        /// Its wtxid.
+        wtxid: Wtxid,
+        /// Its size in bytes.
+        len: u32,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Waiting for their `version`.
+    AwaitVersion,
+    /// Their `version` came; waiting for their `verack`.
+    AwaitVerack,
+    /// Handshake complete.
+    Ready,
+    /// Failed; the failure was or is to be reported.
+    Failed,
+}
+
+/// A message, owned, as the peer handles it.
+enum Incoming {
+    Version(PeerInfo, u64),
+    Verack,
+    Ping(u64),
+    Pong(u64),
+    WtxidRelay,
+    SendAddrV2,
+    /// A command not decoded by the reader: accepted before verack, ignored after.
+    Unknown(Command),
+    /// Decoded and passed up once ready; refused before verack.
+    Event(Command, Option<PeerEvent>),
+    /// Part of a message whose start was already checked (a `tx`'s bytes, an `addr` entry):
+    /// never reported.
+    Nothing,
+}
+
+fn incoming(msg: Message<'_>) -> Incoming {
+    match msg {
+        Message::Version(v) => {
+            let mut user_agent = UserAgent::new();
+            let n = v.user_agent.len().min(USER_AGENT_CAP);
+            let _ = user_agent.extend_from_slice(v.user_agent.get(..n).unwrap_or(&[]));
+            let info = PeerInfo {
+                version: v.version,
+                services: v.services,
+                user_agent,
+                start_height: v.start_height,
+                relay: v.relay.unwrap_or(true),
+                wtxid_relay: false,
+                addrv2: false,
+            };
+            Incoming::Version(info, v.nonce)
+        }
+        Message::Verack => Incoming::Verack,
+        Message::Ping(n) => Incoming::Ping(n),
+        Message::Pong(n) => Incoming::Pong(n),
+        Message::WtxidRelay => Incoming::WtxidRelay,
+        Message::SendAddrV2 => Incoming::SendAddrV2,
+        Message::Unknown { command, .. } => Incoming::Unknown(command),
+        Message::SendHeaders => Incoming::Event(Command::SendHeaders, Some(PeerEvent::SendHeaders)),
+        Message::FeeFilter(r) => Incoming::Event(Command::FeeFilter, Some(PeerEvent::FeeFilter(r))),
+        Message::GetAddr => Incoming::Event(Command::GetAddr, Some(PeerEvent::GetAddr)),
+        Message::SendCmpct { announce, version } => Incoming::Event(
+            Command::SendCmpct,
+            Some(PeerEvent::SendCmpct { announce, version }),
+        ),
+        Message::Reject(_) => Incoming::Event(Command::Reject, None),
+        Message::ListStart { command, count } => {
+            let event = reported_list(command).then_some(PeerEvent::ListStart { command, count });
+            Incoming::Event(command, event)
+        }
+        Message::ListEnd { command } => {
+            let event = reported_list(command).then_some(PeerEvent::ListEnd { command });
+            Incoming::Event(command, event)
+        }
+        Message::Inventory(inv) => Incoming::Event(Command::Inv, Some(PeerEvent::Inventory(inv))),
+        Message::Header(h) => Incoming::Event(Command::Headers, Some(PeerEvent::Header(*h))),
+        Message::Addr(_) | Message::AddrV2(_) => Incoming::Nothing,
+        Message::GetHeadersStart { .. } => Incoming::Event(Command::GetHeaders, None),
+        Message::Locator(_) | Message::GetHeadersEnd { .. } => Incoming::Nothing,
+        Message::TxStart { .. } => Incoming::Event(Command::Tx, None),
+        Message::TxBytes(_) => Incoming::Nothing,
+        Message::Tx { txid, wtxid, len } => {
+            Incoming::Event(Command::Tx, Some(PeerEvent::Tx { txid, wtxid, len }))
+        }
+    }
+}
+
+fn reported_list(command: Command) -> bool {
+    matches!(
+        command,
+        Command::Inv | Command::GetData | Command::NotFound | Command::Headers
+    )
+}
+
+/// One P2P connection's handshake and ping/pong, sans-IO. See the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct Peer {
+    magic: Magic,
+    reader: MessageReader,
+    state: State,
+    nonce: u64,
+    deadline: u64,
+    out: [u8; OUT_BUFFER_SIZE],
+    out_len: usize,
+    info: Option<PeerInfo>,
+    events: Deque<PeerEvent, MAX_EVENTS>,
+    failure: Option<(PeerError, bool)>,
+    ping: Option<(u64, u64)>,
+    ignored_pongs: u32,
+}
+
+impl Peer {
+    /// A peer at the start of a connection at caller time `now`, with our `version` (carrying
+    /// `nonce`) queued. A user agent over [`MAX_USER_AGENT`] bytes is cut to that length.
+    pub fn new(config: PeerConfig<'_>, now: u64, nonce: u64) -> Peer {
+        let mut peer = Peer {
+            magic: config.magic,
+            reader: MessageReader::new(config.magic),
+            state: State::AwaitVersion,
+            nonce,
+            deadline: now.saturating_add(config.handshake_timeout_ms),
+            out: [0; OUT_BUFFER_SIZE],
+            out_len: 0,
+            info: None,
+            events: Deque::new(),
+            failure: None,
+            ping: None,
+            ignored_pongs: 0,
+        };
+        let user_agent = config
+            .user_agent
+            .get(..config.user_agent.len().min(USER_AGENT_CAP))
+            .unwrap_or(&[]);
+        let version = Version {
+            version: PROTOCOL_VERSION,
+            services: config.services,
+            timestamp: config.unix_time,
+            receiver: config.receiver,
+            sender: NetAddr {
+                services: config.services,
+                ip: [0; 16],
+                port: 0,
+            },
+            nonce,
+            user_agent,
+            start_height: config.start_height,
+            relay: Some(config.relay),
+            extra: &[],
+        };
+        // Fits: 24 + 80 + 3 + MAX_USER_AGENT + 5 < OUT_BUFFER_SIZE.
+        let _ = peer.send(&Outgoing::Version(version));
+        peer
+    }
+
+    /// The handshake is complete and the peer has not failed.
+    pub fn is_ready(&self) -> bool {
+        self.state == State::Ready
+    }
+
+    /// Why the peer failed, if it did.
+    pub fn failure(&self) -> Option<PeerError> {
+        self.failure.map(|(e, _)| e)
+    }
+
+    /// What the remote announced, once the handshake is complete.
+    pub fn info(&self) -> Option<&PeerInfo> {
+        if self.state == State::Ready {
+            self.info.as_ref()
+        } else {
+            None
+        }
+    }
+
+    /// Pongs ignored: a wrong nonce, or none outstanding.
+    pub fn ignored_pongs(&self) -> u32 {
+        self.ignored_pongs
+    }
+
+    /// Sends a `ping` with `nonce` at caller time `now`. A ping still outstanding is forgotten
+    /// (its pong will be ignored).
+    pub fn ping(&mut self, now: u64, nonce: u64) -> Result<(), PingError> {
+        if self.state != State::Ready {
+            return Err(PingError::NotReady);
+        }
+        if OUT_BUFFER_SIZE - self.out_len < PING_FRAME_SIZE {
+            return Err(PingError::Full);
+        }
+        self.send(&Outgoing::Ping(nonce));
+        self.ping = Some((nonce, now));
+        Ok(())
+    }
+
+    /// Takes received bytes at caller time `now`; returns how many were consumed. Fewer than
+    /// given means an event or outgoing bytes must be drained first ([`Peer::poll_event`] until
+    /// `None`, [`Peer::poll_transmit`]); then feed the rest. After a failure all input is
+    /// consumed and ignored.
+    pub fn handle_input(&mut self, now: u64, input: &[u8]) -> usize {
+        let mut used = 0;
+        loop {
+            if self.state == State::Failed {
+                return input.len();
+            }
+            let rest = input.get(used..).unwrap_or(&[]);
+            // A new byte only with no event waiting; with one waiting, an empty feed may still
+            // finish a list whose last byte came with its last item (its end event).
+            if self.events.is_full()
+                || (!self.events.is_empty() && !rest.is_empty())
+                || OUT_BUFFER_SIZE - self.out_len < REPLY_RESERVE
+            {
+                return used;
+            }
+            let (n, result) = self.reader.feed(rest);
+            used += n;
+            let msg = match result {
+                Ok(None) => return used,
+                Ok(Some(msg)) => incoming(msg),
+                Err(e) if e.is_fatal() => {
+                    self.fail(PeerError::Message(e));
+                    continue;
+                }
+                Err(e) => {
+                    self.push(PeerEvent::Dropped(e));
+                    continue;
+                }
+            };
+            self.handle(now, msg);
+        }
+    }
+
+    fn push(&mut self, event: PeerEvent) {
+        // Never full here: `handle_input` feeds only with a free slot, and one feed gives at
+        // most one event.
+        let _ = self.events.push_back(event);
+    }
+
+    fn handle(&mut self, now: u64, msg: Incoming) {
+        match (self.state, msg) {
+            (_, Incoming::Nothing) | (State::Failed, _) => {}
+            (State::AwaitVersion, Incoming::Version(info, nonce)) => {
+                if nonce == self.nonce {
+                    return self.fail(PeerError::SelfConnection);
+                }
+                if info.version < MIN_PEER_PROTO_VERSION {
+                    return self.fail(PeerError::Obsolete(info.version));
+                }
+                if info.version >= WTXID_RELAY_VERSION {
+                    self.send(&Outgoing::WtxidRelay);
+                    self.send(&Outgoing::SendAddrV2);
+                }
+                self.send(&Outgoing::Verack);
+                self.info = Some(info);
+                self.state = State::AwaitVerack;
+            }
+            (State::AwaitVersion, Incoming::Unknown(_)) => {}
+            (State::AwaitVersion, msg) => self.fail(PeerError::BeforeVerack {
+                command: command_of(&msg),
+            }),
+            (State::AwaitVerack, Incoming::WtxidRelay) => {
+                if let Some(info) = &mut self.info {
+                    // Core ignores `wtxidrelay` from a peer under 70016; we did not send ours.
+                    info.wtxid_relay = info.version >= WTXID_RELAY_VERSION;
+                }
+            }
+            (State::AwaitVerack, Incoming::SendAddrV2) => {
+                if let Some(info) = &mut self.info {
+                    info.addrv2 = true;
+                }
+            }
+            (State::AwaitVerack, Incoming::Unknown(_)) => {}
+            (State::AwaitVerack, Incoming::Verack) => {
+                self.state = State::Ready;
+                if let Some(info) = self.info.clone() {
+                    self.push(PeerEvent::Ready(info));
+                }
+            }
+            (State::AwaitVerack, msg) => self.fail(PeerError::BeforeVerack {
+                command: command_of(&msg),
+            }),
+            (State::Ready, Incoming::WtxidRelay) => self.fail(PeerError::AfterVerack {
+                command: Command::WtxidRelay,
+            }),
+            (State::Ready, Incoming::SendAddrV2) => self.fail(PeerError::AfterVerack {
+                command: Command::SendAddrV2,
+            }),
+            (State::Ready, Incoming::Ping(nonce)) => {
+                self.send(&Outgoing::Pong(nonce));
+            }
+            (State::Ready, Incoming::Pong(nonce)) => match self.ping {
+                Some((sent, at)) if sent == nonce => {
+                    self.ping = None;
+                    self.push(PeerEvent::Pong {
+                        nonce,
+                        rtt_ms: now.saturating_sub(at),
+                    });
+                }
+                _ => self.ignored_pongs = self.ignored_pongs.saturating_add(1),
+            },
+            (State::Ready, Incoming::Event(_, event)) => {
+                if let Some(event) = event {
+                    self.push(event);
+                }
+            }
+            (State::Ready, Incoming::Version(..) | Incoming::Verack | Incoming::Unknown(_)) => {}
+        }
+    }
+
+    fn fail(&mut self, error: PeerError) {
+        if self.state != State::Failed {
+            self.state = State::Failed;
+            self.failure = Some((error, false));
+            self.out_len = 0;
+            self.ping = None;
+        }
+    }
+
+    /// Writes `msg` into the outgoing buffer; `false` (nothing written) if it does not fit.
+    /// Callers keep [`REPLY_RESERVE`] or [`PING_FRAME_SIZE`] free first.
+    fn send(&mut self, msg: &Outgoing<'_>) -> bool {
+        let free = self.out.get_mut(self.out_len..).unwrap_or(&mut []);
+        match encode(self.magic, msg, free) {
+            Ok(n) => {
+                self.out_len += n;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Moves queued outgoing bytes into `buf`; returns how many. Write them all to the
+    /// connection, in order. Nothing is queued after a failure.
+    #[must_use]
+    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> usize {
+        let n = buf.len().min(self.out_len);
+        if let (Some(dst), Some(src)) = (buf.get_mut(..n), self.out.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        self.out.copy_within(n..self.out_len, 0);
+        self.out_len -= n;
+        n
+    }
+
+    /// When [`Peer::handle_timeout`] should next be called: the handshake deadline while the
+    /// handshake runs, else `None`.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<u64> {
+        matches!(self.state, State::AwaitVersion | State::AwaitVerack).then_some(self.deadline)
+    }
+
+    /// Tells the peer caller time `now` came: past the handshake deadline an unfinished
+    /// handshake fails with [`PeerError::Timeout`].
+    pub fn handle_timeout(&mut self, now: u64) {
+        if matches!(self.state, State::AwaitVersion | State::AwaitVerack) && now >= self.deadline {
+            self.fail(PeerError::Timeout);
+        }
+    }
+
+    /// The next event, if any. A failure is reported once, after any event still waiting.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<PeerEvent> {
+        if let Some(event) = self.events.pop_front() {
+            return Some(event);
+        }
+        match &mut self.failure {
+            Some((error, reported)) if !*reported => {
+                *reported = true;
+                Some(PeerEvent::Failed(*error))
+            }
+            _ => None,
+        }
+    }
+}
+
+fn command_of(msg: &Incoming) -> Command {
+    match msg {
+        Incoming::Version(..) => Command::Version,
+        Incoming::Verack => Command::Verack,
+        Incoming::Ping(_) => Command::Ping,
+        Incoming::Pong(_) => Command::Pong,
+        Incoming::WtxidRelay => Command::WtxidRelay,
+        Incoming::SendAddrV2 => Command::SendAddrV2,
+        Incoming::Event(command, _) | Incoming::Unknown(command) => *command,
+        // Not reached: `Nothing` is never checked against the state.
+        Incoming::Nothing => Command::Verack,
+    }
+}
