@@ -62,14 +62,15 @@ impl fmt::Debug for Sha256Engine {
     }
 }
 
-/// Incremental double SHA-256 for data that arrives in pieces.
+/// Incremental double SHA-256 for data that arrives in pieces: [`Sha256Engine`], hashed once
+/// more at the end.
 #[derive(Clone, Default)]
-pub struct Sha256dEngine(Sha256);
+pub struct Sha256dEngine(Sha256Engine);
 
 impl Sha256dEngine {
     /// A fresh engine.
     pub fn new() -> Self {
-        Self(Sha256::new())
+        Self(Sha256Engine::new())
     }
 
     /// Feeds more bytes.
