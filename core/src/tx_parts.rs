@@ -94,6 +94,41 @@ impl<'a> TxParts<'a> {
         })
     }
 
+    /// The serialization without its witness (BIP144's stripped form, which the txid hashes):
+    /// three pieces to write in order. For a transaction without witness the last two are
+    /// empty.
+    pub fn stripped(&self) -> [&'a [u8]; 3] {
+        if self.inputs_at == 4 {
+            return [self.raw, &[], &[]];
+        }
+        // Segwit: version, [marker, flag], inputs and outputs, [witnesses], lock time.
+        let mut r = Reader::new(self.raw, self.inputs_at);
+        let inputs = r.varint();
+        for _ in 0..inputs {
+            r.skip(36);
+            let len = r.varint();
+            r.skip(len);
+            r.skip(4);
+        }
+        let outputs = r.varint();
+        for _ in 0..outputs {
+            r.skip(8);
+            let len = r.varint();
+            r.skip(len);
+        }
+        let lock_time_at = self.raw.len().saturating_sub(4);
+        [
+            self.raw.get(..4).unwrap_or(&[]),
+            self.raw.get(self.inputs_at..r.at).unwrap_or(&[]),
+            self.raw.get(lock_time_at..).unwrap_or(&[]),
+        ]
+    }
+
+    /// Whether the serialization carries witnesses (BIP144's marker and flag).
+    pub fn has_witness(&self) -> bool {
+        self.inputs_at == 6
+    }
+
     /// Whether an output pays the script whose Electrum script hash is `script`.
     pub fn pays(&self, script: &ScriptHash) -> bool {
         self.outputs()

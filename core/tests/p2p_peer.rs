@@ -15,6 +15,8 @@ use electrum_spv_core::p2p::*;
 
 const MAGIC: Magic = Magic::REGTEST;
 const TIMEOUT: u64 = 60_000;
+const PING_TIMEOUT: u64 = 120_000;
+const REQUEST_TIMEOUT: u64 = 30_000;
 
 fn config(user_agent: &[u8]) -> PeerConfig<'_> {
     PeerConfig {
@@ -30,6 +32,8 @@ fn config(user_agent: &[u8]) -> PeerConfig<'_> {
         relay: false,
         unix_time: 1_700_000_000,
         handshake_timeout_ms: TIMEOUT,
+        ping_timeout_ms: PING_TIMEOUT,
+        request_timeout_ms: REQUEST_TIMEOUT,
     }
 }
 
@@ -506,4 +510,452 @@ fn a_list_ends_after_its_last_item() {
             ]
         );
     }
+}
+
+// ---- broadcast: announce, serve on request, count other nodes' announcements ----
+
+use bitcoin::hashes::Hash as _;
+use bitcoin::p2p::message_blockdata::Inventory;
+use electrum_spv_core::hash::{Txid, Wtxid};
+
+/// A segwit transaction (one input with a two-item witness, one P2WPKH output).
+fn segwit_tx(seed: u8) -> bitcoin::Transaction {
+    use bitcoin::{Amount, OutPoint, ScriptBuf, Sequence, TxIn, TxOut, Witness};
+    bitcoin::Transaction {
+        version: bitcoin::transaction::Version::TWO,
+        lock_time: bitcoin::absolute::LockTime::ZERO,
+        input: vec![TxIn {
+            previous_output: OutPoint::new(bitcoin::Txid::from_byte_array([seed; 32]), 1),
+            script_sig: ScriptBuf::new(),
+            sequence: Sequence::MAX,
+            witness: Witness::from_slice(&[vec![seed; 72], vec![2u8; 33]]),
+        }],
+        output: vec![TxOut {
+            value: Amount::from_sat(5_000 + u64::from(seed)),
+            script_pubkey: ScriptBuf::from_bytes([&[0x00, 0x14][..], &[seed; 20]].concat()),
+        }],
+    }
+}
+
+fn node(n: usize) -> NodeId {
+    NodeId::new(n).unwrap()
+}
+
+/// The message a frame written by `serve_tx` decodes to, with rust-bitcoin.
+fn served_message(frame: &TxFrame<'_>) -> (Vec<u8>, NetworkMessage) {
+    let mut bytes = frame.header.to_vec();
+    for piece in frame.payload {
+        bytes.extend_from_slice(piece);
+    }
+    assert_eq!(bytes.len(), frame.len());
+    let msg: RawNetworkMessage = bitcoin::consensus::deserialize(&bytes).unwrap();
+    (bytes, msg.payload().clone())
+}
+
+#[test]
+fn a_broadcast_is_announced_served_only_on_request_and_counted_from_other_nodes() {
+    let tx = segwit_tx(7);
+    let raw_tx = serialize(&tx);
+    let wire = WireTx::parse(&raw_tx).unwrap();
+    assert_eq!(
+        wire.txid().to_byte_array(),
+        tx.compute_txid().to_byte_array()
+    );
+    assert_eq!(
+        wire.wtxid().to_byte_array(),
+        tx.compute_wtxid().to_byte_array()
+    );
+
+    let mut table = BroadcastTable::new([TxStatus::default(); 4], 5_000);
+    let recipient = node(0);
+    let h = table
+        .broadcast(&wire, [recipient].into_iter().collect(), 100)
+        .unwrap();
+    assert_eq!(
+        table.broadcast(&wire, NodeSet::EMPTY, 100),
+        Err(TableError::Duplicate(h))
+    );
+    // Only a recipient is announced to, by wtxid when it relays by wtxid.
+    assert_eq!(table.announce(h, node(1), true), None);
+    let inv = table.announce(h, recipient, true).unwrap();
+    assert_eq!(inv.kind, InvType::WTX);
+    assert_eq!(inv.hash, wire.wtxid().to_byte_array());
+    let inv_txid = table.announce(h, recipient, false).unwrap();
+    assert_eq!(
+        (inv_txid.kind, inv_txid.hash),
+        (InvType::TX, wire.txid().to_byte_array())
+    );
+    let mut peer = ready_peer();
+    peer.send(110, &Outgoing::Inv(&[inv])).unwrap();
+    let sent = transmit(&mut peer);
+    let msg: RawNetworkMessage = bitcoin::consensus::deserialize(&sent).unwrap();
+    assert_eq!(
+        msg.payload(),
+        &NetworkMessage::Inv(vec![Inventory::WTx(tx.compute_wtxid())])
+    );
+    // Never an unsolicited tx, nor the handshake's messages.
+    assert_eq!(
+        peer.send(111, &Outgoing::Tx(&raw_tx)),
+        Err(SendError::NotAllowed(Command::Tx))
+    );
+    assert_eq!(
+        peer.send(111, &Outgoing::Verack),
+        Err(SendError::NotAllowed(Command::Verack))
+    );
+
+    // A node it was not announced to gets notfound; a block request is not the table's.
+    let by_txid = |kind| InvVector {
+        kind,
+        hash: wire.txid().to_byte_array(),
+    };
+    assert_eq!(
+        table.on_getdata(node(1), &by_txid(InvType::WITNESS_TX)),
+        GetData::NotFound
+    );
+    assert_eq!(
+        table.on_getdata(recipient, &by_txid(InvType::BLOCK)),
+        GetData::Ignore
+    );
+    assert_eq!(table.get(h).unwrap().requested_by(), NodeSet::EMPTY);
+
+    // The recipient asks with witness, by wtxid: the exact bytes.
+    let GetData::Serve(permit) = table.on_getdata(recipient, &inv) else {
+        panic!("not served")
+    };
+    assert_eq!(permit.form(), TxForm::Witness);
+    let (bytes, msg) = served_message(&peer.serve_tx(&permit, &wire).unwrap());
+    assert_eq!(msg, NetworkMessage::Tx(tx.clone()));
+    assert_eq!(&bytes[24..], &raw_tx[..]);
+    // Stripped (MSG_TX): the serialization without witness, which hashes to the txid.
+    let GetData::Serve(stripped) = table.on_getdata(recipient, &by_txid(InvType::TX)) else {
+        panic!("not served")
+    };
+    assert_eq!(stripped.form(), TxForm::Stripped);
+    let (bytes, msg) = served_message(&peer.serve_tx(&stripped, &wire).unwrap());
+    let NetworkMessage::Tx(got) = msg else {
+        panic!("{msg:?}")
+    };
+    assert_eq!(bytes.len() - 24, tx.base_size());
+    assert!(got.input.iter().all(|i| i.witness.is_empty()));
+    assert_eq!(got.compute_txid(), tx.compute_txid());
+    assert_eq!(
+        table.get(h).unwrap().requested_by(),
+        NodeSet::from_iter([recipient])
+    );
+
+    // A frame waits for queued bytes; another transaction is refused.
+    peer.ping(120, 5).unwrap();
+    assert_eq!(
+        peer.serve_tx(&permit, &wire).unwrap_err(),
+        SendError::Pending
+    );
+    let _ = transmit(&mut peer);
+    let other = serialize(&segwit_tx(8));
+    let other = WireTx::parse(&other).unwrap();
+    assert_eq!(
+        peer.serve_tx(&permit, &other).unwrap_err(),
+        SendError::WrongTx
+    );
+
+    // Announcements: the recipient's never count, another node's once per node.
+    let wtx = InvVector {
+        kind: InvType::WTX,
+        hash: wire.wtxid().to_byte_array(),
+    };
+    assert_eq!(
+        table.on_inv(recipient, &wtx, 200),
+        InvSeen::FromRecipient(h)
+    );
+    assert_eq!(table.get(h).unwrap().confirmations(), 0);
+    assert_eq!(
+        table.on_inv(node(1), &by_txid(InvType::TX), 4_100),
+        InvSeen::Announced {
+            handle: h,
+            first: true
+        }
+    );
+    assert_eq!(
+        table.on_inv(node(1), &wtx, 4_200),
+        InvSeen::Announced {
+            handle: h,
+            first: false
+        }
+    );
+    let status = table.get(h).unwrap();
+    assert_eq!(status.confirmations(), 1);
+    assert_eq!(status.first_announcement_ms(), Some(4_100));
+    assert_eq!(status.announced_to(), NodeSet::from_iter([recipient]));
+
+    // Verification: node 1 serves other bytes under our txid (a different witness).
+    let (vh, asked, getdata) = table.next_verification(5_000, |_| false).unwrap();
+    assert_eq!((vh, asked), (h, node(1)));
+    assert_eq!(getdata, by_txid(InvType::WITNESS_TX));
+    assert_eq!(
+        table.next_verification(5_001, |_| false),
+        None,
+        "one at a time"
+    );
+    let forged = Wtxid::from_byte_array([9; 32]);
+    assert_eq!(
+        table.on_tx(node(1), &wire.txid(), &forged),
+        TxSeen::Mismatch(h)
+    );
+    let status = table.get(h).unwrap();
+    assert_eq!(
+        status.confirmations(),
+        0,
+        "a node serving other bytes does not count"
+    );
+    assert_eq!(status.mismatched_by(), NodeSet::from_iter([node(1)]));
+    assert_eq!(table.next_verification(5_002, |_| false), None);
+    // Node 2 announces; asked by wtxid (it relays by wtxid); it does not answer in time.
+    table.on_inv(node(2), &wtx, 6_000);
+    let (_, asked, getdata) = table.next_verification(6_000, |n| n == node(2)).unwrap();
+    assert_eq!((asked, getdata), (node(2), wtx));
+    assert_eq!(table.poll_timeout(), Some(11_000));
+    table.handle_timeout(10_999);
+    assert_eq!(table.next_verification(10_999, |_| false), None);
+    table.handle_timeout(11_000);
+    // Node 3 announces and sends the right bytes; an unasked node's tx is not evidence.
+    table.on_inv(node(3), &wtx, 11_500);
+    assert_eq!(
+        table.on_tx(node(3), &wire.txid(), &wire.wtxid()),
+        TxSeen::Other
+    );
+    let (_, asked, _) = table.next_verification(11_500, |_| false).unwrap();
+    assert_eq!(asked, node(3));
+    assert_eq!(
+        table.on_tx(node(3), &wire.txid(), &wire.wtxid()),
+        TxSeen::Verified(h)
+    );
+    let status = table.get(h).unwrap();
+    assert_eq!(status.verified_by(), Some(node(3)));
+    assert_eq!(status.confirmations(), 2);
+    assert_eq!(
+        status.announced_by(),
+        NodeSet::from_iter([node(2), node(3)])
+    );
+}
+
+#[test]
+fn a_notfound_or_a_gone_node_moves_verification_to_the_next_announcer() {
+    let raw_tx = serialize(&segwit_tx(3));
+    let wire = WireTx::parse(&raw_tx).unwrap();
+    let mut table = BroadcastTable::new([TxStatus::default(); 1], 1_000);
+    let h = table.broadcast(&wire, NodeSet::EMPTY, 0).unwrap();
+    let inv = InvVector {
+        kind: InvType::TX,
+        hash: wire.txid().to_byte_array(),
+    };
+    for n in [4, 5, 6] {
+        table.on_inv(node(n), &inv, 10);
+    }
+    let (_, first, _) = table.next_verification(10, |_| false).unwrap();
+    assert_eq!(first, node(4));
+    table.on_notfound(node(4), &inv);
+    let (_, second, _) = table.next_verification(20, |_| false).unwrap();
+    assert_eq!(second, node(5));
+    table.node_gone(node(5));
+    let (_, third, _) = table.next_verification(30, |_| false).unwrap();
+    assert_eq!(third, node(6));
+    // Notfound and disconnection are not lies: all three still count.
+    assert_eq!(table.get(h).unwrap().confirmations(), 3);
+    // A one-slot table is full.
+    assert_eq!(
+        table.watch(Txid::from_byte_array([1; 32]), None, 0),
+        Err(TableError::Full)
+    );
+    table.remove(h);
+    assert!(table.get(h).is_none());
+}
+
+#[test]
+fn the_watch_set_matches_txid_and_wtxid_announcements() {
+    let tx = segwit_tx(11);
+    let txid = Txid::from_byte_array(tx.compute_txid().to_byte_array());
+    let wtxid = Wtxid::from_byte_array(tx.compute_wtxid().to_byte_array());
+    let mut table = BroadcastTable::new([TxStatus::default(); 3], 1_000);
+    let by_txid = table.watch(txid, None, 0).unwrap();
+    let other = table
+        .watch(Txid::from_byte_array([1; 32]), Some(wtxid), 0)
+        .unwrap();
+    let inv = |kind, hash: [u8; 32]| InvVector { kind, hash };
+    assert_eq!(
+        table.on_inv(node(9), &inv(InvType::TX, txid.to_byte_array()), 5),
+        InvSeen::Announced {
+            handle: by_txid,
+            first: true
+        }
+    );
+    // A wtxid announcement matches the entry that knows the wtxid.
+    assert_eq!(
+        table.on_inv(node(9), &inv(InvType::WTX, wtxid.to_byte_array()), 6),
+        InvSeen::Announced {
+            handle: other,
+            first: true
+        }
+    );
+    assert_eq!(
+        table.on_inv(node(9), &inv(InvType::BLOCK, txid.to_byte_array()), 7),
+        InvSeen::Other
+    );
+    // A watched transaction is never served nor verified.
+    assert_eq!(
+        table.on_getdata(node(9), &inv(InvType::TX, txid.to_byte_array())),
+        GetData::NotFound
+    );
+    assert_eq!(table.next_verification(8, |_| true), None);
+    assert_eq!(table.entries().count(), 2);
+}
+
+#[test]
+fn a_reject_is_reported_and_recorded() {
+    let raw_tx = serialize(&segwit_tx(4));
+    let wire = WireTx::parse(&raw_tx).unwrap();
+    let mut peer = ready_peer();
+    let reject = bitcoin::p2p::message_network::Reject {
+        message: "tx".into(),
+        ccode: bitcoin::p2p::message_network::RejectReason::NonStandard,
+        reason: "mandatory-script-verify-flag-failed".into(),
+        hash: bitcoin::hashes::sha256d::Hash::from_byte_array(wire.txid().to_byte_array()),
+    };
+    let mut events = Vec::new();
+    feed(
+        &mut peer,
+        10,
+        &raw(NetworkMessage::Reject(reject)),
+        7,
+        &mut events,
+    );
+    let [
+        PeerEvent::Reject {
+            message,
+            code,
+            hash: Some(hash),
+        },
+    ] = events[..]
+    else {
+        panic!("{events:?}")
+    };
+    assert_eq!((message, code), (Command::Tx, 0x40));
+    let mut table = BroadcastTable::new([TxStatus::default(); 1], 1_000);
+    let h = table.broadcast(&wire, NodeSet::EMPTY, 0).unwrap();
+    assert_eq!(table.on_reject(node(2), &hash), Some(h));
+    assert_eq!(
+        table.get(h).unwrap().rejected_by(),
+        NodeSet::from_iter([node(2)])
+    );
+    assert_eq!(
+        table.get(h).unwrap().confirmations(),
+        0,
+        "a reject confirms nothing"
+    );
+}
+
+#[test]
+fn a_missing_pong_fails_the_peer_at_its_deadline() {
+    let mut peer = ready_peer();
+    peer.ping(1_000, 77).unwrap();
+    assert_eq!(peer.poll_timeout(), Some(1_000 + PING_TIMEOUT));
+    peer.handle_timeout(1_000 + PING_TIMEOUT - 1);
+    assert!(peer.is_ready());
+    peer.handle_timeout(1_000 + PING_TIMEOUT);
+    assert_eq!(
+        peer.poll_event(),
+        Some(PeerEvent::Failed(PeerError::PingTimeout))
+    );
+    assert_eq!(peer.poll_timeout(), None);
+}
+
+#[test]
+fn an_unanswered_getheaders_is_reported_and_the_peer_kept() {
+    let mut peer = ready_peer();
+    let locator = [electrum_spv_core::hash::BlockHash::from_byte_array([3; 32])];
+    let getheaders = Outgoing::GetHeaders {
+        version: 70016,
+        locator: &locator,
+        stop: electrum_spv_core::hash::BlockHash::from_byte_array([0; 32]),
+    };
+    peer.send(500, &getheaders).unwrap();
+    let sent = transmit(&mut peer);
+    let msg: RawNetworkMessage = bitcoin::consensus::deserialize(&sent).unwrap();
+    assert!(matches!(msg.payload(), NetworkMessage::GetHeaders(g) if g.locator_hashes.len() == 1));
+    assert_eq!(peer.poll_timeout(), Some(500 + REQUEST_TIMEOUT));
+    peer.handle_timeout(500 + REQUEST_TIMEOUT);
+    assert_eq!(
+        peer.poll_event(),
+        Some(PeerEvent::RequestTimeout {
+            command: Command::GetHeaders
+        })
+    );
+    assert!(peer.is_ready());
+    // An answer clears the deadline.
+    peer.send(600, &getheaders).unwrap();
+    let _ = transmit(&mut peer);
+    let mut events = Vec::new();
+    feed(
+        &mut peer,
+        700,
+        &raw(NetworkMessage::Headers(vec![])),
+        5,
+        &mut events,
+    );
+    assert_eq!(peer.poll_timeout(), None);
+}
+
+#[test]
+fn feefilter_is_honoured_within_the_money_range() {
+    let mut peer = ready_peer();
+    assert!(peer.accepts_fee_rate(0));
+    let mut events = Vec::new();
+    feed(
+        &mut peer,
+        10,
+        &raw(NetworkMessage::FeeFilter(2_000)),
+        4096,
+        &mut events,
+    );
+    assert_eq!(peer.fee_filter(), Some(2_000));
+    assert!(!peer.accepts_fee_rate(1_999));
+    assert!(peer.accepts_fee_rate(2_000));
+    // Out of the money range (bcoin bans for -1; Core ignores it): ignored, the last stays.
+    feed(
+        &mut peer,
+        11,
+        &raw(NetworkMessage::FeeFilter(-1)),
+        4096,
+        &mut events,
+    );
+    assert_eq!(peer.fee_filter(), Some(2_000));
+    feed(
+        &mut peer,
+        12,
+        &raw(NetworkMessage::SendHeaders),
+        4096,
+        &mut events,
+    );
+    assert!(peer.announces_headers());
+    assert!(peer.is_ready());
+}
+
+#[test]
+fn send_needs_a_ready_peer_and_room() {
+    let mut fresh = Peer::new(config(b"/x/"), 0, 1);
+    assert_eq!(
+        fresh.send(0, &Outgoing::SendHeaders),
+        Err(SendError::NotReady)
+    );
+    let mut peer = ready_peer();
+    let items = [InvVector {
+        kind: InvType::TX,
+        hash: [1; 32],
+    }; 20];
+    // 20 items (24 + 1 + 720 bytes) never fit the 512-byte buffer: split the list.
+    assert_eq!(peer.send(0, &Outgoing::Inv(&items)), Err(SendError::Full));
+    peer.send(0, &Outgoing::Inv(&items[..13])).unwrap();
+    assert_eq!(
+        peer.send(0, &Outgoing::Inv(&items[..13])),
+        Err(SendError::Full)
+    );
+    assert_eq!(transmit(&mut peer).len(), 24 + 1 + 13 * 36);
 }

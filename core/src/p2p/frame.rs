@@ -280,8 +280,19 @@ impl FrameReader {
 
 /// Writes a frame header for `payload` into `out` (checksum included).
 pub fn write_header(magic: Magic, command: &Command, payload: &[u8], out: &mut [u8; HEADER_SIZE]) {
-    let hash = crate::hash::sha256d(payload);
     let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+    write_header_parts(magic, command, len, &crate::hash::sha256d(payload), out);
+}
+
+/// Writes a frame header for a payload of `len` bytes whose SHA-256d is `hash` (the checksum is
+/// its first four bytes): for a payload hashed as it was produced, never held whole.
+pub fn write_header_parts(
+    magic: Magic,
+    command: &Command,
+    len: u32,
+    hash: &[u8; 32],
+    out: &mut [u8; HEADER_SIZE],
+) {
     let parts: [&[u8]; 4] = [
         &magic.0,
         &command.field(),

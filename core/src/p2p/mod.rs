@@ -13,7 +13,15 @@
 //!   [`TxidHasher`](crate::tx::TxidHasher) and is never held. [`encode`] writes any supported
 //!   message, frame header and checksum included, into a caller's buffer.
 //! * [`peer`]: [`Peer`], a sans-IO state machine for one connection's handshake (as Bitcoin
-//!   Core 0.21+ does it) and ping/pong, with the five calls of the Electrum session.
+//!   Core 0.21+ does it), ping/pong with deadlines, `feefilter` and `sendheaders`, with the five
+//!   calls of the Electrum session.
+//! * [`broadcast`]: [`BroadcastTable`], over caller-owned slots: what was announced to whom,
+//!   served only on a `getdata` from a node it was announced to, and announced back by which
+//!   other nodes; also the watch set.
+//! * [`serve`]: [`WireTx`], a caller-held transaction and its `tx` frame in the form asked
+//!   (stripped or with witness), written from the caller's bytes without a copy.
+//! * [`headers`]: [`P2pHeaders`], header sync over `getheaders`/`headers` into the same
+//!   [`HeaderVerifier`](crate::chain::HeaderVerifier) the Electrum side uses.
 //!
 //! ## Bounds
 //! | what | bound |
@@ -32,16 +40,25 @@ use core::fmt;
 
 use crate::chain::Network;
 
+pub mod broadcast;
 pub mod frame;
+pub mod headers;
 pub mod message;
 pub mod peer;
+pub mod serve;
 
+pub use broadcast::{
+    BroadcastTable, GetData, InvSeen, MAX_NODES, NodeId, NodeSet, ServePermit, TableError,
+    TxHandle, TxSeen, TxStatus,
+};
 pub use frame::{FrameError, FrameEvent, FrameReader, HEADER_SIZE};
+pub use headers::{HeadersFault, HeadersStep, P2pHeaders};
 pub use message::{
     AddrV2Entry, EncodeError, InvType, InvVector, Message, MessageError, MessageReader, NetAddr,
     Outgoing, Reject, TimedAddr, Version, encode,
 };
-pub use peer::{Peer, PeerConfig, PeerError, PeerEvent, PeerInfo, PingError};
+pub use peer::{Peer, PeerConfig, PeerError, PeerEvent, PeerInfo, PingError, SendError};
+pub use serve::{TxForm, TxFrame, WireTx};
 
 /// Largest payload of any message, Bitcoin Core's `MAX_PROTOCOL_MESSAGE_LENGTH`: also the
 /// byte budget of a message whose command is unknown here (it is skipped by its length).

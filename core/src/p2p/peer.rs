@@ -46,6 +46,8 @@ use core::fmt;
 
 use heapless::{Deque, Vec};
 
+use super::broadcast::ServePermit;
+use super::serve::{TxFrame, WireTx};
 use super::{
     Command, InvVector, MAX_USER_AGENT, Magic, Message, MessageError, MessageReader, NetAddr,
     Outgoing, Version, encode,
@@ -56,6 +58,8 @@ use crate::hash::{Txid, Wtxid};
 pub const PROTOCOL_VERSION: i32 = 70016;
 /// The protocol version from which `wtxidrelay` is sent (BIP339's `WTXID_RELAY_VERSION`).
 pub const WTXID_RELAY_VERSION: i32 = 70016;
+/// Largest `feefilter` honoured: Core's money range, 21 million BTC in sat per 1000 vB.
+pub const MAX_FEE_FILTER: i64 = 2_100_000_000_000_000;
 /// Oldest protocol version accepted (Core's `MIN_PEER_PROTO_VERSION`).
 pub const MIN_PEER_PROTO_VERSION: i32 = 31800;
 /// Bytes of the outgoing buffer: our `version` with a user agent of [`MAX_USER_AGENT`]
@@ -98,6 +102,12 @@ pub struct PeerConfig<'a> {
     pub unix_time: i64,
     /// How long, in caller milliseconds, the handshake may take.
     pub handshake_timeout_ms: u64,
+    /// How long a `pong` may take before the peer fails with [`PeerError::PingTimeout`]
+    /// (Core: 20 minutes).
+    pub ping_timeout_ms: u64,
+    /// How long a `getheaders` may go unanswered before [`PeerEvent::RequestTimeout`] (not a
+    /// failure: bcoin does not answer a `getheaders` at its tip).
+    pub request_timeout_ms: u64,
 }
 
 /// What the remote announced, as [`PeerEvent::Ready`] reports it.
@@ -139,6 +149,8 @@ pub enum PeerError {
     Obsolete(i32),
     /// The handshake did not finish before its deadline.
     Timeout,
+    /// Our `ping` got no `pong` before its deadline ([`PeerConfig::ping_timeout_ms`]).
+    PingTimeout,
     /// The byte stream cannot be read on (a fatal [`MessageError`]).
     Message(MessageError),
 }
@@ -151,6 +163,7 @@ impl fmt::Display for PeerError {
             PeerError::SelfConnection => f.write_str("connected to self"),
             PeerError::Obsolete(v) => write!(f, "obsolete protocol version {v}"),
             PeerError::Timeout => f.write_str("handshake timed out"),
+            PeerError::PingTimeout => f.write_str("no pong before the ping deadline"),
             PeerError::Message(e) => e.fmt(f),
         }
     }
@@ -159,26 +172,42 @@ impl fmt::Display for PeerError {
 #[cfg(feature = "std")]
 impl std::error::Error for PeerError {}
 
-/// Why [`Peer::ping`] sent nothing.
+/// Why [`Peer::ping`], [`Peer::send`] or [`Peer::serve_tx`] sent nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PingError {
+pub enum SendError {
     /// The handshake is not complete, or the peer failed.
     NotReady,
     /// The outgoing buffer has no room: poll it first.
     Full,
+    /// A `tx` frame needs the outgoing buffer drained first (it is written after it).
+    Pending,
+    /// The handshake's messages are the peer's own, and a `tx` goes only through
+    /// [`Peer::serve_tx`].
+    NotAllowed(Command),
+    /// The transaction is not the one the permit names.
+    WrongTx,
+    /// The message does not encode (too many items, ...).
+    Encode(super::EncodeError),
 }
 
-impl fmt::Display for PingError {
+/// The name [`Peer::ping`]'s errors had when it was the only sender.
+pub type PingError = SendError;
+
+impl fmt::Display for SendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PingError::NotReady => f.write_str("peer not ready"),
-            PingError::Full => f.write_str("outgoing buffer full"),
+            SendError::NotReady => f.write_str("peer not ready"),
+            SendError::Full => f.write_str("outgoing buffer full"),
+            SendError::Pending => f.write_str("outgoing bytes wait before a tx frame"),
+            SendError::NotAllowed(c) => write!(f, "{c} is not sent this way"),
+            SendError::WrongTx => f.write_str("transaction does not match the permit"),
+            SendError::Encode(e) => e.fmt(f),
         }
     }
 }
 
 #[cfg(feature = "std")]
-impl std::error::Error for PingError {}
+impl std::error::Error for SendError {}
 
 /// What [`Peer::poll_event`] reports.
 // `Ready` carries the user agent by value: there is no heap to box it into, and the peer holds
@@ -226,6 +255,20 @@ pub enum PeerEvent {
     /// A list ended and its checksum matched.
     ListEnd {
         /// Which list.
+        command: Command,
+    },
+    /// A `reject` (BIP61; informational).
+    Reject {
+        /// The command rejected, as sent (at most 12 bytes).
+        message: Command,
+        /// Reject code (0x01 malformed, 0x10 invalid, 0x40 nonstandard, ...).
+        code: u8,
+        /// The rejected object's hash, when sent.
+        hash: Option<[u8; 32]>,
+    },
+    /// Our `getheaders` got no `headers` within [`PeerConfig::request_timeout_ms`].
+    RequestTimeout {
+        /// The request's command.
         command: Command,
     },
     /// A `tx` was received whole (its bytes are not kept).
@@ -298,7 +341,19 @@ fn incoming(msg: Message<'_>) -> Incoming {
             Command::SendCmpct,
             Some(PeerEvent::SendCmpct { announce, version }),
         ),
-        Message::Reject(_) => Incoming::Event(Command::Reject, None),
+        Message::Reject(r) => {
+            let mut field = [0u8; super::COMMAND_SIZE];
+            let n = r.message.len().min(super::COMMAND_SIZE);
+            if let (Some(dst), Some(src)) = (field.get_mut(..n), r.message.get(..n)) {
+                dst.copy_from_slice(src);
+            }
+            let event = Command::parse(&field).map(|message| PeerEvent::Reject {
+                message,
+                code: r.code,
+                hash: r.hash,
+            });
+            Incoming::Event(Command::Reject, event)
+        }
         Message::ListStart { command, count } => {
             let event = reported_list(command).then_some(PeerEvent::ListStart { command, count });
             Incoming::Event(command, event)
@@ -342,6 +397,14 @@ pub struct Peer {
     failure: Option<(PeerError, bool)>,
     ping: Option<(u64, u64)>,
     ignored_pongs: u32,
+    ping_timeout_ms: u64,
+    request_timeout_ms: u64,
+    /// Deadline of our outstanding `getheaders`.
+    headers_deadline: Option<u64>,
+    /// A request timed out and is to be reported.
+    timed_out: Option<Command>,
+    fee_filter: Option<i64>,
+    send_headers: bool,
 }
 
 impl Peer {
@@ -361,6 +424,12 @@ impl Peer {
             failure: None,
             ping: None,
             ignored_pongs: 0,
+            ping_timeout_ms: config.ping_timeout_ms,
+            request_timeout_ms: config.request_timeout_ms,
+            headers_deadline: None,
+            timed_out: None,
+            fee_filter: None,
+            send_headers: false,
         };
         let user_agent = config
             .user_agent
@@ -383,7 +452,7 @@ impl Peer {
             extra: &[],
         };
         // Fits: 24 + 80 + 3 + MAX_USER_AGENT + 5 < OUT_BUFFER_SIZE.
-        let _ = peer.send(&Outgoing::Version(version));
+        let _ = peer.send_raw(&Outgoing::Version(version));
         peer
     }
 
@@ -411,18 +480,97 @@ impl Peer {
         self.ignored_pongs
     }
 
+    /// The fee rate below which the remote wants no announcements (BIP133 `feefilter`,
+    /// satoshis per 1000 virtual bytes), if it sent one in the money range.
+    pub fn fee_filter(&self) -> Option<i64> {
+        self.fee_filter
+    }
+
+    /// Whether the remote would take a transaction paying `fee_rate` (sat per 1000 vB):
+    /// `false` only when its `feefilter` is higher. Announce nothing it would not take.
+    pub fn accepts_fee_rate(&self, fee_rate: u64) -> bool {
+        self.fee_filter
+            .is_none_or(|min| u64::try_from(min).is_ok_and(|min| fee_rate >= min))
+    }
+
+    /// The remote sent `sendheaders` (BIP130): it announces blocks with `headers`.
+    pub fn announces_headers(&self) -> bool {
+        self.send_headers
+    }
+
     /// Sends a `ping` with `nonce` at caller time `now`. A ping still outstanding is forgotten
-    /// (its pong will be ignored).
-    pub fn ping(&mut self, now: u64, nonce: u64) -> Result<(), PingError> {
+    /// (its pong will be ignored); without a `pong` within [`PeerConfig::ping_timeout_ms`] the
+    /// peer fails with [`PeerError::PingTimeout`].
+    pub fn ping(&mut self, now: u64, nonce: u64) -> Result<(), SendError> {
         if self.state != State::Ready {
-            return Err(PingError::NotReady);
+            return Err(SendError::NotReady);
         }
         if OUT_BUFFER_SIZE - self.out_len < PING_FRAME_SIZE {
-            return Err(PingError::Full);
+            return Err(SendError::Full);
         }
-        self.send(&Outgoing::Ping(nonce));
+        self.send_raw(&Outgoing::Ping(nonce));
         self.ping = Some((nonce, now));
         Ok(())
+    }
+
+    /// Queues `msg` at caller time `now`: `inv`, `getdata`, `notfound`, `getheaders` (its
+    /// answer is awaited, see [`PeerEvent::RequestTimeout`]), `headers`, `sendheaders`,
+    /// `feefilter`, `getaddr`, `addr`, `addrv2`, `sendcmpct`, `reject`, `pong`.
+    ///
+    /// # Errors
+    /// [`SendError::NotReady`] before the handshake completes; [`SendError::NotAllowed`] for
+    /// the handshake's own messages, `ping` (use [`Peer::ping`]) and `tx` (use
+    /// [`Peer::serve_tx`]); [`SendError::Full`] if it does not fit in the free part of the
+    /// outgoing buffer (poll it, then send again; a message larger than
+    /// [`OUT_BUFFER_SIZE`] never fits: split lists).
+    pub fn send(&mut self, now: u64, msg: &Outgoing<'_>) -> Result<(), SendError> {
+        match msg {
+            Outgoing::Version(_)
+            | Outgoing::Verack
+            | Outgoing::WtxidRelay
+            | Outgoing::SendAddrV2
+            | Outgoing::Ping(_)
+            | Outgoing::Tx(_) => return Err(SendError::NotAllowed(msg.command())),
+            _ => {}
+        }
+        if self.state != State::Ready {
+            return Err(SendError::NotReady);
+        }
+        let free = self.out.get_mut(self.out_len..).unwrap_or(&mut []);
+        match encode(self.magic, msg, free) {
+            Ok(n) => self.out_len += n,
+            Err(super::EncodeError::BufferTooSmall { .. }) => return Err(SendError::Full),
+            Err(e) => return Err(SendError::Encode(e)),
+        }
+        if let Outgoing::GetHeaders { .. } = msg {
+            self.headers_deadline = Some(now.saturating_add(self.request_timeout_ms));
+        }
+        Ok(())
+    }
+
+    /// The `tx` frame answering a `getdata` the [`BroadcastTable`](super::BroadcastTable)
+    /// allowed: write `frame.header` and then each of `frame.payload` to the connection, before
+    /// anything [`Peer::poll_transmit`] gives next.
+    ///
+    /// # Errors
+    /// [`SendError::NotReady`]; [`SendError::Pending`] while queued bytes wait (drain
+    /// [`Peer::poll_transmit`] first, so the frame is not written before them);
+    /// [`SendError::WrongTx`] if `tx` is not the transaction the permit names.
+    pub fn serve_tx<'t>(
+        &mut self,
+        permit: &ServePermit,
+        tx: &WireTx<'t>,
+    ) -> Result<TxFrame<'t>, SendError> {
+        if self.state != State::Ready {
+            return Err(SendError::NotReady);
+        }
+        if self.out_len != 0 {
+            return Err(SendError::Pending);
+        }
+        if !tx.is_named_by(&permit.inv()) {
+            return Err(SendError::WrongTx);
+        }
+        Ok(tx.frame(self.magic, permit.form()))
     }
 
     /// Takes received bytes at caller time `now`; returns how many were consumed. Fewer than
@@ -479,10 +627,10 @@ impl Peer {
                     return self.fail(PeerError::Obsolete(info.version));
                 }
                 if info.version >= WTXID_RELAY_VERSION {
-                    self.send(&Outgoing::WtxidRelay);
-                    self.send(&Outgoing::SendAddrV2);
+                    self.send_raw(&Outgoing::WtxidRelay);
+                    self.send_raw(&Outgoing::SendAddrV2);
                 }
-                self.send(&Outgoing::Verack);
+                self.send_raw(&Outgoing::Verack);
                 self.info = Some(info);
                 self.state = State::AwaitVerack;
             }
@@ -518,7 +666,7 @@ impl Peer {
                 command: Command::SendAddrV2,
             }),
             (State::Ready, Incoming::Ping(nonce)) => {
-                self.send(&Outgoing::Pong(nonce));
+                self.send_raw(&Outgoing::Pong(nonce));
             }
             (State::Ready, Incoming::Pong(nonce)) => match self.ping {
                 Some((sent, at)) if sent == nonce => {
@@ -531,6 +679,18 @@ impl Peer {
                 _ => self.ignored_pongs = self.ignored_pongs.saturating_add(1),
             },
             (State::Ready, Incoming::Event(_, event)) => {
+                match &event {
+                    // Core ignores a rate outside its money range (0..=21e14 sat/kvB).
+                    Some(PeerEvent::FeeFilter(rate)) if (0..=MAX_FEE_FILTER).contains(rate) => {
+                        self.fee_filter = Some(*rate);
+                    }
+                    Some(PeerEvent::SendHeaders) => self.send_headers = true,
+                    Some(PeerEvent::ListStart {
+                        command: Command::Headers,
+                        ..
+                    }) => self.headers_deadline = None,
+                    _ => {}
+                }
                 if let Some(event) = event {
                     self.push(event);
                 }
@@ -550,7 +710,7 @@ impl Peer {
 
     /// Writes `msg` into the outgoing buffer; `false` (nothing written) if it does not fit.
     /// Callers keep [`REPLY_RESERVE`] or [`PING_FRAME_SIZE`] free first.
-    fn send(&mut self, msg: &Outgoing<'_>) -> bool {
+    fn send_raw(&mut self, msg: &Outgoing<'_>) -> bool {
         let free = self.out.get_mut(self.out_len..).unwrap_or(&mut []);
         match encode(self.magic, msg, free) {
             Ok(n) => {
@@ -575,17 +735,46 @@ impl Peer {
     }
 
     /// When [`Peer::handle_timeout`] should next be called: the handshake deadline while the
-    /// handshake runs, else `None`.
+    /// handshake runs; once ready, the earliest of the ping and `getheaders` deadlines.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<u64> {
-        matches!(self.state, State::AwaitVersion | State::AwaitVerack).then_some(self.deadline)
+        match self.state {
+            State::AwaitVersion | State::AwaitVerack => Some(self.deadline),
+            State::Failed => None,
+            State::Ready => {
+                let ping = self
+                    .ping
+                    .map(|(_, at)| at.saturating_add(self.ping_timeout_ms));
+                match (ping, self.headers_deadline) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
+        }
     }
 
     /// Tells the peer caller time `now` came: past the handshake deadline an unfinished
-    /// handshake fails with [`PeerError::Timeout`].
+    /// handshake fails with [`PeerError::Timeout`]; past the ping deadline the peer fails with
+    /// [`PeerError::PingTimeout`]; past the `getheaders` deadline
+    /// [`PeerEvent::RequestTimeout`] is reported.
     pub fn handle_timeout(&mut self, now: u64) {
-        if matches!(self.state, State::AwaitVersion | State::AwaitVerack) && now >= self.deadline {
-            self.fail(PeerError::Timeout);
+        match self.state {
+            State::AwaitVersion | State::AwaitVerack if now >= self.deadline => {
+                self.fail(PeerError::Timeout);
+            }
+            State::Ready => {
+                if let Some((_, at)) = self.ping
+                    && now >= at.saturating_add(self.ping_timeout_ms)
+                {
+                    self.fail(PeerError::PingTimeout);
+                    return;
+                }
+                if self.headers_deadline.is_some_and(|d| now >= d) {
+                    self.headers_deadline = None;
+                    self.timed_out = Some(Command::GetHeaders);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -594,6 +783,9 @@ impl Peer {
     pub fn poll_event(&mut self) -> Option<PeerEvent> {
         if let Some(event) = self.events.pop_front() {
             return Some(event);
+        }
+        if let Some(command) = self.timed_out.take() {
+            return Some(PeerEvent::RequestTimeout { command });
         }
         match &mut self.failure {
             Some((error, reported)) if !*reported => {
