@@ -89,6 +89,9 @@ impl ConnectionConfig {
 }
 
 /// What a connection reports to its owner.
+// `Ready` and `Other` carry the core's event by value (a user agent of up to 256 bytes):
+// the channel holds at most EVENT_QUEUE of them, and boxing would allocate per event.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConnEvent {
     /// The handshake completed.

@@ -53,6 +53,8 @@ pub(crate) struct ListCollector {
 }
 
 /// What a [`ListCollector`] made of an event.
+// Short-lived, moved once: boxing the core's event would cost an allocation per event.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Collected {
     /// The event belonged to a list and was taken.
     Taken,
