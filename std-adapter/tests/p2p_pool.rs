@@ -11,7 +11,8 @@ use electrum_spv::core::p2p::{
     Command as P2pCommand, FrameError, InvType, InvVector, MessageError, PeerError,
 };
 use electrum_spv::p2p::{
-    Direction, DropReason, NodeId, PeerAddr, PeerPool, PeerPoolConfig, inv_type_name,
+    Direction, DropReason, NodeId, OwnedMessage, PeerAddr, PeerPool, PeerPoolConfig, SendError,
+    inv_type_name,
 };
 use electrum_spv_testkit::p2p_peer::{Behaviour, PeerScript, ScriptedPeer};
 use electrum_spv_testkit::socks::{Destination, Socks5Proxy};
@@ -80,6 +81,29 @@ async fn handshake_and_ranking_by_ping() {
     }
     assert!(fast.pongs() >= 2 && slow.pongs() >= 2);
     assert!(pool.dropped().is_empty(), "{:?}", pool.dropped());
+
+    // The send hook: a message to one node, written after the handshake.
+    let fast_node = addr(&fast).node_id();
+    pool.send(&fast_node, &OwnedMessage::SendHeaders).unwrap();
+    let items = vec![item(InvType::TX, 1); 3];
+    pool.send(&fast_node, &OwnedMessage::GetData(items))
+        .unwrap();
+    let start = std::time::Instant::now();
+    while fast.received(P2pCommand::GetData) == 0 && start.elapsed() < WAIT {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(fast.received(P2pCommand::SendHeaders), 1);
+    assert_eq!(fast.received(P2pCommand::GetData), 1);
+    assert_eq!(slow.received(P2pCommand::SendHeaders), 0);
+    assert_eq!(
+        pool.send(&NodeId("127.0.0.1:1".into()), &OwnedMessage::GetAddr),
+        Err(SendError::NotConnected)
+    );
+    let too_many = vec![item(InvType::TX, 1); 50_001];
+    assert!(matches!(
+        pool.send(&fast_node, &OwnedMessage::Inv(too_many)),
+        Err(SendError::Encode(_))
+    ));
 }
 
 fn item(kind: InvType, byte: u8) -> InvVector {
@@ -334,6 +358,26 @@ fn cli_p2p_peers_and_invs() {
         assert!(l["ping_ms"].is_u64(), "{l}");
     }
     assert!(lines[0]["ping_ms"].as_u64() < lines[1]["ping_ms"].as_u64());
+
+    // The same from a seeds file (comments, blank lines).
+    let seeds = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        seeds.path(),
+        format!("# local\n\n{}  # fast\n", fast.addr()),
+    )
+    .unwrap();
+    let out = cli()
+        .args(["peers", "--seeds", seeds.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let only: Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(only["user_agent"], "/fast:1/");
 
     // No peer completes the handshake: a clear error and a non-zero exit.
     let hostile = ScriptedPeer::start(PeerScript::hostile(Behaviour::VerackBeforeVersion)).unwrap();

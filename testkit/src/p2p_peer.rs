@@ -98,6 +98,8 @@ struct Shared {
     ready: Mutex<Vec<Writer>>,
     /// Pings answered.
     pongs: AtomicU64,
+    /// Commands of every message read whole.
+    received: Mutex<Vec<Command>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -180,6 +182,14 @@ impl ScriptedPeer {
         self.shared.pongs.load(Ordering::SeqCst)
     }
 
+    /// How many messages of `command` were read whole (lists count once, at their end).
+    pub fn received(&self, command: Command) -> usize {
+        lock(&self.shared.received)
+            .iter()
+            .filter(|&&c| c == command)
+            .count()
+    }
+
     /// Sends an `inv` of `items` on every connection whose handshake completed; returns on how
     /// many it was written.
     pub fn announce(&self, items: &[InvVector]) -> usize {
@@ -217,6 +227,7 @@ fn new_shared(script: PeerScript) -> Arc<Shared> {
         all: Mutex::new(Vec::new()),
         ready: Mutex::new(Vec::new()),
         pongs: AtomicU64::new(0),
+        received: Mutex::new(Vec::new()),
     })
 }
 
@@ -322,7 +333,12 @@ fn serve(conn: TcpStream, s: &Shared) {
                 Ok(Some(Message::Version(_))) => Action::Handshake,
                 Ok(Some(Message::Verack)) => Action::Ready,
                 Ok(Some(Message::Ping(n))) => Action::Pong(n),
-                Ok(Some(_)) => Action::Nothing,
+                Ok(Some(msg)) => {
+                    if let Some(command) = command_of(&msg) {
+                        lock(&s.received).push(command);
+                    }
+                    Action::Nothing
+                }
                 Ok(None) => break,
                 Err(e) if e.is_fatal() => return,
                 Err(_) => Action::Nothing,
@@ -363,4 +379,21 @@ fn opening_sent(b: Behaviour) -> bool {
         b,
         Behaviour::BadMagic | Behaviour::Oversize | Behaviour::VerackBeforeVersion
     )
+}
+
+/// The command of a message that is whole once reported (a list's end, a single message).
+fn command_of(msg: &Message<'_>) -> Option<Command> {
+    Some(match msg {
+        Message::ListEnd { command } => *command,
+        Message::SendHeaders => Command::SendHeaders,
+        Message::FeeFilter(_) => Command::FeeFilter,
+        Message::GetAddr => Command::GetAddr,
+        Message::WtxidRelay => Command::WtxidRelay,
+        Message::SendAddrV2 => Command::SendAddrV2,
+        Message::Pong(_) => Command::Pong,
+        Message::GetHeadersEnd { .. } => Command::GetHeaders,
+        Message::Tx { .. } => Command::Tx,
+        Message::Unknown { command, .. } => *command,
+        _ => return None,
+    })
 }
