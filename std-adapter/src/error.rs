@@ -98,6 +98,8 @@ pub enum Error {
     /// The server cannot answer yet (electrs building its index: -32603 "unavailable
     /// index"). Transient: ask again later; not a refusal and not a lie.
     Unavailable(String),
+    /// No P2P peer completed its handshake: each peer tried, with why it failed.
+    NoPeerReady(Vec<(String, String)>),
 }
 
 impl fmt::Display for Error {
@@ -165,6 +167,17 @@ impl fmt::Display for Error {
             Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
             Error::Store(m) => write!(f, "header store: {m}"),
             Error::Unavailable(m) => write!(f, "server not ready yet: {m}"),
+            Error::NoPeerReady(tried) if tried.is_empty() => {
+                f.write_str("no peer completed the handshake in time")
+            }
+            Error::NoPeerReady(tried) => {
+                f.write_str("no peer completed the handshake:")?;
+                for (i, (peer, why)) in tried.iter().enumerate() {
+                    let sep = if i == 0 { " " } else { "; " };
+                    write!(f, "{sep}{peer}: {why}")?;
+                }
+                Ok(())
+            }
         }
     }
 }

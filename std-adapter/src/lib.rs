@@ -14,6 +14,7 @@
 //!   use) and SOCKS5 ([`socks5`], names resolved by the proxy, so `.onion` works over Tor).
 //! * [`Client`]: one tokio task per connection drives a core `Session`; the handle is cheap to
 //!   clone; calls are pipelined; notifications are a `Stream`.
+//! * [`p2p`]: Bitcoin P2P connections ([`p2p::PeerPool`]): handshake, pings, announcements.
 //! * [`verified`]: a header chain checked by the core verifier, and script histories whose
 //!   every confirmed transaction is proven into it.
 //!
@@ -31,6 +32,7 @@ pub mod error;
 pub mod fault;
 pub mod header_chain;
 pub mod header_store;
+pub mod p2p;
 pub mod pacing;
 pub mod pool;
 pub mod reconnect;

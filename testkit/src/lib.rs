@@ -10,6 +10,8 @@
 //! * [`ElectrumX`]: installs (once, into a cached venv) and runs ElectrumX 2.0 against the
 //!   stand-in.
 //! * [`Harness`]: both, over [`Chain::funded`].
+//! * [`p2p_peer::ScriptedPeer`]: a scripted Bitcoin P2P peer, honest or hostile in a chosen
+//!   way, for the P2P pool's tests.
 //! * [`socks::Socks5Proxy`]: a SOCKS5 proxy that records what it was asked to reach.
 //! * [`liar::LyingProxy`]: a man-in-the-middle in front of ElectrumX that rewrites its
 //!   answers by a scripted [`liar::Attack`] (forged proofs, wrong statuses, broken headers,
@@ -24,6 +26,7 @@ pub mod driver;
 mod electrum;
 mod electrumx;
 pub mod liar;
+pub mod p2p_peer;
 pub mod replay;
 mod rpc;
 pub mod socks;

@@ -106,7 +106,7 @@ impl From<Error> for ElectrumError {
         // kind), its full Display otherwise.
         let detail = e.to_string();
         match e {
-            Error::Io(_) | Error::ConnectTimeout | Error::Disconnected => {
+            Error::Io(_) | Error::ConnectTimeout | Error::Disconnected | Error::NoPeerReady(_) => {
                 ElectrumError::Connection { detail }
             }
             Error::Timeout => ElectrumError::Timeout,

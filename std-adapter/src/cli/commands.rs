@@ -33,6 +33,9 @@ pub async fn run(args: Args) -> Result<(), Error> {
     if let Command::Spider { max } = &args.command {
         return spider(&args, *max).await;
     }
+    if let Command::P2p { command } = &args.command {
+        return super::p2p::run(&args, command).await;
+    }
     let mut pool = connect::pool(&args).await?;
     let client = pool.client().cloned().ok_or(Error::Disconnected)?;
     match &args.command {
@@ -145,7 +148,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
             }
         }
         Command::Subscribe { addresses } => return subscribe(&args, pool, addresses).await,
-        Command::VerifyHeaders { .. } | Command::Spider { .. } => {}
+        Command::VerifyHeaders { .. } | Command::Spider { .. } | Command::P2p { .. } => {}
     }
     Ok(())
 }

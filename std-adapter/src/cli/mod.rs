@@ -2,6 +2,7 @@
 
 mod commands;
 mod connect;
+mod p2p;
 mod target;
 
 use std::path::PathBuf;
@@ -140,6 +141,12 @@ pub enum Command {
         /// Stop after contacting this many servers.
         #[arg(long, default_value_t = 30)]
         max: usize,
+    },
+    /// Bitcoin P2P: talk to nodes directly (always prints JSON lines).
+    P2p {
+        /// What to do.
+        #[command(subcommand)]
+        command: p2p::P2pCommand,
     },
     /// Verify a file of raw 80-byte headers (binary, or hex text) starting at a height.
     VerifyHeaders {
