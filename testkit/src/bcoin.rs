@@ -292,7 +292,7 @@ fn read_http_response(stream: TcpStream) -> Result<(u16, Vec<u8>), Error> {
 static NODE_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// One bcoin full node on regtest: in-memory chain and mempool, HTTP (JSON-RPC) and P2P on
-/// 127.0.0.1, no worker processes, its own process group, log in its temporary directory.
+/// 127.0.0.1, no worker processes, no wallet, its own process group, log in its temporary directory.
 /// Dropping it kills the process group and removes the directory.
 pub struct BcoinNode {
     child: Child,
@@ -306,9 +306,9 @@ pub struct BcoinNode {
 impl BcoinNode {
     /// Installs bcoin if needed ([`ensure_installed`]) and starts a node on free ports that
     /// connects only to `peers` (outbound; it accepts inbound connections from anyone). With
-    /// no `peers` it makes no outbound connection at all (a regtest node left to its seeds
-    /// would connect to 127.0.0.1:48444, possibly itself or another test's node). Waits (up
-    /// to [`START_TIMEOUT`]) until its RPC answers.
+    /// no `peers` it makes no outbound connection (it is given `--only=127.0.0.1:1`, a closed
+    /// port: a regtest node left to its seeds would dial 127.0.0.1:48444, possibly itself or
+    /// another test's node). Waits (up to [`START_TIMEOUT`]) until its RPC answers.
     pub fn start(peers: &[SocketAddr]) -> Result<BcoinNode, Error> {
         let p2p: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
         BcoinNode::start_at(p2p, peers)
@@ -349,9 +349,14 @@ impl BcoinNode {
             .arg(format!("--port={}", p2p.port()))
             .arg("--listen=true")
             .arg("--workers=false")
+            // The wallet plugin would listen on the fixed regtest wallet port (48334).
+            .arg("--no-wallet=true")
             .arg("--log-level=debug");
         if peers.is_empty() {
-            cmd.arg("--max-outbound=0");
+            // bcoin refuses `--max-outbound=0`; without `--only` it would dial its regtest
+            // seed 127.0.0.1:48444 (itself, or another test's node). Port 1 (tcpmux) is
+            // closed here: the node keeps trying and failing, and stays alone.
+            cmd.arg("--only=127.0.0.1:1");
         } else {
             let only: Vec<String> = peers.iter().map(|p| p.to_string()).collect();
             cmd.arg(format!("--only={}", only.join(",")));
