@@ -624,7 +624,7 @@ fn parse_hash(v: &Value) -> Result<BlockHash, Error> {
 }
 
 fn hex_to_bytes(s: &str) -> Result<Vec<u8>, Error> {
-    if s.len() % 2 != 0 || !s.is_ascii() {
+    if !s.len().is_multiple_of(2) || !s.is_ascii() {
         return Err(Error::msg("odd-length or non-ASCII hex"));
     }
     (0..s.len())
