@@ -54,8 +54,13 @@ pub const FEE_RATE_SAT_VB: u64 = 10;
 /// Most outputs [`Spender::split`] makes in one transaction (stays far below the standard
 /// weight limit).
 pub const MAX_SPLIT_OUTPUTS: usize = 2500;
+/// Most blocks [`BcoinNet::mine`] asks for in one `generatetoaddress`.
+pub const MINE_CHUNK: u32 = 50;
 /// Confirmations before a coinbase output may be spent (consensus rule).
 pub const COINBASE_MATURITY: u32 = 100;
+/// The height from which bcoin's regtest enforces segwit when its miner signals it (three
+/// 144-block BIP9 periods).
+pub const SEGWIT_HEIGHT: u32 = 432;
 /// bcoin's regtest P2PKH address version byte (Bitcoin Core's regtest uses `0x6f`).
 pub const BCOIN_REGTEST_P2PKH_PREFIX: u8 = 0x3c;
 
@@ -600,6 +605,24 @@ impl BcoinNode {
         }
     }
 
+    /// Waits until the node's log contains `needle` (e.g. a rejection reason and txid: bcoin
+    /// logs `Verification failure: <reason> (code=... score=... hash=<txid>)`); fails after
+    /// `timeout`.
+    pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> Result<(), Error> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = fs::read_to_string(self.log_path()).unwrap_or_default();
+            if text.contains(needle) {
+                return Ok(());
+            }
+            self.check_alive()?;
+            if Instant::now() >= deadline {
+                return Err(self.error(&format!("log has no {needle:?} after {timeout:?}")));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Kills the node now (SIGKILL to its process group).
     pub fn kill(&mut self) {
         let pid = self.child.id() as i32;
@@ -746,11 +769,19 @@ impl BcoinNet {
     }
 
     /// Mines `n` blocks on node 0 to the kit key's P2PKH address and waits until all nodes
-    /// have them. Returns their hashes.
+    /// have them. Returns their hashes. Mines at most [`MINE_CHUNK`] blocks at a time and
+    /// waits for the other nodes in between: a burst of a few hundred blocks sends bcoin's
+    /// orphan-block resolution into a `getblocks` loop that stalls the sync for ~20 s.
     pub fn mine(&mut self, n: u32) -> Result<Vec<BlockHash>, Error> {
         let addr = KitKey::new().address();
-        let hashes = self.nodes[0].generate_to_address(n, &addr)?;
-        self.wait_synced(SYNC_TIMEOUT)?;
+        let mut hashes = Vec::with_capacity(n as usize);
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(MINE_CHUNK);
+            hashes.extend(self.nodes[0].generate_to_address(k, &addr)?);
+            self.wait_synced(SYNC_TIMEOUT)?;
+            left -= k;
+        }
         Ok(hashes)
     }
 
@@ -786,6 +817,28 @@ impl BcoinNet {
         Ok(Spender::new(coinbases))
     }
 
+    /// Mines (on node 0, to the kit key) until segwit is active on bcoin's regtest (BIP9:
+    /// bcoin's miner signals it, so it locks in after two 144-block periods and is active
+    /// from height 432), and waits until every node has the tip. Checks
+    /// `getblockchaininfo` on every node says `active`.
+    pub fn activate_segwit(&mut self) -> Result<(), Error> {
+        let height = self.nodes[0].getblockcount()?;
+        if height < SEGWIT_HEIGHT {
+            self.mine(SEGWIT_HEIGHT - height)?;
+        }
+        for node in &self.nodes {
+            let info = node.rpc("getblockchaininfo", json!([]))?;
+            let status = &info["bip9_softforks"]["segwit"]["status"];
+            if status != "active" {
+                return Err(node.error(&format!(
+                    "segwit is {status} at height {}, not active",
+                    info["blocks"]
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Sends `tx` to node 0 by RPC, waits (30 s) until it is in node 0's mempool, mines one
     /// block and checks that it holds `tx`, then waits until all nodes have that block.
     pub fn confirm(&mut self, tx: &Transaction) -> Result<BlockHash, Error> {
@@ -813,6 +866,18 @@ pub struct KitKey {
     pub public_key: CompressedPublicKey,
     /// Its P2PKH scriptPubKey.
     pub script_pubkey: ScriptBuf,
+    /// Its P2WPKH scriptPubKey.
+    pub p2wpkh_script: ScriptBuf,
+}
+
+/// The output types of [`Spender`] coins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CoinKind {
+    /// Pay to public key hash (legacy sighash); accepted from the start.
+    P2pkh,
+    /// Native segwit v0 (BIP143 sighash); bcoin refuses spends of it (`no-witness-yet`)
+    /// until segwit is active: see [`BcoinNet::activate_segwit`].
+    P2wpkh,
 }
 
 impl Default for KitKey {
@@ -832,6 +897,15 @@ impl KitKey {
             secret_key,
             public_key,
             script_pubkey: ScriptBuf::new_p2pkh(&public_key.pubkey_hash()),
+            p2wpkh_script: ScriptBuf::new_p2wpkh(&public_key.wpubkey_hash()),
+        }
+    }
+
+    /// Its scriptPubKey of `kind`.
+    pub fn script(&self, kind: CoinKind) -> &ScriptBuf {
+        match kind {
+            CoinKind::P2pkh => &self.script_pubkey,
+            CoinKind::P2wpkh => &self.p2wpkh_script,
         }
     }
 
@@ -850,7 +924,8 @@ pub fn bcoin_p2pkh_address(pk: &CompressedPublicKey) -> String {
     bitcoin::base58::encode_check(&data)
 }
 
-/// Builds and signs legacy P2PKH transactions of the [`KitKey`] at [`FEE_RATE_SAT_VB`].
+/// Builds and signs transactions of the [`KitKey`] at [`FEE_RATE_SAT_VB`]: legacy P2PKH,
+/// and P2WPKH (see [`CoinKind`]).
 ///
 /// It holds matured coinbase outputs (from [`BcoinNet::fund`]) and "coins": the outputs of
 /// its split transactions. The flow for a batch of `n` transactions is
@@ -866,18 +941,41 @@ pub struct Spender {
     coins: VecDeque<(OutPoint, TxOut)>,
 }
 
-/// Virtual size of a P2PKH input with a worst-case (73-byte with sighash) signature.
-const P2PKH_INPUT_VSIZE: u64 = 149;
-/// Size of a P2PKH output.
-const P2PKH_OUTPUT_VSIZE: u64 = 34;
+impl CoinKind {
+    /// The kind of a kit script, if it is one.
+    fn of(script: &ScriptBuf) -> CoinKind {
+        if script.is_p2wpkh() {
+            CoinKind::P2wpkh
+        } else {
+            CoinKind::P2pkh
+        }
+    }
 
-fn estimated_vsize(inputs: usize, outputs: usize) -> u64 {
+    /// Upper bound of the virtual size of an input spending it (73-byte signature with
+    /// sighash byte, compressed key).
+    fn input_vsize(self) -> u64 {
+        match self {
+            CoinKind::P2pkh => 149,
+            // 41 bytes + a witness of (1 + 1 + 73 + 1 + 33) / 4 rounded up.
+            CoinKind::P2wpkh => 69,
+        }
+    }
+
+    /// Size of an output of it.
+    fn output_vsize(self) -> u64 {
+        match self {
+            CoinKind::P2pkh => 34,
+            CoinKind::P2wpkh => 31,
+        }
+    }
+}
+
+/// An upper bound of the virtual size of a transaction with one input of `input` and
+/// `outputs` outputs of `output`.
+fn estimated_vsize(input: CoinKind, outputs: usize, output: CoinKind) -> u64 {
     let varint = |n: usize| if n < 0xfd { 1 } else { 3 };
-    8 + 2
-        + varint(inputs)
-        + varint(outputs)
-        + P2PKH_INPUT_VSIZE * inputs as u64
-        + P2PKH_OUTPUT_VSIZE * outputs as u64
+    let segwit = u64::from(input == CoinKind::P2wpkh); // marker and flag, rounded up
+    8 + 1 + varint(outputs) + segwit + input.input_vsize() + output.output_vsize() * outputs as u64
 }
 
 impl Spender {
@@ -912,6 +1010,12 @@ impl Spender {
     /// [`Spender::spends`] and [`Spender::chain`]. The split must be accepted by the network
     /// before its spends are sent.
     pub fn split(&mut self, outputs: usize) -> Result<Transaction, Error> {
+        self.split_to(outputs, CoinKind::P2pkh)
+    }
+
+    /// As [`Spender::split`], with outputs of `kind` (the split itself spends a P2PKH
+    /// coinbase, so it is accepted before segwit is active; spends of P2WPKH coins are not).
+    pub fn split_to(&mut self, outputs: usize, kind: CoinKind) -> Result<Transaction, Error> {
         if outputs == 0 || outputs > MAX_SPLIT_OUTPUTS {
             return Err(Error::msg(format!(
                 "split: {outputs} outputs (1 to {MAX_SPLIT_OUTPUTS})"
@@ -922,13 +1026,14 @@ impl Spender {
                 "split: no coinbase output left (fund more blocks)",
             ));
         };
-        let fee = FEE_RATE_SAT_VB * estimated_vsize(1, outputs);
+        let fee =
+            FEE_RATE_SAT_VB * estimated_vsize(CoinKind::of(&prev.script_pubkey), outputs, kind);
         let each = prev
             .value
             .to_sat()
             .checked_sub(fee)
             .map(|v| v / outputs as u64)
-            .filter(|&v| v > FEE_RATE_SAT_VB * estimated_vsize(1, 1) + 546)
+            .filter(|&v| v > FEE_RATE_SAT_VB * estimated_vsize(kind, 1, kind) + 546)
             .ok_or_else(|| {
                 Error::msg(format!(
                     "split: {} cannot pay {outputs} outputs and the fee",
@@ -938,7 +1043,7 @@ impl Spender {
         let outs = vec![
             TxOut {
                 value: Amount::from_sat(each),
-                script_pubkey: self.key.script_pubkey.clone(),
+                script_pubkey: self.key.script(kind).clone(),
             };
             outputs
         ];
@@ -955,7 +1060,7 @@ impl Spender {
     }
 
     /// `n` independent transactions, each spending one coin (an output of an earlier
-    /// [`Spender::split`]) to one P2PKH output of the kit key. Fails if fewer than `n` coins
+    /// [`Spender::split`]) to one output of the kit key of the coin's kind. Fails if fewer than `n` coins
     /// are left (split more first).
     pub fn spends(&mut self, n: usize) -> Result<Vec<Transaction>, Error> {
         if self.coins.len() < n {
@@ -1007,7 +1112,8 @@ impl Spender {
         (outpoint, prev): (OutPoint, TxOut),
         bad: bool,
     ) -> Result<Transaction, Error> {
-        let fee = FEE_RATE_SAT_VB * estimated_vsize(1, 1);
+        let kind = CoinKind::of(&prev.script_pubkey);
+        let fee = FEE_RATE_SAT_VB * estimated_vsize(kind, 1, kind);
         let value = prev
             .value
             .to_sat()
@@ -1016,13 +1122,13 @@ impl Spender {
             .ok_or_else(|| Error::msg(format!("coin of {} cannot pay the fee", prev.value)))?;
         let out = TxOut {
             value: Amount::from_sat(value),
-            script_pubkey: self.key.script_pubkey.clone(),
+            script_pubkey: self.key.script(kind).clone(),
         };
         self.sign(&[(outpoint, prev)], vec![out], bad)
     }
 
-    /// A version-2 transaction of `inputs` (all the kit key's P2PKH) and `outputs`, signed
-    /// SIGHASH_ALL (over a wrong digest if `bad`).
+    /// A version-2 transaction of `inputs` (the kit key's P2PKH or P2WPKH) and `outputs`,
+    /// signed SIGHASH_ALL (over a wrong digest if `bad`).
     fn sign(
         &self,
         inputs: &[(OutPoint, TxOut)],
@@ -1043,14 +1149,33 @@ impl Spender {
                 .collect(),
             output: outputs,
         };
-        let mut script_sigs = Vec::with_capacity(inputs.len());
+        let mut unlocks = Vec::with_capacity(inputs.len());
         {
-            let cache = SighashCache::new(&tx);
+            let mut cache = SighashCache::new(&tx);
             for (i, (_, prev)) in inputs.iter().enumerate() {
-                let sighash = cache
-                    .legacy_signature_hash(i, &prev.script_pubkey, EcdsaSighashType::All.to_u32())
-                    .map_err(|e| Error::msg(format!("sighash of input {i}: {e}")))?;
-                let mut digest = sighash.to_byte_array();
+                let err =
+                    |e: &dyn std::fmt::Display| Error::msg(format!("sighash of input {i}: {e}"));
+                let kind = CoinKind::of(&prev.script_pubkey);
+                let digest = match kind {
+                    CoinKind::P2pkh => cache
+                        .legacy_signature_hash(
+                            i,
+                            &prev.script_pubkey,
+                            EcdsaSighashType::All.to_u32(),
+                        )
+                        .map_err(|e| err(&e))?
+                        .to_byte_array(),
+                    CoinKind::P2wpkh => cache
+                        .p2wpkh_signature_hash(
+                            i,
+                            &prev.script_pubkey,
+                            prev.value,
+                            EcdsaSighashType::All,
+                        )
+                        .map_err(|e| err(&e))?
+                        .to_byte_array(),
+                };
+                let mut digest = digest;
                 if bad {
                     digest[0] ^= 1;
                 }
@@ -1058,20 +1183,28 @@ impl Spender {
                 let sig = bitcoin::ecdsa::Signature::sighash_all(
                     self.secp.sign_ecdsa(&msg, &self.key.secret_key),
                 );
-                let mut sig_push = PushBytesBuf::new();
-                sig_push
-                    .extend_from_slice(&sig.to_vec())
-                    .map_err(|e| Error::msg(format!("signature push: {e}")))?;
-                script_sigs.push(
-                    Builder::new()
-                        .push_slice(sig_push)
-                        .push_slice(self.key.public_key.to_bytes())
-                        .into_script(),
-                );
+                unlocks.push(match kind {
+                    CoinKind::P2pkh => {
+                        let mut sig_push = PushBytesBuf::new();
+                        sig_push
+                            .extend_from_slice(&sig.to_vec())
+                            .map_err(|e| Error::msg(format!("signature push: {e}")))?;
+                        let script_sig = Builder::new()
+                            .push_slice(sig_push)
+                            .push_slice(self.key.public_key.to_bytes())
+                            .into_script();
+                        (script_sig, Witness::new())
+                    }
+                    CoinKind::P2wpkh => (
+                        ScriptBuf::new(),
+                        Witness::p2wpkh(&sig, &self.key.public_key.0),
+                    ),
+                });
             }
         }
-        for (input, script_sig) in tx.input.iter_mut().zip(script_sigs) {
+        for (input, (script_sig, witness)) in tx.input.iter_mut().zip(unlocks) {
             input.script_sig = script_sig;
+            input.witness = witness;
         }
         Ok(tx)
     }
@@ -1122,7 +1255,10 @@ mod tests {
         let split = s.split(1000).expect("split");
         assert_eq!(split.output.len(), 1000);
         let vsize = split.vsize() as u64;
-        assert!(vsize <= estimated_vsize(1, 1000), "{vsize}");
+        assert!(
+            vsize <= estimated_vsize(CoinKind::P2pkh, 1000, CoinKind::P2pkh),
+            "{vsize}"
+        );
         let fee = 50 * 100_000_000 - split.output.iter().map(|o| o.value.to_sat()).sum::<u64>();
         assert!(fee >= FEE_RATE_SAT_VB * vsize, "fee {fee} for {vsize} vB");
         let txs = s.spends(1000).expect("spends");

@@ -6,7 +6,9 @@
 use std::time::{Duration, Instant};
 
 use bitcoin::Txid;
-use electrum_spv_testkit::bcoin::{BcoinNet, BcoinNode, COINBASE_MATURITY, KitKey};
+use electrum_spv_testkit::bcoin::{
+    BcoinNet, BcoinNode, COINBASE_MATURITY, CoinKind, KitKey, SEGWIT_HEIGHT,
+};
 
 /// Relay A -> B -> C takes about 10 s (Poisson announcement timers).
 const RELAY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -164,5 +166,70 @@ fn a_lone_node_does_not_connect_to_itself() {
     assert_eq!(
         node.getpeerinfo().expect("getpeerinfo"),
         Vec::<serde_json::Value>::new()
+    );
+}
+
+#[test]
+fn p2wpkh_spends_are_refused_before_segwit_and_relayed_after() {
+    let mut net = BcoinNet::line(2).expect("two bcoin nodes");
+    let mut spender = net.fund(2).expect("fund");
+    // Paying to P2WPKH is fine before activation; spending it is not.
+    let split = spender.split_to(4, CoinKind::P2wpkh).expect("split");
+    net.confirm(&split).expect("confirm the split");
+    let early = spender.spends(1).expect("spend").remove(0);
+    assert!(early.input[0].script_sig.is_empty() && early.input[0].witness.len() == 2);
+    let early_txid = net.node(0).send_tx(&early).expect("sendrawtransaction");
+    net.node_mut(0)
+        .wait_for_log(
+            &format!("no-witness-yet (code=nonstandard score=0 hash={early_txid})"),
+            Duration::from_secs(10),
+        )
+        .expect("refused before segwit");
+    assert!(
+        !net.node(0)
+            .getrawmempool()
+            .expect("mempool")
+            .contains(&early_txid)
+    );
+
+    let t = Instant::now();
+    net.activate_segwit().expect("activate segwit");
+    eprintln!(
+        "segwit activated (height {SEGWIT_HEIGHT}) in {:?}",
+        t.elapsed()
+    );
+    let txs = spender.spends(2).expect("spends");
+    let mut txids = Vec::new();
+    for tx in [&early, &txs[0], &txs[1]] {
+        txids.push(net.node(0).send_tx(tx).expect("sendrawtransaction"));
+    }
+    net.node_mut(0)
+        .wait_for_mempool(&txids, Duration::from_secs(10))
+        .expect("in A's mempool after activation");
+    // Only the fresh ones: A already announced `early` to B before activation (bcoin
+    // "broadcasts anyway" a transaction refused with score 0), B refused it then, and A never
+    // announces a txid twice to the same peer.
+    net.node_mut(1)
+        .wait_for_mempool(&txids[1..], RELAY_TIMEOUT)
+        .expect("relayed to B");
+    eprintln!(
+        "early tx at B: {}",
+        net.node(1)
+            .getrawmempool()
+            .expect("mempool")
+            .contains(&early_txid)
+    );
+    // A bad signature on a P2WPKH input is refused too.
+    let bad = spender.invalid_spend().expect("invalid spend");
+    assert!(bad.input[0].script_sig.is_empty());
+    let bad_txid = net.node(0).send_tx(&bad).expect("sendrawtransaction");
+    net.node_mut(0)
+        .wait_for_log(&format!("hash={bad_txid})"), Duration::from_secs(10))
+        .expect("refused");
+    assert!(
+        !net.node(0)
+            .getrawmempool()
+            .expect("mempool")
+            .contains(&bad_txid)
     );
 }
