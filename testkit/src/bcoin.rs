@@ -665,7 +665,7 @@ pub struct BcoinNet {
 impl BcoinNet {
     /// Starts `n` nodes A-B-C... in a line and waits (up to [`CONNECT_TIMEOUT`]) until every
     /// node has a handshaken outbound connection to each of its neighbours (re-dialling them
-    /// with `addnode onetry` every 5 s meanwhile).
+    /// with `addnode onetry` after 1 s, then every 5 s).
     pub fn line(n: usize) -> Result<BcoinNet, Error> {
         if n == 0 {
             return Err(Error::msg("BcoinNet::line needs at least one node"));
@@ -692,7 +692,9 @@ impl BcoinNet {
             node.wait_ready(START_TIMEOUT)?;
         }
         let deadline = Instant::now() + CONNECT_TIMEOUT;
-        let mut last_dial = Instant::now();
+        // A node dials its neighbours at once, before later nodes listen; its retry comes
+        // late, so re-dial missing links after 1 s and then every 5 s.
+        let mut next_dial = Instant::now() + Duration::from_secs(1);
         loop {
             let mut missing = Vec::new();
             for (i, node) in net.nodes.iter_mut().enumerate() {
@@ -715,11 +717,11 @@ impl BcoinNet {
                     missing.len()
                 )));
             }
-            if last_dial.elapsed() >= Duration::from_secs(5) {
+            if Instant::now() >= next_dial {
                 for &(i, want) in &missing {
                     net.nodes[i].addnode(want, "onetry")?;
                 }
-                last_dial = Instant::now();
+                next_dial = Instant::now() + Duration::from_secs(5);
             }
             std::thread::sleep(Duration::from_millis(200));
         }
