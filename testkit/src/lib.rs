@@ -18,9 +18,13 @@
 //!   malformed or hostile lines), for adversarial tests.
 //! * [`replay::ReplayServer`]: an electrs-like server answering from real mainnet data only
 //!   (headers, blocks 0..=438 and 830000), honest or telling a chosen [`replay::ReplayLie`].
+//! * [`bcoin`]: installs (once) and runs bcoin 1.0.2 full nodes on regtest, real Bitcoin P2P
+//!   peers: [`bcoin::BcoinNet`] (nodes in a line, a funded chain) and [`bcoin::Spender`]
+//!   (signed P2PKH transactions in batches).
 //!
 //! Every server binds 127.0.0.1 only and is stopped on drop (also when a test panics).
 
+pub mod bcoin;
 pub mod chain;
 pub mod driver;
 mod electrum;
