@@ -9,17 +9,18 @@
 //!
 //! On top of the core peer this task adds what needs a clock and randomness: a `ping` with a
 //! random nonce as soon as the handshake completes and every
-//! [`ConnectionConfig::ping_interval`] after each `pong`, and a deadline for each pong
-//! ([`DropReason::PingTimeout`]; a pong with a wrong nonce is ignored by the core, so a peer
-//! that sends only those times out). Writes have the same deadline
-//! ([`DropReason::WriteStalled`]): a peer that stops reading cannot hold the task forever.
+//! [`ConnectionConfig::ping_interval`] after each `pong`. The core peer keeps each pong's
+//! deadline ([`DropReason::PingTimeout`]; a pong with a wrong nonce is ignored, so a peer that
+//! sends only those times out). Writes have the same deadline ([`DropReason::WriteStalled`]):
+//! a peer that stops reading cannot hold the task forever.
 //!
 //! Messages from the owner ([`FrameSender`]) are taken only once the handshake is complete
-//! (nothing but the handshake may precede `verack`), and are written after whatever the core
-//! peer had queued. The core `Peer` has no call to queue arbitrary messages, so they are
-//! encoded here with core's `encode` and written to the stream directly.
+//! (nothing but the handshake may precede `verack`) and go through the core peer's
+//! [`Peer::send`] (lists split to fit its buffer), so it keeps the deadlines of what it sent.
+//! A `tx` is written only with a [`ServePermit`] from the broadcast table
+//! ([`Peer::serve_tx`]): never unsolicited.
 //!
-//! Bounds: [`COMMAND_QUEUE`] frames wait to be written, [`EVENT_QUEUE`] events wait for the
+//! Bounds: [`COMMAND_QUEUE`] orders wait to be written, [`EVENT_QUEUE`] events wait for the
 //! owner (when full, the task stops reading: backpressure reaches the peer through TCP), and
 //! one read is at most [`READ_CHUNK`] bytes. A list's items are held until its checksum
 //! matched (at most `MAX_INV_ITEMS`).
@@ -27,8 +28,12 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use electrum_spv_core::p2p::peer::OUT_BUFFER_SIZE;
 use electrum_spv_core::p2p::{
-    Command, InvVector, Magic, NetAddr, Peer, PeerConfig, PeerError, PeerEvent, PeerInfo, PingError,
+    Command, HEADER_SIZE, INV_ITEM_SIZE, InvVector, Magic, NetAddr, Outgoing, Peer, PeerConfig,
+    PeerError, PeerEvent, PeerInfo, SendError as CoreSendError, ServePermit, WireTx,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -43,8 +48,14 @@ use crate::server::{ServerAddr, Transport};
 use crate::socks5::Socks5Error;
 use crate::transport::{self, BoxStream, ConnectOptions};
 
-/// Frames waiting to be written to one connection.
+/// Orders (messages, transactions to serve) waiting to be written to one connection.
 pub const COMMAND_QUEUE: usize = 64;
+/// Items per `inv`/`getdata`/`notfound` message we write: what fits the core peer's outgoing
+/// buffer ([`OUT_BUFFER_SIZE`]) with its frame header and a 3-byte count. Longer lists are
+/// split.
+pub const LIST_CHUNK: usize = (OUT_BUFFER_SIZE - HEADER_SIZE - 3) / INV_ITEM_SIZE as usize;
+/// Longest `getheaders` locator we write (what fits the core peer's outgoing buffer).
+pub const MAX_SENT_LOCATOR: usize = (OUT_BUFFER_SIZE - HEADER_SIZE - 4 - 1 - 32) / 32;
 /// Events waiting for the connection's owner.
 pub const EVENT_QUEUE: usize = 256;
 /// Largest single read from the stream.
@@ -69,6 +80,8 @@ pub struct ConnectionConfig {
     pub ping_interval: Duration,
     /// How long a pong (or a write) may take.
     pub ping_timeout: Duration,
+    /// How long a `getheaders` may go unanswered before [`PeerEvent::RequestTimeout`].
+    pub request_timeout: Duration,
 }
 
 impl ConnectionConfig {
@@ -84,6 +97,7 @@ impl ConnectionConfig {
             handshake_timeout: Duration::from_secs(20),
             ping_interval: Duration::from_secs(60),
             ping_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -231,24 +245,36 @@ pub async fn open(
         .map_err(connect_failure)
 }
 
+/// What the owner asks a connection to write.
+#[derive(Clone, Debug)]
+enum Order {
+    Send(OwnedMessage),
+    /// A transaction the broadcast table allowed this node to be served.
+    Serve(ServePermit, Arc<[u8]>),
+}
+
 /// Queues messages for one connection; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct FrameSender {
-    magic: Magic,
-    frames: mpsc::Sender<Vec<u8>>,
+    orders: mpsc::Sender<Order>,
+}
+
+fn queued<T>(e: mpsc::error::TrySendError<T>) -> SendError {
+    match e {
+        mpsc::error::TrySendError::Full(_) => SendError::Full,
+        mpsc::error::TrySendError::Closed(_) => SendError::Closed,
+    }
 }
 
 impl FrameSender {
     /// Queues `msg` without waiting; it is written once the handshake is complete.
     ///
     /// # Errors
-    /// [`SendError::Encode`], [`SendError::Full`], [`SendError::Closed`].
+    /// [`SendError::Encode`] (a bound of its command, or a locator over
+    /// [`MAX_SENT_LOCATOR`]), [`SendError::Full`], [`SendError::Closed`].
     pub fn try_send(&self, msg: &OwnedMessage) -> Result<(), SendError> {
-        let frame = msg.encode(self.magic).map_err(SendError::Encode)?;
-        self.frames.try_send(frame).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => SendError::Full,
-            mpsc::error::TrySendError::Closed(_) => SendError::Closed,
-        })
+        msg.check().map_err(SendError::Encode)?;
+        self.orders.try_send(Order::Send(msg.clone())).map_err(queued)
     }
 
     /// Queues `msg`, waiting for room.
@@ -256,13 +282,26 @@ impl FrameSender {
     /// # Errors
     /// [`SendError::Encode`], [`SendError::Closed`].
     pub async fn send(&self, msg: &OwnedMessage) -> Result<(), SendError> {
-        let frame = msg.encode(self.magic).map_err(SendError::Encode)?;
-        self.frames.send(frame).await.map_err(|_| SendError::Closed)
+        msg.check().map_err(SendError::Encode)?;
+        self.orders
+            .send(Order::Send(msg.clone()))
+            .await
+            .map_err(|_| SendError::Closed)
+    }
+
+    /// Queues the `tx` frame a `getdata` asked for and the broadcast table allowed.
+    ///
+    /// # Errors
+    /// [`SendError::Full`], [`SendError::Closed`].
+    pub(crate) fn try_serve(&self, permit: ServePermit, raw: Arc<[u8]>) -> Result<(), SendError> {
+        self.orders
+            .try_send(Order::Serve(permit, raw))
+            .map_err(queued)
     }
 
     /// The connection has ended.
     pub fn is_closed(&self) -> bool {
-        self.frames.is_closed()
+        self.orders.is_closed()
     }
 }
 
@@ -283,19 +322,15 @@ impl Connection {
         remote: Option<SocketAddr>,
         config: ConnectionConfig,
     ) -> Connection {
-        let (frames_tx, frames_rx) = mpsc::channel(COMMAND_QUEUE);
+        let (orders_tx, orders_rx) = mpsc::channel(COMMAND_QUEUE);
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
-        let magic = config.magic;
         let task = tokio::spawn(async move {
             let mut task = Task::new(config, remote, events_tx);
-            let reason = task.drive(stream, frames_rx).await;
+            let reason = task.drive(stream, orders_rx).await;
             let _ = task.events.send(ConnEvent::Closed(reason)).await;
         });
         Connection {
-            sender: FrameSender {
-                magic,
-                frames: frames_tx,
-            },
+            sender: FrameSender { orders: orders_tx },
             events: events_rx,
             task,
         }
@@ -354,7 +389,7 @@ impl Task {
         events: mpsc::Sender<ConnEvent>,
     ) -> Task {
         let unix_time = i64::try_from(super::unix_ms() / 1000).unwrap_or(0);
-        let handshake_ms = u64::try_from(config.handshake_timeout.as_millis()).unwrap_or(u64::MAX);
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let peer = Box::new(Peer::new(
             PeerConfig {
                 magic: config.magic,
@@ -364,7 +399,9 @@ impl Task {
                 start_height: config.start_height,
                 relay: config.relay,
                 unix_time,
-                handshake_timeout_ms: handshake_ms,
+                handshake_timeout_ms: ms(config.handshake_timeout),
+                ping_timeout_ms: ms(config.ping_timeout),
+                request_timeout_ms: ms(config.request_timeout),
             },
             0,
             super::random_u64(),
@@ -386,21 +423,20 @@ impl Task {
         u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// The earliest of the core's deadline, the next ping, and the pong deadline.
+    /// The earliest of the core's deadline (handshake, pong, getheaders) and the next ping.
     fn deadline(&self) -> Option<Instant> {
         let core = self
             .peer
             .poll_timeout()
             .map(|ms| self.start + Duration::from_millis(ms));
-        let pong = self.ping_sent.map(|at| at + self.config.ping_timeout);
         let ping = self.next_ping.filter(|_| self.ping_sent.is_none());
-        [core, pong, ping].into_iter().flatten().min()
+        [core, ping].into_iter().flatten().min()
     }
 
     async fn drive(
         &mut self,
         mut stream: BoxStream,
-        mut frames: mpsc::Receiver<Vec<u8>>,
+        mut orders: mpsc::Receiver<Order>,
     ) -> DropReason {
         let mut read_buf = vec![0u8; READ_CHUNK];
         loop {
@@ -426,13 +462,9 @@ impl Task {
                     }
                     Err(e) => return DropReason::Io(e.kind()),
                 },
-                frame = frames.recv(), if self.ready => match frame {
-                    Some(frame) => {
-                        // The core's queued bytes first: they may answer what came before.
-                        if let Err(reason) = self.flush(&mut stream).await {
-                            return reason;
-                        }
-                        if let Err(reason) = write(&mut stream, &frame, self.config.ping_timeout).await {
+                order = orders.recv(), if self.ready => match order {
+                    Some(order) => {
+                        if let Err(reason) = self.order(order, &mut stream).await {
                             return reason;
                         }
                     }
@@ -444,6 +476,56 @@ impl Task {
                     }
                 }
                 () = events.closed() => return DropReason::Shutdown,
+            }
+        }
+    }
+
+    /// Writes what the owner ordered, after the core's queued bytes (they may answer what came
+    /// before).
+    async fn order(&mut self, order: Order, stream: &mut BoxStream) -> Result<(), DropReason> {
+        match order {
+            Order::Send(msg) => {
+                for part in msg.parts() {
+                    self.send(&part, stream).await?;
+                }
+                Ok(())
+            }
+            Order::Serve(permit, raw) => {
+                self.flush(stream).await?;
+                // The table checked the bytes when the transaction was added.
+                let Ok(wire) = WireTx::parse(&raw) else {
+                    return Ok(());
+                };
+                match self.peer.serve_tx(&permit, &wire) {
+                    Ok(frame) => {
+                        let limit = self.config.ping_timeout;
+                        write(stream, &frame.header, limit).await?;
+                        for piece in frame.payload {
+                            write(stream, piece, limit).await?;
+                        }
+                        Ok(())
+                    }
+                    // Not ready any more (the failure is reported as an event), or a permit for
+                    // other bytes (the pool's mistake): nothing is written.
+                    Err(_) => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// Queues `msg` on the core peer, writing its buffer out when full.
+    async fn send(&mut self, msg: &Outgoing<'_>, stream: &mut BoxStream) -> Result<(), DropReason> {
+        loop {
+            match self.peer.send(self.now_ms(), msg) {
+                Ok(()) => return Ok(()),
+                Err(CoreSendError::Full) => {
+                    // Flushed, the buffer takes any message of `parts()`; if nothing was
+                    // queued, this one can never fit: drop it rather than spin.
+                    if !self.flush(stream).await? {
+                        return Ok(());
+                    }
+                }
+                Err(_) => return Ok(()),
             }
         }
     }
@@ -489,6 +571,9 @@ impl Task {
                     self.next_ping = Some(Instant::now() + self.config.ping_interval);
                     ConnEvent::Pong { rtt_ms }
                 }
+                Collected::Other(PeerEvent::Failed(PeerError::PingTimeout)) => {
+                    return Err(DropReason::PingTimeout);
+                }
                 Collected::Other(PeerEvent::Failed(e)) => return Err(DropReason::Peer(e)),
                 Collected::Other(other) => ConnEvent::Other(other),
             };
@@ -500,25 +585,19 @@ impl Task {
         Ok(any)
     }
 
-    /// The core's deadline, a ping due, or a pong overdue.
+    /// The core's deadline (handshake, pong, getheaders) or a ping due.
     async fn on_timer(&mut self) -> Result<(), DropReason> {
         let now = self.now_ms();
         self.peer.handle_timeout(now);
         self.drain_events().await?;
         let at = Instant::now();
-        if self
-            .ping_sent
-            .is_some_and(|sent| at >= sent + self.config.ping_timeout)
-        {
-            return Err(DropReason::PingTimeout);
-        }
         if self.ping_sent.is_none() && self.next_ping.is_some_and(|t| at >= t) {
             match self.peer.ping(now, super::random_u64()) {
                 Ok(()) => self.ping_sent = Some(at),
                 // The outgoing buffer is full: it is written before the next loop, then
                 // the ping is due again at once.
-                Err(PingError::Full) => {}
-                Err(PingError::NotReady) => self.next_ping = None,
+                Err(CoreSendError::Full) => {}
+                Err(_) => self.next_ping = None,
             }
         }
         Ok(())

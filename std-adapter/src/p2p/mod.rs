@@ -18,11 +18,14 @@
 //! [`Peer`]: electrum_spv_core::p2p::Peer
 
 pub mod addr;
+pub mod broadcast;
 pub mod connection;
 pub mod inv;
 pub mod outgoing;
 pub mod pool;
+mod relay;
 
+pub use broadcast::{BroadcastOptions, MAX_BROADCAST, TxReport};
 pub use addr::{BadPeerAddr, NodeId, PeerAddr, parse_seeds, read_seeds};
 pub use connection::{
     ConnEvent, Connection, ConnectionConfig, DropReason, FrameSender, ProxyFailure,

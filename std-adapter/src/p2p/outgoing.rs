@@ -5,7 +5,11 @@
 //! break the state machine's view of the connection.
 
 use electrum_spv_core::hash::BlockHash;
-use electrum_spv_core::p2p::{EncodeError, InvVector, Magic, Outgoing, encode};
+use electrum_spv_core::p2p::{
+    Command, EncodeError, InvVector, MAX_INV_ITEMS, Magic, Outgoing, encode,
+};
+
+use super::connection::{LIST_CHUNK, MAX_SENT_LOCATOR};
 
 /// A message for one connection, owned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,8 +20,6 @@ pub enum OwnedMessage {
     GetData(Vec<InvVector>),
     /// `notfound`: objects asked for that we do not have.
     NotFound(Vec<InvVector>),
-    /// `tx`: a serialized transaction, as given.
-    Tx(Vec<u8>),
     /// `getheaders`.
     GetHeaders {
         /// Protocol version.
@@ -42,7 +44,6 @@ impl OwnedMessage {
             OwnedMessage::Inv(items) => f(&Outgoing::Inv(items)),
             OwnedMessage::GetData(items) => f(&Outgoing::GetData(items)),
             OwnedMessage::NotFound(items) => f(&Outgoing::NotFound(items)),
-            OwnedMessage::Tx(raw) => f(&Outgoing::Tx(raw)),
             OwnedMessage::GetHeaders {
                 version,
                 locator,
@@ -55,6 +56,58 @@ impl OwnedMessage {
             OwnedMessage::SendHeaders => f(&Outgoing::SendHeaders),
             OwnedMessage::GetAddr => f(&Outgoing::GetAddr),
             OwnedMessage::FeeFilter(rate) => f(&Outgoing::FeeFilter(*rate)),
+        }
+    }
+
+    /// Checks the bounds of its command, and a locator of at most
+    /// [`MAX_SENT_LOCATOR`](super::connection::MAX_SENT_LOCATOR) hashes.
+    pub(crate) fn check(&self) -> Result<(), EncodeError> {
+        let too_many = |command, count: usize, cap: usize| {
+            if count > cap {
+                Err(EncodeError::TooManyItems {
+                    command,
+                    count,
+                    cap: u32::try_from(cap).unwrap_or(u32::MAX),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        let max_inv = MAX_INV_ITEMS as usize;
+        match self {
+            OwnedMessage::Inv(items) => too_many(Command::Inv, items.len(), max_inv),
+            OwnedMessage::GetData(items) => too_many(Command::GetData, items.len(), max_inv),
+            OwnedMessage::NotFound(items) => too_many(Command::NotFound, items.len(), max_inv),
+            OwnedMessage::GetHeaders { locator, .. } => {
+                too_many(Command::GetHeaders, locator.len(), MAX_SENT_LOCATOR)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The message as core messages that each fit the core peer's outgoing buffer: lists in
+    /// pieces of [`LIST_CHUNK`] items, anything else whole.
+    pub(crate) fn parts(&self) -> Vec<Outgoing<'_>> {
+        match self {
+            OwnedMessage::Inv(items) => items.chunks(LIST_CHUNK).map(Outgoing::Inv).collect(),
+            OwnedMessage::GetData(items) => {
+                items.chunks(LIST_CHUNK).map(Outgoing::GetData).collect()
+            }
+            OwnedMessage::NotFound(items) => {
+                items.chunks(LIST_CHUNK).map(Outgoing::NotFound).collect()
+            }
+            OwnedMessage::GetHeaders {
+                version,
+                locator,
+                stop,
+            } => vec![Outgoing::GetHeaders {
+                version: *version,
+                locator,
+                stop: *stop,
+            }],
+            OwnedMessage::SendHeaders => vec![Outgoing::SendHeaders],
+            OwnedMessage::GetAddr => vec![Outgoing::GetAddr],
+            OwnedMessage::FeeFilter(rate) => vec![Outgoing::FeeFilter(*rate)],
         }
     }
 

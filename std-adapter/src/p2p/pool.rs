@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use electrum_spv_core::chain::Network;
-use electrum_spv_core::p2p::{Command, Magic, PeerError, PeerInfo};
+use electrum_spv_core::p2p::{Command, Magic, PeerError, PeerEvent, PeerInfo};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 use tokio::task::AbortHandle;
@@ -32,8 +32,13 @@ use super::addr::{NodeId, PeerAddr};
 use super::connection::{self, ConnEvent, Connection, ConnectionConfig, DropReason, FrameSender};
 use super::inv::InvItem;
 use super::outgoing::{OwnedMessage, SendError};
+use super::relay::Relay;
 use crate::reconnect::ReconnectPolicy;
 use crate::transport::{BoxStream, DEFAULT_CONNECT_TIMEOUT};
+
+/// Peer events kept for a receiver of [`PeerPool::events`] that falls behind (one full
+/// `headers` message and its start and end).
+pub const EVENT_CAPACITY: usize = 2_100;
 
 /// How a pool connects and what it keeps.
 #[derive(Clone, Debug)]
@@ -156,12 +161,18 @@ struct State {
     inbound: usize,
 }
 
-struct Shared {
+pub(super) struct Shared {
     config: PeerPoolConfig,
     state: Mutex<State>,
+    /// The broadcast table and what it serves (its own lock: `state` is never locked while it
+    /// is held).
+    relay: Mutex<Relay>,
     /// Bumped on every change of `state`, so waiters wake.
     changed: watch::Sender<u64>,
     invs: broadcast::Sender<InvItem>,
+    /// Peer events no other part of the pool takes (headers, `sendheaders`, ...), for header
+    /// sync.
+    events: broadcast::Sender<(NodeId, PeerEvent)>,
     tasks: Mutex<Vec<AbortHandle>>,
 }
 
@@ -171,7 +182,11 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn touch(&self) {
+    pub(super) fn relay(&self) -> MutexGuard<'_, Relay> {
+        self.relay.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn touch(&self) {
         self.changed.send_modify(|n| *n = n.wrapping_add(1));
     }
 
@@ -233,7 +248,8 @@ impl Shared {
         remote: Option<SocketAddr>,
     ) -> (DropReason, bool) {
         let mut conn = Connection::spawn(stream, remote, self.config.connection.clone());
-        let id = self.register(node.clone(), direction, conn.sender());
+        let sender = conn.sender();
+        let id = self.register(node.clone(), direction, sender.clone());
         let mut ready = false;
         let reason = loop {
             match conn.recv().await {
@@ -249,6 +265,8 @@ impl Shared {
                     items,
                     time_ms,
                 }) => {
+                    self.relay().on_inv(&node, &items, time_ms);
+                    self.touch();
                     for item in items {
                         // No receiver is not an error: nobody is watching announcements.
                         let _ = self.invs.send(InvItem {
@@ -259,12 +277,53 @@ impl Shared {
                         });
                     }
                 }
-                // `getdata`, `notfound`, headers, transactions: for the broadcast table and
-                // header sync, which are not here yet.
-                Some(ConnEvent::List { .. } | ConnEvent::Other(_)) => {}
+                Some(ConnEvent::List {
+                    command: Command::GetData,
+                    items,
+                    ..
+                }) => {
+                    let answers = self.relay().on_getdata(&node, &items);
+                    for (permit, raw) in answers.serve {
+                        // A full queue: the node asks again if it still wants it.
+                        let _ = sender.try_serve(permit, raw);
+                    }
+                    if !answers.not_found.is_empty() {
+                        let _ = sender.try_send(&OwnedMessage::NotFound(answers.not_found));
+                    }
+                    self.touch();
+                }
+                Some(ConnEvent::List {
+                    command: Command::NotFound,
+                    items,
+                    ..
+                }) => {
+                    self.relay().on_notfound(&node, &items);
+                    self.touch();
+                }
+                Some(ConnEvent::Other(PeerEvent::Tx { txid, wtxid, .. })) => {
+                    self.relay().on_tx(&node, &txid, &wtxid);
+                    self.touch();
+                }
+                Some(ConnEvent::Other(PeerEvent::Reject {
+                    message: Command::Tx,
+                    hash: Some(hash),
+                    ..
+                })) => {
+                    self.relay().on_reject(&node, &hash);
+                    self.touch();
+                }
+                Some(ConnEvent::Other(event)) => {
+                    // No receiver is not an error: nobody is syncing headers.
+                    let _ = self.events.send((node.clone(), event));
+                }
+                Some(ConnEvent::List { .. }) => {}
             }
         };
         self.state().live.remove(&id);
+        let others = self.state().live.values().any(|l| l.node == node);
+        if !others {
+            self.relay().node_gone(&node);
+        }
         (reason, ready)
     }
 
@@ -366,12 +425,15 @@ impl PeerPool {
     pub fn new(config: PeerPoolConfig) -> PeerPool {
         let (changed, _) = watch::channel(0);
         let (invs, _) = broadcast::channel(config.inv_capacity.max(1));
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
         PeerPool {
             shared: Arc::new(Shared {
                 config,
                 state: Mutex::new(State::default()),
+                relay: Mutex::new(Relay::default()),
                 changed,
                 invs,
+                events,
                 tasks: Mutex::new(Vec::new()),
             }),
         }
@@ -437,6 +499,35 @@ impl PeerPool {
     /// [`PeerPoolConfig::inv_capacity`] items behind loses the oldest.
     pub fn invs(&self) -> broadcast::Receiver<InvItem> {
         self.shared.invs.subscribe()
+    }
+
+    /// The peer events no other part of the pool takes (`headers` items, `sendheaders`,
+    /// `feefilter`, request timeouts, messages dropped as malformed), with the node that sent
+    /// them, from now on. A receiver more than [`EVENT_CAPACITY`] events behind loses the
+    /// oldest.
+    pub fn events(&self) -> broadcast::Receiver<(NodeId, PeerEvent)> {
+        self.shared.events.subscribe()
+    }
+
+    /// A receiver that wakes on every change of the pool or the broadcast table.
+    pub(super) fn changes(&self) -> watch::Receiver<u64> {
+        self.shared.changed.subscribe()
+    }
+
+    pub(super) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// The info of a ready connection to `node` (the fastest, if there are several).
+    pub fn info(&self, node: &NodeId) -> Option<PeerInfo> {
+        let state = self.shared.state();
+        state
+            .live
+            .values()
+            .filter(|l| &l.node == node)
+            .filter_map(|l| Some((l.ping_ms.unwrap_or(u64::MAX), l.info.clone()?)))
+            .min_by_key(|(ping, _)| *ping)
+            .map(|(_, info)| info)
     }
 
     /// Queues `msg` on a ready connection to `node` (the fastest, if there are several).

@@ -1,0 +1,253 @@
+//! [`PeerPool::broadcast`]: send transactions to some nodes and see other nodes announce them.
+//!
+//! The recipients get an `inv` (by wtxid to a BIP339 node, else by txid) and the transaction
+//! when they ask for it, in the form they ask; nothing is sent unsolicited. Every other node of
+//! the pool watches: its announcements are the evidence that the transaction spread, counted
+//! by node, never by connection, and never from a recipient (core's
+//! [`BroadcastTable`](electrum_spv_core::p2p::BroadcastTable) decides all of this). One
+//! announcer is then asked for the bytes, which must hash to our wtxid; one that serves other
+//! bytes stops counting and the next is asked.
+//!
+//! A transaction is **confirmed** when at least [`BroadcastOptions::announcers`] other nodes
+//! announced it within [`BroadcastOptions::timeout`]. "A recipient asked for it" and "no
+//! reject came" are reported, never taken as an answer.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use electrum_spv_core::hash::{Txid, Wtxid};
+use electrum_spv_core::p2p::{NodeSet, TxHandle, WireTx};
+
+use super::addr::NodeId;
+use super::outgoing::OwnedMessage;
+use super::pool::PeerPool;
+use crate::error::Error;
+
+/// Most transactions one call broadcasts (the table holds them all while it runs).
+pub const MAX_BROADCAST: usize = 10_000;
+
+/// How often the wait re-checks deadlines when no event arrives.
+const TICK: Duration = Duration::from_millis(200);
+
+/// What [`PeerPool::broadcast`] does.
+#[derive(Clone, Debug)]
+pub struct BroadcastOptions {
+    /// The nodes that receive the transactions; every other node of the pool watches.
+    pub recipients: Vec<NodeId>,
+    /// Other nodes that must announce a transaction for it to count as confirmed (K).
+    pub announcers: usize,
+    /// How long to wait for the recipients to be ready and then for the announcements.
+    pub timeout: Duration,
+}
+
+/// What happened to one transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxReport {
+    /// Its txid.
+    pub txid: Txid,
+    /// Its wtxid.
+    pub wtxid: Wtxid,
+    /// The recipients it was announced to.
+    pub recipients: Vec<NodeId>,
+    /// Recipients that asked for it (and were served).
+    pub requested_by: Vec<NodeId>,
+    /// Other nodes that announced it (without any that served other bytes).
+    pub announced_by: Vec<NodeId>,
+    /// The announcer whose bytes hashed to our wtxid.
+    pub verified_by: Option<NodeId>,
+    /// Announcers that served other bytes under our txid.
+    pub mismatched_by: Vec<NodeId>,
+    /// Nodes that sent a `reject` (informational: Core sends none since 0.20).
+    pub rejected_by: Vec<NodeId>,
+    /// Milliseconds from the announcement to the recipients until it was confirmed (and
+    /// verified, when an announcer served it), or until the wait ended.
+    pub elapsed_ms: u64,
+    /// Milliseconds from the announcement to the first announcement by another node.
+    pub first_announcement_ms: Option<u64>,
+    /// At least [`BroadcastOptions::announcers`] other nodes announced it.
+    pub confirmed: bool,
+}
+
+impl PeerPool {
+    /// Announces each of `txs` (raw serializations) to `options.recipients`, serves them on
+    /// request, and waits until every one is announced by `options.announcers` other nodes and
+    /// verified, or until `options.timeout`. One report per transaction, in order.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for bytes that are not one transaction, more than
+    /// [`MAX_BROADCAST`] transactions, no recipient, or a recipient beyond the table's node
+    /// bound; [`Error::NoPeerReady`] if no recipient completed its handshake in time.
+    pub async fn broadcast(
+        &self,
+        txs: &[Vec<u8>],
+        options: &BroadcastOptions,
+    ) -> Result<Vec<TxReport>, Error> {
+        if txs.len() > MAX_BROADCAST {
+            return Err(Error::InvalidArgument(format!(
+                "{} transactions; at most {MAX_BROADCAST} per broadcast",
+                txs.len()
+            )));
+        }
+        if options.recipients.is_empty() {
+            return Err(Error::InvalidArgument("no recipient".into()));
+        }
+        let mut ids = Vec::with_capacity(txs.len());
+        for (i, raw) in txs.iter().enumerate() {
+            let wire = WireTx::parse(raw).map_err(|e| {
+                Error::InvalidArgument(format!("transaction {i} is not a transaction: {e}"))
+            })?;
+            ids.push((wire.txid(), wire.wtxid()));
+        }
+        let start = Instant::now();
+        let deadline = start + options.timeout;
+        let ready = |pool: &PeerPool| {
+            options
+                .recipients
+                .iter()
+                .all(|node| pool.info(node).is_some())
+        };
+        self.wait_until(options.timeout, ready).await;
+        let ready: Vec<NodeId> = options
+            .recipients
+            .iter()
+            .filter(|node| self.info(node).is_some())
+            .cloned()
+            .collect();
+        if ready.is_empty() {
+            let dropped = self
+                .dropped()
+                .into_iter()
+                .map(|d| (d.node.0, d.reason.to_string()))
+                .collect();
+            return Err(Error::NoPeerReady(dropped));
+        }
+
+        let announced_at = super::unix_ms();
+        let handles = self.announce(txs, &options.recipients, &ready, announced_at)?;
+        let mut done_at: Vec<Option<u64>> = vec![None; handles.len()];
+        let mut changes = self.changes();
+        loop {
+            let now = super::unix_ms();
+            self.ask_for_verification(now);
+            let relay = self.shared().relay();
+            for (handle, done) in handles.iter().zip(done_at.iter_mut()) {
+                let finished = relay.table().get(*handle).is_some_and(|s| {
+                    s.confirmations() >= options.announcers && s.verified_by().is_some()
+                });
+                if finished && done.is_none() {
+                    *done = Some(now.saturating_sub(announced_at));
+                }
+            }
+            drop(relay);
+            if done_at.iter().all(Option::is_some) || Instant::now() >= deadline {
+                break;
+            }
+            let next = (Instant::now() + TICK).min(deadline);
+            // Woken by the next event, or by the tick for the verification deadlines.
+            let _ = tokio::time::timeout_at(next.into(), changes.changed()).await;
+        }
+
+        let waited = super::unix_ms().saturating_sub(announced_at);
+        let mut relay = self.shared().relay();
+        let mut reports = Vec::with_capacity(handles.len());
+        for ((handle, (txid, wtxid)), done) in handles.iter().zip(ids).zip(done_at) {
+            let report = relay.table().get(*handle).map(|s| TxReport {
+                txid,
+                wtxid,
+                recipients: relay.nodes(s.announced_to()),
+                requested_by: relay.nodes(s.requested_by()),
+                announced_by: relay.nodes(s.announced_by()),
+                verified_by: s.verified_by().and_then(|n| relay.node(n).cloned()),
+                mismatched_by: relay.nodes(s.mismatched_by()),
+                rejected_by: relay.nodes(s.rejected_by()),
+                elapsed_ms: done.unwrap_or(waited),
+                first_announcement_ms: s
+                    .first_announcement_ms()
+                    .map(|t| t.saturating_sub(announced_at)),
+                confirmed: s.confirmations() >= options.announcers,
+            });
+            reports.extend(report);
+            relay.remove(*handle);
+        }
+        Ok(reports)
+    }
+
+    /// Adds the transactions to the table and sends each ready recipient one `inv` of them
+    /// all.
+    fn announce(
+        &self,
+        txs: &[Vec<u8>],
+        recipients: &[NodeId],
+        ready: &[NodeId],
+        now: u64,
+    ) -> Result<Vec<TxHandle>, Error> {
+        let wtxid_relay = self.wtxid_relay_nodes();
+        let mut relay = self.shared().relay();
+        let mut set = NodeSet::EMPTY;
+        for node in recipients {
+            let id = relay.id(node).ok_or_else(|| {
+                Error::InvalidArgument(format!("{}: more nodes than a broadcast tracks", node.0))
+            })?;
+            set.insert(id);
+        }
+        let mut handles = Vec::with_capacity(txs.len());
+        for raw in txs {
+            let handle = relay
+                .add(Arc::from(raw.as_slice()), set, now)
+                .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+            handles.push(handle);
+        }
+        let mut invs = Vec::new();
+        for node in ready {
+            let Some(id) = relay.known(node) else {
+                continue;
+            };
+            let by_wtxid = wtxid_relay.contains(node);
+            let items: Vec<_> = handles
+                .iter()
+                .filter_map(|h| relay.table_mut().announce(*h, id, by_wtxid))
+                .collect();
+            invs.push((node.clone(), items));
+        }
+        drop(relay);
+        for (node, items) in invs {
+            // A full queue or a closed connection: the other recipients still get it, and
+            // the report says who asked.
+            let _ = self.send(&node, &OwnedMessage::Inv(items));
+        }
+        Ok(handles)
+    }
+
+    /// The ready nodes that relay by wtxid (BIP339).
+    fn wtxid_relay_nodes(&self) -> HashSet<NodeId> {
+        self.peers()
+            .into_iter()
+            .filter(|p| p.wtxid_relay)
+            .map(|p| p.node)
+            .collect()
+    }
+
+    /// Asks the next announcers for the bytes of what is not verified yet.
+    fn ask_for_verification(&self, now: u64) {
+        let wtxid_relay = self.wtxid_relay_nodes();
+        let mut asks = Vec::new();
+        {
+            let mut relay = self.shared().relay();
+            relay.table_mut().handle_timeout(now);
+            let by_wtxid: NodeSet = wtxid_relay.iter().filter_map(|n| relay.known(n)).collect();
+            while let Some((_, id, inv)) = relay
+                .table_mut()
+                .next_verification(now, |n| by_wtxid.contains(n))
+            {
+                if let Some(node) = relay.node(id) {
+                    asks.push((node.clone(), inv));
+                }
+            }
+        }
+        for (node, inv) in asks {
+            // A node that cannot be asked is asked again after the verification timeout.
+            let _ = self.send(&node, &OwnedMessage::GetData(vec![inv]));
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! The pool's side of core's [`BroadcastTable`]: node names to core node ids, the bytes of
+//! the transactions being broadcast, and what each connection's events mean to the table.
+//!
+//! Every rule (who may be served, which announcements count, which bytes verify) is core's;
+//! this module only routes. Node ids are given to nodes in the order they are first seen, at
+//! most [`MAX_NODES`] per pool; a node beyond that is not tracked by broadcasts (its
+//! announcements do not count and it is never served).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use electrum_spv_core::hash::{Txid, Wtxid};
+use electrum_spv_core::p2p::{
+    BroadcastTable, GetData, InvVector, MAX_NODES, NodeId as CoreNodeId, NodeSet, ServePermit,
+    TableError, TxHandle, TxSeen, TxStatus, WireTx,
+};
+
+use super::addr::NodeId;
+
+/// How long an announcer asked for a broadcast's bytes has to send them before the next is
+/// asked.
+pub const VERIFY_TIMEOUT_MS: u64 = 10_000;
+
+/// The table, the bytes it serves, and the node ids.
+#[derive(Debug)]
+pub(crate) struct Relay {
+    table: BroadcastTable<Vec<TxStatus>>,
+    raw: HashMap<TxHandle, Arc<[u8]>>,
+    ids: Vec<NodeId>,
+}
+
+impl Default for Relay {
+    fn default() -> Relay {
+        Relay {
+            table: BroadcastTable::new(Vec::new(), VERIFY_TIMEOUT_MS),
+            raw: HashMap::new(),
+            ids: Vec::new(),
+        }
+    }
+}
+
+/// What to do for a `getdata`: transactions to serve and items to answer `notfound`.
+#[derive(Debug, Default)]
+pub(crate) struct Answers {
+    pub serve: Vec<(ServePermit, Arc<[u8]>)>,
+    pub not_found: Vec<InvVector>,
+}
+
+impl Relay {
+    /// The core id of `node`, given on first sight; `None` past [`MAX_NODES`] nodes.
+    pub fn id(&mut self, node: &NodeId) -> Option<CoreNodeId> {
+        if let Some(i) = self.ids.iter().position(|n| n == node) {
+            return CoreNodeId::new(i);
+        }
+        let id = CoreNodeId::new(self.ids.len())?;
+        self.ids.push(node.clone());
+        Some(id)
+    }
+
+    /// The core id of `node` if it has one.
+    pub fn known(&self, node: &NodeId) -> Option<CoreNodeId> {
+        self.ids
+            .iter()
+            .position(|n| n == node)
+            .and_then(CoreNodeId::new)
+    }
+
+    /// The node of a core id.
+    pub fn node(&self, id: CoreNodeId) -> Option<&NodeId> {
+        self.ids.get(id.index())
+    }
+
+    /// The nodes of a set.
+    pub fn nodes(&self, set: NodeSet) -> Vec<NodeId> {
+        set.iter().filter_map(|id| self.node(id).cloned()).collect()
+    }
+
+    /// Adds a transaction to broadcast to `recipients`; an entry already there is reused.
+    pub fn add(
+        &mut self,
+        raw: Arc<[u8]>,
+        recipients: NodeSet,
+        now: u64,
+    ) -> Result<TxHandle, TableError> {
+        // The caller parsed it already; a failure here would be a broken invariant.
+        let Ok(wire) = WireTx::parse(&raw) else {
+            return Err(TableError::Full);
+        };
+        let handle = match self.table.broadcast(&wire, recipients, now) {
+            Ok(h) | Err(TableError::Duplicate(h)) => h,
+            Err(e) => return Err(e),
+        };
+        self.raw.insert(handle, raw);
+        Ok(handle)
+    }
+
+    /// Forgets a broadcast.
+    pub fn remove(&mut self, handle: TxHandle) {
+        self.table.remove(handle);
+        self.raw.remove(&handle);
+    }
+
+    /// The table, to read.
+    pub fn table(&self) -> &BroadcastTable<Vec<TxStatus>> {
+        &self.table
+    }
+
+    /// The table, for calls that need no routing (announce, verification, timeouts).
+    pub fn table_mut(&mut self) -> &mut BroadcastTable<Vec<TxStatus>> {
+        &mut self.table
+    }
+
+    /// An `inv` from `node`.
+    pub fn on_inv(&mut self, node: &NodeId, items: &[InvVector], now: u64) {
+        let Some(id) = self.known_or_new(node) else {
+            return;
+        };
+        for item in items {
+            self.table.on_inv(id, item, now);
+        }
+    }
+
+    /// A `getdata` from `node`: what to serve and what to answer `notfound`.
+    pub fn on_getdata(&mut self, node: &NodeId, items: &[InvVector]) -> Answers {
+        let mut answers = Answers::default();
+        let id = self.known(node);
+        for item in items {
+            let answer = id.map_or(GetData::NotFound, |id| self.table.on_getdata(id, item));
+            match answer {
+                GetData::Serve(permit) => match self.raw.get(&permit.handle()) {
+                    Some(raw) => answers.serve.push((permit, raw.clone())),
+                    None => answers.not_found.push(*item),
+                },
+                // A light client has no blocks either: Core answers `notfound` for both.
+                GetData::NotFound | GetData::Ignore => answers.not_found.push(*item),
+            }
+        }
+        answers
+    }
+
+    /// A `notfound` from `node`.
+    pub fn on_notfound(&mut self, node: &NodeId, items: &[InvVector]) {
+        if let Some(id) = self.known(node) {
+            for item in items {
+                self.table.on_notfound(id, item);
+            }
+        }
+    }
+
+    /// A whole `tx` from `node`.
+    pub fn on_tx(&mut self, node: &NodeId, txid: &Txid, wtxid: &Wtxid) -> TxSeen {
+        match self.known(node) {
+            Some(id) => self.table.on_tx(id, txid, wtxid),
+            None => TxSeen::Other,
+        }
+    }
+
+    /// A `reject` naming `hash` from `node`.
+    pub fn on_reject(&mut self, node: &NodeId, hash: &[u8; 32]) {
+        if let Some(id) = self.known(node) {
+            self.table.on_reject(id, hash);
+        }
+    }
+
+    /// `node` has no connection left.
+    pub fn node_gone(&mut self, node: &NodeId) {
+        if let Some(id) = self.known(node) {
+            self.table.node_gone(id);
+        }
+    }
+
+    fn known_or_new(&mut self, node: &NodeId) -> Option<CoreNodeId> {
+        // Announcements matter only while something is broadcast or watched.
+        if self.table.entries().next().is_none() {
+            return None;
+        }
+        self.id(node)
+    }
+}
+
+/// Bound documented in the module docs.
+const _: () = assert!(MAX_NODES == 64);
