@@ -100,6 +100,13 @@ pub enum Error {
     Unavailable(String),
     /// No P2P peer completed its handshake: each peer tried, with why it failed.
     NoPeerReady(Vec<(String, String)>),
+    /// A P2P peer's headers broke a rule: a proven fault of that peer.
+    P2pHeaders {
+        /// The peer.
+        peer: String,
+        /// The rule, as core's P2P header sync reports it.
+        fault: electrum_spv_core::p2p::HeadersFault,
+    },
 }
 
 impl fmt::Display for Error {
@@ -170,6 +177,7 @@ impl fmt::Display for Error {
             Error::NoPeerReady(tried) if tried.is_empty() => {
                 f.write_str("no peer completed the handshake in time")
             }
+            Error::P2pHeaders { peer, fault } => write!(f, "peer {peer}: {fault}"),
             Error::NoPeerReady(tried) => {
                 f.write_str("no peer completed the handshake:")?;
                 for (i, (peer, why)) in tried.iter().enumerate() {

@@ -62,6 +62,15 @@ impl Clone for HeaderChain {
     }
 }
 
+/// The anchor after the last checkpoint of `params` (genesis where there is none, as on
+/// regtest): where every header sync of the adapter starts, Electrum or P2P.
+pub fn latest_anchor(params: &'static Params) -> Anchor {
+    let height = u32::try_from(params.checkpoints.len())
+        .unwrap_or(0)
+        .saturating_mul(CHUNK);
+    Anchor::at_height(params, height).unwrap_or_else(|_| Anchor::genesis(params))
+}
+
 impl HeaderChain {
     /// A chain anchored at genesis.
     pub fn from_genesis(network: Network) -> HeaderChain {
@@ -78,11 +87,7 @@ impl HeaderChain {
     /// A chain anchored after the last checkpoint of `params` (from
     /// [`crate::checkpoints::network_params`], which may read a checkpoint file).
     pub fn after_checkpoints(params: &'static Params) -> HeaderChain {
-        let height = u32::try_from(params.checkpoints.len())
-            .unwrap_or(0)
-            .saturating_mul(CHUNK);
-        let anchor = Anchor::at_height(params, height).unwrap_or_else(|_| Anchor::genesis(params));
-        HeaderChain::with_anchor(params, anchor)
+        HeaderChain::with_anchor(params, latest_anchor(params))
     }
 
     fn with_anchor(params: &'static Params, anchor: Anchor) -> HeaderChain {

@@ -161,6 +161,13 @@ impl P2pHeaders {
         }
     }
 
+    /// Drops the `headers` message being read, if any (its remaining events are ignored):
+    /// for a caller that lost some of its events and will ask again. Headers of it already
+    /// verified stay.
+    pub fn abandon_message(&mut self) {
+        self.list = None;
+    }
+
     /// The hash a message's first header must point back to, if known.
     fn expected_parent(&self) -> Option<BlockHash> {
         match (self.verifier.tip(), self.verifier.anchor().expected) {

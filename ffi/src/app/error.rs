@@ -125,7 +125,9 @@ impl From<Error> for ElectrumError {
             Error::ExcessiveUsage(m) | Error::ServerBusy(m) | Error::HistoryTooLarge(m) => {
                 ElectrumError::ServerLimit { detail: m }
             }
-            Error::Verification(_) => ElectrumError::Verification { detail },
+            Error::Verification(_) | Error::P2pHeaders { .. } => {
+                ElectrumError::Verification { detail }
+            }
             // Whether it was sent is unknown: the server's own answer, not a proven lie.
             Error::UnknownBroadcastOutcome(answer) => ElectrumError::Server {
                 code: None,

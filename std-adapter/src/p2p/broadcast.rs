@@ -130,16 +130,17 @@ impl PeerPool {
         loop {
             let now = super::unix_ms();
             self.ask_for_verification(now);
-            let relay = self.shared().relay();
-            for (handle, done) in handles.iter().zip(done_at.iter_mut()) {
-                let finished = relay.table().get(*handle).is_some_and(|s| {
-                    s.confirmations() >= options.announcers && s.verified_by().is_some()
-                });
-                if finished && done.is_none() {
-                    *done = Some(now.saturating_sub(announced_at));
+            {
+                let relay = self.shared().relay();
+                for (handle, done) in handles.iter().zip(done_at.iter_mut()) {
+                    let finished = relay.table().get(*handle).is_some_and(|s| {
+                        s.confirmations() >= options.announcers && s.verified_by().is_some()
+                    });
+                    if finished && done.is_none() {
+                        *done = Some(now.saturating_sub(announced_at));
+                    }
                 }
             }
-            drop(relay);
             if done_at.iter().all(Option::is_some) || Instant::now() >= deadline {
                 break;
             }
@@ -245,9 +246,18 @@ impl PeerPool {
                 }
             }
         }
+        // One `getdata` per node: a batch of thousands must not overflow a connection's queue.
+        let mut per_node: Vec<(NodeId, Vec<_>)> = Vec::new();
         for (node, inv) in asks {
-            // A node that cannot be asked is asked again after the verification timeout.
-            let _ = self.send(&node, &OwnedMessage::GetData(vec![inv]));
+            match per_node.iter_mut().find(|(n, _)| *n == node) {
+                Some((_, items)) => items.push(inv),
+                None => per_node.push((node, vec![inv])),
+            }
+        }
+        for (node, items) in per_node {
+            // A node that cannot be asked: the next announcer is asked after the verification
+            // timeout.
+            let _ = self.send(&node, &OwnedMessage::GetData(items));
         }
     }
 }

@@ -43,6 +43,7 @@ use tokio::time::Instant;
 use super::addr::PeerAddr;
 use super::inv::{Collected, ListCollector};
 use super::outgoing::{OwnedMessage, SendError};
+use super::relay::Answers;
 use crate::error::Error;
 use crate::server::{ServerAddr, Transport};
 use crate::socks5::Socks5Error;
@@ -245,6 +246,9 @@ pub async fn open(
         .map_err(connect_failure)
 }
 
+/// Answers one `getdata` (its items, in order): what to serve and what is not found.
+pub(crate) type GetDataServer = Arc<dyn Fn(&[InvVector]) -> Answers + Send + Sync>;
+
 /// What the owner asks a connection to write.
 #[derive(Clone, Debug)]
 enum Order {
@@ -274,7 +278,9 @@ impl FrameSender {
     /// [`MAX_SENT_LOCATOR`]), [`SendError::Full`], [`SendError::Closed`].
     pub fn try_send(&self, msg: &OwnedMessage) -> Result<(), SendError> {
         msg.check().map_err(SendError::Encode)?;
-        self.orders.try_send(Order::Send(msg.clone())).map_err(queued)
+        self.orders
+            .try_send(Order::Send(msg.clone()))
+            .map_err(queued)
     }
 
     /// Queues `msg`, waiting for room.
@@ -287,16 +293,6 @@ impl FrameSender {
             .send(Order::Send(msg.clone()))
             .await
             .map_err(|_| SendError::Closed)
-    }
-
-    /// Queues the `tx` frame a `getdata` asked for and the broadcast table allowed.
-    ///
-    /// # Errors
-    /// [`SendError::Full`], [`SendError::Closed`].
-    pub(crate) fn try_serve(&self, permit: ServePermit, raw: Arc<[u8]>) -> Result<(), SendError> {
-        self.orders
-            .try_send(Order::Serve(permit, raw))
-            .map_err(queued)
     }
 
     /// The connection has ended.
@@ -322,10 +318,23 @@ impl Connection {
         remote: Option<SocketAddr>,
         config: ConnectionConfig,
     ) -> Connection {
+        Connection::spawn_serving(stream, remote, config, None)
+    }
+
+    /// As [`Connection::spawn`], answering every `getdata` with `server` in the task itself:
+    /// the answer is written before anything read after the request, and no queue between the
+    /// pool and the connection can lose it.
+    pub(crate) fn spawn_serving(
+        stream: BoxStream,
+        remote: Option<SocketAddr>,
+        config: ConnectionConfig,
+        server: Option<GetDataServer>,
+    ) -> Connection {
         let (orders_tx, orders_rx) = mpsc::channel(COMMAND_QUEUE);
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let task = tokio::spawn(async move {
             let mut task = Task::new(config, remote, events_tx);
+            task.server = server;
             let reason = task.drive(stream, orders_rx).await;
             let _ = task.events.send(ConnEvent::Closed(reason)).await;
         });
@@ -380,6 +389,9 @@ struct Task {
     ping_sent: Option<Instant>,
     /// When to ping next (once ready and no ping is outstanding).
     next_ping: Option<Instant>,
+    server: Option<GetDataServer>,
+    /// Answers to `getdata` not written yet (at most one per message read in one chunk).
+    answers: Vec<Order>,
 }
 
 impl Task {
@@ -416,6 +428,8 @@ impl Task {
             ready: false,
             ping_sent: None,
             next_ping: None,
+            server: None,
+            answers: Vec::new(),
         }
     }
 
@@ -442,6 +456,11 @@ impl Task {
         loop {
             if let Err(reason) = self.flush(&mut stream).await {
                 return reason;
+            }
+            for order in std::mem::take(&mut self.answers) {
+                if let Err(reason) = self.order(order, &mut stream).await {
+                    return reason;
+                }
             }
             let deadline = self.deadline();
             let sleep = async {
@@ -555,11 +574,26 @@ impl Task {
             any = true;
             let out = match self.lists.take(event) {
                 Collected::Taken => continue,
-                Collected::List(command, items) => ConnEvent::List {
-                    command,
-                    items,
-                    time_ms: super::unix_ms(),
-                },
+                Collected::List(command, items) => {
+                    if let (Command::GetData, Some(server)) = (command, &self.server) {
+                        let answers = server(&items);
+                        self.answers.extend(
+                            answers
+                                .serve
+                                .into_iter()
+                                .map(|(permit, raw)| Order::Serve(permit, raw)),
+                        );
+                        if !answers.not_found.is_empty() {
+                            let not_found = OwnedMessage::NotFound(answers.not_found);
+                            self.answers.push(Order::Send(not_found));
+                        }
+                    }
+                    ConnEvent::List {
+                        command,
+                        items,
+                        time_ms: super::unix_ms(),
+                    }
+                }
                 Collected::Other(PeerEvent::Ready(info)) => {
                     self.ready = true;
                     // The first ping at once: the pool ranks peers by it.

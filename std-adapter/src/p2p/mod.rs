@@ -20,13 +20,14 @@
 pub mod addr;
 pub mod broadcast;
 pub mod connection;
+pub mod headers;
 pub mod inv;
 pub mod outgoing;
 pub mod pool;
 mod relay;
 
-pub use broadcast::{BroadcastOptions, MAX_BROADCAST, TxReport};
 pub use addr::{BadPeerAddr, NodeId, PeerAddr, parse_seeds, read_seeds};
+pub use broadcast::{BroadcastOptions, MAX_BROADCAST, TxReport};
 pub use connection::{
     ConnEvent, Connection, ConnectionConfig, DropReason, FrameSender, ProxyFailure,
 };

@@ -29,7 +29,9 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::AbortHandle;
 
 use super::addr::{NodeId, PeerAddr};
-use super::connection::{self, ConnEvent, Connection, ConnectionConfig, DropReason, FrameSender};
+use super::connection::{
+    self, ConnEvent, Connection, ConnectionConfig, DropReason, FrameSender, GetDataServer,
+};
 use super::inv::InvItem;
 use super::outgoing::{OwnedMessage, SendError};
 use super::relay::Relay;
@@ -241,15 +243,20 @@ impl Shared {
 
     /// Runs one connection until it ends; returns why and whether it was ready.
     async fn serve(
-        &self,
+        self: &Arc<Self>,
         node: NodeId,
         direction: Direction,
         stream: BoxStream,
         remote: Option<SocketAddr>,
     ) -> (DropReason, bool) {
-        let mut conn = Connection::spawn(stream, remote, self.config.connection.clone());
-        let sender = conn.sender();
-        let id = self.register(node.clone(), direction, sender.clone());
+        let server: GetDataServer = {
+            let shared = self.clone();
+            let node = node.clone();
+            Arc::new(move |items| shared.relay().on_getdata(&node, items))
+        };
+        let mut conn =
+            Connection::spawn_serving(stream, remote, self.config.connection.clone(), Some(server));
+        let id = self.register(node.clone(), direction, conn.sender());
         let mut ready = false;
         let reason = loop {
             match conn.recv().await {
@@ -277,21 +284,12 @@ impl Shared {
                         });
                     }
                 }
+                // Answered by the connection itself (`spawn_serving`); who asked is in the
+                // table now.
                 Some(ConnEvent::List {
                     command: Command::GetData,
-                    items,
                     ..
-                }) => {
-                    let answers = self.relay().on_getdata(&node, &items);
-                    for (permit, raw) in answers.serve {
-                        // A full queue: the node asks again if it still wants it.
-                        let _ = sender.try_serve(permit, raw);
-                    }
-                    if !answers.not_found.is_empty() {
-                        let _ = sender.try_send(&OwnedMessage::NotFound(answers.not_found));
-                    }
-                    self.touch();
-                }
+                }) => self.touch(),
                 Some(ConnEvent::List {
                     command: Command::NotFound,
                     items,

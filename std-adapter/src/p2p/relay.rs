@@ -2,17 +2,19 @@
 //! the transactions being broadcast, and what each connection's events mean to the table.
 //!
 //! Every rule (who may be served, which announcements count, which bytes verify) is core's;
-//! this module only routes. Node ids are given to nodes in the order they are first seen, at
+//! this module only routes. It also remembers the last [`RECENT_INVS`] transaction
+//! announcements, so a broadcast of a transaction the network already has counts the nodes
+//! that announced it before the broadcast began (a node never announces it to us twice). Node ids are given to nodes in the order they are first seen, at
 //! most [`MAX_NODES`] per pool; a node beyond that is not tracked by broadcasts (its
 //! announcements do not count and it is never served).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use electrum_spv_core::hash::{Txid, Wtxid};
 use electrum_spv_core::p2p::{
     BroadcastTable, GetData, InvVector, MAX_NODES, NodeId as CoreNodeId, NodeSet, ServePermit,
-    TableError, TxHandle, TxSeen, TxStatus, WireTx,
+    TableError, TxForm, TxHandle, TxSeen, TxStatus, WireTx,
 };
 
 use super::addr::NodeId;
@@ -21,12 +23,16 @@ use super::addr::NodeId;
 /// asked.
 pub const VERIFY_TIMEOUT_MS: u64 = 10_000;
 
+/// Transaction announcements remembered (about 100 bytes each).
+pub const RECENT_INVS: usize = 20_000;
+
 /// The table, the bytes it serves, and the node ids.
 #[derive(Debug)]
 pub(crate) struct Relay {
     table: BroadcastTable<Vec<TxStatus>>,
     raw: HashMap<TxHandle, Arc<[u8]>>,
     ids: Vec<NodeId>,
+    recent: VecDeque<(NodeId, InvVector, u64)>,
 }
 
 impl Default for Relay {
@@ -35,6 +41,7 @@ impl Default for Relay {
             table: BroadcastTable::new(Vec::new(), VERIFY_TIMEOUT_MS),
             raw: HashMap::new(),
             ids: Vec::new(),
+            recent: VecDeque::new(),
         }
     }
 }
@@ -90,7 +97,18 @@ impl Relay {
             Ok(h) | Err(TableError::Duplicate(h)) => h,
             Err(e) => return Err(e),
         };
-        self.raw.insert(handle, raw);
+        let earlier: Vec<_> = self
+            .recent
+            .iter()
+            .filter(|(_, inv, _)| wire.is_named_by(inv))
+            .cloned()
+            .collect();
+        self.raw.insert(handle, raw.clone());
+        for (node, inv, time) in earlier {
+            if let Some(id) = self.id(&node) {
+                self.table.on_inv(id, &inv, time);
+            }
+        }
         Ok(handle)
     }
 
@@ -112,6 +130,12 @@ impl Relay {
 
     /// An `inv` from `node`.
     pub fn on_inv(&mut self, node: &NodeId, items: &[InvVector], now: u64) {
+        for item in items.iter().filter(|i| TxForm::of(i.kind).is_some()) {
+            if self.recent.len() >= RECENT_INVS {
+                self.recent.pop_front();
+            }
+            self.recent.push_back((node.clone(), *item, now));
+        }
         let Some(id) = self.known_or_new(node) else {
             return;
         };
@@ -171,9 +195,7 @@ impl Relay {
 
     fn known_or_new(&mut self, node: &NodeId) -> Option<CoreNodeId> {
         // Announcements matter only while something is broadcast or watched.
-        if self.table.entries().next().is_none() {
-            return None;
-        }
+        self.table.entries().next()?;
         self.id(node)
     }
 }

@@ -1,0 +1,100 @@
+//! Header sync over P2P: [`PeerPool::sync_headers`] drives core's [`P2pHeaders`] with one
+//! node's `headers` messages, so the headers are checked by the same
+//! [`HeaderVerifier`](electrum_spv_core::chain::HeaderVerifier) rules as the Electrum side.
+//!
+//! The node is asked with `getheaders` until it answers a message shorter than 2,000 headers
+//! (it has nothing newer). A `getheaders` left unanswered until the connection's request
+//! timeout counts as "nothing newer" too: bcoin does not answer one at its tip, where Core
+//! answers an empty `headers`. A message lost because this reader fell behind the pool's event
+//! channel is not the node's fault: the partial message is dropped and asked for again.
+
+use std::time::Duration;
+
+use electrum_spv_core::p2p::{Command, HeadersStep, P2pHeaders, PeerEvent};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::addr::NodeId;
+use super::outgoing::OwnedMessage;
+use super::pool::PeerPool;
+use crate::error::Error;
+
+/// Messages in a row that bring no new header before the sync gives up with what it has
+/// (each answer of a node that keeps announcing headers we cannot connect).
+const MAX_IDLE_ROUNDS: u32 = 16;
+
+impl PeerPool {
+    /// Syncs `sync` with `node` until the node has nothing newer. Each message must come
+    /// within `timeout`.
+    ///
+    /// # Errors
+    /// [`Error::P2pHeaders`] for a header or message that breaks a rule (a proven fault of the
+    /// node), [`Error::Timeout`] if the node stops answering, [`Error::Disconnected`] if it
+    /// has no ready connection.
+    pub async fn sync_headers(
+        &self,
+        node: &NodeId,
+        sync: &mut P2pHeaders,
+        timeout: Duration,
+    ) -> Result<(), Error> {
+        let mut events = self.events();
+        let mut idle = 0u32;
+        self.request_headers(node, sync)?;
+        loop {
+            let before = sync.tip().map(|t| t.height);
+            let event = match tokio::time::timeout(timeout, events.recv()).await {
+                Err(_) => return Err(Error::Timeout),
+                Ok(Err(RecvError::Closed)) => return Err(Error::Disconnected),
+                Ok(Err(RecvError::Lagged(_))) => {
+                    sync.abandon_message();
+                    self.request_headers(node, sync)?;
+                    continue;
+                }
+                Ok(Ok((from, event))) if &from == node => event,
+                Ok(Ok(_)) => continue,
+            };
+            if let PeerEvent::RequestTimeout {
+                command: Command::GetHeaders,
+            } = event
+            {
+                return Ok(());
+            }
+            let step = sync.handle(&event).map_err(|fault| Error::P2pHeaders {
+                peer: node.to_string(),
+                fault,
+            })?;
+            match step {
+                None => {}
+                Some(HeadersStep::Synced) => return Ok(()),
+                Some(HeadersStep::More | HeadersStep::Unconnecting) => {
+                    idle = if sync.tip().map(|t| t.height) == before {
+                        idle + 1
+                    } else {
+                        0
+                    };
+                    if idle >= MAX_IDLE_ROUNDS {
+                        return Ok(());
+                    }
+                    self.request_headers(node, sync)?;
+                }
+            }
+        }
+    }
+
+    fn request_headers(&self, node: &NodeId, sync: &P2pHeaders) -> Result<(), Error> {
+        let request = sync.request();
+        let electrum_spv_core::p2p::Outgoing::GetHeaders {
+            version,
+            locator,
+            stop,
+        } = request.outgoing()
+        else {
+            return Ok(());
+        };
+        let msg = OwnedMessage::GetHeaders {
+            version,
+            locator: locator.to_vec(),
+            stop,
+        };
+        self.send(node, &msg).map_err(|_| Error::Disconnected)
+    }
+}

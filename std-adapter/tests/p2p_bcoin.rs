@@ -1,0 +1,263 @@
+//! The P2P pool against real peers: three bcoin 1.0.2 nodes in a line A-B-C on 127.0.0.1
+//! (installed by the test kit from npm on first use; a failure to install or start fails the
+//! test, never skips it).
+//!
+//! Broadcast goes to A while B and C watch: A must ask for each transaction, B and C must
+//! announce it back, A never counts, the bytes an announcer serves must hash to our wtxid, and
+//! every node's mempool (RPC) must hold it. Headers synced over P2P must equal bcoin's own
+//! `getblockhash` answers.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bitcoin::consensus::encode::serialize;
+use bitcoin::hashes::Hash as _;
+use electrum_spv::p2p::{BroadcastOptions, NodeId, PeerAddr, PeerPool, PeerPoolConfig, TxReport};
+use electrum_spv_core::chain::{Anchor, HeaderVerifier, Network};
+use electrum_spv_core::p2p::{P2pHeaders, PeerEvent};
+use electrum_spv_testkit::bcoin::{BcoinNet, CoinKind};
+use electrum_spv_testkit::socks::Socks5Proxy;
+
+/// bcoin announces on Poisson timers: A to B about 4 s, on to C about 9 s (P2P.md).
+const PROPAGATION: Duration = Duration::from_secs(90);
+/// `services` with NODE_WITNESS: bcoin then asks for transactions with their witness.
+const NODE_WITNESS: u64 = 8;
+
+fn addr(a: SocketAddr) -> PeerAddr {
+    PeerAddr::new(a.ip().to_string(), a.port())
+}
+
+fn pool(net: &BcoinNet, services: u64, proxy: Option<String>) -> (PeerPool, [NodeId; 3]) {
+    let addrs: Vec<PeerAddr> = net.nodes().iter().map(|n| addr(n.p2p_addr())).collect();
+    let ids = [0, 1, 2].map(|i| addrs[i].node_id());
+    let mut config = PeerPoolConfig::new(Network::Regtest);
+    config.connection.services = services;
+    config.proxy = proxy;
+    (PeerPool::start(&addrs, config), ids)
+}
+
+fn options(recipient: &NodeId, announcers: usize) -> BroadcastOptions {
+    BroadcastOptions {
+        recipients: vec![recipient.clone()],
+        announcers,
+        timeout: PROPAGATION,
+    }
+}
+
+fn raw(txs: &[bitcoin::Transaction]) -> Vec<Vec<u8>> {
+    txs.iter().map(serialize).collect()
+}
+
+/// The report of a transaction A received and B and C announced, verified.
+fn assert_propagated(report: &TxReport, tx: &bitcoin::Transaction, [a, b, c]: &[NodeId; 3]) {
+    assert_eq!(
+        report.txid.to_byte_array(),
+        tx.compute_txid().to_byte_array()
+    );
+    assert_eq!(
+        report.wtxid.to_byte_array(),
+        tx.compute_wtxid().to_byte_array()
+    );
+    assert_eq!(report.recipients, [a.clone()]);
+    assert_eq!(report.requested_by, [a.clone()], "{report:?}");
+    let mut announced = report.announced_by.clone();
+    announced.sort();
+    let mut want = vec![b.clone(), c.clone()];
+    want.sort();
+    assert_eq!(announced, want, "{report:?}");
+    assert!(
+        !report.announced_by.contains(a),
+        "the recipient never counts"
+    );
+    let verifier = report
+        .verified_by
+        .as_ref()
+        .expect("verified by an announcer");
+    assert!(verifier == b || verifier == c, "{report:?}");
+    assert!(
+        report.mismatched_by.is_empty() && report.confirmed,
+        "{report:?}"
+    );
+}
+
+fn in_every_mempool(net: &BcoinNet, txs: &[bitcoin::Transaction]) {
+    for (i, node) in net.nodes().iter().enumerate() {
+        let pool = node.getrawmempool().expect("getrawmempool");
+        for tx in txs {
+            assert!(
+                pool.contains(&tx.compute_txid()),
+                "node {i} lacks {}",
+                tx.compute_txid()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_broadcast_to_a_is_requested_by_a_announced_by_b_and_c_and_in_every_mempool() {
+    let mut net = BcoinNet::line(3).expect("start three bcoin nodes in a line");
+    let mut spender = net.fund(4).expect("fund");
+    let split = spender.split(400).expect("split");
+    net.confirm(&split).expect("confirm the split");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (pool, ids) = pool(&net, 0, None);
+        let [a, _, _] = ids.clone();
+
+        // One legacy transaction: served stripped (services 0), announced by both others.
+        let one = spender.spends(1).unwrap();
+        let t = Instant::now();
+        let reports = pool.broadcast(&raw(&one), &options(&a, 2)).await.unwrap();
+        eprintln!("one transaction: {:?} ({:?})", t.elapsed(), reports[0]);
+        assert_propagated(&reports[0], &one[0], &ids);
+        in_every_mempool(&net, &one);
+
+        // A batch of 300.
+        let batch = spender.spends(300).unwrap();
+        let t = Instant::now();
+        let reports = pool.broadcast(&raw(&batch), &options(&a, 2)).await.unwrap();
+        eprintln!(
+            "300 transactions: {:?}, confirmed {}, requested {}, announced by B {}, by C {}, verified {}",
+            t.elapsed(),
+            reports.iter().filter(|r| r.confirmed).count(),
+            reports.iter().filter(|r| !r.requested_by.is_empty()).count(),
+            reports.iter().filter(|r| r.announced_by.contains(&ids[1])).count(),
+            reports.iter().filter(|r| r.announced_by.contains(&ids[2])).count(),
+            reports.iter().filter(|r| r.verified_by.is_some()).count(),
+        );
+        for (i, node) in net.nodes().iter().enumerate() {
+            let pool = node.getrawmempool().unwrap();
+            eprintln!("node {i}: {} of 300 in mempool", batch.iter().filter(|t| pool.contains(&t.compute_txid())).count());
+        }
+        assert_eq!(reports.len(), 300);
+        for (report, tx) in reports.iter().zip(&batch) {
+            assert_propagated(report, tx, &ids);
+        }
+        in_every_mempool(&net, &batch);
+
+        // A transaction the network already has: A does not ask, but B and C announced it
+        // to us before, and that counts.
+        let known = spender.spends(1).unwrap();
+        net.node(0).send_tx(&known[0]).unwrap();
+        let want = [known[0].compute_txid()];
+        for i in 0..3 {
+            net.node_mut(i)
+                .wait_for_mempool(&want, PROPAGATION)
+                .expect("relayed by RPC");
+        }
+        // Give the announcements to us (Poisson timers, ~5 s on average) time to arrive.
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        let reports = pool.broadcast(&raw(&known), &options(&a, 2)).await.unwrap();
+        let r = &reports[0];
+        assert!(r.requested_by.is_empty(), "a node that has it never asks: {r:?}");
+        assert!(r.confirmed && r.verified_by.is_some(), "{r:?}");
+
+        // An invalid transaction: A rejects it, nobody announces it.
+        let invalid = spender.invalid_spend().unwrap();
+        let short = BroadcastOptions {
+            timeout: Duration::from_secs(20),
+            ..options(&a, 1)
+        };
+        let reports = pool.broadcast(&raw(&[invalid.clone()]), &short).await.unwrap();
+        let r = &reports[0];
+        assert_eq!(r.requested_by, [a.clone()], "{r:?}");
+        assert!(!r.confirmed && r.announced_by.is_empty(), "{r:?}");
+        assert_eq!(r.rejected_by, [a.clone()], "bcoin sends reject: {r:?}");
+        for node in net.nodes() {
+            assert!(!node.getrawmempool().unwrap().contains(&invalid.compute_txid()));
+        }
+        // bcoin bans the source of an invalid signature (score 100): A drops us, and the
+        // pool keeps the two other nodes.
+        let up: Vec<NodeId> = pool.peers().into_iter().map(|p| p.node).collect();
+        assert!(up.contains(&ids[1]) && up.contains(&ids[2]), "{up:?}");
+        let first_drop = pool.dropped().into_iter().next().expect("A dropped us");
+        assert_eq!(first_drop.node, a);
+        assert!(first_drop.was_ready, "{first_drop:?}");
+        net.node(0).clearbanned().unwrap();
+    });
+}
+
+#[test]
+fn a_witness_transaction_is_served_with_its_witness_and_over_socks5() {
+    let mut net = BcoinNet::line(3).expect("start three bcoin nodes in a line");
+    let mut spender = net.fund(2).expect("fund");
+    net.activate_segwit().expect("segwit");
+    let split = spender.split_to(4, CoinKind::P2wpkh).expect("split");
+    net.confirm(&split).expect("confirm the split");
+    let proxy = Socks5Proxy::start().expect("socks5 proxy");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let socks = proxy.addr().to_string();
+        let (pool, ids) = pool(&net, NODE_WITNESS, Some(socks));
+        let tx = spender.spends(1).unwrap();
+        assert!(tx[0].input.iter().all(|i| !i.witness.is_empty()));
+        let reports = pool
+            .broadcast(&raw(&tx), &options(&ids[0], 2))
+            .await
+            .unwrap();
+        assert_propagated(&reports[0], &tx[0], &ids);
+        in_every_mempool(&net, &tx);
+    });
+    // Every connection went through the proxy.
+    assert!(proxy.requests().len() >= 3, "{:?}", proxy.requests());
+}
+
+#[test]
+fn headers_over_p2p_equal_bcoins_and_a_new_tip_arrives_by_sendheaders() {
+    let mut net = BcoinNet::line(3).expect("start three bcoin nodes in a line");
+    net.mine(150).expect("mine");
+    let a = net.node(0);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let peer = addr(a.p2p_addr());
+        let node = peer.node_id();
+        let mut config = PeerPoolConfig::new(Network::Regtest);
+        config.connection.request_timeout = Duration::from_secs(3);
+        let pool = PeerPool::start(&[peer], config);
+        assert!(
+            pool.wait_until(Duration::from_secs(30), |p| p.info(&node).is_some())
+                .await
+        );
+        let params = Network::Regtest.params();
+        let mut sync = P2pHeaders::new(HeaderVerifier::new(params, Anchor::genesis(params)));
+        pool.sync_headers(&node, &mut sync, Duration::from_secs(30))
+            .await
+            .unwrap();
+        let tip = *sync.tip().unwrap();
+        assert_eq!(tip.height, a.getblockcount().unwrap());
+        assert_eq!(
+            tip.hash.to_byte_array(),
+            a.getblockhash(tip.height).unwrap().to_byte_array()
+        );
+
+        // After `sendheaders`, a block mined on A arrives as one header.
+        let mut events = pool.events();
+        pool.send(&node, &electrum_spv::p2p::OwnedMessage::SendHeaders)
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mined = a
+            .generate_to_address(1, &electrum_spv_testkit::bcoin::KitKey::new().address())
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let (from, event) = tokio::time::timeout_at(deadline, events.recv())
+                .await
+                .expect("the new header in time")
+                .unwrap();
+            if from != node {
+                continue;
+            }
+            if let Some(step) = sync.handle(&event).unwrap() {
+                assert_eq!(step, electrum_spv_core::p2p::HeadersStep::Synced);
+                break;
+            }
+            assert!(
+                !matches!(event, PeerEvent::Inventory(_)),
+                "announced by inv"
+            );
+        }
+        let new = sync.tip().unwrap();
+        assert_eq!(new.height, tip.height + 1);
+        assert_eq!(new.hash.to_byte_array(), mined[0].to_byte_array());
+    });
+}
