@@ -14,6 +14,9 @@ missing=()
 command -v qemu-system-arm >/dev/null || missing+=(qemu-system-arm)
 command -v valgrind >/dev/null || missing+=(valgrind)
 command -v gcc >/dev/null || missing+=(gcc)
+# core/tests/p2p_python.rs: Debian's python-bitcoinlib, for Debian's /usr/bin/python3 (not a
+# pyenv python3 earlier on PATH).
+/usr/bin/python3 -c 'import bitcoin.messages' 2>/dev/null || missing+=(python3-bitcoinlib)
 if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
 fi

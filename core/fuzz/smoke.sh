@@ -14,7 +14,7 @@ set -euo pipefail
 FUZZ_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 DATA="$FUZZ_DIR/../tests/data"
 SECONDS_PER_TARGET="${FUZZ_SECONDS:-20}"
-TARGETS=(header hex tx json session p2p)
+TARGETS=(header hex tx json session p2p p2p_peer)
 
 if ! cargo +nightly --version >/dev/null 2>&1; then
     rustup toolchain install nightly --profile minimal
@@ -41,7 +41,7 @@ transcript_in() {
 
 seed_corpora() {
     local c="$FUZZ_DIR/corpus" early="$DATA/mainnet/headers_0_10236.bin"
-    mkdir -p "$c/header" "$c/hex" "$c/tx" "$c/session" "$c/p2p"
+    mkdir -p "$c/header" "$c/hex" "$c/tx" "$c/session" "$c/p2p" "$c/p2p_peer"
 
     # header: real chains from genesis (mainnet raw and hex; regtest from the fork-tree
     # vectors, whose first six headers are blocks 0..5 of one chain), and a later segment
@@ -90,6 +90,35 @@ seed_corpora() {
     { printf '\204\001\005\000\000\000'; head -c 32 "$early"; } >"$c/p2p/seed-inv.bin"
     printf '%s' 00fabfb5da76657261636b000000000000000000005df6e0e2fabfb5da70696e67 | from_hex \
         >"$c/p2p/seed-raw-verack.bin"
+
+    # p2p_peer: byte 0 cuts the stream, byte 1 picks the remote (bits 0-1: node 0, announced
+    # to; 1, a non-recipient; 2, a recipient not announced to; bit 2: a 70015 peer) and, with
+    # its top bit set, reads the rest as `[command index, length (2 bytes LE), payload]`
+    # records, each framed (see fuzz_targets/p2p_peer.rs). The broadcast transaction is the
+    # signet segwit one above; its txid and wtxid (internal byte order) are hashed here.
+    local seg="$c/tx/seed-signet-segwit.bin" txid wtxid h01
+    sha256d_hex() { sha256sum | cut -c1-64 | from_hex | sha256sum | cut -c1-64; }
+    wtxid="$(sha256d_hex <"$seg")"
+    txid="$({ slice "$seg" 0 4; slice "$seg" 6 86; slice "$seg" 95 4; } | sha256d_hex)"
+    h01="$(head -c 80 "$early" | to_hex)00$(slice "$early" 80 80 | to_hex)00"
+    record() { local n=$((${#2} / 2)); printf '%02x%02x%02x%s' "$1" $((n & 255)) $((n >> 8)) "$2"; }
+    # node 0 asks for it by wtxid, txid (stripped) and txid (witness), and for a block; pings.
+    { printf '8080'; record 5 "0405000000${wtxid}01000000${txid}01000040${txid}02000000${txid}"
+      record 2 0102030405060708; } | from_hex >"$c/p2p_peer/seed-getdata.bin"
+    # node 0 answers our ping (nonce 0x1122334455667788) and sends mainnet blocks 0 and 1.
+    { printf '4080'; record 3 8877665544332211; record 8 "02${h01}"; } | from_hex \
+        >"$c/p2p_peer/seed-pong-headers.bin"
+    # node 1 (not a recipient) announces it by txid, then serves its bytes when asked.
+    { printf 'c081'; record 4 "0101000000${txid}"; record 7 "$(to_hex <"$seg")"; } | from_hex \
+        >"$c/p2p_peer/seed-announce-verify.bin"
+    # node 2, a 70015 peer as bcoin: sendcmpct(0), getaddr, feefilter, a reject of our txid.
+    { printf '2086'; record 17 000100000000000000; record 13 ''; record 14 e803000000000000
+      record 18 "02747840146e6f6e2d6d616e6461746f72792d736372697074${txid}"; } | from_hex \
+        >"$c/p2p_peer/seed-bcoin.bin"
+    # a raw stream: a ping frame whole and a second one cut short.
+    { printf '8000f9beb4d970696e67000000000000000008000000'
+      printf '%s' "$(printf '0102030405060708' | from_hex | sha256d_hex | cut -c1-8)0102030405060708"
+      printf 'f9beb4d970696e67'; } | from_hex >"$c/p2p_peer/seed-raw-ping.bin"
 }
 
 # --- run ------------------------------------------------------------------------------------
