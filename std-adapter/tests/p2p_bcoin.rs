@@ -58,8 +58,8 @@ fn assert_propagated(report: &TxReport, tx: &bitcoin::Transaction, [a, b, c]: &[
         report.wtxid.to_byte_array(),
         tx.compute_wtxid().to_byte_array()
     );
-    assert_eq!(report.recipients, [a.clone()]);
-    assert_eq!(report.requested_by, [a.clone()], "{report:?}");
+    assert_eq!(report.recipients, std::slice::from_ref(a));
+    assert_eq!(report.requested_by, std::slice::from_ref(a), "{report:?}");
     let mut announced = report.announced_by.clone();
     announced.sort();
     let mut want = vec![b.clone(), c.clone()];
@@ -158,11 +158,11 @@ fn a_broadcast_to_a_is_requested_by_a_announced_by_b_and_c_and_in_every_mempool(
             timeout: Duration::from_secs(20),
             ..options(&a, 1)
         };
-        let reports = pool.broadcast(&raw(&[invalid.clone()]), &short).await.unwrap();
+        let reports = pool.broadcast(&raw(std::slice::from_ref(&invalid)), &short).await.unwrap();
         let r = &reports[0];
-        assert_eq!(r.requested_by, [a.clone()], "{r:?}");
+        assert_eq!(r.requested_by, std::slice::from_ref(&a), "{r:?}");
         assert!(!r.confirmed && r.announced_by.is_empty(), "{r:?}");
-        assert_eq!(r.rejected_by, [a.clone()], "bcoin sends reject: {r:?}");
+        assert_eq!(r.rejected_by, std::slice::from_ref(&a), "bcoin sends reject: {r:?}");
         for node in net.nodes() {
             assert!(!node.getrawmempool().unwrap().contains(&invalid.compute_txid()));
         }

@@ -114,9 +114,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
             });
         }
         Command::Broadcast { hex } => {
-            let hex = hex.trim();
-            let mut raw = vec![0u8; hex.len() / 2];
-            electrum_spv::core::hex::decode_to_slice(hex.as_bytes(), &mut raw)
+            let raw = super::hex_arg(hex)
                 .map_err(|e| Error::InvalidArgument(format!("transaction hex: {e}")))?;
             let txid = client.transaction_broadcast(&raw).await?;
             emit(&args, json!({"txid": txid.to_string()}), || {

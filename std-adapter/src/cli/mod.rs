@@ -8,7 +8,16 @@ mod target;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use electrum_spv::core::hex::HexError;
 use electrum_spv::{Network, ServerAddr};
+
+/// Bytes from hex given on the command line (surrounding whitespace ignored).
+pub(crate) fn hex_arg(text: &str) -> Result<Vec<u8>, HexError> {
+    let text = text.trim();
+    let mut out = vec![0u8; text.len() / 2];
+    electrum_spv::core::hex::decode_to_slice(text.as_bytes(), &mut out)?;
+    Ok(out)
+}
 
 pub use commands::run;
 

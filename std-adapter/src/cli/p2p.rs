@@ -130,19 +130,10 @@ fn raw_transactions(b: &BroadcastArgs) -> Result<Vec<Vec<u8>>, Error> {
         .iter()
         .enumerate()
         .map(|(i, l)| {
-            hex_bytes(l)
-                .ok_or_else(|| Error::InvalidArgument(format!("transaction {} is not hex", i + 1)))
+            super::hex_arg(l)
+                .map_err(|e| Error::InvalidArgument(format!("transaction {}: {e}", i + 1)))
         })
         .collect()
-}
-
-fn hex_bytes(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
-        return None;
-    }
-    let mut out = vec![0u8; text.len() / 2];
-    electrum_spv_core::hex::decode_to_slice(text.as_bytes(), &mut out).ok()?;
-    Some(out)
 }
 
 fn names(nodes: &[NodeId]) -> Vec<String> {

@@ -44,9 +44,8 @@ pub fn resolve(t: &Target, network: Network) -> Result<Resolved, Error> {
         });
     }
     if let Some(hex) = &t.script {
-        let mut script = vec![0u8; hex.len() / 2];
-        electrum_spv::core::hex::decode_to_slice(hex.as_bytes(), &mut script)
-            .map_err(|e| Error::InvalidArgument(format!("--script: {e}")))?;
+        let script =
+            super::hex_arg(hex).map_err(|e| Error::InvalidArgument(format!("--script: {e}")))?;
         return Ok(Resolved {
             label: hex.clone(),
             hash: electrum_spv::core::script_hash(&script),
