@@ -152,6 +152,16 @@ impl HeaderChain {
         self.verifier.tip().map_or(Work::ZERO, |t| t.chainwork)
     }
 
+    /// The network parameters the chain is verified with.
+    pub fn params(&self) -> &'static Params {
+        self.params
+    }
+
+    /// Where the synced chain starts.
+    pub fn anchor(&self) -> Anchor {
+        self.anchor
+    }
+
     /// Height of the first header of the synced chain.
     pub fn anchor_height(&self) -> u32 {
         self.anchor.height

@@ -261,3 +261,97 @@ fn headers_over_p2p_equal_bcoins_and_a_new_tip_arrives_by_sendheaders() {
         assert_eq!(new.hash.to_byte_array(), mined[0].to_byte_array());
     });
 }
+
+/// A regtest header on `prev` (a nonce found at regtest's trivial target).
+fn mine_header(prev: &bitcoin::block::Header, salt: u8) -> bitcoin::block::Header {
+    let mut header = bitcoin::block::Header {
+        version: bitcoin::block::Version::from_consensus(0x2000_0000),
+        prev_blockhash: prev.block_hash(),
+        merkle_root: bitcoin::TxMerkleNode::from_byte_array([salt; 32]),
+        time: prev.time + 1,
+        bits: prev.bits,
+        nonce: 0,
+    };
+    while header.validate_pow(header.target()).is_err() {
+        header.nonce += 1;
+    }
+    header
+}
+
+#[test]
+fn the_tip_cross_check_tells_equal_behind_ahead_and_diverged() {
+    use electrum_spv::header_chain::HeaderChain;
+    use electrum_spv::p2p::TipCheck;
+
+    let mut net = BcoinNet::line(1).expect("start a bcoin node");
+    net.mine(120).expect("mine");
+    let node = net.node(0);
+    let headers: Vec<bitcoin::block::Header> = (0..=120)
+        .map(|h| {
+            node.getblock(&node.getblockhash(h).unwrap())
+                .unwrap()
+                .header
+        })
+        .collect();
+    let raw = |hs: &[bitcoin::block::Header]| -> Vec<[u8; 80]> {
+        hs.iter()
+            .map(|h| serialize(h).try_into().unwrap())
+            .collect()
+    };
+    // "Electrum" chains: the kit gives them verified headers the way a server would.
+    let chain = |hs: &[bitcoin::block::Header]| {
+        let mut c = HeaderChain::from_genesis(Network::Regtest);
+        c.extend(&raw(hs)).expect("verified");
+        c
+    };
+    let mut ahead = headers.clone();
+    for salt in 0..3 {
+        let next = mine_header(ahead.last().unwrap(), salt);
+        ahead.push(next);
+    }
+    let mut fork = headers[..=100].to_vec();
+    for salt in 10..15 {
+        let next = mine_header(fork.last().unwrap(), salt);
+        fork.push(next);
+    }
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let peer = addr(node.p2p_addr());
+        let id = peer.node_id();
+        let mut config = PeerPoolConfig::new(Network::Regtest);
+        config.connection.request_timeout = Duration::from_secs(2);
+        let pool = PeerPool::start(&[peer], config);
+        assert!(
+            pool.wait_until(Duration::from_secs(30), |p| p.info(&id).is_some())
+                .await
+        );
+        let grace = Duration::from_secs(1);
+        let answer = Duration::from_secs(20);
+        let check = |c| {
+            let pool = &pool;
+            async move { pool.cross_check(&c, grace, answer).await.unwrap() }
+        };
+        assert_eq!(
+            check(chain(&headers)).await,
+            TipCheck::Equal { height: 120 }
+        );
+        assert_eq!(
+            check(chain(&headers[..=115])).await,
+            TipCheck::ElectrumBehind { blocks: 5 }
+        );
+        let t = Instant::now();
+        assert_eq!(
+            check(chain(&ahead)).await,
+            TipCheck::ElectrumAhead {
+                blocks: 3,
+                suspect: true
+            }
+        );
+        assert!(t.elapsed() >= grace, "the grace period is waited");
+        let TipCheck::Diverged { electrum, p2p } = check(chain(&fork)).await else {
+            panic!("not diverged")
+        };
+        assert_eq!((electrum.0, p2p.0), (105, 120));
+    });
+}

@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use electrum_spv_core::chain::ChainTip;
 use electrum_spv_core::p2p::{Command, HeadersStep, P2pHeaders, PeerEvent};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -36,6 +37,21 @@ impl PeerPool {
         sync: &mut P2pHeaders,
         timeout: Duration,
     ) -> Result<(), Error> {
+        self.sync_headers_with(node, sync, timeout, |_| {}).await
+    }
+
+    /// As [`PeerPool::sync_headers`], calling `on_header` with every header verified (the new
+    /// tip), in order: to keep the hashes of the chain the node showed.
+    ///
+    /// # Errors
+    /// As [`PeerPool::sync_headers`].
+    pub async fn sync_headers_with(
+        &self,
+        node: &NodeId,
+        sync: &mut P2pHeaders,
+        timeout: Duration,
+        mut on_header: impl FnMut(&ChainTip),
+    ) -> Result<(), Error> {
         let mut events = self.events();
         let mut idle = 0u32;
         self.request_headers(node, sync)?;
@@ -58,10 +74,14 @@ impl PeerPool {
             {
                 return Ok(());
             }
+            let tip_before = sync.tip().map(|t| t.hash);
             let step = sync.handle(&event).map_err(|fault| Error::P2pHeaders {
                 peer: node.to_string(),
                 fault,
             })?;
+            if let Some(tip) = sync.tip().filter(|t| Some(t.hash) != tip_before) {
+                on_header(tip);
+            }
             match step {
                 None => {}
                 Some(HeadersStep::Synced) => return Ok(()),

@@ -25,6 +25,7 @@ pub mod inv;
 pub mod outgoing;
 pub mod pool;
 mod relay;
+pub mod tip_check;
 
 pub use addr::{BadPeerAddr, NodeId, PeerAddr, parse_seeds, read_seeds};
 pub use broadcast::{BroadcastOptions, MAX_BROADCAST, TxReport};
@@ -34,6 +35,7 @@ pub use connection::{
 pub use inv::{InvItem, inv_type_name};
 pub use outgoing::{OwnedMessage, SendError};
 pub use pool::{Direction, DroppedPeer, PeerPool, PeerPoolConfig, PeerStatus};
+pub use tip_check::{P2pChain, TipCheck, compare as compare_tips};
 
 use std::hash::BuildHasher;
 
