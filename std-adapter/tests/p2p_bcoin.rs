@@ -355,3 +355,132 @@ fn the_tip_cross_check_tells_equal_behind_ahead_and_diverged() {
         assert_eq!((electrum.0, p2p.0), (105, 120));
     });
 }
+
+fn cli() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_electrum-spv"));
+    c.args(["--network", "regtest", "p2p"]);
+    c
+}
+
+fn json_lines(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+#[test]
+fn cli_p2p_broadcast_and_headers_print_the_documented_shapes() {
+    let mut net = BcoinNet::line(3).expect("start three bcoin nodes in a line");
+    let mut spender = net.fund(2).expect("fund");
+    let split = spender.split(3).expect("split");
+    net.confirm(&split).expect("confirm the split");
+    let peers: Vec<String> = net
+        .nodes()
+        .iter()
+        .map(|n| n.p2p_addr().to_string())
+        .collect();
+
+    // Two transactions from a file, one recipient (the first peer), K = 2.
+    let txs = spender.spends(2).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("txs.hex");
+    let hex: Vec<String> = txs
+        .iter()
+        .map(|t| electrum_spv::to_hex(&serialize(t)))
+        .collect();
+    std::fs::write(&file, format!("{}\n\n{}\n", hex[0], hex[1])).unwrap();
+    let mut c = cli();
+    c.arg("broadcast");
+    for p in &peers {
+        c.args(["--peer", p]);
+    }
+    let out = c
+        .args(["--recipients", "1", "--announcers", "2", "--timeout", "90"])
+        .arg("--file")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines = json_lines(&out.stdout);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    for (line, tx) in lines.iter().zip(&txs) {
+        let keys: Vec<&str> = line
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut want = [
+            "txid",
+            "wtxid",
+            "recipients",
+            "requested_by",
+            "announced_by",
+            "verified_by",
+            "rejected_by",
+            "elapsed_ms",
+        ];
+        want.sort_unstable();
+        let mut keys = keys;
+        keys.sort_unstable();
+        assert_eq!(keys, want);
+        assert_eq!(line["txid"], tx.compute_txid().to_string());
+        assert_eq!(line["recipients"], serde_json::json!([peers[0]]));
+        assert_eq!(line["requested_by"], serde_json::json!([peers[0]]));
+        let mut announced: Vec<String> = line["announced_by"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect();
+        announced.sort();
+        let mut others = vec![peers[1].clone(), peers[2].clone()];
+        others.sort();
+        assert_eq!(announced, others);
+        assert!(line["elapsed_ms"].as_u64().is_some());
+    }
+    let summary = &lines[2];
+    assert_eq!(summary["sent"], 2);
+    assert_eq!(summary["accepted"], 2);
+    assert_eq!(summary["confirmed"], 2);
+    assert!(summary["seconds"].as_f64().unwrap() > 0.0);
+
+    // Not enough announcers within the timeout: the lines, then exit status 1.
+    let one = spender.spends(1).unwrap();
+    let out = cli()
+        .args(["broadcast", "--peer", &peers[0], "--peer", &peers[1]])
+        .args(["--announcers", "2", "--timeout", "15"])
+        .arg(electrum_spv::to_hex(&serialize(&one[0])))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out.stdout);
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1]["confirmed"], 0);
+
+    // Headers over P2P from genesis (regtest has no checkpoint): bcoin's own tip.
+    let a = net.node(0);
+    let out = cli()
+        .args(["headers", "--peer", &peers[0], "--timeout", "20"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let height = a.getblockcount().unwrap();
+    let tip = a.getblockhash(height).unwrap();
+    assert_eq!(
+        text.lines().last().unwrap(),
+        format!("ok {} 0..{height} {tip}", height + 1)
+    );
+}

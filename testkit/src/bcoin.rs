@@ -206,10 +206,30 @@ fn tail(s: &str, n: usize) -> &str {
     &s[start..]
 }
 
+/// Ports are drawn below Linux's ephemeral range (32768-60999): the kernel hands those to
+/// outgoing connections, which took a port between our check and bcoin's bind when tests ran
+/// side by side.
+const PORT_RANGE: std::ops::Range<u16> = 20_000..32_000;
+
+/// A port of [`PORT_RANGE`] that binds now (bcoin binds it a moment later: a race that
+/// [`STARTS`] attempts absorb).
 fn free_port() -> Result<u16, Error> {
-    let l = TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let span = u64::from(PORT_RANGE.end - PORT_RANGE.start);
+    let seed = u64::from(std::process::id()).wrapping_mul(7919);
+    for _ in 0..span {
+        let n = (seed + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+        let port = PORT_RANGE.start + u16::try_from(n).unwrap_or(0);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(Error::msg(format!("no free port in {PORT_RANGE:?}")))
 }
+
+/// Attempts to start a node or a line of nodes: a port taken between the check and bcoin's
+/// bind makes a node exit at once; the next attempt draws other ports.
+const STARTS: usize = 3;
 
 fn base64(data: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -315,8 +335,15 @@ impl BcoinNode {
     /// port: a regtest node left to its seeds would dial 127.0.0.1:48444, possibly itself or
     /// another test's node). Waits (up to [`START_TIMEOUT`]) until its RPC answers.
     pub fn start(peers: &[SocketAddr]) -> Result<BcoinNode, Error> {
-        let p2p: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-        BcoinNode::start_at(p2p, peers)
+        let mut last = None;
+        for _ in 0..STARTS {
+            let p2p: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+            match BcoinNode::start_at(p2p, peers) {
+                Ok(node) => return Ok(node),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::msg("bcoin did not start")))
     }
 
     /// As [`BcoinNode::start`], listening for P2P on `p2p` (which must be free).
@@ -662,27 +689,23 @@ pub struct BcoinNet {
     nodes: Vec<BcoinNode>,
 }
 
+/// The P2P addresses of node `i`'s neighbours in a line of nodes at `ports`.
+fn neighbours(ports: &[SocketAddr], i: usize) -> Vec<SocketAddr> {
+    let before = i.checked_sub(1).and_then(|j| ports.get(j));
+    let after = ports.get(i + 1);
+    before.into_iter().chain(after).copied().collect()
+}
+
 impl BcoinNet {
-    /// Starts `n` nodes A-B-C... in a line and waits (up to [`CONNECT_TIMEOUT`]) until every
-    /// node has a handshaken outbound connection to each of its neighbours (re-dialling them
-    /// with `addnode onetry` after 1 s, then every 5 s).
-    pub fn line(n: usize) -> Result<BcoinNet, Error> {
+    /// Starts `n` nodes A-B-C... in a line, each answering RPC (not connected yet).
+    fn spawn_line(n: usize) -> Result<BcoinNet, Error> {
         if n == 0 {
             return Err(Error::msg("BcoinNet::line needs at least one node"));
         }
         let ports: Vec<SocketAddr> = (0..n)
             .map(|_| Ok(([127, 0, 0, 1], free_port()?).into()))
             .collect::<Result<_, Error>>()?;
-        let neighbours = |i: usize| -> Vec<SocketAddr> {
-            let mut v = Vec::new();
-            if i > 0 {
-                v.push(ports[i - 1]);
-            }
-            if i + 1 < n {
-                v.push(ports[i + 1]);
-            }
-            v
-        };
+        let neighbours = |i: usize| neighbours(&ports, i);
         let mut nodes = Vec::with_capacity(n);
         for (i, &p2p) in ports.iter().enumerate() {
             nodes.push(BcoinNode::spawn(p2p, &neighbours(i))?);
@@ -691,6 +714,26 @@ impl BcoinNet {
         for node in &mut net.nodes {
             node.wait_ready(START_TIMEOUT)?;
         }
+        Ok(net)
+    }
+
+    /// Starts `n` nodes A-B-C... in a line (`--only`) and waits (up to [`CONNECT_TIMEOUT`])
+    /// until every node has a handshaken outbound connection to each of its neighbours
+    /// (re-dialling them with `addnode onetry` after 1 s, then every 5 s).
+    ///
+    /// # Errors
+    /// Install, start (after [`STARTS`] attempts) or connection failures, with log tails.
+    pub fn line(n: usize) -> Result<BcoinNet, Error> {
+        let mut started = Err(Error::msg("bcoin did not start"));
+        for _ in 0..STARTS {
+            started = BcoinNet::spawn_line(n);
+            if started.is_ok() {
+                break;
+            }
+        }
+        let mut net = started?;
+        let ports: Vec<SocketAddr> = net.nodes.iter().map(BcoinNode::p2p_addr).collect();
+        let neighbours = |i: usize| neighbours(&ports, i);
         let deadline = Instant::now() + CONNECT_TIMEOUT;
         // A node dials its neighbours at once, before later nodes listen; its retry comes
         // late, so re-dial missing links after 1 s and then every 5 s.
