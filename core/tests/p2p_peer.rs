@@ -959,3 +959,72 @@ fn send_needs_a_ready_peer_and_room() {
     );
     assert_eq!(transmit(&mut peer).len(), 24 + 1 + 13 * 36);
 }
+
+#[test]
+fn gossiped_ip_addresses_are_passed_up_and_other_networks_skipped() {
+    use bitcoin::p2p::address::{AddrV2, AddrV2Message};
+    let mut peer = ready_peer();
+    let v4 = SocketAddr::from((Ipv4Addr::new(10, 1, 2, 3), 8333));
+    let v6: SocketAddr = "[2001:db8::7]:18444".parse().unwrap();
+    let mut input = raw(NetworkMessage::Addr(vec![
+        (1_700_000_001, Address::new(&v4, ServiceFlags::NETWORK)),
+        (1_700_000_002, Address::new(&v6, ServiceFlags::WITNESS)),
+    ]));
+    let v2 = |addr, port| AddrV2Message {
+        time: 1_700_000_003,
+        services: ServiceFlags::NETWORK,
+        addr,
+        port,
+    };
+    input.extend(raw(NetworkMessage::AddrV2(vec![
+        v2(AddrV2::Ipv4(Ipv4Addr::new(192, 0, 2, 9)), 8333),
+        v2(AddrV2::TorV3([5; 32]), 8333),
+        v2(AddrV2::Ipv6("2001:db8::9".parse().unwrap()), 8334),
+    ])));
+    let mut events = Vec::new();
+    feed(&mut peer, 10, &input, 11, &mut events);
+    let addrs: Vec<GossipAddr> = events
+        .iter()
+        .map(|e| match e {
+            PeerEvent::Addr(a) => *a,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let mapped = |a: [u8; 4]| {
+        let mut ip = [0u8; 16];
+        ip[10] = 0xff;
+        ip[11] = 0xff;
+        ip[12..].copy_from_slice(&a);
+        ip
+    };
+    let v6_bytes = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap().octets();
+    assert_eq!(
+        addrs,
+        [
+            GossipAddr {
+                time: 1_700_000_001,
+                services: 1,
+                ip: mapped([10, 1, 2, 3]),
+                port: 8333
+            },
+            GossipAddr {
+                time: 1_700_000_002,
+                services: 8,
+                ip: v6_bytes("2001:db8::7"),
+                port: 18444
+            },
+            GossipAddr {
+                time: 1_700_000_003,
+                services: 1,
+                ip: mapped([192, 0, 2, 9]),
+                port: 8333
+            },
+            GossipAddr {
+                time: 1_700_000_003,
+                services: 1,
+                ip: v6_bytes("2001:db8::9"),
+                port: 8334
+            },
+        ]
+    );
+}

@@ -14,8 +14,8 @@ use std::thread;
 use std::time::Duration;
 
 use electrum_spv_core::p2p::{
-    Command, InvVector, MAX_INV_PAYLOAD, Magic, Message, MessageReader, NetAddr, Outgoing, Version,
-    encode,
+    Command, EncodeError, InvVector, MAX_INV_PAYLOAD, Magic, Message, MessageReader, NetAddr,
+    Outgoing, Version, encode,
 };
 
 use crate::Error;
@@ -190,6 +190,15 @@ impl ScriptedPeer {
             .count()
     }
 
+    /// Sends `msg` on every connection whose handshake completed; returns on how many it was
+    /// written.
+    pub fn send(&self, msg: &Outgoing<'_>) -> usize {
+        let frame = frame(self.shared.script.magic, msg);
+        let mut ready = lock(&self.shared.ready);
+        ready.retain(|w| lock(w).write_all(&frame).is_ok());
+        ready.len()
+    }
+
     /// Sends an `inv` of `items` on every connection whose handshake completed; returns on how
     /// many it was written.
     pub fn announce(&self, items: &[InvVector]) -> usize {
@@ -234,7 +243,14 @@ fn new_shared(script: PeerScript) -> Arc<Shared> {
 /// `msg` as a whole frame.
 fn frame(magic: Magic, msg: &Outgoing<'_>) -> Vec<u8> {
     let mut buf = vec![0u8; 4096];
-    let n = encode(magic, msg, &mut buf).unwrap_or(0);
+    let n = match encode(magic, msg, &mut buf) {
+        Ok(n) => n,
+        Err(EncodeError::BufferTooSmall { needed }) => {
+            buf.resize(needed, 0);
+            encode(magic, msg, &mut buf).unwrap_or(0)
+        }
+        Err(_) => 0,
+    };
     buf.truncate(n);
     buf
 }

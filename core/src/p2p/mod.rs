@@ -57,7 +57,9 @@ pub use message::{
     AddrV2Entry, EncodeError, InvType, InvVector, Message, MessageError, MessageReader, NetAddr,
     Outgoing, Reject, TimedAddr, Version, encode,
 };
-pub use peer::{Peer, PeerConfig, PeerError, PeerEvent, PeerInfo, PingError, SendError};
+pub use peer::{
+    GossipAddr, Peer, PeerConfig, PeerError, PeerEvent, PeerInfo, PingError, SendError,
+};
 pub use serve::{TxForm, TxFrame, WireTx};
 
 /// Largest payload of any message, Bitcoin Core's `MAX_PROTOCOL_MESSAGE_LENGTH`: also the

@@ -30,11 +30,11 @@
 //!
 //! ## Other messages, once ready
 //! Passed up: `sendheaders`, `feefilter`, `sendcmpct`, `getaddr`, `inv` / `getdata` /
-//! `notfound` / `headers` (list start, each item, list end), and a `tx`'s ids
+//! `notfound` / `headers` (list start, each item, list end), `reject`, the IP addresses of
+//! `addr` and `addrv2` ([`PeerEvent::Addr`], entry by entry), and a `tx`'s ids
 //! ([`PeerEvent::Tx`]; its bytes are not kept). A malformed message that the reader dropped
-//! without losing the stream is [`PeerEvent::Dropped`]. Ignored: `addr` and `addrv2` (start,
-//! entries, end), `getheaders`, `reject`, a `tx`'s start and bytes, and commands not decoded
-//! here.
+//! without losing the stream is [`PeerEvent::Dropped`]. Ignored: `getheaders`, a `tx`'s start
+//! and bytes, addresses of other networks than IP, and commands not decoded here.
 //!
 //! ## Bounds
 //! Outgoing bytes wait in a buffer of [`OUT_BUFFER_SIZE`]; at most [`MAX_EVENTS`] events wait
@@ -108,6 +108,24 @@ pub struct PeerConfig<'a> {
     /// How long a `getheaders` may go unanswered before [`PeerEvent::RequestTimeout`] (not a
     /// failure: bcoin does not answer a `getheaders` at its tip).
     pub request_timeout_ms: u64,
+}
+
+/// BIP155 network id of IPv4.
+const ADDRV2_IPV4: u8 = 1;
+/// BIP155 network id of IPv6.
+const ADDRV2_IPV6: u8 = 2;
+
+/// A node address a peer gossiped (`addr`, or an IP entry of `addrv2`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GossipAddr {
+    /// When the peer says the node was last seen (Unix seconds).
+    pub time: u32,
+    /// Its service bits, as gossiped.
+    pub services: u64,
+    /// IPv6, or IPv4 mapped into `::ffff:0:0/96`.
+    pub ip: [u8; 16],
+    /// TCP port.
+    pub port: u16,
 }
 
 /// What the remote announced, as [`PeerEvent::Ready`] reports it.
@@ -271,6 +289,10 @@ pub enum PeerEvent {
         /// The request's command.
         command: Command,
     },
+    /// An entry of `addr`, or an IPv4 or IPv6 entry of `addrv2` (other networks are not
+    /// reported). Not covered by the message's checksum yet, and unverifiable anyway: an
+    /// address to try, nothing more.
+    Addr(GossipAddr),
     /// A `tx` was received whole (its bytes are not kept).
     Tx {
         /// Its txid.
@@ -364,7 +386,33 @@ fn incoming(msg: Message<'_>) -> Incoming {
         }
         Message::Inventory(inv) => Incoming::Event(Command::Inv, Some(PeerEvent::Inventory(inv))),
         Message::Header(h) => Incoming::Event(Command::Headers, Some(PeerEvent::Header(*h))),
-        Message::Addr(_) | Message::AddrV2(_) => Incoming::Nothing,
+        Message::Addr(a) => Incoming::Event(
+            Command::Addr,
+            Some(PeerEvent::Addr(GossipAddr {
+                time: a.time,
+                services: a.addr.services,
+                ip: a.addr.ip,
+                port: a.addr.port,
+            })),
+        ),
+        Message::AddrV2(a) => {
+            let ip = match (a.network, a.addr) {
+                (ADDRV2_IPV4, &[a0, a1, a2, a3]) => {
+                    Some([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a0, a1, a2, a3])
+                }
+                (ADDRV2_IPV6, bytes) => <[u8; 16]>::try_from(bytes).ok(),
+                _ => None,
+            };
+            let event = ip.map(|ip| {
+                PeerEvent::Addr(GossipAddr {
+                    time: a.time,
+                    services: a.services,
+                    ip,
+                    port: a.port,
+                })
+            });
+            Incoming::Event(Command::AddrV2, event)
+        }
         Message::GetHeadersStart { .. } => Incoming::Event(Command::GetHeaders, None),
         Message::Locator(_) | Message::GetHeadersEnd { .. } => Incoming::Nothing,
         Message::TxStart { .. } => Incoming::Event(Command::Tx, None),

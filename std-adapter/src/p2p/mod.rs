@@ -20,6 +20,7 @@
 pub mod addr;
 pub mod broadcast;
 pub mod connection;
+pub mod gossip;
 pub mod headers;
 pub mod inv;
 pub mod outgoing;

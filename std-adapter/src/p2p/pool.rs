@@ -17,7 +17,7 @@
 //!
 //! `addr` gossip is not used yet: addresses peers send are ignored.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -32,6 +32,7 @@ use super::addr::{NodeId, PeerAddr};
 use super::connection::{
     self, ConnEvent, Connection, ConnectionConfig, DropReason, FrameSender, GetDataServer,
 };
+use super::gossip::AddrBook;
 use super::inv::InvItem;
 use super::outgoing::{OwnedMessage, SendError};
 use super::relay::Relay;
@@ -63,6 +64,10 @@ pub struct PeerPoolConfig {
     /// Announced items buffered for each [`PeerPool::invs`] receiver; one that falls further
     /// behind loses the oldest (`RecvError::Lagged` says how many).
     pub inv_capacity: usize,
+    /// Outbound connections to keep with addresses peers gossip (`addr`/`addrv2`, asked with
+    /// `getaddr`, rate-limited as Core does: [`super::gossip`]); 0 turns gossip off. A gossiped
+    /// peer is dialed once, never again after a loss.
+    pub gossip_target: usize,
 }
 
 impl PeerPoolConfig {
@@ -79,6 +84,7 @@ impl PeerPoolConfig {
             max_inbound: 32,
             max_dropped: 1024,
             inv_capacity: 16_384,
+            gossip_target: 0,
         }
     }
 }
@@ -161,6 +167,8 @@ struct State {
     live: HashMap<u64, Live>,
     dropped: VecDeque<DroppedPeer>,
     inbound: usize,
+    /// Nodes an outbound task is dialing or connected to.
+    dialing: HashSet<NodeId>,
 }
 
 pub(super) struct Shared {
@@ -169,6 +177,8 @@ pub(super) struct Shared {
     /// The broadcast table and what it serves (its own lock: `state` is never locked while it
     /// is held).
     relay: Mutex<Relay>,
+    /// Gossiped addresses (its own lock, never held with another).
+    book: Mutex<AddrBook>,
     /// Bumped on every change of `state`, so waiters wake.
     changed: watch::Sender<u64>,
     invs: broadcast::Sender<InvItem>,
@@ -256,7 +266,8 @@ impl Shared {
         };
         let mut conn =
             Connection::spawn_serving(stream, remote, self.config.connection.clone(), Some(server));
-        let id = self.register(node.clone(), direction, conn.sender());
+        let sender = conn.sender();
+        let id = self.register(node.clone(), direction, sender.clone());
         let mut ready = false;
         let reason = loop {
             match conn.recv().await {
@@ -265,6 +276,16 @@ impl Shared {
                 Some(ConnEvent::Ready(info)) => {
                     ready = true;
                     self.update(id, |l| l.info = Some(info));
+                    if self.config.gossip_target > 0 && direction == Direction::Outbound {
+                        self.book().solicited(&node, std::time::Instant::now());
+                        let _ = sender.try_send(&OwnedMessage::GetAddr);
+                    }
+                }
+                Some(ConnEvent::Other(PeerEvent::Addr(gossip))) => {
+                    if self.config.gossip_target > 0 {
+                        self.book().offer(&node, &gossip, std::time::Instant::now());
+                        self.fill();
+                    }
                 }
                 Some(ConnEvent::Pong { rtt_ms }) => self.update(id, |l| l.ping_ms = Some(rtt_ms)),
                 Some(ConnEvent::List {
@@ -325,15 +346,45 @@ impl Shared {
         (reason, ready)
     }
 
-    /// Dials `addr` until the reconnect policy gives up.
-    async fn outbound(self: Arc<Self>, addr: PeerAddr) {
+    fn book(&self) -> MutexGuard<'_, AddrBook> {
+        self.book.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Dials gossiped candidates while fewer than [`PeerPoolConfig::gossip_target`] outbound
+    /// nodes are dialed or connected.
+    fn fill(self: &Arc<Self>) {
+        loop {
+            let busy: HashSet<NodeId> = self.state().dialing.clone();
+            if busy.len() >= self.config.gossip_target {
+                return;
+            }
+            let Some(addr) = self.book().next(|n| busy.contains(n)) else {
+                return;
+            };
+            self.state().dialing.insert(addr.node_id());
+            self.spawn(self.clone().outbound(addr, false));
+        }
+    }
+
+    /// Dials `addr` until the reconnect policy gives up (once, without `redial`).
+    async fn outbound(self: Arc<Self>, addr: PeerAddr, redial: bool) {
+        let node = addr.node_id();
+        self.state().dialing.insert(node.clone());
+        self.dial(&addr, redial).await;
+        self.state().dialing.remove(&node);
+        if self.config.gossip_target > 0 {
+            self.fill();
+        }
+    }
+
+    async fn dial(self: &Arc<Self>, addr: &PeerAddr, redial: bool) {
         let node = addr.node_id();
         // Failed attempts in a row.
         let mut failures = 0u32;
         loop {
             let proxy = self.config.proxy.as_deref();
             let (reason, ready) =
-                match connection::open(&addr, proxy, self.config.connect_timeout).await {
+                match connection::open(addr, proxy, self.config.connect_timeout).await {
                     Ok(stream) => {
                         // Into our `version` only an address known without a lookup.
                         let remote = match (&self.config.proxy, addr.host.parse::<IpAddr>()) {
@@ -345,7 +396,7 @@ impl Shared {
                     }
                     Err(reason) => (reason, false),
                 };
-            let again = redial(&reason);
+            let again = redial && may_redial(&reason);
             self.record_drop(node.clone(), Direction::Outbound, reason, ready);
             let Some(policy) = self.config.reconnect.filter(|_| again) else {
                 return;
@@ -394,7 +445,7 @@ impl Shared {
 
 /// Whether to dial a peer again after `reason`: not after a protocol violation, a connection
 /// to ourselves, an obsolete version, or our own shutdown.
-fn redial(reason: &DropReason) -> bool {
+fn may_redial(reason: &DropReason) -> bool {
     !reason.is_protocol_violation()
         && !matches!(
             reason,
@@ -429,6 +480,7 @@ impl PeerPool {
                 config,
                 state: Mutex::new(State::default()),
                 relay: Mutex::new(Relay::default()),
+                book: Mutex::new(AddrBook::default()),
                 changed,
                 invs,
                 events,
@@ -448,7 +500,7 @@ impl PeerPool {
 
     /// Dials `addr` (and again after a loss, by the reconnect policy).
     pub fn add_peer(&self, addr: PeerAddr) {
-        self.shared.spawn(self.shared.clone().outbound(addr));
+        self.shared.spawn(self.shared.clone().outbound(addr, true));
     }
 
     /// Accepts inbound peers on `addr` (port 0: any free port); returns the bound address.
@@ -484,6 +536,16 @@ impl PeerPool {
             key(a).cmp(&key(b)).then_with(|| a.node.cmp(&b.node))
         });
         out
+    }
+
+    /// Gossiped addresses waiting to be dialed ([`PeerPoolConfig::gossip_target`]).
+    pub fn gossiped(&self) -> Vec<PeerAddr> {
+        self.shared.book().candidates()
+    }
+
+    /// Gossiped addresses dropped for exceeding their node's rate ([`super::gossip`]).
+    pub fn gossip_rate_limited(&self) -> u64 {
+        self.shared.book().rate_limited()
     }
 
     /// Ended connections and failed dials, oldest first (at most
