@@ -39,7 +39,7 @@ fn gossiped_peers_are_dialed_up_to_the_target_and_unsolicited_floods_rate_limite
         let mut config = PeerPoolConfig::new(Network::Regtest);
         config.gossip_target = 3;
         let seed_addr = PeerAddr::new("127.0.0.1", seed.addr().port());
-        let pool = PeerPool::start(&[seed_addr.clone()], config);
+        let pool = PeerPool::start(std::slice::from_ref(&seed_addr), config);
         let seed_id = seed_addr.node_id();
         assert!(
             pool.wait_until(Duration::from_secs(10), |p| p.info(&seed_id).is_some())
