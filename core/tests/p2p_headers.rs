@@ -243,6 +243,62 @@ fn unconnecting_messages_are_tolerated_up_to_cores_limit() {
 }
 
 #[test]
+fn a_refused_headers_message_is_a_fault_and_a_bad_checksum_is_not() {
+    let hs = headers(RECENT);
+    let mut sync = recent();
+    apply(&mut sync, &list(&hs[..10])).unwrap();
+    // The reader refused a message from its count: no list start came, yet it is a fault
+    // (before, it was ignored and the request's timeout read as "synced").
+    let refused = MessageError::TooManyItems {
+        command: Command::Headers,
+        count: 2_001,
+        cap: MAX_HEADERS,
+    };
+    assert_eq!(
+        sync.handle(&PeerEvent::Dropped(refused)),
+        Err(HeadersFault::Malformed(refused))
+    );
+    // A non-zero transaction count in the middle of a message: a fault, the list abandoned.
+    let mut events = list(&hs[10..20]);
+    events.truncate(5);
+    apply(&mut sync, &events).unwrap();
+    let malformed = MessageError::Malformed {
+        command: Command::Headers,
+        why: message::Malformed::NonZeroTxCount,
+    };
+    assert_eq!(
+        sync.handle(&PeerEvent::Dropped(malformed)),
+        Err(HeadersFault::Malformed(malformed))
+    );
+    // Refused messages of other commands are not this sync's business.
+    let inv = MessageError::TooManyItems {
+        command: Command::Inv,
+        count: 50_001,
+        cap: MAX_INV_ITEMS,
+    };
+    assert_eq!(sync.handle(&PeerEvent::Dropped(inv)), Ok(None));
+    // A bad checksum is not a fault (Core drops the message and keeps the peer): the message
+    // is lost, and asked for again; the rest of it is ignored.
+    let mut events = list(&hs[10..20]);
+    events.truncate(5);
+    apply(&mut sync, &events).unwrap();
+    let bad = MessageError::Frame(FrameError::BadChecksum {
+        command: Command::Headers,
+    });
+    assert_eq!(
+        sync.handle(&PeerEvent::Dropped(bad)),
+        Ok(Some(HeadersStep::Lost))
+    );
+    assert_eq!(sync.handle(&PeerEvent::Header(hs[14])), Ok(None));
+    // Headers verified before stay; the sync goes on.
+    assert_eq!(sync.tip().unwrap().height, RECENT_START + 13);
+    assert_eq!(
+        apply(&mut sync, &list(&hs[14..20])),
+        Ok(Some(HeadersStep::Synced))
+    );
+}
+
+#[test]
 fn sizes_are_bounded() {
     use electrum_spv_core::p2p::broadcast::TX_STATUS_MAX_SIZE;
     use electrum_spv_core::p2p::headers::P2P_HEADERS_MAX_SIZE;

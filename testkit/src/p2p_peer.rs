@@ -3,6 +3,11 @@
 //! hostile in one chosen way ([`Behaviour`]). Tests point a client at [`ScriptedPeer::addr`]
 //! as they would at any node's `host:port`.
 //!
+//! Beyond the handshake an honest peer can play a node's part in relay and header sync, as
+//! [`PeerScript`] asks: request what is announced to it (`getdata` after an `inv`), serve the
+//! transactions it holds (and `notfound` for the rest), and answer `getheaders` from a chain
+//! (or with scripted replies first). It records what it received, item by item.
+//!
 //! One thread per connection (as the kit's other servers); the peer stops on drop, closing
 //! every connection it holds.
 
@@ -13,9 +18,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
 
+use electrum_spv_core::hash::{BlockHash, Txid, sha256d};
 use electrum_spv_core::p2p::{
-    Command, EncodeError, InvVector, MAX_INV_PAYLOAD, Magic, Message, MessageReader, NetAddr,
-    Outgoing, Version, encode,
+    Command, EncodeError, InvType, InvVector, MAX_HEADERS, MAX_INV_ITEMS, MAX_INV_PAYLOAD, Magic,
+    Message, MessageReader, NetAddr, Outgoing, TxForm, Version, WireTx, encode,
 };
 
 use crate::Error;
@@ -40,7 +46,33 @@ pub enum Behaviour {
     /// Sends the first bytes of a `version` one byte at a time, slowly, and never finishes the
     /// handshake.
     Slowloris,
+    /// Once the handshake completed: a frame header announcing an `inv` of 2 items, then the
+    /// first item whole and part of the second; then it closes the connection.
+    TruncatedThenClose,
+    /// As [`Behaviour::TruncatedThenClose`], but it then keeps the connection open and silent
+    /// (no pong either).
+    TruncatedThenStall,
+    /// Honest handshake (send it with version 70016), then `wtxidrelay` after our `verack`.
+    WtxidRelayAfterVerack,
+    /// Once the handshake completed: an `inv` frame within the command's cap whose count says
+    /// 50,001 items (the payload is just the count, the checksum right).
+    InvCountOverCap,
+    /// Once the handshake completed: a real 50,001-item `inv` (header with its honest length,
+    /// then the payload).
+    InvOverCap,
+    /// Answers every `getheaders` with a `headers` frame within the cap whose count says 2,001
+    /// (the payload is just the count, the checksum right).
+    HeadersCountOverCap,
+    /// Answers every `getheaders` with a real 2,001-header `headers` message (zero headers,
+    /// the frame's honest length).
+    HeadersOverCap,
+    /// Once the handshake completed: [`FLOOD_PINGS`] pings each followed by a message of an
+    /// unknown command, as fast as it can write (while it keeps reading).
+    Flood,
 }
+
+/// Pings (and unknown messages) [`Behaviour::Flood`] sends.
+pub const FLOOD_PINGS: usize = 20_000;
 
 /// What the peer announces and how it behaves.
 #[derive(Clone, Debug)]
@@ -53,12 +85,26 @@ pub struct PeerScript {
     pub pong_delay: Duration,
     /// User agent.
     pub user_agent: String,
-    /// Protocol version (bcoin's 70015 by default).
+    /// Protocol version (bcoin's 70015 by default; from 70016 an honest peer sends
+    /// `wtxidrelay` and `sendaddrv2` before its `verack`).
     pub version: i32,
     /// Service bits (NETWORK | WITNESS by default).
     pub services: u64,
     /// Start height.
     pub start_height: i32,
+    /// Ask for every transaction announced to it (`getdata`, `MSG_WITNESS_TX` when it has
+    /// the WITNESS service bit, else `MSG_TX`; `MSG_WTX` entries as they came).
+    pub request_announced: bool,
+    /// Raw transactions it serves on `getdata` (by txid, or by wtxid for `MSG_WTX`), in the
+    /// form asked; anything else asked gets `notfound`.
+    pub txs: Vec<Vec<u8>>,
+    /// Replies to the first `getheaders` requests, in order (each a whole `headers` message,
+    /// possibly empty); later requests are answered from [`PeerScript::chain`].
+    pub headers_replies: Vec<Vec<[u8; 80]>>,
+    /// The chain it answers `getheaders` from, genesis first: the headers after the first
+    /// locator hash it holds (at most 2,000), or with an empty locator the header named by the
+    /// stop hash. Nothing held: an empty `headers` (as Core answers at its tip).
+    pub chain: Vec<[u8; 80]>,
 }
 
 impl PeerScript {
@@ -73,13 +119,23 @@ impl PeerScript {
             version: 70015,
             services: 9,
             start_height: 100,
+            request_announced: false,
+            txs: Vec::new(),
+            headers_replies: Vec::new(),
+            chain: Vec::new(),
         }
     }
 
-    /// A regtest peer behaving as `behaviour`.
+    /// A regtest peer behaving as `behaviour` (with version 70016 for
+    /// [`Behaviour::WtxidRelayAfterVerack`], where `wtxidrelay` exists).
     pub fn hostile(behaviour: Behaviour) -> PeerScript {
+        let version = match behaviour {
+            Behaviour::WtxidRelayAfterVerack => 70016,
+            _ => 70015,
+        };
         PeerScript {
             behaviour,
+            version,
             ..PeerScript::honest()
         }
     }
@@ -100,6 +156,12 @@ struct Shared {
     pongs: AtomicU64,
     /// Commands of every message read whole.
     received: Mutex<Vec<Command>>,
+    /// Items of every `inv`, `getdata` and `notfound` read whole, with the command.
+    items: Mutex<Vec<(Command, InvVector)>>,
+    /// Txids of every `tx` read whole.
+    txs: Mutex<Vec<Txid>>,
+    /// `getheaders` answered so far (indexes [`PeerScript::headers_replies`]).
+    headers_asked: AtomicUsize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -190,13 +252,23 @@ impl ScriptedPeer {
             .count()
     }
 
-    /// Sends `msg` on every connection whose handshake completed; returns on how many it was
-    /// written.
-    pub fn send(&self, msg: &Outgoing<'_>) -> usize {
-        let frame = frame(self.shared.script.magic, msg);
-        let mut ready = lock(&self.shared.ready);
-        ready.retain(|w| lock(w).write_all(&frame).is_ok());
-        ready.len()
+    /// Items of every `command` list (`inv`, `getdata`, `notfound`) read whole, in order.
+    pub fn received_items(&self, command: Command) -> Vec<InvVector> {
+        lock(&self.shared.items)
+            .iter()
+            .filter(|(c, _)| *c == command)
+            .map(|(_, i)| *i)
+            .collect()
+    }
+
+    /// Txids of every `tx` read whole, in order.
+    pub fn received_txs(&self) -> Vec<Txid> {
+        lock(&self.shared.txs).clone()
+    }
+
+    /// `getheaders` requests answered so far.
+    pub fn headers_requests(&self) -> usize {
+        self.shared.headers_asked.load(Ordering::SeqCst)
     }
 
     /// Sends an `inv` of `items` on every connection whose handshake completed; returns on how
@@ -208,8 +280,31 @@ impl ScriptedPeer {
         {
             *b ^= 0xff;
         }
+        self.write_ready(&frame)
+    }
+
+    /// Sends an `inv` of `items` after `delay`, from another thread (the call returns at
+    /// once), on every connection whose handshake completed by then.
+    pub fn announce_after(&self, delay: Duration, items: Vec<InvVector>) {
+        let shared = self.shared.clone();
+        thread::spawn(move || {
+            thread::sleep(delay);
+            if !shared.stop.load(Ordering::SeqCst) {
+                let frame = frame(shared.script.magic, &Outgoing::Inv(&items));
+                lock(&shared.ready).retain(|w| lock(w).write_all(&frame).is_ok());
+            }
+        });
+    }
+
+    /// Sends `msg` on every connection whose handshake completed; returns on how many it was
+    /// written.
+    pub fn send(&self, msg: &Outgoing<'_>) -> usize {
+        self.write_ready(&frame(self.shared.script.magic, msg))
+    }
+
+    fn write_ready(&self, bytes: &[u8]) -> usize {
         let mut ready = lock(&self.shared.ready);
-        ready.retain(|w| lock(w).write_all(&frame).is_ok());
+        ready.retain(|w| lock(w).write_all(bytes).is_ok());
         ready.len()
     }
 }
@@ -237,10 +332,13 @@ fn new_shared(script: PeerScript) -> Arc<Shared> {
         ready: Mutex::new(Vec::new()),
         pongs: AtomicU64::new(0),
         received: Mutex::new(Vec::new()),
+        items: Mutex::new(Vec::new()),
+        txs: Mutex::new(Vec::new()),
+        headers_asked: AtomicUsize::new(0),
     })
 }
 
-/// `msg` as a whole frame.
+/// `msg` as a whole frame (empty if it does not encode).
 fn frame(magic: Magic, msg: &Outgoing<'_>) -> Vec<u8> {
     let mut buf = vec![0u8; 4096];
     let n = match encode(magic, msg, &mut buf) {
@@ -253,6 +351,146 @@ fn frame(magic: Magic, msg: &Outgoing<'_>) -> Vec<u8> {
     };
     buf.truncate(n);
     buf
+}
+
+/// A frame of `command` with `payload` as given (any length, any content), checksum right.
+fn raw_frame(magic: Magic, command: Command, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(24 + payload.len());
+    out.extend_from_slice(&magic.0);
+    out.extend_from_slice(&command.field());
+    out.extend_from_slice(
+        &u32::try_from(payload.len())
+            .unwrap_or(u32::MAX)
+            .to_le_bytes(),
+    );
+    out.extend_from_slice(sha256d(payload).get(..4).unwrap_or(&[]));
+    out.extend_from_slice(payload);
+    out
+}
+
+/// A compact size.
+fn varint(n: u64) -> Vec<u8> {
+    match n {
+        0..=0xfc => vec![n as u8],
+        0xfd..=0xffff => {
+            let mut v = vec![0xfd];
+            v.extend_from_slice(&(n as u16).to_le_bytes());
+            v
+        }
+        _ => {
+            let mut v = vec![0xfe];
+            v.extend_from_slice(&(n as u32).to_le_bytes());
+            v
+        }
+    }
+}
+
+/// What a hostile behaviour sends once the handshake completed (or `None`).
+fn after_handshake(b: Behaviour, magic: Magic) -> Option<Vec<u8>> {
+    Some(match b {
+        Behaviour::TruncatedThenClose | Behaviour::TruncatedThenStall => {
+            let items = [InvVector {
+                kind: InvType::TX,
+                hash: [0x77; 32],
+            }; 2];
+            let mut f = frame(magic, &Outgoing::Inv(&items));
+            // Header, count, the first item and 10 bytes of the second.
+            f.truncate(24 + 1 + 36 + 10);
+            f
+        }
+        Behaviour::WtxidRelayAfterVerack => frame(magic, &Outgoing::WtxidRelay),
+        Behaviour::InvCountOverCap => {
+            raw_frame(magic, Command::Inv, &varint(u64::from(MAX_INV_ITEMS) + 1))
+        }
+        Behaviour::InvOverCap => {
+            let n = MAX_INV_ITEMS as usize + 1;
+            let mut payload = varint(n as u64);
+            for i in 0..n {
+                payload.extend_from_slice(&InvType::TX.0.to_le_bytes());
+                let mut hash = [0u8; 32];
+                hash[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                payload.extend_from_slice(&hash);
+            }
+            raw_frame(magic, Command::Inv, &payload)
+        }
+        _ => return None,
+    })
+}
+
+/// What [`Behaviour::HeadersCountOverCap`] and [`Behaviour::HeadersOverCap`] answer a
+/// `getheaders` with (`None` for other behaviours).
+fn headers_over_cap(b: Behaviour, magic: Magic) -> Option<Vec<u8>> {
+    Some(match b {
+        Behaviour::HeadersCountOverCap => {
+            raw_frame(magic, Command::Headers, &varint(u64::from(MAX_HEADERS) + 1))
+        }
+        Behaviour::HeadersOverCap => {
+            let n = MAX_HEADERS as usize + 1;
+            let mut payload = varint(n as u64);
+            for _ in 0..n {
+                payload.extend_from_slice(&[0u8; 81]);
+            }
+            raw_frame(magic, Command::Headers, &payload)
+        }
+        _ => return None,
+    })
+}
+
+/// The `headers` reply to a `getheaders` of `locator` and `stop`.
+fn headers_reply(s: &Shared, locator: &[BlockHash], stop: BlockHash) -> Vec<[u8; 80]> {
+    let asked = s.headers_asked.fetch_add(1, Ordering::SeqCst);
+    if let Some(reply) = s.script.headers_replies.get(asked) {
+        return reply.clone();
+    }
+    let chain = &s.script.chain;
+    let hash_of = |h: &[u8; 80]| BlockHash::from_byte_array(sha256d(h));
+    if locator.is_empty() {
+        return chain
+            .iter()
+            .filter(|h| hash_of(h) == stop)
+            .take(1)
+            .copied()
+            .collect();
+    }
+    let Some(at) = locator
+        .iter()
+        .find_map(|l| chain.iter().position(|h| hash_of(h) == *l))
+    else {
+        return Vec::new();
+    };
+    chain
+        .iter()
+        .skip(at + 1)
+        .take(MAX_HEADERS as usize)
+        .copied()
+        .collect()
+}
+
+/// The frames answering a `getdata` of `items`: the transactions held, then one `notfound`.
+fn getdata_reply(script: &PeerScript, items: &[InvVector]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut missing = Vec::new();
+    for item in items {
+        let served = script.txs.iter().find_map(|raw| {
+            let wire = WireTx::parse(raw).ok()?;
+            let form = TxForm::of(item.kind)?;
+            wire.is_named_by(item)
+                .then(|| wire.frame(script.magic, form))
+        });
+        match served {
+            Some(f) => {
+                out.extend_from_slice(&f.header);
+                for piece in f.payload {
+                    out.extend_from_slice(piece);
+                }
+            }
+            None => missing.push(*item),
+        }
+    }
+    if !missing.is_empty() {
+        out.extend_from_slice(&frame(script.magic, &Outgoing::NotFound(&missing)));
+    }
+    out
 }
 
 fn version_frame(script: &PeerScript, magic: Magic) -> Vec<u8> {
@@ -284,7 +522,16 @@ enum Action {
     Handshake,
     Ready,
     Pong(u64),
+    /// Bytes to write (a reply).
+    Reply(Vec<u8>),
     Nothing,
+}
+
+/// A list or `getheaders` being read.
+#[derive(Default)]
+struct Pending {
+    items: Vec<InvVector>,
+    locator: Vec<BlockHash>,
 }
 
 fn serve(conn: TcpStream, s: &Shared) {
@@ -324,12 +571,15 @@ fn serve(conn: TcpStream, s: &Shared) {
             }
             return;
         }
-        Behaviour::Honest | Behaviour::BadChecksum | Behaviour::WrongPongNonce => None,
+        _ => None,
     };
     if let Some(bytes) = opening {
         // Then read until the client hangs up, so it sees the bytes before any reset.
         send(&bytes);
     }
+    // Silent once a cut frame is out: no pong, no reply.
+    let mut silent = false;
+    let mut pending = Pending::default();
     let mut reader = MessageReader::new(magic);
     let mut read = conn;
     let mut buf = vec![0u8; 64 * 1024];
@@ -349,26 +599,91 @@ fn serve(conn: TcpStream, s: &Shared) {
                 Ok(Some(Message::Version(_))) => Action::Handshake,
                 Ok(Some(Message::Verack)) => Action::Ready,
                 Ok(Some(Message::Ping(n))) => Action::Pong(n),
+                Ok(Some(Message::ListStart { .. } | Message::GetHeadersStart { .. })) => {
+                    pending = Pending::default();
+                    Action::Nothing
+                }
+                Ok(Some(Message::Inventory(item))) => {
+                    pending.items.push(item);
+                    Action::Nothing
+                }
+                Ok(Some(Message::Locator(hash))) => {
+                    pending.locator.push(hash);
+                    Action::Nothing
+                }
                 Ok(Some(msg)) => {
                     if let Some(command) = command_of(&msg) {
                         lock(&s.received).push(command);
                     }
-                    Action::Nothing
+                    match msg {
+                        Message::ListEnd { command } => {
+                            let items = std::mem::take(&mut pending.items);
+                            lock(&s.items).extend(items.iter().map(|i| (command, *i)));
+                            match command {
+                                Command::GetData => Action::Reply(getdata_reply(script, &items)),
+                                Command::Inv if script.request_announced => {
+                                    Action::Reply(request(script, &items))
+                                }
+                                _ => Action::Nothing,
+                            }
+                        }
+                        Message::GetHeadersEnd { stop } => {
+                            let locator = std::mem::take(&mut pending.locator);
+                            let headers = headers_reply(s, &locator, stop);
+                            Action::Reply(
+                                headers_over_cap(script.behaviour, magic)
+                                    .unwrap_or_else(|| frame(magic, &Outgoing::Headers(&headers))),
+                            )
+                        }
+                        Message::Tx { txid, .. } => {
+                            lock(&s.txs).push(txid);
+                            Action::Nothing
+                        }
+                        _ => Action::Nothing,
+                    }
                 }
                 Ok(None) => break,
                 Err(e) if e.is_fatal() => return,
                 Err(_) => Action::Nothing,
             };
-            if opening_sent(script.behaviour) {
+            if opening_sent(script.behaviour) || silent {
                 continue;
             }
             let ok = match action {
                 Action::Handshake => {
-                    send(&version_frame(script, magic)) && send(&frame(magic, &Outgoing::Verack))
+                    let mut out = version_frame(script, magic);
+                    if script.behaviour == Behaviour::Honest && script.version >= 70016 {
+                        out.extend(frame(magic, &Outgoing::WtxidRelay));
+                        out.extend(frame(magic, &Outgoing::SendAddrV2));
+                    }
+                    out.extend(frame(magic, &Outgoing::Verack));
+                    send(&out)
                 }
                 Action::Ready => {
                     lock(&s.ready).push(writer.clone());
-                    true
+                    match script.behaviour {
+                        Behaviour::Flood => {
+                            flood(writer.clone(), magic, s);
+                            true
+                        }
+                        b => match after_handshake(b, magic) {
+                            Some(bytes) => {
+                                // The peer may hang up at once (an oversize header): ignore.
+                                send(&bytes);
+                                // Whatever it sends next would complete the cut frame.
+                                silent = matches!(
+                                    b,
+                                    Behaviour::TruncatedThenClose | Behaviour::TruncatedThenStall
+                                );
+                                if b == Behaviour::TruncatedThenClose {
+                                    let _ = read.shutdown(Shutdown::Both);
+                                    break;
+                                }
+                                true
+                            }
+                            None => true,
+                        },
+                    }
                 }
                 Action::Pong(nonce) => {
                     thread::sleep(script.pong_delay);
@@ -379,6 +694,7 @@ fn serve(conn: TcpStream, s: &Shared) {
                     s.pongs.fetch_add(1, Ordering::SeqCst);
                     send(&frame(magic, &Outgoing::Pong(nonce)))
                 }
+                Action::Reply(bytes) => bytes.is_empty() || send(&bytes),
                 Action::Nothing => true,
             };
             if !ok {
@@ -387,6 +703,45 @@ fn serve(conn: TcpStream, s: &Shared) {
         }
     }
     lock(&s.ready).retain(|w| !Arc::ptr_eq(w, &writer));
+}
+
+/// The `getdata` asking for the transactions among announced `items` (empty if none).
+fn request(script: &PeerScript, items: &[InvVector]) -> Vec<u8> {
+    let wanted: Vec<InvVector> = items
+        .iter()
+        .filter(|i| TxForm::of(i.kind).is_some())
+        .map(|i| match i.kind {
+            InvType::TX if script.services & 8 != 0 => InvVector {
+                kind: InvType::WITNESS_TX,
+                hash: i.hash,
+            },
+            _ => *i,
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    frame(script.magic, &Outgoing::GetData(&wanted))
+}
+
+/// [`Behaviour::Flood`]: pings and unknown messages from another thread.
+fn flood(writer: Writer, magic: Magic, s: &Shared) {
+    let mut unknown = [0u8; 12];
+    unknown[..7].copy_from_slice(b"garbage");
+    let junk = raw_frame(magic, Command::Unknown(unknown), &[0xab; 100]);
+    let stop = s.stop.load(Ordering::SeqCst);
+    thread::spawn(move || {
+        if stop {
+            return;
+        }
+        for i in 0..FLOOD_PINGS {
+            let mut bytes = frame(magic, &Outgoing::Ping(i as u64));
+            bytes.extend_from_slice(&junk);
+            if lock(&writer).write_all(&bytes).is_err() {
+                return;
+            }
+        }
+    });
 }
 
 /// Behaviours that only send their opening and then merely read.

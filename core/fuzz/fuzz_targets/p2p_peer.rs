@@ -376,7 +376,7 @@ impl<'t> Adapter<'t> {
     fn route(&mut self, event: &PeerEvent) {
         if !self.headers_faulted {
             match self.headers.handle(event) {
-                Ok(Some(HeadersStep::More | HeadersStep::Unconnecting)) => {
+                Ok(Some(HeadersStep::More | HeadersStep::Unconnecting | HeadersStep::Lost)) => {
                     let request = self.headers.request();
                     self.send(&request.outgoing());
                 }

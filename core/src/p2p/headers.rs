@@ -10,6 +10,9 @@
 //!   block announced by `sendheaders` whose parent we lack, or a peer on another branch): it
 //!   is [`HeadersStep::Unconnecting`], and after [`MAX_UNCONNECTING`] such messages in a row
 //!   [`HeadersFault::TooManyUnconnecting`] (Core's `MAX_NUM_UNCONNECTING_HEADERS_MSGS`);
+//! * a `headers` message the reader refused (over [`MAX_HEADERS`] from its count, a
+//!   transaction count other than 0, a length that does not match) is
+//!   [`HeadersFault::Malformed`]; one with a bad checksum is only dropped (as Core does);
 //! * a full message ([`MAX_HEADERS`]) means more follow
 //!   ([`HeadersStep::More`]); a shorter one that connected means this peer has nothing newer
 //!   ([`HeadersStep::Synced`]).
@@ -21,7 +24,7 @@
 
 use core::fmt;
 
-use super::{Command, MAX_HEADERS, Outgoing, PeerEvent};
+use super::{Command, FrameError, MAX_HEADERS, MessageError, Outgoing, PeerEvent};
 use crate::chain::{AnchorHash, ChainTip, HeaderError, HeaderVerifier};
 use crate::hash::{BlockHash, sha256d};
 use crate::header::hash_at;
@@ -43,6 +46,9 @@ pub enum HeadersStep {
     /// The message did not connect to our tip: send the next [`P2pHeaders::request`] (or,
     /// if this repeats, restart from the anchor to follow the peer's branch).
     Unconnecting,
+    /// The message came with a bad checksum and was dropped (Core drops it too and keeps the
+    /// peer): its headers already verified stay; send the next [`P2pHeaders::request`].
+    Lost,
 }
 
 /// A peer's `headers` broke a rule: a proven fault of that peer.
@@ -57,6 +63,10 @@ pub enum HeadersFault {
     },
     /// More than [`MAX_UNCONNECTING`] messages in a row did not connect.
     TooManyUnconnecting,
+    /// A `headers` message was refused by the reader (more than [`MAX_HEADERS`] announced, a
+    /// transaction count other than 0, a length that does not match its count): the peer
+    /// answered with what no node sends.
+    Malformed(MessageError),
 }
 
 impl fmt::Display for HeadersFault {
@@ -77,6 +87,7 @@ impl fmt::Display for HeadersFault {
                     "more than {MAX_UNCONNECTING} unconnecting headers messages"
                 )
             }
+            HeadersFault::Malformed(e) => write!(f, "headers message refused: {e}"),
         }
     }
 }
@@ -204,6 +215,27 @@ impl P2pHeaders {
             PeerEvent::ListEnd {
                 command: Command::Headers,
             } => self.end(),
+            // Refused from its count or its layout: the node sent what no node sends (without
+            // this, the request's timeout would read as "nothing newer").
+            PeerEvent::Dropped(
+                e @ (MessageError::TooManyItems {
+                    command: Command::Headers,
+                    ..
+                }
+                | MessageError::Malformed {
+                    command: Command::Headers,
+                    ..
+                }),
+            ) => {
+                self.list = None;
+                Err(HeadersFault::Malformed(*e))
+            }
+            PeerEvent::Dropped(MessageError::Frame(FrameError::BadChecksum {
+                command: Command::Headers,
+            })) => {
+                self.list = None;
+                Ok(Some(HeadersStep::Lost))
+            }
             _ => Ok(None),
         }
     }

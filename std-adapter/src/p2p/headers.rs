@@ -29,8 +29,9 @@ impl PeerPool {
     ///
     /// # Errors
     /// [`Error::P2pHeaders`] for a header or message that breaks a rule (a proven fault of the
-    /// node), [`Error::Timeout`] if the node stops answering, [`Error::Disconnected`] if it
-    /// has no ready connection.
+    /// node: a bad header, a `headers` message the reader refused, too many that do not
+    /// connect), [`Error::Timeout`] if the node stops answering, [`Error::Disconnected`] as
+    /// soon as it has no ready connection (at the start, or dropped during the sync).
     pub async fn sync_headers(
         &self,
         node: &NodeId,
@@ -53,11 +54,17 @@ impl PeerPool {
         mut on_header: impl FnMut(&ChainTip),
     ) -> Result<(), Error> {
         let mut events = self.events();
+        let mut changes = self.changes();
         let mut idle = 0u32;
         self.request_headers(node, sync)?;
         loop {
             let before = sync.tip().map(|t| t.height);
-            let event = match tokio::time::timeout(timeout, events.recv()).await {
+            let received = tokio::select! {
+                biased;
+                received = tokio::time::timeout(timeout, events.recv()) => received,
+                () = self.gone(node, &mut changes) => return Err(Error::Disconnected),
+            };
+            let event = match received {
                 Err(_) => return Err(Error::Timeout),
                 Ok(Err(RecvError::Closed)) => return Err(Error::Disconnected),
                 Ok(Err(RecvError::Lagged(_))) => {
@@ -85,7 +92,7 @@ impl PeerPool {
             match step {
                 None => {}
                 Some(HeadersStep::Synced) => return Ok(()),
-                Some(HeadersStep::More | HeadersStep::Unconnecting) => {
+                Some(HeadersStep::More | HeadersStep::Unconnecting | HeadersStep::Lost) => {
                     idle = if sync.tip().map(|t| t.height) == before {
                         idle + 1
                     } else {
@@ -96,6 +103,15 @@ impl PeerPool {
                     }
                     self.request_headers(node, sync)?;
                 }
+            }
+        }
+    }
+
+    /// Returns once `node` has no ready connection (never while it has one).
+    async fn gone(&self, node: &NodeId, changes: &mut tokio::sync::watch::Receiver<u64>) {
+        while self.info(node).is_some() {
+            if changes.changed().await.is_err() {
+                std::future::pending::<()>().await;
             }
         }
     }
