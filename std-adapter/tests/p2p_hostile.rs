@@ -459,8 +459,10 @@ async fn headers_that_do_not_connect() {
         .unwrap();
     assert_eq!(sync.tip().unwrap().height, 19);
     assert_eq!(sync.tip().unwrap().hash, hash(&chain[19]));
-    // The genesis request, three unconnecting answers, the chain.
-    assert_eq!(wanders.headers_requests(), 5);
+    // Genesis; an unconnecting answer, after which the sync restarts from genesis (our tip
+    // may not be on the node's chain); two more unconnecting answers to the genesis request;
+    // genesis; the chain.
+    assert_eq!(wanders.headers_requests(), 6);
 
     let mut sync = new_sync();
     let err = pool
@@ -477,9 +479,11 @@ async fn headers_that_do_not_connect() {
         ),
         "{err:?}"
     );
-    assert_eq!(sync.tip().unwrap().height, 0, "only genesis was accepted");
-    // Genesis, then 11 unconnecting messages.
-    assert_eq!(lost.headers_requests(), 12);
+    // The first unconnecting answer restarted the sync from genesis (so nothing is held),
+    // then eleven more in a row are the fault.
+    assert!(sync.tip().is_none());
+    // Genesis, one unconnecting answer, then eleven.
+    assert_eq!(lost.headers_requests(), 13);
     honest_still_usable(&pool, &wanders, 0x26).await;
 }
 
@@ -699,4 +703,27 @@ async fn ping_and_unknown_command_flood_does_not_stall_us() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(flood.received(P2pCommand::SendHeaders), 1);
+}
+
+/// More than sixteen full `headers` messages: the sync goes on to the node's tip (it used to
+/// stop after sixteen full messages, taking them for messages that brought nothing new).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_chain_syncs_to_its_tip() {
+    let chain = regtest_chain(40_050, 0);
+    let long = at(
+        17,
+        PeerScript {
+            chain: chain.clone(),
+            ..honest("/long/")
+        },
+    );
+    let pool = ready_pool(&[&long]).await;
+    let mut sync = new_sync();
+    pool.sync_headers(&node(&long), &mut sync, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(sync.tip().unwrap().height, 40_049);
+    assert_eq!(sync.tip().unwrap().hash, hash(&chain[40_049]));
+    // Genesis, twenty full messages, and the last short one.
+    assert_eq!(long.headers_requests(), 22);
 }

@@ -253,11 +253,15 @@ impl P2pHeaders {
             if parent != prev {
                 return Err(HeadersFault::NotContinuous { index });
             }
-        } else if expected.is_some_and(|e| e != parent) {
+        } else if let Some(e) = expected {
             // A header we already hold (announced again) is neither new nor unconnecting.
-            if self.verifier.tip().is_none_or(|t| t.hash != hash) {
+            if e != parent && self.verifier.tip().is_none_or(|t| t.hash != hash) {
                 list.unconnecting = true;
             }
+        } else if let AnchorHash::Genesis(genesis) = self.verifier.anchor().expected {
+            // Waiting for genesis itself: any other first header (a late answer to an earlier
+            // request, a block announced meanwhile) does not connect yet; it is no fault.
+            list.unconnecting = hash != genesis;
         }
         list.prev = Some(hash);
         if list.unconnecting || self.verifier.tip().is_some_and(|t| t.hash == hash) {

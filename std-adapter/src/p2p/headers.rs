@@ -10,6 +10,9 @@
 
 use std::time::Duration;
 
+use electrum_spv_core::chain::HeaderVerifier;
+use tokio::time::Instant;
+
 use electrum_spv_core::chain::ChainTip;
 use electrum_spv_core::p2p::{Command, HeadersStep, P2pHeaders, PeerEvent};
 use tokio::sync::broadcast::error::RecvError;
@@ -19,8 +22,8 @@ use super::outgoing::OwnedMessage;
 use super::pool::PeerPool;
 use crate::error::Error;
 
-/// Messages in a row that bring no new header before the sync gives up with what it has
-/// (each answer of a node that keeps announcing headers we cannot connect).
+/// Answers in a row that bring no new header before the sync stops with what it has (a node
+/// that keeps sending what we cannot connect, or losing messages to bad checksums).
 const MAX_IDLE_ROUNDS: u32 = 16;
 
 impl PeerPool {
@@ -56,12 +59,14 @@ impl PeerPool {
         let mut events = self.events();
         let mut changes = self.changes();
         let mut idle = 0u32;
+        let mut restarted = false;
+        let mut asked_at = sync.tip().map(|t| t.height);
+        let mut deadline = Instant::now() + timeout;
         self.request_headers(node, sync)?;
         loop {
-            let before = sync.tip().map(|t| t.height);
             let received = tokio::select! {
                 biased;
-                received = tokio::time::timeout(timeout, events.recv()) => received,
+                received = tokio::time::timeout_at(deadline, events.recv()) => received,
                 () = self.gone(node, &mut changes) => return Err(Error::Disconnected),
             };
             let event = match received {
@@ -70,6 +75,7 @@ impl PeerPool {
                 Ok(Err(RecvError::Lagged(_))) => {
                     sync.abandon_message();
                     self.request_headers(node, sync)?;
+                    deadline = Instant::now() + timeout;
                     continue;
                 }
                 Ok(Ok((from, event))) if &from == node => event,
@@ -88,22 +94,30 @@ impl PeerPool {
             })?;
             if let Some(tip) = sync.tip().filter(|t| Some(t.hash) != tip_before) {
                 on_header(tip);
+                // A long message streaming in is progress, not silence.
+                deadline = Instant::now() + timeout;
             }
-            match step {
-                None => {}
+            let step = match step {
+                None => continue,
                 Some(HeadersStep::Synced) => return Ok(()),
-                Some(HeadersStep::More | HeadersStep::Unconnecting | HeadersStep::Lost) => {
-                    idle = if sync.tip().map(|t| t.height) == before {
-                        idle + 1
-                    } else {
-                        0
-                    };
-                    if idle >= MAX_IDLE_ROUNDS {
-                        return Ok(());
-                    }
-                    self.request_headers(node, sync)?;
-                }
+                Some(step) => step,
+            };
+            if step == HeadersStep::Unconnecting && !restarted {
+                // Our tip is not on the node's chain (a reorg, or a stale branch): follow the
+                // node's chain from the anchor, once.
+                restarted = true;
+                let verifier =
+                    HeaderVerifier::new(sync.verifier().params(), *sync.verifier().anchor());
+                *sync = P2pHeaders::new(verifier);
             }
+            let now_at = sync.tip().map(|t| t.height);
+            idle = if now_at == asked_at { idle + 1 } else { 0 };
+            if idle >= MAX_IDLE_ROUNDS {
+                return Ok(());
+            }
+            asked_at = now_at;
+            self.request_headers(node, sync)?;
+            deadline = Instant::now() + timeout;
         }
     }
 

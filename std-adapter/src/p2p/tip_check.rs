@@ -39,6 +39,9 @@ impl P2pChain {
     }
 
     fn record(&mut self, tip: &ChainTip) {
+        // A sync that restarted from the anchor (the node is on another branch) replaces
+        // what it showed above this height.
+        self.hashes.split_off(&tip.height);
         self.hashes.insert(tip.height, tip.hash);
         self.work = tip.chainwork;
     }
@@ -158,8 +161,9 @@ impl PeerPool {
                 .await;
             match synced {
                 Ok(()) => {}
-                // A node that went away or stopped answering: the others decide.
-                Err(Error::Timeout | Error::Disconnected) => continue,
+                // A node that went away, stopped answering, or sent a header that breaks a
+                // rule (its fault, not the Electrum side's): the others decide.
+                Err(Error::Timeout | Error::Disconnected | Error::P2pHeaders { .. }) => continue,
                 Err(e) => return Err(e),
             }
             if chain.work > best.work {
