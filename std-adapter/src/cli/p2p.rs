@@ -209,7 +209,11 @@ async fn headers(args: &Args, peer: &str, timeout: u64) -> Result<(), Error> {
     )?;
     let anchor = latest_anchor(params);
     let timeout = Duration::from_secs(timeout);
-    let pool = PeerPool::start(std::slice::from_ref(&addr), pool_config(args, None)?);
+    let mut config = pool_config(args, None)?;
+    // A node with nothing newer may not answer at all (bcoin at its tip): that silence must
+    // end well before `--timeout`, which bounds an answer that does come.
+    config.connection.request_timeout = (timeout / 4).min(Duration::from_secs(5));
+    let pool = PeerPool::start(std::slice::from_ref(&addr), config);
     pool.wait_until(timeout, |pool| {
         pool.info(&node).is_some() || settled(pool, std::slice::from_ref(&node), false)
     })

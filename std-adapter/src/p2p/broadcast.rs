@@ -9,15 +9,19 @@
 //! bytes stops counting and the next is asked.
 //!
 //! A transaction is **confirmed** when at least [`BroadcastOptions::announcers`] other nodes
-//! announced it within [`BroadcastOptions::timeout`]. "A recipient asked for it" and "no
-//! reject came" are reported, never taken as an answer.
+//! announced it within [`BroadcastOptions::timeout`] and one of them served bytes that hash to
+//! our wtxid. "A recipient asked for it" and "no reject came" are reported, never taken as an
+//! answer.
+//!
+//! Bound: only one announcer's bytes are checked; K-1 Sybils next to one honest node would be
+//! counted. Choose watchers you would not expect to be one operator.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use electrum_spv_core::hash::{Txid, Wtxid};
-use electrum_spv_core::p2p::{NodeSet, TxHandle, WireTx};
+use electrum_spv_core::p2p::{InvVector, NodeSet, TxHandle, TxStatus, WireTx};
 
 use super::addr::NodeId;
 use super::outgoing::OwnedMessage;
@@ -65,7 +69,8 @@ pub struct TxReport {
     pub elapsed_ms: u64,
     /// Milliseconds from the announcement to the first announcement by another node.
     pub first_announcement_ms: Option<u64>,
-    /// At least [`BroadcastOptions::announcers`] other nodes announced it.
+    /// At least [`BroadcastOptions::announcers`] other nodes announced it, and one of them
+    /// served bytes that hash to our wtxid.
     pub confirmed: bool,
 }
 
@@ -92,22 +97,27 @@ impl PeerPool {
         if options.recipients.is_empty() {
             return Err(Error::InvalidArgument("no recipient".into()));
         }
-        let mut ids = Vec::with_capacity(txs.len());
         for (i, raw) in txs.iter().enumerate() {
-            let wire = WireTx::parse(raw).map_err(|e| {
+            WireTx::parse(raw).map_err(|e| {
                 Error::InvalidArgument(format!("transaction {i} is not a transaction: {e}"))
             })?;
-            ids.push((wire.txid(), wire.wtxid()));
         }
-        let start = Instant::now();
-        let deadline = start + options.timeout;
-        let ready = |pool: &PeerPool| {
+        // Recipients settle first (ready, or dropped since we began), within the timeout;
+        // the announcements then get the whole timeout of their own.
+        let began = super::unix_ms();
+        let settled = |pool: &PeerPool| {
+            let dropped: Vec<NodeId> = pool
+                .dropped()
+                .into_iter()
+                .filter(|d| d.time_ms >= began)
+                .map(|d| d.node)
+                .collect();
             options
                 .recipients
                 .iter()
-                .all(|node| pool.info(node).is_some())
+                .all(|node| pool.info(node).is_some() || dropped.contains(node))
         };
-        self.wait_until(options.timeout, ready).await;
+        self.wait_until(options.timeout, settled).await;
         let ready: Vec<NodeId> = options
             .recipients
             .iter()
@@ -124,7 +134,36 @@ impl PeerPool {
         }
 
         let announced_at = super::unix_ms();
-        let handles = self.announce(txs, &options.recipients, &ready, announced_at)?;
+        let deadline = Instant::now() + options.timeout;
+        // One entry per distinct transaction; a transaction given twice gets its report twice.
+        let mut distinct: Vec<Vec<u8>> = Vec::new();
+        let slots: Vec<usize> = txs
+            .iter()
+            .map(|raw| match distinct.iter().position(|d| d == raw) {
+                Some(i) => i,
+                None => {
+                    distinct.push(raw.clone());
+                    distinct.len() - 1
+                }
+            })
+            .collect();
+        let (handles, invs) =
+            self.add_entries(&distinct, &options.recipients, &ready, announced_at)?;
+        let held = Held {
+            pool: self,
+            handles,
+        };
+        for (node, items) in invs {
+            // Waits for room in the connection's queue; a closed connection: the other
+            // recipients still get it, and the report says who asked.
+            let _ = self.send_wait(&node, &OwnedMessage::Inv(items)).await;
+        }
+        let handles = &held.handles;
+        let ids: Vec<(Txid, Wtxid)> = distinct
+            .iter()
+            .filter_map(|raw| WireTx::parse(raw).ok())
+            .map(|w| (w.txid(), w.wtxid()))
+            .collect();
         let mut done_at: Vec<Option<u64>> = vec![None; handles.len()];
         let mut changes = self.changes();
         loop {
@@ -133,9 +172,10 @@ impl PeerPool {
             {
                 let relay = self.shared().relay();
                 for (handle, done) in handles.iter().zip(done_at.iter_mut()) {
-                    let finished = relay.table().get(*handle).is_some_and(|s| {
-                        s.confirmations() >= options.announcers && s.verified_by().is_some()
-                    });
+                    let finished = relay
+                        .table()
+                        .get(*handle)
+                        .is_some_and(|s| is_confirmed(s, options.announcers));
                     if finished && done.is_none() {
                         *done = Some(now.saturating_sub(announced_at));
                     }
@@ -150,12 +190,15 @@ impl PeerPool {
         }
 
         let waited = super::unix_ms().saturating_sub(announced_at);
-        let mut relay = self.shared().relay();
+        let relay = self.shared().relay();
         let mut reports = Vec::with_capacity(handles.len());
-        for ((handle, (txid, wtxid)), done) in handles.iter().zip(ids).zip(done_at) {
-            let report = relay.table().get(*handle).map(|s| TxReport {
-                txid,
-                wtxid,
+        for ((handle, (txid, wtxid)), done) in handles.iter().zip(&ids).zip(&done_at) {
+            let Some(s) = relay.table().get(*handle) else {
+                continue;
+            };
+            reports.push(TxReport {
+                txid: *txid,
+                wtxid: *wtxid,
                 recipients: relay.nodes(s.announced_to()),
                 requested_by: relay.nodes(s.requested_by()),
                 announced_by: relay.nodes(s.announced_by()),
@@ -166,23 +209,25 @@ impl PeerPool {
                 first_announcement_ms: s
                     .first_announcement_ms()
                     .map(|t| t.saturating_sub(announced_at)),
-                confirmed: s.confirmations() >= options.announcers,
+                confirmed: is_confirmed(s, options.announcers),
             });
-            reports.extend(report);
-            relay.remove(*handle);
         }
-        Ok(reports)
+        drop(relay);
+        drop(held);
+        Ok(slots
+            .into_iter()
+            .filter_map(|i| reports.get(i).cloned())
+            .collect())
     }
 
-    /// Adds the transactions to the table and sends each ready recipient one `inv` of them
-    /// all.
-    fn announce(
+    /// Adds the transactions to the table and gives the `inv` each ready recipient gets.
+    fn add_entries(
         &self,
         txs: &[Vec<u8>],
         recipients: &[NodeId],
         ready: &[NodeId],
         now: u64,
-    ) -> Result<Vec<TxHandle>, Error> {
+    ) -> Result<(Vec<TxHandle>, Announcements), Error> {
         let wtxid_relay = self.wtxid_relay_nodes();
         let mut relay = self.shared().relay();
         let mut set = NodeSet::EMPTY;
@@ -194,10 +239,16 @@ impl PeerPool {
         }
         let mut handles = Vec::with_capacity(txs.len());
         for raw in txs {
-            let handle = relay
-                .add(Arc::from(raw.as_slice()), set, now)
-                .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-            handles.push(handle);
+            match relay.add(Arc::from(raw.as_slice()), set, now) {
+                Ok(handle) => handles.push(handle),
+                Err(e) => {
+                    // Nothing was announced yet: give back what this call took.
+                    for handle in handles {
+                        relay.release(handle);
+                    }
+                    return Err(Error::InvalidArgument(e.to_string()));
+                }
+            }
         }
         let mut invs = Vec::new();
         for node in ready {
@@ -211,13 +262,7 @@ impl PeerPool {
                 .collect();
             invs.push((node.clone(), items));
         }
-        drop(relay);
-        for (node, items) in invs {
-            // A full queue or a closed connection: the other recipients still get it, and
-            // the report says who asked.
-            let _ = self.send(&node, &OwnedMessage::Inv(items));
-        }
-        Ok(handles)
+        Ok((handles, invs))
     }
 
     /// The ready nodes that relay by wtxid (BIP339).
@@ -258,6 +303,30 @@ impl PeerPool {
             // A node that cannot be asked: the next announcer is asked after the verification
             // timeout.
             let _ = self.send(&node, &OwnedMessage::GetData(items));
+        }
+    }
+}
+
+/// The `inv` items each recipient is sent.
+type Announcements = Vec<(NodeId, Vec<InvVector>)>;
+
+/// Announced by `k` other nodes, and verified.
+fn is_confirmed(status: &TxStatus, k: usize) -> bool {
+    status.confirmations() >= k && status.verified_by().is_some()
+}
+
+/// The broadcast's holds on its table entries, released when the call ends or is cancelled
+/// (an entry never outlives every call that holds it, nor is served after).
+struct Held<'a> {
+    pool: &'a PeerPool,
+    handles: Vec<TxHandle>,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let mut relay = self.pool.shared().relay();
+        for handle in &self.handles {
+            relay.release(*handle);
         }
     }
 }

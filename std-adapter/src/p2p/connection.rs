@@ -49,6 +49,8 @@ use crate::server::{ServerAddr, Transport};
 use crate::socks5::Socks5Error;
 use crate::transport::{self, BoxStream, ConnectOptions};
 
+/// The `NODE_WITNESS` service bit (BIP144).
+pub const NODE_WITNESS: u64 = 1 << 3;
 /// Orders (messages, transactions to serve) waiting to be written to one connection.
 pub const COMMAND_QUEUE: usize = 64;
 /// Items per `inv`/`getdata`/`notfound` message we write: what fits the core peer's outgoing
@@ -86,13 +88,15 @@ pub struct ConnectionConfig {
 }
 
 impl ConnectionConfig {
-    /// Defaults for `magic`: user agent `/electrum-spv:VERSION/`, no services, relay on,
-    /// handshake 20 s, a ping every 60 s, pong timeout 30 s.
+    /// Defaults for `magic`: user agent `/electrum-spv:VERSION/`, services `NODE_WITNESS`
+    /// (so a peer without BIP339, bcoin or Core before 0.21, asks for our transactions with
+    /// their witness: a stripped segwit transaction is invalid), relay on, handshake 20 s, a
+    /// ping every 60 s, pong timeout 30 s, `getheaders` timeout 30 s.
     pub fn new(magic: Magic) -> ConnectionConfig {
         ConnectionConfig {
             magic,
             user_agent: format!("/electrum-spv:{}/", env!("CARGO_PKG_VERSION")),
-            services: 0,
+            services: NODE_WITNESS,
             start_height: 0,
             relay: true,
             handshake_timeout: Duration::from_secs(20),

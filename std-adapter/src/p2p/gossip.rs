@@ -20,6 +20,8 @@ pub const MAX_ADDR_RATE_PER_SECOND: f64 = 0.1;
 pub const MAX_ADDR_TOKENS: f64 = 1_000.0;
 /// Candidates kept.
 pub const MAX_KNOWN: usize = 1_000;
+/// Nodes whose rate is tracked at once.
+pub const MAX_BUCKETS: usize = 4_096;
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
@@ -44,14 +46,29 @@ pub(crate) struct AddrBook {
     rate_limited: u64,
 }
 
-/// The dialable address of a gossiped entry: not unspecified, not port 0.
-pub fn peer_addr(gossip: &GossipAddr) -> Option<PeerAddr> {
+/// The dialable address of a gossiped entry: not unspecified, not port 0, and publicly
+/// routable unless `local` (Core's `IsRoutable`, for the ranges a dial could reach).
+pub fn peer_addr(gossip: &GossipAddr, local: bool) -> Option<PeerAddr> {
     let v6 = Ipv6Addr::from(gossip.ip);
     let ip = match v6.to_ipv4_mapped() {
         Some(v4) => IpAddr::V4(v4),
         None => IpAddr::V6(v6),
     };
-    (!ip.is_unspecified() && gossip.port != 0).then(|| PeerAddr::new(ip.to_string(), gossip.port))
+    let usable = !ip.is_unspecified() && !ip.is_multicast() && gossip.port != 0;
+    (usable && (local || routable(ip))).then(|| PeerAddr::new(ip.to_string(), gossip.port))
+}
+
+fn routable(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            !(v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_broadcast())
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            // Loopback, unique local (fc00::/7), link-local (fe80::/10).
+            !(v6.is_loopback() || first & 0xfe00 == 0xfc00 || first & 0xffc0 == 0xfe80)
+        }
+    }
 }
 
 impl AddrBook {
@@ -62,6 +79,11 @@ impl AddrBook {
     }
 
     fn bucket(&mut self, node: &NodeId, now: Instant) -> &mut Bucket {
+        // One bucket per node that ever gossiped: forget them all past a bound (a forgotten
+        // node starts again empty, so this only ever slows gossip down).
+        if self.buckets.len() >= MAX_BUCKETS && !self.buckets.contains_key(node) {
+            self.buckets.clear();
+        }
         let bucket = self.buckets.entry(node.clone()).or_insert(Bucket {
             tokens: 0.0,
             at: now,
@@ -70,15 +92,16 @@ impl AddrBook {
         bucket
     }
 
-    /// An address `node` gossiped; `true` if it became a new candidate.
-    pub fn offer(&mut self, node: &NodeId, gossip: &GossipAddr, now: Instant) -> bool {
+    /// An address `node` gossiped; `true` if it became a new candidate (`local`: see
+    /// [`peer_addr`]).
+    pub fn offer(&mut self, node: &NodeId, gossip: &GossipAddr, local: bool, now: Instant) -> bool {
         let bucket = self.bucket(node, now);
         if bucket.tokens < 1.0 {
             self.rate_limited += 1;
             return false;
         }
         bucket.tokens -= 1.0;
-        let Some(addr) = peer_addr(gossip) else {
+        let Some(addr) = peer_addr(gossip, local) else {
             return false;
         };
         if !self.seen.insert(addr.node_id()) {
@@ -140,17 +163,17 @@ mod tests {
         let node = NodeId("peer:1".into());
         let t0 = Instant::now();
         // Nothing asked: no tokens yet.
-        assert!(!book.offer(&node, &gossip(1, 8333), t0));
+        assert!(!book.offer(&node, &gossip(1, 8333), true, t0));
         assert_eq!(book.rate_limited(), 1);
         // 10 s later: one token (0.1/s).
         let t1 = t0 + Duration::from_secs(10);
-        assert!(book.offer(&node, &gossip(2, 8333), t1));
-        assert!(!book.offer(&node, &gossip(3, 8333), t1));
+        assert!(book.offer(&node, &gossip(2, 8333), true, t1));
+        assert!(!book.offer(&node, &gossip(3, 8333), true, t1));
         // After our getaddr, up to 1,000 at once.
         book.solicited(&node, t1);
         let accepted = (0..=255u8)
             .flat_map(|a| (1..=5u16).map(move |p| gossip(a, 9000 + p)))
-            .filter(|g| book.offer(&node, g, t1))
+            .filter(|g| book.offer(&node, g, true, t1))
             .count();
         assert_eq!(accepted, 1_000, "the bucket's cap");
         assert_eq!(book.rate_limited(), 2 + 280);
@@ -163,11 +186,20 @@ mod tests {
         let node = NodeId("peer:1".into());
         let now = Instant::now();
         book.solicited(&node, now);
-        assert!(book.offer(&node, &gossip(7, 8333), now));
-        assert!(!book.offer(&node, &gossip(7, 8333), now), "a duplicate");
-        assert!(!book.offer(&node, &gossip(8, 0), now), "port 0");
-        assert!(!book.offer(&node, &gossip(0, 8333).with_ip([0; 16]), now));
+        assert!(book.offer(&node, &gossip(7, 8333), true, now));
+        assert!(
+            !book.offer(&node, &gossip(7, 8333), true, now),
+            "a duplicate"
+        );
+        assert!(!book.offer(&node, &gossip(8, 0), true, now), "port 0");
+        assert!(!book.offer(&node, &gossip(0, 8333).with_ip([0; 16]), true, now));
         assert_eq!(book.next(|_| false), Some(PeerAddr::new("10.0.0.7", 8333)));
+        // Not routable: refused unless local addresses are allowed.
+        assert!(!book.offer(&node, &gossip(9, 8333), false, now));
+        let mut public = gossip(9, 8333);
+        public.ip[12..].copy_from_slice(&[8, 8, 4, 4]);
+        assert!(book.offer(&node, &public, false, now));
+        assert_eq!(book.next(|_| false), Some(PeerAddr::new("8.8.4.4", 8333)));
         assert_eq!(book.next(|_| false), None);
     }
 

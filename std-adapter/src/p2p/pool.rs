@@ -68,6 +68,10 @@ pub struct PeerPoolConfig {
     /// `getaddr`, rate-limited as Core does: [`super::gossip`]); 0 turns gossip off. A gossiped
     /// peer is dialed once, never again after a loss.
     pub gossip_target: usize,
+    /// Dial gossiped addresses that are not publicly routable (loopback, private, link-local):
+    /// off by default, as Core's address manager, so a peer cannot make us probe the local
+    /// network; on for tests and private networks.
+    pub gossip_local: bool,
 }
 
 impl PeerPoolConfig {
@@ -85,6 +89,7 @@ impl PeerPoolConfig {
             max_dropped: 1024,
             inv_capacity: 16_384,
             gossip_target: 0,
+            gossip_local: false,
         }
     }
 }
@@ -186,6 +191,8 @@ pub(super) struct Shared {
     /// sync.
     events: broadcast::Sender<(NodeId, PeerEvent)>,
     tasks: Mutex<Vec<AbortHandle>>,
+    /// Set by [`PeerPool::shutdown`] (under the `tasks` lock).
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -203,8 +210,12 @@ impl Shared {
     }
 
     fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
-        let handle = tokio::spawn(task).abort_handle();
         let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        // After shutdown nothing new starts (a gossip refill racing it would leak a task).
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let handle = tokio::spawn(task).abort_handle();
         tasks.retain(|t| !t.is_finished());
         tasks.push(handle);
     }
@@ -237,6 +248,19 @@ impl Shared {
 
     fn record_drop(&self, node: NodeId, direction: Direction, reason: DropReason, ready: bool) {
         let mut state = self.state();
+        self.push_drop(&mut state, node, direction, reason, ready);
+        drop(state);
+        self.touch();
+    }
+
+    fn push_drop(
+        &self,
+        state: &mut State,
+        node: NodeId,
+        direction: Direction,
+        reason: DropReason,
+        ready: bool,
+    ) {
         if state.dropped.len() >= self.config.max_dropped {
             state.dropped.pop_front();
         }
@@ -247,11 +271,10 @@ impl Shared {
             was_ready: ready,
             time_ms: super::unix_ms(),
         });
-        drop(state);
-        self.touch();
     }
 
-    /// Runs one connection until it ends; returns why and whether it was ready.
+    /// Runs one connection until it ends; returns why and whether it was ready. The drop is
+    /// recorded as the connection leaves the live set, at once: whoever sees it gone sees why.
     async fn serve(
         self: &Arc<Self>,
         node: NodeId,
@@ -283,7 +306,10 @@ impl Shared {
                 }
                 Some(ConnEvent::Other(PeerEvent::Addr(gossip))) => {
                     if self.config.gossip_target > 0 {
-                        self.book().offer(&node, &gossip, std::time::Instant::now());
+                        let local = self.config.gossip_local;
+                        self.book()
+                            .offer(&node, &gossip, local, std::time::Instant::now());
+                        self.touch();
                         self.fill();
                     }
                 }
@@ -338,8 +364,14 @@ impl Shared {
                 Some(ConnEvent::List { .. }) => {}
             }
         };
-        self.state().live.remove(&id);
-        let others = self.state().live.values().any(|l| l.node == node);
+        let others = {
+            let mut state = self.state();
+            state.live.remove(&id);
+            let reason = reason.clone();
+            self.push_drop(&mut state, node.clone(), direction, reason, ready);
+            state.live.values().any(|l| l.node == node)
+        };
+        self.touch();
         if !others {
             self.relay().node_gone(&node);
         }
@@ -391,13 +423,16 @@ impl Shared {
                             (None, Ok(ip)) => Some(SocketAddr::new(ip, addr.port)),
                             _ => None,
                         };
+                        // Records its own drop.
                         self.serve(node.clone(), Direction::Outbound, stream, remote)
                             .await
                     }
-                    Err(reason) => (reason, false),
+                    Err(reason) => {
+                        self.record_drop(node.clone(), Direction::Outbound, reason.clone(), false);
+                        (reason, false)
+                    }
                 };
             let again = redial && may_redial(&reason);
-            self.record_drop(node.clone(), Direction::Outbound, reason, ready);
             let Some(policy) = self.config.reconnect.filter(|_| again) else {
                 return;
             };
@@ -428,16 +463,11 @@ impl Shared {
             let shared = self.clone();
             self.spawn(async move {
                 let node = NodeId(remote.to_string());
-                let (reason, ready) = shared
-                    .serve(
-                        node.clone(),
-                        Direction::Inbound,
-                        Box::new(stream),
-                        Some(remote),
-                    )
+                // Records its own drop.
+                shared
+                    .serve(node, Direction::Inbound, Box::new(stream), Some(remote))
                     .await;
                 shared.state().inbound -= 1;
-                shared.record_drop(node, Direction::Inbound, reason, ready);
             });
         }
     }
@@ -485,6 +515,7 @@ impl PeerPool {
                 invs,
                 events,
                 tasks: Mutex::new(Vec::new()),
+                closed: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -492,7 +523,9 @@ impl PeerPool {
     /// A pool dialing every peer of `peers` concurrently.
     pub fn start(peers: &[PeerAddr], config: PeerPoolConfig) -> PeerPool {
         let pool = PeerPool::new(config);
-        for peer in peers {
+        let mut seen = HashSet::new();
+        // One connection per node: two would mix their answers (headers of one request).
+        for peer in peers.iter().filter(|p| seen.insert(p.node_id())) {
             pool.add_peer(peer.clone());
         }
         pool
@@ -596,16 +629,30 @@ impl PeerPool {
     /// [`SendError::NotConnected`] when no connection to `node` is ready; else as
     /// [`FrameSender::try_send`].
     pub fn send(&self, node: &NodeId, msg: &OwnedMessage) -> Result<(), SendError> {
-        let sender = {
-            let state = self.shared.state();
-            state
-                .live
-                .values()
-                .filter(|l| &l.node == node && l.info.is_some())
-                .min_by_key(|l| l.ping_ms.unwrap_or(u64::MAX))
-                .map(|l| l.sender.clone())
-        };
-        sender.ok_or(SendError::NotConnected)?.try_send(msg)
+        self.sender(node)
+            .ok_or(SendError::NotConnected)?
+            .try_send(msg)
+    }
+
+    /// Queues `msg` on a ready connection to `node`, waiting for room in its queue.
+    ///
+    /// # Errors
+    /// [`SendError::NotConnected`] when no connection to `node` is ready; else as
+    /// [`FrameSender::send`].
+    pub async fn send_wait(&self, node: &NodeId, msg: &OwnedMessage) -> Result<(), SendError> {
+        let sender = self.sender(node).ok_or(SendError::NotConnected)?;
+        sender.send(msg).await
+    }
+
+    /// The sender of the fastest ready connection to `node`.
+    fn sender(&self, node: &NodeId) -> Option<FrameSender> {
+        let state = self.shared.state();
+        state
+            .live
+            .values()
+            .filter(|l| &l.node == node && l.info.is_some())
+            .min_by_key(|l| l.ping_ms.unwrap_or(u64::MAX))
+            .map(|l| l.sender.clone())
     }
 
     /// Waits until `done(self)` holds, re-checking after every change (a peer ready, a ping
@@ -631,8 +678,13 @@ impl PeerPool {
 
     /// Closes every connection and stops dialing and accepting.
     pub fn shutdown(&self) {
-        let tasks =
-            std::mem::take(&mut *self.shared.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        let tasks = {
+            let mut tasks = self.shared.tasks.lock().unwrap_or_else(|e| e.into_inner());
+            self.shared
+                .closed
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            std::mem::take(&mut *tasks)
+        };
         for task in tasks {
             task.abort();
         }

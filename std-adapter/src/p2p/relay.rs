@@ -2,11 +2,17 @@
 //! the transactions being broadcast, and what each connection's events mean to the table.
 //!
 //! Every rule (who may be served, which announcements count, which bytes verify) is core's;
-//! this module only routes. It also remembers the last [`RECENT_INVS`] transaction
-//! announcements, so a broadcast of a transaction the network already has counts the nodes
-//! that announced it before the broadcast began (a node never announces it to us twice). Node ids are given to nodes in the order they are first seen, at
-//! most [`MAX_NODES`] per pool; a node beyond that is not tracked by broadcasts (its
-//! announcements do not count and it is never served).
+//! this module only routes, and only what names one of its entries: an index, so a flood of
+//! other inventory costs a hash lookup per item, never a table scan.
+//!
+//! Node ids are given to nodes that announce or receive one of its transactions, in the order
+//! they are first seen, at most [`MAX_NODES`] at once; they are given afresh once no broadcast
+//! runs. A node beyond the bound is not tracked (its announcements do not count and it is
+//! never served).
+//!
+//! It also remembers the last [`RECENT_INVS`] transaction announcements, so a broadcast of a
+//! transaction the network already has counts the nodes that announced it before the
+//! broadcast began (a node never announces it to us twice).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -31,6 +37,11 @@ pub const RECENT_INVS: usize = 20_000;
 pub(crate) struct Relay {
     table: BroadcastTable<Vec<TxStatus>>,
     raw: HashMap<TxHandle, Arc<[u8]>>,
+    /// Broadcasts holding each entry (two calls may broadcast the same transaction).
+    owners: HashMap<TxHandle, usize>,
+    /// Txids and wtxids of the entries: items naming nothing here never reach the table, so
+    /// a 50,000-item `inv` costs 50,000 lookups, not a table scan each.
+    index: HashMap<[u8; 32], TxHandle>,
     ids: Vec<NodeId>,
     recent: VecDeque<(NodeId, InvVector, u64)>,
 }
@@ -40,6 +51,8 @@ impl Default for Relay {
         Relay {
             table: BroadcastTable::new(Vec::new(), VERIFY_TIMEOUT_MS),
             raw: HashMap::new(),
+            owners: HashMap::new(),
+            index: HashMap::new(),
             ids: Vec::new(),
             recent: VecDeque::new(),
         }
@@ -82,7 +95,8 @@ impl Relay {
         set.iter().filter_map(|id| self.node(id).cloned()).collect()
     }
 
-    /// Adds a transaction to broadcast to `recipients`; an entry already there is reused.
+    /// Adds a transaction to broadcast to `recipients`, or takes one more hold on the entry
+    /// already there (keeping its recipients); [`Relay::release`] once per call.
     pub fn add(
         &mut self,
         raw: Arc<[u8]>,
@@ -104,6 +118,9 @@ impl Relay {
             .cloned()
             .collect();
         self.raw.insert(handle, raw.clone());
+        *self.owners.entry(handle).or_default() += 1;
+        self.index.insert(wire.txid().to_byte_array(), handle);
+        self.index.insert(wire.wtxid().to_byte_array(), handle);
         for (node, inv, time) in earlier {
             if let Some(id) = self.id(&node) {
                 self.table.on_inv(id, &inv, time);
@@ -112,10 +129,28 @@ impl Relay {
         Ok(handle)
     }
 
-    /// Forgets a broadcast.
-    pub fn remove(&mut self, handle: TxHandle) {
+    /// Releases one hold on an entry; the last forgets it. With no entry left, node ids are
+    /// given afresh (so ids never run out over a long life).
+    pub fn release(&mut self, handle: TxHandle) {
+        let Some(owners) = self.owners.get_mut(&handle) else {
+            return;
+        };
+        *owners -= 1;
+        if *owners > 0 {
+            return;
+        }
+        self.owners.remove(&handle);
         self.table.remove(handle);
         self.raw.remove(&handle);
+        self.index.retain(|_, h| *h != handle);
+        if self.owners.is_empty() {
+            self.ids.clear();
+        }
+    }
+
+    /// Whether `item` names an entry.
+    fn names_entry(&self, item: &InvVector) -> bool {
+        TxForm::of(item.kind).is_some() && self.index.contains_key(&item.hash)
     }
 
     /// The table, to read.
@@ -136,10 +171,14 @@ impl Relay {
             }
             self.recent.push_back((node.clone(), *item, now));
         }
-        let Some(id) = self.known_or_new(node) else {
+        let ours: Vec<&InvVector> = items.iter().filter(|i| self.names_entry(i)).collect();
+        if ours.is_empty() {
+            return;
+        }
+        let Some(id) = self.id(node) else {
             return;
         };
-        for item in items {
+        for item in ours {
             self.table.on_inv(id, item, now);
         }
     }
@@ -149,7 +188,10 @@ impl Relay {
         let mut answers = Answers::default();
         let id = self.known(node);
         for item in items {
-            let answer = id.map_or(GetData::NotFound, |id| self.table.on_getdata(id, item));
+            let answer = match id {
+                Some(id) if self.names_entry(item) => self.table.on_getdata(id, item),
+                _ => GetData::NotFound,
+            };
             match answer {
                 GetData::Serve(permit) => match self.raw.get(&permit.handle()) {
                     Some(raw) => answers.serve.push((permit, raw.clone())),
@@ -165,7 +207,12 @@ impl Relay {
     /// A `notfound` from `node`.
     pub fn on_notfound(&mut self, node: &NodeId, items: &[InvVector]) {
         if let Some(id) = self.known(node) {
-            for item in items {
+            let ours: Vec<InvVector> = items
+                .iter()
+                .filter(|i| self.names_entry(i))
+                .copied()
+                .collect();
+            for item in &ours {
                 self.table.on_notfound(id, item);
             }
         }
@@ -174,14 +221,16 @@ impl Relay {
     /// A whole `tx` from `node`.
     pub fn on_tx(&mut self, node: &NodeId, txid: &Txid, wtxid: &Wtxid) -> TxSeen {
         match self.known(node) {
-            Some(id) => self.table.on_tx(id, txid, wtxid),
-            None => TxSeen::Other,
+            Some(id) if self.index.contains_key(&txid.to_byte_array()) => {
+                self.table.on_tx(id, txid, wtxid)
+            }
+            _ => TxSeen::Other,
         }
     }
 
     /// A `reject` naming `hash` from `node`.
     pub fn on_reject(&mut self, node: &NodeId, hash: &[u8; 32]) {
-        if let Some(id) = self.known(node) {
+        if let Some(id) = self.known(node).filter(|_| self.index.contains_key(hash)) {
             self.table.on_reject(id, hash);
         }
     }
@@ -191,12 +240,6 @@ impl Relay {
         if let Some(id) = self.known(node) {
             self.table.node_gone(id);
         }
-    }
-
-    fn known_or_new(&mut self, node: &NodeId) -> Option<CoreNodeId> {
-        // Announcements matter only while something is broadcast or watched.
-        self.table.entries().next()?;
-        self.id(node)
     }
 }
 
