@@ -722,7 +722,7 @@ impl BcoinNet {
     /// (re-dialling them with `addnode onetry` after 1 s, then every 5 s).
     ///
     /// # Errors
-    /// Install, start (after [`STARTS`] attempts) or connection failures, with log tails.
+    /// Install, start (after three attempts) or connection failures, with log tails.
     pub fn line(n: usize) -> Result<BcoinNet, Error> {
         let mut started = Err(Error::msg("bcoin did not start"));
         for _ in 0..STARTS {
