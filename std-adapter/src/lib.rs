@@ -11,7 +11,8 @@
 //! ```
 //!
 //! * [`transport`]: TCP, TLS ([`tls`]: web PKI, custom CA, pinned certificate, trust on first
-//!   use) and SOCKS5 ([`socks5`], names resolved by the proxy, so `.onion` works over Tor).
+//!   use) and SOCKS5 ([`socks5`], names resolved by the proxy, so `.onion` works over Tor;
+//!   optional username/password, which the pools use as Tor stream isolation keys).
 //! * [`Client`]: one tokio task per connection drives a core `Session`; the handle is cheap to
 //!   clone; calls are pipelined; notifications are a `Stream`.
 //! * [`p2p`]: Bitcoin P2P connections ([`p2p::PeerPool`]): handshake, pings, announcements.

@@ -34,6 +34,7 @@ use crate::client::{Client, ClientConfig};
 use crate::error::Error;
 use crate::fault::Fault;
 use crate::server::ServerAddr;
+use crate::socks5::Credentials;
 use crate::verified::{
     HeaderChain, ScriptRef, VerifiedHistory, VerifiedTx, VerifiedUtxo, status_of,
     verified_histories, verified_history, verified_utxos,
@@ -54,6 +55,12 @@ pub struct PoolConfig {
     /// compiled-in list ([`crate::checkpoints`]); `None` (the default) keeps the compiled-in
     /// one.
     pub checkpoints_file: Option<PathBuf>,
+    /// With a proxy and no [`socks_auth`](crate::ConnectOptions::socks_auth) of the caller's
+    /// own: each server gets its own random username/password for the proxy, so over Tor
+    /// (`IsolateSOCKSAuth`, on by default) no two servers share a circuit and cannot link our
+    /// queries by exit. A server's reconnects reuse its pair. On by default; without a proxy
+    /// it has no effect.
+    pub isolate_streams: bool,
 }
 
 impl PoolConfig {
@@ -63,6 +70,7 @@ impl PoolConfig {
             client,
             max_lag: 2,
             checkpoints_file: None,
+            isolate_streams: true,
         }
     }
 }
@@ -127,7 +135,12 @@ impl Pool {
         let attempts: Vec<_> = servers
             .iter()
             .map(|s| {
-                let (server, client_config) = (s.clone(), config.client.clone());
+                let (server, mut client_config) = (s.clone(), config.client.clone());
+                let connect = &mut client_config.connect;
+                if config.isolate_streams && connect.proxy.is_some() && connect.socks_auth.is_none()
+                {
+                    connect.socks_auth = Some(Credentials::random());
+                }
                 tokio::spawn(async move {
                     let r = join_member(&server, &client_config, params).await;
                     (server, r)

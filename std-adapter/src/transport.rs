@@ -8,7 +8,7 @@ use tokio::net::TcpStream;
 
 use crate::error::Error;
 use crate::server::{ServerAddr, Transport};
-use crate::socks5;
+use crate::socks5::{self, Credentials};
 use crate::tls::{self, TlsTrust};
 
 /// A connected byte stream of any transport.
@@ -27,6 +27,11 @@ pub struct ConnectOptions {
     /// A SOCKS5 proxy (`host:port`, e.g. Tor's `127.0.0.1:9050`). Server names are resolved by
     /// the proxy, never locally.
     pub proxy: Option<String>,
+    /// Username and password for the proxy (RFC 1929), used only with [`proxy`](Self::proxy).
+    /// To Tor they are a stream isolation key: connections with different credentials never
+    /// share a circuit ([`Credentials::random`] for a fresh one). `None`: no authentication is
+    /// offered.
+    pub socks_auth: Option<Credentials>,
     /// Which certificates `ssl://` servers may present.
     pub tls: TlsTrust,
     /// Limit for TCP connect, proxy negotiation and TLS handshake together.
@@ -37,6 +42,7 @@ impl Default for ConnectOptions {
     fn default() -> Self {
         ConnectOptions {
             proxy: None,
+            socks_auth: None,
             tls: TlsTrust::default(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
         }
@@ -53,7 +59,13 @@ pub async fn connect(server: &ServerAddr, options: &ConnectOptions) -> Result<Bo
         let tcp = match &options.proxy {
             Some(proxy) => {
                 let mut tcp = TcpStream::connect(proxy.as_str()).await?;
-                socks5::connect(&mut tcp, &server.host, server.port).await?;
+                socks5::connect(
+                    &mut tcp,
+                    &server.host,
+                    server.port,
+                    options.socks_auth.as_ref(),
+                )
+                .await?;
                 tcp
             }
             None if server.is_onion() => return Err(Error::OnionNeedsProxy),

@@ -46,7 +46,7 @@ use super::outgoing::{OwnedMessage, SendError};
 use super::relay::Answers;
 use crate::error::Error;
 use crate::server::{ServerAddr, Transport};
-use crate::socks5::Socks5Error;
+use crate::socks5::{Credentials, Socks5Error};
 use crate::transport::{self, BoxStream, ConnectOptions};
 
 /// The `NODE_WITNESS` service bit (BIP144).
@@ -143,6 +143,14 @@ pub enum ProxyFailure {
     NotSocks5,
     /// The host name is too long for SOCKS5.
     NameTooLong,
+    /// Our username or password is empty or longer than 255 bytes (never for the pool's own
+    /// random ones).
+    BadCredentials,
+    /// The proxy refused our username/password (RFC 1929 status): it does not take the
+    /// credentials that isolate streams ([`PeerPoolConfig::isolate_streams`]).
+    ///
+    /// [`PeerPoolConfig::isolate_streams`]: super::PeerPoolConfig::isolate_streams
+    AuthRefused(u8),
     /// The proxy's reply code (5: connection refused, 4: host unreachable, ...).
     Refused(u8),
     /// A malformed reply.
@@ -187,6 +195,15 @@ impl std::fmt::Display for DropReason {
             DropReason::Proxy(p) => match p {
                 ProxyFailure::NotSocks5 => f.write_str("SOCKS5 proxy refused the handshake"),
                 ProxyFailure::NameTooLong => f.write_str("host name too long for SOCKS5"),
+                ProxyFailure::BadCredentials => {
+                    f.write_str("SOCKS5 username or password empty or too long")
+                }
+                ProxyFailure::AuthRefused(status) => {
+                    write!(
+                        f,
+                        "SOCKS5 proxy refused username/password (status {status})"
+                    )
+                }
                 ProxyFailure::Refused(code) => write!(f, "SOCKS5 proxy refused (code {code})"),
                 ProxyFailure::BadReply => f.write_str("malformed SOCKS5 reply"),
             },
@@ -221,6 +238,12 @@ fn connect_failure(e: Error) -> DropReason {
         Error::Socks5(Socks5Error::Io(e)) => DropReason::Io(e.kind()),
         Error::Socks5(Socks5Error::NotSocks5) => DropReason::Proxy(ProxyFailure::NotSocks5),
         Error::Socks5(Socks5Error::NameTooLong) => DropReason::Proxy(ProxyFailure::NameTooLong),
+        Error::Socks5(Socks5Error::BadCredentials) => {
+            DropReason::Proxy(ProxyFailure::BadCredentials)
+        }
+        Error::Socks5(Socks5Error::AuthRefused(s)) => {
+            DropReason::Proxy(ProxyFailure::AuthRefused(s))
+        }
         Error::Socks5(Socks5Error::Refused(c)) => DropReason::Proxy(ProxyFailure::Refused(c)),
         Error::Socks5(Socks5Error::BadReply) => DropReason::Proxy(ProxyFailure::BadReply),
         // Plain TCP has no other failure.
@@ -229,7 +252,8 @@ fn connect_failure(e: Error) -> DropReason {
 }
 
 /// Opens a TCP stream to `addr`, through the SOCKS5 `proxy` (`host:port`) if given, which then
-/// resolves the name (the adapter's [`transport::connect`]).
+/// resolves the name (the adapter's [`transport::connect`]). `auth` is offered to the proxy
+/// (ignored without one): to Tor, a stream isolation key.
 ///
 /// # Errors
 /// [`DropReason::Io`], [`DropReason::ConnectTimeout`], [`DropReason::Proxy`],
@@ -237,11 +261,13 @@ fn connect_failure(e: Error) -> DropReason {
 pub async fn open(
     addr: &PeerAddr,
     proxy: Option<&str>,
+    auth: Option<Credentials>,
     timeout: Duration,
 ) -> Result<BoxStream, DropReason> {
     let server = ServerAddr::new(Transport::Tcp, addr.host.clone(), addr.port);
     let options = ConnectOptions {
         proxy: proxy.map(str::to_owned),
+        socks_auth: auth,
         connect_timeout: timeout,
         ..ConnectOptions::default()
     };

@@ -37,6 +37,7 @@ use super::inv::InvItem;
 use super::outgoing::{OwnedMessage, SendError};
 use super::relay::Relay;
 use crate::reconnect::ReconnectPolicy;
+use crate::socks5::Credentials;
 use crate::transport::{BoxStream, DEFAULT_CONNECT_TIMEOUT};
 
 /// Peer events kept for a receiver of [`PeerPool::events`] that falls behind (one full
@@ -53,6 +54,14 @@ pub struct PeerPoolConfig {
     pub connection: ConnectionConfig,
     /// A SOCKS5 proxy (`host:port`, e.g. Tor's `127.0.0.1:9050`); names are resolved by it.
     pub proxy: Option<String>,
+    /// With a proxy: every outbound connection (each dial, each redial) offers the proxy its
+    /// own random username/password (RFC 1929), which Tor's `IsolateSOCKSAuth` (on by
+    /// default) turns into a circuit of its own, so no two peers (broadcast recipients,
+    /// watchers) see traffic from the same exit and cannot be linked by it. On by default, as
+    /// in Tor Browser; a proxy that refuses the credentials fails each dial with
+    /// [`ProxyFailure::AuthRefused`](super::ProxyFailure::AuthRefused) (turn this off for
+    /// such a proxy: nothing is isolated then). Without a proxy it has no effect.
+    pub isolate_streams: bool,
     /// Limit for TCP connect and proxy negotiation together.
     pub connect_timeout: Duration,
     /// Dial lost outbound peers again (`None`: each peer is dialed once).
@@ -75,7 +84,8 @@ pub struct PeerPoolConfig {
 }
 
 impl PeerPoolConfig {
-    /// Defaults for `network`: [`ConnectionConfig::new`], no proxy, 20 s connect timeout,
+    /// Defaults for `network`: [`ConnectionConfig::new`], no proxy, streams isolated (once a
+    /// proxy is set), 20 s connect timeout,
     /// reconnect with [`ReconnectPolicy::default`], 32 inbound, 1024 dropped remembered,
     /// 16384 announced items buffered.
     pub fn new(network: Network) -> PeerPoolConfig {
@@ -83,6 +93,7 @@ impl PeerPoolConfig {
             network,
             connection: ConnectionConfig::new(Magic::of(network)),
             proxy: None,
+            isolate_streams: true,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             reconnect: Some(ReconnectPolicy::default()),
             max_inbound: 32,
@@ -415,8 +426,12 @@ impl Shared {
         let mut failures = 0u32;
         loop {
             let proxy = self.config.proxy.as_deref();
+            // Fresh credentials for every attempt: a new circuit each time.
+            let auth = proxy
+                .filter(|_| self.config.isolate_streams)
+                .map(|_| Credentials::random());
             let (reason, ready) =
-                match connection::open(addr, proxy, self.config.connect_timeout).await {
+                match connection::open(addr, proxy, auth, self.config.connect_timeout).await {
                     Ok(stream) => {
                         // Into our `version` only an address known without a lookup.
                         let remote = match (&self.config.proxy, addr.host.parse::<IpAddr>()) {
