@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Tests the Python bindings (bindings/python) with pytest against the test kit's real
 # ElectrumX: builds the app library and checks the committed bindings for drift
-# (scripts/bindings.sh), builds testkit-serve and replay-serve (real mainnet data), installs pytest into target/tools/pytest-venv
+# (scripts/bindings.sh), builds testkit-serve, replay-serve (real mainnet data) and bcoin-serve
+# (three real bcoin nodes, installed from npm on first use), installs pytest into target/tools/pytest-venv
 # if missing, and runs bindings/python/test_*.py with the library beside the module.
 # The last line is "python: N passed, M failed". Runs from any directory.
 set -uo pipefail
@@ -21,8 +22,8 @@ if [ ! -x "$venv/bin/pytest" ]; then
 fi
 
 lib="$(scripts/bindings.sh | tail -n1)" || fail "building the library or generating the bindings"
-cargo build -q --locked -p electrum-spv-testkit --bin testkit-serve --bin replay-serve ||
-    fail "building testkit-serve and replay-serve"
+cargo build -q --locked -p electrum-spv-testkit --bin testkit-serve --bin replay-serve --bin bcoin-serve ||
+    fail "building testkit-serve, replay-serve and bcoin-serve"
 target_dir="$(dirname "$(dirname "$lib")")"
 
 # The generated module loads the library from its own directory.
@@ -34,6 +35,7 @@ cp "$lib" "$work/"
 log="$work/pytest.log"
 (cd "$work" && TESTKIT_SERVE="$target_dir/debug/testkit-serve" \
     REPLAY_SERVE="$target_dir/debug/replay-serve" \
+    BCOIN_SERVE="$target_dir/debug/bcoin-serve" \
     "$venv/bin/pytest" -p no:cacheprovider -v "$@") 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 passed=$(grep -Eo '[0-9]+ passed' "$log" | tail -n1 | awk '{print $1}')

@@ -1,9 +1,11 @@
-"""Fixtures: the test kit's regtest chain served by a real ElectrumX on 127.0.0.1.
+"""Fixtures: the test kit's regtest chain served by a real ElectrumX on 127.0.0.1 (`kit`), and
+three real bcoin nodes in a line on 127.0.0.1 (`bcoin`).
 
-`TESTKIT_SERVE` names the `testkit-serve` binary (scripts/python-test.sh builds it and sets
-it). The kit prints one JSON hello line, then answers commands (`mine N`, `pay WALLET KIND
-SATS`, `history ADDRESS`, `utxos ADDRESS`) one JSON line each, and stops when its standard
-input closes.
+`TESTKIT_SERVE` names the `testkit-serve` binary, `BCOIN_SERVE` the `bcoin-serve` binary
+(scripts/python-test.sh builds both and sets them; a test fails, never skips, without them).
+Each prints one JSON hello line, then answers commands one JSON line each (testkit-serve:
+`mine N`, `pay WALLET KIND SATS`, `history ADDRESS`, `utxos ADDRESS`; bcoin-serve: `mempool`,
+`clearbanned`), and stops when its standard input closes.
 """
 
 import json
@@ -16,9 +18,9 @@ import pytest
 class Kit:
     """A running test kit."""
 
-    def __init__(self, binary: str):
+    def __init__(self, binary: str, *args: str):
         self.process = subprocess.Popen(
-            [binary], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            [binary, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
         line = self.process.stdout.readline()
         if not line:
@@ -49,6 +51,22 @@ def kit():
     if not binary:
         pytest.fail("TESTKIT_SERVE is not set: run scripts/python-test.sh", pytrace=False)
     k = Kit(binary)
+    try:
+        yield k
+    finally:
+        k.stop()
+
+
+# Valid transactions bcoin-serve builds (test_p2p.py uses them all, one per broadcast).
+BCOIN_TXS = 2
+
+
+@pytest.fixture(scope="session")
+def bcoin():
+    binary = os.environ.get("BCOIN_SERVE")
+    if not binary:
+        pytest.fail("BCOIN_SERVE is not set: run scripts/python-test.sh", pytrace=False)
+    k = Kit(binary, str(BCOIN_TXS))
     try:
         yield k
     finally:

@@ -527,6 +527,8 @@ def _uniffi_check_contract_api_version(lib):
 def _uniffi_check_api_checksums(lib):
     if lib.uniffi_electrum_spv_ffi_checksum_func_address_to_script() != 40703:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_electrum_spv_ffi_checksum_func_broadcast_via_peers() != 15096:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_electrum_spv_ffi_checksum_func_script_hash() != 14674:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_balance() != 26747:
@@ -601,6 +603,9 @@ _UniffiLib.ffi_electrum_spv_ffi_uniffi_contract_version.restype = ctypes.c_uint3
 _UniffiLib.uniffi_electrum_spv_ffi_checksum_func_address_to_script.argtypes = (
 )
 _UniffiLib.uniffi_electrum_spv_ffi_checksum_func_address_to_script.restype = ctypes.c_uint16
+_UniffiLib.uniffi_electrum_spv_ffi_checksum_func_broadcast_via_peers.argtypes = (
+)
+_UniffiLib.uniffi_electrum_spv_ffi_checksum_func_broadcast_via_peers.restype = ctypes.c_uint16
 _UniffiLib.uniffi_electrum_spv_ffi_checksum_func_script_hash.argtypes = (
 )
 _UniffiLib.uniffi_electrum_spv_ffi_checksum_func_script_hash.restype = ctypes.c_uint16
@@ -670,6 +675,15 @@ _UniffiLib.uniffi_electrum_spv_ffi_fn_func_address_to_script.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_electrum_spv_ffi_fn_func_address_to_script.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_electrum_spv_ffi_fn_func_broadcast_via_peers.argtypes = (
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.c_uint32,
+    _UniffiRustBuffer,
+    ctypes.c_uint32,
+    _UniffiRustBuffer,
+)
+_UniffiLib.uniffi_electrum_spv_ffi_fn_func_broadcast_via_peers.restype = ctypes.c_uint64
 _UniffiLib.uniffi_electrum_spv_ffi_fn_func_script_hash.argtypes = (
     _UniffiRustBuffer,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -1681,6 +1695,115 @@ class _UniffiFfiConverterTypeHistory(_UniffiConverterRustBuffer):
         _UniffiFfiConverterOptionalString.write(value.status, buf)
         _UniffiFfiConverterSequenceTypeHistoryTx.write(value.txs, buf)
 
+class _UniffiFfiConverterBoolean:
+    @classmethod
+    def check_lower(cls, value):
+        return not not value
+
+    @classmethod
+    def lower(cls, value):
+        return 1 if value else 0
+
+    @staticmethod
+    def lift(value):
+        return value != 0
+
+    @classmethod
+    def read(cls, buf):
+        return cls.lift(buf.read_u8())
+
+    @classmethod
+    def write(cls, value, buf):
+        buf.write_u8(value)
+
+@dataclass
+class P2pBroadcastReport:
+    """
+    What happened to a transaction sent with `broadcast_via_peers`. Nodes are named
+    `host:port` (host in lowercase, IPv6 in brackets).
+"""
+    def __init__(self, *, txid:str, wtxid:str, recipients:typing.List[str], requested_by:typing.List[str], announced_by:typing.List[str], verified_by:typing.Optional[str], mismatched_by:typing.List[str], rejected_by:typing.List[str], elapsed_ms:int, confirmed:bool):
+        self.txid = txid
+        self.wtxid = wtxid
+        self.recipients = recipients
+        self.requested_by = requested_by
+        self.announced_by = announced_by
+        self.verified_by = verified_by
+        self.mismatched_by = mismatched_by
+        self.rejected_by = rejected_by
+        self.elapsed_ms = elapsed_ms
+        self.confirmed = confirmed
+        
+        
+
+    
+    def __str__(self):
+        return "P2pBroadcastReport(txid={}, wtxid={}, recipients={}, requested_by={}, announced_by={}, verified_by={}, mismatched_by={}, rejected_by={}, elapsed_ms={}, confirmed={})".format(self.txid, self.wtxid, self.recipients, self.requested_by, self.announced_by, self.verified_by, self.mismatched_by, self.rejected_by, self.elapsed_ms, self.confirmed)
+    def __eq__(self, other):
+        if self.txid != other.txid:
+            return False
+        if self.wtxid != other.wtxid:
+            return False
+        if self.recipients != other.recipients:
+            return False
+        if self.requested_by != other.requested_by:
+            return False
+        if self.announced_by != other.announced_by:
+            return False
+        if self.verified_by != other.verified_by:
+            return False
+        if self.mismatched_by != other.mismatched_by:
+            return False
+        if self.rejected_by != other.rejected_by:
+            return False
+        if self.elapsed_ms != other.elapsed_ms:
+            return False
+        if self.confirmed != other.confirmed:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeP2pBroadcastReport(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return P2pBroadcastReport(
+            txid=_UniffiFfiConverterString.read(buf),
+            wtxid=_UniffiFfiConverterString.read(buf),
+            recipients=_UniffiFfiConverterSequenceString.read(buf),
+            requested_by=_UniffiFfiConverterSequenceString.read(buf),
+            announced_by=_UniffiFfiConverterSequenceString.read(buf),
+            verified_by=_UniffiFfiConverterOptionalString.read(buf),
+            mismatched_by=_UniffiFfiConverterSequenceString.read(buf),
+            rejected_by=_UniffiFfiConverterSequenceString.read(buf),
+            elapsed_ms=_UniffiFfiConverterUInt64.read(buf),
+            confirmed=_UniffiFfiConverterBoolean.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.txid)
+        _UniffiFfiConverterString.check_lower(value.wtxid)
+        _UniffiFfiConverterSequenceString.check_lower(value.recipients)
+        _UniffiFfiConverterSequenceString.check_lower(value.requested_by)
+        _UniffiFfiConverterSequenceString.check_lower(value.announced_by)
+        _UniffiFfiConverterOptionalString.check_lower(value.verified_by)
+        _UniffiFfiConverterSequenceString.check_lower(value.mismatched_by)
+        _UniffiFfiConverterSequenceString.check_lower(value.rejected_by)
+        _UniffiFfiConverterUInt64.check_lower(value.elapsed_ms)
+        _UniffiFfiConverterBoolean.check_lower(value.confirmed)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.txid, buf)
+        _UniffiFfiConverterString.write(value.wtxid, buf)
+        _UniffiFfiConverterSequenceString.write(value.recipients, buf)
+        _UniffiFfiConverterSequenceString.write(value.requested_by, buf)
+        _UniffiFfiConverterSequenceString.write(value.announced_by, buf)
+        _UniffiFfiConverterOptionalString.write(value.verified_by, buf)
+        _UniffiFfiConverterSequenceString.write(value.mismatched_by, buf)
+        _UniffiFfiConverterSequenceString.write(value.rejected_by, buf)
+        _UniffiFfiConverterUInt64.write(value.elapsed_ms, buf)
+        _UniffiFfiConverterBoolean.write(value.confirmed, buf)
+
 class _UniffiFfiConverterOptionalUInt32(_UniffiConverterRustBuffer):
     @classmethod
     def check_lower(cls, value):
@@ -2354,27 +2477,6 @@ class _UniffiFfiConverterSequenceTypeServerStatus(_UniffiConverterRustBuffer):
         return [
             _UniffiFfiConverterTypeServerStatus.read(buf) for i in range(count)
         ]
-
-class _UniffiFfiConverterBoolean:
-    @classmethod
-    def check_lower(cls, value):
-        return not not value
-
-    @classmethod
-    def lower(cls, value):
-        return 1 if value else 0
-
-    @staticmethod
-    def lift(value):
-        return value != 0
-
-    @classmethod
-    def read(cls, buf):
-        return cls.lift(buf.read_u8())
-
-    @classmethod
-    def write(cls, value, buf):
-        buf.write_u8(value)
 
 
 class WalletListener():
@@ -3289,6 +3391,56 @@ def address_to_script(address: str,network: Network) -> bytes:
         *_uniffi_lowered_args,
     )
     return _uniffi_lift_return(_uniffi_ffi_result)
+async def broadcast_via_peers(raw_tx: bytes,peers: typing.List[str],confirmations: int,network: Network,timeout_secs: int = 60,proxy: typing.Union[object, typing.Optional[str]] = _DEFAULT) -> P2pBroadcastReport:
+    """
+    Broadcasts a raw transaction over the Bitcoin P2P network and watches it spread, without an
+    Electrum server. It connects to every peer of `peers` (`host:port`, or a host alone for
+    the network's default port; at least two, no repeats). The first half of them (at least
+    one) receive the transaction: they are announced it and served it when they ask. The
+    others watch, and the transaction is confirmed once `confirmations` of them announce it
+    back; one announcer is then asked for it, and its bytes must hash to the transaction's
+    wtxid. Returns when it is confirmed and verified, or after `timeout_secs` (which also
+    bounds the wait for the recipients' handshakes), with a report either way: an unconfirmed
+    report is an answer, not an error. `proxy` is a SOCKS5 proxy `host:port` (Tor:
+    `127.0.0.1:9050`), needed for `.onion` peers.
+
+    Fails with `InvalidArgument` for bytes that are not one transaction, a malformed or repeated
+    peer, fewer than two peers, `confirmations` of 0 or more than the watching peers, a
+    `timeout_secs` of 0, or an empty proxy; `Connection` when no recipient completed its
+    handshake in time (naming why each peer failed: an unreachable proxy shows there).
+"""
+    
+    _UniffiFfiConverterBytes.check_lower(raw_tx)
+
+    _UniffiFfiConverterSequenceString.check_lower(peers)
+
+    _UniffiFfiConverterUInt32.check_lower(confirmations)
+
+    _UniffiFfiConverterTypeNetwork.check_lower(network)
+
+    _UniffiFfiConverterUInt32.check_lower(timeout_secs)
+
+    if proxy is _DEFAULT:
+        proxy = None
+    _UniffiFfiConverterOptionalString.check_lower(proxy)
+    _uniffi_lowered_args = (
+        _UniffiFfiConverterBytes.lower(raw_tx),
+        _UniffiFfiConverterSequenceString.lower(peers),
+        _UniffiFfiConverterUInt32.lower(confirmations),
+        _UniffiFfiConverterTypeNetwork.lower(network),
+        _UniffiFfiConverterUInt32.lower(timeout_secs),
+        _UniffiFfiConverterOptionalString.lower(proxy),
+    )
+    _uniffi_lift_return = _UniffiFfiConverterTypeP2pBroadcastReport.lift
+    _uniffi_error_converter = _UniffiFfiConverterTypeElectrumError
+    return await _uniffi_rust_call_async(
+        _UniffiLib.uniffi_electrum_spv_ffi_fn_func_broadcast_via_peers(*_uniffi_lowered_args),
+        _UniffiLib.ffi_electrum_spv_ffi_rust_future_poll_rust_buffer,
+        _UniffiLib.ffi_electrum_spv_ffi_rust_future_complete_rust_buffer,
+        _UniffiLib.ffi_electrum_spv_ffi_rust_future_free_rust_buffer,
+        _uniffi_lift_return,
+        _uniffi_error_converter,
+    )
 def script_hash(script: bytes) -> str:
     """
     The Electrum script hash (display hex) of an output script.
@@ -3317,10 +3469,12 @@ __all__ = [
     "DroppedServer",
     "HistoryTx",
     "History",
+    "P2pBroadcastReport",
     "ServerStatus",
     "Tip",
     "Utxo",
     "address_to_script",
+    "broadcast_via_peers",
     "script_hash",
     "WalletListenerImpl",
     "WalletListener",

@@ -8,6 +8,9 @@
 //! broadcasts (the returned txid compared with the computed one). Tips are the most-work
 //! verified chain; fees the median of the servers' estimates.
 //!
+//! `broadcast_via_peers` needs no Electrum server: it sends a transaction over the Bitcoin
+//! P2P network and reports which other nodes announced it back.
+//!
 //! Doc comments of exported items are written as plain sentences (no rustdoc headings or
 //! links): uniffi copies them into the Kotlin, Swift and Python sources.
 //!
@@ -16,6 +19,7 @@
 //! (each already pipelines its own requests).
 
 mod error;
+mod p2p;
 mod subscription;
 mod types;
 
@@ -31,6 +35,7 @@ use electrum_spv::{
 use tokio::sync::Mutex;
 
 pub use error::ElectrumError;
+pub use p2p::{P2pBroadcastReport, broadcast_via_peers};
 pub use subscription::{Subscription, WalletListener};
 pub use types::{
     Balance, ClientSettings, DroppedServer, History, HistoryTx, Network, ServerStatus, Tip,

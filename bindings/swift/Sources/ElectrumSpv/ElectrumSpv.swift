@@ -2089,6 +2089,166 @@ public func FfiConverterTypeHistoryTx_lower(_ value: HistoryTx) -> RustBuffer {
 
 
 /**
+ * What happened to a transaction sent with `broadcast_via_peers`. Nodes are named
+ * `host:port` (host in lowercase, IPv6 in brackets).
+ */
+public struct P2pBroadcastReport: Equatable, Hashable {
+    /**
+     * Transaction id (display hex).
+     */
+    public var txid: String
+    /**
+     * Witness transaction id (display hex; equal to the txid without witness data).
+     */
+    public var wtxid: String
+    /**
+     * The peers it was announced to (those of the first half that completed their
+     * handshake).
+     */
+    public var recipients: [String]
+    /**
+     * Recipients that asked for it and were served. A node that already has the
+     * transaction does not ask.
+     */
+    public var requestedBy: [String]
+    /**
+     * Watching peers that announced it back: the evidence that it spread. A recipient
+     * never counts, nor does a node that served other bytes.
+     */
+    public var announcedBy: [String]
+    /**
+     * The announcer that sent the transaction back with bytes that hash to its wtxid.
+     */
+    public var verifiedBy: String?
+    /**
+     * Announcers that sent other bytes under its txid (not counted).
+     */
+    public var mismatchedBy: [String]
+    /**
+     * Nodes that sent a `reject` message (bcoin does; Bitcoin Core stopped in 0.20, so its
+     * absence proves nothing).
+     */
+    public var rejectedBy: [String]
+    /**
+     * Milliseconds from the announcement to the recipients until it was confirmed and
+     * verified, or until the wait ended.
+     */
+    public var elapsedMs: UInt64
+    /**
+     * At least `confirmations` watching peers announced it.
+     */
+    public var confirmed: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Transaction id (display hex).
+         */txid: String, 
+        /**
+         * Witness transaction id (display hex; equal to the txid without witness data).
+         */wtxid: String, 
+        /**
+         * The peers it was announced to (those of the first half that completed their
+         * handshake).
+         */recipients: [String], 
+        /**
+         * Recipients that asked for it and were served. A node that already has the
+         * transaction does not ask.
+         */requestedBy: [String], 
+        /**
+         * Watching peers that announced it back: the evidence that it spread. A recipient
+         * never counts, nor does a node that served other bytes.
+         */announcedBy: [String], 
+        /**
+         * The announcer that sent the transaction back with bytes that hash to its wtxid.
+         */verifiedBy: String?, 
+        /**
+         * Announcers that sent other bytes under its txid (not counted).
+         */mismatchedBy: [String], 
+        /**
+         * Nodes that sent a `reject` message (bcoin does; Bitcoin Core stopped in 0.20, so its
+         * absence proves nothing).
+         */rejectedBy: [String], 
+        /**
+         * Milliseconds from the announcement to the recipients until it was confirmed and
+         * verified, or until the wait ended.
+         */elapsedMs: UInt64, 
+        /**
+         * At least `confirmations` watching peers announced it.
+         */confirmed: Bool) {
+        self.txid = txid
+        self.wtxid = wtxid
+        self.recipients = recipients
+        self.requestedBy = requestedBy
+        self.announcedBy = announcedBy
+        self.verifiedBy = verifiedBy
+        self.mismatchedBy = mismatchedBy
+        self.rejectedBy = rejectedBy
+        self.elapsedMs = elapsedMs
+        self.confirmed = confirmed
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension P2pBroadcastReport: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeP2pBroadcastReport: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> P2pBroadcastReport {
+        return
+            try P2pBroadcastReport(
+                txid: FfiConverterString.read(from: &buf), 
+                wtxid: FfiConverterString.read(from: &buf), 
+                recipients: FfiConverterSequenceString.read(from: &buf), 
+                requestedBy: FfiConverterSequenceString.read(from: &buf), 
+                announcedBy: FfiConverterSequenceString.read(from: &buf), 
+                verifiedBy: FfiConverterOptionString.read(from: &buf), 
+                mismatchedBy: FfiConverterSequenceString.read(from: &buf), 
+                rejectedBy: FfiConverterSequenceString.read(from: &buf), 
+                elapsedMs: FfiConverterUInt64.read(from: &buf), 
+                confirmed: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: P2pBroadcastReport, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.txid, into: &buf)
+        FfiConverterString.write(value.wtxid, into: &buf)
+        FfiConverterSequenceString.write(value.recipients, into: &buf)
+        FfiConverterSequenceString.write(value.requestedBy, into: &buf)
+        FfiConverterSequenceString.write(value.announcedBy, into: &buf)
+        FfiConverterOptionString.write(value.verifiedBy, into: &buf)
+        FfiConverterSequenceString.write(value.mismatchedBy, into: &buf)
+        FfiConverterSequenceString.write(value.rejectedBy, into: &buf)
+        FfiConverterUInt64.write(value.elapsedMs, into: &buf)
+        FfiConverterBool.write(value.confirmed, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeP2pBroadcastReport_lift(_ buf: RustBuffer) throws -> P2pBroadcastReport {
+    return try FfiConverterTypeP2pBroadcastReport.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeP2pBroadcastReport_lower(_ value: P2pBroadcastReport) -> RustBuffer {
+    return FfiConverterTypeP2pBroadcastReport.lower(value)
+}
+
+
+/**
  * A server of the pool.
  */
 public struct ServerStatus: Equatable, Hashable {
@@ -3112,6 +3272,37 @@ public func scriptHash(script: Data) -> String  {
     )
 })
 }
+/**
+ * Broadcasts a raw transaction over the Bitcoin P2P network and watches it spread, without an
+ * Electrum server. It connects to every peer of `peers` (`host:port`, or a host alone for
+ * the network's default port; at least two, no repeats). The first half of them (at least
+ * one) receive the transaction: they are announced it and served it when they ask. The
+ * others watch, and the transaction is confirmed once `confirmations` of them announce it
+ * back; one announcer is then asked for it, and its bytes must hash to the transaction's
+ * wtxid. Returns when it is confirmed and verified, or after `timeout_secs` (which also
+ * bounds the wait for the recipients' handshakes), with a report either way: an unconfirmed
+ * report is an answer, not an error. `proxy` is a SOCKS5 proxy `host:port` (Tor:
+ * `127.0.0.1:9050`), needed for `.onion` peers.
+ *
+ * Fails with `InvalidArgument` for bytes that are not one transaction, a malformed or repeated
+ * peer, fewer than two peers, `confirmations` of 0 or more than the watching peers, a
+ * `timeout_secs` of 0, or an empty proxy; `Connection` when no recipient completed its
+ * handshake in time (naming why each peer failed: an unreachable proxy shows there).
+ */
+public func broadcastViaPeers(rawTx: Data, peers: [String], confirmations: UInt32, network: Network, timeoutSecs: UInt32 = UInt32(60), proxy: String? = nil)async throws  -> P2pBroadcastReport  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_electrum_spv_ffi_fn_func_broadcast_via_peers(FfiConverterData.lower(rawTx),FfiConverterSequenceString.lower(peers),FfiConverterUInt32.lower(confirmations),FfiConverterTypeNetwork_lower(network),FfiConverterUInt32.lower(timeoutSecs),FfiConverterOptionString.lower(proxy)
+                )
+            },
+            pollFunc: ffi_electrum_spv_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_electrum_spv_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_electrum_spv_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeP2pBroadcastReport_lift,
+            errorHandler: FfiConverterTypeElectrumError_lift
+        )
+}
 
 private enum InitializationResult {
     case ok
@@ -3132,6 +3323,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_electrum_spv_ffi_checksum_func_script_hash() != 14674) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_electrum_spv_ffi_checksum_func_broadcast_via_peers() != 15096) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_electrum_spv_ffi_checksum_method_electrumclient_balance() != 26747) {

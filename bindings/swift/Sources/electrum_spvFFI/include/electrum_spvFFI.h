@@ -436,6 +436,11 @@ RustBuffer uniffi_electrum_spv_ffi_fn_func_address_to_script(RustBuffer address,
 RustBuffer uniffi_electrum_spv_ffi_fn_func_script_hash(RustBuffer script, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_FN_FUNC_BROADCAST_VIA_PEERS
+#define UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_FN_FUNC_BROADCAST_VIA_PEERS
+uint64_t uniffi_electrum_spv_ffi_fn_func_broadcast_via_peers(RustBuffer raw_tx, RustBuffer peers, uint32_t confirmations, RustBuffer network, uint32_t timeout_secs, RustBuffer proxy
+);
+#endif
 #ifndef UNIFFI_FFIDEF_FFI_ELECTRUM_SPV_FFI_RUSTBUFFER_ALLOC
 #define UNIFFI_FFIDEF_FFI_ELECTRUM_SPV_FFI_RUSTBUFFER_ALLOC
 RustBuffer ffi_electrum_spv_ffi_rustbuffer_alloc(uint64_t size, RustCallStatus *_Nonnull out_status
@@ -705,6 +710,12 @@ uint16_t uniffi_electrum_spv_ffi_checksum_func_address_to_script(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_CHECKSUM_FUNC_SCRIPT_HASH
 #define UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_CHECKSUM_FUNC_SCRIPT_HASH
 uint16_t uniffi_electrum_spv_ffi_checksum_func_script_hash(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_CHECKSUM_FUNC_BROADCAST_VIA_PEERS
+#define UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_CHECKSUM_FUNC_BROADCAST_VIA_PEERS
+uint16_t uniffi_electrum_spv_ffi_checksum_func_broadcast_via_peers(void
     
 );
 #endif

@@ -732,6 +732,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_electrum_spv_ffi_checksum_func_script_hash(
     ): Int
+    external fun uniffi_electrum_spv_ffi_checksum_func_broadcast_via_peers(
+    ): Int
     external fun uniffi_electrum_spv_ffi_checksum_method_electrumclient_balance(
     ): Int
     external fun uniffi_electrum_spv_ffi_checksum_method_electrumclient_broadcast(
@@ -851,6 +853,8 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_electrum_spv_ffi_fn_func_script_hash(`script`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_electrum_spv_ffi_fn_func_broadcast_via_peers(`rawTx`: RustBuffer.ByValue,`peers`: RustBuffer.ByValue,`confirmations`: Int,`network`: RustBuffer.ByValue,`timeoutSecs`: Int,`proxy`: RustBuffer.ByValue,
+    ): Long
     external fun ffi_electrum_spv_ffi_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun ffi_electrum_spv_ffi_rustbuffer_from_bytes(`bytes`: ForeignBytes.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -974,6 +978,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_electrum_spv_ffi_checksum_func_script_hash() and 0xFFFF) != 14674) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_electrum_spv_ffi_checksum_func_broadcast_via_peers() and 0xFFFF) != 15096) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_balance() and 0xFFFF) != 26747) {
@@ -3216,6 +3223,123 @@ public object FfiConverterTypeHistoryTx: FfiConverterRustBuffer<HistoryTx> {
 
 
 /**
+ * What happened to a transaction sent with `broadcast_via_peers`. Nodes are named
+ * `host:port` (host in lowercase, IPv6 in brackets).
+ */
+data class P2pBroadcastReport (
+    /**
+     * Transaction id (display hex).
+     */
+    var `txid`: kotlin.String
+    , 
+    /**
+     * Witness transaction id (display hex; equal to the txid without witness data).
+     */
+    var `wtxid`: kotlin.String
+    , 
+    /**
+     * The peers it was announced to (those of the first half that completed their
+     * handshake).
+     */
+    var `recipients`: List<kotlin.String>
+    , 
+    /**
+     * Recipients that asked for it and were served. A node that already has the
+     * transaction does not ask.
+     */
+    var `requestedBy`: List<kotlin.String>
+    , 
+    /**
+     * Watching peers that announced it back: the evidence that it spread. A recipient
+     * never counts, nor does a node that served other bytes.
+     */
+    var `announcedBy`: List<kotlin.String>
+    , 
+    /**
+     * The announcer that sent the transaction back with bytes that hash to its wtxid.
+     */
+    var `verifiedBy`: kotlin.String?
+    , 
+    /**
+     * Announcers that sent other bytes under its txid (not counted).
+     */
+    var `mismatchedBy`: List<kotlin.String>
+    , 
+    /**
+     * Nodes that sent a `reject` message (bcoin does; Bitcoin Core stopped in 0.20, so its
+     * absence proves nothing).
+     */
+    var `rejectedBy`: List<kotlin.String>
+    , 
+    /**
+     * Milliseconds from the announcement to the recipients until it was confirmed and
+     * verified, or until the wait ended.
+     */
+    var `elapsedMs`: kotlin.ULong
+    , 
+    /**
+     * At least `confirmations` watching peers announced it.
+     */
+    var `confirmed`: kotlin.Boolean
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeP2pBroadcastReport: FfiConverterRustBuffer<P2pBroadcastReport> {
+    override fun read(buf: ByteBuffer): P2pBroadcastReport {
+        return P2pBroadcastReport(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterSequenceString.read(buf),
+            FfiConverterSequenceString.read(buf),
+            FfiConverterSequenceString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterSequenceString.read(buf),
+            FfiConverterSequenceString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterBoolean.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: P2pBroadcastReport) = (
+            FfiConverterString.allocationSize(value.`txid`) +
+            FfiConverterString.allocationSize(value.`wtxid`) +
+            FfiConverterSequenceString.allocationSize(value.`recipients`) +
+            FfiConverterSequenceString.allocationSize(value.`requestedBy`) +
+            FfiConverterSequenceString.allocationSize(value.`announcedBy`) +
+            FfiConverterOptionalString.allocationSize(value.`verifiedBy`) +
+            FfiConverterSequenceString.allocationSize(value.`mismatchedBy`) +
+            FfiConverterSequenceString.allocationSize(value.`rejectedBy`) +
+            FfiConverterULong.allocationSize(value.`elapsedMs`) +
+            FfiConverterBoolean.allocationSize(value.`confirmed`)
+    )
+
+    override fun write(value: P2pBroadcastReport, buf: ByteBuffer) {
+            FfiConverterString.write(value.`txid`, buf)
+            FfiConverterString.write(value.`wtxid`, buf)
+            FfiConverterSequenceString.write(value.`recipients`, buf)
+            FfiConverterSequenceString.write(value.`requestedBy`, buf)
+            FfiConverterSequenceString.write(value.`announcedBy`, buf)
+            FfiConverterOptionalString.write(value.`verifiedBy`, buf)
+            FfiConverterSequenceString.write(value.`mismatchedBy`, buf)
+            FfiConverterSequenceString.write(value.`rejectedBy`, buf)
+            FfiConverterULong.write(value.`elapsedMs`, buf)
+            FfiConverterBoolean.write(value.`confirmed`, buf)
+    }
+}
+
+
+
+/**
  * A server of the pool.
  */
 data class ServerStatus (
@@ -4210,5 +4334,43 @@ public object FfiConverterSequenceTypeUtxo: FfiConverterRustBuffer<List<Utxo>> {
     )
     }
     
+
+        /**
+         * Broadcasts a raw transaction over the Bitcoin P2P network and watches it spread, without an
+         * Electrum server. It connects to every peer of `peers` (`host:port`, or a host alone for
+         * the network's default port; at least two, no repeats). The first half of them (at least
+         * one) receive the transaction: they are announced it and served it when they ask. The
+         * others watch, and the transaction is confirmed once `confirmations` of them announce it
+         * back; one announcer is then asked for it, and its bytes must hash to the transaction's
+         * wtxid. Returns when it is confirmed and verified, or after `timeout_secs` (which also
+         * bounds the wait for the recipients' handshakes), with a report either way: an unconfirmed
+         * report is an answer, not an error. `proxy` is a SOCKS5 proxy `host:port` (Tor:
+         * `127.0.0.1:9050`), needed for `.onion` peers.
+         *
+         * Fails with `InvalidArgument` for bytes that are not one transaction, a malformed or repeated
+         * peer, fewer than two peers, `confirmations` of 0 or more than the watching peers, a
+         * `timeout_secs` of 0, or an empty proxy; `Connection` when no recipient completed its
+         * handshake in time (naming why each peer failed: an unreachable proxy shows there).
+         */
+    @Throws(ElectrumException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+     suspend fun `broadcastViaPeers`(`rawTx`: kotlin.ByteArray, `peers`: List<kotlin.String>, `confirmations`: kotlin.UInt, `network`: Network, `timeoutSecs`: kotlin.UInt = 60u, `proxy`: kotlin.String? = null) : P2pBroadcastReport {
+        return uniffiRustCallAsync(
+        UniffiLib.uniffi_electrum_spv_ffi_fn_func_broadcast_via_peers(
+        FfiConverterByteArray.lower(`rawTx`),
+        FfiConverterSequenceString.lower(`peers`),
+        FfiConverterUInt.lower(`confirmations`),
+        FfiConverterTypeNetwork.lower(`network`),
+        FfiConverterUInt.lower(`timeoutSecs`),
+        FfiConverterOptionalString.lower(`proxy`),),
+        { future, callback, continuation -> UniffiLib.ffi_electrum_spv_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_electrum_spv_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_electrum_spv_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeP2pBroadcastReport.lift(it) },
+        // Error FFI converter
+        ElectrumException.ErrorHandler,
+    )
+    }
 
 

@@ -32,6 +32,7 @@ val ALL_TESTS = listOf(
     Test("socks5ProxyGetsTheNameAndOnionNeedsAProxy", body = ::socks5ProxyGetsTheNameAndOnionNeedsAProxy),
     Test("serversFromAServerListFile", body = ::serversFromAServerListFile),
     Test("broadcastOfANewPayment", body = ::broadcastOfANewPayment),
+    Test("broadcastViaPeersRefusesBadArgumentsAndUnreachableRecipients", body = ::broadcastViaPeersRefusesBadArgumentsAndUnreachableRecipients),
     Test("watchStartsWithEveryHistoryAndTheTip", body = ::watchStartsWithEveryHistoryAndTheTip),
     Test("watchOfAMainnetAddressFailsTheFlow", body = ::watchOfAMainnetAddressFailsTheFlow),
     Test("watchReportsAPaymentThenItsConfirmation", timeoutMs = 180_000, body = ::watchReportsAPaymentThenItsConfirmation),
@@ -260,6 +261,24 @@ suspend fun broadcastOfANewPayment(kit: Kit) = withClient(settings(kit)) { clien
     val sent = history.txs.singleOrNull { it.txid == txid }
     assertTrue(sent != null && sent.state != TxState.CONFIRMED && sent.blockHash == null, "$txid in the mempool: $sent")
     assertEquals(kitHistory(kit, address).txs, records(history), "history after the broadcast")
+}
+
+// The P2P broadcast's typed errors (the broadcast itself is tested against real bcoin nodes
+// in bindings/python/test_p2p.py; this kit has no P2P peers).
+suspend fun broadcastViaPeersRefusesBadArgumentsAndUnreachableRecipients(kit: Kit) {
+    val built = kit.command("build bob p2pkh 23456")
+    val raw = (built["hex"] as String).chunked(2).map { it.toInt(16).toByte() }.toByteArray()
+    assertFailsWith<ElectrumException.InvalidArgument>("one peer: nobody watches") {
+        broadcastViaPeers(raw, listOf("127.0.0.1:1"), 1u, Network.REGTEST)
+    }
+    assertFailsWith<ElectrumException.InvalidArgument>("not a transaction") {
+        broadcastViaPeers(byteArrayOf(1, 2, 3), listOf("127.0.0.1:1", "127.0.0.1:2"), 1u, Network.REGTEST)
+    }
+    // Port 1 on loopback refuses at once; the call waits out its timeout.
+    val e = assertFailsWith<ElectrumException.Connection>("an unreachable recipient") {
+        broadcastViaPeers(raw, listOf("127.0.0.1:1", "127.0.0.1:2"), 1u, Network.REGTEST, timeoutSecs = 3u)
+    }
+    assertTrue(e.detail.contains("127.0.0.1:1"), "names the recipient: ${e.detail}")
 }
 
 @Suppress("UNUSED_PARAMETER")
