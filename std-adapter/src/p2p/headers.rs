@@ -1,6 +1,6 @@
 //! Header sync over P2P: [`PeerPool::sync_headers`] drives core's [`P2pHeaders`] with one
 //! node's `headers` messages, so the headers are checked by the same
-//! [`HeaderVerifier`](electrum_spv_core::chain::HeaderVerifier) rules as the Electrum side.
+//! [`HeaderVerifier`] rules as the Electrum side.
 //!
 //! The node is asked with `getheaders` until it answers a message shorter than 2,000 headers
 //! (it has nothing newer). A `getheaders` left unanswered until the connection's request
