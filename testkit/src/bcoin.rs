@@ -16,7 +16,6 @@ use std::collections::VecDeque;
 use std::fs::{self, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::io::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -38,6 +37,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use crate::Error;
+use crate::install::{locked, run_quiet, tail};
 
 /// The bcoin version the kit installs.
 pub const BCOIN_VERSION: &str = "1.0.2";
@@ -101,19 +101,7 @@ pub fn ensure_installed() -> Result<PathBuf, Error> {
     check_tool("node")?;
     check_tool("npm")?;
     fs::create_dir_all(&dir).map_err(|e| ctx("create", &dir, e))?;
-    let lock_path = dir.with_extension("lock");
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| ctx("open lock file", &lock_path, e))?;
-    // SAFETY: flock on a file descriptor we own for the duration of the call.
-    let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
-    if rc != 0 {
-        return Err(Error::msg(format!("cannot lock {}", lock_path.display())));
-    }
-    let result = (|| {
+    locked(&dir.with_extension("lock"), || {
         if marker.exists() && bin.exists() {
             return Ok(bin.clone());
         }
@@ -157,10 +145,7 @@ pub fn ensure_installed() -> Result<PathBuf, Error> {
         fs::write(&marker, format!("bcoin@{BCOIN_VERSION}\n"))
             .map_err(|e| ctx("write", &marker, e))?;
         Ok(bin.clone())
-    })();
-    // SAFETY: as above; unlocking our own descriptor.
-    unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_UN) };
-    result
+    })
 }
 
 fn check_tool(tool: &str) -> Result<(), Error> {
@@ -179,31 +164,6 @@ fn check_tool(tool: &str) -> Result<(), Error> {
              (on Debian: apt-get install nodejs npm)"
         ))),
     }
-}
-
-fn run_quiet(cmd: &mut Command, what: &str) -> Result<(), Error> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::msg(format!("{what}: cannot run: {e}")))?;
-    if out.status.success() {
-        return Ok(());
-    }
-    let mut text = String::from_utf8_lossy(&out.stderr).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stdout));
-    Err(Error::msg(format!(
-        "{what} failed ({}): {}",
-        out.status,
-        tail(&text, 2000)
-    )))
-}
-
-fn tail(s: &str, n: usize) -> &str {
-    let mut start = s.len().saturating_sub(n);
-    while !s.is_char_boundary(start) {
-        start += 1;
-    }
-    &s[start..]
 }
 
 /// Ports are drawn below Linux's ephemeral range (32768-60999): the kernel hands those to

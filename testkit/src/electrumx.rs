@@ -2,7 +2,6 @@
 
 use std::fs::{self, OpenOptions};
 use std::net::{SocketAddr, TcpListener};
-use std::os::unix::io::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -11,6 +10,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use crate::electrum::probe_tip;
+use crate::install::{locked, run_quiet, tail};
 use crate::{Error, StandInBitcoind};
 
 /// How long [`ElectrumX::start`] waits for ElectrumX to index the stand-in's tip.
@@ -49,19 +49,7 @@ pub fn ensure_venv() -> Result<PathBuf, Error> {
     if let Some(parent) = venv.parent() {
         fs::create_dir_all(parent).map_err(|e| ctx("create", parent, e))?;
     }
-    let lock_path = venv.with_extension("lock");
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| ctx("open lock file", &lock_path, e))?;
-    // SAFETY: flock on a file descriptor we own for the duration of the call.
-    let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
-    if rc != 0 {
-        return Err(Error::msg(format!("cannot lock {}", lock_path.display())));
-    }
-    let result = (|| {
+    locked(&venv.with_extension("lock"), || {
         if server.exists() {
             return Ok(server.clone());
         }
@@ -89,35 +77,7 @@ pub fn ensure_venv() -> Result<PathBuf, Error> {
             )));
         }
         Ok(server.clone())
-    })();
-    // SAFETY: as above; unlocking our own descriptor.
-    unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_UN) };
-    result
-}
-
-fn run_quiet(cmd: &mut Command, what: &str) -> Result<(), Error> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::msg(format!("{what}: cannot run: {e}")))?;
-    if out.status.success() {
-        return Ok(());
-    }
-    let mut text = String::from_utf8_lossy(&out.stderr).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stdout));
-    Err(Error::msg(format!(
-        "{what} failed ({}): {}",
-        out.status,
-        tail(&text, 2000)
-    )))
-}
-
-fn tail(s: &str, n: usize) -> &str {
-    let mut start = s.len().saturating_sub(n);
-    while !s.is_char_boundary(start) {
-        start += 1;
-    }
-    &s[start..]
+    })
 }
 
 fn free_port() -> Result<u16, Error> {

@@ -29,6 +29,7 @@ pub mod chain;
 pub mod driver;
 mod electrum;
 mod electrumx;
+mod install;
 pub mod liar;
 pub mod p2p_peer;
 pub mod replay;
