@@ -31,6 +31,8 @@ pub const RECENT_INVS: usize = 20_000;
 pub(crate) struct Relay {
     table: BroadcastTable<Vec<TxStatus>>,
     raw: HashMap<TxHandle, Arc<[u8]>>,
+    /// Unix milliseconds of the first `getdata` that got a transaction served.
+    served_at: HashMap<TxHandle, u64>,
     ids: Vec<NodeId>,
     recent: VecDeque<(NodeId, InvVector, u64)>,
 }
@@ -40,6 +42,7 @@ impl Default for Relay {
         Relay {
             table: BroadcastTable::new(Vec::new(), VERIFY_TIMEOUT_MS),
             raw: HashMap::new(),
+            served_at: HashMap::new(),
             ids: Vec::new(),
             recent: VecDeque::new(),
         }
@@ -116,6 +119,13 @@ impl Relay {
     pub fn remove(&mut self, handle: TxHandle) {
         self.table.remove(handle);
         self.raw.remove(&handle);
+        self.served_at.remove(&handle);
+    }
+
+    /// Unix milliseconds when a recipient's `getdata` was first answered with `handle`'s
+    /// transaction (the connection task writes the `tx` frame right after).
+    pub fn served_at(&self, handle: TxHandle) -> Option<u64> {
+        self.served_at.get(&handle).copied()
     }
 
     /// The table, to read.
@@ -152,7 +162,12 @@ impl Relay {
             let answer = id.map_or(GetData::NotFound, |id| self.table.on_getdata(id, item));
             match answer {
                 GetData::Serve(permit) => match self.raw.get(&permit.handle()) {
-                    Some(raw) => answers.serve.push((permit, raw.clone())),
+                    Some(raw) => {
+                        self.served_at
+                            .entry(permit.handle())
+                            .or_insert_with(super::unix_ms);
+                        answers.serve.push((permit, raw.clone()));
+                    }
                     None => answers.not_found.push(*item),
                 },
                 // A light client has no blocks either: Core answers `notfound` for both.
