@@ -67,6 +67,10 @@ pub struct TxReport {
     /// Milliseconds from the announcement to the recipients until it was confirmed (and
     /// verified, when an announcer served it), or until the wait ended.
     pub elapsed_ms: u64,
+    /// Milliseconds from the announcement until a recipient's `getdata` was first answered
+    /// with it (the connection task writes the `tx` frame right after, before reading on):
+    /// when sending was done. `None` if no recipient asked.
+    pub served_ms: Option<u64>,
     /// Milliseconds from the announcement to the first announcement by another node.
     pub first_announcement_ms: Option<u64>,
     /// At least [`BroadcastOptions::announcers`] other nodes announced it, and one of them
@@ -206,6 +210,9 @@ impl PeerPool {
                 mismatched_by: relay.nodes(s.mismatched_by()),
                 rejected_by: relay.nodes(s.rejected_by()),
                 elapsed_ms: done.unwrap_or(waited),
+                served_ms: relay
+                    .served_at(*handle)
+                    .map(|t| t.saturating_sub(announced_at)),
                 first_announcement_ms: s
                     .first_announcement_ms()
                     .map(|t| t.saturating_sub(announced_at)),

@@ -42,6 +42,8 @@ pub(crate) struct Relay {
     /// Txids and wtxids of the entries: items naming nothing here never reach the table, so
     /// a 50,000-item `inv` costs 50,000 lookups, not a table scan each.
     index: HashMap<[u8; 32], TxHandle>,
+    /// Unix milliseconds of the first `getdata` that got a transaction served.
+    served_at: HashMap<TxHandle, u64>,
     ids: Vec<NodeId>,
     recent: VecDeque<(NodeId, InvVector, u64)>,
 }
@@ -53,6 +55,7 @@ impl Default for Relay {
             raw: HashMap::new(),
             owners: HashMap::new(),
             index: HashMap::new(),
+            served_at: HashMap::new(),
             ids: Vec::new(),
             recent: VecDeque::new(),
         }
@@ -143,9 +146,16 @@ impl Relay {
         self.table.remove(handle);
         self.raw.remove(&handle);
         self.index.retain(|_, h| *h != handle);
+        self.served_at.remove(&handle);
         if self.owners.is_empty() {
             self.ids.clear();
         }
+    }
+
+    /// Unix milliseconds when a recipient's `getdata` was first answered with `handle`'s
+    /// transaction (the connection task writes the `tx` frame right after).
+    pub fn served_at(&self, handle: TxHandle) -> Option<u64> {
+        self.served_at.get(&handle).copied()
     }
 
     /// Whether `item` names an entry.
@@ -194,7 +204,12 @@ impl Relay {
             };
             match answer {
                 GetData::Serve(permit) => match self.raw.get(&permit.handle()) {
-                    Some(raw) => answers.serve.push((permit, raw.clone())),
+                    Some(raw) => {
+                        self.served_at
+                            .entry(permit.handle())
+                            .or_insert_with(super::unix_ms);
+                        answers.serve.push((permit, raw.clone()));
+                    }
                     None => answers.not_found.push(*item),
                 },
                 // A light client has no blocks either: Core answers `notfound` for both.
