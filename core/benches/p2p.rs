@@ -22,10 +22,8 @@
 //! `cargo bench -p electrum-spv-core --bench p2p`; `scripts/bench-ratios.sh p2p` prints the
 //! same groups as bound_time / time.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::RefCell;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
@@ -37,46 +35,16 @@ use p2p_paths::{InvDecode, Serve, legacy_tx};
 
 // ----- counting allocator -----
 
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-/// The system allocator, counting every allocation (`alloc`, `alloc_zeroed`, `realloc`).
-struct Counting;
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so the
-// `GlobalAlloc` contract holds exactly as it does for `System`.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller upholds `GlobalAlloc::alloc_zeroed`'s contract.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller upholds `GlobalAlloc::realloc`'s contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller upholds `GlobalAlloc::dealloc`'s contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::{Counting, count_allocations};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
 /// Asserts that `f` allocates nothing; returns its result.
 fn no_allocations<R>(what: &str, f: impl FnOnce() -> R) -> R {
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
-    let r = black_box(f());
-    let n = ALLOCATIONS.load(Ordering::SeqCst) - before;
+    let (r, n) = count_allocations(f);
     assert_eq!(n, 0, "{what}: {n} heap allocations");
     r
 }
