@@ -1134,27 +1134,7 @@ fn arb_owned() -> impl Strategy<Value = Owned> {
 
 /// Frames around random payloads of the commands decoded here.
 fn arb_frame() -> impl Strategy<Value = Vec<u8>> {
-    let commands: &[&[u8]] = &[
-        b"version",
-        b"verack",
-        b"ping",
-        b"pong",
-        b"inv",
-        b"getdata",
-        b"notfound",
-        b"tx",
-        b"headers",
-        b"getheaders",
-        b"sendheaders",
-        b"addr",
-        b"addrv2",
-        b"getaddr",
-        b"feefilter",
-        b"wtxidrelay",
-        b"sendaddrv2",
-        b"sendcmpct",
-        b"reject",
-    ];
+    let commands: Vec<&[u8]> = Command::ALL.iter().map(Command::name).collect();
     (
         prop::sample::select(commands.to_vec()),
         prop::collection::vec(any::<u8>(), 0..400),

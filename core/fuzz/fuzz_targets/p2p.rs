@@ -13,7 +13,7 @@
 
 #![no_main]
 
-use electrum_spv_core::hash::sha256d;
+use electrum_spv_core::p2p::frame::write_header;
 use electrum_spv_core::p2p::{
     Command, FrameError, HEADER_SIZE, Magic, Message, MessageError, MessageReader, Outgoing, encode,
 };
@@ -21,35 +21,21 @@ use libfuzzer_sys::fuzz_target;
 
 const MAGIC: Magic = Magic::REGTEST;
 
-const COMMANDS: [&[u8]; 20] = [
-    b"version",
-    b"verack",
-    b"ping",
-    b"pong",
-    b"inv",
-    b"getdata",
-    b"notfound",
-    b"tx",
-    b"headers",
-    b"getheaders",
-    b"sendheaders",
-    b"addr",
-    b"addrv2",
-    b"getaddr",
-    b"feefilter",
-    b"wtxidrelay",
-    b"sendaddrv2",
-    b"sendcmpct",
-    b"reject",
-    b"block",
-];
+/// The command of a fuzzer's index: one named here, or `block` (a command not decoded).
+fn command(index: usize) -> Command {
+    let block = Command::Unknown(*b"block\0\0\0\0\0\0\0");
+    Command::ALL
+        .get(index % (Command::ALL.len() + 1))
+        .copied()
+        .unwrap_or(block)
+}
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
     let stream = if mode & 0x80 != 0 {
-        let command = COMMANDS[usize::from(mode & 0x1f) % COMMANDS.len()];
+        let command = command(usize::from(mode & 0x1f));
         framed(command, rest)
     } else {
         rest.to_vec()
@@ -66,15 +52,10 @@ fuzz_target!(|data: &[u8]| {
 });
 
 /// One frame of `command` around `payload`, with a correct header.
-fn framed(command: &[u8], payload: &[u8]) -> Vec<u8> {
-    let mut out = MAGIC.0.to_vec();
-    let mut field = [0u8; 12];
-    field[..command.len()].copy_from_slice(command);
-    out.extend_from_slice(&field);
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&sha256d(payload)[..4]);
-    out.extend_from_slice(payload);
-    out
+fn framed(command: Command, payload: &[u8]) -> Vec<u8> {
+    let mut header = [0u8; HEADER_SIZE];
+    write_header(MAGIC, &command, payload, &mut header);
+    [&header[..], payload].concat()
 }
 
 /// Feeds `stream` cut at `cuts` and returns the events as text (transaction bytes joined).

@@ -30,12 +30,13 @@
 #![no_main]
 
 use electrum_spv_core::chain::{Anchor, HeaderVerifier, MAINNET};
-use electrum_spv_core::hash::{Txid, Wtxid, sha256d};
+use electrum_spv_core::hash::{Txid, Wtxid};
+use electrum_spv_core::p2p::frame::write_header;
 use electrum_spv_core::p2p::headers::HeadersStep;
 use electrum_spv_core::p2p::{
-    BroadcastTable, Command, GetData, InvSeen, InvType, InvVector, Magic, Message, MessageReader,
-    NetAddr, NodeId, NodeSet, Outgoing, P2pHeaders, Peer, PeerConfig, PeerEvent, SendError, TxForm,
-    TxSeen, TxStatus, Version, WireTx, encode,
+    BroadcastTable, Command, GetData, HEADER_SIZE, InvSeen, InvType, InvVector, Magic, Message,
+    MessageReader, NetAddr, NodeId, NodeSet, Outgoing, P2pHeaders, Peer, PeerConfig, PeerEvent,
+    SendError, TxForm, TxSeen, TxStatus, Version, WireTx, encode,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -54,28 +55,14 @@ const SEGWIT_TX_STRIPPED: &str = "020000000173219026eba80ff9c7ca506376aa8b7db9dc
 1b9ada48bd7cd0000000000ffffffff0106aac41d000000002200204ae81572f06e1b88fd5ced7a1a000945432e\
 83e1551e6f721ee9c00b8cc3326000000000";
 
-const COMMANDS: [&[u8]; 20] = [
-    b"version",
-    b"verack",
-    b"ping",
-    b"pong",
-    b"inv",
-    b"getdata",
-    b"notfound",
-    b"tx",
-    b"headers",
-    b"getheaders",
-    b"sendheaders",
-    b"addr",
-    b"addrv2",
-    b"getaddr",
-    b"feefilter",
-    b"wtxidrelay",
-    b"sendaddrv2",
-    b"sendcmpct",
-    b"reject",
-    b"block",
-];
+/// The command of a fuzzer's index: one named here, or `block` (a command not decoded).
+fn command(index: usize) -> Command {
+    let block = Command::Unknown(*b"block\0\0\0\0\0\0\0");
+    Command::ALL
+        .get(index % (Command::ALL.len() + 1))
+        .copied()
+        .unwrap_or(block)
+}
 
 fuzz_target!(|data: &[u8]| {
     let [cut_byte, mode, rest @ ..] = data else {
@@ -127,13 +114,10 @@ fn hex(s: &str) -> Vec<u8> {
 }
 
 /// One frame of `command` around `payload`, with a correct header.
-fn framed(command: &[u8], payload: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(&MAGIC.0);
-    let mut field = [0u8; 12];
-    field[..command.len()].copy_from_slice(command);
-    out.extend_from_slice(&field);
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&sha256d(payload)[..4]);
+fn framed(command: Command, payload: &[u8], out: &mut Vec<u8>) {
+    let mut header = [0u8; HEADER_SIZE];
+    write_header(MAGIC, &command, payload, &mut header);
+    out.extend_from_slice(&header);
     out.extend_from_slice(payload);
 }
 
@@ -142,7 +126,7 @@ fn records(mut rest: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let [index, lo, hi, tail @ ..] = rest {
         let len = usize::from(u16::from_le_bytes([*lo, *hi])).min(tail.len());
-        let command = COMMANDS[usize::from(*index) % COMMANDS.len()];
+        let command = command(usize::from(*index));
         framed(command, &tail[..len], &mut out);
         rest = &tail[len..];
     }

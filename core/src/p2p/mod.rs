@@ -178,6 +178,9 @@ macro_rules! commands {
         }
 
         impl Command {
+            /// Every command named here (not [`Command::Unknown`]), in declaration order.
+            pub const ALL: &'static [Command] = &[$(Command::$variant,)*];
+
             /// The command of a frame header's 12-byte field, or `None` if the field is not
             /// printable ASCII followed only by NUL padding (Core's `IsMessageTypeValid`).
             pub fn parse(field: &[u8; COMMAND_SIZE]) -> Option<Command> {
