@@ -3,14 +3,15 @@
 //!
 //! A light client serves transactions that can be large (a standard one up to 400,000 weight
 //! units, about 100 KB) from a peer whose outgoing buffer is [`OUT_BUFFER_SIZE`] bytes. So the
-//! `tx` message is never copied: [`WireTx::frame`] gives the 24-byte frame header (checksum
-//! over the requested form, hashed in one pass) and the payload as at most three slices of the
-//! caller's serialization, which the caller writes after the peer's queued bytes.
+//! `tx` message is never copied: [`WireTx::frame`] gives the 24-byte frame header and the
+//! payload as at most three slices of the caller's serialization, which the caller writes
+//! after the peer's queued bytes. The header's checksum is the txid (stripped form) or the
+//! wtxid (with witness), both computed by [`WireTx::parse`]: no byte is hashed again.
 //!
 //! [`OUT_BUFFER_SIZE`]: super::peer::OUT_BUFFER_SIZE
 
 use super::{Command, HEADER_SIZE, InvType, InvVector, Magic};
-use crate::hash::{Sha256dEngine, Txid, Wtxid, sha256d};
+use crate::hash::{Txid, Wtxid, sha256d};
 use crate::tx::TxError;
 use crate::tx_parts::TxParts;
 
@@ -114,16 +115,17 @@ impl<'a> WireTx<'a> {
     /// The `tx` frame of `form` on `magic`'s network.
     pub fn frame(&self, magic: Magic, form: TxForm) -> TxFrame<'a> {
         let payload = self.payload(form);
-        let mut engine = Sha256dEngine::new();
-        let mut len = 0usize;
-        for piece in payload {
-            engine.update(piece);
-            len += piece.len();
-        }
+        let len: usize = payload.iter().map(|piece| piece.len()).sum();
+        // The checksum is the payload's SHA-256d, which is already known: the stripped form
+        // hashes to the txid, the whole serialization to the wtxid.
+        let hash = match form {
+            TxForm::Stripped => self.txid().to_byte_array(),
+            TxForm::Witness => self.wtxid.to_byte_array(),
+        };
         let mut header = [0u8; HEADER_SIZE];
         // A transaction is at most `MAX_TX_SIZE` bytes: the length fits.
         let len = u32::try_from(len).unwrap_or(u32::MAX);
-        super::frame::write_header_parts(magic, &Command::Tx, len, &engine.finalize(), &mut header);
+        super::frame::write_header_parts(magic, &Command::Tx, len, &hash, &mut header);
         TxFrame { header, payload }
     }
 }
