@@ -119,7 +119,14 @@ async fn invs_stream_sees_announcements_and_not_corrupted_ones() {
     let corrupt = ScriptedPeer::start(PeerScript::hostile(Behaviour::BadChecksum)).unwrap();
     let pool = PeerPool::start(&[addr(&good), addr(&corrupt)], config());
     let mut invs = pool.invs();
-    assert!(pool.wait_until(WAIT, |p| p.peers().len() == 2).await);
+    // Both sides must have seen the handshake complete: the pool counts a peer once it has
+    // the peer's verack, the scripted peer only once it has ours.
+    assert!(
+        pool.wait_until(WAIT, |p| p.peers().len() == 2
+            && good.ready_connections() == 1
+            && corrupt.ready_connections() == 1)
+            .await
+    );
 
     // A bad checksum drops the message (its items never reach the stream), not the peer.
     assert_eq!(corrupt.announce(&[item(InvType::TX, 9)]), 1);
