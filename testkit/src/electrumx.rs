@@ -143,6 +143,7 @@ fn free_port() -> Result<u16, Error> {
 /// the process group and removes the directory.
 pub struct ElectrumX {
     server: PathBuf,
+    coin: &'static str,
     child: Child,
     addr: SocketAddr,
     ssl_addr: SocketAddr,
@@ -189,6 +190,7 @@ fn certificates() -> Result<Certificates, Error> {
 /// `ssl_addr`.
 fn launch(
     server: &Path,
+    coin: &str,
     bitcoind: &StandInBitcoind,
     dir: &Path,
     addr: SocketAddr,
@@ -203,7 +205,7 @@ fn launch(
     let python = server.with_file_name("python3");
     Command::new(&python)
         .arg(server)
-        .env("COIN", "Bitcoin")
+        .env("COIN", coin)
         .env("NET", "regtest")
         .env("DB_ENGINE", "leveldb")
         .env("DB_DIRECTORY", dir.join("db"))
@@ -235,20 +237,30 @@ impl ElectrumX {
     /// free port and waits (up to [`START_TIMEOUT`]) until it reports the stand-in's tip.
     /// Retries (up to 3 times) if the chosen port was taken meanwhile.
     pub fn start(bitcoind: &StandInBitcoind) -> Result<ElectrumX, Error> {
-        ElectrumX::start_server(ensure_venv()?, bitcoind)
+        ElectrumX::start_server(ensure_venv()?, "Bitcoin", bitcoind)
     }
 
     /// As [`ElectrumX::start`], running release `version` (one of [`VERSIONS`]), installed
     /// first if needed into its own venv ([`ensure_venv_version`]).
     pub fn start_version(version: &str, bitcoind: &StandInBitcoind) -> Result<ElectrumX, Error> {
-        ElectrumX::start_server(ensure_venv_version(version)?, bitcoind)
+        // kyuupichan's releases call BTC "BitcoinSegwit" ("Bitcoin" is not a coin there).
+        let coin = if version.starts_with("kyuupichan-") {
+            "BitcoinSegwit"
+        } else {
+            "Bitcoin"
+        };
+        ElectrumX::start_server(ensure_venv_version(version)?, coin, bitcoind)
     }
 
-    fn start_server(server: PathBuf, bitcoind: &StandInBitcoind) -> Result<ElectrumX, Error> {
+    fn start_server(
+        server: PathBuf,
+        coin: &'static str,
+        bitcoind: &StandInBitcoind,
+    ) -> Result<ElectrumX, Error> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut ex = ElectrumX::spawn(&server, bitcoind)?;
+            let mut ex = ElectrumX::spawn(&server, coin, bitcoind)?;
             let (height, _) = bitcoind.tip();
             match ex.wait_for_height(height, START_TIMEOUT) {
                 Ok(()) => return Ok(ex),
@@ -262,7 +274,11 @@ impl ElectrumX {
         }
     }
 
-    fn spawn(server: &Path, bitcoind: &StandInBitcoind) -> Result<ElectrumX, Error> {
+    fn spawn(
+        server: &Path,
+        coin: &'static str,
+        bitcoind: &StandInBitcoind,
+    ) -> Result<ElectrumX, Error> {
         let dir = tempfile::Builder::new()
             .prefix("testkit-electrumx-")
             .tempdir()?;
@@ -274,9 +290,10 @@ impl ElectrumX {
         fs::write(dir.path().join("server.key"), &certs.key_pem)?;
         fs::write(dir.path().join("ca.crt"), &certs.ca_pem)?;
         let certificate = certs.der;
-        let child = launch(server, bitcoind, dir.path(), addr, ssl_addr)?;
+        let child = launch(server, coin, bitcoind, dir.path(), addr, ssl_addr)?;
         Ok(ElectrumX {
             server: server.to_owned(),
+            coin,
             child,
             addr,
             ssl_addr,
@@ -291,6 +308,7 @@ impl ElectrumX {
         self.kill();
         self.child = launch(
             &self.server,
+            self.coin,
             bitcoind,
             self.dir.path(),
             self.addr,
