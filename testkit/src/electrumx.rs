@@ -1,4 +1,6 @@
-//! Installs and runs a real ElectrumX 2.0 (PyPI package `e-x`) against a stand-in bitcoind.
+//! Installs and runs a real ElectrumX against a stand-in bitcoind: 2.0 (PyPI package `e-x`)
+//! by default, or an older release by version ([`ElectrumX::start_version`], [`VERSIONS`]),
+//! each in its own venv.
 
 use std::fs::{self, OpenOptions};
 use std::net::{SocketAddr, TcpListener};
@@ -34,7 +36,58 @@ pub fn venv_dir() -> PathBuf {
 /// missing. Serialised across processes by an `flock` on `<venv>.lock`. Returns the path of
 /// the `electrumx_server` entry point.
 pub fn ensure_venv() -> Result<PathBuf, Error> {
-    let venv = venv_dir();
+    install_into(&venv_dir(), "e-x")
+}
+
+/// The ElectrumX releases [`ElectrumX::start_version`] knows, oldest first: spesmilo's `e-x`
+/// 1.16.0, 1.18.0, 1.20.0 and 2.0.0, and kyuupichan's last release, `electrumx` 1.15.0,
+/// named `kyuupichan-1.15.0`.
+pub const VERSIONS: &[&str] = &["kyuupichan-1.15.0", "1.16.0", "1.18.0", "1.20.0", "2.0.0"];
+
+/// The default release ([`ElectrumX::start`]), whose venv is [`venv_dir`].
+pub const DEFAULT_VERSION: &str = "2.0.0";
+
+/// The pip requirement installing `version` (one of [`VERSIONS`]): `e-x==X` for spesmilo's
+/// releases, `electrumx==X` for `kyuupichan-X`; `e-x` for [`DEFAULT_VERSION`], as
+/// [`ensure_venv`] installs it.
+pub fn requirement(version: &str) -> Result<String, Error> {
+    if !VERSIONS.contains(&version) {
+        return Err(Error::msg(format!(
+            "unknown ElectrumX version {version} (known: {})",
+            VERSIONS.join(", ")
+        )));
+    }
+    Ok(if version == DEFAULT_VERSION {
+        "e-x".to_owned()
+    } else if let Some(v) = version.strip_prefix("kyuupichan-") {
+        format!("electrumx=={v}")
+    } else {
+        format!("e-x=={version}")
+    })
+}
+
+/// The venv of `version`: [`venv_dir`] for [`DEFAULT_VERSION`], else
+/// `target/testkit-venv-<version>` under the workspace root (`$ELECTRUMX_VENV-<version>` if
+/// that is set).
+pub fn venv_dir_for(version: &str) -> PathBuf {
+    let base = venv_dir();
+    if version == DEFAULT_VERSION {
+        return base;
+    }
+    let mut name = base.file_name().unwrap_or_default().to_owned();
+    name.push(format!("-{version}"));
+    base.with_file_name(name)
+}
+
+/// As [`ensure_venv`], for `version` (one of [`VERSIONS`]) in [`venv_dir_for`]`(version)`.
+pub fn ensure_venv_version(version: &str) -> Result<PathBuf, Error> {
+    let req = requirement(version)?;
+    install_into(&venv_dir_for(version), &req)
+}
+
+/// Creates `venv` and pip-installs `requirement` and `plyvel` into it unless
+/// `bin/electrumx_server` exists, under an `flock` on `<venv>.lock`.
+fn install_into(venv: &Path, requirement: &str) -> Result<PathBuf, Error> {
     let server = venv.join("bin").join("electrumx_server");
     if server.exists() {
         return Ok(server);
@@ -56,7 +109,7 @@ pub fn ensure_venv() -> Result<PathBuf, Error> {
         let python = venv.join("bin").join("python3");
         if !python.exists() {
             run_quiet(
-                Command::new("python3").arg("-m").arg("venv").arg(&venv),
+                Command::new("python3").arg("-m").arg("venv").arg(venv),
                 "python3 -m venv (is python3 with the venv module installed? on Debian: apt-get install python3-venv)",
             )?;
         }
@@ -65,14 +118,14 @@ pub fn ensure_venv() -> Result<PathBuf, Error> {
                 "install",
                 "-q",
                 "--disable-pip-version-check",
-                "e-x",
+                requirement,
                 "plyvel",
             ]),
-            "pip install e-x plyvel (needs PyPI)",
+            &format!("pip install {requirement} plyvel (needs PyPI)"),
         )?;
         if !server.exists() {
             return Err(Error::msg(format!(
-                "pip installed e-x but {} does not exist",
+                "pip installed {requirement} but {} does not exist",
                 server.display()
             )));
         }
@@ -89,6 +142,8 @@ fn free_port() -> Result<u16, Error> {
 /// plain TCP and TLS (a certificate from a test CA made for it) on 127.0.0.1. Dropping it kills
 /// the process group and removes the directory.
 pub struct ElectrumX {
+    server: PathBuf,
+    coin: &'static str,
     child: Child,
     addr: SocketAddr,
     ssl_addr: SocketAddr,
@@ -135,6 +190,7 @@ fn certificates() -> Result<Certificates, Error> {
 /// `ssl_addr`.
 fn launch(
     server: &Path,
+    coin: &str,
     bitcoind: &StandInBitcoind,
     dir: &Path,
     addr: SocketAddr,
@@ -144,8 +200,12 @@ fn launch(
         .create(true)
         .append(true)
         .open(dir.join("electrumx.log"))?;
-    Command::new(server)
-        .env("COIN", "Bitcoin")
+    // Run by the venv's interpreter: releases before 2.0 install `electrumx_server` as a plain
+    // script (mode 0644, `#!/usr/bin/env python3`), not as an entry point.
+    let python = server.with_file_name("python3");
+    Command::new(&python)
+        .arg(server)
+        .env("COIN", coin)
         .env("NET", "regtest")
         .env("DB_ENGINE", "leveldb")
         .env("DB_DIRECTORY", dir.join("db"))
@@ -177,11 +237,30 @@ impl ElectrumX {
     /// free port and waits (up to [`START_TIMEOUT`]) until it reports the stand-in's tip.
     /// Retries (up to 3 times) if the chosen port was taken meanwhile.
     pub fn start(bitcoind: &StandInBitcoind) -> Result<ElectrumX, Error> {
-        let server = ensure_venv()?;
+        ElectrumX::start_server(ensure_venv()?, "Bitcoin", bitcoind)
+    }
+
+    /// As [`ElectrumX::start`], running release `version` (one of [`VERSIONS`]), installed
+    /// first if needed into its own venv ([`ensure_venv_version`]).
+    pub fn start_version(version: &str, bitcoind: &StandInBitcoind) -> Result<ElectrumX, Error> {
+        // kyuupichan's releases call BTC "BitcoinSegwit" ("Bitcoin" is not a coin there).
+        let coin = if version.starts_with("kyuupichan-") {
+            "BitcoinSegwit"
+        } else {
+            "Bitcoin"
+        };
+        ElectrumX::start_server(ensure_venv_version(version)?, coin, bitcoind)
+    }
+
+    fn start_server(
+        server: PathBuf,
+        coin: &'static str,
+        bitcoind: &StandInBitcoind,
+    ) -> Result<ElectrumX, Error> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut ex = ElectrumX::spawn(&server, bitcoind)?;
+            let mut ex = ElectrumX::spawn(&server, coin, bitcoind)?;
             let (height, _) = bitcoind.tip();
             match ex.wait_for_height(height, START_TIMEOUT) {
                 Ok(()) => return Ok(ex),
@@ -195,7 +274,11 @@ impl ElectrumX {
         }
     }
 
-    fn spawn(server: &Path, bitcoind: &StandInBitcoind) -> Result<ElectrumX, Error> {
+    fn spawn(
+        server: &Path,
+        coin: &'static str,
+        bitcoind: &StandInBitcoind,
+    ) -> Result<ElectrumX, Error> {
         let dir = tempfile::Builder::new()
             .prefix("testkit-electrumx-")
             .tempdir()?;
@@ -207,8 +290,10 @@ impl ElectrumX {
         fs::write(dir.path().join("server.key"), &certs.key_pem)?;
         fs::write(dir.path().join("ca.crt"), &certs.ca_pem)?;
         let certificate = certs.der;
-        let child = launch(server, bitcoind, dir.path(), addr, ssl_addr)?;
+        let child = launch(server, coin, bitcoind, dir.path(), addr, ssl_addr)?;
         Ok(ElectrumX {
+            server: server.to_owned(),
+            coin,
             child,
             addr,
             ssl_addr,
@@ -221,8 +306,14 @@ impl ElectrumX {
     /// database, same certificate; waits until it serves the stand-in's tip.
     pub fn restart(&mut self, bitcoind: &StandInBitcoind) -> Result<(), Error> {
         self.kill();
-        let server = ensure_venv()?;
-        self.child = launch(&server, bitcoind, self.dir.path(), self.addr, self.ssl_addr)?;
+        self.child = launch(
+            &self.server,
+            self.coin,
+            bitcoind,
+            self.dir.path(),
+            self.addr,
+            self.ssl_addr,
+        )?;
         let (height, _) = bitcoind.tip();
         self.wait_for_height(height, START_TIMEOUT)
     }

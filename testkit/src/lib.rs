@@ -8,7 +8,7 @@
 //! * [`StandInBitcoind`]: a bitcoind-compatible JSON-RPC server over that chain, with a
 //!   control API for tests.
 //! * [`ElectrumX`]: installs (once, into a cached venv) and runs ElectrumX 2.0 against the
-//!   stand-in.
+//!   stand-in, or an older release of [`VERSIONS`] (each in its own venv).
 //! * [`Harness`]: both, over [`Chain::funded`].
 //! * [`p2p_peer::ScriptedPeer`]: a scripted Bitcoin P2P peer, honest or hostile in a chosen
 //!   way, for the P2P pool's tests.
@@ -41,7 +41,10 @@ use std::fmt;
 pub use chain::{
     Balance, Chain, CoinOrder, OutpointStatus, ReorgTxs, ScriptKind, SendSpec, Utxo, Wallet,
 };
-pub use electrumx::{ElectrumX, START_TIMEOUT, ensure_venv, venv_dir};
+pub use electrumx::{
+    DEFAULT_VERSION, ElectrumX, START_TIMEOUT, VERSIONS, ensure_venv, ensure_venv_version,
+    requirement, venv_dir, venv_dir_for,
+};
 pub use rpc::{DAEMON_VERSION, ESTIMATED_FEERATE, METHODS, RELAY_FEE, StandInBitcoind};
 
 /// The kit's error: a message, and the bitcoind RPC error code when it is a rejection that
@@ -105,6 +108,17 @@ impl Harness {
     /// [`ensure_venv`]).
     pub fn start() -> Result<Harness, Error> {
         Harness::start_with(Chain::funded()?)
+    }
+
+    /// As [`Harness::start`], running ElectrumX release `version` (one of [`VERSIONS`]; see
+    /// [`ElectrumX::start_version`]).
+    pub fn start_version(version: &str) -> Result<Harness, Error> {
+        let bitcoind = StandInBitcoind::start(Chain::funded()?)?;
+        let electrumx = ElectrumX::start_version(version, &bitcoind)?;
+        Ok(Harness {
+            electrumx,
+            bitcoind,
+        })
     }
 
     /// As [`Harness::start`], over the given chain.

@@ -1,0 +1,615 @@
+//! The interop matrix's ElectrumX rows (issue 12): the same checks, through the Rust API and
+//! the CLI, against each ElectrumX release the test kit installs (`VERSIONS`), each over its
+//! own stand-in bitcoind and the kit's funded chain. One test per release, so
+//! `scripts/interop.sh` can run them side by side and filter by version.
+//!
+//! Each check prints one line, `interop: electrumx-<version> <api|cli> <check> ok (<detail>)`
+//! or `... FAILED (<reason>)`; a test fails if any of its checks failed, or if its server
+//! cannot be installed or started (never skipped). Not run by `cargo test --workspace`
+//! (`test = false`): `scripts/interop.sh` runs it.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use bitcoin::consensus::encode::serialize;
+use bitcoin::{Amount, ScriptBuf};
+use common::runtime;
+use electrum_spv::core::hash::Txid;
+use electrum_spv::core::rpc::{ProtocolVersion, VersionRange};
+use electrum_spv::core::script::StatusHasher;
+use electrum_spv::core::sync::headers::Pacing;
+use electrum_spv::verified::{ScriptRef, verified_histories, verified_utxos};
+use electrum_spv::{Client, ClientConfig, HeaderChain, Network, Notice};
+use electrum_spv_testkit::chain::{ALICE, BOB};
+use electrum_spv_testkit::{ESTIMATED_FEERATE, Harness, RELAY_FEE, ScriptKind, SendSpec};
+use serde_json::Value;
+use tokio_stream::StreamExt;
+
+const T: Duration = Duration::from_secs(30);
+
+/// The checks' results for one server: counts, and a line printed per check.
+struct Report {
+    server: String,
+    failed: Vec<String>,
+    passed: usize,
+}
+
+impl Report {
+    fn new(version: &str) -> Report {
+        Report {
+            server: format!("electrumx-{version}"),
+            failed: Vec::new(),
+            passed: 0,
+        }
+    }
+
+    /// Runs `check` (a panic or an `Err` is a failure) and prints its line.
+    fn check(&mut self, name: &str, check: impl FnOnce() -> Result<String, String>) {
+        let started = Instant::now();
+        let result = match catch_unwind(AssertUnwindSafe(check)) {
+            Ok(r) => r,
+            Err(p) => Err(p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_else(|| "panicked".to_owned())),
+        };
+        let secs = started.elapsed().as_secs_f64();
+        match result {
+            Ok(detail) => {
+                self.passed += 1;
+                println!("interop: {} {name} ok ({detail}) [{secs:.1}s]", self.server);
+            }
+            Err(why) => {
+                let why = why.replace('\n', " | ");
+                println!("interop: {} {name} FAILED ({why})", self.server);
+                self.failed.push(name.to_owned());
+            }
+        }
+    }
+
+    fn finish(self) {
+        assert!(
+            self.failed.is_empty(),
+            "{}: {} passed, failed: {}",
+            self.server,
+            self.passed,
+            self.failed.join(", ")
+        );
+    }
+}
+
+fn core_txid(t: bitcoin::Txid) -> Txid {
+    Txid::from_byte_array(bitcoin::hashes::Hash::to_byte_array(t))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Every script of every kit wallet, with a label.
+fn wallet_scripts(h: &Harness) -> Vec<(String, usize, ScriptKind, ScriptBuf)> {
+    let chain = h.bitcoind.chain();
+    let mut out = Vec::new();
+    for (i, w) in chain.wallets().iter().enumerate() {
+        for kind in ScriptKind::ALL {
+            out.push((
+                format!("wallet {i} {kind:?}"),
+                i,
+                kind,
+                w.script(kind).to_owned(),
+            ));
+        }
+    }
+    out
+}
+
+fn config() -> ClientConfig {
+    ClientConfig {
+        versions: VersionRange::WITH_1_7,
+        ..ClientConfig::new(Network::Regtest)
+    }
+}
+
+fn cli(h: &Harness) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_electrum-spv"));
+    c.args([
+        "--network",
+        "regtest",
+        "--server",
+        &format!("tcp://{}", h.addr()),
+        "--protocol-1-7",
+        "--json",
+    ]);
+    c
+}
+
+/// Runs the CLI, one JSON value per stdout line.
+fn cli_lines(h: &Harness, args: &[&str]) -> Result<Vec<Value>, String> {
+    let out = cli(h)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("run electrum-spv: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "electrum-spv {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).map_err(|e| format!("{l}: {e}")))
+        .collect()
+}
+
+fn cli_one(h: &Harness, args: &[&str]) -> Result<Value, String> {
+    let mut v = cli_lines(h, args)?;
+    if v.len() != 1 {
+        return Err(format!("{args:?}: expected one line, got {v:?}"));
+    }
+    Ok(v.remove(0))
+}
+
+fn ensure(cond: bool, what: impl FnOnce() -> String) -> Result<(), String> {
+    if cond { Ok(()) } else { Err(what()) }
+}
+
+/// The kit's history of `script` as (txid, height), sorted (mempool order differs between
+/// releases: INTEROP.md #16).
+fn kit_history(h: &Harness, script: &ScriptBuf) -> BTreeSet<(Txid, i64)> {
+    h.bitcoind
+        .history(script)
+        .into_iter()
+        .map(|(t, hgt)| (core_txid(t), hgt))
+        .collect()
+}
+
+fn run_matrix_row(version: &str, expected: ProtocolVersion) {
+    let started = Instant::now();
+    let h = Harness::start_version(version)
+        .unwrap_or_else(|e| panic!("cannot install or start ElectrumX {version}: {e}"));
+    println!(
+        "interop: electrumx-{version} started in {:.1}s (tip {})",
+        started.elapsed().as_secs_f64(),
+        h.bitcoind.tip().0
+    );
+    let mut r = Report::new(version);
+    let rt = runtime();
+    let client = rt.block_on(Client::connect(&common::tcp(h.addr()), &config()));
+    let client = match client {
+        Ok(c) => Some(c),
+        Err(e) => {
+            r.check("api negotiate", || Err(format!("connect: {e}")));
+            None
+        }
+    };
+
+    if let Some(c) = &client {
+        r.check("api negotiate", || {
+            let v = c.protocol_version();
+            ensure(v == expected, || {
+                format!("negotiated {v}, expected {expected}")
+            })?;
+            Ok(v.to_string())
+        });
+        r.check("api headers", || {
+            let mut chain =
+                HeaderChain::from_genesis(Network::Regtest).with_pacing(Pacing::UNLIMITED);
+            let tip = rt
+                .block_on(chain.sync(c, |_, _| {}))
+                .map_err(|e| format!("sync: {e}"))?;
+            let (kit_tip, kit_header) = h.bitcoind.tip();
+            ensure(tip == kit_tip, || {
+                format!("synced to {tip}, kit at {kit_tip}")
+            })?;
+            for (height, block) in h.bitcoind.chain().blocks().iter().enumerate() {
+                let got = chain
+                    .header(height as u32)
+                    .map(|hd| hd.block_hash().to_string());
+                ensure(got == Some(block.block_hash().to_string()), || {
+                    format!("header {height}: {got:?}")
+                })?;
+            }
+            let _ = kit_header;
+            Ok(format!("{} headers from genesis verified", tip + 1))
+        });
+        r.check("api wallets", || api_wallets(&rt, &h, c));
+    }
+
+    r.check("cli negotiate", || {
+        let t = cli_one(&h, &["tip"])?;
+        let (tip, header) = h.bitcoind.tip();
+        ensure(
+            t["height"].as_u64() == Some(u64::from(tip))
+                && t["hash"].as_str() == Some(header.block_hash().to_string().as_str()),
+            || format!("tip {t}"),
+        )?;
+        Ok("connected, genesis checked, tip verified; the CLI does not print the version".into())
+    });
+    r.check("cli headers", || {
+        let v = cli_one(&h, &["headers"])?;
+        let tip = h.bitcoind.tip().0;
+        ensure(v["verified"].as_u64() == Some(u64::from(tip) + 1), || {
+            format!("{v}")
+        })?;
+        Ok(format!("{} headers from genesis verified", tip + 1))
+    });
+    r.check("cli wallets", || cli_wallets(&h));
+
+    if let Some(c) = &client {
+        r.check("api broadcast", || {
+            let to = h.bitcoind.chain().wallets()[BOB]
+                .script(ScriptKind::P2tr)
+                .to_owned();
+            let tx = h
+                .bitcoind
+                .build_tx(SendSpec::new(ALICE, &to, Amount::from_sat(10_001)))
+                .map_err(|e| format!("build: {e}"))?;
+            let sent = rt
+                .block_on(c.transaction_broadcast(&serialize(&tx)))
+                .map_err(|e| format!("broadcast: {e}"))?;
+            ensure(sent == core_txid(tx.compute_txid()), || {
+                format!("server answered {sent}")
+            })?;
+            ensure(
+                h.bitcoind
+                    .chain()
+                    .mempool()
+                    .iter()
+                    .any(|t| t.compute_txid() == tx.compute_txid()),
+                || "not in the kit's mempool".into(),
+            )?;
+            Ok(format!("txid {sent}"))
+        });
+        r.check("api fee", || {
+            let fee = rt
+                .block_on(c.estimate_fee(2))
+                .map_err(|e| format!("estimatefee: {e}"))?;
+            let relay = rt
+                .block_on(c.relay_fee())
+                .map_err(|e| format!("relay fee: {e}"))?;
+            let fee = fee.ok_or("no estimate")?;
+            ensure((fee - ESTIMATED_FEERATE).abs() < 1e-12, || format!("{fee}"))?;
+            ensure((relay - RELAY_FEE).abs() < 1e-12, || format!("{relay}"))?;
+            Ok(format!("estimatefee(2) {fee}, relay {relay}"))
+        });
+    }
+    r.check("cli broadcast", || {
+        let to = h.bitcoind.chain().wallets()[ALICE]
+            .script(ScriptKind::P2wpkh)
+            .to_owned();
+        let tx = h
+            .bitcoind
+            .build_tx(
+                SendSpec::new(BOB, &to, Amount::from_sat(12_345)).from_kind(ScriptKind::P2pkh),
+            )
+            .map_err(|e| format!("build: {e}"))?;
+        let v = cli_one(&h, &["broadcast", &hex(&serialize(&tx))])?;
+        let txid = tx.compute_txid().to_string();
+        ensure(v["txid"].as_str() == Some(txid.as_str()), || format!("{v}"))?;
+        Ok(format!("txid {txid}"))
+    });
+    r.check("cli fee", || {
+        let v = cli_one(&h, &["fee", "--blocks", "2"])?;
+        let fee = v["btc_per_kvb"].as_f64().ok_or_else(|| format!("{v}"))?;
+        ensure((fee - ESTIMATED_FEERATE).abs() < 1e-12, || format!("{v}"))?;
+        Ok(format!("fee --blocks 2: {fee}; no relay fee command"))
+    });
+    if let Some(c) = &client {
+        r.check("api subscription", || api_subscription(&rt, &h, c));
+    }
+    r.check("cli subscription", || cli_subscription(&h));
+    println!(
+        "interop: electrumx-{version} done in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    r.finish();
+}
+
+/// Verified history (every confirmed entry proven into a verified header), status, verified
+/// utxos and balance of every kit wallet script, against the kit's records.
+fn api_wallets(rt: &tokio::runtime::Runtime, h: &Harness, c: &Client) -> Result<String, String> {
+    let scripts = wallet_scripts(h);
+    let mut chain = HeaderChain::from_genesis(Network::Regtest).with_pacing(Pacing::UNLIMITED);
+    rt.block_on(chain.sync(c, |_, _| {}))
+        .map_err(|e| format!("sync: {e}"))?;
+    let refs: Vec<ScriptRef<'_>> = scripts
+        .iter()
+        .map(|(_, _, _, s)| ScriptRef::Script(s.as_bytes()))
+        .collect();
+    let histories = rt
+        .block_on(verified_histories(c, &mut chain, &refs))
+        .map_err(|e| format!("verified histories: {e}"))?;
+    let blocks: Vec<String> = h
+        .bitcoind
+        .chain()
+        .blocks()
+        .iter()
+        .map(|b| b.block_hash().to_string())
+        .collect();
+    let (mut entries, mut proven, mut utxo_count, mut unordered) = (0, 0, 0, 0);
+    for ((label, _, _, script), hist) in scripts.iter().zip(&histories) {
+        let got: BTreeSet<(Txid, i64)> = hist
+            .txs
+            .iter()
+            .map(|t| (t.txid, t.height.to_i64()))
+            .collect();
+        ensure(got == kit_history(h, script), || {
+            format!("{label}: history {got:?}")
+        })?;
+        // Below 1.6 ElectrumX lists the mempool in set order (INTEROP.md #16): the status
+        // (already recomputed in the server's order by the verification) can then differ
+        // from the kit's, which uses the canonical order.
+        let mempool = hist.txs.iter().filter(|t| t.height.to_i64() <= 0).count();
+        if c.protocol_version() >= ProtocolVersion::V1_6 || mempool <= 1 {
+            ensure(
+                hist.status.map(|s| s.to_string()) == h.bitcoind.status(script),
+                || format!("{label}: status"),
+            )?;
+        } else {
+            unordered += 1;
+        }
+        for t in &hist.txs {
+            entries += 1;
+            let height = t.height.to_i64();
+            if height > 0 {
+                let want = &blocks[height as usize];
+                ensure(
+                    t.block_hash.map(|b| b.to_string()).as_ref() == Some(want),
+                    || format!("{label}: {} proven into {:?}", t.txid, t.block_hash),
+                )?;
+                proven += 1;
+            }
+        }
+        let utxos = rt
+            .block_on(verified_utxos(c, &mut chain, script.as_bytes()))
+            .map_err(|e| format!("{label}: verified utxos: {e}"))?;
+        let got: BTreeSet<(Txid, u32, u64)> =
+            utxos.iter().map(|u| (u.txid, u.vout, u.value)).collect();
+        let kit: BTreeSet<(Txid, u32, u64)> = h
+            .bitcoind
+            .listunspent(script)
+            .iter()
+            .map(|u| (core_txid(u.txid), u.vout, u.value))
+            .collect();
+        ensure(got == kit, || {
+            format!("{label}: utxos {got:?}, kit {kit:?}")
+        })?;
+        utxo_count += utxos.len();
+        let balance = rt
+            .block_on(c.script_get_balance(script.as_bytes()))
+            .map_err(|e| format!("{label}: balance: {e}"))?;
+        let kit_balance = h.bitcoind.balance(script);
+        ensure(
+            (balance.confirmed as i64, balance.unconfirmed)
+                == (kit_balance.confirmed as i64, kit_balance.unconfirmed),
+            || format!("{label}: balance {balance:?}"),
+        )?;
+    }
+    Ok(format!(
+        "{} scripts: {entries} history entries ({proven} confirmed, each proven), {utxo_count} utxos, balances equal; statuses equal the kit's but {unordered} (mempool in set order)",
+        scripts.len()
+    ))
+}
+
+/// The CLI's verified history, utxos and balance of every kit wallet address.
+fn cli_wallets(h: &Harness) -> Result<String, String> {
+    let (mut entries, mut utxo_count) = (0, 0);
+    let scripts = wallet_scripts(h);
+    for (label, wallet, kind, script) in &scripts {
+        let addr = h.bitcoind.chain().wallets()[*wallet]
+            .address(*kind)
+            .to_string();
+        let v = cli_one(h, &["history", &addr])?;
+        let got: BTreeSet<(Txid, i64)> = v["history"]
+            .as_array()
+            .ok_or_else(|| format!("{label}: {v}"))?
+            .iter()
+            .map(|e| {
+                let t = e["tx_hash"].as_str().unwrap_or_default();
+                (
+                    Txid::from_display_hex(t.as_bytes()).expect("txid"),
+                    e["height"].as_i64().unwrap_or(i64::MIN),
+                )
+            })
+            .collect();
+        ensure(got == kit_history(h, script), || {
+            format!("{label}: history {v}")
+        })?;
+        entries += got.len();
+        let got: BTreeSet<(String, u64, u64)> = cli_lines(h, &["utxos", &addr])?
+            .iter()
+            .map(|u| {
+                (
+                    u["tx_hash"].as_str().unwrap_or_default().to_owned(),
+                    u["tx_pos"].as_u64().unwrap_or(u64::MAX),
+                    u["value"].as_u64().unwrap_or(u64::MAX),
+                )
+            })
+            .collect();
+        let kit: BTreeSet<(String, u64, u64)> = h
+            .bitcoind
+            .listunspent(script)
+            .iter()
+            .map(|u| (u.txid.to_string(), u64::from(u.vout), u.value))
+            .collect();
+        ensure(got == kit, || format!("{label}: utxos {got:?}"))?;
+        utxo_count += got.len();
+        // The CLI's balance is summed from the verified unspent outputs.
+        let b = cli_one(h, &["balance", &addr])?;
+        let total: u64 = kit.iter().map(|u| u.2).sum();
+        ensure(
+            b["confirmed"]
+                .as_u64()
+                .zip(b["unconfirmed"].as_u64())
+                .map(|(c, u)| c + u)
+                == Some(total),
+            || format!("{label}: balance {b}, kit utxos sum to {total}"),
+        )?;
+    }
+    Ok(format!(
+        "{} addresses: {entries} verified history entries, {utxo_count} verified utxos, balances equal",
+        scripts.len()
+    ))
+}
+
+/// A payment seen in the mempool, then its confirmation, by notifications.
+fn api_subscription(
+    rt: &tokio::runtime::Runtime,
+    h: &Harness,
+    c: &Client,
+) -> Result<String, String> {
+    rt.block_on(async {
+        let mut notices = c.notifications();
+        let bob = h.bitcoind.chain().wallets()[BOB]
+            .script(ScriptKind::P2wpkh)
+            .to_owned();
+        let before = c
+            .script_subscribe(bob.as_bytes())
+            .await
+            .map_err(|e| format!("subscribe: {e}"))?;
+        let (tip, _) = c
+            .block_headers_subscribe()
+            .await
+            .map_err(|e| format!("headers.subscribe: {e}"))?;
+        let paid = core_txid(
+            h.bitcoind
+                .send(ALICE, &bob, Amount::from_sat(25_000))
+                .map_err(|e| format!("payment: {e}"))?,
+        );
+        // Statuses are checked against the server's history recomputed (the kit's own status
+        // assumes the canonical mempool order, which releases below 1.19 do not keep).
+        let deadline = Instant::now() + T;
+        let mut seen_in_mempool = false;
+        let (mut saw_header, mut confirmed) = (false, false);
+        while !(saw_header && confirmed) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let status = match tokio::time::timeout(left, notices.next()).await {
+                Ok(Some(Ok(Notice::ScriptStatus { status, .. }))) => status,
+                Ok(Some(Ok(Notice::Header { height, .. }))) => {
+                    ensure(height == tip + 1, || format!("header {height}"))?;
+                    saw_header = true;
+                    continue;
+                }
+                Ok(Some(Ok(_))) => continue,
+                other => {
+                    return Err(format!(
+                        "waiting (mempool seen: {seen_in_mempool}, header: {saw_header}): {other:?}"
+                    ));
+                }
+            };
+            ensure(status != before, || "status unchanged".into())?;
+            let history = c
+                .script_get_history(bob.as_bytes())
+                .await
+                .map_err(|e| format!("history: {e}"))?;
+            let mut hasher = StatusHasher::new();
+            for i in &history {
+                hasher.push(&i.txid, i.height);
+            }
+            if hasher.finish() != status {
+                continue; // a newer change is on its way
+            }
+            match history
+                .iter()
+                .find(|i| i.txid == paid)
+                .map(|i| i.height.to_i64())
+            {
+                Some(hgt) if hgt <= 0 && !seen_in_mempool => {
+                    seen_in_mempool = true;
+                    h.bitcoind.mine(1);
+                }
+                Some(hgt) if hgt == i64::from(tip + 1) && seen_in_mempool => confirmed = true,
+                _ => {}
+            }
+        }
+        Ok("payment, then header and confirmation notified".to_owned())
+    })
+}
+
+/// `electrum-spv subscribe`: the payment appears, then confirms.
+fn cli_subscription(h: &Harness) -> Result<String, String> {
+    let addr = h.bitcoind.chain().wallets()[BOB]
+        .address(ScriptKind::P2tr)
+        .to_string();
+    let script = h.bitcoind.chain().wallets()[BOB]
+        .script(ScriptKind::P2tr)
+        .to_owned();
+    let mut child = cli(h)
+        .args(["subscribe", &addr])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("subscribe: {e}"))?;
+    let stdout = child.stdout.take().expect("piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || -> Result<Value, String> {
+        let line = rx.recv_timeout(T).map_err(|e| format!("no line: {e}"))?;
+        serde_json::from_str(&line).map_err(|e| format!("{line}: {e}"))
+    };
+    let result = (|| {
+        let first = next()?;
+        ensure(first["event"] == "subscribed", || format!("{first}"))?;
+        let txid = h
+            .bitcoind
+            .send(ALICE, &script, Amount::from_sat(31_000))
+            .map_err(|e| format!("payment: {e}"))?
+            .to_string();
+        let appeared = next()?;
+        ensure(appeared["appeared"] == serde_json::json!([txid]), || {
+            format!("{appeared}")
+        })?;
+        h.bitcoind.mine(1);
+        let confirmed = next()?;
+        let got: Vec<&str> = confirmed["confirmed"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        ensure(got.contains(&txid.as_str()), || format!("{confirmed}"))?;
+        Ok("payment appeared, then confirmed".to_owned())
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    result
+}
+
+#[test]
+fn electrumx_kyuupichan_1_15_0() {
+    run_matrix_row("kyuupichan-1.15.0", ProtocolVersion::V1_4_2);
+}
+
+#[test]
+fn electrumx_1_16_0() {
+    run_matrix_row("1.16.0", ProtocolVersion::V1_4_2);
+}
+
+#[test]
+fn electrumx_1_18_0() {
+    run_matrix_row("1.18.0", ProtocolVersion::new(1, 4, 3));
+}
+
+#[test]
+fn electrumx_1_20_0() {
+    run_matrix_row("1.20.0", ProtocolVersion::V1_6);
+}
+
+#[test]
+fn electrumx_2_0_0() {
+    run_matrix_row("2.0.0", ProtocolVersion::V1_7);
+}
