@@ -17,14 +17,14 @@ cargo test --locked -q -p electrum-spv --test interop -- --test-threads=8 --noca
   >"$log" 2>&1
 rc=$?
 # libtest's progress dots share the line with a check's line at times: keep from "interop: " on.
-sed -i -E 's/^.*(interop: electrumx-)/\1/' "$log"
+sed -i -E 's/^.*(interop: (electrumx|electrs)-)/\1/' "$log"
 grep -E '^interop: ' "$log" | grep -Ev ' (started in|done in) ' | sed 's/ \[[0-9.]*s\]$//'
 grep -E '^interop: .* (started in|done in) ' "$log"
 passed=$(grep -Ec '^interop: .* ok \(' "$log")
 failed=$(grep -Ec '^interop: .* FAILED \(' "$log")
 # A row that could not start (install, start) prints no check line: count it as one failure.
-rows_failed=$(grep -Ec "^thread 'electrumx_.*' .*panicked" "$log")
-not_started=$(grep -Ec '^cannot install or start ElectrumX' "$log")
+rows_failed=$(grep -Ec "^thread '(electrumx|electrs)_.*' .*panicked" "$log")
+not_started=$(grep -Ec '^cannot install or start ' "$log")
 failed=$((failed + not_started))
 if [ "$rc" -ne 0 ]; then
   if [ "$failed" -eq 0 ]; then failed=1; fi

@@ -27,7 +27,9 @@ use electrum_spv::core::sync::headers::Pacing;
 use electrum_spv::verified::{ScriptRef, verified_histories, verified_utxos};
 use electrum_spv::{Client, ClientConfig, HeaderChain, Network, Notice};
 use electrum_spv_testkit::chain::{ALICE, BOB};
-use electrum_spv_testkit::{ESTIMATED_FEERATE, Harness, RELAY_FEE, ScriptKind, SendSpec};
+use electrum_spv_testkit::{
+    ESTIMATED_FEERATE, Implementation, RELAY_FEE, ScriptKind, SendSpec, ServerHarness as Harness,
+};
 use serde_json::Value;
 use tokio_stream::StreamExt;
 
@@ -41,9 +43,9 @@ struct Report {
 }
 
 impl Report {
-    fn new(version: &str) -> Report {
+    fn new(server: String) -> Report {
         Report {
-            server: format!("electrumx-{version}"),
+            server,
             failed: Vec::new(),
             passed: 0,
         }
@@ -171,16 +173,17 @@ fn kit_history(h: &Harness, script: &ScriptBuf) -> BTreeSet<(Txid, i64)> {
         .collect()
 }
 
-fn run_matrix_row(version: &str, expected: ProtocolVersion) {
+fn run_matrix_row(implementation: Implementation, expected: ProtocolVersion) {
     let started = Instant::now();
-    let h = Harness::start_version(version)
-        .unwrap_or_else(|e| panic!("cannot install or start ElectrumX {version}: {e}"));
+    let name = implementation.name();
+    let h = Harness::start(&implementation)
+        .unwrap_or_else(|e| panic!("cannot install or start {name}: {e}"));
     println!(
-        "interop: electrumx-{version} started in {:.1}s (tip {})",
+        "interop: {name} started in {:.1}s (tip {})",
         started.elapsed().as_secs_f64(),
         h.bitcoind.tip().0
     );
-    let mut r = Report::new(version);
+    let mut r = Report::new(name.clone());
     let rt = runtime();
     let client = rt.block_on(Client::connect(&common::tcp(h.addr()), &config()));
     let client = match client {
@@ -307,7 +310,7 @@ fn run_matrix_row(version: &str, expected: ProtocolVersion) {
     }
     r.check("cli subscription", || cli_subscription(&h));
     println!(
-        "interop: electrumx-{version} done in {:.1}s",
+        "interop: {name} done in {:.1}s",
         started.elapsed().as_secs_f64()
     );
     r.finish();
@@ -591,25 +594,45 @@ fn cli_subscription(h: &Harness) -> Result<String, String> {
 
 #[test]
 fn electrumx_kyuupichan_1_15_0() {
-    run_matrix_row("kyuupichan-1.15.0", ProtocolVersion::V1_4_2);
+    run_matrix_row(
+        Implementation::ElectrumX("kyuupichan-1.15.0".into()),
+        ProtocolVersion::V1_4_2,
+    );
 }
 
 #[test]
 fn electrumx_1_16_0() {
-    run_matrix_row("1.16.0", ProtocolVersion::V1_4_2);
+    run_matrix_row(
+        Implementation::ElectrumX("1.16.0".into()),
+        ProtocolVersion::V1_4_2,
+    );
 }
 
 #[test]
 fn electrumx_1_18_0() {
-    run_matrix_row("1.18.0", ProtocolVersion::new(1, 4, 3));
+    run_matrix_row(
+        Implementation::ElectrumX("1.18.0".into()),
+        ProtocolVersion::new(1, 4, 3),
+    );
 }
 
 #[test]
 fn electrumx_1_20_0() {
-    run_matrix_row("1.20.0", ProtocolVersion::V1_6);
+    run_matrix_row(
+        Implementation::ElectrumX("1.20.0".into()),
+        ProtocolVersion::V1_6,
+    );
 }
 
 #[test]
 fn electrumx_2_0_0() {
-    run_matrix_row("2.0.0", ProtocolVersion::V1_7);
+    run_matrix_row(
+        Implementation::ElectrumX("2.0.0".into()),
+        ProtocolVersion::V1_7,
+    );
+}
+
+#[test]
+fn electrs_0_10_10() {
+    run_matrix_row(Implementation::Electrs, ProtocolVersion::V1_4);
 }

@@ -26,7 +26,9 @@
 
 pub mod bcoin;
 pub mod chain;
+mod daemon_p2p;
 pub mod driver;
+mod electrs;
 mod electrum;
 mod electrumx;
 mod install;
@@ -41,6 +43,7 @@ use std::fmt;
 pub use chain::{
     Balance, Chain, CoinOrder, OutpointStatus, ReorgTxs, ScriptKind, SendSpec, Utxo, Wallet,
 };
+pub use electrs::{ELECTRS_START_TIMEOUT, ELECTRS_VERSION, Electrs, electrs_root, ensure_electrs};
 pub use electrumx::{
     DEFAULT_VERSION, ElectrumX, START_TIMEOUT, VERSIONS, ensure_venv, ensure_venv_version,
     requirement, venv_dir, venv_dir_for,
@@ -134,5 +137,124 @@ impl Harness {
     /// The ElectrumX TCP address (newline-framed JSON-RPC, no TLS).
     pub fn addr(&self) -> std::net::SocketAddr {
         self.electrumx.addr()
+    }
+}
+
+/// A server implementation the interop matrix runs: an ElectrumX release of [`VERSIONS`], or
+/// electrs [`ELECTRS_VERSION`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Implementation {
+    /// ElectrumX at this version (one of [`VERSIONS`]).
+    ElectrumX(String),
+    /// electrs (romanz) [`ELECTRS_VERSION`].
+    Electrs,
+}
+
+impl Implementation {
+    /// Every implementation the kit runs: each ElectrumX of [`VERSIONS`], then electrs.
+    pub fn all() -> Vec<Implementation> {
+        VERSIONS
+            .iter()
+            .map(|v| Implementation::ElectrumX((*v).to_owned()))
+            .chain([Implementation::Electrs])
+            .collect()
+    }
+
+    /// Its name, as [`Implementation::parse`] reads it: `electrumx-<version>` or
+    /// `electrs-<version>`.
+    pub fn name(&self) -> String {
+        match self {
+            Implementation::ElectrumX(v) => format!("electrumx-{v}"),
+            Implementation::Electrs => format!("electrs-{ELECTRS_VERSION}"),
+        }
+    }
+
+    /// The implementation named `name` (see [`Implementation::name`]).
+    pub fn parse(name: &str) -> Result<Implementation, Error> {
+        Implementation::all()
+            .into_iter()
+            .find(|i| i.name() == name)
+            .ok_or_else(|| {
+                let known: Vec<String> = Implementation::all().iter().map(|i| i.name()).collect();
+                Error::msg(format!(
+                    "unknown server {name} (known: {})",
+                    known.join(", ")
+                ))
+            })
+    }
+}
+
+/// A running server of any [`Implementation`].
+pub enum Server {
+    /// An ElectrumX.
+    ElectrumX(ElectrumX),
+    /// An electrs.
+    Electrs(Electrs),
+}
+
+impl Server {
+    /// Installs `implementation` if needed and starts it against `bitcoind`, waiting until it
+    /// serves the stand-in's tip.
+    pub fn start(
+        implementation: &Implementation,
+        bitcoind: &StandInBitcoind,
+    ) -> Result<Server, Error> {
+        Ok(match implementation {
+            Implementation::ElectrumX(v) => {
+                Server::ElectrumX(ElectrumX::start_version(v, bitcoind)?)
+            }
+            Implementation::Electrs => Server::Electrs(Electrs::start(bitcoind)?),
+        })
+    }
+
+    /// The Electrum TCP address (newline-framed JSON-RPC, no TLS).
+    pub fn addr(&self) -> std::net::SocketAddr {
+        match self {
+            Server::ElectrumX(s) => s.addr(),
+            Server::Electrs(s) => s.addr(),
+        }
+    }
+
+    /// Waits until the server reports `height`.
+    pub fn wait_for_height(
+        &mut self,
+        height: u32,
+        timeout: std::time::Duration,
+    ) -> Result<(), Error> {
+        match self {
+            Server::ElectrumX(s) => s.wait_for_height(height, timeout),
+            Server::Electrs(s) => s.wait_for_height(height, timeout),
+        }
+    }
+}
+
+/// A stand-in bitcoind over [`Chain::funded`] and a server of any [`Implementation`] indexing
+/// it (what [`Harness`] is for ElectrumX 2.0).
+///
+/// Fields drop in order: the server is stopped before the stand-in.
+pub struct ServerHarness {
+    /// What runs.
+    pub implementation: Implementation,
+    /// The server.
+    pub server: Server,
+    /// The stand-in bitcoind and the kit's chain.
+    pub bitcoind: StandInBitcoind,
+}
+
+impl ServerHarness {
+    /// Starts the stand-in over [`Chain::funded`] and `implementation` against it.
+    pub fn start(implementation: &Implementation) -> Result<ServerHarness, Error> {
+        let bitcoind = StandInBitcoind::start(Chain::funded()?)?;
+        let server = Server::start(implementation, &bitcoind)?;
+        Ok(ServerHarness {
+            implementation: implementation.clone(),
+            server,
+            bitcoind,
+        })
+    }
+
+    /// The server's Electrum TCP address.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.server.addr()
     }
 }

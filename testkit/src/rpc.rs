@@ -12,10 +12,12 @@ use std::time::Duration;
 use bitcoin::block::Header;
 use bitcoin::consensus::encode::{deserialize, serialize, serialize_hex};
 use bitcoin::{Address, Amount, Block, BlockHash, Network, OutPoint, Script, Transaction, Txid};
+use electrum_spv_core::p2p::Magic;
 use serde_json::{Value, json};
 
 use crate::Error;
 use crate::chain::{Balance, Chain, ReorgTxs, SendSpec, TxLocation, Utxo, block_size};
+use crate::daemon_p2p::DaemonP2p;
 
 /// Version reported by `getnetworkinfo`: Bitcoin Core 31.0.0 (`major * 10000 + minor * 100 +
 /// rev`); ElectrumX 2.0 refuses to start below 310000.
@@ -51,7 +53,8 @@ pub const METHODS: &[&str] = &[
 ];
 
 struct Shared {
-    chain: Mutex<Chain>,
+    /// Shared with the P2P port ([`StandInBitcoind::serve_p2p`]).
+    chain: Arc<Mutex<Chain>>,
     stop: AtomicBool,
     conns: Mutex<Vec<TcpStream>>,
     calls: Mutex<BTreeMap<String, u64>>,
@@ -67,6 +70,7 @@ pub struct StandInBitcoind {
     shared: Arc<Shared>,
     addr: SocketAddr,
     accept: Option<JoinHandle<()>>,
+    p2p: Mutex<Option<DaemonP2p>>,
 }
 
 impl StandInBitcoind {
@@ -76,7 +80,7 @@ impl StandInBitcoind {
         let addr = listener.local_addr()?;
         listener.set_nonblocking(true)?;
         let shared = Arc::new(Shared {
-            chain: Mutex::new(chain),
+            chain: Arc::new(Mutex::new(chain)),
             stop: AtomicBool::new(false),
             conns: Mutex::new(Vec::new()),
             calls: Mutex::new(BTreeMap::new()),
@@ -89,7 +93,26 @@ impl StandInBitcoind {
             shared,
             addr,
             accept: Some(accept),
+            p2p: Mutex::new(None),
         })
+    }
+
+    /// Opens the P2P port (once; later calls return the same address) serving the chain to
+    /// servers that read blocks over P2P, as electrs does (see `daemon_p2p`).
+    pub fn serve_p2p(&self) -> Result<SocketAddr, Error> {
+        let mut p2p = lock(&self.p2p);
+        if let Some(p) = p2p.as_ref() {
+            return Ok(p.addr());
+        }
+        let port = DaemonP2p::start(self.shared.chain.clone(), Magic::REGTEST)?;
+        let addr = port.addr();
+        *p2p = Some(port);
+        Ok(addr)
+    }
+
+    /// How many blocks the P2P port served (0 if it was never opened).
+    pub fn p2p_blocks_served(&self) -> u64 {
+        lock(&self.p2p).as_ref().map_or(0, DaemonP2p::blocks_served)
     }
 
     /// The RPC address.
@@ -181,6 +204,7 @@ impl StandInBitcoind {
 
 impl Drop for StandInBitcoind {
     fn drop(&mut self) {
+        lock(&self.p2p).take();
         self.shared.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.accept.take() {
             let _ = t.join();
