@@ -17,13 +17,13 @@ cargo test --locked -q -p electrum-spv --test interop -- --test-threads=8 --noca
   >"$log" 2>&1
 rc=$?
 # libtest's progress dots share the line with a check's line at times: keep from "interop: " on.
-sed -i -E 's/^.*(interop: (electrumx|electrs)-)/\1/' "$log"
+sed -i -E 's/^.*(interop: (electrumx-|electrs-|mixed-pool ))/\1/' "$log"
 grep -E '^interop: ' "$log" | grep -Ev ' (started in|done in) ' | sed 's/ \[[0-9.]*s\]$//'
 grep -E '^interop: .* (started in|done in) ' "$log"
 passed=$(grep -Ec '^interop: .* ok \(' "$log")
 failed=$(grep -Ec '^interop: .* FAILED \(' "$log")
 # A row that could not start (install, start) prints no check line: count it as one failure.
-rows_failed=$(grep -Ec "^thread '(electrumx|electrs)_.*' .*panicked" "$log")
+rows_failed=$(grep -Ec "^thread '(electrumx|electrs|mixed)_.*' .*panicked" "$log")
 not_started=$(grep -Ec '^cannot install or start ' "$log")
 failed=$((failed + not_started))
 if [ "$rc" -ne 0 ]; then

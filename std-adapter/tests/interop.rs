@@ -21,14 +21,18 @@ use bitcoin::consensus::encode::serialize;
 use bitcoin::{Amount, ScriptBuf};
 use common::runtime;
 use electrum_spv::core::hash::Txid;
+use electrum_spv::core::history::HistoryFault;
 use electrum_spv::core::rpc::{ProtocolVersion, VersionRange};
 use electrum_spv::core::script::StatusHasher;
 use electrum_spv::core::sync::headers::Pacing;
 use electrum_spv::verified::{ScriptRef, verified_histories, verified_utxos};
 use electrum_spv::{Client, ClientConfig, HeaderChain, Network, Notice};
+use electrum_spv::{Fault, Pool, PoolConfig};
 use electrum_spv_testkit::chain::{ALICE, BOB};
+use electrum_spv_testkit::liar::{Attack, LyingProxy, Times};
 use electrum_spv_testkit::{
-    ESTIMATED_FEERATE, Implementation, RELAY_FEE, ScriptKind, SendSpec, ServerHarness as Harness,
+    Chain, ESTIMATED_FEERATE, Implementation, RELAY_FEE, ScriptKind, SendSpec, Server,
+    ServerHarness as Harness, StandInBitcoind,
 };
 use serde_json::Value;
 use tokio_stream::StreamExt;
@@ -635,4 +639,167 @@ fn electrumx_2_0_0() {
 #[test]
 fn electrs_0_10_10() {
     run_matrix_row(Implementation::Electrs, ProtocolVersion::V1_4);
+}
+
+/// The mixed pool: ElectrumX 1.16 (protocol 1.4.2, mempool in set order), ElectrumX 2.0 (1.7)
+/// and electrs (1.4, its own orders, no `cp_height`, no `get_mempool`) over one chain at once.
+/// Every wallet's audited history (each member verified, statuses compared) and verified utxos
+/// equal the kit's with nobody dropped; then a liar in front of each in turn is caught and
+/// dropped with its typed fault while the answer stays right.
+#[test]
+fn mixed_pool_electrumx_1_16_electrumx_2_0_electrs() {
+    let started = Instant::now();
+    let bitcoind = StandInBitcoind::start(Chain::funded().expect("chain")).expect("stand-in");
+    let members: Vec<(String, Server)> = [
+        Implementation::ElectrumX("1.16.0".into()),
+        Implementation::ElectrumX("2.0.0".into()),
+        Implementation::Electrs,
+    ]
+    .iter()
+    .map(|i| {
+        let s = Server::start(i, &bitcoind)
+            .unwrap_or_else(|e| panic!("cannot install or start {}: {e}", i.name()));
+        (i.name(), s)
+    })
+    .collect();
+    println!(
+        "interop: mixed-pool started in {:.1}s (tip {})",
+        started.elapsed().as_secs_f64(),
+        bitcoind.tip().0
+    );
+    let mut r = Report::new("mixed-pool".into());
+    let rt = runtime();
+    let servers: Vec<_> = members.iter().map(|(_, s)| common::tcp(s.addr())).collect();
+    let pool_config = || PoolConfig::new(config());
+    let scripts: Vec<ScriptBuf> = bitcoind
+        .chain()
+        .wallets()
+        .iter()
+        .flat_map(|w| ScriptKind::ALL.map(|k| w.script(k).to_owned()))
+        .collect();
+    let kit_of = |s: &ScriptBuf| -> BTreeSet<(Txid, i64)> {
+        bitcoind
+            .history(s)
+            .into_iter()
+            .map(|(t, hgt)| (core_txid(t), hgt))
+            .collect()
+    };
+
+    r.check("honest audit", || {
+        rt.block_on(async {
+            let mut pool = Pool::connect(&servers, pool_config())
+                .await
+                .map_err(|e| format!("pool: {e}"))?;
+            let versions: Vec<String> = pool
+                .clients()
+                .iter()
+                .map(|c| format!("{} {}", c.server(), c.protocol_version()))
+                .collect();
+            ensure(pool.members().len() == 3, || {
+                format!("members {versions:?}")
+            })?;
+            let (mut entries, mut mempool_orders) = (0, 0);
+            for (i, s) in scripts.iter().enumerate() {
+                let h = pool
+                    .audit(s.as_bytes())
+                    .await
+                    .map_err(|e| format!("script {i}: audit: {e}"))?;
+                let got: BTreeSet<(Txid, i64)> =
+                    h.txs.iter().map(|t| (t.txid, t.height.to_i64())).collect();
+                ensure(got == kit_of(s), || format!("script {i}: {got:?}"))?;
+                entries += got.len();
+                mempool_orders += usize::from(got.iter().filter(|e| e.1 <= 0).count() > 1);
+                let utxos = pool
+                    .verified_utxos(s.as_bytes())
+                    .await
+                    .map_err(|e| format!("script {i}: utxos: {e}"))?;
+                let got: BTreeSet<(Txid, u32, u64)> =
+                    utxos.iter().map(|u| (u.txid, u.vout, u.value)).collect();
+                let kit: BTreeSet<(Txid, u32, u64)> = bitcoind
+                    .listunspent(s)
+                    .iter()
+                    .map(|u| (core_txid(u.txid), u.vout, u.value))
+                    .collect();
+                ensure(got == kit, || format!("script {i}: utxos {got:?}"))?;
+            }
+            let fee = pool
+                .estimate_fee(2)
+                .await
+                .map_err(|e| format!("fee: {e}"))?;
+            ensure(fee == Some(ESTIMATED_FEERATE), || format!("fee {fee:?}"))?;
+            ensure(pool.dropped().is_empty(), || {
+                format!("dropped {:?}", pool.dropped())
+            })?;
+            ensure(pool.members().len() == 3, || "a member left".into())?;
+            Ok(format!(
+                "members {}; {} scripts audited by all three: {entries} entries equal the kit's, \
+                 {mempool_orders} with several mempool entries; utxos equal; \
+                 fee median {ESTIMATED_FEERATE}; nobody dropped",
+                versions.join(", "),
+                scripts.len()
+            ))
+        })
+    });
+
+    let alice = bitcoind.chain().wallets()[ALICE]
+        .script(ScriptKind::P2wpkh)
+        .to_owned();
+    type Expected = fn(&Fault) -> bool;
+    let liars: [(usize, Attack, Expected); 3] = [
+        (2, Attack::ForgedMerkleBranch, |f| {
+            matches!(f, Fault::Merkle { .. })
+        }),
+        (0, Attack::WrongStatus, |f| {
+            matches!(
+                f,
+                Fault::History {
+                    fault: HistoryFault::StatusMismatch,
+                    ..
+                }
+            )
+        }),
+        (1, Attack::HistoryMissingTx, |f| {
+            matches!(f, Fault::History { .. })
+        }),
+    ];
+    for (victim, attack, expected) in liars {
+        let name = &members[victim].0;
+        r.check(&format!("liar {attack:?} in front of {name}"), || {
+            let liar =
+                LyingProxy::start_with(members[victim].1.addr(), attack.clone(), Times::Always)
+                    .map_err(|e| format!("liar: {e}"))?;
+            let mut servers = servers.clone();
+            servers[victim] = common::tcp(liar.addr());
+            rt.block_on(async {
+                let mut pool = Pool::connect(&servers, pool_config())
+                    .await
+                    .map_err(|e| format!("pool: {e}"))?;
+                let h = pool
+                    .audit(alice.as_bytes())
+                    .await
+                    .map_err(|e| format!("audit: {e}"))?;
+                let got: BTreeSet<(Txid, i64)> =
+                    h.txs.iter().map(|t| (t.txid, t.height.to_i64())).collect();
+                ensure(got == kit_of(&alice), || format!("answer {got:?}"))?;
+                let dropped = pool.dropped();
+                ensure(
+                    dropped.len() == 1
+                        && dropped[0].server == servers[victim]
+                        && dropped[0].fault.as_ref().is_some_and(expected),
+                    || format!("dropped {dropped:?}"),
+                )?;
+                ensure(pool.members().len() == 2, || "members".into())?;
+                ensure(liar.tampered() > 0, || "the attack never fired".into())?;
+                Ok(format!(
+                    "dropped: {}; the answer equals the kit's",
+                    dropped[0].reason
+                ))
+            })
+        });
+    }
+    println!(
+        "interop: mixed-pool done in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    r.finish();
 }
