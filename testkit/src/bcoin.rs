@@ -16,9 +16,8 @@ use std::collections::VecDeque;
 use std::fs::{self, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -38,6 +37,7 @@ use tempfile::TempDir;
 
 use crate::Error;
 use crate::install::{locked, run_quiet, tail};
+use crate::process::GroupChild;
 
 /// The bcoin version the kit installs.
 pub const BCOIN_VERSION: &str = "1.0.2";
@@ -280,7 +280,7 @@ static NODE_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// 127.0.0.1, no worker processes, no wallet, its own process group, log in its temporary directory.
 /// Dropping it kills the process group and removes the directory.
 pub struct BcoinNode {
-    child: Child,
+    child: GroupChild,
     dir: TempDir,
     http: SocketAddr,
     p2p: SocketAddr,
@@ -353,14 +353,13 @@ impl BcoinNode {
             let only: Vec<String> = peers.iter().map(|p| p.to_string()).collect();
             cmd.arg(format!("--only={}", only.join(",")));
         }
-        let child = cmd
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .map_err(|e| Error::msg(format!("cannot run node {}: {e}", bin.display())))?;
+        let child = GroupChild::spawn(
+            cmd.current_dir(dir.path())
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log),
+        )
+        .map_err(|e| Error::msg(format!("cannot run node {}: {e}", bin.display())))?;
         Ok(BcoinNode {
             child,
             dir,
@@ -612,18 +611,7 @@ impl BcoinNode {
 
     /// Kills the node now (SIGKILL to its process group).
     pub fn kill(&mut self) {
-        let pid = self.child.id() as i32;
-        // SAFETY: kill(2) on the process group we created (process_group(0) makes the
-        // child's pid its group id); no memory is involved.
-        unsafe { libc::kill(-pid, libc::SIGKILL) };
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for BcoinNode {
-    fn drop(&mut self) {
-        self.kill();
+        self.child.kill();
     }
 }
 

@@ -4,15 +4,15 @@
 
 use std::fs::{self, OpenOptions};
 use std::net::{SocketAddr, TcpListener};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::electrum::probe_tip;
+use crate::electrum::wait_for_tip;
 use crate::install::{locked, run_quiet, tail};
+use crate::process::GroupChild;
 use crate::{Error, StandInBitcoind};
 
 /// The electrs release the kit builds.
@@ -95,7 +95,7 @@ fn free_port() -> Result<u16, Error> {
 /// Electrum over plain TCP on 127.0.0.1. Dropping it kills the process group and removes the
 /// directory.
 pub struct Electrs {
-    child: Child,
+    child: GroupChild,
     addr: SocketAddr,
     dir: TempDir,
 }
@@ -140,8 +140,8 @@ impl Electrs {
             .create(true)
             .append(true)
             .open(dir.path().join("electrs.log"))?;
-        let child = Command::new(bin)
-            .arg("--skip-default-conf-files")
+        let mut cmd = Command::new(bin);
+        cmd.arg("--skip-default-conf-files")
             .args(["--network", "regtest"])
             .arg("--db-dir")
             .arg(dir.path().join("db"))
@@ -160,9 +160,8 @@ impl Electrs {
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
-            .stderr(log)
-            .process_group(0)
-            .spawn()
+            .stderr(log);
+        let child = GroupChild::spawn(&mut cmd)
             .map_err(|e| Error::msg(format!("cannot run {}: {e}", bin.display())))?;
         Ok(Electrs { child, addr, dir })
     }
@@ -186,38 +185,7 @@ impl Electrs {
     /// Waits until `blockchain.headers.subscribe` reports `height` (polling a fresh
     /// connection), failing if electrs exits or `timeout` passes.
     pub fn wait_for_height(&mut self, height: u32, timeout: Duration) -> Result<(), Error> {
-        let deadline = Instant::now() + timeout;
-        let mut last;
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                return Err(Error::msg(format!(
-                    "electrs exited ({status}); log tail:\n{}",
-                    self.log_tail(3000)
-                )));
-            }
-            match probe_tip(self.addr) {
-                Ok((h, _)) if h == height => return Ok(()),
-                Ok((h, _)) => last = format!("electrs at height {h}"),
-                Err(e) => last = e.to_string(),
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::msg(format!(
-                    "electrs did not reach height {height} within {timeout:?} ({last}); log tail:\n{}",
-                    self.log_tail(3000)
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for Electrs {
-    fn drop(&mut self) {
-        let pid = self.child.id() as i32;
-        // SAFETY: kill(2) on the process group we created (process_group(0) makes the
-        // child's pid its group id); no memory is involved.
-        unsafe { libc::kill(-pid, libc::SIGKILL) };
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let log = self.log_path();
+        wait_for_tip("electrs", &mut self.child, self.addr, &log, height, timeout)
     }
 }

@@ -2,11 +2,14 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::Error;
+use crate::install::tail;
+use crate::process::GroupChild;
 
 /// Connects, negotiates `server.version` and returns the `blockchain.headers.subscribe`
 /// result (height, header hex). Both requests are sent at once (ElectrumX may hold small
@@ -45,5 +48,41 @@ pub(crate) fn probe_tip(addr: SocketAddr) -> Result<(u32, String), Error> {
             let hex = v["result"]["hex"].as_str().unwrap_or_default().to_owned();
             return Ok((height as u32, hex));
         }
+    }
+}
+
+/// Waits until the Electrum server at `addr` (the process `child`, named `name`, logging to
+/// `log`) reports `height` from `blockchain.headers.subscribe` (polling a fresh connection),
+/// failing with the log's tail if the process exits or `timeout` passes.
+pub(crate) fn wait_for_tip(
+    name: &str,
+    child: &mut GroupChild,
+    addr: SocketAddr,
+    log: &Path,
+    height: u32,
+    timeout: Duration,
+) -> Result<(), Error> {
+    let deadline = Instant::now() + timeout;
+    let log_tail = || tail(&std::fs::read_to_string(log).unwrap_or_default(), 3000).to_owned();
+    let mut last;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Err(Error::msg(format!(
+                "{name} exited ({status}); log tail:\n{}",
+                log_tail()
+            )));
+        }
+        match probe_tip(addr) {
+            Ok((h, _)) if h == height => return Ok(()),
+            Ok((h, _)) => last = format!("{name} at height {h}"),
+            Err(e) => last = e.to_string(),
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::msg(format!(
+                "{name} did not reach height {height} within {timeout:?} ({last}); log tail:\n{}",
+                log_tail()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
 }

@@ -4,15 +4,15 @@
 
 use std::fs::{self, OpenOptions};
 use std::net::{SocketAddr, TcpListener};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::electrum::probe_tip;
+use crate::electrum::wait_for_tip;
 use crate::install::{locked, run_quiet, tail};
+use crate::process::GroupChild;
 use crate::{Error, StandInBitcoind};
 
 /// How long [`ElectrumX::start`] waits for ElectrumX to index the stand-in's tip.
@@ -144,7 +144,7 @@ fn free_port() -> Result<u16, Error> {
 pub struct ElectrumX {
     server: PathBuf,
     coin: &'static str,
-    child: Child,
+    child: GroupChild,
     addr: SocketAddr,
     ssl_addr: SocketAddr,
     certificate: Vec<u8>,
@@ -195,7 +195,7 @@ fn launch(
     dir: &Path,
     addr: SocketAddr,
     ssl_addr: SocketAddr,
-) -> Result<Child, Error> {
+) -> Result<GroupChild, Error> {
     let log = OpenOptions::new()
         .create(true)
         .append(true)
@@ -203,8 +203,8 @@ fn launch(
     // Run by the venv's interpreter: releases before 2.0 install `electrumx_server` as a plain
     // script (mode 0644, `#!/usr/bin/env python3`), not as an entry point.
     let python = server.with_file_name("python3");
-    Command::new(&python)
-        .arg(server)
+    let mut cmd = Command::new(&python);
+    cmd.arg(server)
         .env("COIN", coin)
         .env("NET", "regtest")
         .env("DB_ENGINE", "leveldb")
@@ -226,9 +226,8 @@ fn launch(
         .env("PYTHONUNBUFFERED", "1")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
-        .stderr(log)
-        .process_group(0)
-        .spawn()
+        .stderr(log);
+    GroupChild::spawn(&mut cmd)
         .map_err(|e| Error::msg(format!("cannot run {}: {e}", server.display())))
 }
 
@@ -352,50 +351,21 @@ impl ElectrumX {
     /// Waits until `blockchain.headers.subscribe` reports `height` (polling a fresh
     /// connection), failing if ElectrumX exits or `timeout` passes.
     pub fn wait_for_height(&mut self, height: u32, timeout: Duration) -> Result<(), Error> {
-        let deadline = Instant::now() + timeout;
-        let mut last;
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                return Err(Error::msg(format!(
-                    "ElectrumX exited ({status}); log tail:\n{}",
-                    self.log_tail(3000)
-                )));
-            }
-            match probe_tip(self.addr) {
-                Ok((h, _)) if h == height => return Ok(()),
-                Ok((h, _)) => last = format!("ElectrumX at height {h}"),
-                Err(e) => last = e.to_string(),
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::msg(format!(
-                    "ElectrumX did not reach height {height} within {timeout:?} ({last}); log tail:\n{}",
-                    self.log_tail(3000)
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        let log = self.log_path();
+        wait_for_tip(
+            "ElectrumX",
+            &mut self.child,
+            self.addr,
+            &log,
+            height,
+            timeout,
+        )
     }
 }
 
 impl ElectrumX {
     /// Kills ElectrumX now (SIGKILL to its process group), as a crash would.
     pub fn kill(&mut self) {
-        let pid = self.child.id() as i32;
-        // SAFETY: kill(2) on the process group we created (process_group(0) makes the
-        // child's pid its group id); no memory is involved.
-        unsafe { libc::kill(-pid, libc::SIGKILL) };
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for ElectrumX {
-    fn drop(&mut self) {
-        let pid = self.child.id() as i32;
-        // SAFETY: kill(2) on the process group we created (process_group(0) makes the
-        // child's pid its group id); no memory is involved.
-        unsafe { libc::kill(-pid, libc::SIGKILL) };
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.kill();
     }
 }

@@ -34,6 +34,7 @@ mod electrumx;
 mod install;
 pub mod liar;
 pub mod p2p_peer;
+mod process;
 pub mod replay;
 mod rpc;
 pub mod socks;
