@@ -24,6 +24,7 @@ use electrum_spv::core::hash::Txid;
 use electrum_spv::core::history::HistoryFault;
 use electrum_spv::core::rpc::{ProtocolVersion, VersionRange};
 use electrum_spv::core::script::StatusHasher;
+use electrum_spv::core::session::{FeeMode, Request};
 use electrum_spv::core::sync::headers::Pacing;
 use electrum_spv::verified::{ScriptRef, verified_histories, verified_utxos};
 use electrum_spv::{Client, ClientConfig, HeaderChain, Network, Notice};
@@ -44,6 +45,12 @@ struct Report {
     server: String,
     failed: Vec<String>,
     passed: usize,
+    /// The checks passed, for the compatibility table.
+    passed_names: Vec<String>,
+    /// The protocol version negotiated, for the compatibility table.
+    negotiated: String,
+    /// What the server does not offer (methods, parameters), for the compatibility table.
+    unavailable: Vec<String>,
 }
 
 impl Report {
@@ -52,6 +59,9 @@ impl Report {
             server,
             failed: Vec::new(),
             passed: 0,
+            passed_names: Vec::new(),
+            negotiated: String::new(),
+            unavailable: Vec::new(),
         }
     }
 
@@ -70,6 +80,7 @@ impl Report {
         match result {
             Ok(detail) => {
                 self.passed += 1;
+                self.passed_names.push(name.to_owned());
                 println!("interop: {} {name} ok ({detail}) [{secs:.1}s]", self.server);
             }
             Err(why) => {
@@ -81,6 +92,33 @@ impl Report {
     }
 
     fn finish(self) {
+        // What was verified, by every interface that ran it (API, CLI, Python).
+        let mut verified: Vec<&str> = Vec::new();
+        for name in &self.passed_names {
+            let what = ["api ", "cli ", "python "]
+                .iter()
+                .find_map(|p| name.strip_prefix(p))
+                .unwrap_or(name);
+            if what != "optional methods" && !verified.contains(&what) {
+                verified.push(what);
+            }
+        }
+        // One row of README's compatibility table (`scripts/interop.sh` collects them).
+        println!(
+            "interop-table: | {} | {} | {} | {} |",
+            self.server.replace('-', " "),
+            self.negotiated,
+            if self.failed.is_empty() {
+                verified.join(", ")
+            } else {
+                format!("FAILED: {}", self.failed.join(", "))
+            },
+            if self.unavailable.is_empty() {
+                "nothing".to_owned()
+            } else {
+                self.unavailable.join(", ")
+            }
+        );
         assert!(
             self.failed.is_empty(),
             "{}: {} passed, failed: {}",
@@ -199,6 +237,7 @@ fn run_matrix_row(implementation: Implementation, expected: ProtocolVersion) {
     };
 
     if let Some(c) = &client {
+        r.negotiated = c.protocol_version().to_string();
         r.check("api negotiate", || {
             let v = c.protocol_version();
             ensure(v == expected, || {
@@ -287,6 +326,13 @@ fn run_matrix_row(implementation: Implementation, expected: ProtocolVersion) {
             ensure((relay - RELAY_FEE).abs() < 1e-12, || format!("{relay}"))?;
             Ok(format!("estimatefee(2) {fee}, relay {relay}"))
         });
+    }
+    if let Some(c) = &client {
+        let mut unavailable = Vec::new();
+        r.check("api optional methods", || {
+            api_optional_methods(&rt, &h, c, &mut unavailable)
+        });
+        r.unavailable.extend(unavailable);
     }
     r.check("cli broadcast", || {
         let to = h.bitcoind.chain().wallets()[ALICE]
@@ -403,6 +449,99 @@ fn api_wallets(rt: &tokio::runtime::Runtime, h: &Harness, c: &Client) -> Result<
     Ok(format!(
         "{} scripts: {entries} history entries ({proven} confirmed, each proven), {utxo_count} utxos, balances equal; statuses equal the kit's but {unordered} (mempool in set order)",
         scripts.len()
+    ))
+}
+
+/// Every optional method and parameter asked once: offered, not offered (the session knows
+/// it is not in the negotiated version, or the server answers -32601), or refused with an
+/// error code. What is missing goes to `unavailable`; anything else than these three outcomes
+/// (a timeout, a malformed answer, a dropped connection) fails the check.
+fn api_optional_methods(
+    rt: &tokio::runtime::Runtime,
+    h: &Harness,
+    c: &Client,
+    unavailable: &mut Vec<String>,
+) -> Result<String, String> {
+    let alice: &'static [u8] = Box::leak(
+        h.bitcoind.chain().wallets()[ALICE]
+            .script(ScriptKind::P2wpkh)
+            .to_bytes()
+            .into_boxed_slice(),
+    );
+    let utxo = h
+        .bitcoind
+        .listunspent(&ScriptBuf::from_bytes(alice.to_vec()))
+        .first()
+        .map(|u| (core_txid(u.txid), u.vout))
+        .ok_or("alice has no utxo")?;
+    let unsent = h
+        .bitcoind
+        .build_tx(SendSpec::new(
+            ALICE,
+            &ScriptBuf::from_bytes(alice.to_vec()),
+            Amount::from_sat(5_000),
+        ))
+        .map_err(|e| format!("build: {e}"))?;
+    let raw: &'static [u8] = Box::leak(serialize(&unsent).into_boxed_slice());
+    let package: &'static [&'static [u8]] = Box::leak(vec![raw].into_boxed_slice());
+    let probes: Vec<(&str, Request<'static>)> = vec![
+        ("server.features", Request::Features),
+        ("server.banner", Request::Banner),
+        ("server.donation_address", Request::DonationAddress),
+        ("server.peers.subscribe", Request::PeersSubscribe),
+        ("blockchain.relayfee", Request::RelayFee),
+        (
+            "estimatefee mode",
+            Request::EstimateFee {
+                blocks: 2,
+                mode: Some(FeeMode::Economical),
+            },
+        ),
+        ("get_mempool", Request::ScriptGetMempool(alice)),
+        ("unsubscribe", Request::ScriptUnsubscribe(alice)),
+        (
+            "transaction.id_from_pos",
+            Request::TransactionIdFromPos {
+                height: 1,
+                pos: 0,
+                merkle: true,
+            },
+        ),
+        ("mempool.get_fee_histogram", Request::FeeHistogram),
+        ("mempool.get_info", Request::MempoolInfo),
+        ("mempool.recent", Request::MempoolRecent),
+        (
+            "outpoint.get_status",
+            Request::OutpointGetStatus {
+                txid: utxo.0,
+                vout: utxo.1,
+                script_pubkey: alice,
+            },
+        ),
+        (
+            "transaction.testmempoolaccept",
+            Request::TestMempoolAccept(package),
+        ),
+    ];
+    let mut offered = Vec::new();
+    for (name, request) in probes {
+        match rt.block_on(c.raw_call(request)) {
+            Ok(_) => offered.push(name),
+            Err(electrum_spv::Error::NotAvailable(_)) => unavailable.push(name.to_owned()),
+            Err(electrum_spv::Error::Server { code, .. }) => {
+                unavailable.push(format!("{name} (refused, code {})", code.unwrap_or(0)))
+            }
+            Err(e) => return Err(format!("{name}: {e}")),
+        }
+    }
+    Ok(format!(
+        "offered: {}; not offered: {}",
+        offered.join(", "),
+        if unavailable.is_empty() {
+            "none".to_owned()
+        } else {
+            unavailable.join(", ")
+        }
     ))
 }
 
