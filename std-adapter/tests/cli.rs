@@ -273,6 +273,15 @@ fn errors_are_one_line_and_exit_1() {
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         assert!(err.starts_with("electrum-spv: "), "{err}");
     }
+    // Several addresses, the last one of another network: nothing is printed for the first.
+    let good = address(&h, ALICE, ScriptKind::P2wpkh);
+    for command in ["history", "utxos", "balance"] {
+        let mut c = cli(&h);
+        c.args([command, &good, "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"]);
+        let out = run(c);
+        assert_eq!(out.status.code(), Some(1), "{command}");
+        assert!(out.stdout.is_empty(), "{command}: {:?}", out.stdout);
+    }
     // No --server and nothing bundled for regtest: one line saying so.
     let out = run({
         let mut c = Command::new(env!("CARGO_BIN_EXE_electrum-spv"));

@@ -8,7 +8,9 @@ use electrum_spv::checkpoints::network_params;
 use electrum_spv::core::chain::{Anchor, HeaderVerifier};
 use electrum_spv::core::hash::{BlockHash, Txid};
 use electrum_spv::watch::{WatchEvent, Watcher};
-use electrum_spv::{Error, Fault, HeaderChain, Network, Pool, ServerList, VerifiedHistory};
+use electrum_spv::{
+    Error, Fault, HeaderChain, Network, Pool, ScriptRef, ServerList, VerifiedHistory,
+};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
@@ -67,42 +69,47 @@ pub async fn run(args: Args) -> Result<(), Error> {
             );
         }
         Command::History(t) => {
-            let target = resolve(t, network)?;
-            let history = pool.verified_histories_of(&[target.as_ref()]).await;
+            let targets = resolve(t, network)?;
+            let refs: Vec<ScriptRef<'_>> = targets.iter().map(Resolved::as_ref).collect();
+            let histories = pool.verified_histories_of(&refs).await;
             connect::report_dropped(&pool, 0);
-            let history = history?.pop().ok_or(Error::Disconnected)?;
-            print_history(&args, &target, &history, tip(&pool)?);
+            let tip = tip(&pool)?;
+            for (target, history) in targets.iter().zip(histories?) {
+                print_history(&args, target, &history, tip);
+            }
         }
         Command::Balance(t) => {
-            let target = resolve(t, network)?;
-            let script = target.script("balance")?;
-            let utxos = pool.verified_utxos(script).await;
-            connect::report_dropped(&pool, 0);
-            let utxos = utxos?;
-            let confirmed: u64 = utxos.iter().filter(|u| u.height > 0).map(|u| u.value).sum();
-            let unconfirmed: u64 = utxos
-                .iter()
-                .filter(|u| u.height == 0)
-                .map(|u| u.value)
-                .sum();
-            emit(
-                &args,
-                json!({"address": target.label, "confirmed": confirmed, "unconfirmed": unconfirmed}),
-                || format!("confirmed {confirmed} sat, unconfirmed {unconfirmed} sat"),
-            );
-        }
-        Command::Utxos(t) => {
-            let target = resolve(t, network)?;
-            let script = target.script("utxos")?;
-            let utxos = pool.verified_utxos(script).await;
-            connect::report_dropped(&pool, 0);
-            for u in utxos? {
-                let block = u.block_hash.map(|b| b.to_string());
+            for target in resolve(t, network)? {
+                let script = target.script("balance")?;
+                let utxos = pool.verified_utxos(script).await;
+                connect::report_dropped(&pool, 0);
+                let utxos = utxos?;
+                let confirmed: u64 = utxos.iter().filter(|u| u.height > 0).map(|u| u.value).sum();
+                let unconfirmed: u64 = utxos
+                    .iter()
+                    .filter(|u| u.height == 0)
+                    .map(|u| u.value)
+                    .sum();
                 emit(
                     &args,
-                    json!({"tx_hash": u.txid.to_string(), "tx_pos": u.vout, "value": u.value, "height": u.height, "block_hash": block}),
-                    || format!("{}:{} {} sat height {}", u.txid, u.vout, u.value, u.height),
+                    json!({"address": target.label, "confirmed": confirmed, "unconfirmed": unconfirmed}),
+                    || format!("confirmed {confirmed} sat, unconfirmed {unconfirmed} sat"),
                 );
+            }
+        }
+        Command::Utxos(t) => {
+            for target in resolve(t, network)? {
+                let script = target.script("utxos")?;
+                let utxos = pool.verified_utxos(script).await;
+                connect::report_dropped(&pool, 0);
+                for u in utxos? {
+                    let block = u.block_hash.map(|b| b.to_string());
+                    emit(
+                        &args,
+                        json!({"address": target.label, "tx_hash": u.txid.to_string(), "tx_pos": u.vout, "value": u.value, "height": u.height, "block_hash": block}),
+                        || format!("{}:{} {} sat height {}", u.txid, u.vout, u.value, u.height),
+                    );
+                }
             }
         }
         Command::Tx { txid } => {

@@ -87,17 +87,18 @@ impl NetworkArg {
     }
 }
 
-/// A script named by address, script or script hash.
+/// Scripts named by addresses, or one script or script hash.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Target {
-    /// An address of the network (any standard type).
+    /// Addresses of the network (any standard type); one connection and one header sync serve
+    /// them all, and each gets its own output line.
     #[arg(required_unless_present_any = ["script", "scripthash"])]
-    pub address: Option<String>,
+    pub addresses: Vec<String>,
     /// The output script, hex.
-    #[arg(long, value_name = "HEX", conflicts_with_all = ["address", "scripthash"])]
+    #[arg(long, value_name = "HEX", conflicts_with_all = ["addresses", "scripthash"])]
     pub script: Option<String>,
     /// The Electrum script hash, hex (below protocol 1.7 only).
-    #[arg(long, value_name = "HASH", conflicts_with = "address")]
+    #[arg(long, value_name = "HASH", conflicts_with = "addresses")]
     pub scripthash: Option<String>,
 }
 

@@ -34,30 +34,38 @@ impl Resolved {
     }
 }
 
-pub fn resolve(t: &Target, network: Network) -> Result<Resolved, Error> {
-    if let Some(address) = &t.address {
-        let script = address_script(address, network)?;
-        return Ok(Resolved {
-            label: address.clone(),
-            hash: electrum_spv::core::script_hash(&script),
-            script: Some(script),
-        });
+/// Every script `t` names, in the order given; all are resolved before any is asked for, so
+/// a typo in the last one fails the command before it prints anything.
+pub fn resolve(t: &Target, network: Network) -> Result<Vec<Resolved>, Error> {
+    if !t.addresses.is_empty() {
+        return t
+            .addresses
+            .iter()
+            .map(|address| {
+                let script = address_script(address, network)?;
+                Ok(Resolved {
+                    label: address.clone(),
+                    hash: electrum_spv::core::script_hash(&script),
+                    script: Some(script),
+                })
+            })
+            .collect();
     }
     if let Some(hex) = &t.script {
         let script =
             super::hex_arg(hex).map_err(|e| Error::InvalidArgument(format!("--script: {e}")))?;
-        return Ok(Resolved {
+        return Ok(vec![Resolved {
             label: hex.clone(),
             hash: electrum_spv::core::script_hash(&script),
             script: Some(script),
-        });
+        }]);
     }
     let hex = t.scripthash.as_deref().unwrap_or_default();
     let hash = ScriptHash::from_display_hex(hex.as_bytes())
         .map_err(|e| Error::InvalidArgument(format!("--scripthash: {e}")))?;
-    Ok(Resolved {
+    Ok(vec![Resolved {
         label: hex.to_owned(),
         script: None,
         hash,
-    })
+    }])
 }
