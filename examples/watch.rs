@@ -1,8 +1,8 @@
 //! A subscription watcher on the `electrum-spv` adapter: subscribes to addresses on one or
 //! more servers (a pool: histories cross-checked, liars dropped) and prints each verified
-//! change (transactions that appeared, confirmed or vanished) until stopped. It survives
-//! server restarts: each client reconnects, resubscribes, and reports what changed while it
-//! was away. The loop is the library's `watch::Watcher`, as the CLI's `subscribe` uses it.
+//! change (transactions that appeared, confirmed, went back to the mempool or vanished) until
+//! stopped. It survives server restarts: each client reconnects, resubscribes, and reports
+//! what changed while it was away. The loop is the library's `watch::Watcher`, as the CLI's `subscribe` uses it.
 //!
 //! ```text
 //! cargo run -p electrum-spv --example watch -- --network regtest --server tcp://127.0.0.1:PORT ADDRESS...
@@ -91,6 +91,9 @@ async fn run() -> Result<(), Error> {
                 }
                 for txid in &changes.confirmed {
                     println!("{address}: {txid} confirmed");
+                }
+                for txid in &changes.unconfirmed {
+                    println!("{address}: {txid} unconfirmed (its block was reorganised away)");
                 }
                 for txid in &changes.vanished {
                     println!("{address}: {txid} vanished");

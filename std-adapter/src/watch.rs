@@ -59,6 +59,8 @@ pub struct Changes {
     pub appeared: Vec<Txid>,
     /// In the mempool before, confirmed now.
     pub confirmed: Vec<Txid>,
+    /// Confirmed before, in the mempool again now (its block was reorganised away).
+    pub unconfirmed: Vec<Txid>,
     /// No longer in the history (reorged out, evicted, replaced).
     pub vanished: Vec<Txid>,
 }
@@ -66,7 +68,10 @@ pub struct Changes {
 impl Changes {
     /// Whether nothing changed.
     pub fn is_empty(&self) -> bool {
-        self.appeared.is_empty() && self.confirmed.is_empty() && self.vanished.is_empty()
+        self.appeared.is_empty()
+            && self.confirmed.is_empty()
+            && self.unconfirmed.is_empty()
+            && self.vanished.is_empty()
     }
 
     /// The changes from `before` to `after` (each txid's confirmation state).
@@ -80,6 +85,11 @@ impl Changes {
             confirmed: after
                 .iter()
                 .filter(|(t, c)| **c && before.get(t) == Some(&false))
+                .map(|(t, _)| *t)
+                .collect(),
+            unconfirmed: after
+                .iter()
+                .filter(|(t, c)| !**c && before.get(t) == Some(&true))
                 .map(|(t, _)| *t)
                 .collect(),
             vanished: before
@@ -257,14 +267,15 @@ mod tests {
     }
 
     #[test]
-    fn changes_name_what_appeared_confirmed_and_vanished() {
-        let before = BTreeMap::from([(t(1), false), (t(2), true), (t(3), false)]);
-        let after = BTreeMap::from([(t(1), true), (t(2), true), (t(4), false)]);
+    fn changes_name_what_appeared_confirmed_unconfirmed_and_vanished() {
+        let before = BTreeMap::from([(t(1), false), (t(2), true), (t(3), false), (t(5), true)]);
+        let after = BTreeMap::from([(t(1), true), (t(2), true), (t(4), false), (t(5), false)]);
         assert_eq!(
             Changes::between(&before, &after),
             Changes {
                 appeared: vec![t(4)],
                 confirmed: vec![t(1)],
+                unconfirmed: vec![t(5)],
                 vanished: vec![t(3)],
             }
         );

@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use bitcoin::consensus::encode::serialize;
@@ -22,19 +22,24 @@ use bitcoin::{Amount, ScriptBuf};
 use common::runtime;
 use electrum_spv::core::hash::Txid;
 use electrum_spv::core::history::HistoryFault;
+use electrum_spv::core::chain::REGTEST;
 use electrum_spv::core::rpc::{ProtocolVersion, VersionRange};
 use electrum_spv::core::script::StatusHasher;
-use electrum_spv::core::session::{FeeMode, Request};
+use electrum_spv::core::session::{Config as SessionConfig, FeeMode, Request};
+use electrum_spv::core::sync::tracker::{ScriptRef as CoreScriptRef, TrackerEvent};
 use electrum_spv::core::sync::headers::Pacing;
-use electrum_spv::verified::{ScriptRef, verified_histories, verified_utxos};
+use electrum_spv::verified::{ScriptRef, VerifiedHistory, verified_histories, verified_utxos};
+use electrum_spv::watch::{Changes, WatchEvent, Watcher};
 use electrum_spv::{Client, ClientConfig, HeaderChain, Network, Notice};
 use electrum_spv::{Fault, Pool, PoolConfig};
 use electrum_spv_testkit::chain::{ALICE, BOB};
+use electrum_spv_testkit::driver::Driver;
 use electrum_spv_testkit::liar::{Attack, LyingProxy, Times};
 use electrum_spv_testkit::{
-    Chain, ESTIMATED_FEERATE, Implementation, RELAY_FEE, ScriptKind, SendSpec, Server,
+    Chain, ESTIMATED_FEERATE, Implementation, RELAY_FEE, ReorgTxs, ScriptKind, SendSpec, Server,
     ServerHarness as Harness, StandInBitcoind,
 };
+use electrum_spv_testkit::tracker_run::{Tracker, run_to_sync, verified_chain};
 use serde_json::Value;
 use tokio_stream::StreamExt;
 
@@ -359,6 +364,14 @@ fn run_matrix_row(implementation: Implementation, expected: ProtocolVersion) {
         r.check("api subscription", || api_subscription(&rt, &h, c));
     }
     r.check("cli subscription", || cli_subscription(&h));
+    r.check("api reorg", || api_reorg(&rt, &h));
+    let mut header_proofs = None;
+    r.check("core header proofs", || {
+        core_header_proofs(&h, &mut header_proofs)
+    });
+    if header_proofs == Some(HeaderProofs::ChainOnly) {
+        r.unavailable.push("cp_height proofs".to_owned());
+    }
     println!(
         "interop: {name} done in {:.1}s",
         started.elapsed().as_secs_f64()
@@ -758,6 +771,158 @@ fn cli_subscription(h: &Harness) -> Result<String, String> {
     let _ = child.kill();
     let _ = child.wait();
     result
+}
+
+/// A payment seen and confirmed, then a 2-block reorg putting it back into the mempool, all
+/// through the one watch loop apps use ([`Watcher`] over a pool of this server): the new tip is
+/// the kit's, the payment is reported unconfirmed, and the verified history equals the kit's.
+fn api_reorg(rt: &tokio::runtime::Runtime, h: &Harness) -> Result<String, String> {
+    let script = h.bitcoind.chain().wallets()[ALICE]
+        .script(ScriptKind::P2tr)
+        .to_owned();
+    rt.block_on(async {
+        let pool = Pool::connect(&[common::tcp(h.addr())], PoolConfig::new(config()))
+            .await
+            .map_err(|e| format!("pool: {e}"))?;
+        let pool = Arc::new(tokio::sync::Mutex::new(pool));
+        let mut watcher = Watcher::start(pool.clone(), vec![script.to_bytes()])
+            .await
+            .map_err(|e| format!("watch: {e}"))?;
+        let paid = core_txid(
+            h.bitcoind
+                .send(BOB, &script, Amount::from_sat(27_000))
+                .map_err(|e| format!("payment: {e}"))?,
+        );
+        let mut next_change = async |what: &str| -> Result<(Changes, VerifiedHistory), String> {
+            let deadline = Instant::now() + T;
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match tokio::time::timeout(left, watcher.next()).await {
+                    Ok(Some(WatchEvent::History {
+                        changes,
+                        history,
+                        first: false,
+                        ..
+                    })) => return Ok((changes, history)),
+                    Ok(Some(WatchEvent::Error(e))) => return Err(format!("{what}: {e}")),
+                    Ok(Some(_)) => {}
+                    other => return Err(format!("waiting for {what}: {other:?}")),
+                }
+            }
+        };
+        let (changes, _) = next_change("the payment").await?;
+        ensure(changes.appeared == [paid], || format!("payment: {changes:?}"))?;
+        h.bitcoind.mine(1);
+        let (changes, _) = next_change("its confirmation").await?;
+        ensure(changes.confirmed == [paid], || format!("confirmation: {changes:?}"))?;
+        let fork = h.bitcoind.tip().0 - 1;
+        h.bitcoind.reorg_with(2, ReorgTxs::ToMempool);
+        let (changes, history) = next_change("the reorg").await?;
+        ensure(changes.unconfirmed == [paid], || format!("reorg: {changes:?}"))?;
+        let ours: BTreeSet<(Txid, i64)> = history
+            .txs
+            .iter()
+            .map(|t| (t.txid, t.height.to_i64()))
+            .collect();
+        ensure(ours == kit_history(h, &script), || {
+            format!("after the reorg: {ours:?}")
+        })?;
+        let (kit_tip, kit_header) = h.bitcoind.tip();
+        let kit_hash = kit_header.block_hash().to_string();
+        // The tip may be reported before or after the history: wait for the kit's.
+        let deadline = Instant::now() + T;
+        loop {
+            let tip = pool.lock().await.best_tip();
+            if tip.map(|(height, hash)| (height, hash.to_string()))
+                == Some((kit_tip, kit_hash.clone()))
+            {
+                break;
+            }
+            ensure(Instant::now() < deadline, || {
+                format!("verified tip {tip:?}, kit at {kit_tip} {kit_hash}")
+            })?;
+            pool.lock()
+                .await
+                .refresh()
+                .await
+                .map_err(|e| format!("refresh: {e}"))?;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let dropped = pool.lock().await.dropped().len();
+        ensure(dropped == 0, || format!("{dropped} dropped"))?;
+        Ok(format!(
+            "payment appeared, confirmed, then unconfirmed by a reorg from height {fork}; \
+             verified tip {kit_tip} is the kit's"
+        ))
+    })
+}
+
+/// Where a server's headers are proven from, for the tracker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HeaderProofs {
+    /// `cp_height` proofs against the root of our verified chain.
+    CpHeight,
+    /// The server refuses `cp_height` (electrs): headers from our verified chain.
+    ChainOnly,
+}
+
+/// Core's tracker, the one definition of a verified history, over one wallet: with the root of
+/// the headers verified from genesis as its checkpoint, every confirmed transaction's header is
+/// proven by a `cp_height` proof where the server has them, and by the verified chain where it
+/// refuses them. The histories equal the kit's either way.
+fn core_header_proofs(h: &Harness, kind: &mut Option<HeaderProofs>) -> Result<String, String> {
+    let session = SessionConfig {
+        versions: VersionRange::WITH_1_7,
+        ..SessionConfig::new(&REGTEST)
+    };
+    let mut d = Driver::connect(h.addr(), session).map_err(|e| format!("connect: {e}"))?;
+    d.ready(T).map_err(|e| format!("negotiate: {e}"))?;
+    let chain = verified_chain(&mut d, T)?;
+    let scripts = h.bitcoind.chain().wallets()[BOB].scripts();
+    let mut tracker = Tracker::new(Vec::new(), Vec::new());
+    tracker.set_max_in_flight(48);
+    for s in &scripts {
+        tracker
+            .add(CoreScriptRef::Script(s.as_bytes()))
+            .map_err(|e| format!("{e:?}"))?;
+    }
+    tracker.set_checkpoint(chain.tip, chain.root);
+    let synced = run_to_sync(&mut d, &mut tracker, &chain.headers, Duration::from_secs(120))?;
+    let lies: Vec<_> = synced
+        .events
+        .iter()
+        .filter(|e| matches!(e, TrackerEvent::ServerLied { .. }))
+        .collect();
+    ensure(lies.is_empty(), || format!("{lies:?}"))?;
+    let mut confirmed = 0;
+    for (i, script) in scripts.iter().enumerate() {
+        let ours: BTreeSet<(Txid, i64)> = tracker
+            .history(i)
+            .map(|(t, height, _)| (t, height.to_i64()))
+            .collect();
+        ensure(ours == kit_history(h, script), || {
+            format!("script {i}: {ours:?}")
+        })?;
+        confirmed += ours.iter().filter(|(_, height)| *height > 0).count();
+    }
+    ensure(confirmed > 0, || "no confirmed transaction to prove".into())?;
+    let proofs = if synced.headers_provided == 0 {
+        HeaderProofs::CpHeight
+    } else {
+        HeaderProofs::ChainOnly
+    };
+    *kind = Some(proofs);
+    Ok(match proofs {
+        HeaderProofs::CpHeight => format!(
+            "{confirmed} confirmed transactions' headers proven by cp_height {} proofs",
+            chain.tip
+        ),
+        HeaderProofs::ChainOnly => format!(
+            "cp_height refused: {confirmed} confirmed transactions' headers ({} heights) \
+             from the chain verified from genesis",
+            synced.headers_provided
+        ),
+    })
 }
 
 #[test]

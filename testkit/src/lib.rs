@@ -38,6 +38,7 @@ mod process;
 pub mod replay;
 mod rpc;
 pub mod socks;
+pub mod tracker_run;
 
 use std::fmt;
 

@@ -2,22 +2,19 @@
 //! proof, merkle branch, txid), and the tracker's output equals the kit's own wallet records.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bitcoin::Amount;
-use electrum_spv_core::accumulator::MerkleAccumulator;
-use electrum_spv_core::chain::{Anchor, HeaderVerifier, REGTEST};
+use electrum_spv_core::chain::REGTEST;
 use electrum_spv_core::hash::{BlockHash, Txid};
 use electrum_spv_core::rpc::VersionRange;
-use electrum_spv_core::session::{Config, Request, response};
-use electrum_spv_core::sync::tracker::{
-    ScriptRef, ScriptSlot, ScriptTracker, TrackerEvent, TxSlot,
-};
+use electrum_spv_core::session::Config;
+use electrum_spv_core::sync::tracker::{ScriptRef, TrackerEvent};
 use electrum_spv_testkit::chain::{ALICE, BOB};
-use electrum_spv_testkit::driver::{Driver, OwnedEvent};
+use electrum_spv_testkit::driver::Driver;
+use electrum_spv_testkit::tracker_run::{Tracker, run_to_sync, verified_chain};
 use electrum_spv_testkit::{Harness, ReorgTxs, ScriptKind};
 
-type Tracker = ScriptTracker<Vec<ScriptSlot>, Vec<TxSlot>>;
 const T: Duration = Duration::from_secs(30);
 /// Time to verify every kit script's history (a few hundred transactions, three proofs each).
 const SYNC: Duration = Duration::from_secs(120);
@@ -26,66 +23,18 @@ fn core_txid(t: bitcoin::Txid) -> Txid {
     Txid::from_byte_array(bitcoin::hashes::Hash::to_byte_array(t))
 }
 
-/// Fetches and verifies every header from genesis; returns (tip height, root of 0..=tip).
+/// Verifies every header from genesis; returns (tip height, root of 0..=tip).
 fn verified_checkpoint(d: &mut Driver) -> (u32, electrum_spv_core::hash::MerkleNode) {
-    let tip = match d.call(&Request::HeadersSubscribe, T).unwrap() {
-        OwnedEvent::Response { result, .. } => response::headers_subscribe(&result).unwrap().0,
-        other => panic!("{other:?}"),
-    };
-    let raw = match d
-        .call(
-            &Request::BlockHeaders {
-                start_height: 0,
-                count: tip + 1,
-                cp_height: 0,
-            },
-            T,
-        )
-        .unwrap()
-    {
-        OwnedEvent::Response { result, .. } => result,
-        other => panic!("{other:?}"),
-    };
-    let mut verifier = HeaderVerifier::new(&REGTEST, Anchor::genesis(&REGTEST));
-    let mut acc = MerkleAccumulator::new();
-    for h in response::block_headers(&raw).unwrap().headers() {
-        let hash = verifier.push(&h.unwrap()).expect("server headers verify");
-        acc.push_block_hash(&hash).unwrap();
-    }
-    assert_eq!(verifier.tip().unwrap().height, tip);
-    (tip, acc.root().unwrap())
+    let chain = verified_chain(d, T).expect("server headers verify");
+    (chain.tip, chain.root)
 }
 
-/// Runs the tracker until it is synced; returns the events it reported.
+/// Runs the tracker until it is synced; returns the events it reported. No header is given:
+/// ElectrumX offers `cp_height` proofs, so the tracker must not want one.
 fn run(d: &mut Driver, tracker: &mut Tracker) -> Vec<TrackerEvent> {
-    let deadline = Instant::now() + SYNC;
-    let mut events = Vec::new();
-    let version = d.session.version().unwrap();
-    loop {
-        tracker
-            .poll(d.now(), &mut *d.session)
-            .expect("requests fit");
-        if tracker.is_synced() {
-            return events;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "tracker did not sync; {:?}; {} events, last: {:?}",
-            tracker.stats(),
-            events.len(),
-            &events[events.len().saturating_sub(4)..]
-        );
-        let _ = d.run_until(Duration::from_millis(500), |ev| {
-            let e = tracker.handle_event(version, ev);
-            let mut any = e.is_some();
-            events.extend(e);
-            while let Some(e) = tracker.poll_event() {
-                events.push(e);
-                any = true;
-            }
-            any.then_some(())
-        });
-    }
+    run_to_sync(d, tracker, &[], SYNC)
+        .expect("tracker syncs with cp_height proofs only")
+        .events
 }
 
 fn assert_matches_kit(h: &Harness, tracker: &Tracker, scripts: &[bitcoin::ScriptBuf]) {

@@ -242,17 +242,18 @@ async fn subscribe(args: &Args, pool: Pool, addresses: &[String]) -> Result<(), 
                     );
                 } else if !changes.is_empty() {
                     let names = |t: &[Txid]| t.iter().map(Txid::to_string).collect::<Vec<_>>();
-                    let (appeared, confirmed, vanished) = (
+                    let (appeared, confirmed, unconfirmed, vanished) = (
                         names(&changes.appeared),
                         names(&changes.confirmed),
+                        names(&changes.unconfirmed),
                         names(&changes.vanished),
                     );
                     emit(
                         args,
-                        json!({"address": address, "event": "changed", "status": status, "appeared": appeared, "confirmed": confirmed, "vanished": vanished}),
+                        json!({"address": address, "event": "changed", "status": status, "appeared": appeared, "confirmed": confirmed, "unconfirmed": unconfirmed, "vanished": vanished}),
                         || {
                             format!(
-                                "{address} appeared {appeared:?} confirmed {confirmed:?} vanished {vanished:?}"
+                                "{address} appeared {appeared:?} confirmed {confirmed:?} unconfirmed {unconfirmed:?} vanished {vanished:?}"
                             )
                         },
                     );

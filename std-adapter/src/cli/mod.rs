@@ -131,8 +131,8 @@ pub enum Command {
         /// The raw transaction, hex.
         hex: String,
     },
-    /// Watch addresses: one line per change naming the txids that appeared, confirmed or
-    /// vanished. Runs until stopped.
+    /// Watch addresses: one line per change naming the txids that appeared, confirmed, went
+    /// back to the mempool in a reorg (unconfirmed) or vanished. Runs until stopped.
     Subscribe {
         /// Addresses to watch.
         #[arg(required = true)]
