@@ -1834,22 +1834,25 @@ class ServerStatus:
     """
     A server of the pool.
 """
-    def __init__(self, *, server:str, height:typing.Optional[int], latency_ms:int):
+    def __init__(self, *, server:str, height:typing.Optional[int], latency_ms:int, protocol:str):
         self.server = server
         self.height = height
         self.latency_ms = latency_ms
+        self.protocol = protocol
         
         
 
     
     def __str__(self):
-        return "ServerStatus(server={}, height={}, latency_ms={})".format(self.server, self.height, self.latency_ms)
+        return "ServerStatus(server={}, height={}, latency_ms={}, protocol={})".format(self.server, self.height, self.latency_ms, self.protocol)
     def __eq__(self, other):
         if self.server != other.server:
             return False
         if self.height != other.height:
             return False
         if self.latency_ms != other.latency_ms:
+            return False
+        if self.protocol != other.protocol:
             return False
         return True
 
@@ -1860,6 +1863,7 @@ class _UniffiFfiConverterTypeServerStatus(_UniffiConverterRustBuffer):
             server=_UniffiFfiConverterString.read(buf),
             height=_UniffiFfiConverterOptionalUInt32.read(buf),
             latency_ms=_UniffiFfiConverterUInt64.read(buf),
+            protocol=_UniffiFfiConverterString.read(buf),
         )
 
     @staticmethod
@@ -1867,12 +1871,14 @@ class _UniffiFfiConverterTypeServerStatus(_UniffiConverterRustBuffer):
         _UniffiFfiConverterString.check_lower(value.server)
         _UniffiFfiConverterOptionalUInt32.check_lower(value.height)
         _UniffiFfiConverterUInt64.check_lower(value.latency_ms)
+        _UniffiFfiConverterString.check_lower(value.protocol)
 
     @staticmethod
     def write(value, buf):
         _UniffiFfiConverterString.write(value.server, buf)
         _UniffiFfiConverterOptionalUInt32.write(value.height, buf)
         _UniffiFfiConverterUInt64.write(value.latency_ms, buf)
+        _UniffiFfiConverterString.write(value.protocol, buf)
 
 @dataclass
 class Tip:

@@ -27,6 +27,7 @@ use electrum_spv_core::chain::Params;
 use electrum_spv_core::hash::{BlockHash, ScriptHash, Txid};
 use electrum_spv_core::header::{Header, Work};
 use electrum_spv_core::history::ChainPosition;
+use electrum_spv_core::rpc::ProtocolVersion;
 use electrum_spv_core::script::{StatusHasher, TxHeight};
 
 use crate::checkpoints::network_params;
@@ -113,6 +114,8 @@ pub struct MemberStatus {
     pub work: Work,
     /// Round-trip time of its last ping.
     pub latency: Duration,
+    /// The protocol version negotiated when it connected.
+    pub protocol: ProtocolVersion,
 }
 
 /// A pool of servers. See the [module documentation](self).
@@ -185,6 +188,7 @@ impl Pool {
                 tip: m.tip(),
                 work: m.chain.chainwork(),
                 latency: m.latency,
+                protocol: m.client.protocol_version(),
             })
             .collect()
     }

@@ -146,6 +146,8 @@ pub struct ServerStatus {
     pub height: Option<u32>,
     /// Round-trip time of its last check, in milliseconds.
     pub latency_ms: u64,
+    /// The Electrum protocol version negotiated with it (`1.4` to `1.7`, e.g. `1.4.2`).
+    pub protocol: String,
 }
 
 /// A server the pool stopped using, and why: proven to lie (invalid headers, a forged proof,
@@ -202,6 +204,7 @@ impl From<&MemberStatus> for ServerStatus {
             server: m.server.to_string(),
             height: m.tip.map(|(h, _)| h),
             latency_ms: u64::try_from(m.latency.as_millis()).unwrap_or(u64::MAX),
+            protocol: m.protocol.to_string(),
         }
     }
 }

@@ -1,31 +1,74 @@
-//! Serves the test kit's regtest chain through a real ElectrumX on loopback, for demos and
-//! manual testing: prints one JSON line (`server`, `ssl`, `tls_pin`, `socks5`: a recording
-//! SOCKS5 proxy, `height`, `addresses`), then keeps
-//! both servers up until its standard input closes. Commands read from standard input, one
-//! per line: `mine N` mines N blocks; `pay WALLET KIND SATS` pays WALLET's KIND address
-//! from Alice; `build WALLET KIND SATS` builds and signs such a payment without sending it
-//! (`{"txid", "hex"}`, for broadcast tests); `history ADDRESS` and `utxos ADDRESS` answer the kit's own records of an
-//! address (what a verified client must agree with, independent of ElectrumX); `proxied`
-//! lists the destinations the SOCKS5 proxy was asked for (`name:port` when sent as a name);
-//! each answers one JSON line.
+//! Serves the test kit's regtest chain through a real server on loopback, for demos and
+//! manual testing: ElectrumX 2.0 with TLS by default, or `--server NAME` (an interop matrix
+//! implementation: `electrumx-1.16.0`, `electrs-0.10.10`, ...; TCP only; `--list` prints
+//! every name). Prints one JSON line
+//! (`server`, `ssl` and `tls_pin` (null with `--server`), `socks5`: a recording SOCKS5 proxy,
+//! `height`, `addresses`, `implementation`, `fee_rate` and `relay_fee`: what the stand-in
+//! answers, in BTC/kvB), then keeps the servers up until its standard input closes. Commands
+//! read from standard input, one per line: `mine N` mines N blocks; `reorg N` replaces the last
+//! N blocks by N + 1 new ones, their transactions back into the mempool; `pay WALLET KIND SATS`
+//! pays WALLET's KIND address from Alice; `build WALLET KIND SATS` builds and signs such a
+//! payment without sending it (`{"txid", "hex"}`, for broadcast tests); `history ADDRESS` and
+//! `utxos ADDRESS` answer the kit's own records of an address (what a verified client must
+//! agree with, independent of the server); `proxied` lists the destinations the SOCKS5 proxy
+//! was asked for (`name:port` when sent as a name); each answers one JSON line.
 
 use std::io::{BufRead, Write};
 
 use bitcoin::Amount;
 use electrum_spv_testkit::chain::ALICE;
 use electrum_spv_testkit::socks::{Destination, Socks5Proxy};
-use electrum_spv_testkit::{Harness, ScriptKind, SendSpec};
+use electrum_spv_testkit::{
+    ESTIMATED_FEERATE, Harness, Implementation, RELAY_FEE, ReorgTxs, ScriptKind, SendSpec,
+    ServerHarness, StandInBitcoind,
+};
+
+/// What serves the chain.
+enum Served {
+    /// ElectrumX 2.0 with TLS (the default).
+    Default(Harness),
+    /// An implementation named by `--server`.
+    Named(ServerHarness),
+}
+
+impl Served {
+    fn start() -> Result<Served, String> {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        match args.as_slice() {
+            [] => Harness::start().map(Served::Default),
+            [flag] if flag == "--list" => {
+                for i in Implementation::all() {
+                    println!("{}", i.name());
+                }
+                std::process::exit(0);
+            }
+            [flag, name] if flag == "--server" => Implementation::parse(name)
+                .and_then(|i| ServerHarness::start(&i))
+                .map(Served::Named),
+            _ => return Err(format!("usage: testkit-serve [--server NAME | --list], not {args:?}")),
+        }
+        .map_err(|e| e.to_string())
+    }
+
+    fn bitcoind(&self) -> &StandInBitcoind {
+        match self {
+            Served::Default(h) => &h.bitcoind,
+            Served::Named(h) => &h.bitcoind,
+        }
+    }
+}
 
 fn main() {
-    let h = match Harness::start() {
-        Ok(h) => h,
+    let served = match Served::start() {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("testkit-serve: {e}");
             std::process::exit(1);
         }
     };
+    let h = served.bitcoind();
     let mut addresses = serde_json::Map::new();
-    for w in h.bitcoind.chain().wallets() {
+    for w in h.chain().wallets() {
         for kind in ScriptKind::ALL {
             addresses.insert(
                 format!("{}-{}", w.name, kind.name()),
@@ -33,10 +76,20 @@ fn main() {
             );
         }
     }
-    let pin: String = electrum_spv_core::hash::sha256(h.electrumx.certificate())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let (implementation, server, ssl, pin) = match &served {
+        Served::Default(x) => (
+            "electrumx-2.0.0".to_owned(),
+            x.addr(),
+            Some(format!("ssl://{}", x.electrumx.ssl_addr())),
+            Some(
+                electrum_spv_core::hash::sha256(x.electrumx.certificate())
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>(),
+            ),
+        ),
+        Served::Named(x) => (x.implementation.name(), x.addr(), None, None),
+    };
     let proxy = match Socks5Proxy::start() {
         Ok(p) => p,
         Err(e) => {
@@ -45,12 +98,15 @@ fn main() {
         }
     };
     let hello = serde_json::json!({
-        "server": format!("tcp://{}", h.addr()),
-        "ssl": format!("ssl://{}", h.electrumx.ssl_addr()),
+        "server": format!("tcp://{server}"),
+        "ssl": ssl,
         "tls_pin": pin,
         "socks5": proxy.addr().to_string(),
-        "height": h.bitcoind.tip().0,
+        "height": h.tip().0,
         "addresses": addresses,
+        "implementation": implementation,
+        "fee_rate": ESTIMATED_FEERATE,
+        "relay_fee": RELAY_FEE,
     });
     println!("{hello}");
     let _ = std::io::stdout().flush();
@@ -60,9 +116,18 @@ fn main() {
         let answer = match words.as_slice() {
             ["mine", n] => match n.parse::<usize>() {
                 Ok(n) => {
-                    h.bitcoind.mine(n);
-                    serde_json::json!({"height": h.bitcoind.tip().0})
+                    h.mine(n);
+                    serde_json::json!({"height": h.tip().0})
                 }
+                Err(e) => serde_json::json!({"error": e.to_string()}),
+            },
+            ["reorg", n] => match n.parse::<usize>() {
+                Ok(n) if n >= 1 && (n as u32) < h.tip().0 => {
+                    h.reorg_with(n, ReorgTxs::ToMempool);
+                    let (height, header) = h.tip();
+                    serde_json::json!({"height": height, "hash": header.block_hash().to_string()})
+                }
+                Ok(n) => serde_json::json!({"error": format!("cannot reorg {n} blocks")}),
                 Err(e) => serde_json::json!({"error": e.to_string()}),
             },
             ["pay", wallet, kind, sats] => pay(&h, wallet, kind, sats, Payment::Send),
@@ -95,7 +160,7 @@ enum Payment {
     Build,
 }
 
-fn pay(h: &Harness, wallet: &str, kind: &str, sats: &str, what: Payment) -> serde_json::Value {
+fn pay(h: &StandInBitcoind, wallet: &str, kind: &str, sats: &str, what: Payment) -> serde_json::Value {
     let Some(kind) = ScriptKind::ALL.into_iter().find(|k| k.name() == kind) else {
         return serde_json::json!({"error": format!("unknown kind {kind}")});
     };
@@ -103,7 +168,7 @@ fn pay(h: &Harness, wallet: &str, kind: &str, sats: &str, what: Payment) -> serd
         return serde_json::json!({"error": format!("bad amount {sats}")});
     };
     let script = {
-        let chain = h.bitcoind.chain();
+        let chain = h.chain();
         let Some(w) = chain.wallets().iter().find(|w| w.name == wallet) else {
             return serde_json::json!({"error": format!("unknown wallet {wallet}")});
         };
@@ -112,10 +177,9 @@ fn pay(h: &Harness, wallet: &str, kind: &str, sats: &str, what: Payment) -> serd
     let spec = SendSpec::new(ALICE, &script, Amount::from_sat(sats));
     let outcome = match what {
         Payment::Send => h
-            .bitcoind
             .send_spec(spec)
             .map(|txid| serde_json::json!({"txid": txid.to_string()})),
-        Payment::Build => h.bitcoind.build_tx(spec).map(|tx| {
+        Payment::Build => h.build_tx(spec).map(|tx| {
             serde_json::json!({
                 "txid": tx.compute_txid().to_string(),
                 "hex": bitcoin::consensus::encode::serialize_hex(&tx),
@@ -127,11 +191,11 @@ fn pay(h: &Harness, wallet: &str, kind: &str, sats: &str, what: Payment) -> serd
 
 /// The kit's records of `address` (one of the hello line's), as `answer` renders them.
 fn records(
-    h: &Harness,
+    h: &StandInBitcoind,
     address: &str,
     answer: fn(&electrum_spv_testkit::chain::Chain, &bitcoin::Script) -> serde_json::Value,
 ) -> serde_json::Value {
-    let chain = h.bitcoind.chain();
+    let chain = h.chain();
     let script = chain.wallets().iter().find_map(|w| {
         ScriptKind::ALL
             .into_iter()

@@ -2264,6 +2264,10 @@ public struct ServerStatus: Equatable, Hashable {
      * Round-trip time of its last check, in milliseconds.
      */
     public var latencyMs: UInt64
+    /**
+     * The Electrum protocol version negotiated with it (`1.4` to `1.7`, e.g. `1.4.2`).
+     */
+    public var `protocol`: String
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2276,10 +2280,14 @@ public struct ServerStatus: Equatable, Hashable {
          */height: UInt32?, 
         /**
          * Round-trip time of its last check, in milliseconds.
-         */latencyMs: UInt64) {
+         */latencyMs: UInt64, 
+        /**
+         * The Electrum protocol version negotiated with it (`1.4` to `1.7`, e.g. `1.4.2`).
+         */`protocol`: String) {
         self.server = server
         self.height = height
         self.latencyMs = latencyMs
+        self.`protocol` = `protocol`
     }
 
     
@@ -2300,7 +2308,8 @@ public struct FfiConverterTypeServerStatus: FfiConverterRustBuffer {
             try ServerStatus(
                 server: FfiConverterString.read(from: &buf), 
                 height: FfiConverterOptionUInt32.read(from: &buf), 
-                latencyMs: FfiConverterUInt64.read(from: &buf)
+                latencyMs: FfiConverterUInt64.read(from: &buf), 
+                protocol: FfiConverterString.read(from: &buf)
         )
     }
 
@@ -2308,6 +2317,7 @@ public struct FfiConverterTypeServerStatus: FfiConverterRustBuffer {
         FfiConverterString.write(value.server, into: &buf)
         FfiConverterOptionUInt32.write(value.height, into: &buf)
         FfiConverterUInt64.write(value.latencyMs, into: &buf)
+        FfiConverterString.write(value.`protocol`, into: &buf)
     }
 }
 

@@ -3357,6 +3357,11 @@ data class ServerStatus (
      * Round-trip time of its last check, in milliseconds.
      */
     var `latencyMs`: kotlin.ULong
+    , 
+    /**
+     * The Electrum protocol version negotiated with it (`1.4` to `1.7`, e.g. `1.4.2`).
+     */
+    var `protocol`: kotlin.String
     
 ){
     
@@ -3376,19 +3381,22 @@ public object FfiConverterTypeServerStatus: FfiConverterRustBuffer<ServerStatus>
             FfiConverterString.read(buf),
             FfiConverterOptionalUInt.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterString.read(buf),
         )
     }
 
     override fun allocationSize(value: ServerStatus) = (
             FfiConverterString.allocationSize(value.`server`) +
             FfiConverterOptionalUInt.allocationSize(value.`height`) +
-            FfiConverterULong.allocationSize(value.`latencyMs`)
+            FfiConverterULong.allocationSize(value.`latencyMs`) +
+            FfiConverterString.allocationSize(value.`protocol`)
     )
 
     override fun write(value: ServerStatus, buf: ByteBuffer) {
             FfiConverterString.write(value.`server`, buf)
             FfiConverterOptionalUInt.write(value.`height`, buf)
             FfiConverterULong.write(value.`latencyMs`, buf)
+            FfiConverterString.write(value.`protocol`, buf)
     }
 }
 
