@@ -85,7 +85,8 @@ if grep -q '^interop-table: ' "$log"; then
     name=$(echo "$row" | awk -F'|' '{gsub(/^ +| +$/, "", $2); print $2}' | tr ' ' '-')
     py_ok=$(grep -c "^interop: $name python .* ok " "$log")
     py_all=$(grep -c "^interop: $name python " "$log")
-    echo "$row $py_ok/$py_all checks passed |"
+    if [ "$py_all" -eq 0 ]; then py="(no Python row)"; else py="$py_ok/$py_all checks passed"; fi
+    echo "$row $py |"
   done
 fi
 if [ "$passed" -eq 0 ] && [ "$failed" -eq 0 ]; then
