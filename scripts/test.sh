@@ -2,7 +2,8 @@
 # Runs every test of electrum-spv on a fresh machine: installs what it needs, then
 #   lints (fmt, clippy -D warnings, rustdoc -D warnings), the workspace tests, the no_std build
 #   of core for thumbv7em without alloc, the Cortex-M firmware under QEMU, the interop matrix
-#   (every ElectrumX release against the API and the CLI), the C, Python, Kotlin
+#   (every ElectrumX release and electrs through the API, the CLI and the Python bindings,
+#   and a mixed pool), the C, Python, Kotlin
 #   and Swift bindings' tests and a fuzz smoke run.
 # Exits non-zero if anything fails; the last line is "tests: N passed, M failed".
 set -uo pipefail
@@ -58,7 +59,7 @@ step "verify bundled mainnet headers offline" bash -c '
 step "Cortex-M firmware under QEMU" scripts/embedded-test.sh
 step "embassy-net example builds for thumbv7em" bash -c 'cd examples/embassy && cargo build --locked --release'
 step "C ABI: C example and tests (gcc -Werror, static and shared, valgrind, live ElectrumX)" scripts/c-test.sh
-step "interop matrix: ElectrumX 1.15 (kyuupichan), 1.16, 1.18, 1.20, 2.0 (scripts/interop.sh)" \
+step "interop matrix: ElectrumX 1.15 (kyuupichan), 1.16, 1.18, 1.20, 2.0, electrs 0.10.10, a mixed pool; API, CLI, Python (scripts/interop.sh)" \
   scripts/interop.sh
 step "Python bindings: pytest against a real ElectrumX" scripts/python-test.sh
 step "Kotlin bindings: kotlinc + JNA against a real ElectrumX" scripts/kotlin-test.sh

@@ -1,11 +1,14 @@
-//! The interop matrix's ElectrumX rows (issue 12): the same checks, through the Rust API and
-//! the CLI, against each ElectrumX release the test kit installs (`VERSIONS`), each over its
-//! own stand-in bitcoind and the kit's funded chain. One test per release, so
-//! `scripts/interop.sh` can run them side by side and filter by version.
+//! The interop matrix's Rust rows (issue 12): the same checks, through the Rust API, the CLI
+//! and core's tracker, against each server implementation the test kit installs
+//! (`Implementation::all`: ElectrumX releases and electrs), each over its own stand-in
+//! bitcoind and the kit's funded chain; and the mixed pool of three. One test per
+//! implementation, so `scripts/interop.sh` can run them side by side and filter by name (it
+//! runs the Python rows, `bindings/python/interop_matrix.py`, after them).
 //!
-//! Each check prints one line, `interop: electrumx-<version> <api|cli> <check> ok (<detail>)`
-//! or `... FAILED (<reason>)`; a test fails if any of its checks failed, or if its server
-//! cannot be installed or started (never skipped). Not run by `cargo test --workspace`
+//! Each check prints one line, `interop: <implementation> <api|cli|core> <check> ok
+//! (<detail>)` or `... FAILED (<reason>)`, and each row its line of README's table
+//! (`interop-table: ...`); a test fails if any of its checks failed, or if its server cannot
+//! be installed or started (never skipped). Not run by `cargo test --workspace`
 //! (`test = false`): `scripts/interop.sh` runs it.
 
 mod common;
