@@ -23,14 +23,14 @@ use std::time::{Duration, Instant};
 use bitcoin::consensus::encode::serialize;
 use bitcoin::{Amount, ScriptBuf};
 use common::runtime;
+use electrum_spv::core::chain::REGTEST;
 use electrum_spv::core::hash::Txid;
 use electrum_spv::core::history::HistoryFault;
-use electrum_spv::core::chain::REGTEST;
 use electrum_spv::core::rpc::{ProtocolVersion, VersionRange};
 use electrum_spv::core::script::StatusHasher;
 use electrum_spv::core::session::{Config as SessionConfig, FeeMode, Request};
-use electrum_spv::core::sync::tracker::{ScriptRef as CoreScriptRef, TrackerEvent};
 use electrum_spv::core::sync::headers::Pacing;
+use electrum_spv::core::sync::tracker::{ScriptRef as CoreScriptRef, TrackerEvent};
 use electrum_spv::verified::{ScriptRef, VerifiedHistory, verified_histories, verified_utxos};
 use electrum_spv::watch::{Changes, WatchEvent, Watcher};
 use electrum_spv::{Client, ClientConfig, HeaderChain, Network, Notice};
@@ -38,11 +38,11 @@ use electrum_spv::{Fault, Pool, PoolConfig};
 use electrum_spv_testkit::chain::{ALICE, BOB};
 use electrum_spv_testkit::driver::Driver;
 use electrum_spv_testkit::liar::{Attack, LyingProxy, Times};
+use electrum_spv_testkit::tracker_run::{Tracker, run_to_sync, verified_chain};
 use electrum_spv_testkit::{
     Chain, ESTIMATED_FEERATE, Implementation, RELAY_FEE, ReorgTxs, ScriptKind, SendSpec, Server,
     ServerHarness as Harness, StandInBitcoind,
 };
-use electrum_spv_testkit::tracker_run::{Tracker, run_to_sync, verified_chain};
 use serde_json::Value;
 use tokio_stream::StreamExt;
 
@@ -815,14 +815,20 @@ fn api_reorg(rt: &tokio::runtime::Runtime, h: &Harness) -> Result<String, String
             }
         };
         let (changes, _) = next_change("the payment").await?;
-        ensure(changes.appeared == [paid], || format!("payment: {changes:?}"))?;
+        ensure(changes.appeared == [paid], || {
+            format!("payment: {changes:?}")
+        })?;
         h.bitcoind.mine(1);
         let (changes, _) = next_change("its confirmation").await?;
-        ensure(changes.confirmed == [paid], || format!("confirmation: {changes:?}"))?;
+        ensure(changes.confirmed == [paid], || {
+            format!("confirmation: {changes:?}")
+        })?;
         let fork = h.bitcoind.tip().0 - 1;
         h.bitcoind.reorg_with(2, ReorgTxs::ToMempool);
         let (changes, history) = next_change("the reorg").await?;
-        ensure(changes.unconfirmed == [paid], || format!("reorg: {changes:?}"))?;
+        ensure(changes.unconfirmed == [paid], || {
+            format!("reorg: {changes:?}")
+        })?;
         let ours: BTreeSet<(Txid, i64)> = history
             .txs
             .iter()
@@ -868,8 +874,7 @@ fn api_reorg(rt: &tokio::runtime::Runtime, h: &Harness) -> Result<String, String
 fn first_reply(h: &Harness) -> Result<String, String> {
     use std::io::Write;
     let pads_first = h.implementation == Implementation::ElectrumX("1.18.0".into());
-    let mut stream =
-        std::net::TcpStream::connect(h.addr()).map_err(|e| format!("connect: {e}"))?;
+    let mut stream = std::net::TcpStream::connect(h.addr()).map_err(|e| format!("connect: {e}"))?;
     stream
         .set_read_timeout(Some(T))
         .map_err(|e| format!("{e}"))?;
@@ -894,7 +899,11 @@ fn first_reply(h: &Harness) -> Result<String, String> {
     Ok(format!(
         "server.version answered in {} bytes after {held:.2} s{}",
         line.len(),
-        if padded { " (padded from the first reply)" } else { "" }
+        if padded {
+            " (padded from the first reply)"
+        } else {
+            ""
+        }
     ))
 }
 
@@ -928,7 +937,12 @@ fn core_header_proofs(h: &Harness, kind: &mut Option<HeaderProofs>) -> Result<St
             .map_err(|e| format!("{e:?}"))?;
     }
     tracker.set_checkpoint(chain.tip, chain.root);
-    let synced = run_to_sync(&mut d, &mut tracker, &chain.headers, Duration::from_secs(120))?;
+    let synced = run_to_sync(
+        &mut d,
+        &mut tracker,
+        &chain.headers,
+        Duration::from_secs(120),
+    )?;
     let lies: Vec<_> = synced
         .events
         .iter()

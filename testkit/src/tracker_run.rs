@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use electrum_spv_core::accumulator::MerkleAccumulator;
 use electrum_spv_core::chain::{Anchor, HeaderVerifier, REGTEST};
-use electrum_spv_core::header::HEADER_SIZE;
 use electrum_spv_core::hash::MerkleNode;
+use electrum_spv_core::header::HEADER_SIZE;
 use electrum_spv_core::session::{Request, response};
 use electrum_spv_core::sync::tracker::{ScriptSlot, ScriptTracker, TrackerEvent, TxSlot};
 
@@ -41,7 +41,10 @@ pub struct Synced {
 
 /// The result of a call, or why there is none.
 fn result_of(d: &mut Driver, request: &Request<'_>, timeout: Duration) -> Result<Vec<u8>, String> {
-    match d.call(request, timeout).map_err(|e| format!("{request:?}: {e}"))? {
+    match d
+        .call(request, timeout)
+        .map_err(|e| format!("{request:?}: {e}"))?
+    {
         OwnedEvent::Response { result, .. } => Ok(result),
         other => Err(format!("{request:?}: {other:?}")),
     }
@@ -81,11 +84,7 @@ pub fn verified_chain(d: &mut Driver, timeout: Duration) -> Result<VerifiedChain
         start += count;
     }
     let root = acc.root().ok_or("no headers")?;
-    Ok(VerifiedChain {
-        tip,
-        root,
-        headers,
-    })
+    Ok(VerifiedChain { tip, root, headers })
 }
 
 /// Runs `tracker` until it is synced (or `within` passes), giving it the verified `headers`

@@ -45,7 +45,11 @@ impl Served {
             [flag, name] if flag == "--server" => Implementation::parse(name)
                 .and_then(|i| ServerHarness::start(&i))
                 .map(Served::Named),
-            _ => return Err(format!("usage: testkit-serve [--server NAME | --list], not {args:?}")),
+            _ => {
+                return Err(format!(
+                    "usage: testkit-serve [--server NAME | --list], not {args:?}"
+                ));
+            }
         }
         .map_err(|e| e.to_string())
     }
@@ -160,7 +164,13 @@ enum Payment {
     Build,
 }
 
-fn pay(h: &StandInBitcoind, wallet: &str, kind: &str, sats: &str, what: Payment) -> serde_json::Value {
+fn pay(
+    h: &StandInBitcoind,
+    wallet: &str,
+    kind: &str,
+    sats: &str,
+    what: Payment,
+) -> serde_json::Value {
     let Some(kind) = ScriptKind::ALL.into_iter().find(|k| k.name() == kind) else {
         return serde_json::json!({"error": format!("unknown kind {kind}")});
     };
