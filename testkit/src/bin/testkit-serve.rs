@@ -134,10 +134,10 @@ fn main() {
                 Ok(n) => serde_json::json!({"error": format!("cannot reorg {n} blocks")}),
                 Err(e) => serde_json::json!({"error": e.to_string()}),
             },
-            ["pay", wallet, kind, sats] => pay(&h, wallet, kind, sats, Payment::Send),
-            ["build", wallet, kind, sats] => pay(&h, wallet, kind, sats, Payment::Build),
-            ["history", address] => records(&h, address, history),
-            ["utxos", address] => records(&h, address, utxos),
+            ["pay", wallet, kind, sats] => pay(h, wallet, kind, sats, Payment::Send),
+            ["build", wallet, kind, sats] => pay(h, wallet, kind, sats, Payment::Build),
+            ["history", address] => records(h, address, history),
+            ["utxos", address] => records(h, address, utxos),
             ["proxied"] => {
                 let asked: Vec<String> = proxy
                     .requests()
