@@ -8,6 +8,7 @@ Each prints one JSON hello line, then answers commands one JSON line each (testk
 `clearbanned`), and stops when its standard input closes.
 """
 
+import asyncio
 import json
 import os
 import subprocess
@@ -43,6 +44,17 @@ class Kit:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+async def next_event(events, want, timeout=60):
+    """The next event of the async iterator `events` that `want` accepts (others are skipped)."""
+
+    async def find():
+        async for event in events:
+            if want(event):
+                return event
+
+    return await asyncio.wait_for(find(), timeout)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import os
 import threading
 
 import pytest
-from conftest import Kit
+from conftest import Kit, next_event
 
 from electrum_spv import ClientSettings, ElectrumClient, Network, TxState
 from electrum_spv_watch import HistoryChanged, TipChanged, watch
@@ -153,14 +153,6 @@ def test_broadcast_and_fees(kit):
 
 def test_subscription_payment_confirmation_and_reorg(kit):
     address = kit.hello["addresses"]["bob-p2tr"]
-
-    async def next_event(events, want, timeout=60):
-        async def find():
-            async for event in events:
-                if want(event):
-                    return event
-
-        return await asyncio.wait_for(find(), timeout)
 
     def has(txid, state):
         return lambda e: isinstance(e, HistoryChanged) and any(

@@ -6,6 +6,7 @@ import hashlib
 import json
 
 import pytest
+from conftest import next_event
 
 from electrum_spv import (
     ClientSettings,
@@ -193,14 +194,6 @@ def test_fee_rate_is_none_or_positive(kit):
 
 def test_subscription_reports_a_payment_then_its_confirmation(kit):
     address = kit.hello["addresses"]["bob-p2tr"]
-
-    async def next_event(events, want, timeout=60):
-        async def find():
-            async for event in events:
-                if want(event):
-                    return event
-
-        return await asyncio.wait_for(find(), timeout)
 
     async def body():
         client = await ElectrumClient.connect(settings(kit))

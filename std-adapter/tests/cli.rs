@@ -1,6 +1,8 @@
 //! The `electrum-spv` command line end to end against the test kit's real ElectrumX: every
 //! command's output checked against the kit's records, errors as one line with exit status 1.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -16,14 +18,7 @@ fn harness() -> Harness {
 }
 
 fn cli(h: &Harness) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_electrum-spv"));
-    c.args([
-        "--network",
-        "regtest",
-        "--server",
-        &format!("tcp://{}", h.addr()),
-    ]);
-    c
+    common::cli(h.addr())
 }
 
 fn run(mut c: Command) -> Output {

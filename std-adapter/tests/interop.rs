@@ -170,15 +170,8 @@ fn config() -> ClientConfig {
 }
 
 fn cli(h: &Harness) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_electrum-spv"));
-    c.args([
-        "--network",
-        "regtest",
-        "--server",
-        &format!("tcp://{}", h.addr()),
-        "--protocol-1-7",
-        "--json",
-    ]);
+    let mut c = common::cli(h.addr());
+    c.args(["--protocol-1-7", "--json"]);
     c
 }
 

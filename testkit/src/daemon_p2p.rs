@@ -23,12 +23,13 @@ use bitcoin::hashes::Hash as _;
 use electrum_spv_core::hash::BlockHash;
 use electrum_spv_core::p2p::frame::write_header;
 use electrum_spv_core::p2p::{
-    COMMAND_SIZE, Command, EncodeError, HEADER_SIZE, InvType, InvVector, MAX_HEADERS, Magic,
-    Message, MessageReader, NetAddr, Outgoing, Version, encode,
+    COMMAND_SIZE, Command, HEADER_SIZE, InvType, InvVector, MAX_HEADERS, Magic, Message,
+    MessageReader, NetAddr, Outgoing, Version,
 };
 
 use crate::Error;
 use crate::chain::Chain;
+use crate::p2p_peer::frame;
 
 /// How often the tip watcher looks for a new tip.
 const TIP_POLL: Duration = Duration::from_millis(50);
@@ -152,21 +153,6 @@ fn watch_tip(s: Arc<Shared>) {
 
 fn tip_hash(s: &Shared) -> BlockHash {
     BlockHash::from_byte_array(lock(&s.chain).tip().block_hash().to_byte_array())
-}
-
-/// `msg` as a whole frame (empty if it does not encode: every message here is within its cap).
-fn frame(magic: Magic, msg: &Outgoing<'_>) -> Vec<u8> {
-    let mut buf = vec![0u8; 4096];
-    let n = match encode(magic, msg, &mut buf) {
-        Ok(n) => n,
-        Err(EncodeError::BufferTooSmall { needed }) => {
-            buf.resize(needed, 0);
-            encode(magic, msg, &mut buf).unwrap_or(0)
-        }
-        Err(_) => 0,
-    };
-    buf.truncate(n);
-    buf
 }
 
 /// A `block` frame: core's codec has no `block` message (the client never takes one), so the

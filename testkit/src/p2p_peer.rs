@@ -338,8 +338,9 @@ fn new_shared(script: PeerScript) -> Arc<Shared> {
     })
 }
 
-/// `msg` as a whole frame (empty if it does not encode).
-fn frame(magic: Magic, msg: &Outgoing<'_>) -> Vec<u8> {
+/// `msg` as a whole frame (empty if it does not encode: every message the kit sends is within
+/// its cap).
+pub(crate) fn frame(magic: Magic, msg: &Outgoing<'_>) -> Vec<u8> {
     let mut buf = vec![0u8; 4096];
     let n = match encode(magic, msg, &mut buf) {
         Ok(n) => n,

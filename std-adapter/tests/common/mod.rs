@@ -1,5 +1,8 @@
 //! Helpers shared by the adapter's tests.
 
+// Each test binary compiles this module and uses only some of it.
+#![allow(dead_code)]
+
 use electrum_spv::{ServerAddr, Transport};
 
 /// A multi-threaded runtime with two workers, timers and I/O.
@@ -14,4 +17,11 @@ pub fn runtime() -> tokio::runtime::Runtime {
 /// The plain-TCP server address of a socket address.
 pub fn tcp(addr: std::net::SocketAddr) -> ServerAddr {
     ServerAddr::new(Transport::Tcp, addr.ip().to_string(), addr.port())
+}
+
+/// The `electrum-spv` CLI on regtest against the plain-TCP server at `addr`.
+pub fn cli(addr: std::net::SocketAddr) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_electrum-spv"));
+    c.args(["--network", "regtest", "--server", &format!("tcp://{addr}")]);
+    c
 }
