@@ -21,6 +21,7 @@
 //! | [`session`] | the sans-IO Electrum session: negotiation, genesis check, typed requests for every 1.4-1.7 method, events, keep-alive, deadlines, streamed responses |
 //! | [`sync`] | verified sync engines on a session: header sync, script tracker |
 //! | `driver` (feature `embedded-io-async`) | the caller's loop written once: drives a session over any `embedded-io-async` transport (an embassy-net `TcpSocket`, TLS, a UART) with caller-owned buffers and the caller's clock; typed calls, streamed headers and histories, notifications |
+//! | `bitcoin_types` (feature `bitcoin`) | `From` conversions of `Txid`, `Wtxid`, `BlockHash`, `MerkleNode`, `CompactTarget` and `Header` to and from rust-bitcoin 0.32's: the same bytes moved, nothing hashed or allocated (rust-bitcoin itself needs `alloc` and, for its secp256k1, a C compiler for the target) |
 //!
 //! ## The caller's loop
 //! Core does no I/O. Write what [`session::Session::poll_transmit`] gives; feed what was read
@@ -42,6 +43,8 @@
 extern crate alloc;
 
 pub mod accumulator;
+#[cfg(feature = "bitcoin")]
+pub mod bitcoin_types;
 pub mod chain;
 #[cfg(feature = "embedded-io-async")]
 pub mod driver;
