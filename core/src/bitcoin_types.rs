@@ -93,7 +93,10 @@ mod tests {
         let theirs: bitcoin::block::Header = bitcoin::consensus::deserialize(&block_1()).unwrap();
         assert_eq!(bitcoin::block::Header::from(ours), theirs);
         assert_eq!(Header::from(theirs), ours);
-        assert_eq!(bitcoin::BlockHash::from(ours.block_hash()), theirs.block_hash());
+        assert_eq!(
+            bitcoin::BlockHash::from(ours.block_hash()),
+            theirs.block_hash()
+        );
         assert_eq!(BlockHash::from(theirs.block_hash()), ours.block_hash());
         assert_eq!(
             ours.block_hash().to_string(),

@@ -973,17 +973,24 @@ impl Chain {
         (0..n)
             .map(|_| {
                 let txs = std::mem::take(&mut self.mempool);
-                self.mine_block(txs)
+                self.mine_block(txs, None)
             })
             .collect()
     }
 
-    /// Mines `n` blocks with only a coinbase, leaving the mempool as it is.
-    pub fn mine_empty(&mut self, n: usize) -> Vec<BlockHash> {
-        (0..n).map(|_| self.mine_block(Vec::new())).collect()
+    /// Mines one block holding the whole mempool, its coinbase paying `script` instead of
+    /// the miner (an immature coinbase for a wallet under test).
+    pub fn mine_to(&mut self, script: &Script) -> BlockHash {
+        let txs = std::mem::take(&mut self.mempool);
+        self.mine_block(txs, Some(script))
     }
 
-    fn mine_block(&mut self, txs: Vec<Transaction>) -> BlockHash {
+    /// Mines `n` blocks with only a coinbase, leaving the mempool as it is.
+    pub fn mine_empty(&mut self, n: usize) -> Vec<BlockHash> {
+        (0..n).map(|_| self.mine_block(Vec::new(), None)).collect()
+    }
+
+    fn mine_block(&mut self, txs: Vec<Transaction>, coinbase_to: Option<&Script>) -> BlockHash {
         let height = self.height() + 1;
         let ix = self.index();
         // The block's own transactions may spend each other's outputs.
@@ -1035,7 +1042,9 @@ impl Chain {
             }],
             output: vec![TxOut {
                 value: Amount::from_sat(subsidy + fees),
-                script_pubkey: self.wallets[MINER].script(miner_kind).to_owned(),
+                script_pubkey: coinbase_to
+                    .unwrap_or_else(|| self.wallets[MINER].script(miner_kind))
+                    .to_owned(),
             }],
         };
         let segwit = txs

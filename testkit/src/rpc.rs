@@ -136,6 +136,12 @@ impl StandInBitcoind {
         self.chain().mine(n)
     }
 
+    /// Mines one block holding the mempool, its coinbase paying `script` (see
+    /// [`Chain::mine_to`]).
+    pub fn mine_to(&self, script: &Script) -> BlockHash {
+        self.chain().mine_to(script)
+    }
+
     /// Pays `amount` to `to_script` from wallet `from_wallet` (index in
     /// [`Chain::wallets`]), with change; the transaction enters the mempool.
     pub fn send(
