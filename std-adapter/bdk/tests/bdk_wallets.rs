@@ -44,12 +44,15 @@ fn script(w: &Wallet, keychain: KeychainKind, index: u32) -> ScriptBuf {
     w.peek_address(keychain, index).script_pubkey()
 }
 
+/// Where a transaction is: its anchor (height, block, time), or `None` in the mempool.
+type Position = Option<(u32, bitcoin::BlockHash, u64)>;
+
 /// What a user sees of a wallet, in comparable form.
 #[derive(Debug, PartialEq, Eq)]
 struct Seen {
     balance: [Amount; 4],
-    /// txid -> (confirmed at (height, hash, time) | unconfirmed, fee)
-    txs: BTreeMap<Txid, (Option<(u32, bitcoin::BlockHash, u64)>, Option<Amount>)>,
+    /// Each transaction's position and fee.
+    txs: BTreeMap<Txid, (Position, Option<Amount>)>,
     unspent: Vec<(bitcoin::OutPoint, Amount, KeychainKind, u32)>,
     indices: [Option<u32>; 2],
 }
