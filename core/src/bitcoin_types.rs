@@ -6,6 +6,7 @@
 
 use bitcoin::hashes::Hash as _;
 
+use crate::chain::Network;
 use crate::hash::{BlockHash, MerkleNode, Txid, Wtxid};
 use crate::header::{CompactTarget, Header};
 
@@ -74,6 +75,19 @@ impl From<bitcoin::block::Header> for Header {
     }
 }
 
+impl From<Network> for bitcoin::Network {
+    #[inline]
+    fn from(n: Network) -> Self {
+        match n {
+            Network::Mainnet => bitcoin::Network::Bitcoin,
+            Network::Testnet3 => bitcoin::Network::Testnet,
+            Network::Testnet4 => bitcoin::Network::Testnet4,
+            Network::Signet => bitcoin::Network::Signet,
+            Network::Regtest => bitcoin::Network::Regtest,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,5 +127,17 @@ mod tests {
         assert_eq!(Txid::from(bitcoin::Txid::from(txid)), txid);
         let w = Wtxid::from_byte_array([7; 32]);
         assert_eq!(Wtxid::from(bitcoin::Wtxid::from(w)), w);
+    }
+
+    #[test]
+    fn networks_have_the_same_genesis_in_both() {
+        for n in Network::ALL {
+            let theirs = bitcoin::blockdata::constants::genesis_block(bitcoin::Network::from(n));
+            assert_eq!(
+                bitcoin::BlockHash::from(n.params().genesis_hash),
+                theirs.block_hash(),
+                "{n:?}"
+            );
+        }
     }
 }

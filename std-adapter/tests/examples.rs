@@ -3,32 +3,16 @@
 //! next to this test's own binary.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use bitcoin::Amount;
 use electrum_spv_testkit::chain::{ALICE, BOB};
-use electrum_spv_testkit::{Harness, ScriptKind};
-
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>");
-    let path = dir.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run through `cargo test`, which builds the examples",
-        path.display()
-    );
-    path
-}
+use electrum_spv_testkit::{Harness, ScriptKind, example_binary};
 
 #[test]
 fn spider_lists_the_server_it_reached() {
     let h = Harness::start().expect("kit");
-    let out = Command::new(example("spider"))
+    let out = Command::new(example_binary("spider"))
         .args(["--network", "regtest", &format!("tcp://{}", h.addr())])
         .output()
         .expect("spider runs");
@@ -50,7 +34,7 @@ fn watch_reports_a_payment() {
     let address = h.bitcoind.chain().wallets()[BOB]
         .address(ScriptKind::P2pkh)
         .to_string();
-    let mut child = Command::new(example("watch"))
+    let mut child = Command::new(example_binary("watch"))
         .args([
             "--network",
             "regtest",

@@ -260,3 +260,21 @@ impl ServerHarness {
         self.server.addr()
     }
 }
+
+/// The path of example `name` of the package under test: `cargo test` builds a package's
+/// examples before its tests, into `target/<profile>/examples`, next to the test binary's
+/// `deps` directory. Panics, naming the path, when it is missing.
+pub fn example_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>");
+    let path = dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run through `cargo test`, which builds the examples",
+        path.display()
+    );
+    path
+}

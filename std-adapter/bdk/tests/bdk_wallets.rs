@@ -12,9 +12,9 @@ use bdk_wallet::{KeychainKind, SignOptions, Wallet};
 use bitcoin::Amount;
 use common::{STOP_GAP, Seen, script, seen, wallet};
 use electrum_spv::{ClientConfig, PoolConfig, ServerAddr, Transport};
-use electrum_spv_bdk::ScanOptions;
+use electrum_spv_bdk::{Error, ScanOptions};
 use electrum_spv_testkit::chain::{ALICE, BOB};
-use electrum_spv_testkit::{Harness, ReorgTxs, ScriptKind};
+use electrum_spv_testkit::{Harness, ReorgTxs, ScriptKind, example_binary};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -122,6 +122,7 @@ fn the_same_wallet_through_bdk_electrum_and_electrum_spv_bdk() {
     )
     .expect("electrum-spv-bdk connects");
 
+    let mut tr_seen = None;
     for kind in ["wpkh", "tr"] {
         let mut pair = Pair::new(kind);
         let w = &pair.ours;
@@ -202,7 +203,54 @@ fn the_same_wallet_through_bdk_electrum_and_electrum_spv_bdk() {
         wait_for_tip(&mut h);
         let s = pair.full_scan(&h, &theirs, &ours);
         assert!(s.txs[&sent].0.is_some(), "{kind}: the spend confirmed");
+        tr_seen = Some(s);
     }
+
+    // bdk#2295: a full scan is bounded; a bound below the stop gap is met at once.
+    let too_few = ScanOptions {
+        max_scripts: 10,
+        ..ScanOptions::default()
+    };
+    let w = wallet("wpkh");
+    match ours.full_scan(w.start_full_scan().build(), STOP_GAP, &too_few) {
+        Err(Error::TooManyScripts { limit: 10 }) => {}
+        other => panic!("max_scripts not enforced: {:?}", other.map(|_| ())),
+    }
+
+    // examples/bdk_wallet.rs prints what the wallet holds.
+    let (external, internal) = common::descriptors("tr");
+    let out = std::process::Command::new(example_binary("bdk_wallet"))
+        .args([
+            "--network",
+            "regtest",
+            "--server",
+            &format!("tcp://{}", h.addr()),
+        ])
+        .args([external, internal])
+        .output()
+        .expect("the example runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let tr = tr_seen.expect("the tr wallet ran");
+    assert_eq!(
+        lines[0]["balance"]["confirmed"].as_u64(),
+        Some(tr.balance[0].to_sat()),
+        "{lines:?}"
+    );
+    let printed: std::collections::BTreeSet<String> = lines[1..]
+        .iter()
+        .filter_map(|l| l["txid"].as_str().map(str::to_owned))
+        .collect();
+    let held: std::collections::BTreeSet<String> = tr.txs.keys().map(|t| t.to_string()).collect();
+    assert_eq!(printed, held);
+
     let pool = ours.inner().pool();
     let pool = pool.blocking_lock();
     assert!(pool.dropped().is_empty(), "{:?}", pool.dropped());
