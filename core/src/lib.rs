@@ -21,6 +21,7 @@
 //! | [`session`] | the sans-IO Electrum session: negotiation, genesis check, typed requests for every 1.4-1.7 method, events, keep-alive, deadlines, streamed responses |
 //! | [`sync`] | verified sync engines on a session: header sync, script tracker |
 //! | `driver` (feature `embedded-io-async`) | the caller's loop written once: drives a session over any `embedded-io-async` transport (an embassy-net `TcpSocket`, TLS, a UART) with caller-owned buffers and the caller's clock; typed calls, streamed headers and histories, notifications |
+//! | feature `serde` | `Serialize`/`Deserialize` of the hashes (display hex) and `TxHeight` (the protocol's signed height), without allocation |
 //! | `bitcoin_types` (feature `bitcoin`) | `From` conversions of `Txid`, `Wtxid`, `BlockHash`, `MerkleNode`, `CompactTarget` and `Header` to and from rust-bitcoin 0.32's: the same bytes moved, nothing hashed or allocated (rust-bitcoin itself needs `alloc` and, for its secp256k1, a C compiler for the target) |
 //!
 //! ## The caller's loop
@@ -57,6 +58,8 @@ pub mod merkle;
 pub mod p2p;
 pub mod rpc;
 pub mod script;
+#[cfg(feature = "serde")]
+mod serde_impls;
 pub mod session;
 pub mod sync;
 pub mod tx;

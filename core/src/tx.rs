@@ -1014,7 +1014,10 @@ mod tests {
             assert_eq!(got.pays, [0]);
         }
         // A non-empty script is not the empty one.
-        assert_eq!(scan_cut(&legacy_tx(&[], &[0x51]), &empty, &[]).1.pays, []);
+        assert_eq!(
+            scan_cut(&legacy_tx(&[], &[0x51]), &empty, &[]).1.pays,
+            [0u32; 0]
+        );
     }
 
     #[test]

@@ -40,6 +40,7 @@ pub use crate::header_chain::{HeaderChain, SYNC_WINDOW};
 
 /// A transaction of a verified history.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct VerifiedTx {
     /// The transaction.
     pub txid: Txid,
@@ -53,6 +54,7 @@ pub struct VerifiedTx {
 
 /// A script's history, every confirmed entry proven, in chain order.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct VerifiedHistory {
     /// The status, recomputed and equal to the server's (computed in the server's order,
     /// which may differ from the chain order of `txs` within a block).
@@ -263,6 +265,7 @@ async fn check_proofs(
 /// An unspent output whose value and script were read from its funding transaction (fetched
 /// and hashed to its txid) and whose confirmation is proven.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct VerifiedUtxo {
     /// Funding transaction.
     pub txid: Txid,
@@ -348,4 +351,48 @@ pub async fn verified_utxos(
         u.block_hash = blocks.get(&u.txid).copied().filter(|_| u.height > 0);
     }
     Ok(out)
+}
+
+#[cfg(all(test, feature = "serde"))]
+mod serde_tests {
+    use super::*;
+
+    #[test]
+    fn a_verified_history_serializes_as_the_protocol_writes_it_and_back() {
+        let txid: Txid = "0e3e2357e806b6cdb1f70b54c3a3a17b6714ee1f0e68bebb44a74b1efd512098"
+            .parse()
+            .unwrap();
+        let block: BlockHash = "00000000839a8e6886ab5951d76f411475428afc90947ee320161bbf18eb6048"
+            .parse()
+            .unwrap();
+        let history = VerifiedHistory {
+            status: None,
+            txs: vec![
+                VerifiedTx {
+                    txid,
+                    height: TxHeight::Confirmed(1),
+                    block_hash: Some(block),
+                    pos: Some(0),
+                },
+                VerifiedTx {
+                    txid,
+                    height: TxHeight::Mempool,
+                    block_hash: None,
+                    pos: None,
+                },
+            ],
+        };
+        let json = serde_json::to_value(&history).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"status": null, "txs": [
+                {"txid": txid.to_string(), "height": 1, "block_hash": block.to_string(), "pos": 0},
+                {"txid": txid.to_string(), "height": 0, "block_hash": null, "pos": null},
+            ]})
+        );
+        assert_eq!(
+            serde_json::from_value::<VerifiedHistory>(json).unwrap(),
+            history
+        );
+    }
 }
