@@ -47,10 +47,11 @@ step "app API (feature app): clippy -D warnings" \
 step "app API (feature app): rustdoc -D warnings and unit tests" bash -c '
   RUSTDOCFLAGS="-D warnings" cargo doc -p electrum-spv-ffi --features app --no-deps --locked &&
   cargo test -p electrum-spv-ffi --features app --lib --locked app::'
-step "features serde and bitcoin: clippy -D warnings and unit tests" bash -c '
-  cargo clippy -p electrum-spv-core -p electrum-spv --features serde --all-targets --locked -- -D warnings &&
+step "features serde, bitcoin, tracing: clippy -D warnings and tests" bash -c '
+  cargo clippy -p electrum-spv-core -p electrum-spv --features serde,tracing --all-targets --locked -- -D warnings &&
   cargo test -p electrum-spv-core --features serde,bitcoin --lib --locked -- serde_impls bitcoin_types &&
-  cargo test -p electrum-spv --features serde --lib --locked serde_tests'
+  cargo test -p electrum-spv --features serde --lib --locked serde_tests &&
+  cargo test -p electrum-spv --features tracing --test tracing_events --locked'
 step "core is no_std without alloc (thumbv7em)" \
   cargo build -p electrum-spv-core --no-default-features --target thumbv7em-none-eabihf --locked
 step "main job: local verified wallet sync (scripts/demo.sh)" bash -c '

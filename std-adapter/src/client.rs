@@ -133,6 +133,7 @@ impl Client {
             Err(Error::Session(FatalError::VersionRefused { .. }))
                 if !session_config.plain_version =>
             {
+                crate::trace::event_info!(%server, "plain version: a version range refused, asking \"1.4\"");
                 let plain = Config {
                     plain_version: true,
                     ..session_config
@@ -182,6 +183,7 @@ impl Client {
             .await
             .map_err(|_| Error::ConnectTimeout)?
             .map_err(|_| Error::Disconnected)??;
+        crate::trace::event_info!(%server, %version, "connected");
         Ok(Client {
             calls,
             connected,

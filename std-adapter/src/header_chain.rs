@@ -333,6 +333,10 @@ impl HeaderChain {
                 if choose_branch(&self.verifier, &fresh.verifier) != Ok(Branch::Candidate) {
                     return Err(Fault::LessWork { tip: height }.into());
                 }
+                crate::trace::event_info!(
+                    tip = height,
+                    "reorg: a chain with more work replaces ours"
+                );
                 self.verifier = fresh.verifier;
                 self.headers = fresh.headers;
                 let records = self.records();

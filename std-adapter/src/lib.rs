@@ -42,6 +42,7 @@ pub mod server_list;
 pub mod socks5;
 mod subscriptions;
 pub mod tls;
+mod trace;
 pub mod transport;
 pub mod verified;
 pub mod watch;

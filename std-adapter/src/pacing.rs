@@ -58,10 +58,9 @@ impl Bucket {
             }
             let missing = need - self.tokens;
             let rate = self.pacing.refill_milli_per_s.max(1);
-            tokio::time::sleep(std::time::Duration::from_millis(
-                missing.saturating_mul(1000) / rate + 1,
-            ))
-            .await;
+            let wait_ms = missing.saturating_mul(1000) / rate + 1;
+            crate::trace::event_debug!(wait_ms, cost, "paced");
+            tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
         }
     }
 }

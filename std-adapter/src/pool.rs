@@ -465,6 +465,7 @@ impl Pool {
     }
 
     fn drop_server(&mut self, server: ServerAddr, error: &Error) {
+        crate::trace::event_warn!(%server, reason = %error, "dropped");
         self.dropped.push(Dropped {
             server,
             reason: error.to_string(),
