@@ -20,4 +20,4 @@ theirs, ours = mean["bound_bdk_electrum"], mean["electrum_spv_bdk"]
 print(f"bdk_full_scan: bdk_electrum {theirs / 1e9:.3f} s, electrum-spv-bdk {ours / 1e9:.3f} s, "
       f"ratio bound / ours {theirs / ours:.2f}")
 PY
-grep -E '^(check|rss) ' "$out" || true
+grep -E '^(server|check|rss):? ' "$out" || true

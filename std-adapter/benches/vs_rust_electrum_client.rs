@@ -861,16 +861,6 @@ const WORKLOADS: [(&str, &str); 4] = [
     ("script_history_2000", "history"),
 ];
 
-/// `VmHWM` (peak resident set) of this process, in KiB.
-fn vm_hwm_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/self/status")
-}
-
 /// User + system CPU time of this process (all threads) in ms, from `/proc/self/stat`
 /// (`utime`, `stime` in clock ticks; Linux's `USER_HZ` is 100).
 fn cpu_ms() -> u64 {
@@ -945,7 +935,11 @@ fn child(workload: &str) {
         }
         other => panic!("unknown side {other}"),
     }
-    println!("vmhwm_kib={} cpu_ms={}", vm_hwm_kib(), cpu_ms());
+    println!(
+        "vmhwm_kib={} cpu_ms={}",
+        electrum_spv_testkit::peak_rss_kib(),
+        cpu_ms()
+    );
 }
 
 /// Runs `workload` in a child and returns what it printed.
@@ -1040,7 +1034,7 @@ fn long_child(side: &str, t: &Target) {
     let status = electrum_spv_testkit::chain::status_of(&rows).unwrap_or_default();
     println!(
         "vmhwm_kib={} cpu_ms={} elapsed_ms={} rows={} status={status} proven={proven}",
-        vm_hwm_kib(),
+        electrum_spv_testkit::peak_rss_kib(),
         cpu_ms(),
         elapsed.as_millis(),
         rows.len()

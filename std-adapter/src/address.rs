@@ -7,17 +7,6 @@ use electrum_spv_core::chain::Network;
 
 use crate::Error;
 
-/// The rust-bitcoin network of `n` (address encoding rules).
-pub fn bitcoin_network(n: Network) -> bitcoin::Network {
-    match n {
-        Network::Mainnet => bitcoin::Network::Bitcoin,
-        Network::Testnet3 => bitcoin::Network::Testnet,
-        Network::Testnet4 => bitcoin::Network::Testnet4,
-        Network::Signet => bitcoin::Network::Signet,
-        Network::Regtest => bitcoin::Network::Regtest,
-    }
-}
-
 /// The output script of an address of `network` (P2PKH, P2SH, P2WPKH, P2WSH, P2TR, ...).
 ///
 /// # Errors
@@ -25,14 +14,12 @@ pub fn bitcoin_network(n: Network) -> bitcoin::Network {
 pub fn address_script(address: &str, network: Network) -> Result<Vec<u8>, Error> {
     let unchecked = bitcoin::Address::from_str(address)
         .map_err(|e| Error::InvalidArgument(format!("address {address}: {e}")))?;
-    let checked = unchecked
-        .require_network(bitcoin_network(network))
-        .map_err(|_| {
-            Error::InvalidArgument(format!(
-                "address {address} is not a {} address",
-                network.name()
-            ))
-        })?;
+    let checked = unchecked.require_network(network.into()).map_err(|_| {
+        Error::InvalidArgument(format!(
+            "address {address} is not a {} address",
+            network.name()
+        ))
+    })?;
     Ok(checked.script_pubkey().into_bytes())
 }
 

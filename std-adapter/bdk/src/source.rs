@@ -9,7 +9,7 @@ use bdk_core::spk_client::{
 use bdk_core::{BlockId, ConfirmationBlockTime, TxUpdate};
 use bitcoin::{OutPoint, ScriptBuf, Transaction, Txid};
 use electrum_spv::core::script::TxHeight;
-use electrum_spv::verified::VerifiedHistory;
+use electrum_spv::verified::{PROOFS_AT_ONCE, VerifiedHistory};
 use electrum_spv::{Pool, PoolConfig, ServerAddr};
 use tokio::sync::Mutex;
 
@@ -260,14 +260,17 @@ impl ChainSource {
                     .cloned()
                     .ok_or(electrum_spv::Error::Disconnected)?
             };
-            let ours: Vec<electrum_spv::core::hash::Txid> =
-                missing.iter().map(|t| (*t).into()).collect();
-            let raws = client.batch_transaction_get(&ours).await?;
-            let mut cache = self.lock_txs();
-            for (txid, raw) in missing.into_iter().zip(raws) {
-                let tx: Transaction = bitcoin::consensus::deserialize(&raw)
-                    .map_err(|_| Error::Transaction { txid })?;
-                cache.insert(txid, Arc::new(tx));
+            // In windows the client's queue holds (a wallet may have thousands).
+            for chunk in missing.chunks(PROOFS_AT_ONCE) {
+                let ours: Vec<electrum_spv::core::hash::Txid> =
+                    chunk.iter().map(|t| (*t).into()).collect();
+                let raws = client.batch_transaction_get(&ours).await?;
+                let mut cache = self.lock_txs();
+                for (&txid, raw) in chunk.iter().zip(raws) {
+                    let tx: Transaction = bitcoin::consensus::deserialize(&raw)
+                        .map_err(|_| Error::Transaction { txid })?;
+                    cache.insert(txid, Arc::new(tx));
+                }
             }
         }
         let cache = self.lock_txs();
