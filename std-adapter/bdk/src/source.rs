@@ -277,6 +277,16 @@ impl ChainSource {
         Ok(txids.iter().filter_map(|t| cache.get(t).cloned()).collect())
     }
 
+    /// One transaction, or `None` when the server answers with an error (it does not know
+    /// it, as for a txid the wallet only expects); a lie or a lost connection is an error.
+    async fn known_transaction(&self, txid: Txid) -> Result<Option<Arc<Transaction>>, Error> {
+        match self.transactions(&[txid]).await {
+            Ok(mut txs) => Ok(txs.pop()),
+            Err(Error::Client(electrum_spv::Error::Server { .. })) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     fn lock_txs(&self) -> std::sync::MutexGuard<'_, HashMap<Txid, Arc<Transaction>>> {
         // A panic while holding the cache leaves it consistent (inserts only).
         self.txs.lock().unwrap_or_else(|e| e.into_inner())
@@ -284,13 +294,13 @@ impl ChainSource {
 
     /// Txids asked by a sync: each transaction fetched, and its state read from the verified
     /// history of the first output script the server indexes (else of an input's previous
-    /// output, as `bdk_electrum` does). A txid no server knows is left out.
+    /// output, as `bdk_electrum` does). A txid the server does not know is left out; any other
+    /// failure fails the sync.
     async fn gather_txids(&self, txids: &[Txid], gathered: &mut Gathered) -> Result<(), Error> {
         for &txid in txids {
-            let Ok(tx) = self.transactions(&[txid]).await.map(|mut v| v.pop()) else {
+            let Some(tx) = self.known_transaction(txid).await? else {
                 continue;
             };
-            let Some(tx) = tx else { continue };
             let mut script = tx
                 .output
                 .iter()
@@ -300,8 +310,7 @@ impl ChainSource {
             if script.is_none() && !tx.is_coinbase() {
                 for input in &tx.input {
                     let prev = input.previous_output;
-                    if let Ok(Some(parent)) =
-                        self.transactions(&[prev.txid]).await.map(|mut v| v.pop())
+                    if let Some(parent) = self.known_transaction(prev.txid).await?
                         && let Some(out) = parent.output.get(prev.vout as usize)
                     {
                         script = Some(out.script_pubkey.clone());
@@ -335,11 +344,7 @@ impl ChainSource {
         gathered: &mut Gathered,
     ) -> Result<(), Error> {
         for &outpoint in outpoints {
-            let Ok(Some(tx)) = self
-                .transactions(&[outpoint.txid])
-                .await
-                .map(|mut v| v.pop())
-            else {
+            let Some(tx) = self.known_transaction(outpoint.txid).await? else {
                 continue;
             };
             let Some(out) = tx.output.get(outpoint.vout as usize) else {

@@ -206,6 +206,38 @@ fn the_same_wallet_through_bdk_electrum_and_electrum_spv_bdk() {
         tr_seen = Some(s);
     }
 
+    // Txids and outpoints requests (what a wallet asks of transactions it holds): both
+    // chain sources return the same transactions, anchors and seen times.
+    let tr = tr_seen.as_ref().expect("the tr wallet ran");
+    let txids: Vec<bitcoin::Txid> = tr.txs.keys().copied().collect();
+    let outpoints: Vec<bitcoin::OutPoint> = tr.unspent.iter().map(|u| u.0).collect();
+    let request = || {
+        bdk_core::spk_client::SyncRequest::<()>::builder_at(1_800_000_400)
+            .txids(txids.clone())
+            .outpoints(outpoints.clone())
+            .build()
+    };
+    let their_update = theirs
+        .sync(request(), 10, false)
+        .expect("bdk_electrum sync");
+    let our_update = ours
+        .sync(request(), &ScanOptions::default())
+        .expect("electrum-spv-bdk sync");
+    let summary = |u: &bdk_core::TxUpdate<bdk_core::ConfirmationBlockTime>| {
+        let mut txs: Vec<bitcoin::Txid> = u.txs.iter().map(|t| t.compute_txid()).collect();
+        txs.sort();
+        txs.dedup();
+        (txs, u.anchors.clone(), u.seen_ats.clone())
+    };
+    assert_eq!(
+        summary(&our_update.tx_update),
+        summary(&their_update.tx_update)
+    );
+    assert!(
+        our_update.tx_update.txs.len() >= txids.len(),
+        "every txid asked is returned"
+    );
+
     // bdk#2295: a full scan is bounded; a bound below the stop gap is met at once.
     let too_few = ScanOptions {
         max_scripts: 10,
