@@ -138,8 +138,11 @@ fn liars_are_refused_or_dropped_and_bdk_electrum_is_recorded() {
     assert!(!forged.is_empty(), "{theirs:?}");
     drop(chain);
 
-    // A transaction hidden from a history (status kept) next to an honest server: the liar
-    // is dropped with its fault, the answer is the honest one.
+    // A transaction hidden from a history (status kept) next to an honest server: the answer
+    // is the honest one. The pool asks its fastest member for histories and the others for
+    // their statuses only, which this liar keeps true: when the honest server is the faster,
+    // the lie is never asked for and harms nothing; when the liar is, it is caught and
+    // dropped with its fault. Never is the honest server dropped.
     let liar =
         LyingProxy::start_with(h.addr(), Attack::HistoryMissingTx, Times::Always).expect("proxy");
     let source = ours(&[tcp(liar.addr()), tcp(h.addr())]);
@@ -148,16 +151,18 @@ fn liars_are_refused_or_dropped_and_bdk_electrum_is_recorded() {
         let pool = source.inner().pool();
         let pool = pool.blocking_lock();
         let dropped = pool.dropped();
-        assert_eq!(dropped.len(), 1, "{dropped:?}");
-        assert_eq!(dropped[0].server, tcp(liar.addr()));
-        assert!(
-            matches!(
-                dropped[0].fault,
-                Some(Fault::History { .. } | Fault::Omission { .. })
-            ),
-            "{:?}",
-            dropped[0]
-        );
+        assert!(dropped.len() <= 1, "{dropped:?}");
+        if let Some(d) = dropped.first() {
+            assert_eq!(d.server, tcp(liar.addr()));
+            assert!(
+                matches!(
+                    d.fault,
+                    Some(Fault::History { .. } | Fault::Omission { .. })
+                ),
+                "{d:?}"
+            );
+        }
+        assert_eq!(pool.members().len(), 2 - dropped.len());
     }
     // bdk_electrum takes the history as sent: a coin is missing and nothing says so.
     let theirs = scan_theirs(liar.addr()).expect("bdk_electrum reports no error");
