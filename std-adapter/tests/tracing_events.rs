@@ -1,6 +1,6 @@
 //! The adapter's `tracing` events (feature `tracing`; `scripts/test.sh` runs this with it):
-//! a pool of a liar and an honest ElectrumX reports both connections, with the version
-//! negotiated, and the liar dropped with its reason.
+//! a pool of a liar (a forged merkle branch) and one of an honest ElectrumX report both
+//! connections, with the version negotiated, and the liar dropped with its reason.
 
 mod common;
 
@@ -61,16 +61,17 @@ fn connections_and_a_dropped_liar_are_traced() {
         .script(ScriptKind::P2wpkh)
         .to_bytes();
     let rt = common::runtime();
+    let config = || PoolConfig::new(ClientConfig::new(Network::Regtest));
     let dropped = rt.block_on(async {
-        let mut pool = Pool::connect(
-            &[common::tcp(liar.addr()), common::tcp(h.addr())],
-            PoolConfig::new(ClientConfig::new(Network::Regtest)),
-        )
-        .await
-        .expect("pool");
-        pool.verified_history(&script)
+        let mut pool = Pool::connect(&[common::tcp(liar.addr())], config())
             .await
-            .expect("the honest answer");
+            .expect("pool");
+        let refused = pool.verified_history(&script).await;
+        assert!(refused.is_err(), "a forged proof accepted");
+        let honest = Pool::connect(&[common::tcp(h.addr())], config())
+            .await
+            .expect("the honest pool");
+        assert!(honest.dropped().is_empty());
         pool.dropped().to_vec()
     });
     assert_eq!(dropped.len(), 1, "{dropped:?}");
