@@ -399,7 +399,12 @@ impl ChainSource {
             let mut pool = self.pool.lock().await;
             for (&txid, &(height, hash)) in &gathered.confirmed {
                 let header = pool.header_at(height).await?;
-                debug_assert_eq!(bitcoin::BlockHash::from(header.block_hash()), hash);
+                if bitcoin::BlockHash::from(header.block_hash()) != hash {
+                    // Its block was reorganised away since the history was verified: no
+                    // anchor to a block the chain no longer has; the next sync places it.
+                    update.seen_ats.insert((txid, start_time));
+                    continue;
+                }
                 update.anchors.insert((
                     ConfirmationBlockTime {
                         block_id: BlockId { height, hash },
