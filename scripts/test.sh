@@ -40,6 +40,9 @@ scripts/setup.sh || { echo "tests: 0 passed, 1 failed (setup)"; exit 1; }
 
 step "cargo fmt --check" cargo fmt --all -- --check
 step "clippy -D warnings" cargo clippy --workspace --all-targets --locked -- -D warnings
+# `--all-targets` leaves out `test = false` targets: the interop matrix's is linted by name.
+step "clippy -D warnings: the interop matrix's test target" \
+  cargo clippy -p electrum-spv --test interop --locked -- -D warnings
 step "rustdoc -D warnings" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 step "workspace tests" cargo test --workspace --locked --no-fail-fast
 step "app API (feature app): clippy -D warnings" \
@@ -52,6 +55,14 @@ step "features serde, bitcoin, tracing: clippy -D warnings and tests" bash -c '
   cargo test -p electrum-spv-core --features serde,bitcoin --lib --locked -- serde_impls bitcoin_types &&
   cargo test -p electrum-spv --features serde --lib --locked serde_tests &&
   cargo test -p electrum-spv --features tracing --test tracing_events --locked'
+step "the app library and the BDK crate do not compile clap (the CLI's feature only)" bash -c '
+  for p in "electrum-spv-ffi --features app" electrum-spv-bdk; do
+    if cargo tree --locked -e normal -p $p | grep -q "^.*clap v"; then
+      echo "$p depends on clap"; exit 1
+    fi
+  done
+  cargo tree --locked -e normal -p electrum-spv | grep -q "clap v" &&
+  cargo build --locked -p electrum-spv --no-default-features --lib'
 step "core is no_std without alloc (thumbv7em)" \
   cargo build -p electrum-spv-core --no-default-features --target thumbv7em-none-eabihf --locked
 step "main job: local verified wallet sync (scripts/demo.sh)" bash -c '

@@ -754,13 +754,15 @@ typedef struct espv_tracker_tx {
   uint8_t txid[32];
   // Block height if `confirmed`, else 0 or -1 (mempool; -1: an unconfirmed parent).
   int64_t height;
-  // Whether it is confirmed (then `block_hash` and `pos` are set).
+  // Whether it is confirmed (then `block_hash`, `pos` and `block_time` are set).
   bool confirmed;
   // The hash of its proven block header.
   uint8_t block_hash[32];
   // Its position in the block, fixed by its merkle proof: sort by (`height`, `pos`) for
   // chain order.
   uint32_t pos;
+  // The time field of its proven block header (seconds since 1970, as the miner set it).
+  uint32_t block_time;
 } espv_tracker_tx;
 
 #ifdef __cplusplus

@@ -557,6 +557,10 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_electrum_spv_ffi_checksum_constructor_electrumclient_connect() != 14335:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_electrum_spv_ffi_checksum_constructor_electrumclient_connect_with_progress() != 6621:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_electrum_spv_ffi_checksum_method_headersynclistener_on_progress() != 42898:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_electrum_spv_ffi_checksum_method_subscription_cancel() != 4259:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_electrum_spv_ffi_checksum_method_subscription_is_active() != 53477:
@@ -648,6 +652,12 @@ _UniffiLib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_utxos.restype 
 _UniffiLib.uniffi_electrum_spv_ffi_checksum_constructor_electrumclient_connect.argtypes = (
 )
 _UniffiLib.uniffi_electrum_spv_ffi_checksum_constructor_electrumclient_connect.restype = ctypes.c_uint16
+_UniffiLib.uniffi_electrum_spv_ffi_checksum_constructor_electrumclient_connect_with_progress.argtypes = (
+)
+_UniffiLib.uniffi_electrum_spv_ffi_checksum_constructor_electrumclient_connect_with_progress.restype = ctypes.c_uint16
+_UniffiLib.uniffi_electrum_spv_ffi_checksum_method_headersynclistener_on_progress.argtypes = (
+)
+_UniffiLib.uniffi_electrum_spv_ffi_checksum_method_headersynclistener_on_progress.restype = ctypes.c_uint16
 _UniffiLib.uniffi_electrum_spv_ffi_checksum_method_subscription_cancel.argtypes = (
 )
 _UniffiLib.uniffi_electrum_spv_ffi_checksum_method_subscription_cancel.restype = ctypes.c_uint16
@@ -751,6 +761,19 @@ _UniffiLib.uniffi_electrum_spv_ffi_fn_constructor_electrumclient_connect.argtype
     _UniffiRustBuffer,
 )
 _UniffiLib.uniffi_electrum_spv_ffi_fn_constructor_electrumclient_connect.restype = ctypes.c_uint64
+_UniffiLib.uniffi_electrum_spv_ffi_fn_constructor_electrumclient_connect_with_progress.argtypes = (
+    _UniffiRustBuffer,
+    ctypes.c_uint64,
+)
+_UniffiLib.uniffi_electrum_spv_ffi_fn_constructor_electrumclient_connect_with_progress.restype = ctypes.c_uint64
+_UniffiLib.uniffi_electrum_spv_ffi_fn_method_headersynclistener_on_progress.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.c_uint32,
+    ctypes.c_uint32,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_electrum_spv_ffi_fn_method_headersynclistener_on_progress.restype = None
 _UniffiLib.uniffi_electrum_spv_ffi_fn_method_subscription_cancel.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -791,6 +814,16 @@ _UniffiLib.uniffi_electrum_spv_ffi_fn_method_walletlistener_on_closed.argtypes =
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_electrum_spv_ffi_fn_method_walletlistener_on_closed.restype = None
+_UniffiLib.uniffi_electrum_spv_ffi_fn_method_electrumerror_display_message.argtypes = (
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_electrum_spv_ffi_fn_method_electrumerror_display_message.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_electrum_spv_ffi_fn_method_electrumerror_uniffi_trait_display.argtypes = (
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_electrum_spv_ffi_fn_method_electrumerror_uniffi_trait_display.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_electrum_spv_ffi_fn_clone_electrumclient.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -801,6 +834,16 @@ _UniffiLib.uniffi_electrum_spv_ffi_fn_free_electrumclient.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_electrum_spv_ffi_fn_free_electrumclient.restype = None
+_UniffiLib.uniffi_electrum_spv_ffi_fn_clone_headersynclistener.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_electrum_spv_ffi_fn_clone_headersynclistener.restype = ctypes.c_uint64
+_UniffiLib.uniffi_electrum_spv_ffi_fn_free_headersynclistener.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_electrum_spv_ffi_fn_free_headersynclistener.restype = None
 _UniffiLib.uniffi_electrum_spv_ffi_fn_clone_subscription.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -821,6 +864,23 @@ _UniffiLib.uniffi_electrum_spv_ffi_fn_free_walletlistener.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_electrum_spv_ffi_fn_free_walletlistener.restype = None
+_UNIFFI_CALLBACK_INTERFACE_ELECTRUM_SPV_HEADER_SYNC_LISTENER_METHOD0 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiRustBuffer,ctypes.c_uint32,ctypes.c_uint32,ctypes.c_void_p,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UNIFFI_CALLBACK_INTERFACE_CLONE_ELECTRUM_SPV_HEADER_SYNC_LISTENER = ctypes.CFUNCTYPE(ctypes.c_uint64,ctypes.c_uint64,
+)
+_UNIFFI_CALLBACK_INTERFACE_FREE_ELECTRUM_SPV_HEADER_SYNC_LISTENER = ctypes.CFUNCTYPE(None,ctypes.c_uint64,
+)
+class _UniffiVTableCallbackInterfaceElectrumSpvHeaderSyncListener(ctypes.Structure):
+    _fields_ = [
+        ("uniffi_free", _UNIFFI_CALLBACK_INTERFACE_FREE_ELECTRUM_SPV_HEADER_SYNC_LISTENER),
+        ("uniffi_clone", _UNIFFI_CALLBACK_INTERFACE_CLONE_ELECTRUM_SPV_HEADER_SYNC_LISTENER),
+        ("on_progress", _UNIFFI_CALLBACK_INTERFACE_ELECTRUM_SPV_HEADER_SYNC_LISTENER_METHOD0),
+    ]
+_UniffiLib.uniffi_electrum_spv_ffi_fn_init_callback_vtable_headersynclistener.argtypes = (
+    ctypes.POINTER(_UniffiVTableCallbackInterfaceElectrumSpvHeaderSyncListener),
+)
+_UniffiLib.uniffi_electrum_spv_ffi_fn_init_callback_vtable_headersynclistener.restype = None
 _UNIFFI_CALLBACK_INTERFACE_ELECTRUM_SPV_WALLET_LISTENER_METHOD0 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiRustBuffer,ctypes.c_void_p,
     ctypes.POINTER(_UniffiRustCallStatus),
 )
@@ -1387,7 +1447,7 @@ class ClientSettings:
     """
     How to connect. Only `network` is required; the rest has defaults.
 """
-    def __init__(self, *, network:Network, servers:typing.List[str] = _DEFAULT, server_list_file:typing.Optional[str] = _DEFAULT, tls_pin:typing.Optional[str] = _DEFAULT, tls_ca_file:typing.Optional[str] = _DEFAULT, proxy:typing.Optional[str] = _DEFAULT, request_timeout_secs:int = 30, max_lag:int = 2, checkpoints_file:typing.Optional[str] = _DEFAULT):
+    def __init__(self, *, network:Network, servers:typing.List[str] = _DEFAULT, server_list_file:typing.Optional[str] = _DEFAULT, tls_pin:typing.Optional[str] = _DEFAULT, tls_ca_file:typing.Optional[str] = _DEFAULT, proxy:typing.Optional[str] = _DEFAULT, request_timeout_secs:int = 30, max_lag:int = 2, checkpoints_file:typing.Optional[str] = _DEFAULT, headers_file:typing.Optional[str] = _DEFAULT):
         self.network = network
         if servers is _DEFAULT:
             self.servers = []
@@ -1415,12 +1475,16 @@ class ClientSettings:
             self.checkpoints_file = None
         else:
             self.checkpoints_file = checkpoints_file
+        if headers_file is _DEFAULT:
+            self.headers_file = None
+        else:
+            self.headers_file = headers_file
         
         
 
     
     def __str__(self):
-        return "ClientSettings(network={}, servers={}, server_list_file={}, tls_pin={}, tls_ca_file={}, proxy={}, request_timeout_secs={}, max_lag={}, checkpoints_file={})".format(self.network, self.servers, self.server_list_file, self.tls_pin, self.tls_ca_file, self.proxy, self.request_timeout_secs, self.max_lag, self.checkpoints_file)
+        return "ClientSettings(network={}, servers={}, server_list_file={}, tls_pin={}, tls_ca_file={}, proxy={}, request_timeout_secs={}, max_lag={}, checkpoints_file={}, headers_file={})".format(self.network, self.servers, self.server_list_file, self.tls_pin, self.tls_ca_file, self.proxy, self.request_timeout_secs, self.max_lag, self.checkpoints_file, self.headers_file)
     def __eq__(self, other):
         if self.network != other.network:
             return False
@@ -1440,6 +1504,8 @@ class ClientSettings:
             return False
         if self.checkpoints_file != other.checkpoints_file:
             return False
+        if self.headers_file != other.headers_file:
+            return False
         return True
 
 class _UniffiFfiConverterTypeClientSettings(_UniffiConverterRustBuffer):
@@ -1455,6 +1521,7 @@ class _UniffiFfiConverterTypeClientSettings(_UniffiConverterRustBuffer):
             request_timeout_secs=_UniffiFfiConverterUInt32.read(buf),
             max_lag=_UniffiFfiConverterUInt32.read(buf),
             checkpoints_file=_UniffiFfiConverterOptionalString.read(buf),
+            headers_file=_UniffiFfiConverterOptionalString.read(buf),
         )
 
     @staticmethod
@@ -1468,6 +1535,7 @@ class _UniffiFfiConverterTypeClientSettings(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt32.check_lower(value.request_timeout_secs)
         _UniffiFfiConverterUInt32.check_lower(value.max_lag)
         _UniffiFfiConverterOptionalString.check_lower(value.checkpoints_file)
+        _UniffiFfiConverterOptionalString.check_lower(value.headers_file)
 
     @staticmethod
     def write(value, buf):
@@ -1480,6 +1548,7 @@ class _UniffiFfiConverterTypeClientSettings(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt32.write(value.request_timeout_secs, buf)
         _UniffiFfiConverterUInt32.write(value.max_lag, buf)
         _UniffiFfiConverterOptionalString.write(value.checkpoints_file, buf)
+        _UniffiFfiConverterOptionalString.write(value.headers_file, buf)
 
 @dataclass
 class DroppedServer:
@@ -1582,22 +1651,196 @@ class _UniffiFfiConverterTypeTxState(_UniffiConverterRustBuffer):
 
 
 
+class _UniffiFfiConverterOptionalUInt32(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterUInt32.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterUInt32.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterUInt32.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
 @dataclass
-class HistoryTx:
+class ReceivedOutput:
     """
-    A transaction of a verified history.
+    An output of a transaction paying the address.
 """
-    def __init__(self, *, txid:str, state:TxState, height:int, block_hash:typing.Optional[str]):
-        self.txid = txid
-        self.state = state
-        self.height = height
-        self.block_hash = block_hash
+    def __init__(self, *, vout:int, value:int):
+        self.vout = vout
+        self.value = value
         
         
 
     
     def __str__(self):
-        return "HistoryTx(txid={}, state={}, height={}, block_hash={})".format(self.txid, self.state, self.height, self.block_hash)
+        return "ReceivedOutput(vout={}, value={})".format(self.vout, self.value)
+    def __eq__(self, other):
+        if self.vout != other.vout:
+            return False
+        if self.value != other.value:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeReceivedOutput(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return ReceivedOutput(
+            vout=_UniffiFfiConverterUInt32.read(buf),
+            value=_UniffiFfiConverterUInt64.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterUInt32.check_lower(value.vout)
+        _UniffiFfiConverterUInt64.check_lower(value.value)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterUInt32.write(value.vout, buf)
+        _UniffiFfiConverterUInt64.write(value.value, buf)
+
+class _UniffiFfiConverterSequenceTypeReceivedOutput(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeReceivedOutput.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeReceivedOutput.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeReceivedOutput.read(buf) for i in range(count)
+        ]
+
+@dataclass
+class SpentOutput:
+    """
+    An output of the address a transaction spends.
+"""
+    def __init__(self, *, txid:str, vout:int, value:int):
+        self.txid = txid
+        self.vout = vout
+        self.value = value
+        
+        
+
+    
+    def __str__(self):
+        return "SpentOutput(txid={}, vout={}, value={})".format(self.txid, self.vout, self.value)
+    def __eq__(self, other):
+        if self.txid != other.txid:
+            return False
+        if self.vout != other.vout:
+            return False
+        if self.value != other.value:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeSpentOutput(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return SpentOutput(
+            txid=_UniffiFfiConverterString.read(buf),
+            vout=_UniffiFfiConverterUInt32.read(buf),
+            value=_UniffiFfiConverterUInt64.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.txid)
+        _UniffiFfiConverterUInt32.check_lower(value.vout)
+        _UniffiFfiConverterUInt64.check_lower(value.value)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.txid, buf)
+        _UniffiFfiConverterUInt32.write(value.vout, buf)
+        _UniffiFfiConverterUInt64.write(value.value, buf)
+
+class _UniffiFfiConverterSequenceTypeSpentOutput(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeSpentOutput.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeSpentOutput.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeSpentOutput.read(buf) for i in range(count)
+        ]
+
+class _UniffiFfiConverterInt64(_UniffiConverterPrimitiveInt):
+    CLASS_NAME = "i64"
+    VALUE_MIN = -2**63
+    VALUE_MAX = 2**63
+
+    @staticmethod
+    def read(buf):
+        return buf.read_i64()
+
+    @staticmethod
+    def write(value, buf):
+        buf.write_i64(value)
+
+@dataclass
+class HistoryTx:
+    """
+    A transaction of a verified history, with what it does to the address (read from the
+    transaction's own bytes, hashed to its txid).
+"""
+    def __init__(self, *, txid:str, state:TxState, height:int, block_hash:typing.Optional[str], block_time:typing.Optional[int], position:typing.Optional[int], received:typing.List[ReceivedOutput], spent:typing.List[SpentOutput], net:int):
+        self.txid = txid
+        self.state = state
+        self.height = height
+        self.block_hash = block_hash
+        self.block_time = block_time
+        self.position = position
+        self.received = received
+        self.spent = spent
+        self.net = net
+        
+        
+
+    
+    def __str__(self):
+        return "HistoryTx(txid={}, state={}, height={}, block_hash={}, block_time={}, position={}, received={}, spent={}, net={})".format(self.txid, self.state, self.height, self.block_hash, self.block_time, self.position, self.received, self.spent, self.net)
     def __eq__(self, other):
         if self.txid != other.txid:
             return False
@@ -1606,6 +1849,16 @@ class HistoryTx:
         if self.height != other.height:
             return False
         if self.block_hash != other.block_hash:
+            return False
+        if self.block_time != other.block_time:
+            return False
+        if self.position != other.position:
+            return False
+        if self.received != other.received:
+            return False
+        if self.spent != other.spent:
+            return False
+        if self.net != other.net:
             return False
         return True
 
@@ -1617,6 +1870,11 @@ class _UniffiFfiConverterTypeHistoryTx(_UniffiConverterRustBuffer):
             state=_UniffiFfiConverterTypeTxState.read(buf),
             height=_UniffiFfiConverterUInt32.read(buf),
             block_hash=_UniffiFfiConverterOptionalString.read(buf),
+            block_time=_UniffiFfiConverterOptionalUInt32.read(buf),
+            position=_UniffiFfiConverterOptionalUInt32.read(buf),
+            received=_UniffiFfiConverterSequenceTypeReceivedOutput.read(buf),
+            spent=_UniffiFfiConverterSequenceTypeSpentOutput.read(buf),
+            net=_UniffiFfiConverterInt64.read(buf),
         )
 
     @staticmethod
@@ -1625,6 +1883,11 @@ class _UniffiFfiConverterTypeHistoryTx(_UniffiConverterRustBuffer):
         _UniffiFfiConverterTypeTxState.check_lower(value.state)
         _UniffiFfiConverterUInt32.check_lower(value.height)
         _UniffiFfiConverterOptionalString.check_lower(value.block_hash)
+        _UniffiFfiConverterOptionalUInt32.check_lower(value.block_time)
+        _UniffiFfiConverterOptionalUInt32.check_lower(value.position)
+        _UniffiFfiConverterSequenceTypeReceivedOutput.check_lower(value.received)
+        _UniffiFfiConverterSequenceTypeSpentOutput.check_lower(value.spent)
+        _UniffiFfiConverterInt64.check_lower(value.net)
 
     @staticmethod
     def write(value, buf):
@@ -1632,6 +1895,11 @@ class _UniffiFfiConverterTypeHistoryTx(_UniffiConverterRustBuffer):
         _UniffiFfiConverterTypeTxState.write(value.state, buf)
         _UniffiFfiConverterUInt32.write(value.height, buf)
         _UniffiFfiConverterOptionalString.write(value.block_hash, buf)
+        _UniffiFfiConverterOptionalUInt32.write(value.block_time, buf)
+        _UniffiFfiConverterOptionalUInt32.write(value.position, buf)
+        _UniffiFfiConverterSequenceTypeReceivedOutput.write(value.received, buf)
+        _UniffiFfiConverterSequenceTypeSpentOutput.write(value.spent, buf)
+        _UniffiFfiConverterInt64.write(value.net, buf)
 
 class _UniffiFfiConverterSequenceTypeHistoryTx(_UniffiConverterRustBuffer):
     @classmethod
@@ -1804,31 +2072,6 @@ class _UniffiFfiConverterTypeP2pBroadcastReport(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt64.write(value.elapsed_ms, buf)
         _UniffiFfiConverterBoolean.write(value.confirmed, buf)
 
-class _UniffiFfiConverterOptionalUInt32(_UniffiConverterRustBuffer):
-    @classmethod
-    def check_lower(cls, value):
-        if value is not None:
-            _UniffiFfiConverterUInt32.check_lower(value)
-
-    @classmethod
-    def write(cls, value, buf):
-        if value is None:
-            buf.write_u8(0)
-            return
-
-        buf.write_u8(1)
-        _UniffiFfiConverterUInt32.write(value, buf)
-
-    @classmethod
-    def read(cls, buf):
-        flag = buf.read_u8()
-        if flag == 0:
-            return None
-        elif flag == 1:
-            return _UniffiFfiConverterUInt32.read(buf)
-        else:
-            raise InternalError("Unexpected flag byte for optional type")
-
 @dataclass
 class ServerStatus:
     """
@@ -1925,18 +2168,19 @@ class Utxo:
     An unspent output whose value was read from its funding transaction (fetched and hashed to
     its txid) and whose confirmation is proven. That it is still unspent is the server's word.
 """
-    def __init__(self, *, txid:str, vout:int, value:int, height:int, block_hash:typing.Optional[str]):
+    def __init__(self, *, txid:str, vout:int, value:int, height:int, block_hash:typing.Optional[str], block_time:typing.Optional[int]):
         self.txid = txid
         self.vout = vout
         self.value = value
         self.height = height
         self.block_hash = block_hash
+        self.block_time = block_time
         
         
 
     
     def __str__(self):
-        return "Utxo(txid={}, vout={}, value={}, height={}, block_hash={})".format(self.txid, self.vout, self.value, self.height, self.block_hash)
+        return "Utxo(txid={}, vout={}, value={}, height={}, block_hash={}, block_time={})".format(self.txid, self.vout, self.value, self.height, self.block_hash, self.block_time)
     def __eq__(self, other):
         if self.txid != other.txid:
             return False
@@ -1947,6 +2191,8 @@ class Utxo:
         if self.height != other.height:
             return False
         if self.block_hash != other.block_hash:
+            return False
+        if self.block_time != other.block_time:
             return False
         return True
 
@@ -1959,6 +2205,7 @@ class _UniffiFfiConverterTypeUtxo(_UniffiConverterRustBuffer):
             value=_UniffiFfiConverterUInt64.read(buf),
             height=_UniffiFfiConverterUInt32.read(buf),
             block_hash=_UniffiFfiConverterOptionalString.read(buf),
+            block_time=_UniffiFfiConverterOptionalUInt32.read(buf),
         )
 
     @staticmethod
@@ -1968,6 +2215,7 @@ class _UniffiFfiConverterTypeUtxo(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt64.check_lower(value.value)
         _UniffiFfiConverterUInt32.check_lower(value.height)
         _UniffiFfiConverterOptionalString.check_lower(value.block_hash)
+        _UniffiFfiConverterOptionalUInt32.check_lower(value.block_time)
 
     @staticmethod
     def write(value, buf):
@@ -1976,19 +2224,7 @@ class _UniffiFfiConverterTypeUtxo(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt64.write(value.value, buf)
         _UniffiFfiConverterUInt32.write(value.height, buf)
         _UniffiFfiConverterOptionalString.write(value.block_hash, buf)
-
-class _UniffiFfiConverterInt64(_UniffiConverterPrimitiveInt):
-    CLASS_NAME = "i64"
-    VALUE_MIN = -2**63
-    VALUE_MAX = 2**63
-
-    @staticmethod
-    def read(buf):
-        return buf.read_i64()
-
-    @staticmethod
-    def write(value, buf):
-        buf.write_i64(value)
+        _UniffiFfiConverterOptionalUInt32.write(value.block_time, buf)
 
 class _UniffiFfiConverterOptionalInt64(_UniffiConverterRustBuffer):
     @classmethod
@@ -2027,6 +2263,10 @@ class ElectrumError(Exception):
     """
     Why a call failed. In Kotlin and Python these are exceptions (`ElectrumException.Timeout`,
     ...), in Swift `throws`.
+
+    Its readable message (the kind, then the detail, as `Display` writes it) is
+    `displayMessage()` / `display_message()`, and Kotlin's `toString()` and Swift's
+    `description`.
 """
     pass
 
@@ -2036,6 +2276,10 @@ class ElectrumError:  # type: ignore
     """
     Why a call failed. In Kotlin and Python these are exceptions (`ElectrumException.Timeout`,
     ...), in Swift `throws`.
+
+    Its readable message (the kind, then the detail, as `Display` writes it) is
+    `displayMessage()` / `display_message()`, and Kotlin's `toString()` and Swift's
+    `description`.
 """
     
     class Connection(_UniffiTempElectrumError):
@@ -2051,6 +2295,23 @@ class ElectrumError:  # type: ignore
 
         def __repr__(self):
             return "ElectrumError.Connection({})".format(str(self))
+        def display_message(self, ) -> str:
+            """
+            The readable message: the kind, then the detail, as `Display` writes it (Kotlin's
+            `toString()` and Swift's `description` give it too; Python's `str()` shows the
+            fields).
+"""
+            _uniffi_lowered_args = (
+                _UniffiFfiConverterTypeElectrumError.lower(self),
+            )
+            _uniffi_lift_return = _UniffiFfiConverterString.lift
+            _uniffi_error_converter = None
+            _uniffi_ffi_result = _uniffi_rust_call_with_error(
+                _uniffi_error_converter,
+                _UniffiLib.uniffi_electrum_spv_ffi_fn_method_electrumerror_display_message,
+                *_uniffi_lowered_args,
+            )
+            return _uniffi_lift_return(_uniffi_ffi_result)
     _UniffiTempElectrumError.Connection = Connection # type: ignore
     class Timeout(_UniffiTempElectrumError):
         """
@@ -2062,6 +2323,23 @@ class ElectrumError:  # type: ignore
 
         def __repr__(self):
             return "ElectrumError.Timeout({})".format(str(self))
+        def display_message(self, ) -> str:
+            """
+            The readable message: the kind, then the detail, as `Display` writes it (Kotlin's
+            `toString()` and Swift's `description` give it too; Python's `str()` shows the
+            fields).
+"""
+            _uniffi_lowered_args = (
+                _UniffiFfiConverterTypeElectrumError.lower(self),
+            )
+            _uniffi_lift_return = _UniffiFfiConverterString.lift
+            _uniffi_error_converter = None
+            _uniffi_ffi_result = _uniffi_rust_call_with_error(
+                _uniffi_error_converter,
+                _UniffiLib.uniffi_electrum_spv_ffi_fn_method_electrumerror_display_message,
+                *_uniffi_lowered_args,
+            )
+            return _uniffi_lift_return(_uniffi_ffi_result)
     _UniffiTempElectrumError.Timeout = Timeout # type: ignore
     class Tls(_UniffiTempElectrumError):
         """
@@ -2076,6 +2354,23 @@ class ElectrumError:  # type: ignore
 
         def __repr__(self):
             return "ElectrumError.Tls({})".format(str(self))
+        def display_message(self, ) -> str:
+            """
+            The readable message: the kind, then the detail, as `Display` writes it (Kotlin's
+            `toString()` and Swift's `description` give it too; Python's `str()` shows the
+            fields).
+"""
+            _uniffi_lowered_args = (
+                _UniffiFfiConverterTypeElectrumError.lower(self),
+            )
+            _uniffi_lift_return = _UniffiFfiConverterString.lift
+            _uniffi_error_converter = None
+            _uniffi_ffi_result = _uniffi_rust_call_with_error(
+                _uniffi_error_converter,
+                _UniffiLib.uniffi_electrum_spv_ffi_fn_method_electrumerror_display_message,
+                *_uniffi_lowered_args,
+            )
+            return _uniffi_lift_return(_uniffi_ffi_result)
     _UniffiTempElectrumError.Tls = Tls # type: ignore
     class CertificateMismatch(_UniffiTempElectrumError):
         """
@@ -2090,6 +2385,23 @@ class ElectrumError:  # type: ignore
 
         def __repr__(self):
             return "ElectrumError.CertificateMismatch({})".format(str(self))
+        def display_message(self, ) -> str:
+            """
+            The readable message: the kind, then the detail, as `Display` writes it (Kotlin's
+            `toString()` and Swift's `description` give it too; Python's `str()` shows the
+            fields).
+"""
+            _uniffi_lowered_args = (
+                _UniffiFfiConverterTypeElectrumError.lower(self),
+            )
+            _uniffi_lift_return = _UniffiFfiConverterString.lift
+            _uniffi_error_converter = None
+            _uniffi_ffi_result = _uniffi_rust_call_with_error(
+                _uniffi_error_converter,
+                _UniffiLib.uniffi_electrum_spv_ffi_fn_method_electrumerror_display_message,
+                *_uniffi_lowered_args,
+            )
+            return _uniffi_lift_return(_uniffi_ffi_result)
     _UniffiTempElectrumError.CertificateMismatch = CertificateMismatch # type: ignore
     class Proxy(_UniffiTempElectrumError):
         """
@@ -2104,6 +2416,23 @@ class ElectrumError:  # type: ignore
 
         def __repr__(self):
             return "ElectrumError.Proxy({})".format(str(self))
+        def display_message(self, ) -> str:
+            """
+            The readable message: the kind, then the detail, as `Display` writes it (Kotlin's
+            `toString()` and Swift's `description` give it too; Python's `str()` shows the
+            fields).
+"""
+            _uniffi_lowered_args = (
+                _UniffiFfiConverterTypeElectrumError.lower(self),
+            )
+            _uniffi_lift_return = _UniffiFfiConverterString.lift
+            _uniffi_error_converter = None
+            _uniffi_ffi_result = _uniffi_rust_call_with_error(
+                _uniffi_error_converter,
+                _UniffiLib.uniffi_electrum_spv_ffi_fn_method_electrumerror_display_message,
+                *_uniffi_lowered_args,
+            )
+            return _uniffi_lift_return(_uniffi_ffi_result)
     _UniffiTempElectrumError.Proxy = Proxy # type: ignore
     class WrongServer(_UniffiTempElectrumError):
         """
@@ -2118,6 +2447,23 @@ class ElectrumError:  # type: ignore
 
         def __repr__(self):
             return "ElectrumError.WrongServer({})".format(str(self))
+        def display_message(self, ) -> str:
+            """
+            The readable message: the kind, then the detail, as `Display` writes it (Kotlin's
+            `toString()` and Swift's `description` give it too; Python's `str()` shows the
+            fields).
+"""
+            _uniffi_lowered_args = (
+                _UniffiFfiConverterTypeElectrumError.lower(self),
+            )
+            _uniffi_lift_return = _UniffiFfiConverterString.lift
+            _uniffi_error_converter = None
+            _uniffi_ffi_result = _uniffi_rust_call_with_error(
+                _uniffi_error_converter,
+                _UniffiLib.uniffi_electrum_spv_ffi_fn_method_electrumerror_display_message,
+                *_uniffi_lowered_args,
+            )
+            return _uniffi_lift_return(_uniffi_ffi_result)
     _UniffiTempElectrumError.WrongServer = WrongServer # type: ignore
     class Server(_UniffiTempElectrumError):
         """
@@ -2134,6 +2480,23 @@ class ElectrumError:  # type: ignore
 
         def __repr__(self):
             return "ElectrumError.Server({})".format(str(self))
+        def display_message(self, ) -> str:
+            """
+            The readable message: the kind, then the detail, as `Display` writes it (Kotlin's
+            `toString()` and Swift's `description` give it too; Python's `str()` shows the
+            fields).
+"""
+            _uniffi_lowered_args = (
+                _UniffiFfiConverterTypeElectrumError.lower(self),
+            )
+            _uniffi_lift_return = _UniffiFfiConverterString.lift
+            _uniffi_error_converter = None
+            _uniffi_ffi_result = _uniffi_rust_call_with_error(
+                _uniffi_error_converter,
+                _UniffiLib.uniffi_electrum_spv_ffi_fn_method_electrumerror_display_message,
+                *_uniffi_lowered_args,
+            )
+            return _uniffi_lift_return(_uniffi_ffi_result)
     _UniffiTempElectrumError.Server = Server # type: ignore
     class ServerLimit(_UniffiTempElectrumError):
         """
@@ -2148,6 +2511,23 @@ class ElectrumError:  # type: ignore
 
         def __repr__(self):
             return "ElectrumError.ServerLimit({})".format(str(self))
+        def display_message(self, ) -> str:
+            """
+            The readable message: the kind, then the detail, as `Display` writes it (Kotlin's
+            `toString()` and Swift's `description` give it too; Python's `str()` shows the
+            fields).
+"""
+            _uniffi_lowered_args = (
+                _UniffiFfiConverterTypeElectrumError.lower(self),
+            )
+            _uniffi_lift_return = _UniffiFfiConverterString.lift
+            _uniffi_error_converter = None
+            _uniffi_ffi_result = _uniffi_rust_call_with_error(
+                _uniffi_error_converter,
+                _UniffiLib.uniffi_electrum_spv_ffi_fn_method_electrumerror_display_message,
+                *_uniffi_lowered_args,
+            )
+            return _uniffi_lift_return(_uniffi_ffi_result)
     _UniffiTempElectrumError.ServerLimit = ServerLimit # type: ignore
     class Verification(_UniffiTempElectrumError):
         """
@@ -2163,6 +2543,23 @@ class ElectrumError:  # type: ignore
 
         def __repr__(self):
             return "ElectrumError.Verification({})".format(str(self))
+        def display_message(self, ) -> str:
+            """
+            The readable message: the kind, then the detail, as `Display` writes it (Kotlin's
+            `toString()` and Swift's `description` give it too; Python's `str()` shows the
+            fields).
+"""
+            _uniffi_lowered_args = (
+                _UniffiFfiConverterTypeElectrumError.lower(self),
+            )
+            _uniffi_lift_return = _UniffiFfiConverterString.lift
+            _uniffi_error_converter = None
+            _uniffi_ffi_result = _uniffi_rust_call_with_error(
+                _uniffi_error_converter,
+                _UniffiLib.uniffi_electrum_spv_ffi_fn_method_electrumerror_display_message,
+                *_uniffi_lowered_args,
+            )
+            return _uniffi_lift_return(_uniffi_ffi_result)
     _UniffiTempElectrumError.Verification = Verification # type: ignore
     class InvalidArgument(_UniffiTempElectrumError):
         """
@@ -2177,6 +2574,23 @@ class ElectrumError:  # type: ignore
 
         def __repr__(self):
             return "ElectrumError.InvalidArgument({})".format(str(self))
+        def display_message(self, ) -> str:
+            """
+            The readable message: the kind, then the detail, as `Display` writes it (Kotlin's
+            `toString()` and Swift's `description` give it too; Python's `str()` shows the
+            fields).
+"""
+            _uniffi_lowered_args = (
+                _UniffiFfiConverterTypeElectrumError.lower(self),
+            )
+            _uniffi_lift_return = _UniffiFfiConverterString.lift
+            _uniffi_error_converter = None
+            _uniffi_ffi_result = _uniffi_rust_call_with_error(
+                _uniffi_error_converter,
+                _UniffiLib.uniffi_electrum_spv_ffi_fn_method_electrumerror_display_message,
+                *_uniffi_lowered_args,
+            )
+            return _uniffi_lift_return(_uniffi_ffi_result)
     _UniffiTempElectrumError.InvalidArgument = InvalidArgument # type: ignore
     class NotAvailable(_UniffiTempElectrumError):
         """
@@ -2191,6 +2605,23 @@ class ElectrumError:  # type: ignore
 
         def __repr__(self):
             return "ElectrumError.NotAvailable({})".format(str(self))
+        def display_message(self, ) -> str:
+            """
+            The readable message: the kind, then the detail, as `Display` writes it (Kotlin's
+            `toString()` and Swift's `description` give it too; Python's `str()` shows the
+            fields).
+"""
+            _uniffi_lowered_args = (
+                _UniffiFfiConverterTypeElectrumError.lower(self),
+            )
+            _uniffi_lift_return = _UniffiFfiConverterString.lift
+            _uniffi_error_converter = None
+            _uniffi_ffi_result = _uniffi_rust_call_with_error(
+                _uniffi_error_converter,
+                _UniffiLib.uniffi_electrum_spv_ffi_fn_method_electrumerror_display_message,
+                *_uniffi_lowered_args,
+            )
+            return _uniffi_lift_return(_uniffi_ffi_result)
     _UniffiTempElectrumError.NotAvailable = NotAvailable # type: ignore
     class TooBusy(_UniffiTempElectrumError):
         """
@@ -2205,6 +2636,23 @@ class ElectrumError:  # type: ignore
 
         def __repr__(self):
             return "ElectrumError.TooBusy({})".format(str(self))
+        def display_message(self, ) -> str:
+            """
+            The readable message: the kind, then the detail, as `Display` writes it (Kotlin's
+            `toString()` and Swift's `description` give it too; Python's `str()` shows the
+            fields).
+"""
+            _uniffi_lowered_args = (
+                _UniffiFfiConverterTypeElectrumError.lower(self),
+            )
+            _uniffi_lift_return = _UniffiFfiConverterString.lift
+            _uniffi_error_converter = None
+            _uniffi_ffi_result = _uniffi_rust_call_with_error(
+                _uniffi_error_converter,
+                _UniffiLib.uniffi_electrum_spv_ffi_fn_method_electrumerror_display_message,
+                *_uniffi_lowered_args,
+            )
+            return _uniffi_lift_return(_uniffi_ffi_result)
     _UniffiTempElectrumError.TooBusy = TooBusy # type: ignore
     class Closed(_UniffiTempElectrumError):
         """
@@ -2216,6 +2664,23 @@ class ElectrumError:  # type: ignore
 
         def __repr__(self):
             return "ElectrumError.Closed({})".format(str(self))
+        def display_message(self, ) -> str:
+            """
+            The readable message: the kind, then the detail, as `Display` writes it (Kotlin's
+            `toString()` and Swift's `description` give it too; Python's `str()` shows the
+            fields).
+"""
+            _uniffi_lowered_args = (
+                _UniffiFfiConverterTypeElectrumError.lower(self),
+            )
+            _uniffi_lift_return = _UniffiFfiConverterString.lift
+            _uniffi_error_converter = None
+            _uniffi_ffi_result = _uniffi_rust_call_with_error(
+                _uniffi_error_converter,
+                _UniffiLib.uniffi_electrum_spv_ffi_fn_method_electrumerror_display_message,
+                *_uniffi_lowered_args,
+            )
+            return _uniffi_lift_return(_uniffi_ffi_result)
     _UniffiTempElectrumError.Closed = Closed # type: ignore
 
 ElectrumError = _UniffiTempElectrumError # type: ignore
@@ -3058,6 +3523,32 @@ class ElectrumClient(ElectrumClientProtocol):
             _uniffi_lift_return,
             _uniffi_error_converter,
         )
+    @classmethod
+    async def connect_with_progress(cls, settings: ClientSettings,listener: HeaderSyncListener) -> ElectrumClient:
+        """
+        As `connect`, telling `listener` how far each server's headers are verified while they
+        download (at connect, and at every later `tip`).
+
+        Fails as `connect` does.
+"""
+        
+        _UniffiFfiConverterTypeClientSettings.check_lower(settings)
+
+        _UniffiFfiConverterTypeHeaderSyncListener.check_lower(listener)
+        _uniffi_lowered_args = (
+            _UniffiFfiConverterTypeClientSettings.lower(settings),
+            _UniffiFfiConverterTypeHeaderSyncListener.lower(listener),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeElectrumClient.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeElectrumError
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_electrum_spv_ffi_fn_constructor_electrumclient_connect_with_progress(*_uniffi_lowered_args),
+            _UniffiLib.ffi_electrum_spv_ffi_rust_future_poll_u64,
+            _UniffiLib.ffi_electrum_spv_ffi_rust_future_complete_u64,
+            _UniffiLib.ffi_electrum_spv_ffi_rust_future_free_u64,
+            _uniffi_lift_return,
+            _uniffi_error_converter,
+        )
     
     def __init__(self, *args, **kwargs):
         raise ValueError("This class has no default constructor")
@@ -3375,6 +3866,156 @@ class _UniffiFfiConverterTypeElectrumClient:
     @classmethod
     def write(cls, value: ElectrumClient, buf: _UniffiRustBuffer):
         buf.write_u64(cls.lower(value))
+
+
+class HeaderSyncListener():
+    """
+    Told how far header verification has come while headers download.
+"""
+    
+    def on_progress(self, server: str,height: int,tip: int) -> None:
+        """
+        `server`'s headers are verified up to `height` of its tip `tip`. Called from a library
+        thread; return quickly.
+"""
+        raise NotImplementedError
+
+class HeaderSyncListenerImpl(HeaderSyncListener):
+    """
+    Told how far header verification has come while headers download.
+"""
+    
+    _handle: ctypes.c_uint64
+    
+    def __init__(self, *args, **kwargs):
+        raise ValueError("This class has no default constructor")
+
+    def __del__(self):
+        # In case of partial initialization of instances.
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            _uniffi_rust_call(_UniffiLib.uniffi_electrum_spv_ffi_fn_free_headersynclistener, handle)
+
+    def _uniffi_clone_handle(self):
+        return _uniffi_rust_call(_UniffiLib.uniffi_electrum_spv_ffi_fn_clone_headersynclistener, self._handle)
+
+    # Used by alternative constructors or any methods which return this type.
+    @classmethod
+    def _uniffi_make_instance(cls, handle):
+        # Lightly yucky way to bypass the usual __init__ logic
+        # and just create a new instance with the required handle.
+        inst = cls.__new__(cls)
+        inst._handle = handle
+        return inst
+    def on_progress(self, server: str,height: int,tip: int) -> None:
+        """
+        `server`'s headers are verified up to `height` of its tip `tip`. Called from a library
+        thread; return quickly.
+"""
+        
+        _UniffiFfiConverterString.check_lower(server)
+
+        _UniffiFfiConverterUInt32.check_lower(height)
+
+        _UniffiFfiConverterUInt32.check_lower(tip)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(server),
+            _UniffiFfiConverterUInt32.lower(height),
+            _UniffiFfiConverterUInt32.lower(tip),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_electrum_spv_ffi_fn_method_headersynclistener_on_progress,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+
+
+
+
+# Put all the bits inside a class to keep the top-level namespace clean
+class _UniffiTraitImplHeaderSyncListenerImpl:
+    # For each method, generate a callback function to pass to Rust
+
+    @_UNIFFI_CALLBACK_INTERFACE_ELECTRUM_SPV_HEADER_SYNC_LISTENER_METHOD0
+    def on_progress(
+            uniffi_handle,
+            server,
+            height,
+            tip,
+            uniffi_out_return,
+            uniffi_call_status_ptr,
+        ):
+        uniffi_obj = _UniffiFfiConverterTypeHeaderSyncListener._handle_map.get(uniffi_handle)
+        def make_call():
+            uniffi_args = (_UniffiFfiConverterString.lift(server), _UniffiFfiConverterUInt32.lift(height), _UniffiFfiConverterUInt32.lift(tip), )
+            uniffi_method = uniffi_obj.on_progress
+            return uniffi_method(*uniffi_args)
+        write_return_value = lambda v: None
+        _uniffi_trait_interface_call(
+                uniffi_call_status_ptr.contents,
+                make_call,
+                write_return_value,
+        )
+
+    @_UNIFFI_CALLBACK_INTERFACE_FREE_ELECTRUM_SPV_HEADER_SYNC_LISTENER
+    def _uniffi_free(uniffi_handle):
+        _UniffiFfiConverterTypeHeaderSyncListener._handle_map.remove(uniffi_handle)
+
+    @_UNIFFI_CALLBACK_INTERFACE_CLONE_ELECTRUM_SPV_HEADER_SYNC_LISTENER
+    def _uniffi_clone(uniffi_handle):
+        return _UniffiFfiConverterTypeHeaderSyncListener._handle_map.clone(uniffi_handle)
+
+    # Generate the FFI VTable.  This has a field for each callback interface method.
+    _uniffi_vtable = _UniffiVTableCallbackInterfaceElectrumSpvHeaderSyncListener(
+        _uniffi_free,
+        _uniffi_clone,
+        on_progress,
+    )
+    # Send Rust a pointer to the VTable.  Note: this means we need to keep the struct alive forever,
+    # or else bad things will happen when Rust tries to access it.
+    _UniffiLib.uniffi_electrum_spv_ffi_fn_init_callback_vtable_headersynclistener(ctypes.byref(_uniffi_vtable))
+
+class _UniffiFfiConverterTypeHeaderSyncListener:
+    _handle_map = _UniffiHandleMap()
+
+    @staticmethod
+    def lift(value: int):
+        if (value & 1) == 0:
+            # Rust-generated handle, construct a new class that uses the handle to implement the
+            # interface
+            return HeaderSyncListenerImpl._uniffi_make_instance(value)
+        else:
+            # Python-generated handle, get the object from the handle map
+            return _UniffiFfiConverterTypeHeaderSyncListener._handle_map.remove(value)
+
+    @staticmethod
+    def check_lower(value: HeaderSyncListener):
+        if not isinstance(value, HeaderSyncListener):
+            raise TypeError("Expected HeaderSyncListener subclass, {} found".format(type(value).__name__))
+
+    @staticmethod
+    def lower(value: HeaderSyncListener):
+         if isinstance(value, HeaderSyncListenerImpl):
+            # Rust-implementated object.  Clone the handle and return it
+            return value._uniffi_clone_handle()
+         else:
+            # Python-implementated object, generate a new vtable handle and return that.
+            return _UniffiFfiConverterTypeHeaderSyncListener._handle_map.insert(value)
+
+    @classmethod
+    def read(cls, buf: _UniffiRustBuffer):
+        ptr = buf.read_u64()
+        if ptr == 0:
+            raise InternalError("Raw handle value was null")
+        return cls.lift(ptr)
+
+    @classmethod
+    def write(cls, value: HeaderSyncListener, buf: _UniffiRustBuffer):
+        buf.write_u64(cls.lower(value))
 def address_to_script(address: str,network: Network) -> bytes:
     """
     The output script of `address` on `network`, for apps that build transactions.
@@ -3473,6 +4114,8 @@ __all__ = [
     "Balance",
     "ClientSettings",
     "DroppedServer",
+    "ReceivedOutput",
+    "SpentOutput",
     "HistoryTx",
     "History",
     "P2pBroadcastReport",
@@ -3488,4 +4131,6 @@ __all__ = [
     "SubscriptionProtocol",
     "ElectrumClient",
     "ElectrumClientProtocol",
+    "HeaderSyncListenerImpl",
+    "HeaderSyncListener",
 ]

@@ -12,6 +12,7 @@ from electrum_spv import (
     ClientSettings,
     ElectrumClient,
     ElectrumError,
+    HeaderSyncListener,
     Network,
     TxState,
     address_to_script,
@@ -99,6 +100,85 @@ def test_utxos_and_balance_equal_kit_records(kit):
     run(body())
 
 
+def test_history_says_what_each_transaction_does_and_when(kit):
+    """What each transaction pays the address and spends of it, read from its own bytes, and
+    its block's time: checked against the kit's records (its unspent outputs, its blocks)."""
+
+    async def body():
+        client = await ElectrumClient.connect(settings(kit))
+        spent_somewhere = 0
+        for name, address in kit.hello["addresses"].items():
+            history = await client.history(address)
+            received = {(t.txid, r.vout): r.value for t in history.txs for r in t.received}
+            spent = {(s.txid, s.vout): s.value for t in history.txs for s in t.spent}
+            spent_somewhere += len(spent)
+            # Every spent output was received in the same history, at the same value.
+            assert all(received.get(k) == v for k, v in spent.items()), name
+            unspent = {k: v for k, v in received.items() if k not in spent}
+            kit_utxos = {(u["txid"], u["vout"]): u["value"] for u in kit.command(f"utxos {address}")["utxos"]}
+            assert unspent == kit_utxos, name
+            assert sum(t.net for t in history.txs) == sum(kit_utxos.values()), name
+            for t in history.txs:
+                assert t.net == sum(r.value for r in t.received) - sum(s.value for s in t.spent)
+                if t.state == TxState.CONFIRMED:
+                    block = kit.command(f"block {t.height}")
+                    assert (t.block_hash, t.block_time) == (block["hash"], block["time"]), name
+                    assert t.position is not None, name
+                else:
+                    assert (t.block_time, t.position) == (None, None), name
+            for u in await client.utxos(address):
+                if u.height > 0:
+                    assert u.block_time == kit.command(f"block {u.height}")["time"], name
+                else:
+                    assert u.block_time is None, name
+        assert spent_somewhere > 0, "the kit's chain should spend some address's output"
+
+    run(body())
+
+
+def test_progress_and_a_headers_file_kept_between_launches(kit, tmp_path):
+    """The first launch reports the headers verified and writes them to the file, later ones
+    are appended; the next launch finds them there and downloads nothing."""
+
+    class Progress(HeaderSyncListener):
+        def __init__(self):
+            self.calls = []
+
+        def on_progress(self, server, height, tip):
+            self.calls.append((server, height, tip))
+
+    async def body():
+        path = tmp_path / "headers.bin"
+        height = kit_height(kit)
+        first = Progress()
+        client = await ElectrumClient.connect_with_progress(
+            settings(kit, headers_file=str(path)), first
+        )
+        assert first.calls, "no progress reported"
+        assert first.calls[-1] == (kit.hello["server"], height, height)
+        heights = [h for _, h, _ in first.calls]
+        assert heights == sorted(heights)
+        size = path.stat().st_size
+        # 88 bytes a header, from genesis (regtest has no checkpoint) to the tip.
+        assert size % 88 == 0 and size >= 88 * height
+        kit.command("mine 2")
+        while (await client.tip()).height < height + 2:
+            await asyncio.sleep(0.2)
+        assert first.calls[-1] == (kit.hello["server"], height + 2, height + 2)
+        assert path.stat().st_size == size + 2 * 88
+        del client
+        second = Progress()
+        client = await ElectrumClient.connect_with_progress(
+            settings(kit, headers_file=str(path)), second
+        )
+        # Nothing downloaded again: the headers came from the file.
+        assert second.calls == []
+        assert (await client.tip()).height == height + 2
+        assert path.stat().st_size == size + 2 * 88
+
+    run(body())
+
+
 def strip_witness(raw: bytes) -> bytes:
     """The transaction without its witness (what the txid hashes)."""
     if raw[4:6] != b"\x00\x01":
@@ -158,10 +238,14 @@ def test_bad_arguments_are_typed_errors(kit):
             await ElectrumClient.connect(settings(kit, servers=["not a server"]))
         client = await ElectrumClient.connect(settings(kit))
         mainnet = "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4"
-        with pytest.raises(ElectrumError.InvalidArgument):
+        with pytest.raises(ElectrumError.InvalidArgument) as refused:
             await client.history(mainnet)
-        with pytest.raises(ElectrumError.InvalidArgument):
+        # A readable message: the kind, then the detail (Rust's Display).
+        message = refused.value.display_message()
+        assert message == f"invalid argument: {refused.value.detail}", message
+        with pytest.raises(ElectrumError.InvalidArgument) as refused:
             await client.transaction("xyz")
+        assert refused.value.display_message().startswith("invalid argument: txid xyz")
         with pytest.raises(ElectrumError.InvalidArgument):
             await client.broadcast(b"\x01\x00\x00\x00garbage")
         # A well-formed transaction the node refuses: one already confirmed.

@@ -317,17 +317,23 @@ fn run(args: &Args) -> Result<(), String> {
         // Chain order: confirmed by height and position in the block (the merkle proof fixes
         // it), then the mempool in the protocol's canonical order: height 0 before -1,
         // ascending display-order txid.
-        history.sort_by_key(|(txid, h, _)| {
-            let position = tracker.chain_position(i, txid);
-            (position.is_none(), position, -h.to_i64(), txid.to_string())
+        history.sort_by_key(|e| {
+            let position = tracker.chain_position(i, &e.txid);
+            (
+                position.is_none(),
+                position,
+                -e.height.to_i64(),
+                e.txid.to_string(),
+            )
         });
         let items: Vec<serde_json::Value> = history
             .iter()
-            .map(|(txid, h, block)| {
+            .map(|e| {
                 serde_json::json!({
-                    "tx_hash": txid.to_string(),
-                    "height": h.to_i64(),
-                    "block_hash": block.map(|(b, _)| b.to_string()),
+                    "tx_hash": e.txid.to_string(),
+                    "height": e.height.to_i64(),
+                    "block_hash": e.block.map(|b| b.hash.to_string()),
+                    "block_time": e.block.map(|b| b.time),
                 })
             })
             .collect();

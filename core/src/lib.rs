@@ -15,8 +15,8 @@
 //! | [`tx`] | streaming txid of a raw transaction; streaming scan of the outpoints it spends and the outputs paying a script; 64-byte-transaction detection |
 //! | [`tx_parts`] | inputs and outputs of a transaction in memory |
 //! | [`history`] | what is checked of a history list: status in the server's order, canonical order, no txid twice, chain order |
-//! | [`json`] | newline framer with a hard line cap, resumable depth-limited tokenizer, envelope scanner, request writer, typed decoding |
-//! | [`rpc`] | protocol versions as tuples, the version-gated method catalogue, the pending-request table |
+//! | `json` (internal) | newline framer with a hard line cap, resumable depth-limited tokenizer, envelope scanner, request writer, typed decoding: the session's own; its errors and limits are re-exported by [`session`] |
+//! | [`rpc`] | protocol versions as tuples, the version-gated method catalogue |
 //! | [`p2p`] | Bitcoin P2P wire format: frame reader with a per-command size cap checked before buffering and a streamed checksum, message decoding item by item, encoders into caller buffers |
 //! | [`session`] | the sans-IO Electrum session: negotiation, genesis check, typed requests for every 1.4-1.7 method, events, keep-alive, deadlines, streamed responses |
 //! | [`sync`] | verified sync engines on a session: header sync, script tracker |
@@ -53,7 +53,14 @@ pub mod hash;
 pub mod header;
 pub mod hex;
 pub mod history;
+// The JSON tokenizer, framer, envelope, writer and decoders: internals of the session (its
+// errors and limits are re-exported by `session`); public only for the crate's own tests and
+// fuzz targets.
+#[cfg(feature = "_test_exports")]
+#[doc(hidden)]
 pub mod json;
+#[cfg(not(feature = "_test_exports"))]
+mod json;
 pub mod merkle;
 pub mod p2p;
 pub mod rpc;

@@ -8,8 +8,8 @@
 //! the bytes fed, versions from the replies.
 
 use electrum_spv_core::chain::{MAINNET, REGTEST};
-use electrum_spv_core::json::JsonErrorKind;
 use electrum_spv_core::rpc::{Method, ProtocolVersion, VersionRange};
+use electrum_spv_core::session::JsonErrorKind;
 use electrum_spv_core::session::{
     Config, DEFAULT_PING_INTERVAL_MS, DEFAULT_REQUEST_TIMEOUT_MS, Event, FatalError,
     MAX_HEADERS_PER_REQUEST, MAX_QUEUED_EVENTS, Notification, ProtocolError, Request, RequestError,
@@ -533,7 +533,7 @@ fn huge_numbers() {
         [pe(ProtocolError::UnknownId(u64::MAX))]
     );
     // A number longer than the tokenizer's limit.
-    let long = "9".repeat(electrum_spv_core::json::MAX_NUMBER_LEN + 1);
+    let long = "9".repeat(electrum_spv_core::session::MAX_NUMBER_LEN + 1);
     assert_eq!(
         feed(&mut *s, 0, ok_reply(7, &long).as_bytes()),
         [json(JsonErrorKind::NumberTooLong)]

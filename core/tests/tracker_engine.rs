@@ -29,8 +29,8 @@ use electrum_spv_core::script::{StatusHasher, TxHeight, script_hash};
 use electrum_spv_core::session::response::HistoryItem;
 use electrum_spv_core::session::{Event, Notification, Request, RequestError, RpcError};
 use electrum_spv_core::sync::tracker::{
-    STATUS_ATTEMPTS, STATUS_RACES, STATUS_RETRY_MS, ScriptRef, ScriptSlot, ScriptTracker,
-    TrackerEvent, TrackerLie, TxSlot,
+    HistoryEntry, ProvenIn, STATUS_ATTEMPTS, STATUS_RACES, STATUS_RETRY_MS, ScriptRef, ScriptSlot,
+    ScriptTracker, TrackerEvent, TrackerLie, TxSlot,
 };
 use electrum_spv_core::sync::{RequestSink, Slots};
 use electrum_spv_core::tx::{TxError, TxidHasher};
@@ -391,7 +391,7 @@ impl Slots<TxSlot> for Growing<'_> {
 // The caller's loop.
 
 /// A row of [`ScriptTracker::history`]: txid, height, block hash and position.
-type Reported = (Txid, TxHeight, Option<(BlockHash, u32)>);
+type Reported = HistoryEntry;
 
 struct Harness<T: Slots<TxSlot>> {
     tracker: ScriptTracker<[ScriptSlot; 4], T>,
@@ -570,7 +570,7 @@ impl<T: Slots<TxSlot>> Harness<T> {
     /// The tracker's history of `script`, in chain order.
     fn history(&self, script: usize) -> Vec<Reported> {
         let mut h: Vec<_> = self.tracker.history(script).collect();
-        h.sort_by_key(|(id, ..)| self.tracker.chain_position(script, id));
+        h.sort_by_key(|e| self.tracker.chain_position(script, &e.txid));
         h
     }
 }
@@ -582,7 +582,17 @@ fn expected(rows: &[(Txid, TxHeight)]) -> Vec<Reported> {
         .map(|(id, height)| {
             let (h, pos, _) = *chain().tx(id);
             assert_eq!(*height, TxHeight::Confirmed(h));
-            (*id, *height, Some((chain().block_hash(h), pos)))
+            let header = chain().header(h);
+            HistoryEntry {
+                txid: *id,
+                height: *height,
+                block: Some(ProvenIn {
+                    hash: chain().block_hash(h),
+                    pos,
+                    // The header's time field.
+                    time: u32::from_le_bytes(header[68..72].try_into().unwrap()),
+                }),
+            }
         })
         .collect()
 }
@@ -685,11 +695,11 @@ fn honest_histories_are_verified_and_every_transaction_reported_once() {
         confirmed.sort_by_key(|(_, height, _)| *height);
         let want: Vec<_> = expected(&rows)
             .into_iter()
-            .map(|(id, height, at)| {
-                let TxHeight::Confirmed(height) = height else {
+            .map(|e| {
+                let TxHeight::Confirmed(height) = e.height else {
                     unreachable!()
                 };
-                (id, height, at.unwrap().0)
+                (e.txid, height, e.block.unwrap().hash)
             })
             .collect();
         assert_eq!(confirmed, want, "each transaction confirmed exactly once");
@@ -904,8 +914,13 @@ fn duplicate_on_update(change: impl Fn(&mut Vec<(Txid, TxHeight)>)) {
     assert_eq!(h.tracker.verified_status(b), verified);
     let stats = h.tracker.stats();
     assert_eq!((stats.txs_done, stats.txs_pending), (2, 0));
-    for (id, _, at) in &before {
-        let (block, pos) = at.unwrap();
+    for e in &before {
+        let (
+            id,
+            ProvenIn {
+                hash: block, pos, ..
+            },
+        ) = (&e.txid, e.block.unwrap());
         assert_eq!(block, chain().block_hash(chain().tx(id).0));
         assert_eq!(
             h.tracker.chain_position(b, id),

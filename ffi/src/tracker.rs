@@ -406,13 +406,15 @@ pub struct EspvTrackerTx {
     pub txid: [u8; 32],
     /// Block height if `confirmed`, else 0 or -1 (mempool; -1: an unconfirmed parent).
     pub height: i64,
-    /// Whether it is confirmed (then `block_hash` and `pos` are set).
+    /// Whether it is confirmed (then `block_hash`, `pos` and `block_time` are set).
     pub confirmed: bool,
     /// The hash of its proven block header.
     pub block_hash: [u8; 32],
     /// Its position in the block, fixed by its merkle proof: sort by (`height`, `pos`) for
     /// chain order.
     pub pos: u32,
+    /// The time field of its proven block header (seconds since 1970, as the miner set it).
+    pub block_time: u32,
 }
 
 // ----- sizes -----
@@ -1072,16 +1074,19 @@ pub unsafe extern "C" fn espv_tracker_history_get(
     if t.core.script_hash(i).is_none() {
         return ESPV_ERR_INVALID_ARGUMENT;
     }
-    let Some((txid, height, block)) = t.core.history(i).nth(n) else {
+    let Some(entry) = t.core.history(i).nth(n) else {
         return ESPV_NONE;
     };
-    let (block_hash, pos) = block.map_or(([0; 32], 0), |(b, p)| (b.to_byte_array(), p));
+    let (block_hash, pos, block_time) = entry
+        .block
+        .map_or(([0; 32], 0, 0), |b| (b.hash.to_byte_array(), b.pos, b.time));
     let tx = EspvTrackerTx {
-        txid: txid.to_byte_array(),
-        height: height.to_i64(),
-        confirmed: matches!(height, TxHeight::Confirmed(_)) && block.is_some(),
+        txid: entry.txid.to_byte_array(),
+        height: entry.height.to_i64(),
+        confirmed: matches!(entry.height, TxHeight::Confirmed(_)) && entry.block.is_some(),
         block_hash,
         pos,
+        block_time,
     };
     // SAFETY: the caller promises `out` is writable.
     unsafe { out.put(tx) };

@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use electrum_spv_core::hash::{ScriptHash, Status};
-use electrum_spv_core::json::unescape_into;
 use electrum_spv_core::rpc::{Method, ProtocolVersion};
 use electrum_spv_core::session::response::HistoryItem;
+use electrum_spv_core::session::unescape_into;
 use electrum_spv_core::session::{
     Config, Event, Notification, ProtocolError, Request, RequestError, RpcError, Session,
 };

@@ -19,7 +19,7 @@ use electrum_spv_core::hash::{ScriptHash, Status, Txid};
 use electrum_spv_core::history::ChainPosition;
 use electrum_spv_core::rpc::{Method, ProtocolVersion};
 use electrum_spv_core::script::{TxHeight, script_hash};
-use electrum_spv_core::session::response::HistoryItem;
+use electrum_spv_core::session::response::{self, HistoryItem};
 use electrum_spv_core::session::{Event, Notification, Request, RequestError};
 use electrum_spv_core::sync::RequestSink;
 use electrum_spv_core::sync::tracker::{
@@ -32,7 +32,7 @@ use crate::error::Error;
 use crate::fault::Fault;
 use crate::header_chain::HeaderChain;
 use crate::pacing::{MERKLE_COST_MILLI, TX_COST_MILLI};
-use crate::verified::{PROOFS_AT_ONCE, ScriptRef, VerifiedTx, status_of};
+use crate::verified::{PROOFS_AT_ONCE, RawTxs, ScriptRef, VerifiedTx, status_of};
 
 /// The tracker with tables that grow as histories arrive.
 pub(crate) type Tracker = ScriptTracker<Vec<ScriptSlot>, Vec<TxSlot>>;
@@ -182,7 +182,8 @@ pub(crate) fn tracker_for(
 }
 
 /// Runs `tracker` against `client` until every script's history is verified at the status
-/// the server announces.
+/// the server announces. With `keep`, the raw bytes of every transaction the tracker reports
+/// verified are kept there: the very bytes it hashed to the txid and read for the script.
 ///
 /// # Errors
 /// Transport and server errors of any request; [`Error::Verification`] for what the tracker
@@ -193,6 +194,7 @@ pub(crate) async fn run(
     client: &Client,
     chain: &mut HeaderChain,
     tracker: &mut Tracker,
+    mut keep: Option<&mut RawTxs>,
 ) -> Result<(), Error> {
     let version = client.protocol_version();
     let start = Instant::now();
@@ -249,8 +251,12 @@ pub(crate) async fn run(
         tokio::select! {
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                 let (ask, tag, answer) = done.map_err(|e| Error::Io(std::io::Error::other(e)))?;
-                let event = hand_back(tracker, version, &ask, tag, answer?);
+                let answer = answer?;
+                let event = hand_back(tracker, version, &ask, tag, &answer);
                 new_history |= matches!(event, Some(TrackerEvent::StatusVerified { .. }));
+                if let Some(keep) = keep.as_deref_mut() {
+                    keep_verified(keep, &ask, &answer, event.as_ref());
+                }
                 check(tracker, &ask, event)?;
             }
             Some(notice) = notices.next() => match notice {
@@ -271,22 +277,47 @@ pub(crate) async fn run(
     }
 }
 
+/// Keeps the bytes of a transaction answer when the tracker reports the transaction verified
+/// by it: the event names the asked txid only once these bytes hashed to it and involve the
+/// script (an answer the tracker ignored or found lying is never kept).
+fn keep_verified(keep: &mut RawTxs, ask: &Ask, answer: &Answer, event: Option<&TrackerEvent>) {
+    let (Ask::Plain(Request::TransactionGet(asked)), Answer::Raw(result)) = (ask, answer) else {
+        return;
+    };
+    let verified = match event {
+        Some(TrackerEvent::Confirmed { txid, .. } | TrackerEvent::Unconfirmed { txid, .. }) => {
+            txid == asked
+        }
+        _ => false,
+    };
+    if !verified || keep.contains_key(asked) {
+        return;
+    }
+    // The tracker decoded the same hex: it cannot fail here.
+    if let Ok(hex) = response::transaction_hex(result) {
+        let mut raw = vec![0u8; hex.len() / 2];
+        if electrum_spv_core::hex::decode_to_slice(hex, &mut raw).is_ok() {
+            keep.insert(*asked, raw);
+        }
+    }
+}
+
 /// Gives `answer` to the tracker as the session would have; what it found.
 fn hand_back(
     tracker: &mut Tracker,
     version: ProtocolVersion,
     ask: &Ask,
     tag: u32,
-    answer: Answer,
+    answer: &Answer,
 ) -> Option<TrackerEvent> {
     let raw;
     let result: &[u8] = match answer {
-        Answer::History(items) => return tracker.handle_history(version, tag, &items),
+        Answer::History(items) => return tracker.handle_history(version, tag, items),
         Answer::Status(status) => {
             raw = status.map_or_else(|| "null".to_owned(), |s| format!("\"{s}\""));
             raw.as_bytes()
         }
-        Answer::Raw(ref bytes) => bytes,
+        Answer::Raw(bytes) => bytes,
     };
     let event = Event::Response {
         id: 0,
@@ -356,18 +387,20 @@ pub(crate) fn history_in_chain_order(tracker: &Tracker, i: usize) -> Vec<Verifie
     let mut txs: Vec<(ChainPosition, VerifiedTx)> = tracker
         .history(i)
         .enumerate()
-        .map(|(index, (txid, height, proof))| {
-            let position = match (height, proof) {
-                (TxHeight::Confirmed(height), Some((_, pos))) => {
-                    ChainPosition::Confirmed { height, pos }
-                }
+        .map(|(index, entry)| {
+            let position = match (entry.height, entry.block) {
+                (TxHeight::Confirmed(height), Some(block)) => ChainPosition::Confirmed {
+                    height,
+                    pos: block.pos,
+                },
                 _ => ChainPosition::Mempool { index },
             };
             let tx = VerifiedTx {
-                txid,
-                height,
-                block_hash: proof.map(|(block, _)| block),
-                pos: proof.map(|(_, pos)| pos),
+                txid: entry.txid,
+                height: entry.height,
+                block_hash: entry.block.map(|b| b.hash),
+                pos: entry.block.map(|b| b.pos),
+                block_time: entry.block.map(|b| b.time),
             };
             (position, tx)
         })

@@ -128,6 +128,37 @@ impl HeaderChain {
         Ok(chain)
     }
 
+    /// A copy (held in memory only) of the chain up to `height`: the headers above it left
+    /// out, verified again from the anchor; old periods kept. Below the anchor: no headers.
+    ///
+    /// # Errors
+    /// [`Error::Verification`] only if the chain's own headers no longer verify (they do).
+    pub fn truncated(&self, height: u32) -> Result<HeaderChain, Error> {
+        let mut copy = HeaderChain::with_anchor(self.params, self.anchor);
+        copy.bucket = self.bucket;
+        copy.proofs = self.proofs;
+        copy.periods = self.periods.clone();
+        let keep = height.checked_sub(self.anchor.height).map_or(0, |n| {
+            (n as usize).saturating_add(1).min(self.headers.len())
+        });
+        copy.extend(&self.headers[..keep])?;
+        Ok(copy)
+    }
+
+    /// Keeps the chain in the header file at `path` from now on (see
+    /// [`crate::header_store`]): the file is replaced by the chain's headers (atomically:
+    /// written aside, then renamed) and headers synced later are appended.
+    ///
+    /// # Errors
+    /// [`Error::Io`]; [`Error::Store`] for a corrupt file.
+    pub fn keep_in(&mut self, path: &Path) -> Result<(), Error> {
+        self.store = None;
+        let (mut store, _) = HeaderStore::open(path)?;
+        store.rewrite(&self.records())?;
+        self.store = Some(store);
+        Ok(())
+    }
+
     /// Paces header requests with `pacing` instead of a default ElectrumX's limits
     /// ([`Pacing::UNLIMITED`] for one's own server).
     pub fn with_pacing(mut self, pacing: Pacing) -> HeaderChain {

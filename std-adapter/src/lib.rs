@@ -23,6 +23,7 @@
 //! [`connection::MAX_REQUEST`], [`connection::MAX_IN_FLIGHT`] requests in flight per
 //! connection and [`ClientConfig::max_queued`] more waiting.
 
+pub mod activity;
 pub mod address;
 pub mod checkpoints;
 pub mod client;
@@ -53,7 +54,7 @@ pub use electrum_spv_core as core;
 pub use electrum_spv_core::chain::Network;
 pub use error::{Error, to_hex};
 pub use fault::Fault;
-pub use pool::{Dropped, MemberStatus, Pool, PoolConfig};
+pub use pool::{Dropped, MemberStatus, Pool, PoolConfig, SyncProgress};
 pub use reconnect::ReconnectPolicy;
 pub use server::{ServerAddr, Transport};
 pub use server_list::{Filter, ServerEntry, ServerList};

@@ -21,9 +21,9 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use electrum_spv_core::chain::Params;
 use electrum_spv_core::hash::{BlockHash, ScriptHash, Txid};
 use electrum_spv_core::header::{Header, Work};
 use electrum_spv_core::history::ChainPosition;
@@ -37,8 +37,8 @@ use crate::fault::Fault;
 use crate::server::ServerAddr;
 use crate::socks5::Credentials;
 use crate::verified::{
-    HeaderChain, ScriptRef, VerifiedHistory, VerifiedTx, VerifiedUtxo, status_of,
-    verified_histories, verified_history, verified_utxos,
+    HeaderChain, PROOFS_AT_ONCE, RawTxs, ScriptRef, VerifiedHistory, VerifiedTx, VerifiedUtxo,
+    status_of, verified_histories, verified_histories_keeping, verified_history, verified_utxos,
 };
 
 /// Added to an unreachable member's latency so the others answer first.
@@ -62,6 +62,41 @@ pub struct PoolConfig {
     /// queries by exit. A server's reconnects reuse its pair. On by default; without a proxy
     /// it has no effect.
     pub isolate_streams: bool,
+    /// A header file ([`crate::header_store`]) keeping verified headers between runs: at
+    /// connect every member starts from the headers found there (verified again), and the
+    /// best member's chain is kept there from then on. `None` (the default): headers are
+    /// synced from the latest checkpoint at every connect.
+    pub headers_file: Option<PathBuf>,
+    /// Called as headers are verified, at connect and at each [`Pool::refresh`]: the server,
+    /// the height verified so far and the server's tip height.
+    pub progress: Option<SyncProgress>,
+}
+
+/// A header-sync progress callback ([`PoolConfig::progress`]): `(server, height, tip)`.
+#[derive(Clone)]
+pub struct SyncProgress(pub Arc<ProgressFn>);
+
+/// The function a [`SyncProgress`] calls.
+pub type ProgressFn = dyn Fn(&ServerAddr, u32, u32) + Send + Sync;
+
+impl std::fmt::Debug for SyncProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SyncProgress(..)")
+    }
+}
+
+impl SyncProgress {
+    /// The callback for `server`, as the header sync takes it.
+    fn for_server<'a>(
+        progress: Option<&'a SyncProgress>,
+        server: &'a ServerAddr,
+    ) -> impl FnMut(u32, u32) + 'a {
+        move |height, tip| {
+            if let Some(p) = progress {
+                (p.0)(server, height, tip);
+            }
+        }
+    }
 }
 
 impl PoolConfig {
@@ -72,6 +107,8 @@ impl PoolConfig {
             max_lag: 2,
             checkpoints_file: None,
             isolate_streams: true,
+            headers_file: None,
+            progress: None,
         }
     }
 }
@@ -135,17 +172,24 @@ impl Pool {
     /// certificate mismatch or wrong network is reported as such), or [`Error::Disconnected`].
     pub async fn connect(servers: &[ServerAddr], config: PoolConfig) -> Result<Pool, Error> {
         let params = network_params(config.client.network, config.checkpoints_file.as_deref())?;
+        let seed = match &config.headers_file {
+            Some(path) => HeaderChain::open_with(params, path)?.clone(),
+            None => HeaderChain::after_checkpoints(params),
+        };
         let attempts: Vec<_> = servers
             .iter()
             .map(|s| {
                 let (server, mut client_config) = (s.clone(), config.client.clone());
+                let (chain, progress) = (seed.clone(), config.progress.clone());
+                let seeded = config.headers_file.is_some();
                 let connect = &mut client_config.connect;
                 if config.isolate_streams && connect.proxy.is_some() && connect.socks_auth.is_none()
                 {
                     connect.socks_auth = Some(Credentials::random());
                 }
                 tokio::spawn(async move {
-                    let r = join_member(&server, &client_config, params).await;
+                    let progress = SyncProgress::for_server(progress.as_ref(), &server);
+                    let r = join_member(&server, &client_config, chain, seeded, progress).await;
                     (server, r)
                 })
             })
@@ -168,6 +212,11 @@ impl Pool {
         }
         if pool.members.is_empty() {
             return Err(last_error.unwrap_or(Error::Disconnected));
+        }
+        if let Some(path) = pool.config.headers_file.clone()
+            && let Some(best) = pool.best_index()
+        {
+            pool.members[best].chain.keep_in(&path)?;
         }
         Ok(pool)
     }
@@ -199,7 +248,11 @@ impl Pool {
     }
 
     fn best(&self) -> Option<&Member> {
-        self.members.iter().min_by_key(|m| rank(m))
+        self.best_index().map(|i| &self.members[i])
+    }
+
+    fn best_index(&self) -> Option<usize> {
+        (0..self.members.len()).min_by_key(|&i| rank(&self.members[i]))
     }
 
     /// Brings every member's verified chain to its server's tip; a member proven to lie on
@@ -211,7 +264,8 @@ impl Pool {
         let mut keep = Vec::new();
         for mut m in std::mem::take(&mut self.members) {
             let started = Instant::now();
-            match m.chain.sync(&m.client, |_, _| {}).await {
+            let progress = SyncProgress::for_server(self.config.progress.as_ref(), &m.server);
+            match m.chain.sync(&m.client, progress).await {
                 Ok(_) => {
                     m.latency = started.elapsed();
                     keep.push(m);
@@ -265,11 +319,68 @@ impl Pool {
         &mut self,
         scripts: &[ScriptRef<'_>],
     ) -> Result<Vec<VerifiedHistory>, Error> {
-        let (mut answered_by, mut histories) = self.ask_best(HistoriesOf(scripts)).await?;
+        let (histories, _) = self.cross_checked(scripts, false).await?;
+        Ok(histories)
+    }
+
+    /// As [`Pool::verified_histories`], with the raw bytes of every transaction of the
+    /// histories ([`RawTxs`]): those the answering member's tracker verified are kept as it
+    /// read them, only those a cross-check added are fetched (each hashed to its txid), so a
+    /// wallet never fetches a transaction twice. Memory: the transactions' size.
+    ///
+    /// # Errors
+    /// As [`Pool::verified_history`].
+    pub async fn verified_histories_keeping(
+        &mut self,
+        scripts: &[Vec<u8>],
+    ) -> Result<(Vec<VerifiedHistory>, RawTxs), Error> {
+        let scripts: Vec<ScriptRef<'_>> = scripts.iter().map(|s| ScriptRef::Script(s)).collect();
+        let (histories, mut raws) = self.cross_checked(&scripts, true).await?;
+        let txids: Vec<Txid> = histories
+            .iter()
+            .flat_map(|h| h.txs.iter().map(|t| t.txid))
+            .collect();
+        self.fetch_transactions(&txids, &mut raws).await?;
+        Ok((histories, raws))
+    }
+
+    /// Adds to `raws` those of `txids` it lacks, fetched from the best member (pipelined,
+    /// each hashed to its txid).
+    ///
+    /// # Errors
+    /// [`Error::Disconnected`] with no member; the first transaction's error
+    /// ([`Error::Verification`] for bytes that do not hash to their txid).
+    pub async fn fetch_transactions(&self, txids: &[Txid], raws: &mut RawTxs) -> Result<(), Error> {
+        let mut missing: Vec<Txid> = txids
+            .iter()
+            .filter(|t| !raws.contains_key(*t))
+            .copied()
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let client = self.client().cloned().ok_or(Error::Disconnected)?;
+        // In windows the client's table of pending requests holds.
+        for chunk in missing.chunks(PROOFS_AT_ONCE) {
+            let fetched = client.batch_transaction_get(chunk).await?;
+            raws.extend(chunk.iter().copied().zip(fetched));
+        }
+        Ok(())
+    }
+
+    async fn cross_checked(
+        &mut self,
+        scripts: &[ScriptRef<'_>],
+        keep_txs: bool,
+    ) -> Result<(Vec<VerifiedHistory>, RawTxs), Error> {
+        let (mut answered_by, (mut histories, txs)) =
+            self.ask_best(HistoriesOf { scripts, keep_txs }).await?;
         for (script, history) in scripts.iter().zip(histories.iter_mut()) {
             answered_by = self.cross_check(answered_by, *script, history).await;
         }
-        Ok(histories)
+        Ok((histories, txs))
     }
 
     /// The verified header at `height` from the best member's chain: held, synced, or (below
@@ -501,16 +612,22 @@ trait Question {
 }
 
 /// Several scripts' verified histories.
-struct HistoriesOf<'s, 'b>(&'s [ScriptRef<'b>]);
+struct HistoriesOf<'s, 'b> {
+    scripts: &'s [ScriptRef<'b>],
+    /// Keep the verified transactions' bytes.
+    keep_txs: bool,
+}
 
 impl Question for HistoriesOf<'_, '_> {
-    type Answer = Vec<VerifiedHistory>;
-    fn ask<'a>(
-        &'a self,
-        client: &'a Client,
-        chain: &'a mut HeaderChain,
-    ) -> impl Future<Output = Result<Vec<VerifiedHistory>, Error>> + Send + 'a {
-        verified_histories(client, chain, self.0)
+    type Answer = (Vec<VerifiedHistory>, RawTxs);
+    async fn ask(&self, client: &Client, chain: &mut HeaderChain) -> Result<Self::Answer, Error> {
+        let mut txs = RawTxs::new();
+        let histories = if self.keep_txs {
+            verified_histories_keeping(client, chain, self.scripts, &mut txs).await?
+        } else {
+            verified_histories(client, chain, self.scripts).await?
+        };
+        Ok((histories, txs))
     }
 }
 
@@ -625,17 +742,21 @@ fn merge(into: &mut VerifiedHistory, other: &VerifiedHistory) {
 async fn join_member(
     server: &ServerAddr,
     config: &ClientConfig,
-    params: &'static Params,
+    mut chain: HeaderChain,
+    seeded: bool,
+    progress: impl FnMut(u32, u32),
 ) -> Result<Member, Error> {
     let client = Client::connect(server, config).await?;
-    let mut chain = HeaderChain::after_checkpoints(params);
+    if seeded {
+        chain = agreed_start(&client, &chain).await?;
+    }
     // The ping goes out with the sync's first request: ElectrumX >= 1.18 holds small replies up
     // to 1 s to pad them (PROTOCOL.md §1.1), so each sequential round trip would cost that.
     let timed_ping = async {
         let started = Instant::now();
         client.ping().await.map(|()| started.elapsed())
     };
-    let (latency, synced) = tokio::join!(timed_ping, chain.sync(&client, |_, _| {}));
+    let (latency, synced) = tokio::join!(timed_ping, chain.sync(&client, progress));
     let latency = latency?;
     synced?;
     Ok(Member {
@@ -644,6 +765,26 @@ async fn join_member(
         chain,
         latency,
     })
+}
+
+/// Where a member whose chain was seeded from the header file starts: the stored headers
+/// up to the server's tip (a server behind the file must not look caught up, or a history it
+/// cannot have yet would look like an omission), if the server has the same block there;
+/// from the checkpoint otherwise (the stored tip was reorganised away: its block would make
+/// the server's honest proofs fail).
+async fn agreed_start(client: &Client, seeded: &HeaderChain) -> Result<HeaderChain, Error> {
+    let (server_tip, _) = client.block_headers_subscribe().await?;
+    let Some((stored_tip, _)) = seeded.tip() else {
+        return Ok(seeded.clone());
+    };
+    let height = stored_tip.min(server_tip);
+    let ours = seeded.header(height).map(|h| h.block_hash());
+    let theirs = Header::from_bytes(&client.block_header(height).await?).block_hash();
+    if ours == Some(theirs) {
+        seeded.truncated(height)
+    } else {
+        Ok(HeaderChain::after_checkpoints(seeded.params()))
+    }
 }
 
 #[cfg(test)]
@@ -656,6 +797,7 @@ mod tests {
             height: height.map_or(TxHeight::Mempool, TxHeight::Confirmed),
             block_hash: height.map(|_| BlockHash::from_byte_array([b; 32])),
             pos: height.map(|_| pos),
+            block_time: height.map(|_| 1_231_006_505),
         }
     }
 
@@ -702,6 +844,7 @@ mod tests {
                     height: TxHeight::Confirmed(1),
                     block_hash: None,
                     pos: Some(i as u32),
+                    block_time: None,
                 })
                 .collect(),
         );

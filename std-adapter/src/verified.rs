@@ -50,6 +50,9 @@ pub struct VerifiedTx {
     pub block_hash: Option<BlockHash>,
     /// For a confirmed transaction: its position in the block, fixed by the merkle proof.
     pub pos: Option<u32>,
+    /// For a confirmed transaction: the time field of its verified block header (seconds
+    /// since 1970, as the miner set it; BDK's `confirmation_time`).
+    pub block_time: Option<u32>,
 }
 
 /// A script's history, every confirmed entry proven, in chain order.
@@ -126,8 +129,36 @@ pub async fn verified_histories(
     chain: &mut HeaderChain,
     scripts: &[ScriptRef<'_>],
 ) -> Result<Vec<VerifiedHistory>, Error> {
+    run_tracker(client, chain, scripts, None).await
+}
+
+/// Raw transactions by txid, each kept from the answer the tracker verified it by (its bytes
+/// hashed to the txid and read for the script): a caller that needs the transactions
+/// themselves (a wallet) does not fetch them twice.
+pub type RawTxs = HashMap<Txid, Vec<u8>>;
+
+/// As [`verified_histories`], keeping the raw bytes of every transaction verified on the way
+/// in `keep` (see [`RawTxs`]; memory: the transactions' size).
+///
+/// # Errors
+/// As [`verified_histories`].
+pub async fn verified_histories_keeping(
+    client: &Client,
+    chain: &mut HeaderChain,
+    scripts: &[ScriptRef<'_>],
+    keep: &mut RawTxs,
+) -> Result<Vec<VerifiedHistory>, Error> {
+    run_tracker(client, chain, scripts, Some(keep)).await
+}
+
+async fn run_tracker(
+    client: &Client,
+    chain: &mut HeaderChain,
+    scripts: &[ScriptRef<'_>],
+    keep: Option<&mut RawTxs>,
+) -> Result<Vec<VerifiedHistory>, Error> {
     let mut tracker = engine::tracker_for(scripts, client.protocol_version())?;
-    engine::run(client, chain, &mut tracker).await?;
+    engine::run(client, chain, &mut tracker, keep).await?;
     Ok((0..scripts.len())
         .map(|i| VerifiedHistory {
             status: tracker.verified_status(i).flatten(),
@@ -226,17 +257,29 @@ pub async fn prove_all(
     txs: &[(Txid, u32)],
 ) -> Result<Vec<(BlockHash, u32)>, Error> {
     let (_, proofs) = fetch(client, chain, &[], txs).await?;
-    check_proofs(client, chain, txs, proofs).await
+    Ok(check_proofs(client, chain, txs, proofs)
+        .await?
+        .into_iter()
+        .map(|p| (p.hash, p.pos))
+        .collect())
+}
+
+/// Where a proof placed a transaction.
+struct Placed {
+    hash: BlockHash,
+    pos: u32,
+    time: u32,
 }
 
 /// Checks each proof (of `txs`, in order) against the verified header at its height (old
-/// periods fetched, the chain synced, as needed); returns each block hash and position.
+/// periods fetched, the chain synced, as needed); returns each block hash, position and
+/// header time.
 async fn check_proofs(
     client: &Client,
     chain: &mut HeaderChain,
     txs: &[(Txid, u32)],
     proofs: Vec<MerkleProof>,
-) -> Result<Vec<(BlockHash, u32)>, Error> {
+) -> Result<Vec<Placed>, Error> {
     let heights: Vec<u32> = txs.iter().map(|(_, h)| *h).collect();
     chain.ensure(client, &heights).await?;
     let mut out = Vec::with_capacity(txs.len());
@@ -257,7 +300,11 @@ async fn check_proofs(
                 error,
             },
         )?;
-        out.push((header.block_hash(), proof.pos));
+        out.push(Placed {
+            hash: header.block_hash(),
+            pos: proof.pos,
+            time: header.time,
+        });
     }
     Ok(out)
 }
@@ -277,6 +324,8 @@ pub struct VerifiedUtxo {
     pub height: u32,
     /// The verified block it is proven into, if confirmed.
     pub block_hash: Option<BlockHash>,
+    /// The time field of that block's verified header, if confirmed.
+    pub block_time: Option<u32>,
 }
 
 /// The unspent outputs of `script`, each checked as [`VerifiedUtxo`] says; no output twice.
@@ -335,20 +384,19 @@ pub async fn verified_utxos(
             value: output.value,
             height: u.height,
             block_hash: None,
+            block_time: None,
         });
     }
-    let blocks: HashMap<Txid, BlockHash> = confirmed
+    let blocks: HashMap<Txid, Placed> = confirmed
         .iter()
         .map(|(txid, _)| *txid)
-        .zip(
-            check_proofs(client, chain, &confirmed, proofs)
-                .await?
-                .into_iter()
-                .map(|(block, _)| block),
-        )
+        .zip(check_proofs(client, chain, &confirmed, proofs).await?)
         .collect();
     for u in &mut out {
-        u.block_hash = blocks.get(&u.txid).copied().filter(|_| u.height > 0);
+        if let Some(placed) = blocks.get(&u.txid).filter(|_| u.height > 0) {
+            u.block_hash = Some(placed.hash);
+            u.block_time = Some(placed.time);
+        }
     }
     Ok(out)
 }
@@ -373,12 +421,14 @@ mod serde_tests {
                     height: TxHeight::Confirmed(1),
                     block_hash: Some(block),
                     pos: Some(0),
+                    block_time: Some(1_231_469_665),
                 },
                 VerifiedTx {
                     txid,
                     height: TxHeight::Mempool,
                     block_hash: None,
                     pos: None,
+                    block_time: None,
                 },
             ],
         };
@@ -386,8 +436,10 @@ mod serde_tests {
         assert_eq!(
             json,
             serde_json::json!({"status": null, "txs": [
-                {"txid": txid.to_string(), "height": 1, "block_hash": block.to_string(), "pos": 0},
-                {"txid": txid.to_string(), "height": 0, "block_hash": null, "pos": null},
+                {"txid": txid.to_string(), "height": 1, "block_hash": block.to_string(), "pos": 0,
+                 "block_time": 1_231_469_665},
+                {"txid": txid.to_string(), "height": 0, "block_hash": null, "pos": null,
+                 "block_time": null},
             ]})
         );
         assert_eq!(

@@ -956,7 +956,7 @@ fn core_header_proofs(h: &Harness, kind: &mut Option<HeaderProofs>) -> Result<St
     for (i, script) in scripts.iter().enumerate() {
         let ours: BTreeSet<(Txid, i64)> = tracker
             .history(i)
-            .map(|(t, height, _)| (t, height.to_i64()))
+            .map(|e| (e.txid, e.height.to_i64()))
             .collect();
         ensure(ours == kit_history(h, script), || {
             format!("script {i}: {ours:?}")

@@ -5,12 +5,16 @@
 mod common;
 
 use common::{runtime, tcp};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use electrum_spv::activity::activity;
 use electrum_spv::core::hash::Txid;
 use electrum_spv::core::history::HistoryFault;
 use electrum_spv::core::rpc::VersionRange;
-use electrum_spv::{ClientConfig, Fault, Network, Pool, PoolConfig};
+use electrum_spv::core::script::TxHeight;
+use electrum_spv::{ClientConfig, Fault, Network, Pool, PoolConfig, ServerAddr, SyncProgress};
 use electrum_spv_testkit::chain::ALICE;
 use electrum_spv_testkit::liar::{Attack, LyingProxy, Times};
 use electrum_spv_testkit::{ElectrumX, Harness, ScriptKind};
@@ -222,5 +226,138 @@ fn verified_utxos_and_histories_equal_the_kits_and_fees_are_the_median() {
         assert!(pool.dropped().is_empty(), "{:?}", pool.dropped());
         let fee = pool.estimate_fee(2).await.expect("fee");
         assert_eq!(fee, Some(electrum_spv_testkit::ESTIMATED_FEERATE));
+    });
+}
+
+#[test]
+fn histories_with_their_transactions_and_headers_kept_between_runs() {
+    let mut h = Harness::start().expect("kit");
+    let mut b = ElectrumX::start(&h.bitcoind).expect("second ElectrumX");
+    let (tip, _) = h.bitcoind.tip();
+    b.wait_for_height(tip, Duration::from_secs(60))
+        .expect("second catches up");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("headers");
+    let calls: Arc<Mutex<Vec<(ServerAddr, u32, u32)>>> = Arc::default();
+    let mut config = PoolConfig::new(ClientConfig::new(Network::Regtest));
+    config.headers_file = Some(file.clone());
+    config.progress = Some(SyncProgress({
+        let calls = calls.clone();
+        Arc::new(move |server: &ServerAddr, height, tip| {
+            calls.lock().unwrap().push((server.clone(), height, tip));
+        })
+    }));
+    let servers = [tcp(h.addr()), tcp(b.addr())];
+    let rt = runtime();
+    rt.block_on(async {
+        let mut pool = Pool::connect(&servers, config.clone()).await.expect("pool");
+        // Each server's sync reported, ending at its tip.
+        for s in &servers {
+            let last = calls.lock().unwrap().iter().rfind(|c| c.0 == *s).cloned();
+            assert_eq!(last, Some((s.clone(), tip, tip)), "{s}");
+        }
+        let size = std::fs::metadata(&file).expect("header file").len();
+        assert!(
+            size >= 88 * u64::from(tip),
+            "{size} bytes for {tip} headers"
+        );
+
+        // Every transaction of the histories comes with them, hashed to its txid; what each
+        // does to its script adds up to the kit's unspent outputs, block times are the kit's.
+        let wallets: Vec<_> = h.bitcoind.chain().wallets().to_vec();
+        let scripts: Vec<Vec<u8>> = wallets
+            .iter()
+            .flat_map(|w| ScriptKind::ALL.map(|k| w.script(k).to_bytes()))
+            .collect();
+        let (histories, raws) = pool
+            .verified_histories_keeping(&scripts)
+            .await
+            .expect("histories");
+        let mut spends = 0;
+        for (script, history) in scripts.iter().zip(&histories) {
+            for t in &history.txs {
+                let raw = raws.get(&t.txid).expect("every transaction kept");
+                assert_eq!(electrum_spv::core::txid(raw).expect("parses"), t.txid);
+                if let TxHeight::Confirmed(height) = t.height {
+                    let kit_time = h.bitcoind.chain().blocks()[height as usize].header.time;
+                    assert_eq!(t.block_time, Some(kit_time), "{}", t.txid);
+                }
+            }
+            let effects = activity(script, history, &raws).expect("activity");
+            let mut unspent: BTreeMap<(Txid, u32), u64> = BTreeMap::new();
+            for (t, e) in history.txs.iter().zip(&effects) {
+                for r in &e.received {
+                    unspent.insert((t.txid, r.vout), r.value);
+                }
+            }
+            for e in &effects {
+                for s in &e.spent {
+                    spends += 1;
+                    assert_eq!(unspent.remove(&(s.txid, s.vout)), Some(s.value));
+                }
+            }
+            let kit: BTreeMap<(Txid, u32), u64> = h
+                .bitcoind
+                .listunspent(bitcoin::Script::from_bytes(script))
+                .into_iter()
+                .map(|u| ((core_txid(u.txid), u.vout), u.value))
+                .collect();
+            assert_eq!(unspent, kit);
+            let net: i64 = effects.iter().map(|e| e.net()).sum();
+            assert_eq!(net, kit.values().map(|v| *v as i64).sum::<i64>());
+        }
+        assert!(spends > 0, "some transaction should spend a kit output");
+        drop(pool);
+
+        // The next run finds every header in the file: nothing downloaded again.
+        calls.lock().unwrap().clear();
+        let mut pool = Pool::connect(&servers, config.clone())
+            .await
+            .expect("pool again");
+        assert_eq!(pool.best_tip().map(|t| t.0), Some(tip));
+        assert!(calls.lock().unwrap().is_empty(), "{:?}", calls.lock());
+        assert_eq!(std::fs::metadata(&file).expect("file").len(), size);
+
+        // Three more blocks reach the file.
+        h.bitcoind.mine(3);
+        h.electrumx
+            .wait_for_height(tip + 3, Duration::from_secs(60))
+            .expect("ElectrumX indexes the new blocks");
+        pool.refresh().await.expect("refresh");
+        drop(pool);
+        assert_eq!(std::fs::metadata(&file).expect("file").len(), size + 3 * 88);
+
+        // A server behind the file (a kit over the same chain, three blocks behind) starts
+        // at its own tip, not the file's: lag, not a lie, and not hidden.
+        let mut stale = Harness::start().expect("second kit");
+        let one = [tcp(stale.addr())];
+        let pool = Pool::connect(&one, config.clone()).await.expect("stale");
+        assert_eq!(pool.best_tip().map(|t| t.0), Some(tip));
+        assert!(pool.dropped().is_empty(), "{:?}", pool.dropped());
+        drop(pool);
+
+        // The file's block at the server's tip was reorganised away there: the member starts
+        // from the checkpoint and follows the server, which is not dropped.
+        stale.bitcoind.reorg(1);
+        let (stale_tip, stale_header) = stale.bitcoind.tip();
+        assert_eq!(stale_tip, tip + 1);
+        stale
+            .electrumx
+            .wait_for_height(stale_tip, Duration::from_secs(60))
+            .expect("ElectrumX follows the reorg");
+        let mut pool = Pool::connect(&one, config).await.expect("reorged");
+        let (height, hash) = pool.best_tip().expect("tip");
+        assert_eq!(height, stale_tip);
+        assert_eq!(
+            hash.to_byte_array(),
+            bitcoin::hashes::Hash::to_byte_array(stale_header.block_hash())
+        );
+        assert!(pool.dropped().is_empty(), "{:?}", pool.dropped());
+        let script = stale.bitcoind.chain().wallets()[ALICE]
+            .script(ScriptKind::P2wpkh)
+            .to_owned();
+        pool.verified_history(script.as_bytes())
+            .await
+            .expect("its histories verify");
     });
 }

@@ -51,7 +51,7 @@ fn assert_matches_kit(h: &Harness, tracker: &Tracker, scripts: &[bitcoin::Script
             .collect();
         let ours: BTreeSet<(Txid, i64, Option<BlockHash>)> = tracker
             .history(i)
-            .map(|(t, hgt, b)| (t, hgt.to_i64(), b.map(|(b, _)| b)))
+            .map(|e| (e.txid, e.height.to_i64(), e.block.map(|b| b.hash)))
             .collect();
         assert_eq!(ours, kit, "verified history of script {i}");
         assert_eq!(
@@ -188,7 +188,7 @@ fn reorged_out_transactions_are_removed_and_reburied_ones_reverified() {
     assert!(
         tracker
             .history(scripts.iter().position(|s| *s == alice).unwrap())
-            .any(|(t, _, b)| t == core_txid(paid) && b.is_some())
+            .any(|e| e.txid == core_txid(paid) && e.block.is_some())
     );
 
     // The reorged blocks' transactions go back to the mempool: reported unconfirmed again.

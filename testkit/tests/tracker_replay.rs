@@ -96,10 +96,24 @@ fn a_server_without_cp_height_is_not_a_liar() {
     );
     for (i, e) in examples.iter().enumerate() {
         let mut got: Vec<_> = tracker.history(i).collect();
-        got.sort_by_key(|(txid, _, _)| tracker.chain_position(i, txid));
+        got.sort_by_key(|entry| tracker.chain_position(i, &entry.txid));
+        for entry in &got {
+            // The block time reported is the real header's time field (bytes 68..72).
+            let (block, height) = (entry.block.unwrap(), entry.height.to_i64() as u32);
+            let header = verified_header(height);
+            let time = u32::from_le_bytes(header[68..72].try_into().unwrap());
+            assert_eq!(block.time, time, "{} at {height}", entry.txid);
+        }
         let got: Vec<(String, i64, String)> = got
             .iter()
-            .map(|(t, h, b)| (t.to_string(), h.to_i64(), b.unwrap().0.to_string()))
+            .map(|e| {
+                let block = e.block.unwrap();
+                (
+                    e.txid.to_string(),
+                    e.height.to_i64(),
+                    block.hash.to_string(),
+                )
+            })
             .collect();
         let want: Vec<(String, i64, String)> = e
             .history

@@ -284,8 +284,8 @@ pub fn decode_error(span: &[u8]) -> Result<RpcErrorRef<'_>, JsonError> {
     Ok(out)
 }
 
-/// Decodes the JSON escapes of raw string content (as in [`Token::StrChunk`](super::Token::StrChunk) or
-/// [`Envelope::method`]) into `out`, surrogate pairs included.
+/// Decodes the JSON escapes of raw string content (a string's bytes between its quotes, as
+/// the session hands them over) into `out`, surrogate pairs included.
 ///
 /// # Errors
 /// [`JsonErrorKind::OutputTooSmall`] if `out` cannot hold the result (offset: where in `raw`);

@@ -31,6 +31,9 @@
 //!   twice (validate, then iterate), [`decode::ArrayIter::new`] and
 //!   [`decode::ObjectIter::new`] likewise.
 
+// Some decoders are used only by the tests and fuzz targets (`_test_exports`).
+#![cfg_attr(not(feature = "_test_exports"), allow(dead_code, unused_imports))]
+
 pub mod decode;
 pub mod envelope;
 pub mod framer;

@@ -127,9 +127,8 @@ pub enum JsonErrorKind {
 /// A JSON error and where it was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JsonError {
-    /// Byte offset of the offending byte (or value) from the start of the text: for the
-    /// tokenizer, from the first byte it was fed since [`Tokenizer::new`] or
-    /// [`Tokenizer::reset`].
+    /// Byte offset of the offending byte (or value) from the start of the text: for a
+    /// streamed value, from its first byte.
     pub offset: usize,
     /// What is wrong.
     pub kind: JsonErrorKind,

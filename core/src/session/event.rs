@@ -103,7 +103,7 @@ pub enum Event<'a> {
 }
 
 /// A server error as sent: code (`None` for a plain-string error) and the message's raw JSON
-/// string contents (escapes not decoded: use [`crate::json::envelope::unescape_into`]). The
+/// string contents (escapes not decoded: use [`unescape_into`](super::unescape_into)). The
 /// message is the server's untrusted text.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct RpcError<'a> {

@@ -51,11 +51,18 @@
 mod event;
 pub mod request;
 pub mod response;
+#[cfg(feature = "_test_exports")]
+#[doc(hidden)]
 pub mod stream;
+#[cfg(not(feature = "_test_exports"))]
+mod stream;
 
 pub use event::{Event, FatalError, Notification, ProtocolError, RpcError};
 pub use request::{FeeMode, MAX_HEADERS_PER_REQUEST, Request, RequestError};
 pub use stream::{StreamError, StreamKind};
+
+pub use crate::json::envelope::unescape_into;
+pub use crate::json::{JsonError, JsonErrorKind, MAX_DEPTH, MAX_NUMBER_LEN};
 
 use crate::chain::Params;
 use crate::hash::BlockHash;

@@ -6,7 +6,12 @@ use electrum_spv::{Error, to_hex};
 
 /// Why a call failed. In Kotlin and Python these are exceptions (`ElectrumException.Timeout`,
 /// ...), in Swift `throws`.
+///
+/// Its readable message (the kind, then the detail, as `Display` writes it) is
+/// `displayMessage()` / `display_message()`, and Kotlin's `toString()` and Swift's
+/// `description`.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Error)]
+#[uniffi::export(Display)]
 pub enum ElectrumError {
     /// No server could be reached, or the connection was lost with the request in flight.
     Connection {
@@ -99,6 +104,16 @@ impl fmt::Display for ElectrumError {
 }
 
 impl std::error::Error for ElectrumError {}
+
+#[uniffi::export]
+impl ElectrumError {
+    /// The readable message: the kind, then the detail, as `Display` writes it (Kotlin's
+    /// `toString()` and Swift's `description` give it too; Python's `str()` shows the
+    /// fields).
+    pub fn display_message(&self) -> String {
+        self.to_string()
+    }
+}
 
 impl From<Error> for ElectrumError {
     fn from(e: Error) -> Self {

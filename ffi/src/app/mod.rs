@@ -30,7 +30,8 @@ use std::time::Duration;
 use electrum_spv::address::address_script;
 use electrum_spv::core::hash::Txid;
 use electrum_spv::{
-    ClientConfig, ConnectOptions, Filter, Pool, PoolConfig, ServerAddr, ServerList, TlsTrust,
+    ClientConfig, ConnectOptions, Filter, Pool, PoolConfig, ServerAddr, ServerList, SyncProgress,
+    TlsTrust,
 };
 use tokio::sync::Mutex;
 
@@ -38,9 +39,17 @@ pub use error::ElectrumError;
 pub use p2p::{P2pBroadcastReport, broadcast_via_peers};
 pub use subscription::{Subscription, WalletListener};
 pub use types::{
-    Balance, ClientSettings, DroppedServer, History, HistoryTx, Network, ServerStatus, Tip,
-    TxState, Utxo,
+    Balance, ClientSettings, DroppedServer, History, HistoryTx, Network, ReceivedOutput,
+    ServerStatus, SpentOutput, Tip, TxState, Utxo,
 };
+
+/// Told how far header verification has come while headers download.
+#[uniffi::export(with_foreign)]
+pub trait HeaderSyncListener: Send + Sync {
+    /// `server`'s headers are verified up to `height` of its tip `tip`. Called from a library
+    /// thread; return quickly.
+    fn on_progress(&self, server: String, height: u32, tip: u32);
+}
 
 /// A verifying Electrum client over one or more servers.
 #[derive(uniffi::Object)]
@@ -59,23 +68,22 @@ impl ElectrumClient {
     /// the last server's own error) when no server could be used.
     #[uniffi::constructor]
     pub async fn connect(settings: ClientSettings) -> Result<Arc<ElectrumClient>, ElectrumError> {
-        let network = electrum_spv::Network::from(settings.network);
-        let servers = servers(&settings, network)?;
-        let mut client = ClientConfig::new(network);
-        client.connect = ConnectOptions {
-            proxy: settings.proxy.clone(),
-            tls: trust(&settings)?,
-            ..ConnectOptions::default()
-        };
-        client.request_timeout = Duration::from_secs(u64::from(settings.request_timeout_secs));
-        let mut config = PoolConfig::new(client);
-        config.max_lag = settings.max_lag;
-        config.checkpoints_file = settings.checkpoints_file.as_ref().map(Into::into);
-        let pool = Pool::connect(&servers, config).await?;
-        Ok(Arc::new(ElectrumClient {
-            network,
-            pool: Arc::new(Mutex::new(pool)),
-        }))
+        ElectrumClient::open(settings, None).await
+    }
+
+    /// As `connect`, telling `listener` how far each server's headers are verified while they
+    /// download (at connect, and at every later `tip`).
+    ///
+    /// Fails as `connect` does.
+    #[uniffi::constructor]
+    pub async fn connect_with_progress(
+        settings: ClientSettings,
+        listener: Arc<dyn HeaderSyncListener>,
+    ) -> Result<Arc<ElectrumClient>, ElectrumError> {
+        let progress = SyncProgress(Arc::new(move |server: &ServerAddr, height, tip| {
+            listener.on_progress(server.to_string(), height, tip);
+        }));
+        ElectrumClient::open(settings, Some(progress)).await
     }
 
     /// The most-work verified tip across the servers (headers fetched and verified up to
@@ -95,8 +103,7 @@ impl ElectrumClient {
     /// server could prove its answer; transport errors.
     pub async fn history(&self, address: String) -> Result<History, ElectrumError> {
         let script = address_script(&address, self.network)?;
-        let history = self.pool.lock().await.verified_history(&script).await?;
-        Ok(History::from(&history))
+        self.one_history(script).await
     }
 
     /// The verified history of an output script that may have no address (a P2PK coin, a
@@ -109,8 +116,7 @@ impl ElectrumClient {
                 detail: "empty script".into(),
             });
         }
-        let history = self.pool.lock().await.verified_history(&script).await?;
-        Ok(History::from(&history))
+        self.one_history(script).await
     }
 
     /// The verified histories of several addresses, in order: as `history` for each, asked
@@ -122,8 +128,7 @@ impl ElectrumClient {
             .iter()
             .map(|a| address_script(a, self.network))
             .collect::<Result<Vec<_>, _>>()?;
-        let histories = self.pool.lock().await.verified_histories(&scripts).await?;
-        Ok(histories.iter().map(History::from).collect())
+        histories_of(&self.pool, &scripts).await
     }
 
     /// The verified unspent outputs of `address`.
@@ -216,6 +221,38 @@ impl ElectrumClient {
 }
 
 impl ElectrumClient {
+    async fn open(
+        settings: ClientSettings,
+        progress: Option<SyncProgress>,
+    ) -> Result<Arc<ElectrumClient>, ElectrumError> {
+        let network = electrum_spv::Network::from(settings.network);
+        let servers = servers(&settings, network)?;
+        let mut client = ClientConfig::new(network);
+        client.connect = ConnectOptions {
+            proxy: settings.proxy.clone(),
+            tls: trust(&settings)?,
+            ..ConnectOptions::default()
+        };
+        client.request_timeout = Duration::from_secs(u64::from(settings.request_timeout_secs));
+        let mut config = PoolConfig::new(client);
+        config.max_lag = settings.max_lag;
+        config.checkpoints_file = settings.checkpoints_file.as_ref().map(Into::into);
+        config.headers_file = settings.headers_file.as_ref().map(Into::into);
+        config.progress = progress;
+        let pool = Pool::connect(&servers, config).await?;
+        Ok(Arc::new(ElectrumClient {
+            network,
+            pool: Arc::new(Mutex::new(pool)),
+        }))
+    }
+
+    async fn one_history(&self, script: Vec<u8>) -> Result<History, ElectrumError> {
+        let mut one = histories_of(&self.pool, &[script]).await?;
+        one.pop().ok_or(ElectrumError::Connection {
+            detail: "no server left".into(),
+        })
+    }
+
     async fn best_client(&self) -> Result<electrum_spv::Client, ElectrumError> {
         let pool = self.pool.lock().await;
         pool.client().cloned().ok_or(ElectrumError::Connection {
@@ -236,6 +273,24 @@ pub fn address_to_script(address: String, network: Network) -> Result<Vec<u8>, E
 #[uniffi::export]
 pub fn script_hash(script: Vec<u8>) -> String {
     electrum_spv::core::script_hash(&script).to_string()
+}
+
+/// The verified histories of `scripts`, each transaction's effect on its script read from the
+/// transactions the verification itself fetched (none is fetched twice).
+async fn histories_of(
+    pool: &Mutex<Pool>,
+    scripts: &[Vec<u8>],
+) -> Result<Vec<History>, ElectrumError> {
+    let (histories, raws) = pool
+        .lock()
+        .await
+        .verified_histories_keeping(scripts)
+        .await?;
+    scripts
+        .iter()
+        .zip(&histories)
+        .map(|(script, history)| History::of(script, history, &raws))
+        .collect()
 }
 
 pub(crate) fn best_tip(pool: &Pool) -> Result<Tip, ElectrumError> {

@@ -1,10 +1,12 @@
 //! Watching addresses: verified histories and tips pushed to a foreign listener (Kotlin wraps
 //! it as a `Flow`, Swift as an `AsyncSequence`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use electrum_spv::Pool;
+use electrum_spv::core::hash::Txid;
+use electrum_spv::verified::RawTxs;
 use electrum_spv::watch::{WatchEvent, Watcher};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
@@ -70,11 +72,15 @@ pub(crate) async fn start(
         .map(|(address, script)| (script.clone(), address.clone()))
         .collect();
     let mut watcher = Watcher::start(
-        pool,
+        pool.clone(),
         scripts.into_iter().map(|(_, script)| script).collect(),
     )
     .await?;
     let task = tokio::spawn(async move {
+        // The transactions of the latest history of each address, to read what each does to
+        // it: only those a new history adds are fetched.
+        let mut raws = RawTxs::new();
+        let mut latest: HashMap<Vec<u8>, Vec<Txid>> = HashMap::new();
         while let Some(event) = watcher.next().await {
             match event {
                 WatchEvent::Tip { height, hash } => listener.on_tip(Tip {
@@ -84,9 +90,25 @@ pub(crate) async fn start(
                 WatchEvent::History {
                     script, history, ..
                 } => {
-                    if let Some(address) = addresses.get(&script) {
-                        listener.on_history(address.clone(), History::from(&history));
+                    let Some(address) = addresses.get(&script) else {
+                        continue;
+                    };
+                    let txids: Vec<Txid> = history.txs.iter().map(|t| t.txid).collect();
+                    let fetched = pool
+                        .lock()
+                        .await
+                        .fetch_transactions(&txids, &mut raws)
+                        .await;
+                    match fetched
+                        .map_err(ElectrumError::from)
+                        .and_then(|()| History::of(&script, &history, &raws))
+                    {
+                        Ok(h) => listener.on_history(address.clone(), h),
+                        Err(e) => listener.on_error(e),
                     }
+                    latest.insert(script, txids);
+                    let held: HashSet<&Txid> = latest.values().flatten().collect();
+                    raws.retain(|t, _| held.contains(t));
                 }
                 WatchEvent::Connection { connected } => listener.on_connection_changed(connected),
                 WatchEvent::Error(e) => listener.on_error(e.into()),

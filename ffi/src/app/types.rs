@@ -1,8 +1,12 @@
 //! The records and enums apps see: hashes as display hex (as block explorers show them),
 //! amounts in satoshis.
 
+use electrum_spv::activity::{TxActivity, activity};
 use electrum_spv::core::script::TxHeight;
+use electrum_spv::verified::RawTxs;
 use electrum_spv::{MemberStatus, VerifiedHistory, VerifiedTx, VerifiedUtxo};
+
+use super::ElectrumError;
 
 /// The Bitcoin network the servers must be on (checked against each server's genesis hash).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
@@ -67,6 +71,11 @@ pub struct ClientSettings {
     /// entry i for block 2016i+2015) replacing the network's compiled-in checkpoints.
     #[uniffi(default = None)]
     pub checkpoints_file: Option<String>,
+    /// A file keeping verified headers between launches (created if missing): at connect the
+    /// headers found there are verified again and only newer ones are downloaded. `None`:
+    /// headers are downloaded from the latest checkpoint at every connect.
+    #[uniffi(default = None)]
+    pub headers_file: Option<String>,
 }
 
 /// A verified chain tip.
@@ -89,7 +98,8 @@ pub enum TxState {
     MempoolUnconfirmedParent,
 }
 
-/// A transaction of a verified history.
+/// A transaction of a verified history, with what it does to the address (read from the
+/// transaction's own bytes, hashed to its txid).
 #[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
 pub struct HistoryTx {
     /// Transaction id (display hex).
@@ -100,6 +110,37 @@ pub struct HistoryTx {
     pub height: u32,
     /// The verified block it is proven into (display hex), when confirmed.
     pub block_hash: Option<String>,
+    /// The time field of that block's verified header (seconds since 1970, as the miner set
+    /// it), when confirmed.
+    pub block_time: Option<u32>,
+    /// Its position in the block, fixed by the merkle proof, when confirmed.
+    pub position: Option<u32>,
+    /// Its outputs paying the address.
+    pub received: Vec<ReceivedOutput>,
+    /// The address's outputs it spends.
+    pub spent: Vec<SpentOutput>,
+    /// Satoshis received minus satoshis spent by the address (negative for a payment out).
+    pub net: i64,
+}
+
+/// An output of a transaction paying the address.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct ReceivedOutput {
+    /// Its index in the transaction (the outpoint is the transaction's txid and this).
+    pub vout: u32,
+    /// Satoshis.
+    pub value: u64,
+}
+
+/// An output of the address a transaction spends.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct SpentOutput {
+    /// The transaction that paid it (display hex; also in the history).
+    pub txid: String,
+    /// Its index there.
+    pub vout: u32,
+    /// Satoshis.
+    pub value: u64,
 }
 
 /// An address's history: its status recomputed from it, every confirmed entry proven.
@@ -126,6 +167,8 @@ pub struct Utxo {
     pub height: u32,
     /// The verified block it is proven into (display hex), when confirmed.
     pub block_hash: Option<String>,
+    /// The time field of that block's verified header (seconds since 1970), when confirmed.
+    pub block_time: Option<u32>,
 }
 
 /// The sum of an address's verified unspent outputs.
@@ -161,8 +204,8 @@ pub struct DroppedServer {
     pub reason: String,
 }
 
-impl From<&VerifiedTx> for HistoryTx {
-    fn from(t: &VerifiedTx) -> Self {
+impl HistoryTx {
+    fn of(t: &VerifiedTx, activity: &TxActivity) -> Self {
         let (state, height) = match t.height {
             TxHeight::Confirmed(h) => (TxState::Confirmed, h),
             TxHeight::Mempool => (TxState::Mempool, 0),
@@ -173,16 +216,48 @@ impl From<&VerifiedTx> for HistoryTx {
             state,
             height,
             block_hash: t.block_hash.map(|h| h.to_string()),
+            block_time: t.block_time,
+            position: t.pos,
+            received: activity
+                .received
+                .iter()
+                .map(|r| ReceivedOutput {
+                    vout: r.vout,
+                    value: r.value,
+                })
+                .collect(),
+            spent: activity
+                .spent
+                .iter()
+                .map(|s| SpentOutput {
+                    txid: s.txid.to_string(),
+                    vout: s.vout,
+                    value: s.value,
+                })
+                .collect(),
+            net: activity.net(),
         }
     }
 }
 
-impl From<&VerifiedHistory> for History {
-    fn from(h: &VerifiedHistory) -> Self {
-        History {
-            status: h.status.map(|s| s.to_string()),
-            txs: h.txs.iter().map(HistoryTx::from).collect(),
-        }
+impl History {
+    /// `history` of `script`, each transaction's effect read from `raws` (which must hold
+    /// every transaction of it).
+    pub(crate) fn of(
+        script: &[u8],
+        history: &VerifiedHistory,
+        raws: &RawTxs,
+    ) -> Result<History, ElectrumError> {
+        let activity = activity(script, history, raws)?;
+        Ok(History {
+            status: history.status.map(|s| s.to_string()),
+            txs: history
+                .txs
+                .iter()
+                .zip(&activity)
+                .map(|(t, a)| HistoryTx::of(t, a))
+                .collect(),
+        })
     }
 }
 
@@ -194,6 +269,7 @@ impl From<&VerifiedUtxo> for Utxo {
             value: u.value,
             height: u.height,
             block_hash: u.block_hash.map(|h| h.to_string()),
+            block_time: u.block_time,
         }
     }
 }

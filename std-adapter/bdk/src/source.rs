@@ -9,7 +9,7 @@ use bdk_core::spk_client::{
 use bdk_core::{BlockId, ConfirmationBlockTime, TxUpdate};
 use bitcoin::{OutPoint, ScriptBuf, Transaction, Txid};
 use electrum_spv::core::script::TxHeight;
-use electrum_spv::verified::{PROOFS_AT_ONCE, VerifiedHistory};
+use electrum_spv::verified::{RawTxs, VerifiedHistory};
 use electrum_spv::{Pool, PoolConfig, ServerAddr};
 use tokio::sync::Mutex;
 
@@ -55,8 +55,8 @@ pub struct ChainSource {
 struct Gathered {
     /// Every transaction to return, in the order first met.
     txids: Vec<Txid>,
-    /// Confirmed transactions: their verified block.
-    confirmed: BTreeMap<Txid, (u32, bitcoin::BlockHash)>,
+    /// Confirmed transactions: their verified block (and its header's time).
+    confirmed: BTreeMap<Txid, ConfirmationBlockTime>,
     /// Mempool transactions.
     unconfirmed: BTreeSet<Txid>,
     /// Expected transactions no longer in their script's history.
@@ -68,10 +68,21 @@ impl Gathered {
         for t in &history.txs {
             let txid = bitcoin::Txid::from(t.txid);
             let new = !self.confirmed.contains_key(&txid) && !self.unconfirmed.contains(&txid);
-            match (t.height, t.block_hash) {
-                (TxHeight::Confirmed(height), Some(hash)) => {
+            match (t.height, t.block_hash, t.block_time) {
+                (TxHeight::Confirmed(height), Some(hash), Some(time)) => {
                     self.unconfirmed.remove(&txid);
-                    self.confirmed.insert(txid, (height, hash.into()));
+                    let block_id = BlockId {
+                        height,
+                        hash: hash.into(),
+                    };
+                    let confirmation_time = u64::from(time);
+                    self.confirmed.insert(
+                        txid,
+                        ConfirmationBlockTime {
+                            block_id,
+                            confirmation_time,
+                        },
+                    );
                 }
                 _ => {
                     if !self.confirmed.contains_key(&txid) {
@@ -230,47 +241,51 @@ impl ChainSource {
         Ok(client.transaction_broadcast(&raw).await?.into())
     }
 
-    /// The verified histories of `scripts`, in order.
+    /// The verified histories of `scripts`, in order; the transactions verified on the way
+    /// join the cache (they are not fetched again).
     async fn histories(
         &self,
         scripts: impl Iterator<Item = &ScriptBuf>,
     ) -> Result<Vec<VerifiedHistory>, Error> {
         let scripts: Vec<Vec<u8>> = scripts.map(|s| s.to_bytes()).collect();
-        Ok(self.pool.lock().await.verified_histories(&scripts).await?)
+        let (histories, raws) = self
+            .pool
+            .lock()
+            .await
+            .verified_histories_keeping(&scripts)
+            .await?;
+        let mut cache = self.lock_txs();
+        for (txid, raw) in raws {
+            let txid = Txid::from(txid);
+            if let std::collections::hash_map::Entry::Vacant(slot) = cache.entry(txid) {
+                slot.insert(Arc::new(parse(txid, &raw)?));
+            }
+        }
+        Ok(histories)
     }
 
     /// Transactions by txid: cached, else fetched from the best server, each hashed to its
     /// txid (by the client) and parsed.
     async fn transactions(&self, txids: &[Txid]) -> Result<Vec<Arc<Transaction>>, Error> {
-        let missing: Vec<Txid> = {
+        let missing: Vec<electrum_spv::core::hash::Txid> = {
             let cache = self.lock_txs();
-            let mut missing: Vec<Txid> = txids
+            txids
                 .iter()
                 .filter(|t| !cache.contains_key(*t))
-                .copied()
-                .collect();
-            missing.sort_unstable();
-            missing.dedup();
-            missing
+                .map(|t| (*t).into())
+                .collect()
         };
         if !missing.is_empty() {
-            let client = {
-                let pool = self.pool.lock().await;
-                pool.client()
-                    .cloned()
-                    .ok_or(electrum_spv::Error::Disconnected)?
-            };
-            // In windows the client's queue holds (a wallet may have thousands).
-            for chunk in missing.chunks(PROOFS_AT_ONCE) {
-                let ours: Vec<electrum_spv::core::hash::Txid> =
-                    chunk.iter().map(|t| (*t).into()).collect();
-                let raws = client.batch_transaction_get(&ours).await?;
-                let mut cache = self.lock_txs();
-                for (&txid, raw) in chunk.iter().zip(raws) {
-                    let tx: Transaction = bitcoin::consensus::deserialize(&raw)
-                        .map_err(|_| Error::Transaction { txid })?;
-                    cache.insert(txid, Arc::new(tx));
-                }
+            let mut raws = RawTxs::new();
+            self.pool
+                .lock()
+                .await
+                .fetch_transactions(&missing, &mut raws)
+                .await?;
+            let mut cache = self.lock_txs();
+            for (txid, raw) in raws {
+                let txid = Txid::from(txid);
+                cache.insert(txid, Arc::new(parse(txid, &raw)?));
             }
         }
         let cache = self.lock_txs();
@@ -397,21 +412,20 @@ impl ChainSource {
         update.txs = self.transactions(&gathered.txids).await?;
         {
             let mut pool = self.pool.lock().await;
-            for (&txid, &(height, hash)) in &gathered.confirmed {
-                let header = pool.header_at(height).await?;
-                if bitcoin::BlockHash::from(header.block_hash()) != hash {
-                    // Its block was reorganised away since the history was verified: no
-                    // anchor to a block the chain no longer has; the next sync places it.
+            let finality = pool.best_chain().map_or(0, |c| c.anchor_height());
+            for (&txid, &anchor) in &gathered.confirmed {
+                let height = anchor.block_id.height;
+                // Above the checkpointed anchor a block may have been reorganised away since
+                // the history was verified: no anchor to a block the chain no longer has; the
+                // next sync places the transaction.
+                if height > finality
+                    && bitcoin::BlockHash::from(pool.header_at(height).await?.block_hash())
+                        != anchor.block_id.hash
+                {
                     update.seen_ats.insert((txid, start_time));
                     continue;
                 }
-                update.anchors.insert((
-                    ConfirmationBlockTime {
-                        block_id: BlockId { height, hash },
-                        confirmation_time: u64::from(header.time),
-                    },
-                    txid,
-                ));
+                update.anchors.insert((anchor, txid));
             }
         }
         update
@@ -425,8 +439,12 @@ impl ChainSource {
         }
         let chain = match tip {
             Some(tip) => {
-                let heights: BTreeSet<u32> = gathered.confirmed.values().map(|(h, _)| *h).collect();
-                Some(chain_update(&mut *self.pool.lock().await, tip, &heights).await?)
+                let anchors: BTreeMap<u32, bitcoin::BlockHash> = update
+                    .anchors
+                    .iter()
+                    .map(|(a, _)| (a.block_id.height, a.block_id.hash))
+                    .collect();
+                Some(chain_update(&mut *self.pool.lock().await, tip, &anchors).await?)
             }
             None => None,
         };
@@ -453,4 +471,9 @@ impl ChainSource {
         }
         Ok(())
     }
+}
+
+/// A transaction's bytes, already hashed to `txid`, in rust-bitcoin's form.
+fn parse(txid: Txid, raw: &[u8]) -> Result<Transaction, Error> {
+    bitcoin::consensus::deserialize(raw).map_err(|_| Error::Transaction { txid })
 }

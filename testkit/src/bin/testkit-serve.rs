@@ -10,7 +10,8 @@
 //! pays WALLET's KIND address from Alice; `build WALLET KIND SATS` builds and signs such a
 //! payment without sending it (`{"txid", "hex"}`, for broadcast tests); `history ADDRESS` and
 //! `utxos ADDRESS` answer the kit's own records of an address (what a verified client must
-//! agree with, independent of the server); `proxied` lists the destinations the SOCKS5 proxy
+//! agree with, independent of the server); `block HEIGHT` answers the kit's block there
+//! (`{"hash", "time"}`); `proxied` lists the destinations the SOCKS5 proxy
 //! was asked for (`name:port` when sent as a name); each answers one JSON line.
 
 use std::io::{BufRead, Write};
@@ -136,6 +137,16 @@ fn main() {
             },
             ["pay", wallet, kind, sats] => pay(h, wallet, kind, sats, Payment::Send),
             ["build", wallet, kind, sats] => pay(h, wallet, kind, sats, Payment::Build),
+            ["block", height] => match height.parse::<usize>() {
+                Ok(n) => match h.chain().blocks().get(n) {
+                    Some(b) => serde_json::json!({
+                        "hash": b.header.block_hash().to_string(),
+                        "time": b.header.time,
+                    }),
+                    None => serde_json::json!({"error": format!("no block {n}")}),
+                },
+                Err(e) => serde_json::json!({"error": e.to_string()}),
+            },
             ["history", address] => records(h, address, history),
             ["utxos", address] => records(h, address, utxos),
             ["proxied"] => {

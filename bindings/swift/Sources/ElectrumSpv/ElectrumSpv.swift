@@ -799,6 +799,27 @@ public static func connect(settings: ClientSettings)async throws  -> ElectrumCli
         )
 }
     
+    /**
+     * As `connect`, telling `listener` how far each server's headers are verified while they
+     * download (at connect, and at every later `tip`).
+     *
+     * Fails as `connect` does.
+     */
+public static func connectWithProgress(settings: ClientSettings, listener: HeaderSyncListener)async throws  -> ElectrumClient  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_electrum_spv_ffi_fn_constructor_electrumclient_connect_with_progress(FfiConverterTypeClientSettings_lower(settings),FfiConverterTypeHeaderSyncListener_lower(listener)
+                )
+            },
+            pollFunc: ffi_electrum_spv_ffi_rust_future_poll_u64,
+            completeFunc: ffi_electrum_spv_ffi_rust_future_complete_u64,
+            freeFunc: ffi_electrum_spv_ffi_rust_future_free_u64,
+            liftFunc: FfiConverterTypeElectrumClient_lift,
+            errorHandler: FfiConverterTypeElectrumError_lift
+        )
+}
+    
 
     
     /**
@@ -1107,6 +1128,224 @@ public func FfiConverterTypeElectrumClient_lift(_ handle: UInt64) throws -> Elec
 #endif
 public func FfiConverterTypeElectrumClient_lower(_ value: ElectrumClient) -> UInt64 {
     return FfiConverterTypeElectrumClient.lower(value)
+}
+
+
+
+
+
+
+/**
+ * Told how far header verification has come while headers download.
+ */
+public protocol HeaderSyncListener: AnyObject, Sendable {
+    
+    /**
+     * `server`'s headers are verified up to `height` of its tip `tip`. Called from a library
+     * thread; return quickly.
+     */
+    func onProgress(server: String, height: UInt32, tip: UInt32) 
+    
+}
+/**
+ * Told how far header verification has come while headers download.
+ */
+open class HeaderSyncListenerImpl: HeaderSyncListener, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_electrum_spv_ffi_fn_clone_headersynclistener(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_electrum_spv_ffi_fn_free_headersynclistener(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * `server`'s headers are verified up to `height` of its tip `tip`. Called from a library
+     * thread; return quickly.
+     */
+open func onProgress(server: String, height: UInt32, tip: UInt32)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_electrum_spv_ffi_fn_method_headersynclistener_on_progress(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(server),
+        FfiConverterUInt32.lower(height),
+        FfiConverterUInt32.lower(tip),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceHeaderSyncListener {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceHeaderSyncListener = UniffiVTableCallbackInterfaceHeaderSyncListener(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeHeaderSyncListener.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface HeaderSyncListener: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeHeaderSyncListener.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface HeaderSyncListener: handle missing in uniffiClone")
+            }
+        },
+        onProgress: { (
+            uniffiHandle: UInt64,
+            server: RustBuffer,
+            height: UInt32,
+            tip: UInt32,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeHeaderSyncListener.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return uniffiObj.onProgress(
+                     server: try FfiConverterString.lift(server),
+                     height: try FfiConverterUInt32.lift(height),
+                     tip: try FfiConverterUInt32.lift(tip)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCall(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceHeaderSyncListener> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceHeaderSyncListener>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitHeaderSyncListener() {
+    uniffi_electrum_spv_ffi_fn_init_callback_vtable_headersynclistener(UniffiCallbackInterfaceHeaderSyncListener.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeHeaderSyncListener: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<HeaderSyncListener>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = HeaderSyncListener
+
+    public static func lift(_ handle: UInt64) throws -> HeaderSyncListener {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return HeaderSyncListenerImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: HeaderSyncListener) -> UInt64 {
+         if let rustImpl = value as? HeaderSyncListenerImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> HeaderSyncListener {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: HeaderSyncListener, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHeaderSyncListener_lift(_ handle: UInt64) throws -> HeaderSyncListener {
+    return try FfiConverterTypeHeaderSyncListener.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHeaderSyncListener_lower(_ value: HeaderSyncListener) -> UInt64 {
+    return FfiConverterTypeHeaderSyncListener.lower(value)
 }
 
 
@@ -1751,6 +1990,12 @@ public struct ClientSettings: Equatable, Hashable {
      * entry i for block 2016i+2015) replacing the network's compiled-in checkpoints.
      */
     public var checkpointsFile: String?
+    /**
+     * A file keeping verified headers between launches (created if missing): at connect the
+     * headers found there are verified again and only newer ones are downloaded. `None`:
+     * headers are downloaded from the latest checkpoint at every connect.
+     */
+    public var headersFile: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -1788,7 +2033,12 @@ public struct ClientSettings: Equatable, Hashable {
         /**
          * A checkpoint file in Electrum's `checkpoints.json` format (a list of `[hash, target]`,
          * entry i for block 2016i+2015) replacing the network's compiled-in checkpoints.
-         */checkpointsFile: String? = nil) {
+         */checkpointsFile: String? = nil, 
+        /**
+         * A file keeping verified headers between launches (created if missing): at connect the
+         * headers found there are verified again and only newer ones are downloaded. `None`:
+         * headers are downloaded from the latest checkpoint at every connect.
+         */headersFile: String? = nil) {
         self.network = network
         self.servers = servers
         self.serverListFile = serverListFile
@@ -1798,6 +2048,7 @@ public struct ClientSettings: Equatable, Hashable {
         self.requestTimeoutSecs = requestTimeoutSecs
         self.maxLag = maxLag
         self.checkpointsFile = checkpointsFile
+        self.headersFile = headersFile
     }
 
     
@@ -1824,7 +2075,8 @@ public struct FfiConverterTypeClientSettings: FfiConverterRustBuffer {
                 proxy: FfiConverterOptionString.read(from: &buf), 
                 requestTimeoutSecs: FfiConverterUInt32.read(from: &buf), 
                 maxLag: FfiConverterUInt32.read(from: &buf), 
-                checkpointsFile: FfiConverterOptionString.read(from: &buf)
+                checkpointsFile: FfiConverterOptionString.read(from: &buf), 
+                headersFile: FfiConverterOptionString.read(from: &buf)
         )
     }
 
@@ -1838,6 +2090,7 @@ public struct FfiConverterTypeClientSettings: FfiConverterRustBuffer {
         FfiConverterUInt32.write(value.requestTimeoutSecs, into: &buf)
         FfiConverterUInt32.write(value.maxLag, into: &buf)
         FfiConverterOptionString.write(value.checkpointsFile, into: &buf)
+        FfiConverterOptionString.write(value.headersFile, into: &buf)
     }
 }
 
@@ -2000,7 +2253,8 @@ public func FfiConverterTypeHistory_lower(_ value: History) -> RustBuffer {
 
 
 /**
- * A transaction of a verified history.
+ * A transaction of a verified history, with what it does to the address (read from the
+ * transaction's own bytes, hashed to its txid).
  */
 public struct HistoryTx: Equatable, Hashable {
     /**
@@ -2019,6 +2273,27 @@ public struct HistoryTx: Equatable, Hashable {
      * The verified block it is proven into (display hex), when confirmed.
      */
     public var blockHash: String?
+    /**
+     * The time field of that block's verified header (seconds since 1970, as the miner set
+     * it), when confirmed.
+     */
+    public var blockTime: UInt32?
+    /**
+     * Its position in the block, fixed by the merkle proof, when confirmed.
+     */
+    public var position: UInt32?
+    /**
+     * Its outputs paying the address.
+     */
+    public var received: [ReceivedOutput]
+    /**
+     * The address's outputs it spends.
+     */
+    public var spent: [SpentOutput]
+    /**
+     * Satoshis received minus satoshis spent by the address (negative for a payment out).
+     */
+    public var net: Int64
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2034,11 +2309,32 @@ public struct HistoryTx: Equatable, Hashable {
          */height: UInt32, 
         /**
          * The verified block it is proven into (display hex), when confirmed.
-         */blockHash: String?) {
+         */blockHash: String?, 
+        /**
+         * The time field of that block's verified header (seconds since 1970, as the miner set
+         * it), when confirmed.
+         */blockTime: UInt32?, 
+        /**
+         * Its position in the block, fixed by the merkle proof, when confirmed.
+         */position: UInt32?, 
+        /**
+         * Its outputs paying the address.
+         */received: [ReceivedOutput], 
+        /**
+         * The address's outputs it spends.
+         */spent: [SpentOutput], 
+        /**
+         * Satoshis received minus satoshis spent by the address (negative for a payment out).
+         */net: Int64) {
         self.txid = txid
         self.state = state
         self.height = height
         self.blockHash = blockHash
+        self.blockTime = blockTime
+        self.position = position
+        self.received = received
+        self.spent = spent
+        self.net = net
     }
 
     
@@ -2060,7 +2356,12 @@ public struct FfiConverterTypeHistoryTx: FfiConverterRustBuffer {
                 txid: FfiConverterString.read(from: &buf), 
                 state: FfiConverterTypeTxState.read(from: &buf), 
                 height: FfiConverterUInt32.read(from: &buf), 
-                blockHash: FfiConverterOptionString.read(from: &buf)
+                blockHash: FfiConverterOptionString.read(from: &buf), 
+                blockTime: FfiConverterOptionUInt32.read(from: &buf), 
+                position: FfiConverterOptionUInt32.read(from: &buf), 
+                received: FfiConverterSequenceTypeReceivedOutput.read(from: &buf), 
+                spent: FfiConverterSequenceTypeSpentOutput.read(from: &buf), 
+                net: FfiConverterInt64.read(from: &buf)
         )
     }
 
@@ -2069,6 +2370,11 @@ public struct FfiConverterTypeHistoryTx: FfiConverterRustBuffer {
         FfiConverterTypeTxState.write(value.state, into: &buf)
         FfiConverterUInt32.write(value.height, into: &buf)
         FfiConverterOptionString.write(value.blockHash, into: &buf)
+        FfiConverterOptionUInt32.write(value.blockTime, into: &buf)
+        FfiConverterOptionUInt32.write(value.position, into: &buf)
+        FfiConverterSequenceTypeReceivedOutput.write(value.received, into: &buf)
+        FfiConverterSequenceTypeSpentOutput.write(value.spent, into: &buf)
+        FfiConverterInt64.write(value.net, into: &buf)
     }
 }
 
@@ -2249,6 +2555,75 @@ public func FfiConverterTypeP2pBroadcastReport_lower(_ value: P2pBroadcastReport
 
 
 /**
+ * An output of a transaction paying the address.
+ */
+public struct ReceivedOutput: Equatable, Hashable {
+    /**
+     * Its index in the transaction (the outpoint is the transaction's txid and this).
+     */
+    public var vout: UInt32
+    /**
+     * Satoshis.
+     */
+    public var value: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Its index in the transaction (the outpoint is the transaction's txid and this).
+         */vout: UInt32, 
+        /**
+         * Satoshis.
+         */value: UInt64) {
+        self.vout = vout
+        self.value = value
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ReceivedOutput: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeReceivedOutput: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ReceivedOutput {
+        return
+            try ReceivedOutput(
+                vout: FfiConverterUInt32.read(from: &buf), 
+                value: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ReceivedOutput, into buf: inout [UInt8]) {
+        FfiConverterUInt32.write(value.vout, into: &buf)
+        FfiConverterUInt64.write(value.value, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeReceivedOutput_lift(_ buf: RustBuffer) throws -> ReceivedOutput {
+    return try FfiConverterTypeReceivedOutput.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeReceivedOutput_lower(_ value: ReceivedOutput) -> RustBuffer {
+    return FfiConverterTypeReceivedOutput.lower(value)
+}
+
+
+/**
  * A server of the pool.
  */
 public struct ServerStatus: Equatable, Hashable {
@@ -2334,6 +2709,85 @@ public func FfiConverterTypeServerStatus_lift(_ buf: RustBuffer) throws -> Serve
 #endif
 public func FfiConverterTypeServerStatus_lower(_ value: ServerStatus) -> RustBuffer {
     return FfiConverterTypeServerStatus.lower(value)
+}
+
+
+/**
+ * An output of the address a transaction spends.
+ */
+public struct SpentOutput: Equatable, Hashable {
+    /**
+     * The transaction that paid it (display hex; also in the history).
+     */
+    public var txid: String
+    /**
+     * Its index there.
+     */
+    public var vout: UInt32
+    /**
+     * Satoshis.
+     */
+    public var value: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The transaction that paid it (display hex; also in the history).
+         */txid: String, 
+        /**
+         * Its index there.
+         */vout: UInt32, 
+        /**
+         * Satoshis.
+         */value: UInt64) {
+        self.txid = txid
+        self.vout = vout
+        self.value = value
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SpentOutput: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSpentOutput: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SpentOutput {
+        return
+            try SpentOutput(
+                txid: FfiConverterString.read(from: &buf), 
+                vout: FfiConverterUInt32.read(from: &buf), 
+                value: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SpentOutput, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.txid, into: &buf)
+        FfiConverterUInt32.write(value.vout, into: &buf)
+        FfiConverterUInt64.write(value.value, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSpentOutput_lift(_ buf: RustBuffer) throws -> SpentOutput {
+    return try FfiConverterTypeSpentOutput.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSpentOutput_lower(_ value: SpentOutput) -> RustBuffer {
+    return FfiConverterTypeSpentOutput.lower(value)
 }
 
 
@@ -2431,6 +2885,10 @@ public struct Utxo: Equatable, Hashable {
      * The verified block it is proven into (display hex), when confirmed.
      */
     public var blockHash: String?
+    /**
+     * The time field of that block's verified header (seconds since 1970), when confirmed.
+     */
+    public var blockTime: UInt32?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2449,12 +2907,16 @@ public struct Utxo: Equatable, Hashable {
          */height: UInt32, 
         /**
          * The verified block it is proven into (display hex), when confirmed.
-         */blockHash: String?) {
+         */blockHash: String?, 
+        /**
+         * The time field of that block's verified header (seconds since 1970), when confirmed.
+         */blockTime: UInt32?) {
         self.txid = txid
         self.vout = vout
         self.value = value
         self.height = height
         self.blockHash = blockHash
+        self.blockTime = blockTime
     }
 
     
@@ -2477,7 +2939,8 @@ public struct FfiConverterTypeUtxo: FfiConverterRustBuffer {
                 vout: FfiConverterUInt32.read(from: &buf), 
                 value: FfiConverterUInt64.read(from: &buf), 
                 height: FfiConverterUInt32.read(from: &buf), 
-                blockHash: FfiConverterOptionString.read(from: &buf)
+                blockHash: FfiConverterOptionString.read(from: &buf), 
+                blockTime: FfiConverterOptionUInt32.read(from: &buf)
         )
     }
 
@@ -2487,6 +2950,7 @@ public struct FfiConverterTypeUtxo: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.value, into: &buf)
         FfiConverterUInt32.write(value.height, into: &buf)
         FfiConverterOptionString.write(value.blockHash, into: &buf)
+        FfiConverterOptionUInt32.write(value.blockTime, into: &buf)
     }
 }
 
@@ -2509,6 +2973,10 @@ public func FfiConverterTypeUtxo_lower(_ value: Utxo) -> RustBuffer {
 /**
  * Why a call failed. In Kotlin and Python these are exceptions (`ElectrumException.Timeout`,
  * ...), in Swift `throws`.
+ *
+ * Its readable message (the kind, then the detail, as `Display` writes it) is
+ * `displayMessage()` / `display_message()`, and Kotlin's `toString()` and Swift's
+ * `description`.
  */
 public 
 enum ElectrumError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
@@ -2617,8 +3085,33 @@ enum ElectrumError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError 
     case Closed
 
     
+    /**
+     * The readable message: the kind, then the detail, as `Display` writes it (Kotlin's
+     * `toString()` and Swift's `description` give it too; Python's `str()` shows the
+     * fields).
+     */
+public func displayMessage() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_electrum_spv_ffi_fn_method_electrumerror_display_message(
+            FfiConverterTypeElectrumError_lower(self),uniffiCallStatus
+    )
+})
+}
+    
 
     
+// The local Rust `Display` implementation.
+public var description: String {
+    return try!  FfiConverterString.lift(
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_electrum_spv_ffi_fn_method_electrumerror_uniffi_trait_display(
+            FfiConverterTypeElectrumError_lower(self),uniffiCallStatus
+    )
+}
+    )
+}
 
     
     public var errorDescription: String? {
@@ -3163,6 +3656,31 @@ fileprivate struct FfiConverterSequenceTypeHistoryTx: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeReceivedOutput: FfiConverterRustBuffer {
+    typealias SwiftType = [ReceivedOutput]
+
+    public static func write(_ value: [ReceivedOutput], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeReceivedOutput.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [ReceivedOutput] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [ReceivedOutput]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeReceivedOutput.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeServerStatus: FfiConverterRustBuffer {
     typealias SwiftType = [ServerStatus]
 
@@ -3180,6 +3698,31 @@ fileprivate struct FfiConverterSequenceTypeServerStatus: FfiConverterRustBuffer 
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeServerStatus.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeSpentOutput: FfiConverterRustBuffer {
+    typealias SwiftType = [SpentOutput]
+
+    public static func write(_ value: [SpentOutput], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeSpentOutput.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [SpentOutput] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [SpentOutput]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeSpentOutput.read(from: &buf))
         }
         return seq
     }
@@ -3374,6 +3917,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_electrum_spv_ffi_checksum_method_electrumclient_utxos() != 22355) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_electrum_spv_ffi_checksum_method_headersynclistener_on_progress() != 42898) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_electrum_spv_ffi_checksum_method_subscription_cancel() != 4259) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -3398,7 +3944,11 @@ private let initializationResult: InitializationResult = {
     if (uniffi_electrum_spv_ffi_checksum_constructor_electrumclient_connect() != 14335) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_electrum_spv_ffi_checksum_constructor_electrumclient_connect_with_progress() != 6621) {
+        return InitializationResult.apiChecksumMismatch
+    }
 
+    uniffiCallbackInitHeaderSyncListener()
     uniffiCallbackInitWalletListener()
     return InitializationResult.ok
 }()

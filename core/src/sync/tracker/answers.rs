@@ -152,6 +152,7 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
                     read_before: false,
                     stale_answer: false,
                     pos: 0,
+                    block_time: 0,
                 });
             }
         }
@@ -235,6 +236,7 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
             merkle_root: parsed.merkle_root,
             block_hash,
         };
+        t.block_time = parsed.time;
         None
     }
 

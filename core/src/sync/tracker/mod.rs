@@ -83,6 +83,28 @@ pub enum ScriptRef<'a> {
     Hash(ScriptHash),
 }
 
+/// A transaction of a verified history ([`ScriptTracker::history`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// The transaction.
+    pub txid: Txid,
+    /// Confirmed height or mempool class.
+    pub height: TxHeight,
+    /// For a confirmed transaction: the verified block it is proven into.
+    pub block: Option<ProvenIn>,
+}
+
+/// The verified block a confirmed transaction is proven into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProvenIn {
+    /// The block's hash (of the verified header).
+    pub hash: BlockHash,
+    /// The transaction's position in the block, fixed by the merkle proof.
+    pub pos: u32,
+    /// The verified header's time field (seconds since 1970, as the miner set it).
+    pub time: u32,
+}
+
 /// What the tracker reports. `script` is the index [`ScriptTracker::add`] returned.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum TrackerEvent {
@@ -428,6 +450,7 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
                     merkle_root: parsed.merkle_root,
                     block_hash,
                 };
+                t.block_time = parsed.time;
             }
         }
     }
@@ -540,18 +563,21 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
         }
     }
 
-    /// Reported transactions of script `i`: txid, height, (confirmed) block hash and position
-    /// in the block, in table order (see [`ScriptTracker::chain_position`] for chain order).
-    pub fn history(
-        &self,
-        i: usize,
-    ) -> impl Iterator<Item = (Txid, TxHeight, Option<(BlockHash, u32)>)> + '_ {
+    /// Reported transactions of script `i`: txid, height and, when confirmed, the verified
+    /// block it is proven into ([`ProvenIn`]), in table order (see [`ScriptTracker::chain_position`] for chain order).
+    pub fn history(&self, i: usize) -> impl Iterator<Item = HistoryEntry> + '_ {
         self.entries()
             .filter(move |t| usize::from(t.script) == i)
             .filter_map(|t| match t.state {
-                TxState::Done { block_hash } => {
-                    Some((t.txid, t.height, block_hash.map(|b| (b, t.pos))))
-                }
+                TxState::Done { block_hash } => Some(HistoryEntry {
+                    txid: t.txid,
+                    height: t.height,
+                    block: block_hash.map(|hash| ProvenIn {
+                        hash,
+                        pos: t.pos,
+                        time: t.block_time,
+                    }),
+                }),
                 _ => None,
             })
     }

@@ -147,6 +147,8 @@ pub(super) struct TxEntry {
     pub(super) added: bool,
     /// Position in its block, fixed by the verified merkle proof (0 until then).
     pub(super) pos: u32,
+    /// The time field of its verified block header (0 until the header is verified).
+    pub(super) block_time: u32,
     /// Its bytes were read before: funding outputs of it may be in the table already.
     pub(super) read_before: bool,
     /// It was reset (a reorg, a new height) while a request for it was in flight: that

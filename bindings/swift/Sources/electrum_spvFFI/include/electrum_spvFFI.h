@@ -243,6 +243,13 @@ typedef void (*UniffiForeignFutureCompleteVoid)(uint64_t, UniffiForeignFutureRes
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_HEADER_SYNC_LISTENER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_HEADER_SYNC_LISTENER_METHOD0
+typedef void (*UniffiCallbackInterfaceHeaderSyncListenerMethod0)(uint64_t, RustBuffer, uint32_t, uint32_t, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_WALLET_LISTENER_METHOD0
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_WALLET_LISTENER_METHOD0
 typedef void (*UniffiCallbackInterfaceWalletListenerMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
@@ -278,6 +285,15 @@ typedef void (*UniffiCallbackInterfaceWalletListenerMethod4)(uint64_t, void* _No
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_HEADER_SYNC_LISTENER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_HEADER_SYNC_LISTENER
+typedef struct UniffiVTableCallbackInterfaceHeaderSyncListener {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceHeaderSyncListenerMethod0 _Nonnull onProgress;
+} UniffiVTableCallbackInterfaceHeaderSyncListener;
+
+#endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_WALLET_LISTENER
 #define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_WALLET_LISTENER
 typedef struct UniffiVTableCallbackInterfaceWalletListener {
@@ -304,6 +320,11 @@ void uniffi_electrum_spv_ffi_fn_free_electrumclient(uint64_t handle, RustCallSta
 #ifndef UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_FN_CONSTRUCTOR_ELECTRUMCLIENT_CONNECT
 #define UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_FN_CONSTRUCTOR_ELECTRUMCLIENT_CONNECT
 uint64_t uniffi_electrum_spv_ffi_fn_constructor_electrumclient_connect(RustBuffer settings
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_FN_CONSTRUCTOR_ELECTRUMCLIENT_CONNECT_WITH_PROGRESS
+#define UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_FN_CONSTRUCTOR_ELECTRUMCLIENT_CONNECT_WITH_PROGRESS
+uint64_t uniffi_electrum_spv_ffi_fn_constructor_electrumclient_connect_with_progress(RustBuffer settings, uint64_t listener
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_FN_METHOD_ELECTRUMCLIENT_BALANCE
@@ -366,6 +387,26 @@ uint64_t uniffi_electrum_spv_ffi_fn_method_electrumclient_transaction(uint64_t p
 uint64_t uniffi_electrum_spv_ffi_fn_method_electrumclient_utxos(uint64_t ptr, RustBuffer address
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_FN_CLONE_HEADERSYNCLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_FN_CLONE_HEADERSYNCLISTENER
+uint64_t uniffi_electrum_spv_ffi_fn_clone_headersynclistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_FN_FREE_HEADERSYNCLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_FN_FREE_HEADERSYNCLISTENER
+void uniffi_electrum_spv_ffi_fn_free_headersynclistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_FN_INIT_CALLBACK_VTABLE_HEADERSYNCLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_FN_INIT_CALLBACK_VTABLE_HEADERSYNCLISTENER
+void uniffi_electrum_spv_ffi_fn_init_callback_vtable_headersynclistener(const UniffiVTableCallbackInterfaceHeaderSyncListener* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_FN_METHOD_HEADERSYNCLISTENER_ON_PROGRESS
+#define UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_FN_METHOD_HEADERSYNCLISTENER_ON_PROGRESS
+void uniffi_electrum_spv_ffi_fn_method_headersynclistener_on_progress(uint64_t ptr, RustBuffer server, uint32_t height, uint32_t tip, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_FN_CLONE_SUBSCRIPTION
 #define UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_FN_CLONE_SUBSCRIPTION
 uint64_t uniffi_electrum_spv_ffi_fn_clone_subscription(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -424,6 +465,16 @@ void uniffi_electrum_spv_ffi_fn_method_walletlistener_on_error(uint64_t ptr, Rus
 #ifndef UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_FN_METHOD_WALLETLISTENER_ON_CLOSED
 #define UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_FN_METHOD_WALLETLISTENER_ON_CLOSED
 void uniffi_electrum_spv_ffi_fn_method_walletlistener_on_closed(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_FN_METHOD_ELECTRUMERROR_DISPLAY_MESSAGE
+#define UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_FN_METHOD_ELECTRUMERROR_DISPLAY_MESSAGE
+RustBuffer uniffi_electrum_spv_ffi_fn_method_electrumerror_display_message(RustBuffer ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_FN_METHOD_ELECTRUMERROR_UNIFFI_TRAIT_DISPLAY
+#define UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_FN_METHOD_ELECTRUMERROR_UNIFFI_TRAIT_DISPLAY
+RustBuffer uniffi_electrum_spv_ffi_fn_method_electrumerror_uniffi_trait_display(RustBuffer ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_FN_FUNC_ADDRESS_TO_SCRIPT
@@ -791,6 +842,12 @@ uint16_t uniffi_electrum_spv_ffi_checksum_method_electrumclient_utxos(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_CHECKSUM_METHOD_HEADERSYNCLISTENER_ON_PROGRESS
+#define UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_CHECKSUM_METHOD_HEADERSYNCLISTENER_ON_PROGRESS
+uint16_t uniffi_electrum_spv_ffi_checksum_method_headersynclistener_on_progress(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_CHECKSUM_METHOD_SUBSCRIPTION_CANCEL
 #define UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_CHECKSUM_METHOD_SUBSCRIPTION_CANCEL
 uint16_t uniffi_electrum_spv_ffi_checksum_method_subscription_cancel(void
@@ -836,6 +893,12 @@ uint16_t uniffi_electrum_spv_ffi_checksum_method_walletlistener_on_closed(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_CHECKSUM_CONSTRUCTOR_ELECTRUMCLIENT_CONNECT
 #define UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_CHECKSUM_CONSTRUCTOR_ELECTRUMCLIENT_CONNECT
 uint16_t uniffi_electrum_spv_ffi_checksum_constructor_electrumclient_connect(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_CHECKSUM_CONSTRUCTOR_ELECTRUMCLIENT_CONNECT_WITH_PROGRESS
+#define UNIFFI_FFIDEF_UNIFFI_ELECTRUM_SPV_FFI_CHECKSUM_CONSTRUCTOR_ELECTRUMCLIENT_CONNECT_WITH_PROGRESS
+uint16_t uniffi_electrum_spv_ffi_checksum_constructor_electrumclient_connect_with_progress(void
     
 );
 #endif

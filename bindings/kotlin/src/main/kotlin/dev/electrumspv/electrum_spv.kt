@@ -657,6 +657,9 @@ internal open class UniffiForeignFutureResultVoid(
 internal interface UniffiForeignFutureCompleteVoid : com.sun.jna.Callback {
     fun callback(`callbackData`: Long,`result`: UniffiForeignFutureResultVoid.UniffiByValue,)
 }
+internal interface UniffiCallbackInterfaceHeaderSyncListenerMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`server`: RustBuffer.ByValue,`height`: Int,`tip`: Int,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
 internal interface UniffiCallbackInterfaceWalletListenerMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`tip`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
 }
@@ -671,6 +674,25 @@ internal interface UniffiCallbackInterfaceWalletListenerMethod3 : com.sun.jna.Ca
 }
 internal interface UniffiCallbackInterfaceWalletListenerMethod4 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "onProgress")
+internal open class UniffiVTableCallbackInterfaceHeaderSyncListener(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `onProgress`: UniffiCallbackInterfaceHeaderSyncListenerMethod0? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `onProgress`: UniffiCallbackInterfaceHeaderSyncListenerMethod0? = null,
+    ): UniffiVTableCallbackInterfaceHeaderSyncListener(`uniffiFree`,`uniffiClone`,`onProgress`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceHeaderSyncListener) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `onProgress` = other.`onProgress`
+    }
+
 }
 @Structure.FieldOrder("uniffiFree", "uniffiClone", "onTip", "onHistory", "onConnectionChanged", "onError", "onClosed")
 internal open class UniffiVTableCallbackInterfaceWalletListener(
@@ -758,6 +780,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_electrum_spv_ffi_checksum_method_electrumclient_utxos(
     ): Int
+    external fun uniffi_electrum_spv_ffi_checksum_method_headersynclistener_on_progress(
+    ): Int
     external fun uniffi_electrum_spv_ffi_checksum_method_subscription_cancel(
     ): Int
     external fun uniffi_electrum_spv_ffi_checksum_method_subscription_is_active(
@@ -773,6 +797,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_electrum_spv_ffi_checksum_method_walletlistener_on_closed(
     ): Int
     external fun uniffi_electrum_spv_ffi_checksum_constructor_electrumclient_connect(
+    ): Int
+    external fun uniffi_electrum_spv_ffi_checksum_constructor_electrumclient_connect_with_progress(
     ): Int
     external fun ffi_electrum_spv_ffi_uniffi_contract_version(
     ): Int
@@ -790,6 +816,7 @@ internal object UniffiLib {
 
     init {
         Native.register(UniffiLib::class.java, findLibraryName(componentName = "electrum_spv"))
+        uniffiCallbackInterfaceHeaderSyncListener.register(this)
         uniffiCallbackInterfaceWalletListener.register(this)
         
     }
@@ -800,6 +827,8 @@ internal object UniffiLib {
     external fun uniffi_electrum_spv_ffi_fn_free_electrumclient(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_electrum_spv_ffi_fn_constructor_electrumclient_connect(`settings`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_electrum_spv_ffi_fn_constructor_electrumclient_connect_with_progress(`settings`: RustBuffer.ByValue,`listener`: Long,
     ): Long
     external fun uniffi_electrum_spv_ffi_fn_method_electrumclient_balance(`ptr`: Long,`address`: RustBuffer.ByValue,
     ): Long
@@ -825,6 +854,14 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_electrum_spv_ffi_fn_method_electrumclient_utxos(`ptr`: Long,`address`: RustBuffer.ByValue,
     ): Long
+    external fun uniffi_electrum_spv_ffi_fn_clone_headersynclistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_electrum_spv_ffi_fn_free_headersynclistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_electrum_spv_ffi_fn_init_callback_vtable_headersynclistener(`vtable`: UniffiVTableCallbackInterfaceHeaderSyncListener,
+    ): Unit
+    external fun uniffi_electrum_spv_ffi_fn_method_headersynclistener_on_progress(`ptr`: Long,`server`: RustBuffer.ByValue,`height`: Int,`tip`: Int,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_electrum_spv_ffi_fn_clone_subscription(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_electrum_spv_ffi_fn_free_subscription(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -849,6 +886,10 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_electrum_spv_ffi_fn_method_walletlistener_on_closed(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_electrum_spv_ffi_fn_method_electrumerror_display_message(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_electrum_spv_ffi_fn_method_electrumerror_uniffi_trait_display(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_electrum_spv_ffi_fn_func_address_to_script(`address`: RustBuffer.ByValue,`network`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_electrum_spv_ffi_fn_func_script_hash(`script`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1019,6 +1060,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_electrum_spv_ffi_checksum_method_electrumclient_utxos() and 0xFFFF) != 22355) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_electrum_spv_ffi_checksum_method_headersynclistener_on_progress() and 0xFFFF) != 42898) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_electrum_spv_ffi_checksum_method_subscription_cancel() and 0xFFFF) != 4259) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1041,6 +1085,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_electrum_spv_ffi_checksum_constructor_electrumclient_connect() and 0xFFFF) != 14335) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_electrum_spv_ffi_checksum_constructor_electrumclient_connect_with_progress() and 0xFFFF) != 6621) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
 }
@@ -2125,6 +2172,30 @@ open class ElectrumClient: Disposable, AutoCloseable, ElectrumClientInterface
     }
 
         
+    /**
+     * As `connect`, telling `listener` how far each server's headers are verified while they
+     * download (at connect, and at every later `tip`).
+     *
+     * Fails as `connect` does.
+     */
+    @Throws(ElectrumException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+     suspend fun `connectWithProgress`(`settings`: ClientSettings, `listener`: HeaderSyncListener) : ElectrumClient {
+        return uniffiRustCallAsync(
+        UniffiLib.uniffi_electrum_spv_ffi_fn_constructor_electrumclient_connect_with_progress(
+        FfiConverterTypeClientSettings.lower(`settings`),
+        FfiConverterTypeHeaderSyncListener.lower(`listener`),),
+        { future, callback, continuation -> UniffiLib.ffi_electrum_spv_ffi_rust_future_poll_u64(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_electrum_spv_ffi_rust_future_complete_u64(future, continuation) },
+        { future -> UniffiLib.ffi_electrum_spv_ffi_rust_future_free_u64(future) },
+        // lift function
+        { FfiConverterTypeElectrumClient.lift(it) },
+        // Error FFI converter
+        ElectrumException.ErrorHandler,
+    )
+    }
+
+        
     }
     
 }
@@ -2149,6 +2220,335 @@ public object FfiConverterTypeElectrumClient: FfiConverter<ElectrumClient, Long>
     override fun allocationSize(value: ElectrumClient) = 8UL
 
     override fun write(value: ElectrumClient, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * Told how far header verification has come while headers download.
+ */
+public interface HeaderSyncListener {
+    
+    /**
+     * `server`'s headers are verified up to `height` of its tip `tip`. Called from a library
+     * thread; return quickly.
+     */
+    fun `onProgress`(`server`: kotlin.String, `height`: kotlin.UInt, `tip`: kotlin.UInt)
+    
+    companion object
+}
+
+/**
+ * Told how far header verification has come while headers download.
+ */
+open class HeaderSyncListenerImpl: Disposable, AutoCloseable, HeaderSyncListener
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_electrum_spv_ffi_fn_free_headersynclistener(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_electrum_spv_ffi_fn_clone_headersynclistener(handle, status)
+        }
+    }
+
+    
+    /**
+     * `server`'s headers are verified up to `height` of its tip `tip`. Called from a library
+     * thread; return quickly.
+     */override fun `onProgress`(`server`: kotlin.String, `height`: kotlin.UInt, `tip`: kotlin.UInt)
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_electrum_spv_ffi_fn_method_headersynclistener_on_progress(
+        it,
+        
+        FfiConverterString.lower(`server`),
+        FfiConverterUInt.lower(`height`),
+        FfiConverterUInt.lower(`tip`),_status)
+}
+    }
+    
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceHeaderSyncListener {
+    internal object `onProgress`: UniffiCallbackInterfaceHeaderSyncListenerMethod0 {
+        override fun callback(`uniffiHandle`: Long,`server`: RustBuffer.ByValue,`height`: Int,`tip`: Int,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeHeaderSyncListener.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`onProgress`(
+                    FfiConverterString.lift(`server`),
+                    FfiConverterUInt.lift(`height`),
+                    FfiConverterUInt.lift(`tip`),
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCall(uniffiCallStatus, makeCall, writeReturn)
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeHeaderSyncListener.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeHeaderSyncListener.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceHeaderSyncListener.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `onProgress`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_electrum_spv_ffi_fn_init_callback_vtable_headersynclistener(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeHeaderSyncListener: FfiConverter<HeaderSyncListener, Long> {
+    internal val handleMap = UniffiHandleMap<HeaderSyncListener>()
+
+    override fun lower(value: HeaderSyncListener): Long {
+        if (value is HeaderSyncListenerImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): HeaderSyncListener {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return HeaderSyncListenerImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): HeaderSyncListener {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: HeaderSyncListener) = 8UL
+
+    override fun write(value: HeaderSyncListener, buf: ByteBuffer) {
         buf.putLong(lower(value))
     }
 }
@@ -3007,6 +3407,13 @@ data class ClientSettings (
      * entry i for block 2016i+2015) replacing the network's compiled-in checkpoints.
      */
     var `checkpointsFile`: kotlin.String? = null 
+    , 
+    /**
+     * A file keeping verified headers between launches (created if missing): at connect the
+     * headers found there are verified again and only newer ones are downloaded. `None`:
+     * headers are downloaded from the latest checkpoint at every connect.
+     */
+    var `headersFile`: kotlin.String? = null 
     
 ){
     
@@ -3032,6 +3439,7 @@ public object FfiConverterTypeClientSettings: FfiConverterRustBuffer<ClientSetti
             FfiConverterUInt.read(buf),
             FfiConverterUInt.read(buf),
             FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
         )
     }
 
@@ -3044,7 +3452,8 @@ public object FfiConverterTypeClientSettings: FfiConverterRustBuffer<ClientSetti
             FfiConverterOptionalString.allocationSize(value.`proxy`) +
             FfiConverterUInt.allocationSize(value.`requestTimeoutSecs`) +
             FfiConverterUInt.allocationSize(value.`maxLag`) +
-            FfiConverterOptionalString.allocationSize(value.`checkpointsFile`)
+            FfiConverterOptionalString.allocationSize(value.`checkpointsFile`) +
+            FfiConverterOptionalString.allocationSize(value.`headersFile`)
     )
 
     override fun write(value: ClientSettings, buf: ByteBuffer) {
@@ -3057,6 +3466,7 @@ public object FfiConverterTypeClientSettings: FfiConverterRustBuffer<ClientSetti
             FfiConverterUInt.write(value.`requestTimeoutSecs`, buf)
             FfiConverterUInt.write(value.`maxLag`, buf)
             FfiConverterOptionalString.write(value.`checkpointsFile`, buf)
+            FfiConverterOptionalString.write(value.`headersFile`, buf)
     }
 }
 
@@ -3160,7 +3570,8 @@ public object FfiConverterTypeHistory: FfiConverterRustBuffer<History> {
 
 
 /**
- * A transaction of a verified history.
+ * A transaction of a verified history, with what it does to the address (read from the
+ * transaction's own bytes, hashed to its txid).
  */
 data class HistoryTx (
     /**
@@ -3182,6 +3593,32 @@ data class HistoryTx (
      * The verified block it is proven into (display hex), when confirmed.
      */
     var `blockHash`: kotlin.String?
+    , 
+    /**
+     * The time field of that block's verified header (seconds since 1970, as the miner set
+     * it), when confirmed.
+     */
+    var `blockTime`: kotlin.UInt?
+    , 
+    /**
+     * Its position in the block, fixed by the merkle proof, when confirmed.
+     */
+    var `position`: kotlin.UInt?
+    , 
+    /**
+     * Its outputs paying the address.
+     */
+    var `received`: List<ReceivedOutput>
+    , 
+    /**
+     * The address's outputs it spends.
+     */
+    var `spent`: List<SpentOutput>
+    , 
+    /**
+     * Satoshis received minus satoshis spent by the address (negative for a payment out).
+     */
+    var `net`: kotlin.Long
     
 ){
     
@@ -3202,6 +3639,11 @@ public object FfiConverterTypeHistoryTx: FfiConverterRustBuffer<HistoryTx> {
             FfiConverterTypeTxState.read(buf),
             FfiConverterUInt.read(buf),
             FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalUInt.read(buf),
+            FfiConverterOptionalUInt.read(buf),
+            FfiConverterSequenceTypeReceivedOutput.read(buf),
+            FfiConverterSequenceTypeSpentOutput.read(buf),
+            FfiConverterLong.read(buf),
         )
     }
 
@@ -3209,7 +3651,12 @@ public object FfiConverterTypeHistoryTx: FfiConverterRustBuffer<HistoryTx> {
             FfiConverterString.allocationSize(value.`txid`) +
             FfiConverterTypeTxState.allocationSize(value.`state`) +
             FfiConverterUInt.allocationSize(value.`height`) +
-            FfiConverterOptionalString.allocationSize(value.`blockHash`)
+            FfiConverterOptionalString.allocationSize(value.`blockHash`) +
+            FfiConverterOptionalUInt.allocationSize(value.`blockTime`) +
+            FfiConverterOptionalUInt.allocationSize(value.`position`) +
+            FfiConverterSequenceTypeReceivedOutput.allocationSize(value.`received`) +
+            FfiConverterSequenceTypeSpentOutput.allocationSize(value.`spent`) +
+            FfiConverterLong.allocationSize(value.`net`)
     )
 
     override fun write(value: HistoryTx, buf: ByteBuffer) {
@@ -3217,6 +3664,11 @@ public object FfiConverterTypeHistoryTx: FfiConverterRustBuffer<HistoryTx> {
             FfiConverterTypeTxState.write(value.`state`, buf)
             FfiConverterUInt.write(value.`height`, buf)
             FfiConverterOptionalString.write(value.`blockHash`, buf)
+            FfiConverterOptionalUInt.write(value.`blockTime`, buf)
+            FfiConverterOptionalUInt.write(value.`position`, buf)
+            FfiConverterSequenceTypeReceivedOutput.write(value.`received`, buf)
+            FfiConverterSequenceTypeSpentOutput.write(value.`spent`, buf)
+            FfiConverterLong.write(value.`net`, buf)
     }
 }
 
@@ -3340,6 +3792,53 @@ public object FfiConverterTypeP2pBroadcastReport: FfiConverterRustBuffer<P2pBroa
 
 
 /**
+ * An output of a transaction paying the address.
+ */
+data class ReceivedOutput (
+    /**
+     * Its index in the transaction (the outpoint is the transaction's txid and this).
+     */
+    var `vout`: kotlin.UInt
+    , 
+    /**
+     * Satoshis.
+     */
+    var `value`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeReceivedOutput: FfiConverterRustBuffer<ReceivedOutput> {
+    override fun read(buf: ByteBuffer): ReceivedOutput {
+        return ReceivedOutput(
+            FfiConverterUInt.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: ReceivedOutput) = (
+            FfiConverterUInt.allocationSize(value.`vout`) +
+            FfiConverterULong.allocationSize(value.`value`)
+    )
+
+    override fun write(value: ReceivedOutput, buf: ByteBuffer) {
+            FfiConverterUInt.write(value.`vout`, buf)
+            FfiConverterULong.write(value.`value`, buf)
+    }
+}
+
+
+
+/**
  * A server of the pool.
  */
 data class ServerStatus (
@@ -3397,6 +3896,61 @@ public object FfiConverterTypeServerStatus: FfiConverterRustBuffer<ServerStatus>
             FfiConverterOptionalUInt.write(value.`height`, buf)
             FfiConverterULong.write(value.`latencyMs`, buf)
             FfiConverterString.write(value.`protocol`, buf)
+    }
+}
+
+
+
+/**
+ * An output of the address a transaction spends.
+ */
+data class SpentOutput (
+    /**
+     * The transaction that paid it (display hex; also in the history).
+     */
+    var `txid`: kotlin.String
+    , 
+    /**
+     * Its index there.
+     */
+    var `vout`: kotlin.UInt
+    , 
+    /**
+     * Satoshis.
+     */
+    var `value`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSpentOutput: FfiConverterRustBuffer<SpentOutput> {
+    override fun read(buf: ByteBuffer): SpentOutput {
+        return SpentOutput(
+            FfiConverterString.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: SpentOutput) = (
+            FfiConverterString.allocationSize(value.`txid`) +
+            FfiConverterUInt.allocationSize(value.`vout`) +
+            FfiConverterULong.allocationSize(value.`value`)
+    )
+
+    override fun write(value: SpentOutput, buf: ByteBuffer) {
+            FfiConverterString.write(value.`txid`, buf)
+            FfiConverterUInt.write(value.`vout`, buf)
+            FfiConverterULong.write(value.`value`, buf)
     }
 }
 
@@ -3478,6 +4032,11 @@ data class Utxo (
      * The verified block it is proven into (display hex), when confirmed.
      */
     var `blockHash`: kotlin.String?
+    , 
+    /**
+     * The time field of that block's verified header (seconds since 1970), when confirmed.
+     */
+    var `blockTime`: kotlin.UInt?
     
 ){
     
@@ -3499,6 +4058,7 @@ public object FfiConverterTypeUtxo: FfiConverterRustBuffer<Utxo> {
             FfiConverterULong.read(buf),
             FfiConverterUInt.read(buf),
             FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalUInt.read(buf),
         )
     }
 
@@ -3507,7 +4067,8 @@ public object FfiConverterTypeUtxo: FfiConverterRustBuffer<Utxo> {
             FfiConverterUInt.allocationSize(value.`vout`) +
             FfiConverterULong.allocationSize(value.`value`) +
             FfiConverterUInt.allocationSize(value.`height`) +
-            FfiConverterOptionalString.allocationSize(value.`blockHash`)
+            FfiConverterOptionalString.allocationSize(value.`blockHash`) +
+            FfiConverterOptionalUInt.allocationSize(value.`blockTime`)
     )
 
     override fun write(value: Utxo, buf: ByteBuffer) {
@@ -3516,6 +4077,7 @@ public object FfiConverterTypeUtxo: FfiConverterRustBuffer<Utxo> {
             FfiConverterULong.write(value.`value`, buf)
             FfiConverterUInt.write(value.`height`, buf)
             FfiConverterOptionalString.write(value.`blockHash`, buf)
+            FfiConverterOptionalUInt.write(value.`blockTime`, buf)
     }
 }
 
@@ -3526,6 +4088,10 @@ public object FfiConverterTypeUtxo: FfiConverterRustBuffer<Utxo> {
 /**
  * Why a call failed. In Kotlin and Python these are exceptions (`ElectrumException.Timeout`,
  * ...), in Swift `throws`.
+ *
+ * Its readable message (the kind, then the detail, as `Display` writes it) is
+ * `displayMessage()` / `display_message()`, and Kotlin's `toString()` and Swift's
+ * `description`.
  */
 sealed class ElectrumException: kotlin.Exception() {
     
@@ -3709,7 +4275,31 @@ sealed class ElectrumException: kotlin.Exception() {
     
 
     
+        /**
+         * The readable message: the kind, then the detail, as `Display` writes it (Kotlin's
+         * `toString()` and Swift's `description` give it too; Python's `str()` shows the
+         * fields).
+         */ fun `displayMessage`(): kotlin.String {
+            return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_electrum_spv_ffi_fn_method_electrumerror_display_message(FfiConverterTypeElectrumError.lower(this),
+        _status)
+}
+    )
+    }
+    
 
+    
+
+    // The local Rust `Display`/`Debug` implementation.
+    override fun toString(): String {
+        return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_electrum_spv_ffi_fn_method_electrumerror_uniffi_trait_display(FfiConverterTypeElectrumError.lower(this),
+        _status)
+}
+    )
+    }
 
     companion object ErrorHandler : UniffiRustCallStatusErrorHandler<ElectrumException> {
         override fun lift(error_buf: RustBuffer.ByValue): ElectrumException = FfiConverterTypeElectrumError.lift(error_buf)
@@ -4254,6 +4844,34 @@ public object FfiConverterSequenceTypeHistoryTx: FfiConverterRustBuffer<List<His
 /**
  * @suppress
  */
+public object FfiConverterSequenceTypeReceivedOutput: FfiConverterRustBuffer<List<ReceivedOutput>> {
+    override fun read(buf: ByteBuffer): List<ReceivedOutput> {
+        val len = buf.getInt()
+        return List<ReceivedOutput>(len) {
+            FfiConverterTypeReceivedOutput.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<ReceivedOutput>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeReceivedOutput.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<ReceivedOutput>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeReceivedOutput.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceTypeServerStatus: FfiConverterRustBuffer<List<ServerStatus>> {
     override fun read(buf: ByteBuffer): List<ServerStatus> {
         val len = buf.getInt()
@@ -4272,6 +4890,34 @@ public object FfiConverterSequenceTypeServerStatus: FfiConverterRustBuffer<List<
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeServerStatus.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeSpentOutput: FfiConverterRustBuffer<List<SpentOutput>> {
+    override fun read(buf: ByteBuffer): List<SpentOutput> {
+        val len = buf.getInt()
+        return List<SpentOutput>(len) {
+            FfiConverterTypeSpentOutput.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<SpentOutput>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeSpentOutput.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<SpentOutput>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeSpentOutput.write(it, buf)
         }
     }
 }

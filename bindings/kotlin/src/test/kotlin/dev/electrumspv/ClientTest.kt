@@ -227,6 +227,9 @@ suspend fun badArgumentsAreTypedErrors(kit: Kit) {
             client.history(MAINNET_ADDRESS)
         }
         assertTrue(e.detail.isNotEmpty(), "InvalidArgument without detail")
+        // Readable: Rust's Display, the kind then the detail.
+        assertEquals("invalid argument: ${e.detail}", e.displayMessage())
+        assertEquals(e.displayMessage(), e.toString())
         assertFailsWith<ElectrumException.InvalidArgument>("utxos of a mainnet address") { client.utxos(MAINNET_ADDRESS) }
         assertFailsWith<ElectrumException.InvalidArgument>("malformed txid") { client.transaction("xyz") }
         assertFailsWith<ElectrumException.InvalidArgument>("garbage transaction") {
