@@ -33,7 +33,7 @@ use electrum_spv_core::chain::{Anchor, HeaderVerifier, MAINNET};
 use electrum_spv_core::hash::sha256d;
 use electrum_spv_core::hex;
 use electrum_spv_core::script::{CanonicalOrder, StatusHasher, TxHeight};
-use electrum_spv_core::session::{Config, Event, Request, Session, response};
+use electrum_spv_core::session::{Config, Event, Request, Session, SessionStorage, response};
 use electrum_spv_core::{Status, Txid};
 use serde::Deserialize;
 
@@ -53,7 +53,16 @@ const START: u32 = 822_528;
 const PERIOD: usize = 2016;
 /// Line buffer: the history line is ~1.0 MB.
 const LINE: usize = 1_200_000;
-type Client = Session<LINE, 1024, 4>;
+type Client = Session<'static>;
+
+/// A fresh session with a line buffer for the largest answer measured.
+fn client() -> Client {
+    Session::new(
+        SessionStorage::owned(LINE, 1024, 4),
+        Config::new(&MAINNET),
+        0,
+    )
+}
 /// `server.version` is id 0, `server.features` id 1, the measured request id 2.
 const RESPONSE_ID: u64 = 2;
 const NOW: u64 = 1_000;
@@ -177,7 +186,7 @@ struct Script {
 impl Script {
     /// Resets `s` to a fresh session that negotiated and has the request in flight (untimed).
     fn prepare(&self, s: &mut Client) {
-        *s = Client::new(Config::new(&MAINNET), 0);
+        *s = client();
         drain_transmit(s);
         for line in [&self.version, &self.features] {
             feed(s, line, |_| ());
@@ -491,7 +500,7 @@ fn check_allocations<R, D, Q>(
 }
 
 fn session(c: &mut Criterion) {
-    let mut s: Box<Client> = Box::new(Client::new(Config::new(&MAINNET), 0));
+    let mut s: Box<Client> = Box::new(client());
 
     // History.
     let rows = history_rows();

@@ -23,7 +23,7 @@ use electrum_spv_core::accumulator::MerkleAccumulator;
 use electrum_spv_core::chain::{Anchor, HeaderVerifier, Network};
 use electrum_spv_core::hash::ScriptHash;
 use electrum_spv_core::session::{
-    Config, Event, MAX_HEADERS_PER_REQUEST, Request, Session, response,
+    Config, Event, MAX_HEADERS_PER_REQUEST, Request, Session, SessionStorage, response,
 };
 use electrum_spv_core::sync::Slots;
 use electrum_spv_core::sync::tracker::{
@@ -31,7 +31,7 @@ use electrum_spv_core::sync::tracker::{
 };
 
 /// Line buffer: a buffered 2016-header result fits, padded by ElectrumX to 524,287 bytes.
-type Client = Session<{ 576 * 1024 }, { 64 * 1024 }, 64>;
+type Client = Session<'static>;
 type Tracker = ScriptTracker<Table<ScriptSlot>, Table<TxSlot>>;
 
 /// A table that grows one slot at a time as the tracker needs. (Core lends a `Vec` itself with
@@ -222,7 +222,11 @@ fn run(args: &Args) -> Result<(), String> {
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
     let mut d = Driver {
         stream,
-        session: Box::new(Client::new(Config::new(params), 0)),
+        session: Box::new(Client::new(
+            SessionStorage::owned(576 * 1024, 64 * 1024, 64),
+            Config::new(params),
+            0,
+        )),
         start: Instant::now(),
         unfed: Vec::new(),
     };

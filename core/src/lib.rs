@@ -46,6 +46,7 @@ extern crate alloc;
 pub mod accumulator;
 #[cfg(feature = "bitcoin")]
 pub mod bitcoin_types;
+pub mod buffer;
 pub mod chain;
 #[cfg(feature = "embedded-io-async")]
 pub mod driver;

@@ -17,11 +17,13 @@ use electrum_spv_core::driver::{Driver, Error, Notice, StreamItem};
 use electrum_spv_core::hash::ScriptHash;
 use electrum_spv_core::rpc::ProtocolVersion;
 use electrum_spv_core::script::script_hash;
-use electrum_spv_core::session::{Config, Event, FatalError, Request, Session, response};
+use electrum_spv_core::session::{
+    Config, Event, FatalError, Request, Session, SessionStorage, response,
+};
 use embedded_io_async::{ErrorKind, ErrorType, Read, Write};
 use serde_json::{Value, json};
 
-type Small = Session<1024, 512, 4>;
+type Small = Session<'static>;
 
 // ----- a scripted server -----
 
@@ -256,7 +258,11 @@ fn clock(now: &Rc<Cell<u64>>) -> impl Fn() -> u64 + use<> {
 }
 
 fn session(now: u64) -> Box<Small> {
-    Box::new(Small::new(Config::new(&REGTEST), now))
+    Box::new(Small::new(
+        SessionStorage::owned(1024, 512, 4),
+        Config::new(&REGTEST),
+        now,
+    ))
 }
 
 // ----- tests -----
@@ -573,7 +579,7 @@ fn a_silent_server_waits_and_deadlines_pass_when_the_caller_wakes_the_driver() {
 
     // Waiting for notices on a quiet connection: at the keep-alive time, calling again sends
     // the ping.
-    let pings = |d: &mut Driver<'_, Mock, _, 1024, 512, 4>| {
+    let pings = |d: &mut Driver<'_, '_, Mock, _>| {
         d.transport_mut()
             .methods()
             .iter()

@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use electrum_spv_core::chain::{Anchor, HeaderErrorKind, MAINNET, Params, REGTEST};
 use electrum_spv_core::hash::{BlockHash, sha256d};
 use electrum_spv_core::rpc::Method;
-use electrum_spv_core::session::{Config, Session};
+use electrum_spv_core::session::{Config, Session, SessionStorage};
 use electrum_spv_core::sync::headers::{
     FULL_CHUNK_COST_MILLI, MAX_REORG_DEPTH, RETRY_DELAY_MS, request_cost_milli,
 };
@@ -40,7 +40,7 @@ fn to_hex(b: &[u8]) -> String {
 
 /// A scripted Electrum server over a header list, talking to a real `Session`.
 struct Server<const L: usize = BUFFERED> {
-    session: Box<Session<L, { 1 << 14 }, 16>>,
+    session: Box<Session<'static>>,
     /// Protocol version it negotiates: "1.4" answers `hex`, "1.6" answers `headers` lists.
     version: &'static str,
     genesis: BlockHash,
@@ -66,7 +66,11 @@ impl<const L: usize> Server<L> {
         chain: Vec<[u8; 80]>,
     ) -> Self {
         Server {
-            session: Box::new(Session::new(Config::new(params), 0)),
+            session: Box::new(Session::new(
+                SessionStorage::owned(L, 1 << 14, 16),
+                Config::new(params),
+                0,
+            )),
             version,
             genesis: params.genesis_hash,
             base,

@@ -208,7 +208,8 @@ fn frames_are_the_same_split_at_every_byte() {
         }
     }
     fn run(stream_pieces: &[&[u8]]) -> Vec<Result<Vec<u8>, usize>> {
-        let mut framer = LineFramer::<1024>::new();
+        let mut line_buffer = [0u8; 1024];
+        let mut framer = LineFramer::new(&mut line_buffer);
         let mut out = Vec::new();
         for piece in stream_pieces {
             let mut rest = *piece;
@@ -254,8 +255,9 @@ fn frames_are_the_same_split_at_every_byte() {
 
 #[test]
 fn oversize_line_is_rejected_before_buffering_and_resyncs() {
-    let mut f = LineFramer::<16>::new();
-    assert_eq!(LineFramer::<16>::MAX_LINE, 16);
+    let mut line_buffer = [0u8; 16];
+    let mut f = LineFramer::new(&mut line_buffer);
+    assert_eq!(f.max_line(), 16);
     // 40 bytes without a newline: the framer must not hold them.
     let (n, fr) = f.push(&[b'a'; 40]);
     assert_eq!((n, fr), (40, None));
@@ -293,7 +295,8 @@ fn oversize_line_is_rejected_before_buffering_and_resyncs() {
 
 #[test]
 fn several_messages_per_read_and_blank_lines() {
-    let mut f = LineFramer::<64>::new();
+    let mut line_buffer = [0u8; 64];
+    let mut f = LineFramer::new(&mut line_buffer);
     let mut rest: &[u8] = b"\n\r\n  \t \n{\"a\":1}\n[2]\r\n{\"b\"";
     let mut lines = Vec::new();
     while !rest.is_empty() {

@@ -12,12 +12,17 @@ use electrum_spv_core::rpc::{Method, ProtocolVersion, VersionRange};
 use electrum_spv_core::session::JsonErrorKind;
 use electrum_spv_core::session::{
     Config, DEFAULT_PING_INTERVAL_MS, DEFAULT_REQUEST_TIMEOUT_MS, Event, FatalError,
-    MAX_HEADERS_PER_REQUEST, MAX_QUEUED_EVENTS, Notification, ProtocolError, Request, RequestError,
-    SESSION_OVERHEAD, Session, response,
+    MAX_HEADERS_PER_REQUEST, MAX_QUEUED_EVENTS, Notification, PendingSlot, ProtocolError, Request,
+    RequestError, SESSION_OVERHEAD, Session, SessionStorage, response,
 };
 use serde_json::Value;
 
-type Small = Session<1024, 1024, 4>;
+type Small = Session<'static>;
+
+/// A session over heap buffers of `L` bytes of line, `O` bytes of outgoing queue, `P` slots.
+fn session<const L: usize, const O: usize, const P: usize>(config: Config, now: u64) -> Small {
+    Session::new(SessionStorage::owned(L, O, P), config, now)
+}
 
 const TIMEOUT: u64 = DEFAULT_REQUEST_TIMEOUT_MS;
 const PING: u64 = DEFAULT_PING_INTERVAL_MS;
@@ -67,11 +72,7 @@ fn response(id: u64, method: Method, tag: u32, result: &str) -> String {
 }
 
 /// Feeds `bytes` the documented way (drain after each line); returns the events.
-fn feed<const L: usize, const O: usize, const P: usize>(
-    s: &mut Session<L, O, P>,
-    now: u64,
-    bytes: &[u8],
-) -> Vec<String> {
+fn feed(s: &mut Session<'_>, now: u64, bytes: &[u8]) -> Vec<String> {
     let mut events = Vec::new();
     let mut rest = bytes;
     while !rest.is_empty() {
@@ -85,7 +86,7 @@ fn feed<const L: usize, const O: usize, const P: usize>(
     events
 }
 
-fn drain<const L: usize, const O: usize, const P: usize>(s: &mut Session<L, O, P>) -> Vec<String> {
+fn drain(s: &mut Session<'_>) -> Vec<String> {
     let mut events = Vec::new();
     while let Some(e) = s.poll_event() {
         events.push(norm(&e));
@@ -93,7 +94,7 @@ fn drain<const L: usize, const O: usize, const P: usize>(s: &mut Session<L, O, P
     events
 }
 
-fn transmit<const L: usize, const O: usize, const P: usize>(s: &mut Session<L, O, P>) -> String {
+fn transmit(s: &mut Session<'_>) -> String {
     let mut out = Vec::new();
     let mut buf = [0u8; 64];
     loop {
@@ -150,8 +151,8 @@ fn range(min: ProtocolVersion, max: ProtocolVersion) -> VersionRange {
 fn ready_at<const L: usize, const O: usize, const P: usize>(
     v: ProtocolVersion,
     now: u64,
-) -> Box<Session<L, O, P>> {
-    let mut s = Box::new(Session::<L, O, P>::new(config(range(v, v)), now));
+) -> Box<Session<'static>> {
+    let mut s = Box::new(session::<L, O, P>(config(range(v, v)), now));
     let out = sent(&transmit(&mut *s));
     assert_eq!(out.len(), 1);
     assert_eq!(out[0]["method"], "server.version");
@@ -173,12 +174,12 @@ fn ready_at<const L: usize, const O: usize, const P: usize>(
 }
 
 fn ready() -> Box<Small> {
-    ready_at(ProtocolVersion::V1_4, 0)
+    ready_at::<1024, 1024, 4>(ProtocolVersion::V1_4, 0)
 }
 
 /// A normal request/response still works: a ping goes out with a fresh id and its reply comes
 /// back as a `Response` with the caller's tag.
-fn round_trip<const L: usize, const O: usize, const P: usize>(s: &mut Session<L, O, P>, now: u64) {
+fn round_trip(s: &mut Session<'_>, now: u64) {
     assert!(s.failure().is_none());
     let before = s.in_flight();
     let _ = transmit(s);
@@ -199,10 +200,7 @@ fn round_trip<const L: usize, const O: usize, const P: usize>(s: &mut Session<L,
 }
 
 /// After a fatal error: requests are refused as `Closed`, nothing is sent, input is swallowed.
-fn closed<const L: usize, const O: usize, const P: usize>(
-    s: &mut Session<L, O, P>,
-    why: FatalError,
-) {
+fn closed(s: &mut Session<'_>, why: FatalError) {
     assert_eq!(s.failure(), Some(why));
     assert!(!s.is_ready() && s.version().is_none());
     assert_eq!(
@@ -410,7 +408,7 @@ fn oversize_response_ends_the_request_its_id_names() {
 
 #[test]
 fn oversize_negotiation_reply_fails_at_once() {
-    let mut s = Box::new(Small::new(config(VersionRange::DEFAULT), 0));
+    let mut s = Box::new(session::<1024, 1024, 4>(config(VersionRange::DEFAULT), 0));
     let _ = transmit(&mut *s);
     let long = format!(
         "{{\"jsonrpc\":\"2.0\",\"result\":[\"{}\",\"1.4\"],\"id\":0}}\n",
@@ -423,16 +421,16 @@ fn oversize_negotiation_reply_fails_at_once() {
 }
 
 #[test]
-fn a_flood_of_bad_lines_is_bounded_and_counted() {
+fn a_flood_of_bad_lines_is_reported_line_by_line_and_nothing_is_dropped() {
     let mut s = ready();
     let lines = 2 * MAX_QUEUED_EVENTS;
     let input = format!("{}\n", "y".repeat(1500)).repeat(lines);
     let events = feed(&mut *s, 0, input.as_bytes());
     assert_eq!(
         events,
-        vec![pe(ProtocolError::OversizeLine { len: 1500 }); MAX_QUEUED_EVENTS]
+        vec![pe(ProtocolError::OversizeLine { len: 1500 }); lines]
     );
-    assert_eq!(s.dropped_events() as usize, lines - MAX_QUEUED_EVENTS);
+    assert_eq!(s.dropped_events(), 0);
     round_trip(&mut *s, 0);
 }
 
@@ -874,7 +872,7 @@ fn a_batch_mixing_good_and_bad_elements() {
 }
 
 #[test]
-fn feeding_again_before_draining_drops_and_counts() {
+fn feeding_again_before_draining_takes_nothing_and_loses_nothing() {
     let mut s = ready();
     let a = ping_request(&mut s, 1);
     let b = ping_request(&mut s, 2);
@@ -882,11 +880,15 @@ fn feeding_again_before_draining_drops_and_counts() {
     let input = format!("{first}{}", ok_reply(b, "null"));
     // handle_input stops after the first complete line.
     assert_eq!(s.handle_input(0, input.as_bytes()), first.len());
-    // Fed again without draining: the first line's event is dropped, and counted.
+    // Fed again without draining: nothing is taken, and the first line's event still waits.
     let rest = &input.as_bytes()[first.len()..];
-    assert_eq!(s.handle_input(0, rest), rest.len());
-    assert_eq!(drain(&mut *s), [response(b, Method::ServerPing, 2, "null")]);
-    assert_eq!(s.dropped_events(), 1);
+    assert_eq!(s.handle_input(0, rest), 0);
+    assert_eq!(drain(&mut *s), [response(a, Method::ServerPing, 1, "null")]);
+    assert_eq!(
+        feed(&mut *s, 0, rest),
+        [response(b, Method::ServerPing, 2, "null")]
+    );
+    assert_eq!(s.dropped_events(), 0);
     assert_eq!(s.in_flight(), 0);
     round_trip(&mut *s, 0);
 }
@@ -894,7 +896,7 @@ fn feeding_again_before_draining_drops_and_counts() {
 // ----- negotiation -----------------------------------------------------------------------
 
 fn negotiating(versions: VersionRange) -> Box<Small> {
-    let mut s = Box::new(Small::new(config(versions), 0));
+    let mut s = Box::new(session::<1024, 1024, 4>(config(versions), 0));
     let out = sent(&transmit(&mut *s));
     let (min, max) = (versions.min.to_string(), versions.max.to_string());
     assert_eq!(out[0]["params"][1], serde_json::json!([min, max]));
@@ -1008,7 +1010,7 @@ fn malformed_version_reply_fails() {
 #[test]
 fn negotiation_times_out() {
     // No version reply.
-    let mut s = Box::new(Small::new(config(VersionRange::DEFAULT), 500));
+    let mut s = Box::new(session::<1024, 1024, 4>(config(VersionRange::DEFAULT), 500));
     assert_eq!(s.poll_timeout(), Some(500 + TIMEOUT));
     s.handle_timeout(500 + TIMEOUT - 1);
     assert_eq!(drain(&mut *s), [] as [String; 0]);
@@ -1049,10 +1051,7 @@ fn requests_before_ready() {
 
 #[test]
 fn output_too_small_for_negotiation() {
-    let mut s = Box::new(Session::<1024, 40, 4>::new(
-        config(VersionRange::DEFAULT),
-        0,
-    ));
+    let mut s = Box::new(session::<1024, 40, 4>(config(VersionRange::DEFAULT), 0));
     assert_eq!(drain(&mut *s), [failed(FatalError::OutputTooSmall)]);
     closed(&mut *s, FatalError::OutputTooSmall);
 }
@@ -1445,33 +1444,33 @@ fn a_json_rpc_1_0_error_reply() {
 
 // ----- size --------------------------------------------------------------------------------
 
-/// What a firmware would use. The bound: both buffers, plus `SESSION_OVERHEAD` (the
-/// session's documented overhead with 4 pending slots) and 32 bytes per further slot.
+/// The session's own state is the same whatever the caller's buffers, and within the bound.
 #[test]
 fn size_of_session() {
-    use core::mem::size_of;
-    fn bound(line: usize, out: usize, pending: usize) -> usize {
-        line + out + SESSION_OVERHEAD + 32 * pending.saturating_sub(4)
-    }
-    let sizes = [
-        (size_of::<Session<1024, 1024, 4>>(), bound(1024, 1024, 4)),
-        (size_of::<Session<4096, 1024, 8>>(), bound(4096, 1024, 8)),
+    let size = core::mem::size_of::<Session<'static>>();
+    println!("size_of::<Session>() = {size}");
+    assert!(size <= SESSION_OVERHEAD, "{size} > {SESSION_OVERHEAD}");
+    let (mut line, mut out, mut slots) = ([0u8; 16], [0u8; 256], [PendingSlot::EMPTY; 2]);
+    let small = Session::new(
+        SessionStorage::new(&mut line, &mut out, &mut slots),
+        config(VersionRange::DEFAULT),
+        0,
+    );
+    let big = session::<400_000, 65536, 64>(config(VersionRange::DEFAULT), 0);
+    assert_eq!(
         (
-            size_of::<Session<16384, 2048, 16>>(),
-            bound(16384, 2048, 16),
+            small.line_capacity(),
+            small.transmit_capacity(),
+            small.max_in_flight()
         ),
+        (16, 256, 2)
+    );
+    assert_eq!(
         (
-            size_of::<Session<400_000, 65536, 64>>(),
-            bound(400_000, 65536, 64),
+            big.line_capacity(),
+            big.transmit_capacity(),
+            big.max_in_flight()
         ),
-    ];
-    for (size, bound) in sizes {
-        assert!(size <= bound, "{size} > {bound}");
-    }
-    // The overhead is small in absolute terms too: under 3 KiB for the firmware shape.
-    assert!(size_of::<Session<4096, 1024, 8>>() - 4096 - 1024 < 3 * 1024);
-    println!(
-        "size_of Session<1024,1024,4> = {}, <4096,1024,8> = {}, <16384,2048,16> = {}",
-        sizes[0].0, sizes[1].0, sizes[2].0
+        (400_000, 65536, 64)
     );
 }

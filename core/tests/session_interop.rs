@@ -7,10 +7,17 @@ use electrum_spv_core::chain::{MAINNET, REGTEST};
 use electrum_spv_core::hash::Txid;
 use electrum_spv_core::header::Header;
 use electrum_spv_core::rpc::ProtocolVersion;
-use electrum_spv_core::session::{Config, Event, FatalError, Request, RpcError, Session, response};
+use electrum_spv_core::session::{
+    Config, Event, FatalError, Request, RpcError, Session, SessionStorage, response,
+};
 use serde_json::Value;
 
-type Small = Session<1024, 1024, 4>;
+type Small = Session<'static>;
+
+/// A session with 1 KiB buffers and 4 requests in flight.
+fn small(config: Config) -> Small {
+    Session::new(SessionStorage::owned(1024, 1024, 4), config, 0)
+}
 
 /// The regtest genesis header (hashes to `REGTEST.genesis_hash`, checked below).
 const REGTEST_GENESIS_HEADER: &str = "0100000000000000000000000000000000000000000000000000000000000000000000003ba3edfd7a7b12b27ac72c3e67768f617fc81bc3888a51323a9fb8aa4b1e5e4adae5494dffff7f2002000000";
@@ -66,7 +73,7 @@ fn failed(e: FatalError) -> String {
 
 /// A session past `server.version` at 1.4, with `server.features` sent (id 1).
 fn awaiting_features() -> Box<Small> {
-    let mut s = Box::new(Small::new(Config::new(&REGTEST), 0));
+    let mut s = Box::new(small(Config::new(&REGTEST)));
     let _ = transmit(&mut s);
     assert!(feed(&mut s, &reply(0, r#"["electrs-esplora 0.4.1","1.4"]"#)).is_empty());
     let out = transmit(&mut s);
@@ -87,7 +94,7 @@ fn genesis_headers_hash_to_the_networks_genesis() {
 
 #[test]
 fn plain_version_sends_the_lowest_version_as_a_string() {
-    let mut s = Box::new(Small::new(Config::new(&REGTEST), 0));
+    let mut s = Box::new(small(Config::new(&REGTEST)));
     let out = transmit(&mut s);
     assert_eq!(out[0]["params"][1], serde_json::json!(["1.4", "1.6"]));
 
@@ -95,7 +102,7 @@ fn plain_version_sends_the_lowest_version_as_a_string() {
         plain_version: true,
         ..Config::new(&REGTEST)
     };
-    let mut s = Box::new(Small::new(config, 0));
+    let mut s = Box::new(small(config));
     let out = transmit(&mut s);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0]["method"], "server.version");

@@ -21,7 +21,7 @@ use electrum_spv_core::merkle::verify_tx_branch;
 use electrum_spv_core::rpc::{ProtocolVersion, VersionRange};
 use electrum_spv_core::script::{StatusHasher, script_hash};
 use electrum_spv_core::session::{
-    Config, Event, FeeMode, Notification, Request, Session, response,
+    Config, Event, FeeMode, Notification, Request, Session, SessionStorage, response,
 };
 use serde_json::Value;
 
@@ -29,7 +29,7 @@ use serde_json::Value;
 const LINE: usize = 64 * 1024;
 const OUT: usize = 16 * 1024;
 const PENDING: usize = 32;
-type S = Session<LINE, OUT, PENDING>;
+type S = Session<'static>;
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -285,7 +285,11 @@ struct Replay<'t> {
 impl<'t> Replay<'t> {
     fn new(t: &'t Transcript) -> Replay<'t> {
         Replay {
-            s: Box::new(S::new(t.config, 0)),
+            s: Box::new(S::new(
+                SessionStorage::owned(LINE, OUT, PENDING),
+                t.config,
+                0,
+            )),
             requests: t.requests(),
             events: Vec::new(),
         }

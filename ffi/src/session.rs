@@ -1,20 +1,26 @@
 //! The session in caller memory: size, initialization, and the caller-driven I/O calls.
 //!
-//! One fixed session shape for the ABI: a line buffer of `ESPV_LINE_CAPACITY` bytes (the
-//! largest buffered reply: a `blockchain.block.headers` reply of up to 99 headers, a history of
-//! about 150 rows), an outgoing queue of `ESPV_OUTPUT_CAPACITY` bytes (the largest single
-//! request: a broadcast of a transaction of up to about 2 KB), and `ESPV_MAX_IN_FLIGHT`
-//! requests in flight. A 2016-header chunk or a long history does not fit the line: request it
-//! streamed (`espv_request_block_headers_streamed`, `espv_request_script_history_streamed`),
-//! which verifies it item by item in the same memory.
+//! The caller chooses the session's capacities: a line buffer of `line_cap` bytes (the longest
+//! reply buffered whole), an outgoing queue of `out_cap` bytes (the request bytes waiting to be
+//! taken; the largest single request must fit, a broadcast's transaction hex included), and
+//! `max_in_flight` requests in flight. `ESPV_LINE_CAPACITY`, `ESPV_OUTPUT_CAPACITY` and
+//! `ESPV_MAX_IN_FLIGHT` are a good start: a `blockchain.block.headers` reply of up to 99
+//! headers, a history of about 150 rows, a broadcast of about 2 KB. A 2016-header chunk or a
+//! long history does not need the line: request it streamed
+//! (`espv_request_block_headers_streamed`, `espv_request_script_history_streamed`), which
+//! verifies it item by item in the same memory.
+//!
+//! All of it lives in the one block of caller memory given to `espv_session_init`: the
+//! session's state first, then its buffers. The session keeps pointers into the block, so the
+//! block must not be moved or copied while the session is used.
 
 use core::ffi::{CStr, c_char, c_int, c_void};
 use core::mem::{align_of, size_of};
 use core::ptr;
 
 use electrum_spv_core::rpc::{ProtocolVersion, VersionRange};
-use electrum_spv_core::session::Session;
 use electrum_spv_core::session::{Config, DEFAULT_PING_INTERVAL_MS, DEFAULT_REQUEST_TIMEOUT_MS};
+use electrum_spv_core::session::{PendingSlot, Session, SessionStorage};
 
 use crate::network;
 use crate::ptr::{Out, bytes, bytes_mut, checked, read, try_status};
@@ -23,21 +29,28 @@ use crate::status::{
     ESPV_NONE, ESPV_OK, fatal_error,
 };
 
-/// Bytes of the session's line buffer: the longest reply line it buffers whole.
+/// A line buffer size to start from: the longest reply line buffered whole.
 pub const ESPV_LINE_CAPACITY: usize = 16384;
-/// Bytes of the session's outgoing queue: the most request bytes waiting to be taken.
+/// An outgoing queue size to start from: the most request bytes waiting to be taken.
 pub const ESPV_OUTPUT_CAPACITY: usize = 4096;
-/// Requests the session keeps in flight at once.
+/// A number of requests in flight at once to start from.
 pub const ESPV_MAX_IN_FLIGHT: usize = 8;
-/// Bytes to reserve for a session on any target (an upper bound; `espv_session_size()` is the
+/// Bytes to reserve for a session with the capacities above on any target (an upper bound;
+/// `espv_session_size(ESPV_LINE_CAPACITY, ESPV_OUTPUT_CAPACITY, ESPV_MAX_IN_FLIGHT)` is the
 /// exact figure for the target the library was built for). For static allocation:
 /// `static uint8_t mem[ESPV_SESSION_SIZE] __attribute__((aligned(ESPV_SESSION_ALIGN)));`
 pub const ESPV_SESSION_SIZE: usize = 23552;
 /// Alignment to give session memory on any target (an upper bound of `espv_session_align()`).
 pub const ESPV_SESSION_ALIGN: usize = 8;
+/// Bytes of session state beside its buffers on any target (an upper bound): a session needs
+/// at most `ESPV_SESSION_STATE_SIZE + line_cap + out_cap + ESPV_PENDING_SLOT_SIZE *
+/// max_in_flight` bytes.
+pub const ESPV_SESSION_STATE_SIZE: usize = 2560;
+/// Bytes per request in flight on any target (an upper bound).
+pub const ESPV_PENDING_SLOT_SIZE: usize = 40;
 
-/// The core session behind the ABI.
-pub(crate) type CoreSession = Session<ESPV_LINE_CAPACITY, ESPV_OUTPUT_CAPACITY, ESPV_MAX_IN_FLIGHT>;
+/// The core session behind the ABI: its buffers are in the caller's block, after it.
+pub(crate) type CoreSession = Session<'static>;
 
 /// Marks memory initialized by `espv_session_init` ("espvsess").
 const SESSION_MAGIC: u64 = 0x6573_7076_7365_7373;
@@ -53,8 +66,51 @@ pub struct EspvSession {
     pub(crate) core: CoreSession,
 }
 
-const _: () = assert!(size_of::<EspvSession>() <= ESPV_SESSION_SIZE);
+const _: () = assert!(size_of::<EspvSession>() <= ESPV_SESSION_STATE_SIZE);
+const _: () = assert!(PendingSlot::SIZE <= ESPV_PENDING_SLOT_SIZE);
 const _: () = assert!(align_of::<EspvSession>() <= ESPV_SESSION_ALIGN);
+const _: () = assert!(align_of::<PendingSlot>() <= align_of::<EspvSession>());
+const _: () = assert!(matches!(
+    layout(ESPV_LINE_CAPACITY, ESPV_OUTPUT_CAPACITY, ESPV_MAX_IN_FLIGHT),
+    Some(l) if l.total <= ESPV_SESSION_SIZE
+));
+
+/// Where a session's parts lie in its block, in bytes from its start.
+#[derive(Clone, Copy)]
+struct Layout {
+    pending: usize,
+    line: usize,
+    out: usize,
+    total: usize,
+}
+
+/// The block's layout for these capacities: the state, the pending slots (aligned as the
+/// state is, so nothing is padded), the line buffer, the outgoing queue. `None` if a capacity
+/// is unusable (no request in flight, no outgoing queue) or the total overflows.
+const fn layout(line_cap: usize, out_cap: usize, max_in_flight: usize) -> Option<Layout> {
+    if max_in_flight == 0 || out_cap == 0 {
+        return None;
+    }
+    let pending = size_of::<EspvSession>();
+    let Some(slots) = max_in_flight.checked_mul(PendingSlot::SIZE) else {
+        return None;
+    };
+    let Some(line) = pending.checked_add(slots) else {
+        return None;
+    };
+    let Some(out) = line.checked_add(line_cap) else {
+        return None;
+    };
+    match out.checked_add(out_cap) {
+        Some(total) => Some(Layout {
+            pending,
+            line,
+            out,
+            total,
+        }),
+        None => None,
+    }
+}
 
 /// A protocol version as numbers: 1.4 is `{1, 4, 0}`.
 #[repr(C)]
@@ -135,10 +191,17 @@ pub unsafe extern "C" fn espv_config_default(out: *mut EspvConfig, network: u32)
     ESPV_OK
 }
 
-/// Bytes of memory a session needs (`sizeof` the session state on this target).
+/// Bytes of memory a session with these capacities needs on this target: its state, then a
+/// line buffer of `line_cap` bytes, an outgoing queue of `out_cap` bytes and room for
+/// `max_in_flight` requests in flight. 0 if `out_cap` or `max_in_flight` is 0 or the size
+/// overflows.
 #[unsafe(no_mangle)]
-pub extern "C" fn espv_session_size() -> usize {
-    size_of::<EspvSession>()
+pub extern "C" fn espv_session_size(
+    line_cap: usize,
+    out_cap: usize,
+    max_in_flight: usize,
+) -> usize {
+    layout(line_cap, out_cap, max_in_flight).map_or(0, |l| l.total)
 }
 
 /// Alignment the session memory needs.
@@ -179,20 +242,22 @@ unsafe fn core_config(cfg: &EspvConfig) -> Result<Config, c_int> {
     Ok(config)
 }
 
-/// Initializes a session in `mem` (`len` bytes, at least `espv_session_size()`, aligned to
-/// `espv_session_align()`), for a fresh connection; `now_ms` is the caller's monotonic clock
-/// in milliseconds (any origin; the same clock for every later call). The session queues
-/// `server.version` at once: take it with `espv_session_take_output` and send it. Afterwards
-/// use `(espv_session *)mem`.
+/// Initializes a session in `mem` (`len` bytes, at least `espv_session_size(line_cap,
+/// out_cap, max_in_flight)`, aligned to `espv_session_align()`) with those capacities, for a
+/// fresh connection; `now_ms` is the caller's monotonic clock in milliseconds (any origin; the
+/// same clock for every later call). The session queues `server.version` at once: take it with
+/// `espv_session_take_output` and send it. Afterwards use `(espv_session *)mem`, and neither
+/// move nor copy the block while the session is used (it points into itself).
 ///
-/// Stack: the core session is built by value and then moved into `mem`, so this call uses
-/// about `espv_session_size()` plus 6 KiB of stack (28 KB measured on x86-64, release); call
-/// it where the stack has that room (e.g. from `main` at start-up). The other calls need about
-/// 2 KiB (measured: `espv_session_poll_event` 2.1 KB, `espv_verify_headers` 1.7 KB).
+/// Stack: the buffers are never on the stack, whatever their sizes; the session's state is
+/// built and moved into place (measured by `bindings/c/tests/test_stack.c`; README). The other
+/// calls need about 2 KiB (measured: `espv_session_poll_event` 2.1 KB, `espv_verify_headers`
+/// 1.7 KB).
 ///
 /// Returns `ESPV_OK`; `ESPV_ERR_NULL` (`mem` or `cfg`), `ESPV_ERR_BUFFER_TOO_SMALL`,
-/// `ESPV_ERR_MISALIGNED`, or `ESPV_ERR_INVALID_ARGUMENT` (unknown network, empty version
-/// range or one below 1.4, client name not UTF-8), leaving `mem` untouched.
+/// `ESPV_ERR_MISALIGNED`, or `ESPV_ERR_INVALID_ARGUMENT` (a capacity `espv_session_size`
+/// refuses, an outgoing queue too small for the version request, unknown network, empty
+/// version range or one below 1.4, client name not UTF-8); then `mem` holds no session.
 ///
 /// # Safety
 /// `mem` is NULL or points at `len` writable bytes that nothing else uses while the session
@@ -202,13 +267,19 @@ unsafe fn core_config(cfg: &EspvConfig) -> Result<Config, c_int> {
 pub unsafe extern "C" fn espv_session_init(
     mem: *mut c_void,
     len: usize,
+    line_cap: usize,
+    out_cap: usize,
+    max_in_flight: usize,
     cfg: *const EspvConfig,
     now_ms: u64,
 ) -> c_int {
     if mem.is_null() || cfg.is_null() {
         return ESPV_ERR_NULL;
     }
-    if len < size_of::<EspvSession>() {
+    let Some(layout) = layout(line_cap, out_cap, max_in_flight) else {
+        return ESPV_ERR_INVALID_ARGUMENT;
+    };
+    if len < layout.total {
         return ESPV_ERR_BUFFER_TOO_SMALL;
     }
     let target = mem.cast::<EspvSession>();
@@ -220,13 +291,34 @@ pub unsafe extern "C" fn espv_session_init(
         Ok(c) => c,
         Err(code) => return code,
     };
-    // Field by field, the session straight into its place: building a whole `EspvSession`
-    // first would put one more copy of it on the stack.
+    let base = mem.cast::<u8>();
+    // SAFETY: the layout's parts lie inside the caller's `len` bytes (checked above), do not
+    // overlap each other or the state, and the slots' offset is aligned for them (the state's
+    // size is a multiple of its alignment, which is at least theirs). The caller lends the
+    // block for as long as the session is used, which is what `'static` stands for here.
+    let storage = unsafe {
+        let pending = core::slice::from_raw_parts_mut(
+            base.add(layout.pending).cast::<PendingSlot>(),
+            max_in_flight,
+        );
+        // Any bytes are valid slots' contents only once written: fill them before use.
+        for i in 0..max_in_flight {
+            pending.as_mut_ptr().add(i).write(PendingSlot::EMPTY);
+        }
+        let line = core::slice::from_raw_parts_mut(base.add(layout.line), line_cap);
+        let out = core::slice::from_raw_parts_mut(base.add(layout.out), out_cap);
+        SessionStorage::new(line, out, pending)
+    };
+    let core = Session::new(storage, config, now_ms);
+    if core.failure().is_some() {
+        // Only an outgoing queue too small for the version request fails at once.
+        return ESPV_ERR_INVALID_ARGUMENT;
+    }
     // SAFETY: `target` is non-NULL, aligned, and points at at least `size_of::<EspvSession>()`
     // writable bytes owned by the caller; `write` does not read or drop the old contents, and
     // both fields are written before the magic says the session is initialized.
     unsafe {
-        ptr::addr_of_mut!((*target).core).write(Session::new(config, now_ms));
+        ptr::addr_of_mut!((*target).core).write(core);
         ptr::addr_of_mut!((*target).magic).write(SESSION_MAGIC);
     }
     ESPV_OK
@@ -236,7 +328,7 @@ pub unsafe extern "C" fn espv_session_init(
 ///
 /// # Safety
 /// `s` is NULL or points at memory given to `espv_session_init` (or at least at
-/// `espv_session_size()` readable bytes aligned for a session), not used elsewhere during
+/// `sizeof` a session's state, readable and aligned for it), not used elsewhere during
 /// `'a`.
 pub(crate) unsafe fn session<'a>(s: *mut EspvSession) -> Result<&'a mut EspvSession, c_int> {
     crate::ptr::checked_non_null(s)?;
@@ -265,9 +357,9 @@ pub(crate) use session_or_return;
 /// Feeds bytes read from the connection. The session stops after each complete line, so
 /// `*consumed` may be less than `len`: drain `espv_session_poll_event` until `ESPV_NONE`,
 /// then feed the rest (`bytes + *consumed`). A response's result borrows the line: feed again
-/// only after handling the events. `*consumed` may be 0 for a streamed request's item that
-/// was completed by the byte after it: that call queued the item's event, and feeding the same
-/// bytes again goes on (it is not stuck).
+/// only after handling the events. Once the events are drained, `*consumed` is at least 1 for
+/// any non-empty input; fed while events wait, it is 0 and nothing is lost (drain, then feed
+/// again).
 ///
 /// Returns `ESPV_OK` (also when the session has failed: input is then discarded) or
 /// `ESPV_ERR_NULL` / `ESPV_ERR_NOT_INITIALIZED`.
@@ -395,9 +487,8 @@ pub unsafe extern "C" fn espv_session_in_flight(s: *mut EspvSession) -> usize {
     }
 }
 
-/// Events dropped because more than 8 queued up between two drains of
-/// `espv_session_poll_event` (or because input was fed before draining); 0 for a NULL or
-/// uninitialized session.
+/// Events dropped: always 0 (the session takes input and expires requests only while it has
+/// room to report them); 0 for a NULL or uninitialized session too.
 ///
 /// # Safety
 /// `s` is NULL or an initialized session.

@@ -39,7 +39,7 @@ fn ok(code: i32) {
 
 #[test]
 fn sizes_fit_the_published_bounds() {
-    let size = espv_session_size();
+    let size = espv_session_size(ESPV_LINE_CAPACITY, ESPV_OUTPUT_CAPACITY, ESPV_MAX_IN_FLIGHT);
     println!(
         "espv_session: {size} bytes, align {}; espv_event {} bytes; espv_verifier {}; espv_status_hasher {}",
         espv_session_align(),
@@ -48,12 +48,101 @@ fn sizes_fit_the_published_bounds() {
         size_of::<EspvStatusHasher>()
     );
     assert!(size <= ESPV_SESSION_SIZE);
-    // The session is its two buffers plus bookkeeping well under 2 KiB more.
-    assert!(size >= ESPV_LINE_CAPACITY + ESPV_OUTPUT_CAPACITY);
-    assert!(size - ESPV_LINE_CAPACITY - ESPV_OUTPUT_CAPACITY < 2048 + 1024);
+    // The session is its buffers plus its state.
+    let buffers = ESPV_LINE_CAPACITY + ESPV_OUTPUT_CAPACITY;
+    assert!(size >= buffers + ESPV_MAX_IN_FLIGHT * 8);
+    assert!(
+        size <= buffers + ESPV_SESSION_STATE_SIZE + ESPV_MAX_IN_FLIGHT * ESPV_PENDING_SLOT_SIZE
+    );
+    // The buffers' sizes are the caller's: each byte more is a byte more, nothing else.
+    assert_eq!(
+        espv_session_size(100_000, 1, 1) - espv_session_size(0, 1, 1),
+        100_000
+    );
+    assert_eq!(
+        espv_session_size(0, 100_001, 1) - espv_session_size(0, 1, 1),
+        100_000
+    );
+    let slot = espv_session_size(0, 1, 2) - espv_session_size(0, 1, 1);
+    assert!(slot > 0 && slot <= ESPV_PENDING_SLOT_SIZE);
+    // Unusable or overflowing capacities have no size.
+    assert_eq!(espv_session_size(16, 0, 4), 0);
+    assert_eq!(espv_session_size(16, 16, 0), 0);
+    assert_eq!(espv_session_size(usize::MAX, 16, 4), 0);
+    assert_eq!(espv_session_size(16, 16, usize::MAX), 0);
     assert!(espv_session_align() <= ESPV_SESSION_ALIGN);
     assert_eq!(size_of::<EspvVerifier>(), 448);
     assert_eq!(size_of::<EspvStatusHasher>(), 192);
+}
+
+/// A session of any capacities works in a block of exactly its size; an outgoing queue too
+/// small for the version request is refused.
+#[test]
+fn capacities_are_the_callers() {
+    let mut cfg = MaybeUninit::<EspvConfig>::uninit();
+    // SAFETY: `cfg` is writable, then initialized; each block is as large as asked for and
+    // 8-aligned (u64s).
+    unsafe {
+        ok(espv_config_default(cfg.as_mut_ptr(), ESPV_NETWORK_REGTEST));
+        let cfg = cfg.assume_init();
+        for (line, out, pending) in [(0, 256, 1), (64, 200, 2), (1 << 20, 1 << 16, 100)] {
+            let size = espv_session_size(line, out, pending);
+            let mut block = vec![0u64; size.div_ceil(8)];
+            let mem = block.as_mut_ptr().cast::<std::ffi::c_void>();
+            assert_eq!(
+                name(espv_session_init(
+                    mem,
+                    size - 1,
+                    line,
+                    out,
+                    pending,
+                    &cfg,
+                    0
+                )),
+                "ESPV_ERR_BUFFER_TOO_SMALL"
+            );
+            ok(espv_session_init(mem, size, line, out, pending, &cfg, 0));
+            let s = mem.cast::<EspvSession>();
+            let mut sent = [0u8; 256];
+            let mut n = 0usize;
+            ok(espv_session_take_output(
+                s,
+                sent.as_mut_ptr(),
+                sent.len(),
+                &mut n,
+            ));
+            assert!(
+                sent[..n]
+                    .starts_with(b"{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"server.version\"")
+            );
+        }
+        let size = espv_session_size(64, 16, 1);
+        let mut block = vec![0u64; size.div_ceil(8)];
+        assert_eq!(
+            name(espv_session_init(
+                block.as_mut_ptr().cast(),
+                size,
+                64,
+                16,
+                1,
+                &cfg,
+                0
+            )),
+            "ESPV_ERR_INVALID_ARGUMENT"
+        );
+        assert_eq!(
+            name(espv_session_init(
+                block.as_mut_ptr().cast(),
+                size,
+                64,
+                16,
+                0,
+                &cfg,
+                0
+            )),
+            "ESPV_ERR_INVALID_ARGUMENT"
+        );
+    }
 }
 
 #[test]
@@ -66,12 +155,28 @@ fn init_refuses_bad_memory_and_config() {
         ok(espv_config_default(cfg.as_mut_ptr(), 4));
         let cfg = cfg.assume_init();
         assert_eq!(
-            name(espv_session_init(base, 100, &cfg, 0)),
+            name(espv_session_init(
+                base,
+                100,
+                ESPV_LINE_CAPACITY,
+                ESPV_OUTPUT_CAPACITY,
+                ESPV_MAX_IN_FLIGHT,
+                &cfg,
+                0
+            )),
             "ESPV_ERR_BUFFER_TOO_SMALL"
         );
         let odd = base.cast::<u8>().add(1).cast();
         assert_eq!(
-            name(espv_session_init(odd, ESPV_SESSION_SIZE - 1, &cfg, 0)),
+            name(espv_session_init(
+                odd,
+                ESPV_SESSION_SIZE - 1,
+                ESPV_LINE_CAPACITY,
+                ESPV_OUTPUT_CAPACITY,
+                ESPV_MAX_IN_FLIGHT,
+                &cfg,
+                0
+            )),
             "ESPV_ERR_MISALIGNED"
         );
         let s = base.cast::<EspvSession>();
@@ -89,10 +194,26 @@ fn init_refuses_bad_memory_and_config() {
             ..cfg
         };
         assert_eq!(
-            name(espv_session_init(base, ESPV_SESSION_SIZE, &bad, 0)),
+            name(espv_session_init(
+                base,
+                ESPV_SESSION_SIZE,
+                ESPV_LINE_CAPACITY,
+                ESPV_OUTPUT_CAPACITY,
+                ESPV_MAX_IN_FLIGHT,
+                &bad,
+                0
+            )),
             "ESPV_ERR_INVALID_ARGUMENT"
         );
-        ok(espv_session_init(base, ESPV_SESSION_SIZE, &cfg, 0));
+        ok(espv_session_init(
+            base,
+            ESPV_SESSION_SIZE,
+            ESPV_LINE_CAPACITY,
+            ESPV_OUTPUT_CAPACITY,
+            ESPV_MAX_IN_FLIGHT,
+            &cfg,
+            0,
+        ));
         assert_eq!(
             name(espv_session_state(s, std::ptr::null_mut())),
             "ESPV_NONE"
@@ -259,6 +380,9 @@ fn a_recorded_electrumx_exchange_replays_and_verifies() {
         ok(espv_session_init(
             d.s().cast(),
             ESPV_SESSION_SIZE,
+            ESPV_LINE_CAPACITY,
+            ESPV_OUTPUT_CAPACITY,
+            ESPV_MAX_IN_FLIGHT,
             &cfg,
             d.now,
         ));
@@ -545,6 +669,9 @@ fn misaligned_pointers_are_refused_before_the_session_changes() {
             name(espv_session_init(
                 d.s().cast(),
                 ESPV_SESSION_SIZE,
+                ESPV_LINE_CAPACITY,
+                ESPV_OUTPUT_CAPACITY,
+                ESPV_MAX_IN_FLIGHT,
                 room.odd(),
                 d.now
             )),
@@ -553,6 +680,9 @@ fn misaligned_pointers_are_refused_before_the_session_changes() {
         ok(espv_session_init(
             d.s().cast(),
             ESPV_SESSION_SIZE,
+            ESPV_LINE_CAPACITY,
+            ESPV_OUTPUT_CAPACITY,
+            ESPV_MAX_IN_FLIGHT,
             &cfg,
             d.now,
         ));

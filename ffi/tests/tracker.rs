@@ -255,6 +255,9 @@ fn init_and_every_call_check_their_pointers() {
         ok(espv_session_init(
             s.cast(),
             ESPV_SESSION_SIZE,
+            ESPV_LINE_CAPACITY,
+            ESPV_OUTPUT_CAPACITY,
+            ESPV_MAX_IN_FLIGHT,
             cfg.as_ptr(),
             0,
         ));
@@ -368,6 +371,9 @@ impl Run {
             ok(espv_session_init(
                 s.cast(),
                 ESPV_SESSION_SIZE,
+                ESPV_LINE_CAPACITY,
+                ESPV_OUTPUT_CAPACITY,
+                ESPV_MAX_IN_FLIGHT,
                 cfg.as_ptr(),
                 0,
             ));

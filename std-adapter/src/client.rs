@@ -150,9 +150,7 @@ impl Client {
         session_config: Config,
     ) -> Result<Client, Error> {
         let stream = transport::connect(server, &config.connect).await?;
-        let session = tokio::task::spawn_blocking(move || connection::new_session(session_config))
-            .await
-            .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+        let session = connection::new_session(session_config);
         let endpoint = Endpoint {
             server: server.clone(),
             options: config.connect.clone(),

@@ -15,6 +15,7 @@ use electrum_spv_core::session::response::HistoryItem;
 use electrum_spv_core::session::unescape_into;
 use electrum_spv_core::session::{
     Config, Event, Notification, ProtocolError, Request, RequestError, RpcError, Session,
+    SessionStorage,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -47,8 +48,8 @@ pub const MAX_REQUEST: usize = 1 << 20;
 /// Requests in flight on one connection; more wait in the client's queue.
 pub const MAX_IN_FLIGHT: usize = 64;
 
-/// The session type the adapter drives.
-pub(crate) type Core = Session<MAX_LINE, MAX_REQUEST, MAX_IN_FLIGHT>;
+/// The session type the adapter drives: its buffers on the heap.
+pub(crate) type Core = Session<'static>;
 
 /// A server notification, owned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -265,7 +266,7 @@ const EXPIRY_TICK: Duration = Duration::from_millis(250);
 
 /// The task's state.
 struct Task {
-    session: Box<Core>,
+    session: Core,
     start: Instant,
     queued: VecDeque<Call>,
     waiting: HashMap<u64, Call>,
@@ -278,16 +279,11 @@ struct Task {
     streamed: HashMap<u64, Vec<HistoryItem>>,
 }
 
-/// Builds a session on a thread with a large stack: `Core` is ~3 MiB and is built by value, so
-/// on a tokio worker's 2 MiB stack (and in unoptimised builds) it would overflow.
-pub(crate) fn new_session(config: Config) -> Result<Box<Core>, Error> {
-    std::thread::Builder::new()
-        .name("electrum-spv-session-init".into())
-        .stack_size(64 << 20)
-        .spawn(move || Box::new(Core::new(config, 0)))
-        .map_err(Error::Io)?
-        .join()
-        .map_err(|_| Error::Io(std::io::Error::other("session construction panicked")))
+/// A session over heap buffers of the adapter's capacities. They are zeroed allocations, so
+/// the memory they take is what the connection has used of them, not their capacity.
+pub(crate) fn new_session(config: Config) -> Core {
+    let storage = SessionStorage::owned(MAX_LINE, MAX_REQUEST, MAX_IN_FLIGHT);
+    Core::new(storage, config, 0)
 }
 
 /// Runs a connection until every [`Client`] handle is dropped, the session fails (wrong
@@ -299,7 +295,7 @@ pub(crate) fn new_session(config: Config) -> Result<Box<Core>, Error> {
 /// that changed meanwhile is reported as a notice.
 ///
 /// [`Client`]: crate::Client
-pub(crate) async fn run(stream: BoxStream, session: Box<Core>, endpoint: Endpoint, links: Links) {
+pub(crate) async fn run(stream: BoxStream, session: Core, endpoint: Endpoint, links: Links) {
     let Links {
         mut calls,
         notices,
@@ -435,12 +431,7 @@ impl Task {
             let Ok(stream) = transport::connect(&endpoint.server, &endpoint.options).await else {
                 continue;
             };
-            let config = endpoint.config;
-            let Ok(Ok(session)) = tokio::task::spawn_blocking(move || new_session(config)).await
-            else {
-                continue;
-            };
-            self.session = session;
+            self.session = new_session(endpoint.config);
             self.start = Instant::now();
             let restore = self.subscriptions.restore_calls();
             for call in restore.into_iter().rev() {

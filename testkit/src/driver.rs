@@ -5,7 +5,9 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use electrum_spv_core::session::{Config, Event, FatalError, Request, RequestError, Session};
+use electrum_spv_core::session::{
+    Config, Event, FatalError, Request, RequestError, Session, SessionStorage,
+};
 
 /// Line buffer of the test driver. A whole 2016-header result is 322,560 hex digits, but
 /// ElectrumX 2.0 pads every reply up to a power of two (524,287 bytes), which does not fit: use
@@ -18,7 +20,7 @@ pub const DRIVER_OUT: usize = 1 << 16;
 pub const DRIVER_PENDING: usize = 64;
 
 /// The session type the driver runs.
-pub type DriverSession = Session<DRIVER_LINE, DRIVER_OUT, DRIVER_PENDING>;
+pub type DriverSession = Session<'static>;
 
 /// An owned copy of an event, so tests can keep it after the next read.
 #[derive(Clone, Debug, PartialEq)]
@@ -121,7 +123,8 @@ impl Driver {
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
         stream.set_nodelay(true)?;
         let start = Instant::now();
-        let session = Box::new(DriverSession::new(config, 0));
+        let storage = SessionStorage::owned(DRIVER_LINE, DRIVER_OUT, DRIVER_PENDING);
+        let session = Box::new(DriverSession::new(storage, config, 0));
         Ok(Driver {
             stream,
             session,

@@ -15,16 +15,21 @@ use electrum_spv_core::hash::{BlockHash, Txid};
 use electrum_spv_core::header::Header;
 use electrum_spv_core::rpc::{ProtocolVersion, VersionRange};
 use electrum_spv_core::script::{StatusHasher, TxHeight};
-use electrum_spv_core::session::{Config, Session};
+use electrum_spv_core::session::{Config, Session, SessionStorage};
 use electrum_spv_testkit::chain::{ALICE, BOB};
 use electrum_spv_testkit::{Harness, ScriptKind};
 use embedded_io_adapters::tokio_1::FromTokio;
 use tokio::net::TcpStream;
 
 /// A session shaped like a device's: 4 KiB line, 1 KiB queue, 4 in flight.
-type Small = Session<4096, 1024, 4>;
+type Small = Session<'static>;
+
+/// A session of the size a small device would give it.
+fn small(config: Config, now: u64) -> Small {
+    Session::new(SessionStorage::owned(4096, 1024, 4), config, now)
+}
 type Transport = FromTokio<TcpStream>;
-type Dev<'a> = Driver<'a, Transport, Box<dyn Fn() -> u64>, 4096, 1024, 4>;
+type Dev<'a> = Driver<'a, 'static, Transport, Box<dyn Fn() -> u64>>;
 
 /// How long any one await may take before the test fails.
 const T: Duration = Duration::from_secs(30);
@@ -185,7 +190,7 @@ async fn driver_against_a_real_electrumx() {
             ..Config::new(&REGTEST)
         };
         let clock = clock();
-        let mut session = Box::new(Small::new(config, clock()));
+        let mut session = Box::new(small(config, clock()));
         let (mut rx, mut tx) = ([0u8; 1024], [0u8; 256]);
         let transport = FromTokio::new(connect(&h).await);
         let mut d = Driver::new(&mut *session, transport, clock, &mut rx, &mut tx);
@@ -195,7 +200,7 @@ async fn driver_against_a_real_electrumx() {
 
     // Notifications: subscribed to headers and Alice, the kit mines a block, then pays Alice.
     let clock = clock();
-    let mut session = Box::new(Small::new(Config::new(&REGTEST), clock()));
+    let mut session = Box::new(small(Config::new(&REGTEST), clock()));
     let (mut rx, mut tx) = ([0u8; 1024], [0u8; 256]);
     let transport = FromTokio::new(connect(&h).await);
     let mut d = Driver::new(&mut *session, transport, clock, &mut rx, &mut tx);

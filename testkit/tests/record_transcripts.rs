@@ -29,7 +29,9 @@ use std::time::{Duration, Instant};
 use electrum_spv_core::chain::REGTEST;
 use electrum_spv_core::hash::Txid;
 use electrum_spv_core::rpc::{ProtocolVersion, VersionRange};
-use electrum_spv_core::session::{Config, Event, FeeMode, Notification, Request, Session};
+use electrum_spv_core::session::{
+    Config, Event, FeeMode, Notification, Request, Session, SessionStorage,
+};
 use electrum_spv_testkit::chain::BOB;
 use electrum_spv_testkit::{Harness, ScriptKind};
 use serde_json::{Value, json};
@@ -37,7 +39,7 @@ use serde_json::{Value, json};
 const LINE: usize = 64 * 1024;
 const OUT: usize = 16 * 1024;
 const PENDING: usize = 32;
-type S = Session<LINE, OUT, PENDING>;
+type S = Session<'static>;
 
 const FILES: [(&str, &str, &str); 3] = [
     ("electrumx_1_4.json", "1.4", "1.4"),
@@ -234,7 +236,7 @@ fn record(h: &Harness, file: &str, min: &str, max: &str) {
     stream
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
-    let mut s = Box::new(S::new(config, 0));
+    let mut s = Box::new(S::new(SessionStorage::owned(LINE, OUT, PENDING), config, 0));
     let mut transcript: Vec<(&str, String)> = Vec::new();
     let mut events: Vec<String> = Vec::new();
     let mut tx = vec![0u8; OUT];

@@ -316,7 +316,7 @@ static int live(uint32_t expected_tip, int n_scripts, char **scripts) {
     espv_config cfg;
     CHECK_STATUS(espv_config_default(&cfg, ESPV_NETWORK_REGTEST), ESPV_OK);
     cfg.client_name = "electrum-spv-c-test";
-    CHECK_STATUS(espv_session_init(g_mem, sizeof g_mem, &cfg, now_ms()), ESPV_OK);
+    CHECK_STATUS(espv_session_init(g_mem, sizeof g_mem, ESPV_LINE_CAPACITY, ESPV_OUTPUT_CAPACITY, ESPV_MAX_IN_FLIGHT, &cfg, now_ms()), ESPV_OK);
     g_s = (espv_session *)g_mem;
     step ready = {on_ready, 0, 0, 0xFFFFFFFFu, NULL};
     if (run(&ready) != 0) return -1;

@@ -89,7 +89,7 @@ static espv_session *negotiated(uint32_t network, const char *genesis, uint64_t 
     espv_config cfg;
     CHECK_STATUS(espv_config_default(&cfg, network), ESPV_OK);
     cfg.client_name = "c-test";
-    CHECK_STATUS(espv_session_init(g_mem, sizeof g_mem, &cfg, now), ESPV_OK);
+    CHECK_STATUS(espv_session_init(g_mem, sizeof g_mem, ESPV_LINE_CAPACITY, ESPV_OUTPUT_CAPACITY, ESPV_MAX_IN_FLIGHT, &cfg, now), ESPV_OK);
     espv_session *s = (espv_session *)g_mem;
     const char *out = take(s);
     CHECK(strstr(out, "\"server.version\"") != NULL);
@@ -121,20 +121,20 @@ static void test_init(void) {
     CHECK_STATUS(espv_config_default(&cfg, 77), ESPV_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(espv_config_default(&cfg, ESPV_NETWORK_REGTEST), ESPV_OK);
 
-    CHECK_STATUS(espv_session_init(NULL, sizeof g_mem, &cfg, 0), ESPV_ERR_NULL);
-    CHECK_STATUS(espv_session_init(g_mem, sizeof g_mem, NULL, 0), ESPV_ERR_NULL);
-    CHECK_STATUS(espv_session_init(g_mem, espv_session_size() - 1, &cfg, 0), ESPV_ERR_BUFFER_TOO_SMALL);
-    CHECK_STATUS(espv_session_init(g_mem + 1, sizeof g_mem - 1, &cfg, 0), ESPV_ERR_MISALIGNED);
+    CHECK_STATUS(espv_session_init(NULL, sizeof g_mem, ESPV_LINE_CAPACITY, ESPV_OUTPUT_CAPACITY, ESPV_MAX_IN_FLIGHT, &cfg, 0), ESPV_ERR_NULL);
+    CHECK_STATUS(espv_session_init(g_mem, sizeof g_mem, ESPV_LINE_CAPACITY, ESPV_OUTPUT_CAPACITY, ESPV_MAX_IN_FLIGHT, NULL, 0), ESPV_ERR_NULL);
+    CHECK_STATUS(espv_session_init(g_mem, espv_session_size() - 1, ESPV_LINE_CAPACITY, ESPV_OUTPUT_CAPACITY, ESPV_MAX_IN_FLIGHT, &cfg, 0), ESPV_ERR_BUFFER_TOO_SMALL);
+    CHECK_STATUS(espv_session_init(g_mem + 1, sizeof g_mem - 1, ESPV_LINE_CAPACITY, ESPV_OUTPUT_CAPACITY, ESPV_MAX_IN_FLIGHT, &cfg, 0), ESPV_ERR_MISALIGNED);
     cfg.network = 42;
-    CHECK_STATUS(espv_session_init(g_mem, sizeof g_mem, &cfg, 0), ESPV_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(espv_session_init(g_mem, sizeof g_mem, ESPV_LINE_CAPACITY, ESPV_OUTPUT_CAPACITY, ESPV_MAX_IN_FLIGHT, &cfg, 0), ESPV_ERR_INVALID_ARGUMENT);
     cfg.network = ESPV_NETWORK_REGTEST;
     cfg.version_min.minor = 7; /* 1.7 > 1.6 */
-    CHECK_STATUS(espv_session_init(g_mem, sizeof g_mem, &cfg, 0), ESPV_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(espv_session_init(g_mem, sizeof g_mem, ESPV_LINE_CAPACITY, ESPV_OUTPUT_CAPACITY, ESPV_MAX_IN_FLIGHT, &cfg, 0), ESPV_ERR_INVALID_ARGUMENT);
     cfg.version_min.minor = 3; /* below 1.4 */
-    CHECK_STATUS(espv_session_init(g_mem, sizeof g_mem, &cfg, 0), ESPV_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(espv_session_init(g_mem, sizeof g_mem, ESPV_LINE_CAPACITY, ESPV_OUTPUT_CAPACITY, ESPV_MAX_IN_FLIGHT, &cfg, 0), ESPV_ERR_INVALID_ARGUMENT);
     cfg.version_min.minor = 4;
     cfg.client_name = "\xff\xfe"; /* not UTF-8 */
-    CHECK_STATUS(espv_session_init(g_mem, sizeof g_mem, &cfg, 0), ESPV_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(espv_session_init(g_mem, sizeof g_mem, ESPV_LINE_CAPACITY, ESPV_OUTPUT_CAPACITY, ESPV_MAX_IN_FLIGHT, &cfg, 0), ESPV_ERR_INVALID_ARGUMENT);
 
     /* Memory never initialized is refused, not used. */
     memset(g_mem, 0, sizeof g_mem);
@@ -162,7 +162,7 @@ static void test_negotiation_failures(void) {
     /* No common version: the server refuses server.version. */
     espv_config cfg;
     espv_config_default(&cfg, ESPV_NETWORK_MAINNET);
-    CHECK_STATUS(espv_session_init(g_mem, sizeof g_mem, &cfg, 0), ESPV_OK);
+    CHECK_STATUS(espv_session_init(g_mem, sizeof g_mem, ESPV_LINE_CAPACITY, ESPV_OUTPUT_CAPACITY, ESPV_MAX_IN_FLIGHT, &cfg, 0), ESPV_OK);
     const char *out = take(s);
     char line[256];
     snprintf(line, sizeof line, "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":1,\"message\":\"unsupported protocol version: 1.6\"},\"id\":%llu}\n",
@@ -173,14 +173,14 @@ static void test_negotiation_failures(void) {
     CHECK(g_events[0].ev.has_code && g_events[0].ev.code == 1);
 
     /* A version outside the range asked for. */
-    CHECK_STATUS(espv_session_init(g_mem, sizeof g_mem, &cfg, 0), ESPV_OK);
+    CHECK_STATUS(espv_session_init(g_mem, sizeof g_mem, ESPV_LINE_CAPACITY, ESPV_OUTPUT_CAPACITY, ESPV_MAX_IN_FLIGHT, &cfg, 0), ESPV_OK);
     out = take(s);
     feed_str(s, reply(last_id(out), "[\"ElectrumX\",\"1.2\"]"), 0);
     CHECK(g_n_events == 1 && g_events[0].ev.reason == ESPV_ERR_VERSION_OUT_OF_RANGE);
     CHECK(g_events[0].ev.version.major == 1 && g_events[0].ev.version.minor == 2);
 
     /* No answer at all. */
-    CHECK_STATUS(espv_session_init(g_mem, sizeof g_mem, &cfg, 1000), ESPV_OK);
+    CHECK_STATUS(espv_session_init(g_mem, sizeof g_mem, ESPV_LINE_CAPACITY, ESPV_OUTPUT_CAPACITY, ESPV_MAX_IN_FLIGHT, &cfg, 1000), ESPV_OK);
     (void)take(s);
     uint64_t deadline = 0;
     CHECK_STATUS(espv_session_timeout(s, &deadline), ESPV_OK);
@@ -400,8 +400,8 @@ static void test_misaligned(void) {
     CHECK_STATUS(espv_config_default(MISALIGNED(espv_config, room), ESPV_NETWORK_MAINNET), ESPV_ERR_MISALIGNED);
     CHECK_STATUS(espv_config_default(&cfg, ESPV_NETWORK_MAINNET), ESPV_OK);
     memcpy(room + 1, &cfg, sizeof cfg); /* a config at a misaligned address */
-    CHECK_STATUS(espv_session_init(g_mem, sizeof g_mem, MISALIGNED(const espv_config, room), now), ESPV_ERR_MISALIGNED);
-    CHECK_STATUS(espv_session_init(g_mem + 1, sizeof g_mem - 1, &cfg, now), ESPV_ERR_MISALIGNED);
+    CHECK_STATUS(espv_session_init(g_mem, sizeof g_mem, ESPV_LINE_CAPACITY, ESPV_OUTPUT_CAPACITY, ESPV_MAX_IN_FLIGHT, MISALIGNED(const espv_config, room), now), ESPV_ERR_MISALIGNED);
+    CHECK_STATUS(espv_session_init(g_mem + 1, sizeof g_mem - 1, ESPV_LINE_CAPACITY, ESPV_OUTPUT_CAPACITY, ESPV_MAX_IN_FLIGHT, &cfg, now), ESPV_ERR_MISALIGNED);
     memset(room, 0x5a, sizeof room);
 
     espv_session *s = negotiated(ESPV_NETWORK_MAINNET, MAINNET_GENESIS, now);

@@ -34,7 +34,7 @@ static void *session_init(void *arg) {
     static _Alignas(64) uint8_t mem[65536];
     espv_config cfg;
     espv_config_default(&cfg, ESPV_NETWORK_MAINNET);
-    g_status = espv_session_init(mem, sizeof mem, &cfg, 0);
+    g_status = espv_session_init(mem, sizeof mem, ESPV_LINE_CAPACITY, ESPV_OUTPUT_CAPACITY, ESPV_MAX_IN_FLIGHT, &cfg, 0);
     return NULL;
 }
 

@@ -370,7 +370,7 @@ int main(int argc, char **argv) {
     CHECK(espv_tracker_tx_slot_size() <= ESPV_TRACKER_TX_SLOT_SIZE);
     espv_config cfg;
     CHECK_STATUS(espv_config_default(&cfg, ESPV_NETWORK_MAINNET), ESPV_OK);
-    CHECK_STATUS(espv_session_init(g_session_mem, sizeof g_session_mem, &cfg, now_ms()), ESPV_OK);
+    CHECK_STATUS(espv_session_init(g_session_mem, sizeof g_session_mem, ESPV_LINE_CAPACITY, ESPV_OUTPUT_CAPACITY, ESPV_MAX_IN_FLIGHT, &cfg, now_ms()), ESPV_OK);
     g_s = (espv_session *)(void *)g_session_mem;
     CHECK_STATUS(espv_tracker_init(g_tracker_mem, sizeof g_tracker_mem, g_scripts, MAX_SCRIPTS, g_txs, TX_SLOTS),
                  ESPV_OK);

@@ -25,14 +25,15 @@ use electrum_spv_core::hash::Txid;
 use electrum_spv_core::json::{Id, Message, scan};
 use electrum_spv_core::rpc::{Method, ProtocolVersion, VersionRange};
 use electrum_spv_core::session::{
-    Config, Event, FeeMode, ProtocolError, Request, RequestError, Session, response,
+    Config, Event, FeeMode, ProtocolError, Request, RequestError, Session, SessionStorage,
+    response,
 };
 use libfuzzer_sys::fuzz_target;
 
 const LINE: usize = 2048;
 const OUT: usize = 1024;
 const PENDING: usize = 4;
-type S = Session<LINE, OUT, PENDING>;
+type S = Session<'static>;
 
 const SPK: [u8; 22] = [
     0x00, 0x14, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
@@ -308,7 +309,7 @@ fuzz_target!(|input: &[u8]| {
         ..Config::new(&REGTEST)
     };
     let mut run = Run {
-        s: Box::new(S::new(config, 0)),
+        s: Box::new(S::new(SessionStorage::owned(LINE, OUT, PENDING), config, 0)),
         version,
         now: 0,
         open: BTreeMap::new(),

@@ -23,7 +23,8 @@
 //!
 //! ```
 //! use electrum_spv_core::json::{Frame, LineFramer};
-//! let mut framer = LineFramer::<64>::new();
+//! let mut line_buffer = [0u8; 64];
+//! let mut framer = LineFramer::new(&mut line_buffer);
 //! let mut lines = 0;
 //! for read in [&b"{\"id\":1}\n{\"i"[..], b"d\":2}   \r\n\n"] {
 //!     let mut rest = read;
@@ -58,10 +59,12 @@ pub enum Frame<'a> {
     },
 }
 
+use crate::buffer::Buffer;
+
 /// Largest head or tail window kept of an over-long line (see [`Frame::Oversize`]).
 pub const MAX_PROBE: usize = 256;
 
-/// The head and tail window size of a [`LineFramer<N>`]: `min(MAX_PROBE, N / 2)`.
+/// The head and tail window size of a [`LineFramer`] with a line cap of `n`: `min(MAX_PROBE, N / 2)`.
 pub const fn probe_len(n: usize) -> usize {
     if n / 2 < MAX_PROBE { n / 2 } else { MAX_PROBE }
 }
@@ -71,17 +74,19 @@ fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
-/// Splits a byte stream into lines of at most `N` bytes, held in an internal `[u8; N]`.
+/// Splits a byte stream into lines of at most `N` bytes, held in a caller's buffer of `N`
+/// bytes.
 ///
 /// The cap counts the bytes before the terminating `\n`, except one `\r` right before it.
-/// Memory: `size_of::<LineFramer<N>>()` is `N` plus at most 40 bytes (tested); the head and tail
+/// Memory: the caller's `N` bytes, plus `size_of::<LineFramer>()` (at most 64 bytes, tested);
+/// the head and tail
 /// windows of an over-long line live in the line buffer, and `push` uses [`MAX_PROBE`] bytes of
 /// stack while it moves them. Work: linear in the bytes pushed; each byte is scanned at most
 /// twice and copied at most twice (an over-long line's buffered part once more, when it is
 /// found too long).
-#[derive(Debug, Clone)]
-pub struct LineFramer<const N: usize> {
-    buf: [u8; N],
+#[derive(Debug)]
+pub struct LineFramer<'a> {
+    buf: Buffer<'a, u8>,
     len: usize,
     /// A `\r` was read after the buffered bytes and not yet stored (it is dropped if `\n`
     /// follows).
@@ -95,26 +100,22 @@ pub struct LineFramer<const N: usize> {
     tail_len: u16,
 }
 
-impl<const N: usize> Default for LineFramer<N> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<const N: usize> LineFramer<N> {
-    /// The line cap: the longest line accepted, in bytes.
-    pub const MAX_LINE: usize = N;
-
-    /// An empty framer.
-    pub const fn new() -> Self {
+impl<'a> LineFramer<'a> {
+    /// An empty framer over `buf`, whose length is the line cap.
+    pub fn new(buf: impl Into<Buffer<'a, u8>>) -> Self {
         LineFramer {
-            buf: [0; N],
+            buf: buf.into(),
             len: 0,
             pending_cr: false,
             discarding: None,
             last_line: 0,
             tail_len: 0,
         }
+    }
+
+    /// The line cap: the longest line accepted, in bytes.
+    pub fn max_line(&self) -> usize {
+        self.buf.len()
     }
 
     /// The line the last [`push`](Self::push) completed, until the next `push` or `reset`.
@@ -150,7 +151,7 @@ impl<const N: usize> LineFramer<N> {
     ///
     /// Call it again with the rest of the input until that is empty; the returned line borrows
     /// the framer, so handle it before the next call.
-    pub fn push<'a>(&'a mut self, input: &[u8]) -> (usize, Option<Frame<'a>>) {
+    pub fn push(&mut self, input: &[u8]) -> (usize, Option<Frame<'_>>) {
         self.last_line = 0;
         let newline = super::bytes::find_byte(input, b'\n');
         let (segment, consumed) = match newline {
@@ -174,7 +175,7 @@ impl<const N: usize> LineFramer<N> {
         };
         let pending = usize::from(self.pending_cr && !segment.is_empty());
         let needed = self.len + pending + body.len();
-        if needed > N {
+        if needed > self.buf.len() {
             let held = self.len + usize::from(self.pending_cr);
             let total = held.saturating_add(segment.len());
             self.start_probe();
@@ -216,7 +217,7 @@ impl<const N: usize> LineFramer<N> {
 
     /// The frame of a discarded line of `len` bytes, with its windows.
     fn oversize(&mut self, len: usize) -> Frame<'_> {
-        let p = probe_len(N);
+        let p = probe_len(self.buf.len());
         let tail_len = usize::from(self.tail_len).min(p);
         self.tail_len = 0;
         Frame::Oversize {
@@ -229,7 +230,7 @@ impl<const N: usize> LineFramer<N> {
     /// A line was just found too long while `buf[..len]` holds its start: that start becomes
     /// the head window (it is there already) and what follows the head the tail window.
     fn start_probe(&mut self) {
-        let p = probe_len(N);
+        let p = probe_len(self.buf.len());
         self.tail_len = 0;
         if self.len <= p {
             return;
@@ -259,7 +260,7 @@ impl<const N: usize> LineFramer<N> {
     /// Records `bytes` of the discarded line, of which `seen` bytes came before: into the head
     /// window while it has room, the rest into the tail window.
     fn probe(&mut self, bytes: &[u8], seen: usize) {
-        let p = probe_len(N);
+        let p = probe_len(self.buf.len());
         let mut rest = bytes;
         if seen < p {
             let k = (p - seen).min(rest.len());
@@ -318,7 +319,7 @@ mod tests {
         Oversize(usize),
     }
 
-    fn frames<const N: usize>(framer: &mut LineFramer<N>, reads: &[&[u8]]) -> Vec<F> {
+    fn frames(framer: &mut LineFramer<'_>, reads: &[&[u8]]) -> Vec<F> {
         let mut out = Vec::new();
         for read in reads {
             let mut rest = *read;
@@ -338,7 +339,8 @@ mod tests {
 
     #[test]
     fn cap_is_exact_and_cr_is_free() {
-        let mut f = LineFramer::<4>::new();
+        let mut mem = [0u8; 4];
+        let mut f = LineFramer::new(&mut mem);
         assert_eq!(
             frames(&mut f, &[b"abcd\nabcde\nabcd\r\nab\rc\nab\r\rc\n"]),
             [
@@ -358,13 +360,13 @@ mod tests {
 
     #[test]
     fn size() {
-        assert!(core::mem::size_of::<LineFramer<4096>>() <= 4096 + 40);
-        assert!(core::mem::size_of::<LineFramer<0>>() <= 40);
+        assert!(core::mem::size_of::<LineFramer<'_>>() <= 64);
     }
 
     /// The head and tail windows of every discarded line, in any split of the reads.
     fn windows<const N: usize>(reads: &[&[u8]]) -> Vec<(usize, Vec<u8>, Vec<u8>)> {
-        let mut framer = LineFramer::<N>::new();
+        let mut mem = [0u8; N];
+        let mut framer = LineFramer::new(&mut mem);
         let mut out = Vec::new();
         for read in reads {
             let mut rest = *read;
@@ -424,7 +426,8 @@ mod tests {
 
     #[test]
     fn cr_split_across_reads() {
-        let mut f = LineFramer::<4>::new();
+        let mut mem = [0u8; 4];
+        let mut f = LineFramer::new(&mut mem);
         assert_eq!(
             frames(
                 &mut f,

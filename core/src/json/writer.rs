@@ -97,7 +97,10 @@ enum State {
 /// [`end_batch`](Self::end_batch).
 #[derive(Debug)]
 pub struct RequestWriter<'a> {
-    buf: &'a mut [u8],
+    /// Where the message starts; `second` goes on where `first` ends (a ring buffer's free
+    /// space wraps around its end).
+    first: &'a mut [u8],
+    second: &'a mut [u8],
     len: usize,
     state: State,
     batch: bool,
@@ -124,8 +127,15 @@ fn decimal(mut n: u64, out: &mut [u8; U64_DIGITS]) -> &[u8] {
 impl<'a> RequestWriter<'a> {
     /// A writer filling `buf` from its start.
     pub fn new(buf: &'a mut [u8]) -> Self {
+        Self::split(buf, &mut [])
+    }
+
+    /// A writer filling `first`, then going on in `second`: the two free parts of a ring
+    /// buffer, wrapped around its end.
+    pub fn split(first: &'a mut [u8], second: &'a mut [u8]) -> Self {
         RequestWriter {
-            buf,
+            first,
+            second,
             len: 0,
             state: State::Empty,
             batch: false,
@@ -157,20 +167,47 @@ impl<'a> RequestWriter<'a> {
         r
     }
 
-    fn room(&mut self, n: usize) -> Result<&mut [u8], EncodeError> {
+    /// Claims the next `n` bytes.
+    fn claim(&mut self, n: usize) -> Result<(), EncodeError> {
         let end = self.len.saturating_add(n);
-        let dst = self
-            .buf
-            .get_mut(self.len..end)
-            .ok_or(EncodeError::BufferTooSmall {
+        if end > self.first.len() + self.second.len() {
+            return Err(EncodeError::BufferTooSmall {
                 needed_at_least: end,
-            })?;
+            });
+        }
         self.len = end;
-        Ok(dst)
+        Ok(())
+    }
+
+    /// The next `n` bytes, claimed, if they lie in one piece.
+    fn room(&mut self, n: usize) -> Result<Option<&mut [u8]>, EncodeError> {
+        let start = self.len;
+        self.claim(n)?;
+        let first = self.first.len();
+        Ok(if self.len <= first {
+            self.first.get_mut(start..self.len)
+        } else if start >= first {
+            self.second.get_mut(start - first..self.len - first)
+        } else {
+            None
+        })
     }
 
     fn put(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
-        self.room(bytes.len())?.copy_from_slice(bytes);
+        let start = self.len;
+        if let Some(dst) = self.room(bytes.len())? {
+            dst.copy_from_slice(bytes);
+            return Ok(());
+        }
+        // Across the wrap: the part that fits in `first`, the rest at the start of `second`.
+        let (head, tail) = bytes.split_at(self.first.len().saturating_sub(start));
+        if let (Some(a), Some(b)) = (
+            self.first.get_mut(start..),
+            self.second.get_mut(..tail.len()),
+        ) {
+            a.copy_from_slice(head);
+            b.copy_from_slice(tail);
+        }
         Ok(())
     }
 
@@ -310,7 +347,7 @@ impl<'a> RequestWriter<'a> {
     }
 
     /// Appends the terminating `\n` and returns the message length, newline included: the
-    /// message is `buf[..len]`.
+    /// message is `buf[..len]` (from a [`split`](Self::split) writer: `first`, then `second`).
     ///
     /// # Errors
     /// [`EncodeError::BufferTooSmall`]; [`EncodeError::RequestOpen`] or
@@ -382,16 +419,37 @@ impl<'a> RequestWriter<'a> {
 
     fn put_hex(&mut self, bytes: &[u8], reversed: bool) -> Result<(), EncodeError> {
         self.put(b"\"")?;
-        let dst = self.room(bytes.len().saturating_mul(2))?;
-        let r = if reversed {
-            hex::encode_reversed_to_slice(bytes, dst)
-        } else {
-            hex::encode_to_slice(bytes, dst)
+        let start = self.len;
+        let encode = |src: &[u8], dst: &mut [u8]| {
+            let r = if reversed {
+                hex::encode_reversed_to_slice(src, dst)
+            } else {
+                hex::encode_to_slice(src, dst)
+            };
+            // The lengths match by construction; report a failure as a size problem anyway.
+            r.map_err(|_| EncodeError::BufferTooSmall {
+                needed_at_least: usize::MAX,
+            })
         };
-        // The lengths match by construction; report a failure as a size problem anyway.
-        r.map_err(|_| EncodeError::BufferTooSmall {
-            needed_at_least: usize::MAX,
-        })?;
+        if let Some(dst) = self.room(bytes.len().saturating_mul(2))? {
+            encode(bytes, dst)?;
+        } else {
+            // Across the wrap: through the stack, a chunk at a time (the last chunk first when
+            // reversed, so the text still comes out in order).
+            self.len = start;
+            let mut text = [0u8; 64];
+            let mut chunks = bytes.chunks(text.len() / 2);
+            let mut rchunks = bytes.rchunks(text.len() / 2);
+            while let Some(chunk) = if reversed {
+                rchunks.next()
+            } else {
+                chunks.next()
+            } {
+                let text = text.get_mut(..chunk.len() * 2).unwrap_or(&mut []);
+                encode(chunk, text)?;
+                self.put(text)?;
+            }
+        }
         self.put(b"\"")
     }
 

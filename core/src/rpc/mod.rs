@@ -10,6 +10,7 @@ mod pending;
 pub mod version;
 
 pub use method::{Method, NotificationKind};
+pub use pending::PendingSlot;
 pub(crate) use pending::PendingTable;
 #[cfg(feature = "_test_exports")]
 pub use pending::{Pending, PendingError};

@@ -2,6 +2,7 @@
 
 use core::fmt;
 
+use crate::buffer::Buffer;
 use crate::rpc::method::Method;
 
 /// A request in flight.
@@ -39,27 +40,38 @@ impl fmt::Display for PendingError {
 #[cfg(feature = "std")]
 impl std::error::Error for PendingError {}
 
-/// At most `N` requests in flight. Ids are handed out in increasing order and never reused, so
-/// a late or duplicated response can never be matched to a newer request.
-#[derive(Clone, Debug)]
-pub struct PendingTable<const N: usize> {
-    slots: [Option<Pending>; N],
+/// Room for one request in flight: caller memory for a session's pending table (one slot per
+/// request the session may keep in flight; [`PendingSlot::SIZE`] bytes each).
+#[derive(Clone, Copy, Default, Debug)]
+pub struct PendingSlot(Option<Pending>);
+
+impl PendingSlot {
+    /// An empty slot, for initializing arrays: `[PendingSlot::EMPTY; 8]`.
+    pub const EMPTY: PendingSlot = PendingSlot(None);
+    /// Bytes of one slot.
+    pub const SIZE: usize = core::mem::size_of::<PendingSlot>();
+}
+
+/// At most as many requests in flight as the table has slots. Ids are handed out in increasing
+/// order and never reused, so a late or duplicated response can never be matched to a newer
+/// request.
+#[derive(Debug)]
+pub struct PendingTable<'a> {
+    slots: Buffer<'a, PendingSlot>,
     next_id: u64,
 }
 
-impl<const N: usize> Default for PendingTable<N> {
-    fn default() -> Self {
-        Self::new()
+impl<'a> PendingTable<'a> {
+    /// An empty table over `slots` (emptied); the first id is 0.
+    pub fn new(slots: impl Into<Buffer<'a, PendingSlot>>) -> Self {
+        let mut slots = slots.into();
+        slots.fill(PendingSlot::EMPTY);
+        PendingTable { slots, next_id: 0 }
     }
-}
 
-impl<const N: usize> PendingTable<N> {
-    /// An empty table; the first id is 0.
-    pub const fn new() -> Self {
-        PendingTable {
-            slots: [None; N],
-            next_id: 0,
-        }
+    /// Requests it can hold in flight.
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
     }
 
     /// Registers a request and returns its id.
@@ -67,11 +79,11 @@ impl<const N: usize> PendingTable<N> {
         let slot = self
             .slots
             .iter_mut()
-            .find(|s| s.is_none())
+            .find(|s| s.0.is_none())
             .ok_or(PendingError::Full)?;
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
-        *slot = Some(Pending {
+        slot.0 = Some(Pending {
             id,
             method,
             deadline,
@@ -84,43 +96,47 @@ impl<const N: usize> PendingTable<N> {
     pub fn take(&mut self, id: u64) -> Result<Pending, PendingError> {
         self.slots
             .iter_mut()
-            .find(|s| s.is_some_and(|p| p.id == id))
-            .and_then(Option::take)
+            .find(|s| s.0.is_some_and(|p| p.id == id))
+            .and_then(|s| s.0.take())
             .ok_or(PendingError::UnknownId(id))
     }
 
     /// The request with this id, if in flight.
     pub fn get(&self, id: u64) -> Option<&Pending> {
-        self.slots.iter().flatten().find(|p| p.id == id)
+        self.in_flight().find(|p| p.id == id)
     }
 
     /// Removes and returns one request whose deadline is at or before `now`.
     pub fn take_expired(&mut self, now: u64) -> Option<Pending> {
         self.slots
             .iter_mut()
-            .find(|s| s.is_some_and(|p| p.deadline <= now))
-            .and_then(Option::take)
+            .find(|s| s.0.is_some_and(|p| p.deadline <= now))
+            .and_then(|s| s.0.take())
     }
 
     /// The earliest deadline in flight.
     pub fn next_deadline(&self) -> Option<u64> {
-        self.slots.iter().flatten().map(|p| p.deadline).min()
+        self.in_flight().map(|p| p.deadline).min()
     }
 
     /// Number of requests in flight.
     pub fn len(&self) -> usize {
-        self.slots.iter().flatten().count()
+        self.in_flight().count()
     }
 
     /// No request in flight.
     pub fn is_empty(&self) -> bool {
-        self.slots.iter().all(Option::is_none)
+        self.in_flight().next().is_none()
+    }
+
+    fn in_flight(&self) -> impl Iterator<Item = &Pending> {
+        self.slots.iter().filter_map(|s| s.0.as_ref())
     }
 
     /// Drops every request in flight (the connection is gone), calling `f` on each.
     pub fn drain(&mut self, mut f: impl FnMut(Pending)) {
-        for slot in &mut self.slots {
-            if let Some(p) = slot.take() {
+        for slot in self.slots.iter_mut() {
+            if let Some(p) = slot.0.take() {
                 f(p);
             }
         }
@@ -133,7 +149,8 @@ mod tests {
 
     #[test]
     fn ids_are_unique_and_responses_match_once() {
-        let mut t = PendingTable::<2>::new();
+        let mut slots = [PendingSlot::EMPTY; 2];
+        let mut t = PendingTable::new(&mut slots);
         let a = t.insert(Method::ServerFeatures, 100, 7).unwrap();
         let b = t.insert(Method::BlockHeader, 50, 8).unwrap();
         assert_ne!(a, b);

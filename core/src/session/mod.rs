@@ -51,14 +51,19 @@
 mod event;
 pub mod request;
 pub mod response;
+mod storage;
 #[cfg(feature = "_test_exports")]
 #[doc(hidden)]
 pub mod stream;
 #[cfg(not(feature = "_test_exports"))]
 mod stream;
+mod transmit;
 
+pub use crate::buffer::Buffer;
+pub use crate::rpc::PendingSlot;
 pub use event::{Event, FatalError, Notification, ProtocolError, RpcError};
 pub use request::{FeeMode, MAX_HEADERS_PER_REQUEST, Request, RequestError};
+pub use storage::SessionStorage;
 pub use stream::{StreamError, StreamKind};
 
 pub use crate::json::envelope::unescape_into;
@@ -76,17 +81,22 @@ use crate::json::writer::RequestWriter;
 use crate::rpc::{Method, NotificationKind, PendingTable, ProtocolVersion, VersionRange};
 use crate::session::response::{BadResult, HistoryItem};
 use crate::session::stream::{ResponseStream, STREAM_ERROR_MESSAGE, Step};
+use crate::session::transmit::TransmitQueue;
 
 /// ElectrumX answers or fails a request within 30 s (`REQUEST_TIMEOUT`); wait a little longer.
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 40_000;
 /// ElectrumX drops sessions silent for 600 s and advises a ping after 450 s; Electrum pings
 /// within 300 s. Ping after 240 s without sending anything.
 pub const DEFAULT_PING_INTERVAL_MS: u64 = 240_000;
-/// Bytes a session takes beyond its `LINE` and `OUT` buffers with 4 pending slots: the
-/// stream parser, the event queue and bookkeeping (tested).
-pub const SESSION_OVERHEAD: usize = 2560;
+/// Bytes of a session's own state, beside the caller's buffers: the stream parser, the event
+/// queue and bookkeeping (tested; 1,920 on 64-bit targets today).
+pub const SESSION_OVERHEAD: usize = 2048;
 /// Owned events (timeouts, errors, readiness, streamed items) held between two drains.
 pub const MAX_QUEUED_EVENTS: usize = 8;
+/// Zero-byte steps one [`Session::handle_input`] call takes at most: each moves the parser on
+/// (a number ended by the byte after it, a stream found to be a notification or to have
+/// failed), so the step after it consumes; the bound keeps the call's work bounded regardless.
+const MAX_ZERO_STEPS: usize = 4;
 /// Bytes of input a streamed request looks at per [`Session::handle_input`] call.
 const STREAM_WINDOW: usize = 512;
 /// Tag of the session's own requests (version, features, keep-alive pings).
@@ -269,25 +279,24 @@ enum LineCursor {
     Pending { next: usize },
 }
 
-/// An Electrum protocol session in caller-owned memory: `LINE` bytes of line buffer, `OUT`
-/// bytes of outgoing queue, `PENDING` requests in flight.
-pub struct Session<const LINE: usize, const OUT: usize, const PENDING: usize> {
-    framer: LineFramer<LINE>,
+/// An Electrum protocol session over caller memory ([`SessionStorage`]): a line buffer, an
+/// outgoing queue and a pending table, each as large as the caller chose.
+pub struct Session<'a> {
+    framer: LineFramer<'a>,
     cursor: LineCursor,
     stream: Option<ActiveStream>,
     /// Message of the last streamed server error (the line itself is not kept).
     stream_message: [u8; STREAM_ERROR_MESSAGE],
     stream_message_len: usize,
-    inner: Inner<OUT, PENDING>,
+    inner: Inner<'a>,
 }
 
 /// Everything but the line buffer, so that events can borrow the line while the rest changes.
-struct Inner<const OUT: usize, const PENDING: usize> {
+struct Inner<'a> {
     config: Config,
     state: State,
-    out: [u8; OUT],
-    out_len: usize,
-    pending: PendingTable<PENDING>,
+    out: TransmitQueue<'a>,
+    pending: PendingTable<'a>,
     queue: [Option<Owned>; MAX_QUEUED_EVENTS],
     queue_head: usize,
     queue_len: usize,
@@ -297,15 +306,17 @@ struct Inner<const OUT: usize, const PENDING: usize> {
     now: u64,
 }
 
-impl<const LINE: usize, const OUT: usize, const PENDING: usize> Session<LINE, OUT, PENDING> {
-    /// A session that has queued `server.version`, to be sent on a fresh connection.
-    pub fn new(config: Config, now: u64) -> Self {
+impl<'a> Session<'a> {
+    /// A session over `storage` that has queued `server.version`, to be sent on a fresh
+    /// connection. It moves the storage's pointers, not its bytes: a few hundred bytes of
+    /// stack whatever the buffer sizes.
+    pub fn new(storage: SessionStorage<'a>, config: Config, now: u64) -> Self {
+        let SessionStorage { line, out, pending } = storage;
         let mut inner = Inner {
             config,
             state: State::AwaitVersion,
-            out: [0; OUT],
-            out_len: 0,
-            pending: PendingTable::new(),
+            out: TransmitQueue::new(out),
+            pending: PendingTable::new(pending),
             queue: [None; MAX_QUEUED_EVENTS],
             queue_head: 0,
             queue_len: 0,
@@ -318,7 +329,7 @@ impl<const LINE: usize, const OUT: usize, const PENDING: usize> Session<LINE, OU
             inner.fail(FatalError::OutputTooSmall);
         }
         Session {
-            framer: LineFramer::new(),
+            framer: LineFramer::new(line),
             cursor: LineCursor::None,
             stream: None,
             stream_message: [0; STREAM_ERROR_MESSAGE],
@@ -355,7 +366,24 @@ impl<const LINE: usize, const OUT: usize, const PENDING: usize> Session<LINE, OU
         self.inner.pending.len()
     }
 
-    /// Owned events dropped because the caller did not drain [`Session::poll_event`].
+    /// Requests that can be in flight at once (the storage's pending slots).
+    pub fn max_in_flight(&self) -> usize {
+        self.inner.pending.capacity()
+    }
+
+    /// The longest reply line buffered whole (the storage's line buffer).
+    pub fn line_capacity(&self) -> usize {
+        self.framer.max_line()
+    }
+
+    /// Bytes of outgoing queue (the storage's).
+    pub fn transmit_capacity(&self) -> usize {
+        self.inner.out.capacity()
+    }
+
+    /// Events dropped: always 0. Input and timeouts are taken only while the event queue has
+    /// room for what they report (tested, and checked by the session fuzz target); kept so
+    /// that a caller can assert it.
     pub fn dropped_events(&self) -> u32 {
         self.inner.dropped_events
     }
@@ -438,25 +466,40 @@ impl<const LINE: usize, const OUT: usize, const PENDING: usize> Session<LINE, OU
     // ----- handle_* -----
 
     /// Feeds bytes read from the connection; returns how many were consumed. Stops after each
-    /// complete line (and, for a streamed request, after each item): drain
-    /// [`Session::poll_event`], then feed the rest.
+    /// complete line (and, for a streamed request, after each item) so that the line's events
+    /// can borrow it: drain [`Session::poll_event`], then feed the rest.
     ///
-    /// It may return 0 for non-empty input: a streamed item is complete when the byte after it
-    /// arrives, and that byte is left for the next call. Such a call has queued the item's
-    /// event; feeding the same bytes again goes on from there. Loop on "feed, drain" until the
-    /// input is used up; do not treat 0 as "stuck" or drop the bytes.
+    /// The contract ([the caller's loop](crate#the-callers-loop)): once `poll_event` has
+    /// returned `None`, a call with non-empty input consumes at least one byte. Events are never
+    /// dropped: fed again while events of an earlier call wait, it consumes nothing and returns
+    /// 0 until they are drained. A failed session consumes (and ignores) everything.
     pub fn handle_input(&mut self, now: u64, input: &[u8]) -> usize {
         self.inner.now = now;
         if matches!(self.inner.state, State::Failed(_)) {
             return input.len();
         }
-        if self.cursor != LineCursor::None {
-            // Fed again before draining: the current line's events are dropped, not lost
-            // silently — they are counted.
-            while self.poll_event().is_some() {
-                self.inner.dropped_events = self.inner.dropped_events.saturating_add(1);
+        // A zero-byte step still moves the parser on (a number ended by the byte after it, a
+        // stream that turned out to be a notification or failed): the next step consumes.
+        for _ in 0..MAX_ZERO_STEPS {
+            if input.is_empty() || !self.takes_input() {
+                return 0;
+            }
+            let used = self.input_step(input);
+            if used > 0 {
+                return used;
             }
         }
+        0
+    }
+
+    /// Input is accepted: no line's events wait to be drained, and the event queue has room
+    /// for what one step can add (its own event and a failure).
+    fn takes_input(&self) -> bool {
+        self.cursor == LineCursor::None && self.inner.queue_len + 2 <= MAX_QUEUED_EVENTS
+    }
+
+    /// One line, one line's part, or one streamed item.
+    fn input_step(&mut self, input: &[u8]) -> usize {
         if let Some(active) = &self.stream
             && active.mode != StreamMode::Buffered
         {
@@ -489,10 +532,8 @@ impl<const LINE: usize, const OUT: usize, const PENDING: usize> Session<LINE, OU
                     if ended.is_some() && ended == self.stream.as_ref().map(|a| a.id) {
                         self.stream = None;
                     }
-                    if self.stream.is_some() {
-                        // The next line goes to the stream parser, not the framer.
-                        break;
-                    }
+                    // One event per step; with a stream the next line is its parser's.
+                    break;
                 }
                 None => {}
             }
@@ -634,12 +675,25 @@ impl<const LINE: usize, const OUT: usize, const PENDING: usize> Session<LINE, OU
     /// connection, in order.
     #[must_use]
     pub fn poll_transmit(&mut self, buf: &mut [u8]) -> usize {
-        let inner = &mut self.inner;
-        let n = buf.len().min(inner.out_len);
-        buf[..n].copy_from_slice(&inner.out[..n]);
-        inner.out.copy_within(n..inner.out_len, 0);
-        inner.out_len -= n;
-        n
+        self.inner.out.take_into(buf)
+    }
+
+    /// The oldest queued outgoing bytes that lie in one piece, to write without copying them
+    /// first; then report what was written with [`Session::transmitted`]. Empty when nothing
+    /// is queued. Queued bytes that wrap around the end of the queue come in two pieces.
+    #[must_use]
+    pub fn transmit_bytes(&self) -> &[u8] {
+        self.inner.out.front()
+    }
+
+    /// `n` bytes of [`Session::transmit_bytes`] were written: they leave the queue.
+    pub fn transmitted(&mut self, n: usize) {
+        self.inner.out.consume(n);
+    }
+
+    /// Outgoing bytes queued.
+    pub fn transmit_len(&self) -> usize {
+        self.inner.out.len()
     }
 
     /// When [`Session::handle_timeout`] should next be called.
@@ -718,12 +772,13 @@ impl<const LINE: usize, const OUT: usize, const PENDING: usize> Session<LINE, OU
     }
 }
 
-impl<const OUT: usize, const PENDING: usize> Inner<OUT, PENDING> {
+impl Inner<'_> {
     fn handle_timeout(&mut self, now: u64, streaming: bool) {
         self.now = now;
-        // Expire no more requests than the event queue can report; the rest stay due and are
-        // expired at the next call (their deadline is still `poll_timeout`).
-        while self.queue_len < MAX_QUEUED_EVENTS
+        // Expire no more requests than the event queue can report, keeping a slot for a
+        // failure; the rest stay due and are expired at the next call (their deadline is still
+        // `poll_timeout`).
+        while self.queue_len + 1 < MAX_QUEUED_EVENTS
             && let Some(p) = self.pending.take_expired(now)
         {
             if p.tag != INTERNAL_TAG {
@@ -962,18 +1017,14 @@ impl<const OUT: usize, const PENDING: usize> Inner<OUT, PENDING> {
         &mut self,
         f: impl FnOnce(&mut RequestWriter<'_>) -> Result<(), EncodeError>,
     ) -> Result<(), RequestError> {
-        let mut w = RequestWriter::new(&mut self.out[self.out_len..]);
-        f(&mut w).map_err(RequestError::OutputFull)?;
-        let n = w.finish().map_err(RequestError::OutputFull)?;
-        self.out_len += n;
-        Ok(())
+        self.out.encode(f).map_err(RequestError::OutputFull)
     }
 
     fn fail(&mut self, e: FatalError) {
         if !matches!(self.state, State::Failed(_)) {
             self.state = State::Failed(e);
             self.pending.drain(|_| {});
-            self.out_len = 0;
+            self.out.clear();
             self.push_owned(Owned::Failed(e));
         }
     }

@@ -571,11 +571,7 @@ impl HeaderSync {
 
     /// Issues the next request when one is due and paced: the subscription first, then header
     /// chunks to the server's tip, or a reorg check. At most one request is in flight.
-    pub fn poll<const L: usize, const O: usize, const P: usize>(
-        &mut self,
-        now: u64,
-        session: &mut Session<L, O, P>,
-    ) -> Result<(), SyncError> {
+    pub fn poll(&mut self, now: u64, session: &mut Session<'_>) -> Result<(), SyncError> {
         if let Some(e) = self.halted {
             return Err(e);
         }

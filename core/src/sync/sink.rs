@@ -18,7 +18,7 @@ pub trait RequestSink {
     fn request(&mut self, now: u64, request: &Request<'_>, tag: u32) -> Result<u64, RequestError>;
 }
 
-impl<const L: usize, const O: usize, const P: usize> RequestSink for Session<L, O, P> {
+impl RequestSink for Session<'_> {
     fn is_ready(&self) -> bool {
         Session::is_ready(self)
     }
