@@ -1,22 +1,8 @@
 //! The sans-IO Electrum protocol session.
 //!
 //! # The caller's loop
-//! ```text
-//! let mut session = Session::new(config, now);
-//! loop {
-//!     while let n @ 1.. = session.poll_transmit(&mut buf) { socket.write_all(&buf[..n]) }
-//!     let read = socket.read(&mut rx) with a timeout of session.poll_timeout() - now;
-//!     let mut rest = &rx[..read];
-//!     while !rest.is_empty() {
-//!         rest = &rest[session.handle_input(now, rest)..];
-//!         while let Some(event) = session.poll_event() { /* handle it */ }
-//!     }
-//!     session.handle_timeout(now);
-//!     while let Some(event) = session.poll_event() { /* timeouts, pings */ }
-//! }
-//! ```
-//! `handle_input` stops after each complete line so that events can borrow it; drain
-//! `poll_event` before feeding the rest. Time is the caller's: any monotonic milliseconds.
+//! Written once, with the types of [`crate::time`], in the crate docs:
+//! [the caller's loop](crate#the-callers-loop).
 //!
 //! # Negotiation
 //! `server.version` is sent first and alone with the configured range (or, with
@@ -76,12 +62,13 @@ use crate::json::writer::RequestWriter;
 use crate::rpc::{Method, NotificationKind, PendingTable, ProtocolVersion, VersionRange};
 use crate::session::response::{BadResult, HistoryItem};
 use crate::session::stream::{ResponseStream, STREAM_ERROR_MESSAGE, Step};
+use crate::time::{Duration, Instant};
 
 /// ElectrumX answers or fails a request within 30 s (`REQUEST_TIMEOUT`); wait a little longer.
-pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 40_000;
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(40);
 /// ElectrumX drops sessions silent for 600 s and advises a ping after 450 s; Electrum pings
 /// within 300 s. Ping after 240 s without sending anything.
-pub const DEFAULT_PING_INTERVAL_MS: u64 = 240_000;
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(240);
 /// Bytes a session takes beyond its `LINE` and `OUT` buffers with 4 pending slots: the
 /// stream parser, the event queue and bookkeeping (tested).
 pub const SESSION_OVERHEAD: usize = 2560;
@@ -103,9 +90,9 @@ pub struct Config {
     /// The network the server must be on.
     pub params: &'static Params,
     /// Deadline of each request after it is queued.
-    pub request_timeout_ms: u64,
+    pub request_timeout: Duration,
     /// Send `server.ping` after this long without sending anything.
-    pub ping_interval_ms: u64,
+    pub ping_interval: Duration,
     /// Send `server.version` with `versions.min` as a plain string instead of the
     /// `[min, max]` array. electrs 0.8 to 0.9.13 refuse the array (INTEROP row 1): a client
     /// whose first attempt was refused connects again with this set.
@@ -120,8 +107,8 @@ impl Config {
             client_name: "electrum-spv",
             versions: VersionRange::DEFAULT,
             params,
-            request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
-            ping_interval_ms: DEFAULT_PING_INTERVAL_MS,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            ping_interval: DEFAULT_PING_INTERVAL,
             plain_version: false,
         }
     }
@@ -292,14 +279,14 @@ struct Inner<const OUT: usize, const PENDING: usize> {
     queue_head: usize,
     queue_len: usize,
     dropped_events: u32,
-    next_ping_at: u64,
+    next_ping_at: Instant,
     /// The caller's time at the last call that passed one.
-    now: u64,
+    now: Instant,
 }
 
 impl<const LINE: usize, const OUT: usize, const PENDING: usize> Session<LINE, OUT, PENDING> {
     /// A session that has queued `server.version`, to be sent on a fresh connection.
-    pub fn new(config: Config, now: u64) -> Self {
+    pub fn new(config: Config, now: Instant) -> Self {
         let mut inner = Inner {
             config,
             state: State::AwaitVersion,
@@ -310,7 +297,7 @@ impl<const LINE: usize, const OUT: usize, const PENDING: usize> Session<LINE, OU
             queue_head: 0,
             queue_len: 0,
             dropped_events: 0,
-            next_ping_at: now.saturating_add(config.ping_interval_ms),
+            next_ping_at: now + config.ping_interval,
             now,
         };
         if inner.send_version().is_err() {
@@ -370,7 +357,7 @@ impl<const LINE: usize, const OUT: usize, const PENDING: usize> Session<LINE, OU
     /// Queues a request; returns its id. `tag` comes back with the response.
     pub fn request(
         &mut self,
-        now: u64,
+        now: Instant,
         request: &Request<'_>,
         tag: u32,
     ) -> Result<u64, RequestError> {
@@ -401,7 +388,7 @@ impl<const LINE: usize, const OUT: usize, const PENDING: usize> Session<LINE, OU
     /// arrive in between.
     pub fn request_streamed(
         &mut self,
-        now: u64,
+        now: Instant,
         request: &Request<'_>,
         tag: u32,
     ) -> Result<u64, RequestError> {
@@ -445,7 +432,7 @@ impl<const LINE: usize, const OUT: usize, const PENDING: usize> Session<LINE, OU
     /// arrives, and that byte is left for the next call. Such a call has queued the item's
     /// event; feeding the same bytes again goes on from there. Loop on "feed, drain" until the
     /// input is used up; do not treat 0 as "stuck" or drop the bytes.
-    pub fn handle_input(&mut self, now: u64, input: &[u8]) -> usize {
+    pub fn handle_input(&mut self, now: Instant, input: &[u8]) -> usize {
         self.inner.now = now;
         if matches!(self.inner.state, State::Failed(_)) {
             return input.len();
@@ -501,7 +488,7 @@ impl<const LINE: usize, const OUT: usize, const PENDING: usize> Session<LINE, OU
     }
 
     /// Expires requests past their deadline and sends keep-alive pings.
-    pub fn handle_timeout(&mut self, now: u64) {
+    pub fn handle_timeout(&mut self, now: Instant) {
         self.inner.handle_timeout(now, self.stream.is_some());
         if let Some(active) = &mut self.stream
             && !active.over
@@ -644,7 +631,7 @@ impl<const LINE: usize, const OUT: usize, const PENDING: usize> Session<LINE, OU
 
     /// When [`Session::handle_timeout`] should next be called.
     #[must_use]
-    pub fn poll_timeout(&self) -> Option<u64> {
+    pub fn poll_timeout(&self) -> Option<Instant> {
         let ping = self.is_ready().then_some(self.inner.next_ping_at);
         match (self.inner.pending.next_deadline(), ping) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -719,7 +706,7 @@ impl<const LINE: usize, const OUT: usize, const PENDING: usize> Session<LINE, OU
 }
 
 impl<const OUT: usize, const PENDING: usize> Inner<OUT, PENDING> {
-    fn handle_timeout(&mut self, now: u64, streaming: bool) {
+    fn handle_timeout(&mut self, now: Instant, streaming: bool) {
         self.now = now;
         // Expire no more requests than the event queue can report; the rest stay due and are
         // expired at the next call (their deadline is still `poll_timeout`).
@@ -745,7 +732,7 @@ impl<const OUT: usize, const PENDING: usize> Inner<OUT, PENDING> {
         {
             // A full output queue or pending table means traffic is flowing anyway.
             let _ = self.send(&Request::Ping { pong_len: 0 }, version, INTERNAL_TAG);
-            self.next_ping_at = now.saturating_add(self.config.ping_interval_ms);
+            self.next_ping_at = now + self.config.ping_interval;
         }
     }
 
@@ -911,7 +898,7 @@ impl<const OUT: usize, const PENDING: usize> Inner<OUT, PENDING> {
     }
 
     fn send_version(&mut self) -> Result<(), RequestError> {
-        let deadline = self.now.saturating_add(self.config.request_timeout_ms);
+        let deadline = self.now + self.config.request_timeout;
         let id = self
             .pending
             .insert(Method::ServerVersion, deadline, INTERNAL_TAG)
@@ -944,7 +931,7 @@ impl<const OUT: usize, const PENDING: usize> Inner<OUT, PENDING> {
         version: ProtocolVersion,
         tag: u32,
     ) -> Result<u64, RequestError> {
-        let deadline = self.now.saturating_add(self.config.request_timeout_ms);
+        let deadline = self.now + self.config.request_timeout;
         let id = self
             .pending
             .insert(request.method(), deadline, tag)
@@ -953,7 +940,7 @@ impl<const OUT: usize, const PENDING: usize> Inner<OUT, PENDING> {
             let _ = self.pending.take(id);
             return Err(e);
         }
-        self.next_ping_at = self.now.saturating_add(self.config.ping_interval_ms);
+        self.next_ping_at = self.now + self.config.ping_interval;
         Ok(id)
     }
 
