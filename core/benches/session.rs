@@ -177,14 +177,16 @@ struct Script {
 impl Script {
     /// Resets `s` to a fresh session that negotiated and has the request in flight (untimed).
     fn prepare(&self, s: &mut Client) {
-        *s = Client::new(Config::new(&MAINNET), 0);
+        *s = Client::new(Config::new(&MAINNET), at(0));
         drain_transmit(s);
         for line in [&self.version, &self.features] {
             feed(s, line, |_| ());
             drain_transmit(s);
         }
         assert!(s.is_ready(), "negotiation failed: {:?}", s.failure());
-        let id = s.request(NOW, &self.request, TAG).expect("request queued");
+        let id = s
+            .request(at(NOW), &self.request, TAG)
+            .expect("request queued");
         assert_eq!(id, RESPONSE_ID);
         drain_transmit(s);
     }
@@ -200,7 +202,7 @@ fn feed<R>(s: &mut Client, line: &[u8], mut on_result: impl FnMut(&[u8]) -> R) -
     let mut out = None;
     let mut rest = line;
     while !rest.is_empty() {
-        let n = s.handle_input(NOW, rest);
+        let n = s.handle_input(at(NOW), rest);
         rest = &rest[n..];
         while let Some(event) = s.poll_event() {
             match event {
@@ -491,7 +493,7 @@ fn check_allocations<R, D, Q>(
 }
 
 fn session(c: &mut Criterion) {
-    let mut s: Box<Client> = Box::new(Client::new(Config::new(&MAINNET), 0));
+    let mut s: Box<Client> = Box::new(Client::new(Config::new(&MAINNET), at(0)));
 
     // History.
     let rows = history_rows();
@@ -620,3 +622,8 @@ fn session(c: &mut Criterion) {
 
 criterion_group!(benches, session);
 criterion_main!(benches);
+
+/// Caller time `ms` milliseconds after the origin.
+fn at(ms: u64) -> electrum_spv_core::time::Instant {
+    electrum_spv_core::time::Instant::from_millis(ms)
+}

@@ -372,6 +372,9 @@ mod tests {
         assert_eq!(at(1234).to_string(), "1234ms");
         assert_eq!(ms(40_000).to_string(), "40000ms");
         assert_eq!(Duration::ZERO.to_string(), "0ms");
-        assert_eq!(UnixTime::from_secs(1_700_000_000).to_string(), "1700000000s");
+        assert_eq!(
+            UnixTime::from_secs(1_700_000_000).to_string(),
+            "1700000000s"
+        );
     }
 }

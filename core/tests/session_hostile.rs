@@ -11,7 +11,7 @@ use electrum_spv_core::chain::{MAINNET, REGTEST};
 use electrum_spv_core::rpc::{Method, ProtocolVersion, VersionRange};
 use electrum_spv_core::session::JsonErrorKind;
 use electrum_spv_core::session::{
-    Config, DEFAULT_PING_INTERVAL_MS, DEFAULT_REQUEST_TIMEOUT_MS, Event, FatalError,
+    Config, DEFAULT_PING_INTERVAL, DEFAULT_REQUEST_TIMEOUT, Event, FatalError,
     MAX_HEADERS_PER_REQUEST, MAX_QUEUED_EVENTS, Notification, ProtocolError, Request, RequestError,
     SESSION_OVERHEAD, Session, response,
 };
@@ -19,8 +19,8 @@ use serde_json::Value;
 
 type Small = Session<1024, 1024, 4>;
 
-const TIMEOUT: u64 = DEFAULT_REQUEST_TIMEOUT_MS;
-const PING: u64 = DEFAULT_PING_INTERVAL_MS;
+const TIMEOUT: u64 = DEFAULT_REQUEST_TIMEOUT.millis();
+const PING: u64 = DEFAULT_PING_INTERVAL.millis();
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -75,7 +75,7 @@ fn feed<const L: usize, const O: usize, const P: usize>(
     let mut events = Vec::new();
     let mut rest = bytes;
     while !rest.is_empty() {
-        let n = s.handle_input(now, rest);
+        let n = s.handle_input(at(now), rest);
         assert!(n > 0 && n <= rest.len(), "handle_input consumed {n}");
         rest = &rest[n..];
         while let Some(e) = s.poll_event() {
@@ -151,7 +151,7 @@ fn ready_at<const L: usize, const O: usize, const P: usize>(
     v: ProtocolVersion,
     now: u64,
 ) -> Box<Session<L, O, P>> {
-    let mut s = Box::new(Session::<L, O, P>::new(config(range(v, v)), now));
+    let mut s = Box::new(Session::<L, O, P>::new(config(range(v, v)), at(now)));
     let out = sent(&transmit(&mut *s));
     assert_eq!(out.len(), 1);
     assert_eq!(out[0]["method"], "server.version");
@@ -183,7 +183,7 @@ fn round_trip<const L: usize, const O: usize, const P: usize>(s: &mut Session<L,
     let before = s.in_flight();
     let _ = transmit(s);
     let id = s
-        .request(now, &Request::HeadersSubscribe, 4242)
+        .request(at(now), &Request::HeadersSubscribe, 4242)
         .expect("request accepted");
     let out = sent(&transmit(s));
     assert_eq!(out.len(), 1);
@@ -206,21 +206,23 @@ fn closed<const L: usize, const O: usize, const P: usize>(
     assert_eq!(s.failure(), Some(why));
     assert!(!s.is_ready() && s.version().is_none());
     assert_eq!(
-        s.request(0, &Request::HeadersSubscribe, 1),
+        s.request(at(0), &Request::HeadersSubscribe, 1),
         Err(RequestError::Closed)
     );
     assert_eq!(transmit(s), "");
     assert_eq!(s.in_flight(), 0);
     let junk = ok_reply(0, "1");
-    assert_eq!(s.handle_input(0, junk.as_bytes()), junk.len());
+    assert_eq!(s.handle_input(at(0), junk.as_bytes()), junk.len());
     assert_eq!(drain(s), [] as [String; 0]);
-    s.handle_timeout(u64::MAX);
+    s.handle_timeout(at(u64::MAX));
     assert_eq!(drain(s), [] as [String; 0]);
     assert_eq!(s.poll_timeout(), None);
 }
 
 fn ping_request(s: &mut Small, tag: u32) -> u64 {
-    let id = s.request(0, &Request::Ping { pong_len: 0 }, tag).unwrap();
+    let id = s
+        .request(at(0), &Request::Ping { pong_len: 0 }, tag)
+        .unwrap();
     let _ = transmit(s);
     id
 }
@@ -297,7 +299,7 @@ fn oversize_line_is_dropped_and_the_next_line_works() {
         })]
     );
     assert_eq!(s.in_flight(), 1);
-    s.handle_timeout(TIMEOUT);
+    s.handle_timeout(at(TIMEOUT));
     assert_eq!(
         drain(&mut *s),
         [norm(&Event::TimedOut {
@@ -334,7 +336,7 @@ fn oversize_response_ends_the_request_its_id_names() {
     let script = [0x51u8];
     let history = |s: &mut Small, tag| {
         let id = s
-            .request(0, &Request::ScriptGetHistory(&script), tag)
+            .request(at(0), &Request::ScriptGetHistory(&script), tag)
             .expect("sent");
         let _ = transmit(s);
         id
@@ -410,7 +412,7 @@ fn oversize_response_ends_the_request_its_id_names() {
 
 #[test]
 fn oversize_negotiation_reply_fails_at_once() {
-    let mut s = Box::new(Small::new(config(VersionRange::DEFAULT), 0));
+    let mut s = Box::new(Small::new(config(VersionRange::DEFAULT), at(0)));
     let _ = transmit(&mut *s);
     let long = format!(
         "{{\"jsonrpc\":\"2.0\",\"result\":[\"{}\",\"1.4\"],\"id\":0}}\n",
@@ -451,7 +453,7 @@ fn deep_nesting() {
     );
     round_trip(&mut *s, 0);
     // Nested too deeply inside a result: the line is refused, the request stays in flight.
-    let id = s.request(0, &Request::Features, 9).unwrap();
+    let id = s.request(at(0), &Request::Features, 9).unwrap();
     let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
     assert_eq!(
         feed(&mut *s, 0, ok_reply(id, &deep).as_bytes()),
@@ -539,7 +541,7 @@ fn huge_numbers() {
         [json(JsonErrorKind::NumberTooLong)]
     );
     // Huge values inside a delivered result: the typed decoders refuse them.
-    let id = s.request(0, &Request::HeadersSubscribe, 5).unwrap();
+    let id = s.request(at(0), &Request::HeadersSubscribe, 5).unwrap();
     let result = format!("{{\"hex\":\"{}\",\"height\":4294967296}}", "00".repeat(80));
     assert_eq!(
         feed(&mut *s, 0, ok_reply(id, &result).as_bytes()),
@@ -556,7 +558,7 @@ fn huge_numbers() {
 #[test]
 fn wrong_types_and_negative_heights_in_results() {
     let mut s = ready();
-    let id = s.request(0, &Request::HeadersSubscribe, 1).unwrap();
+    let id = s.request(at(0), &Request::HeadersSubscribe, 1).unwrap();
     let header = "00".repeat(80);
     let result = format!("{{\"hex\":\"{header}\",\"height\":\"113\"}}");
     assert_eq!(
@@ -709,7 +711,7 @@ fn a_server_request_is_refused() {
         );
     }
     assert!(
-        s.request(0, &Request::Features, 0).is_ok(),
+        s.request(at(0), &Request::Features, 0).is_ok(),
         "nothing was queued in reply"
     );
     let out = sent(&transmit(&mut *s));
@@ -881,10 +883,10 @@ fn feeding_again_before_draining_drops_and_counts() {
     let first = ok_reply(a, "null");
     let input = format!("{first}{}", ok_reply(b, "null"));
     // handle_input stops after the first complete line.
-    assert_eq!(s.handle_input(0, input.as_bytes()), first.len());
+    assert_eq!(s.handle_input(at(0), input.as_bytes()), first.len());
     // Fed again without draining: the first line's event is dropped, and counted.
     let rest = &input.as_bytes()[first.len()..];
-    assert_eq!(s.handle_input(0, rest), rest.len());
+    assert_eq!(s.handle_input(at(0), rest), rest.len());
     assert_eq!(drain(&mut *s), [response(b, Method::ServerPing, 2, "null")]);
     assert_eq!(s.dropped_events(), 1);
     assert_eq!(s.in_flight(), 0);
@@ -894,7 +896,7 @@ fn feeding_again_before_draining_drops_and_counts() {
 // ----- negotiation -----------------------------------------------------------------------
 
 fn negotiating(versions: VersionRange) -> Box<Small> {
-    let mut s = Box::new(Small::new(config(versions), 0));
+    let mut s = Box::new(Small::new(config(versions), at(0)));
     let out = sent(&transmit(&mut *s));
     let (min, max) = (versions.min.to_string(), versions.max.to_string());
     assert_eq!(out[0]["params"][1], serde_json::json!([min, max]));
@@ -1008,21 +1010,21 @@ fn malformed_version_reply_fails() {
 #[test]
 fn negotiation_times_out() {
     // No version reply.
-    let mut s = Box::new(Small::new(config(VersionRange::DEFAULT), 500));
-    assert_eq!(s.poll_timeout(), Some(500 + TIMEOUT));
-    s.handle_timeout(500 + TIMEOUT - 1);
+    let mut s = Box::new(Small::new(config(VersionRange::DEFAULT), at(500)));
+    assert_eq!(s.poll_timeout(), Some(at(500 + TIMEOUT)));
+    s.handle_timeout(at(500 + TIMEOUT - 1));
     assert_eq!(drain(&mut *s), [] as [String; 0]);
-    s.handle_timeout(500 + TIMEOUT);
+    s.handle_timeout(at(500 + TIMEOUT));
     assert_eq!(drain(&mut *s), [failed(FatalError::NegotiationTimedOut)]);
     closed(&mut *s, FatalError::NegotiationTimedOut);
 
     // No features reply: its deadline runs from when it was sent.
     let mut s = negotiating(VersionRange::DEFAULT);
     feed(&mut *s, 1000, version_reply("1.4").as_bytes());
-    assert_eq!(s.poll_timeout(), Some(1000 + TIMEOUT));
-    s.handle_timeout(1000 + TIMEOUT - 1);
+    assert_eq!(s.poll_timeout(), Some(at(1000 + TIMEOUT)));
+    s.handle_timeout(at(1000 + TIMEOUT - 1));
     assert_eq!(drain(&mut *s), [] as [String; 0]);
-    s.handle_timeout(1000 + TIMEOUT);
+    s.handle_timeout(at(1000 + TIMEOUT));
     assert_eq!(drain(&mut *s), [failed(FatalError::NegotiationTimedOut)]);
     closed(&mut *s, FatalError::NegotiationTimedOut);
 }
@@ -1031,12 +1033,12 @@ fn negotiation_times_out() {
 fn requests_before_ready() {
     let mut s = negotiating(VersionRange::DEFAULT);
     assert_eq!(
-        s.request(0, &Request::Features, 1),
+        s.request(at(0), &Request::Features, 1),
         Err(RequestError::NotReady)
     );
     feed(&mut *s, 0, version_reply("1.4").as_bytes());
     assert_eq!(
-        s.request(0, &Request::HeadersSubscribe, 1),
+        s.request(at(0), &Request::HeadersSubscribe, 1),
         Err(RequestError::NotReady)
     );
     // Only the negotiation went out.
@@ -1051,7 +1053,7 @@ fn requests_before_ready() {
 fn output_too_small_for_negotiation() {
     let mut s = Box::new(Session::<1024, 40, 4>::new(
         config(VersionRange::DEFAULT),
-        0,
+        at(0),
     ));
     assert_eq!(drain(&mut *s), [failed(FatalError::OutputTooSmall)]);
     closed(&mut *s, FatalError::OutputTooSmall);
@@ -1063,12 +1065,12 @@ fn output_too_small_for_negotiation() {
 fn request_timeouts_and_late_replies() {
     let mut s = ready();
     let t = 1000;
-    let id = s.request(t, &Request::Features, 11).unwrap();
+    let id = s.request(at(t), &Request::Features, 11).unwrap();
     let _ = transmit(&mut *s);
-    assert_eq!(s.poll_timeout(), Some(t + TIMEOUT));
-    s.handle_timeout(t + TIMEOUT - 1);
+    assert_eq!(s.poll_timeout(), Some(at(t + TIMEOUT)));
+    s.handle_timeout(at(t + TIMEOUT - 1));
     assert_eq!(drain(&mut *s), [] as [String; 0]);
-    s.handle_timeout(t + TIMEOUT);
+    s.handle_timeout(at(t + TIMEOUT));
     assert_eq!(
         drain(&mut *s),
         [norm(&Event::TimedOut {
@@ -1090,10 +1092,10 @@ fn keep_alive_ping_after_the_interval() {
     for v in [ProtocolVersion::V1_4, ProtocolVersion::V1_7] {
         // Ready at t = 10: server.features was the last thing sent.
         let mut s = ready_at::<1024, 1024, 4>(v, 10);
-        assert_eq!(s.poll_timeout(), Some(10 + PING));
-        s.handle_timeout(10 + PING - 1);
+        assert_eq!(s.poll_timeout(), Some(at(10 + PING)));
+        s.handle_timeout(at(10 + PING - 1));
         assert_eq!(transmit(&mut *s), "");
-        s.handle_timeout(10 + PING);
+        s.handle_timeout(at(10 + PING));
         assert_eq!(drain(&mut *s), [] as [String; 0], "the ping is internal");
         // Ids 0 and 1 went to negotiation; 1.7 asks for a zero-length pong.
         let params = if v >= ProtocolVersion::V1_7 {
@@ -1118,16 +1120,16 @@ fn keep_alive_ping_after_the_interval() {
             [] as [String; 0]
         );
         assert_eq!(s.in_flight(), 0);
-        assert_eq!(s.poll_timeout(), Some(10 + 2 * PING));
+        assert_eq!(s.poll_timeout(), Some(at(10 + 2 * PING)));
 
         // Sending a request postpones the next ping.
         let t = 10 + PING + PING / 2;
-        let id = s.request(t, &Request::HeadersSubscribe, 1).unwrap();
+        let id = s.request(at(t), &Request::HeadersSubscribe, 1).unwrap();
         let _ = transmit(&mut *s);
         feed(&mut *s, t, ok_reply(id, "{}").as_bytes());
-        s.handle_timeout(10 + 2 * PING);
+        s.handle_timeout(at(10 + 2 * PING));
         assert_eq!(transmit(&mut *s), "");
-        assert_eq!(s.poll_timeout(), Some(t + PING));
+        assert_eq!(s.poll_timeout(), Some(at(t + PING)));
         round_trip(&mut *s, t);
     }
 }
@@ -1153,7 +1155,7 @@ fn methods_not_available_at_the_negotiated_version() {
             method: r.method(),
             version: v,
         });
-        assert_eq!(s.request(0, &r, 1), want, "{r:?} at {v}");
+        assert_eq!(s.request(at(0), &r, 1), want, "{r:?} at {v}");
         assert_eq!(transmit(&mut *s), "");
         assert_eq!(s.in_flight(), 0);
         round_trip(&mut *s, 0);
@@ -1181,14 +1183,14 @@ fn invalid_arguments() {
         },
     ] {
         assert_eq!(
-            s.request(0, &r, 1),
+            s.request(at(0), &r, 1),
             Err(RequestError::InvalidArgument),
             "{r:?}"
         );
     }
     // The session's own tag is not the caller's to use.
     assert_eq!(
-        s.request(0, &Request::HeadersSubscribe, u32::MAX),
+        s.request(at(0), &Request::HeadersSubscribe, u32::MAX),
         Err(RequestError::InvalidArgument)
     );
     assert_eq!(transmit(&mut *s), "");
@@ -1199,7 +1201,7 @@ fn invalid_arguments() {
         count: max,
         cp_height: 0,
     };
-    let id = s.request(0, &r, 1).unwrap();
+    let id = s.request(at(0), &r, 1).unwrap();
     assert_eq!(
         sent(&transmit(&mut *s))[0]["params"],
         serde_json::json!([0, max])
@@ -1212,10 +1214,10 @@ fn invalid_arguments() {
 fn a_full_pending_table() {
     let mut s = ready();
     let ids: Vec<u64> = (0..4)
-        .map(|tag| s.request(0, &Request::HeadersSubscribe, tag).unwrap())
+        .map(|tag| s.request(at(0), &Request::HeadersSubscribe, tag).unwrap())
         .collect();
     assert_eq!(
-        s.request(0, &Request::HeadersSubscribe, 9),
+        s.request(at(0), &Request::HeadersSubscribe, 9),
         Err(RequestError::TooManyInFlight)
     );
     assert_eq!(
@@ -1235,7 +1237,7 @@ fn a_too_small_output_buffer() {
     let mut s = ready_at::<1024, 160, 8>(ProtocolVersion::V1_4, 0);
     // A broadcast whose hex can never fit.
     let raw = [0u8; 200];
-    match s.request(0, &Request::Broadcast(&raw), 1) {
+    match s.request(at(0), &Request::Broadcast(&raw), 1) {
         Err(RequestError::OutputFull(_)) => {}
         other => panic!("{other:?}"),
     }
@@ -1244,7 +1246,7 @@ fn a_too_small_output_buffer() {
     // Requests that fit one by one fill the queue until transmitted.
     let mut queued = 0;
     let full = loop {
-        match s.request(0, &Request::Banner, 2) {
+        match s.request(at(0), &Request::Banner, 2) {
             Ok(_) => queued += 1,
             Err(e) => break e,
         }
@@ -1255,7 +1257,7 @@ fn a_too_small_output_buffer() {
     assert_eq!(s.in_flight(), queued);
     assert_eq!(sent(&transmit(&mut *s)).len(), queued);
     assert!(
-        s.request(0, &Request::Banner, 2).is_ok(),
+        s.request(at(0), &Request::Banner, 2).is_ok(),
         "room again after transmitting"
     );
 }
@@ -1384,7 +1386,7 @@ fn an_undecodable_error_still_ends_its_request_visibly() {
         0,
         format!("{{\"error\":42,\"id\":{id}}}\n").as_bytes(),
     );
-    s.handle_timeout(TIMEOUT);
+    s.handle_timeout(at(TIMEOUT));
     let events: Vec<String> = events.into_iter().chain(drain(&mut *s)).collect();
     assert!(
         events
@@ -1401,7 +1403,7 @@ fn a_mismatched_negotiation_reply_does_not_hang() {
     feed(&mut *s, 0, version_reply("1.4").as_bytes());
     let _ = transmit(&mut *s);
     let mut events = feed(&mut *s, 0, b"{\"jsonrpc\":\"2.0\",\"id\":1}\n");
-    s.handle_timeout(u64::MAX / 2);
+    s.handle_timeout(at(u64::MAX / 2));
     events.extend(drain(&mut *s));
     assert!(
         s.failure().is_some(),
@@ -1415,14 +1417,14 @@ fn every_expired_request_is_reported() {
     let n = 2 * MAX_QUEUED_EVENTS;
     let mut s = ready_at::<1024, 8192, { 2 * MAX_QUEUED_EVENTS }>(ProtocolVersion::V1_4, 0);
     for tag in 0..n {
-        s.request(0, &Request::HeadersSubscribe, tag as u32)
+        s.request(at(0), &Request::HeadersSubscribe, tag as u32)
             .unwrap();
     }
     let _ = transmit(&mut *s);
     let mut timed_out = 0;
     // The caller's loop: handle_timeout, drain, and again while a deadline is due.
     for _ in 0..3 {
-        s.handle_timeout(TIMEOUT);
+        s.handle_timeout(at(TIMEOUT));
         timed_out += drain(&mut *s)
             .iter()
             .filter(|e| e.starts_with("TimedOut"))
@@ -1474,4 +1476,9 @@ fn size_of_session() {
         "size_of Session<1024,1024,4> = {}, <4096,1024,8> = {}, <16384,2048,16> = {}",
         sizes[0].0, sizes[1].0, sizes[2].0
     );
+}
+
+/// Caller time `ms` milliseconds after the origin.
+fn at(ms: u64) -> electrum_spv_core::time::Instant {
+    electrum_spv_core::time::Instant::from_millis(ms)
 }

@@ -39,7 +39,7 @@ fn feed(s: &mut Small, line: &str) -> Vec<String> {
     let mut events = Vec::new();
     let mut rest = line.as_bytes();
     while !rest.is_empty() {
-        let n = s.handle_input(0, rest);
+        let n = s.handle_input(at(0), rest);
         rest = &rest[n..];
         while let Some(e) = s.poll_event() {
             events.push(format!("{e:?}"));
@@ -66,7 +66,7 @@ fn failed(e: FatalError) -> String {
 
 /// A session past `server.version` at 1.4, with `server.features` sent (id 1).
 fn awaiting_features() -> Box<Small> {
-    let mut s = Box::new(Small::new(Config::new(&REGTEST), 0));
+    let mut s = Box::new(Small::new(Config::new(&REGTEST), at(0)));
     let _ = transmit(&mut s);
     assert!(feed(&mut s, &reply(0, r#"["electrs-esplora 0.4.1","1.4"]"#)).is_empty());
     let out = transmit(&mut s);
@@ -87,7 +87,7 @@ fn genesis_headers_hash_to_the_networks_genesis() {
 
 #[test]
 fn plain_version_sends_the_lowest_version_as_a_string() {
-    let mut s = Box::new(Small::new(Config::new(&REGTEST), 0));
+    let mut s = Box::new(Small::new(Config::new(&REGTEST), at(0)));
     let out = transmit(&mut s);
     assert_eq!(out[0]["params"][1], serde_json::json!(["1.4", "1.6"]));
 
@@ -95,7 +95,7 @@ fn plain_version_sends_the_lowest_version_as_a_string() {
         plain_version: true,
         ..Config::new(&REGTEST)
     };
-    let mut s = Box::new(Small::new(config, 0));
+    let mut s = Box::new(Small::new(config, at(0)));
     let out = transmit(&mut s);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0]["method"], "server.version");
@@ -131,7 +131,7 @@ fn missing_features_is_checked_by_header_zero() {
         );
         assert!(s.is_ready());
         // Requests flow as usual afterwards.
-        s.request(0, &Request::HeadersSubscribe, 7)
+        s.request(at(0), &Request::HeadersSubscribe, 7)
             .expect("request accepted");
     }
 }
@@ -181,7 +181,7 @@ fn id_from_pos_sends_merkle_false_and_accepts_the_object_form() {
         pos: 3,
         merkle: false,
     };
-    s.request(0, &request, 1).expect("request accepted");
+    s.request(at(0), &request, 1).expect("request accepted");
     let out = transmit(&mut s);
     assert_eq!(out[0]["method"], "blockchain.transaction.id_from_pos");
     assert_eq!(out[0]["params"], serde_json::json!([100, 3, false]));
@@ -241,4 +241,9 @@ fn server_errors_are_recognised() {
     // Row 12: optional methods missing.
     assert!(e(Some(-32601), "unknown method").is_method_not_found());
     assert!(!e(Some(-32602), "invalid params").is_method_not_found());
+}
+
+/// Caller time `ms` milliseconds after the origin.
+fn at(ms: u64) -> electrum_spv_core::time::Instant {
+    electrum_spv_core::time::Instant::from_millis(ms)
 }

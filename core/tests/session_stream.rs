@@ -37,7 +37,7 @@ fn hexs(b: &[u8]) -> String {
 
 /// A session negotiated at `version` with canned ElectrumX replies (padding included).
 fn ready(version: &str) -> Small {
-    let mut s = Small::new(Config::new(&MAINNET), 0);
+    let mut s = Small::new(Config::new(&MAINNET), at(0));
     let mut out = [0u8; 1024];
     let _ = s.poll_transmit(&mut out);
     let replies = format!(
@@ -55,7 +55,7 @@ fn feed(s: &mut Small, bytes: &[u8], step: usize, mut f: impl FnMut(&Event<'_>))
     for piece in bytes.chunks(step) {
         let mut rest = piece;
         while !rest.is_empty() {
-            let used = s.handle_input(1, rest);
+            let used = s.handle_input(at(1), rest);
             rest = &rest[used..];
             while let Some(ev) = s.poll_event() {
                 f(&ev);
@@ -88,7 +88,7 @@ fn a_real_period_streams_and_verifies_header_by_header_in_both_forms() {
             let mut s = ready(version);
             let id = s
                 .request_streamed(
-                    1,
+                    at(1),
                     &Request::BlockHeaders {
                         start_height: START,
                         count: 2016,
@@ -98,7 +98,7 @@ fn a_real_period_streams_and_verifies_header_by_header_in_both_forms() {
                 )
                 .unwrap();
             assert_eq!(
-                s.request(1, &Request::Features, 0),
+                s.request(at(1), &Request::Features, 0),
                 Err(RequestError::Busy),
                 "nothing else while streaming"
             );
@@ -135,7 +135,7 @@ fn a_real_period_streams_and_verifies_header_by_header_in_both_forms() {
             assert_eq!(verifier.tip().unwrap().height, START + 2015);
             assert_eq!(s.in_flight(), 0);
             // The session is usable again.
-            s.request(1, &Request::Features, 0).unwrap();
+            s.request(at(1), &Request::Features, 0).unwrap();
         }
     }
 }
@@ -147,7 +147,7 @@ fn a_forged_or_misshapen_chunk_is_refused() {
     let mut s = ready("1.6");
     let id = s
         .request_streamed(
-            1,
+            at(1),
             &Request::BlockHeaders {
                 start_height: START,
                 count: 3,
@@ -169,7 +169,7 @@ fn a_forged_or_misshapen_chunk_is_refused() {
     let mut s = ready("1.6");
     let id = s
         .request_streamed(
-            1,
+            at(1),
             &Request::BlockHeaders {
                 start_height: START,
                 count: 3,
@@ -188,7 +188,7 @@ fn a_forged_or_misshapen_chunk_is_refused() {
     let mut s = ready("1.6");
     let id = s
         .request_streamed(
-            1,
+            at(1),
             &Request::BlockHeaders {
                 start_height: 9_999_999,
                 count: 1,
@@ -210,7 +210,7 @@ fn a_forged_or_misshapen_chunk_is_refused() {
         got,
         Some((Some(1), b"height 9,999,999 out of range".to_vec()))
     );
-    s.request(1, &Request::Features, 0)
+    s.request(at(1), &Request::Features, 0)
         .expect("usable after a server error");
 }
 
@@ -251,7 +251,7 @@ fn a_10000_row_history_streams_into_the_status_hasher() {
                     versions: electrum_spv_core::rpc::VersionRange::WITH_1_7,
                     ..Config::new(&MAINNET)
                 },
-                0,
+                at(0),
             );
             let mut out = [0u8; 1024];
             let _ = s.poll_transmit(&mut out);
@@ -265,7 +265,7 @@ fn a_10000_row_history_streams_into_the_status_hasher() {
             0x00, 0x14, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
         ];
         let id = s
-            .request_streamed(1, &Request::ScriptGetHistory(&spk), 3)
+            .request_streamed(at(1), &Request::ScriptGetHistory(&spk), 3)
             .unwrap();
         let (line, rows) = history_line(id, 10_000, nested);
         let mut expected = StatusHasher::new();
@@ -317,7 +317,7 @@ fn an_oversize_notification_before_a_streamed_reply_does_not_derail_it() {
     for step in [1, 100, 4096] {
         let mut s = ready("1.6");
         let id = s
-            .request_streamed(1, &Request::ScriptGetHistory(&[0x51]), 3)
+            .request_streamed(at(1), &Request::ScriptGetHistory(&[0x51]), 3)
             .unwrap();
         let (line, rows) = history_line(id, 50, false);
         let input = format!("{note}{line}");
@@ -335,4 +335,9 @@ fn an_oversize_notification_before_a_streamed_reply_does_not_derail_it() {
         assert_eq!(got, rows, "step {step}");
         assert_eq!(s.in_flight(), 0);
     }
+}
+
+/// Caller time `ms` milliseconds after the origin.
+fn at(ms: u64) -> electrum_spv_core::time::Instant {
+    electrum_spv_core::time::Instant::from_millis(ms)
 }

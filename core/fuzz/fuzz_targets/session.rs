@@ -308,7 +308,7 @@ fuzz_target!(|input: &[u8]| {
         ..Config::new(&REGTEST)
     };
     let mut run = Run {
-        s: Box::new(S::new(config, 0)),
+        s: Box::new(S::new(config, at(0))),
         version,
         now: 0,
         open: BTreeMap::new(),

@@ -64,7 +64,12 @@ impl<const N: usize> PendingTable<N> {
     }
 
     /// Registers a request and returns its id.
-    pub fn insert(&mut self, method: Method, deadline: Instant, tag: u32) -> Result<u64, PendingError> {
+    pub fn insert(
+        &mut self,
+        method: Method,
+        deadline: Instant,
+        tag: u32,
+    ) -> Result<u64, PendingError> {
         let slot = self
             .slots
             .iter_mut()
@@ -142,7 +147,10 @@ mod tests {
         let a = t.insert(Method::ServerFeatures, at(100), 7).unwrap();
         let b = t.insert(Method::BlockHeader, at(50), 8).unwrap();
         assert_ne!(a, b);
-        assert_eq!(t.insert(Method::ServerPing, at(1), 0), Err(PendingError::Full));
+        assert_eq!(
+            t.insert(Method::ServerPing, at(1), 0),
+            Err(PendingError::Full)
+        );
         assert_eq!(t.next_deadline(), Some(at(50)));
         assert_eq!(t.take(b).unwrap().tag, 8);
         assert_eq!(

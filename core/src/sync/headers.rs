@@ -52,11 +52,11 @@ use crate::chain::{
 use crate::hash::{BlockHash, MerkleNode, sha256d};
 use crate::header::HEADER_SIZE;
 use crate::rpc::Method;
-use crate::time::{Duration, Instant, UnixTime};
 use crate::session::{
     Event, MAX_HEADERS_PER_REQUEST, Notification, ProtocolError, Request, RequestError, Session,
     response,
 };
+use crate::time::{Duration, Instant, UnixTime};
 
 /// Heights between two verifier snapshots.
 pub const SNAPSHOT_INTERVAL: u32 = 32;
@@ -782,7 +782,10 @@ impl HeaderSync {
         let last = *self.refilled_at.get_or_insert(now);
         if now > last {
             let elapsed = now - last;
-            let add = elapsed.millis().saturating_mul(self.pacing.refill_milli_per_s) / 1000;
+            let add = elapsed
+                .millis()
+                .saturating_mul(self.pacing.refill_milli_per_s)
+                / 1000;
             self.tokens = self.tokens.saturating_add(add).min(self.pacing.burst_milli);
             self.refilled_at = Some(now);
         }

@@ -16,7 +16,12 @@ pub trait RequestSink {
     /// [`RequestError::TooManyInFlight`], [`RequestError::OutputFull`] and
     /// [`RequestError::Busy`] are back-pressure: the engine stops and asks again after answers
     /// arrive. Any other error is the caller's to handle.
-    fn request(&mut self, now: Instant, request: &Request<'_>, tag: u32) -> Result<u64, RequestError>;
+    fn request(
+        &mut self,
+        now: Instant,
+        request: &Request<'_>,
+        tag: u32,
+    ) -> Result<u64, RequestError>;
 }
 
 impl<const L: usize, const O: usize, const P: usize> RequestSink for Session<L, O, P> {
@@ -24,7 +29,12 @@ impl<const L: usize, const O: usize, const P: usize> RequestSink for Session<L, 
         Session::is_ready(self)
     }
 
-    fn request(&mut self, now: Instant, request: &Request<'_>, tag: u32) -> Result<u64, RequestError> {
+    fn request(
+        &mut self,
+        now: Instant,
+        request: &Request<'_>,
+        tag: u32,
+    ) -> Result<u64, RequestError> {
         Session::request(self, now, request, tag)
     }
 }

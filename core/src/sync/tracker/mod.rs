@@ -649,7 +649,11 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
         self.poll_txs(now, sink)
     }
 
-    fn poll_scripts(&mut self, now: Instant, sink: &mut impl RequestSink) -> Result<(), RequestError> {
+    fn poll_scripts(
+        &mut self,
+        now: Instant,
+        sink: &mut impl RequestSink,
+    ) -> Result<(), RequestError> {
         let n = self.script_table().len();
         for i in 0..n {
             let full = self.in_flight >= self.max_in_flight;
