@@ -19,6 +19,7 @@ use electrum_spv_core::session::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::clock::Clock;
 use crate::error::Error;
 use crate::reconnect::ReconnectPolicy;
 use crate::server::ServerAddr;
@@ -253,7 +254,7 @@ pub(crate) struct Endpoint {
 
 impl Endpoint {
     fn request_timeout(&self) -> Duration {
-        Duration::from_millis(self.config.request_timeout_ms)
+        self.config.request_timeout.into()
     }
 }
 
@@ -266,7 +267,8 @@ const EXPIRY_TICK: Duration = Duration::from_millis(250);
 /// The task's state.
 struct Task {
     session: Box<Core>,
-    start: Instant,
+    /// The session's time: core instants since the connection opened.
+    clock: Clock,
     queued: VecDeque<Call>,
     waiting: HashMap<u64, Call>,
     notices: broadcast::Sender<Notice>,
@@ -284,7 +286,7 @@ pub(crate) fn new_session(config: Config) -> Result<Box<Core>, Error> {
     std::thread::Builder::new()
         .name("electrum-spv-session-init".into())
         .stack_size(64 << 20)
-        .spawn(move || Box::new(Core::new(config, 0)))
+        .spawn(move || Box::new(Core::new(config, electrum_spv_core::time::Instant::ZERO)))
         .map_err(Error::Io)?
         .join()
         .map_err(|_| Error::Io(std::io::Error::other("session construction panicked")))
@@ -309,7 +311,7 @@ pub(crate) async fn run(stream: BoxStream, session: Box<Core>, endpoint: Endpoin
     } = links;
     let mut task = Task {
         session,
-        start: Instant::now(),
+        clock: Clock::start(),
         queued: VecDeque::new(),
         waiting: HashMap::new(),
         notices,
@@ -345,8 +347,8 @@ pub(crate) async fn run(stream: BoxStream, session: Box<Core>, endpoint: Endpoin
 }
 
 impl Task {
-    fn now(&self) -> u64 {
-        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    fn now(&self) -> electrum_spv_core::time::Instant {
+        self.clock.now()
     }
 
     async fn drive(&mut self, mut stream: BoxStream, calls: &mut mpsc::Receiver<Call>) -> Error {
@@ -372,13 +374,10 @@ impl Task {
             if !self.calls_open && self.waiting.is_empty() && self.queued.is_empty() {
                 return Error::Closed;
             }
-            let deadline = self
-                .session
-                .poll_timeout()
-                .map(|t| self.start + Duration::from_millis(t));
+            let deadline = self.session.poll_timeout().map(|t| self.clock.deadline(t));
             let sleep = async {
                 match deadline {
-                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    Some(d) => tokio::time::sleep_until(d).await,
                     None => std::future::pending().await,
                 }
             };
@@ -441,7 +440,7 @@ impl Task {
                 continue;
             };
             self.session = session;
-            self.start = Instant::now();
+            self.clock = Clock::start();
             let restore = self.subscriptions.restore_calls();
             for call in restore.into_iter().rev() {
                 self.queued.push_front(call);

@@ -26,6 +26,7 @@
 pub mod activity;
 pub mod address;
 pub mod checkpoints;
+mod clock;
 pub mod client;
 pub mod connection;
 pub mod discovery;
