@@ -48,9 +48,10 @@ use electrum_spv_core::rpc::{Method, ProtocolVersion, VersionRange};
 use electrum_spv_core::script::{CanonicalOrder, StatusHasher, TxHeight, script_hash};
 use electrum_spv_core::session::response::{self, Balance, Branch};
 use electrum_spv_core::session::{
-    Config, DEFAULT_PING_INTERVAL_MS, DEFAULT_REQUEST_TIMEOUT_MS, Event, FatalError, FeeMode,
+    Config, DEFAULT_PING_INTERVAL, DEFAULT_REQUEST_TIMEOUT, Event, FatalError, FeeMode,
     Notification, ProtocolError, Request, RequestError, Session,
 };
+use electrum_spv_core::time::{Duration, Instant};
 use electrum_spv_core::tx::TxidHasher;
 use electrum_spv_core::{BlockHash, MerkleNode, ScriptHash, Status, Txid};
 
@@ -78,10 +79,10 @@ pub const READS: [usize; 10] = [1, 512, 2, 301, 1, 1, 97, 512, 13, 700];
 const RX: usize = 512;
 /// The transmit buffer: requests leave in pieces, as through a small UART FIFO.
 const TX: usize = 64;
-/// Simulated time at the start (any monotonic milliseconds will do).
-const START_MS: u64 = 1_000_000;
+/// Simulated time at the start (any origin will do).
+const START: Instant = Instant::from_millis(1_000_000);
 /// Simulated time each read takes.
-const READ_MS: u64 = 3;
+const READ: Duration = Duration::from_millis(3);
 
 /// scriptPubKey of the subscribed address (P2WPKH, the kit's wallet `BOB`):
 /// `0014c5df7876a0e5de88b9882f827ed6b19c37287e1c`.
@@ -244,7 +245,7 @@ impl Taken {
     /// Not inlined, so that the stack `Session::new` needs (the session is built on the stack
     /// and then copied here, see the README) is released before the work starts.
     #[inline(never)]
-    fn init(&mut self, params: &'static Params, now: u64) -> &mut ScriptSession {
+    fn init(&mut self, params: &'static Params, now: Instant) -> &mut ScriptSession {
         self.0.write(ScriptSession::new(config(params), now))
     }
 }
@@ -305,14 +306,14 @@ pub struct Replayed {
 #[inline(never)]
 pub fn replay() -> Result<Replayed, Failure> {
     let mut slot = SLOT.take()?;
-    let session = slot.init(&REGTEST, START_MS);
+    let session = slot.init(&REGTEST, START);
     // What creating the session took, then a fresh paint for what driving it takes.
     let init_stack_peak =
         stack::peak_bytes().ok_or(Failure::Check("the stack reached the statics"))?;
     stack::paint();
     let mut driver = Driver {
         session,
-        now: START_MS,
+        now: START,
         wire: Stream::new(Dir::Out).map_err(|_| Failure::Recording)?,
         written: 0,
         requested_at: None,
@@ -352,13 +353,13 @@ pub fn replay() -> Result<Replayed, Failure> {
 /// session must write.
 struct Driver<'s> {
     session: &'s mut ScriptSession,
-    now: u64,
+    now: Instant,
     /// What the client wrote in the recording, still to be matched.
     wire: Stream,
     /// Bytes the session wrote so far.
     written: u32,
     /// When the requests were queued.
-    requested_at: Option<u64>,
+    requested_at: Option<Instant>,
     reads: Reads,
 }
 
@@ -394,7 +395,7 @@ impl Driver<'_> {
             }
             let read = &rx[..n];
             self.count_read(read);
-            self.now += READ_MS;
+            self.now += READ;
             self.input(checks, read)?;
             // The loop's timer step: nothing is due during the script, and nothing may fire.
             self.session.handle_timeout(self.now);
@@ -483,13 +484,13 @@ impl Driver<'_> {
             .session
             .poll_timeout()
             .ok_or(Failure::Check("no keep-alive time after the script"))?;
-        if ping_at != last_send + DEFAULT_PING_INTERVAL_MS {
+        if ping_at != last_send + DEFAULT_PING_INTERVAL {
             return Err(Failure::Check(
                 "poll_timeout is not the keep-alive time 240 s after the last request",
             ));
         }
         // Just before: nothing.
-        self.tick(ping_at - 1)?;
+        self.tick(ping_at - Duration::from_millis(1))?;
         expect_transmit(self.session, b"")?;
         // At the time: a `server.ping`.
         self.tick(ping_at)?;
@@ -506,12 +507,12 @@ impl Driver<'_> {
             .session
             .poll_timeout()
             .ok_or(Failure::Check("no deadline for the unanswered request"))?;
-        if deadline != sent_at + DEFAULT_REQUEST_TIMEOUT_MS {
+        if deadline != sent_at + DEFAULT_REQUEST_TIMEOUT {
             return Err(Failure::Check(
                 "poll_timeout is not the request deadline 40 s after sending",
             ));
         }
-        self.tick(deadline - 1)?;
+        self.tick(deadline - Duration::from_millis(1))?;
         if self.session.poll_event().is_some() {
             return Err(Failure::Check("an event before the request deadline"));
         }
@@ -540,11 +541,11 @@ impl Driver<'_> {
         if !self.session.is_ready() {
             return Err(Failure::Check("the session did not survive the timeout"));
         }
-        Ok((ping_at - last_send, deadline - sent_at))
+        Ok(((ping_at - last_send).millis(), (deadline - sent_at).millis()))
     }
 
     /// Advances the simulated clock to `now` and runs the session's timers.
-    fn tick(&mut self, now: u64) -> Result<(), Failure> {
+    fn tick(&mut self, now: Instant) -> Result<(), Failure> {
         if now < self.now {
             return Err(Failure::Check("the simulated clock ran backwards"));
         }
@@ -581,7 +582,7 @@ fn expect_transmit(session: &mut ScriptSession, expected: &[u8]) -> Result<(), F
 /// Feeds `input` (whole lines) and expects exactly one event, which `is_it` accepts.
 fn expect_single(
     session: &mut ScriptSession,
-    now: u64,
+    now: Instant,
     input: &[u8],
     mut is_it: impl FnMut(&Event<'_>) -> bool,
     otherwise: &'static str,
@@ -1041,7 +1042,7 @@ const OVERSIZE_LEN: usize = LINE + 1024;
 #[inline(never)]
 pub fn hostile() -> Result<Refused, Failure> {
     let mut slot = SLOT.take()?;
-    let now = START_MS;
+    let now = START;
 
     // 1. Garbage before the real negotiation: each refused, and the session carries on.
     let session = slot.init(&REGTEST, now);
@@ -1124,7 +1125,7 @@ fn drain_transmit(session: &mut ScriptSession) {
 
 /// Feeds the recording's first two reads (the `server.version` and `server.features`
 /// answers); returns the version if `Ready` came, `None` if the session failed.
-fn negotiate(session: &mut ScriptSession, now: u64) -> Result<Option<ProtocolVersion>, Failure> {
+fn negotiate(session: &mut ScriptSession, now: Instant) -> Result<Option<ProtocolVersion>, Failure> {
     let mut incoming = Stream::new(Dir::In).map_err(|_| Failure::Recording)?;
     let mut outcome = None;
     for _ in 0..2 {
