@@ -38,9 +38,10 @@ unsafe fn send(
     let s = session_or_return!(s);
     // Checked before the request is queued: a misaligned `id` leaves nothing half done.
     let id = try_status!(Out::optional(id));
+    let now = Instant::from_millis(now_ms);
     let sent = match streamed {
-        true => s.core.request_streamed(Instant::from_millis(now_ms), request, tag),
-        false => s.core.request(Instant::from_millis(now_ms), request, tag),
+        true => s.core.request_streamed(now, request, tag),
+        false => s.core.request(now, request, tag),
     };
     match sent {
         Ok(n) => {

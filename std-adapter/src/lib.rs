@@ -26,8 +26,8 @@
 pub mod activity;
 pub mod address;
 pub mod checkpoints;
-mod clock;
 pub mod client;
+mod clock;
 pub mod connection;
 pub mod discovery;
 mod engine;

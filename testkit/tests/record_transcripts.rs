@@ -159,7 +159,8 @@ fn feed(s: &mut S, bytes: &[u8], requests: &[Request<'_>], events: &mut Vec<Stri
             events.push(normalize(&ev));
             if ready {
                 for (tag, r) in requests.iter().enumerate() {
-                    s.request(time::Instant::ZERO, r, tag as u32).expect("request queued");
+                    s.request(time::Instant::ZERO, r, tag as u32)
+                        .expect("request queued");
                 }
             }
         }

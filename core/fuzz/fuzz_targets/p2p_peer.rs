@@ -182,7 +182,7 @@ fn run(setup: &Setup, stream: &[u8], cuts: &[usize]) -> Outcome {
     let failed_while_fed = adapter.failures > 0;
 
     // Past every deadline: an outstanding ping fails the peer (unless it failed already).
-    adapter.peer.handle_timeout(u64::MAX);
+    adapter.peer.handle_timeout(at(u64::MAX));
     adapter.drain();
     assert!(
         adapter.failures <= 1,
@@ -273,7 +273,10 @@ impl<'t> Adapter<'t> {
         assert!(peer.poll_event().is_none());
 
         let recipients: NodeSet = [node(0), node(2)].into_iter().collect();
-        let mut table = BroadcastTable::new([TxStatus::default(); 1], 2_000);
+        let mut table = BroadcastTable::new(
+            [TxStatus::default(); 1],
+            electrum_spv_core::time::Duration::from_millis(2_000),
+        );
         let handle = table.broadcast(&wire, recipients, at(0)).unwrap();
         // Announced to node 0 (on this connection if the remote is node 0).
         let inv = table.announce(handle, node(0), info.wtxid_relay).unwrap();

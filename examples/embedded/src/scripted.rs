@@ -541,7 +541,10 @@ impl Driver<'_> {
         if !self.session.is_ready() {
             return Err(Failure::Check("the session did not survive the timeout"));
         }
-        Ok(((ping_at - last_send).millis(), (deadline - sent_at).millis()))
+        Ok((
+            (ping_at - last_send).millis(),
+            (deadline - sent_at).millis(),
+        ))
     }
 
     /// Advances the simulated clock to `now` and runs the session's timers.
@@ -1125,7 +1128,10 @@ fn drain_transmit(session: &mut ScriptSession) {
 
 /// Feeds the recording's first two reads (the `server.version` and `server.features`
 /// answers); returns the version if `Ready` came, `None` if the session failed.
-fn negotiate(session: &mut ScriptSession, now: Instant) -> Result<Option<ProtocolVersion>, Failure> {
+fn negotiate(
+    session: &mut ScriptSession,
+    now: Instant,
+) -> Result<Option<ProtocolVersion>, Failure> {
     let mut incoming = Stream::new(Dir::In).map_err(|_| Failure::Recording)?;
     let mut outcome = None;
     for _ in 0..2 {
