@@ -60,7 +60,7 @@ fn client() -> Client {
     Session::new(
         SessionStorage::owned(LINE, 1024, 4),
         Config::new(&MAINNET),
-        0,
+        at(0),
     )
 }
 /// `server.version` is id 0, `server.features` id 1, the measured request id 2.
@@ -193,7 +193,9 @@ impl Script {
             drain_transmit(s);
         }
         assert!(s.is_ready(), "negotiation failed: {:?}", s.failure());
-        let id = s.request(NOW, &self.request, TAG).expect("request queued");
+        let id = s
+            .request(at(NOW), &self.request, TAG)
+            .expect("request queued");
         assert_eq!(id, RESPONSE_ID);
         drain_transmit(s);
     }
@@ -209,7 +211,7 @@ fn feed<R>(s: &mut Client, line: &[u8], mut on_result: impl FnMut(&[u8]) -> R) -
     let mut out = None;
     let mut rest = line;
     while !rest.is_empty() {
-        let n = s.handle_input(NOW, rest);
+        let n = s.handle_input(at(NOW), rest);
         rest = &rest[n..];
         while let Some(event) = s.poll_event() {
             match event {
@@ -629,3 +631,8 @@ fn session(c: &mut Criterion) {
 
 criterion_group!(benches, session);
 criterion_main!(benches);
+
+/// Caller time `ms` milliseconds after the origin.
+fn at(ms: u64) -> electrum_spv_core::time::Instant {
+    electrum_spv_core::time::Instant::from_millis(ms)
+}

@@ -29,6 +29,7 @@ use electrum_spv_core::sync::Slots;
 use electrum_spv_core::sync::tracker::{
     ScriptRef, ScriptSlot, ScriptTracker, TrackerEvent, TxSlot,
 };
+use electrum_spv_core::time;
 
 /// Line buffer: a buffered 2016-header result fits, padded by ElectrumX to 524,287 bytes.
 type Client = Session<'static>;
@@ -95,8 +96,9 @@ struct Driver {
 }
 
 impl Driver {
-    fn now(&self) -> u64 {
-        self.start.elapsed().as_millis() as u64
+    /// Core's time: milliseconds since the driver started.
+    fn now(&self) -> time::Instant {
+        time::Instant::ZERO + time::Duration::from(self.start.elapsed())
     }
 
     fn flush(&mut self) -> Result<(), String> {
@@ -135,7 +137,7 @@ impl Driver {
         let wait = self
             .session
             .poll_timeout()
-            .map_or(1000, |t| t.saturating_sub(now).clamp(1, 1000));
+            .map_or(1000, |t| (t - now).millis().clamp(1, 1000));
         self.stream
             .set_read_timeout(Some(Duration::from_millis(wait)))
             .map_err(|e| e.to_string())?;
@@ -225,7 +227,7 @@ fn run(args: &Args) -> Result<(), String> {
         session: Box::new(Client::new(
             SessionStorage::owned(576 * 1024, 64 * 1024, 64),
             Config::new(params),
-            0,
+            time::Instant::ZERO,
         )),
         start: Instant::now(),
         unfed: Vec::new(),

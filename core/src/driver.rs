@@ -6,7 +6,7 @@
 //! ```ignore
 //! let (mut line, mut out, mut slots) = ([0u8; 4096], [0u8; 1024], [PendingSlot::EMPTY; 4]);
 //! let storage = SessionStorage::new(&mut line, &mut out, &mut slots);
-//! let mut session = Session::new(storage, Config::new(&REGTEST), clock.now_ms());
+//! let mut session = Session::new(storage, Config::new(&REGTEST), clock.now());
 //! let (mut rx, mut tx) = ([0u8; 1024], [0u8; 256]);
 //! let mut driver = Driver::new(&mut session, socket, clock, &mut rx, &mut tx);
 //! let version = driver.negotiate().await?;               // server.version, genesis checked
@@ -21,17 +21,18 @@
 //! ```
 //!
 //! # Time and timeouts
-//! Core has no clock: the driver asks the caller's [`Clock`] (any monotonic milliseconds, e.g.
-//! `|| embassy_time::Instant::now().as_millis()`). It has no timer either, and an
+//! Core has no clock: the driver asks the caller's [`Clock`] (any monotonic [`Instant`], e.g.
+//! `|| Instant::from_millis(embassy_time::Instant::now().as_millis())`; see
+//! [the caller's loop](crate#the-callers-loop)). It has no timer either, and an
 //! `embedded-io-async` read waits until bytes arrive, so while the server is silent the driver
 //! cannot notice a passed deadline by itself. Every async method first expires requests past
 //! their deadline and queues due keep-alive pings ([`Session::handle_timeout`]), and while data
 //! flows that is enough. For a silent server, wrap each await in your executor's timeout:
 //!
-//! * waiting for notifications, wake the driver at [`Driver::ms_until_timeout`] and call again:
-//!   `with_timeout(Duration::from_millis(d.ms_until_timeout().unwrap_or(60_000)), d.next_notice())`;
+//! * waiting for notifications, wake the driver at [`Driver::until_timeout`] and call again:
+//!   `with_timeout(Duration::from_millis(d.until_timeout().map_or(60_000, |d| d.millis())), d.next_notice())`;
 //!   on expiry just call again: the call sends the keep-alive ping and expires late requests;
-//! * for a call, give it a deadline of its own (the session's `request_timeout_ms` is a good
+//! * for a call, give it a deadline of its own (the session's `request_timeout` is a good
 //!   one) and treat expiry like [`Error::TimedOut`].
 //!
 //! On embassy-net, also set `TcpSocket::set_timeout` so that a dead peer closes the socket.
@@ -75,6 +76,7 @@ use crate::session::{
     Event, FatalError, Notification, ProtocolError, Request, RequestError, RpcError, Session,
     StreamError,
 };
+use crate::time::{Duration, Instant};
 
 /// Notifications kept while a call waits for its response.
 pub const NOTICE_QUEUE: usize = 4;
@@ -84,15 +86,15 @@ pub const SERVER_MESSAGE: usize = 64;
 /// (tested; 488 bytes today, most of it the notice queue); less on 32-bit targets.
 pub const DRIVER_OVERHEAD: usize = 512;
 
-/// The caller's monotonic clock, in milliseconds from any fixed origin. It must not go
-/// backwards. Closures `Fn() -> u64` are clocks.
+/// The caller's monotonic clock: an [`Instant`] from any fixed origin. It must not go
+/// backwards. Closures `Fn() -> Instant` are clocks.
 pub trait Clock {
-    /// Now, in milliseconds.
-    fn now_ms(&self) -> u64;
+    /// Now.
+    fn now(&self) -> Instant;
 }
 
-impl<F: Fn() -> u64> Clock for F {
-    fn now_ms(&self) -> u64 {
+impl<F: Fn() -> Instant> Clock for F {
+    fn now(&self) -> Instant {
         self()
     }
 }
@@ -367,7 +369,7 @@ where
     }
 
     /// The session, e.g. to queue requests of your own with the driver's
-    /// [`Driver::now_ms`] and collect their answers with [`Driver::run_until`].
+    /// [`Driver::now`] and collect their answers with [`Driver::run_until`].
     pub fn session_mut(&mut self) -> &mut Session<'s> {
         self.session
     }
@@ -383,23 +385,23 @@ where
     }
 
     /// The clock's time.
-    pub fn now_ms(&self) -> u64 {
-        self.clock.now_ms()
+    pub fn now(&self) -> Instant {
+        self.clock.now()
     }
 
     /// When the session next needs the driver (a request's deadline or the keep-alive ping),
     /// on the clock's scale.
     #[must_use]
-    pub fn poll_timeout(&self) -> Option<u64> {
+    pub fn poll_timeout(&self) -> Option<Instant> {
         self.session.poll_timeout()
     }
 
-    /// Milliseconds until [`Driver::poll_timeout`] (0 if due): how long to let an await run
-    /// before waking the driver again.
+    /// Time until [`Driver::poll_timeout`] ([`Duration::ZERO`] if due): how long to let an
+    /// await run before waking the driver again.
     #[must_use]
-    pub fn ms_until_timeout(&self) -> Option<u64> {
-        let now = self.clock.now_ms();
-        self.session.poll_timeout().map(|t| t.saturating_sub(now))
+    pub fn until_timeout(&self) -> Option<Duration> {
+        let now = self.clock.now();
+        self.session.poll_timeout().map(|t| t - now)
     }
 
     /// Notices dropped: the queue was full, or (outpoints) they have no owned form.
@@ -429,7 +431,7 @@ where
     /// (which carries `tag`) with [`Driver::run_until`]: an answer that arrives while another
     /// method waits (a call, [`Driver::next_notice`]) is not for it and is dropped.
     pub fn request(&mut self, request: &Request<'_>, tag: u32) -> Result<u64, T> {
-        let now = self.clock.now_ms();
+        let now = self.clock.now();
         self.session
             .request(now, request, tag)
             .map_err(|e| self.request_error(e))
@@ -639,7 +641,7 @@ where
         loop {
             // Expire stale requests and take events left from the last call first: either may
             // be what keeps the session busy.
-            let now = self.clock.now_ms();
+            let now = self.clock.now();
             self.session.handle_timeout(now);
             let _: Option<()> = self.drain(&mut |_| None, true)?;
             let queued = if streamed {
@@ -680,7 +682,7 @@ where
         if self.rx.is_empty() || self.tx.is_empty() {
             return Err(Error::EmptyBuffer);
         }
-        self.session.handle_timeout(self.clock.now_ms());
+        self.session.handle_timeout(self.clock.now());
         if let Some(r) = self.drain(f, keep_notices)? {
             return Ok(Some(r));
         }
@@ -701,7 +703,7 @@ where
             self.rx_len = n.min(self.rx.len());
         }
         while self.rx_pos < self.rx_len {
-            let now = self.clock.now_ms();
+            let now = self.clock.now();
             let used = self
                 .session
                 .handle_input(now, &self.rx[self.rx_pos..self.rx_len]);

@@ -20,18 +20,49 @@
 //! | [`p2p`] | Bitcoin P2P wire format: frame reader with a per-command size cap checked before buffering and a streamed checksum, message decoding item by item, encoders into caller buffers |
 //! | [`session`] | the sans-IO Electrum session: negotiation, genesis check, typed requests for every 1.4-1.7 method, events, keep-alive, deadlines, streamed responses |
 //! | [`sync`] | verified sync engines on a session: header sync, script tracker |
+//! | [`time`] | the caller's time: [`time::Instant`] and [`time::Duration`] (monotonic milliseconds), [`time::UnixTime`] (wall-clock seconds, for the header time rule) |
 //! | `driver` (feature `embedded-io-async`) | the caller's loop written once: drives a session over any `embedded-io-async` transport (an embassy-net `TcpSocket`, TLS, a UART) with caller-owned buffers and the caller's clock; typed calls, streamed headers and histories, notifications |
 //! | feature `serde` | `Serialize`/`Deserialize` of the hashes (display hex) and `TxHeight` (the protocol's signed height), without allocation |
 //! | `bitcoin_types` (feature `bitcoin`) | `From` conversions of `Txid`, `Wtxid`, `BlockHash`, `MerkleNode`, `CompactTarget` and `Header` to and from rust-bitcoin 0.32's: the same bytes moved, nothing hashed or allocated (rust-bitcoin itself needs `alloc` and, for its secp256k1, a C compiler for the target) |
 //!
 //! ## The caller's loop
-//! Core does no I/O. Write what [`session::Session::poll_transmit`] gives; feed what was read
-//! to [`session::Session::handle_input`] and drain [`session::Session::poll_event`] after
-//! each call; sleep until [`session::Session::poll_timeout`], then call
-//! [`session::Session::handle_timeout`]. Time is the caller's monotonic milliseconds. Details
-//! and an example at the top of [`session`]. With the `embedded-io-async` feature, `driver`
-//! runs this loop over any `embedded-io-async` transport (an embassy-net `TcpSocket`).
+//! Core does no I/O and has no clock. The caller owns the socket and the clock and runs one
+//! loop: write what [`session::Session::poll_transmit`] gives; feed what was read to
+//! [`session::Session::handle_input`] and drain [`session::Session::poll_event`] after each
+//! call; sleep until [`session::Session::poll_timeout`], then call
+//! [`session::Session::handle_timeout`].
 //!
+//! ```text
+//! // Any monotonic milliseconds since an origin of the caller's choosing (boot, program start).
+//! let now = || Instant::from_millis(clock_ms());
+//! let mut session = Session::new(config, now());
+//! loop {
+//!     while let n @ 1.. = session.poll_transmit(&mut buf) { socket.write_all(&buf[..n]) }
+//!     // Sleep at most until the session's next deadline (None: no deadline, wait for data).
+//!     let wait: Option<Duration> = session.poll_timeout().map(|t| t - now());
+//!     let read = socket.read(&mut rx) with a timeout of wait;
+//!     let mut rest = &rx[..read];
+//!     while !rest.is_empty() {
+//!         rest = &rest[session.handle_input(now(), rest)..];
+//!         while let Some(event) = session.poll_event() { /* handle it */ }
+//!     }
+//!     session.handle_timeout(now());
+//!     while let Some(event) = session.poll_event() { /* timeouts, pings */ }
+//! }
+//! ```
+//! `handle_input` stops after each complete line so that events can borrow it; drain
+//! `poll_event` before feeding the rest.
+//!
+//! Time is the caller's: a [`time::Instant`] is milliseconds since any origin the caller
+//! picks, from a clock that does not go backwards; deadlines ([`session::Session::poll_timeout`])
+//! are on the same scale, and `deadline - now` is the [`time::Duration`] to sleep (zero when
+//! due). The sync engines ([`sync`]) and the P2P peer ([`p2p`]) take the same `now`. Only the
+//! header verifier's two-hour rule needs wall-clock time, as [`time::UnixTime`]
+//! ([`chain::HeaderVerifier::set_clock`]).
+//!
+//! With the `embedded-io-async` feature, `driver` runs this loop over any
+//! `embedded-io-async` transport (an embassy-net `TcpSocket`) with the caller's clock.
+
 //! ## Bounds
 //! Every structure here has a fixed size known at compile time; none grows with its input.
 //! Inputs from the network are untrusted: functions return typed errors and do not panic.
@@ -70,6 +101,7 @@ pub mod script;
 mod serde_impls;
 pub mod session;
 pub mod sync;
+pub mod time;
 pub mod tx;
 pub mod tx_parts;
 pub mod u256;

@@ -20,6 +20,7 @@ use electrum_spv_core::script::script_hash;
 use electrum_spv_core::session::{
     Config, Event, FatalError, Request, Session, SessionStorage, response,
 };
+use electrum_spv_core::time::{Duration, Instant};
 use embedded_io_async::{ErrorKind, ErrorType, Read, Write};
 use serde_json::{Value, json};
 
@@ -252,12 +253,12 @@ fn poll_times<F: Future>(fut: F, n: usize) -> Option<F::Output> {
     None
 }
 
-fn clock(now: &Rc<Cell<u64>>) -> impl Fn() -> u64 + use<> {
+fn clock(now: &Rc<Cell<Instant>>) -> impl Fn() -> Instant + use<> {
     let now = Rc::clone(now);
     move || now.get()
 }
 
-fn session(now: u64) -> Box<Small> {
+fn session(now: Instant) -> Box<Small> {
     Box::new(Small::new(
         SessionStorage::owned(1024, 512, 4),
         Config::new(&REGTEST),
@@ -269,8 +270,8 @@ fn session(now: u64) -> Box<Small> {
 
 #[test]
 fn negotiates_calls_and_streams() {
-    let now = Rc::new(Cell::new(0));
-    let mut s = session(0);
+    let now = Rc::new(Cell::new(Instant::ZERO));
+    let mut s = session(Instant::ZERO);
     let (mut rx, mut tx) = ([0u8; 256], [0u8; 64]);
     let mut d = Driver::new(&mut *s, server(|_| None), clock(&now), &mut rx, &mut tx);
 
@@ -308,8 +309,8 @@ fn negotiates_calls_and_streams() {
 
 #[test]
 fn one_byte_at_a_time_with_one_byte_buffers() {
-    let now = Rc::new(Cell::new(0));
-    let mut s = session(0);
+    let now = Rc::new(Cell::new(Instant::ZERO));
+    let mut s = session(Instant::ZERO);
     let (mut rx, mut tx) = ([0u8; 1], [0u8; 1]);
     let mut mock = server(|_| None);
     mock.chunk = 1;
@@ -324,10 +325,10 @@ fn one_byte_at_a_time_with_one_byte_buffers() {
 
 #[test]
 fn notifications_during_a_call_are_queued_coalesced_and_bounded() {
-    let now = Rc::new(Cell::new(0));
+    let now = Rc::new(Cell::new(Instant::ZERO));
     let scripts: Vec<ScriptHash> = (0..6u8).map(|i| script_hash(&[0x51, i])).collect();
     let sh = scripts.clone();
-    let mut s = session(0);
+    let mut s = session(Instant::ZERO);
     let (mut rx, mut tx) = ([0u8; 512], [0u8; 512]);
     let mock = server(move |r| {
         (r["method"] == "blockchain.block.header").then(|| {
@@ -391,8 +392,8 @@ fn notifications_during_a_call_are_queued_coalesced_and_bounded() {
 
 #[test]
 fn run_until_sees_queued_notices_first_then_every_event() {
-    let now = Rc::new(Cell::new(0));
-    let mut s = session(0);
+    let now = Rc::new(Cell::new(Instant::ZERO));
+    let mut s = session(Instant::ZERO);
     let (mut rx, mut tx) = ([0u8; 512], [0u8; 512]);
     let mock = server(|r| {
         (r["method"] == "server.ping")
@@ -445,8 +446,8 @@ fn run_until_sees_queued_notices_first_then_every_event() {
 
 #[test]
 fn server_errors_bad_results_and_refused_requests_are_typed() {
-    let now = Rc::new(Cell::new(0));
-    let mut s = session(0);
+    let now = Rc::new(Cell::new(Instant::ZERO));
+    let mut s = session(Instant::ZERO);
     let (mut rx, mut tx) = ([0u8; 512], [0u8; 512]);
     let mock = server(|r| {
         (r["method"] == "blockchain.block.header").then(|| match r["params"][0].as_u64() {
@@ -488,8 +489,8 @@ fn server_errors_bad_results_and_refused_requests_are_typed() {
 
 #[test]
 fn wrong_genesis_fails_the_session() {
-    let now = Rc::new(Cell::new(0));
-    let mut s = session(0);
+    let now = Rc::new(Cell::new(Instant::ZERO));
+    let mut s = session(Instant::ZERO);
     let (mut rx, mut tx) = ([0u8; 512], [0u8; 512]);
     let mock = server(|r| {
         (r["method"] == "server.features").then(|| {
@@ -517,16 +518,16 @@ fn wrong_genesis_fails_the_session() {
 
 #[test]
 fn transport_failures_end_of_stream_and_empty_buffers() {
-    let now = Rc::new(Cell::new(0));
+    let now = Rc::new(Cell::new(Instant::ZERO));
     let (mut rx, mut tx) = ([0u8; 512], [0u8; 512]);
 
-    let mut s = session(0);
+    let mut s = session(Instant::ZERO);
     let mut mock = server(|_| Some(Vec::new()));
     mock.eof_when_empty = true;
     let mut d = Driver::new(&mut *s, mock, clock(&now), &mut rx, &mut tx);
     assert_eq!(block_on(d.negotiate()).unwrap(), Err(Error::Closed));
 
-    let mut s = session(0);
+    let mut s = session(Instant::ZERO);
     let mut mock = server(|_| None);
     mock.fail_reads = true;
     let mut d = Driver::new(&mut *s, mock, clock(&now), &mut rx, &mut tx);
@@ -535,13 +536,13 @@ fn transport_failures_end_of_stream_and_empty_buffers() {
     assert_eq!(e.to_string(), "transport: mock transport failed");
     assert!(std::error::Error::source(&e).is_some());
 
-    let mut s = session(0);
+    let mut s = session(Instant::ZERO);
     let mut mock = server(|_| None);
     mock.write_zero = true;
     let mut d = Driver::new(&mut *s, mock, clock(&now), &mut rx, &mut tx);
     assert_eq!(block_on(d.negotiate()).unwrap(), Err(Error::Closed));
 
-    let mut s = session(0);
+    let mut s = session(Instant::ZERO);
     let mut empty = [0u8; 0];
     let mut d = Driver::new(&mut *s, server(|_| None), clock(&now), &mut empty, &mut tx);
     assert_eq!(block_on(d.negotiate()).unwrap(), Err(Error::EmptyBuffer));
@@ -549,8 +550,8 @@ fn transport_failures_end_of_stream_and_empty_buffers() {
 
 #[test]
 fn a_silent_server_waits_and_deadlines_pass_when_the_caller_wakes_the_driver() {
-    let now = Rc::new(Cell::new(0));
-    let mut s = session(0);
+    let now = Rc::new(Cell::new(Instant::ZERO));
+    let mut s = session(Instant::ZERO);
     let (mut rx, mut tx) = ([0u8; 512], [0u8; 512]);
     let silent = Rc::new(Cell::new(false));
     let quiet = Rc::clone(&silent);
@@ -558,21 +559,21 @@ fn a_silent_server_waits_and_deadlines_pass_when_the_caller_wakes_the_driver() {
     let mut d = Driver::new(&mut *s, mock, clock(&now), &mut rx, &mut tx);
     block_on(d.negotiate()).unwrap().unwrap();
     let ping_at = d.poll_timeout().unwrap();
-    assert_eq!(ping_at, Config::new(&REGTEST).ping_interval_ms);
-    assert_eq!(d.ms_until_timeout(), Some(ping_at));
+    assert_eq!(ping_at, Instant::ZERO + Config::new(&REGTEST).ping_interval);
+    assert_eq!(d.until_timeout(), Some(ping_at - Instant::ZERO));
 
     // A call the server never answers waits (the caller's timeout drops it)...
     silent.set(true);
     assert_eq!(block_on(d.block_header(1)), None);
     // ... and its request is still in flight, with a deadline.
     assert_eq!(d.session().in_flight(), 1);
-    let deadline = Config::new(&REGTEST).request_timeout_ms;
+    let deadline = Instant::ZERO + Config::new(&REGTEST).request_timeout;
     assert_eq!(d.poll_timeout(), Some(deadline));
 
     // The caller wakes the driver after its deadline: the stale request expires and a call
     // made now gets its own answer.
     now.set(deadline);
-    assert_eq!(d.ms_until_timeout(), Some(0));
+    assert_eq!(d.until_timeout(), Some(Duration::ZERO));
     silent.set(false);
     assert_eq!(block_on(d.block_header(2)).unwrap(), Ok(header(2)));
     assert_eq!(d.session().in_flight(), 0);
@@ -588,7 +589,7 @@ fn a_silent_server_waits_and_deadlines_pass_when_the_caller_wakes_the_driver() {
     };
     assert_eq!(block_on(d.next_notice()), None);
     assert_eq!(pings(&mut d), 0);
-    now.set(now.get() + d.ms_until_timeout().unwrap());
+    now.set(now.get() + d.until_timeout().unwrap());
     assert_eq!(block_on(d.next_notice()), None);
     assert_eq!(pings(&mut d), 1);
     // A notice then arrives and is delivered.
@@ -601,14 +602,14 @@ fn a_silent_server_waits_and_deadlines_pass_when_the_caller_wakes_the_driver() {
 
 #[test]
 fn a_timed_out_call_reports_timed_out() {
-    let now = Rc::new(Cell::new(0));
-    let mut s = session(0);
+    let now = Rc::new(Cell::new(Instant::ZERO));
+    let mut s = session(Instant::ZERO);
     let (mut rx, mut tx) = ([0u8; 512], [0u8; 512]);
     // The server never answers `blockchain.block.header`, but keeps sending notifications.
     let mock = server(|r| (r["method"] == "blockchain.block.header").then(Vec::new));
     let mut d = Driver::new(&mut *s, mock, clock(&now), &mut rx, &mut tx);
     block_on(d.negotiate()).unwrap().unwrap();
-    let deadline = Config::new(&REGTEST).request_timeout_ms;
+    let deadline = Instant::ZERO + Config::new(&REGTEST).request_timeout;
     assert_eq!(block_on(d.block_header(1)), None, "no answer: waits");
     // Time passes, the caller's timeout dropped the call. The next call expires the stale
     // request first, so a streamed request (which needs an empty pipeline) goes out at once.
@@ -624,14 +625,14 @@ fn a_timed_out_call_reports_timed_out() {
     assert_eq!(n.unwrap(), Ok(1));
 
     // A call that is still running when its deadline passes ends with TimedOut.
-    let mut s = session(0);
-    let now = Rc::new(Cell::new(0));
+    let mut s = session(Instant::ZERO);
+    let now = Rc::new(Cell::new(Instant::ZERO));
     let (mut rx, mut tx) = ([0u8; 512], [0u8; 512]);
     let clock_now = Rc::clone(&now);
     let mock = server(move |r| {
         (r["method"] == "blockchain.block.header").then(|| {
             // Answer with notifications only, arriving after the deadline.
-            clock_now.set(deadline + 1);
+            clock_now.set(deadline + Duration::from_millis(1));
             vec![header_notification(8, 8)]
         })
     });
@@ -649,8 +650,8 @@ fn dropping_a_call_at_any_await_loses_no_byte() {
     // Cancel the first call after k polls, for every k, then make more calls: every line the
     // server receives is whole, and the later calls get their own answers.
     for k in 0..40 {
-        let now = Rc::new(Cell::new(0));
-        let mut s = session(0);
+        let now = Rc::new(Cell::new(Instant::ZERO));
+        let mut s = session(Instant::ZERO);
         let (mut rx, mut tx) = ([0u8; 7], [0u8; 5]);
         let mut mock = server(|_| None);
         mock.chunk = 3;
@@ -675,8 +676,8 @@ fn dropping_a_call_at_any_await_loses_no_byte() {
 
 #[test]
 fn streamed_history_with_a_notification_in_between() {
-    let now = Rc::new(Cell::new(0));
-    let mut s = session(0);
+    let now = Rc::new(Cell::new(Instant::ZERO));
+    let mut s = session(Instant::ZERO);
     let (mut rx, mut tx) = ([0u8; 64], [0u8; 64]);
     let sh = script_hash(&[0x51]);
     let rows = json!([

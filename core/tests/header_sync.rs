@@ -11,7 +11,7 @@ use electrum_spv_core::hash::{BlockHash, sha256d};
 use electrum_spv_core::rpc::Method;
 use electrum_spv_core::session::{Config, Session, SessionStorage};
 use electrum_spv_core::sync::headers::{
-    FULL_CHUNK_COST_MILLI, MAX_REORG_DEPTH, RETRY_DELAY_MS, request_cost_milli,
+    FULL_CHUNK_COST_MILLI, MAX_REORG_DEPTH, RETRY_DELAY, request_cost_milli,
 };
 use electrum_spv_core::sync::{HeaderSync, Lie, Pacing, SyncError, SyncEvent};
 use electrum_spv_core::{MerkleAccumulator, hex};
@@ -69,7 +69,7 @@ impl<const L: usize> Server<L> {
             session: Box::new(Session::new(
                 SessionStorage::owned(L, 1 << 14, 16),
                 Config::new(params),
-                0,
+                at(0),
             )),
             version,
             genesis: params.genesis_hash,
@@ -155,6 +155,7 @@ impl<const L: usize> Server<L> {
     /// Polls the sync, serves, delivers, until nothing moves at this `now`. Returns the
     /// sync's events.
     fn run(&mut self, now: u64, sync: &mut HeaderSync) -> Vec<SyncEvent> {
+        let now = at(now);
         let mut events = Vec::new();
         let mut lines = 0;
         loop {
@@ -187,6 +188,7 @@ impl<const L: usize> Server<L> {
     }
 
     fn timeout(&mut self, now: u64, sync: &mut HeaderSync) -> Vec<SyncEvent> {
+        let now = at(now);
         self.session.handle_timeout(now);
         let mut events = Vec::new();
         while let Some(ev) = self.session.poll_event() {
@@ -292,7 +294,7 @@ fn a_forged_header_mid_chunk_is_a_lie_at_its_height_and_stops_everything() {
         // Halted: no further request, poll reports why.
         assert_eq!(server.header_requests.len(), 2);
         assert!(matches!(
-            sync.poll(10_000_000, &mut server.session),
+            sync.poll(at(10_000_000), &mut server.session),
             Err(SyncError::ServerLied(_))
         ));
         assert!(server.run(10_000_000, &mut sync).is_empty());
@@ -362,18 +364,18 @@ fn pacing_bounds_chunk_requests_until_time_passes() {
     // The bucket holds 2.5 chunks minus two chunks and the subscription.
     let left = pacing.burst_milli - 2 * FULL_CHUNK_COST_MILLI - request_cost_milli(0);
     let wait = (FULL_CHUNK_COST_MILLI - left).div_ceil(1);
-    let wake = sync.poll_timeout().expect("waiting for tokens");
+    let wake = sync.poll_timeout().expect("waiting for tokens").millis();
     assert_eq!(wake, wait, "poll_timeout is when the bucket holds a chunk");
     server.run(wake - 1, &mut sync);
     assert_eq!(server.header_requests.len(), 2);
     server.run(wake, &mut sync);
     assert_eq!(server.header_requests.len(), 3, "one more when due");
     // Then one full chunk per ~107 s, and the 1-header tail costs proportionally less.
-    let next = sync.poll_timeout().unwrap();
+    let next = sync.poll_timeout().unwrap().millis();
     assert_eq!(next - wake, FULL_CHUNK_COST_MILLI);
     server.run(next, &mut sync);
     assert_eq!(server.header_requests.len(), 4);
-    let tail = sync.poll_timeout().unwrap();
+    let tail = sync.poll_timeout().unwrap().millis();
     assert_eq!(tail - next, request_cost_milli(1));
     let events = server.run(tail, &mut sync);
     assert_eq!(server.header_requests.len(), 5);
@@ -426,8 +428,8 @@ fn a_timed_out_chunk_is_retried_after_the_delay() {
     short.answer = true;
     short.run(t, &mut s2);
     assert_eq!(short.header_requests.len(), 2, "not before the retry delay");
-    assert_eq!(s2.poll_timeout(), Some(t + RETRY_DELAY_MS));
-    let events = short.run(t + RETRY_DELAY_MS, &mut s2);
+    assert_eq!(s2.poll_timeout(), Some(at(t) + RETRY_DELAY));
+    let events = short.run(t + RETRY_DELAY.millis(), &mut s2);
     assert_eq!(short.header_requests.len(), 3);
     assert_eq!(synced_tip(&events).map(|t| t.0), Some(RECENT_START + 19));
 }
@@ -641,7 +643,7 @@ fn reorgs_up_to_the_documented_depth_are_handled_deeper_ones_halt() {
     );
     assert_eq!(*sync.tip().unwrap(), tip);
     assert!(matches!(
-        sync.poll(2, &mut server.session),
+        sync.poll(at(2), &mut server.session),
         Err(SyncError::ReorgTooDeep { .. })
     ));
 }
@@ -731,4 +733,9 @@ fn streamed_reorg_switches_at_the_fork() {
             if new_tip.hash == hash(&branch[100])),
         "{events:?}"
     );
+}
+
+/// Caller time `ms` milliseconds after the origin.
+fn at(ms: u64) -> electrum_spv_core::time::Instant {
+    electrum_spv_core::time::Instant::from_millis(ms)
 }

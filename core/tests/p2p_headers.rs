@@ -53,12 +53,12 @@ fn ready_peer() -> Peer {
         user_agent: b"/t/",
         start_height: 0,
         relay: false,
-        unix_time: 0,
-        handshake_timeout_ms: 1_000,
-        ping_timeout_ms: 1_000,
-        request_timeout_ms: 1_000,
+        unix_time: electrum_spv_core::time::UnixTime::from_secs(0),
+        handshake_timeout: electrum_spv_core::time::Duration::from_millis(1_000),
+        ping_timeout: electrum_spv_core::time::Duration::from_millis(1_000),
+        request_timeout: electrum_spv_core::time::Duration::from_millis(1_000),
     };
-    let mut peer = Peer::new(config, 0, 1);
+    let mut peer = Peer::new(config, at(0), 1);
     let version = Version {
         version: 70016,
         services: 9,
@@ -74,7 +74,7 @@ fn ready_peer() -> Peer {
     let mut input = vec![0u8; 300];
     let mut n = encode(Magic::MAINNET, &Outgoing::Version(version), &mut input).unwrap();
     n += encode(Magic::MAINNET, &Outgoing::Verack, &mut input[n..]).unwrap();
-    assert_eq!(peer.handle_input(0, &input[..n]), n);
+    assert_eq!(peer.handle_input(at(0), &input[..n]), n);
     assert!(matches!(peer.poll_event(), Some(PeerEvent::Ready(_))));
     let mut sink = [0u8; 1024];
     while peer.poll_transmit(&mut sink) > 0 {}
@@ -99,7 +99,7 @@ fn eight_thousand_mainnet_headers_stream_through_a_peer_into_the_verifier() {
     let mut steps = Vec::new();
     for batch in hs.chunks(MAX_HEADERS as usize) {
         let request = sync.request();
-        peer.send(0, &request.outgoing()).unwrap();
+        peer.send(at(0), &request.outgoing()).unwrap();
         let mut sink = [0u8; 1024];
         while peer.poll_transmit(&mut sink) > 0 {}
         let n = encode(Magic::MAINNET, &Outgoing::Headers(batch), &mut frame).unwrap();
@@ -107,7 +107,7 @@ fn eight_thousand_mainnet_headers_stream_through_a_peer_into_the_verifier() {
         for piece in frame[..n].chunks(997) {
             let mut rest = piece;
             loop {
-                let used = peer.handle_input(1, rest);
+                let used = peer.handle_input(at(1), rest);
                 rest = &rest[used..];
                 while let Some(event) = peer.poll_event() {
                     if let Some(step) = sync.handle(&event).unwrap() {
@@ -320,4 +320,9 @@ fn sizes_are_bounded() {
     assert!(sizes.0 <= P2P_HEADERS_MAX_SIZE, "{sizes:?}");
     assert!(sizes.1 <= TX_STATUS_MAX_SIZE, "{sizes:?}");
     assert!(sizes.2 <= 16, "{sizes:?}");
+}
+
+/// Caller time `ms` milliseconds after the origin.
+fn at(ms: u64) -> electrum_spv_core::time::Instant {
+    electrum_spv_core::time::Instant::from_millis(ms)
 }

@@ -30,10 +30,10 @@ fn config(user_agent: &[u8]) -> PeerConfig<'_> {
         user_agent,
         start_height: 100,
         relay: false,
-        unix_time: 1_700_000_000,
-        handshake_timeout_ms: TIMEOUT,
-        ping_timeout_ms: PING_TIMEOUT,
-        request_timeout_ms: REQUEST_TIMEOUT,
+        unix_time: electrum_spv_core::time::UnixTime::from_secs(1_700_000_000),
+        handshake_timeout: electrum_spv_core::time::Duration::from_millis(TIMEOUT),
+        ping_timeout: electrum_spv_core::time::Duration::from_millis(PING_TIMEOUT),
+        request_timeout: electrum_spv_core::time::Duration::from_millis(REQUEST_TIMEOUT),
     }
 }
 
@@ -56,7 +56,7 @@ fn feed(to: &mut Peer, now: u64, bytes: &[u8], split: usize, events: &mut Vec<Pe
     for chunk in bytes.chunks(split) {
         let mut rest = chunk;
         while !rest.is_empty() {
-            let n = to.handle_input(now, rest);
+            let n = to.handle_input(at(now), rest);
             rest = &rest[n..];
             while let Some(e) = to.poll_event() {
                 events.push(e);
@@ -117,8 +117,8 @@ fn ready(events: &[PeerEvent]) -> PeerInfo {
 fn two_peers_handshake_and_ping_at_several_splits() {
     for split in [1, 2, 3, 7, 24, 25, 31, 100, 4096] {
         PENDING.with(|p| p.borrow_mut().clear());
-        let mut a = Peer::new(config(b"/a:1/"), 0, 0xaaaa);
-        let mut b = Peer::new(config(b"/b:2/"), 0, 0xbbbb);
+        let mut a = Peer::new(config(b"/a:1/"), at(0), 0xaaaa);
+        let mut b = Peer::new(config(b"/b:2/"), at(0), 0xbbbb);
         // a's version to b: b answers wtxidrelay, sendaddrv2, verack (and its own version).
         let (ev, sent) = pump(&mut a, &mut b, 10, split);
         assert!(ev.is_empty(), "{ev:?}");
@@ -147,7 +147,7 @@ fn two_peers_handshake_and_ping_at_several_splits() {
         assert!(b.is_ready());
 
         // a pings at 100; b answers at once; a gets the pong at 137.
-        a.ping(100, 42).unwrap();
+        a.ping(at(100), 42).unwrap();
         let (ev, sent) = pump(&mut a, &mut b, 110, split);
         assert!(ev.is_empty());
         assert_eq!(commands(&sent), [Command::Ping]);
@@ -157,22 +157,19 @@ fn two_peers_handshake_and_ping_at_several_splits() {
             ev,
             [PeerEvent::Pong {
                 nonce: 42,
-                rtt_ms: 37
+                rtt: ms(37)
             }]
         );
         // Both ways, and the pong after a second ping.
-        b.ping(200, 7).unwrap();
-        a.ping(200, 8).unwrap();
+        b.ping(at(200), 7).unwrap();
+        a.ping(at(200), 8).unwrap();
         let (ev, _) = pump(&mut b, &mut a, 205, split);
         assert!(ev.is_empty(), "{ev:?}");
         let (ev, _) = pump(&mut a, &mut b, 250, split);
         assert!(
             matches!(
                 ev[..],
-                [PeerEvent::Pong {
-                    nonce: 7,
-                    rtt_ms: 50
-                }]
+                [PeerEvent::Pong { nonce: 7, rtt }] if rtt == ms(50)
             ),
             "{ev:?}"
         );
@@ -180,10 +177,7 @@ fn two_peers_handshake_and_ping_at_several_splits() {
         assert!(
             matches!(
                 ev[..],
-                [PeerEvent::Pong {
-                    nonce: 8,
-                    rtt_ms: 60
-                }]
+                [PeerEvent::Pong { nonce: 8, rtt }] if rtt == ms(60)
             ),
             "{ev:?}"
         );
@@ -214,7 +208,7 @@ fn raw(msg: NetworkMessage) -> Vec<u8> {
 
 #[test]
 fn core_70016_version_gets_wtxidrelay_before_verack() {
-    let mut peer = Peer::new(config(b"/x/"), 0, 1);
+    let mut peer = Peer::new(config(b"/x/"), at(0), 1);
     let ours = transmit(&mut peer);
     assert_eq!(commands(&ours), [Command::Version]);
     let mut input = core_version(70016, 99);
@@ -244,7 +238,7 @@ fn core_70016_version_gets_wtxidrelay_before_verack() {
 
 #[test]
 fn a_70015_peer_gets_no_wtxidrelay() {
-    let mut peer = Peer::new(config(b"/x/"), 0, 1);
+    let mut peer = Peer::new(config(b"/x/"), at(0), 1);
     let _ = transmit(&mut peer);
     let mut input = core_version(70015, 99);
     // Even if it sent wtxidrelay, it is not in effect below 70016 (Core ignores it).
@@ -275,7 +269,7 @@ fn message_before_verack_is_an_error() {
         (NetworkMessage::Headers(vec![]), Command::Headers),
     ] {
         // Between their version and their verack.
-        let mut peer = Peer::new(config(b"/x/"), 0, 1);
+        let mut peer = Peer::new(config(b"/x/"), at(0), 1);
         let mut input = core_version(70016, 99);
         input.extend(raw(msg.clone()));
         input.extend(raw(NetworkMessage::Verack));
@@ -285,15 +279,15 @@ fn message_before_verack_is_an_error() {
         assert_eq!(events.len(), 1, "{events:?}");
         assert!(!peer.is_ready());
         assert_eq!(transmit(&mut peer), [], "nothing is sent after a failure");
-        assert_eq!(peer.handle_input(6, &raw(NetworkMessage::Verack)), 24);
+        assert_eq!(peer.handle_input(at(6), &raw(NetworkMessage::Verack)), 24);
         assert_eq!(peer.poll_event(), None, "a failure is reported once");
         // Before their version.
-        let mut peer = Peer::new(config(b"/x/"), 0, 1);
+        let mut peer = Peer::new(config(b"/x/"), at(0), 1);
         let mut events = Vec::new();
         feed(&mut peer, 5, &raw(msg), 4096, &mut events);
         assert_eq!(failed(&events), PeerError::BeforeVerack { command });
     }
-    let mut peer = Peer::new(config(b"/x/"), 0, 1);
+    let mut peer = Peer::new(config(b"/x/"), at(0), 1);
     let mut events = Vec::new();
     feed(
         &mut peer,
@@ -316,7 +310,7 @@ fn wtxidrelay_or_sendaddrv2_after_verack_is_an_error() {
         (NetworkMessage::WtxidRelay, Command::WtxidRelay),
         (NetworkMessage::SendAddrV2, Command::SendAddrV2),
     ] {
-        let mut peer = Peer::new(config(b"/x/"), 0, 1);
+        let mut peer = Peer::new(config(b"/x/"), at(0), 1);
         let mut input = core_version(70016, 99);
         input.extend(raw(NetworkMessage::Verack));
         input.extend(raw(msg));
@@ -330,14 +324,14 @@ fn wtxidrelay_or_sendaddrv2_after_verack_is_an_error() {
 
 #[test]
 fn self_connection() {
-    let mut peer = Peer::new(config(b"/x/"), 0, 0x5e1f);
+    let mut peer = Peer::new(config(b"/x/"), at(0), 0x5e1f);
     let ours = transmit(&mut peer);
     let mut events = Vec::new();
     feed(&mut peer, 5, &ours, 4096, &mut events);
     assert_eq!(events, [PeerEvent::Failed(PeerError::SelfConnection)]);
     assert_eq!(transmit(&mut peer), []);
     // The same with a version crafted by rust-bitcoin.
-    let mut peer = Peer::new(config(b"/x/"), 0, 77);
+    let mut peer = Peer::new(config(b"/x/"), at(0), 77);
     let mut events = Vec::new();
     feed(&mut peer, 5, &core_version(70016, 77), 4096, &mut events);
     assert_eq!(events, [PeerEvent::Failed(PeerError::SelfConnection)]);
@@ -345,7 +339,7 @@ fn self_connection() {
 
 #[test]
 fn obsolete_version() {
-    let mut peer = Peer::new(config(b"/x/"), 0, 1);
+    let mut peer = Peer::new(config(b"/x/"), at(0), 1);
     let mut events = Vec::new();
     feed(&mut peer, 5, &core_version(31799, 9), 4096, &mut events);
     assert_eq!(events, [PeerEvent::Failed(PeerError::Obsolete(31799))]);
@@ -353,16 +347,16 @@ fn obsolete_version() {
 
 #[test]
 fn handshake_timeout() {
-    let mut peer = Peer::new(config(b"/x/"), 1_000, 1);
-    assert_eq!(peer.poll_timeout(), Some(1_000 + TIMEOUT));
-    peer.handle_timeout(1_000 + TIMEOUT - 1);
+    let mut peer = Peer::new(config(b"/x/"), at(1_000), 1);
+    assert_eq!(peer.poll_timeout(), Some(at(1_000 + TIMEOUT)));
+    peer.handle_timeout(at(1_000 + TIMEOUT - 1));
     assert_eq!(peer.poll_event(), None);
     // Their version alone does not finish the handshake.
     let mut events = Vec::new();
     feed(&mut peer, 2_000, &core_version(70016, 9), 4096, &mut events);
     assert!(events.is_empty());
-    assert_eq!(peer.poll_timeout(), Some(1_000 + TIMEOUT));
-    peer.handle_timeout(1_000 + TIMEOUT);
+    assert_eq!(peer.poll_timeout(), Some(at(1_000 + TIMEOUT)));
+    peer.handle_timeout(at(1_000 + TIMEOUT));
     assert_eq!(
         peer.poll_event(),
         Some(PeerEvent::Failed(PeerError::Timeout))
@@ -370,11 +364,11 @@ fn handshake_timeout() {
     assert_eq!(peer.poll_event(), None);
     assert_eq!(peer.poll_timeout(), None);
     assert_eq!(peer.failure(), Some(PeerError::Timeout));
-    assert_eq!(peer.ping(70_000, 1), Err(PingError::NotReady));
+    assert_eq!(peer.ping(at(70_000), 1), Err(PingError::NotReady));
 }
 
 fn ready_peer() -> Peer {
-    let mut peer = Peer::new(config(b"/x/"), 0, 1);
+    let mut peer = Peer::new(config(b"/x/"), at(0), 1);
     let mut input = core_version(70016, 99);
     input.extend(raw(NetworkMessage::Verack));
     let mut events = Vec::new();
@@ -389,7 +383,7 @@ fn ready_peer() -> Peer {
 fn wrong_pong_nonce_is_ignored_and_counted() {
     let mut peer = ready_peer();
     assert_eq!(peer.poll_timeout(), None);
-    peer.ping(1_000, 0x1234).unwrap();
+    peer.ping(at(1_000), 0x1234).unwrap();
     assert_eq!(commands(&transmit(&mut peer)), [Command::Ping]);
     let mut events = Vec::new();
     feed(
@@ -413,7 +407,7 @@ fn wrong_pong_nonce_is_ignored_and_counted() {
         events,
         [PeerEvent::Pong {
             nonce: 0x1234,
-            rtt_ms: 20
+            rtt: ms(20)
         }]
     );
     // A second pong of the same nonce: no ping is outstanding.
@@ -467,13 +461,13 @@ fn input_waits_while_the_outgoing_buffer_is_full() {
         .flat_map(|n| raw(NetworkMessage::Ping(n)))
         .collect();
     // Not drained: the peer stops once it lacks room for a reply.
-    let used = peer.handle_input(10, &pings);
+    let used = peer.handle_input(at(10), &pings);
     assert!(used < pings.len());
     assert!(used >= (OUT_BUFFER_SIZE - REPLY_RESERVE) / 32 * 32);
     let mut all = transmit(&mut peer);
     let mut rest = &pings[used..];
     while !rest.is_empty() {
-        let n = peer.handle_input(11, rest);
+        let n = peer.handle_input(at(11), rest);
         rest = &rest[n..];
         all.extend(transmit(&mut peer));
     }
@@ -566,13 +560,13 @@ fn a_broadcast_is_announced_served_only_on_request_and_counted_from_other_nodes(
         tx.compute_wtxid().to_byte_array()
     );
 
-    let mut table = BroadcastTable::new([TxStatus::default(); 4], 5_000);
+    let mut table = BroadcastTable::new([TxStatus::default(); 4], ms(5_000));
     let recipient = node(0);
     let h = table
-        .broadcast(&wire, [recipient].into_iter().collect(), 100)
+        .broadcast(&wire, [recipient].into_iter().collect(), at(100))
         .unwrap();
     assert_eq!(
-        table.broadcast(&wire, NodeSet::EMPTY, 100),
+        table.broadcast(&wire, NodeSet::EMPTY, at(100)),
         Err(TableError::Duplicate(h))
     );
     // Only a recipient is announced to, by wtxid when it relays by wtxid.
@@ -586,7 +580,7 @@ fn a_broadcast_is_announced_served_only_on_request_and_counted_from_other_nodes(
         (InvType::TX, wire.txid().to_byte_array())
     );
     let mut peer = ready_peer();
-    peer.send(110, &Outgoing::Inv(&[inv])).unwrap();
+    peer.send(at(110), &Outgoing::Inv(&[inv])).unwrap();
     let sent = transmit(&mut peer);
     let msg: RawNetworkMessage = bitcoin::consensus::deserialize(&sent).unwrap();
     assert_eq!(
@@ -595,11 +589,11 @@ fn a_broadcast_is_announced_served_only_on_request_and_counted_from_other_nodes(
     );
     // Never an unsolicited tx, nor the handshake's messages.
     assert_eq!(
-        peer.send(111, &Outgoing::Tx(&raw_tx)),
+        peer.send(at(111), &Outgoing::Tx(&raw_tx)),
         Err(SendError::NotAllowed(Command::Tx))
     );
     assert_eq!(
-        peer.send(111, &Outgoing::Verack),
+        peer.send(at(111), &Outgoing::Verack),
         Err(SendError::NotAllowed(Command::Verack))
     );
 
@@ -644,7 +638,7 @@ fn a_broadcast_is_announced_served_only_on_request_and_counted_from_other_nodes(
     );
 
     // A frame waits for queued bytes; another transaction is refused.
-    peer.ping(120, 5).unwrap();
+    peer.ping(at(120), 5).unwrap();
     assert_eq!(
         peer.serve_tx(&permit, &wire).unwrap_err(),
         SendError::Pending
@@ -663,19 +657,19 @@ fn a_broadcast_is_announced_served_only_on_request_and_counted_from_other_nodes(
         hash: wire.wtxid().to_byte_array(),
     };
     assert_eq!(
-        table.on_inv(recipient, &wtx, 200),
+        table.on_inv(recipient, &wtx, at(200)),
         InvSeen::FromRecipient(h)
     );
     assert_eq!(table.get(h).unwrap().confirmations(), 0);
     assert_eq!(
-        table.on_inv(node(1), &by_txid(InvType::TX), 4_100),
+        table.on_inv(node(1), &by_txid(InvType::TX), at(4_100)),
         InvSeen::Announced {
             handle: h,
             first: true
         }
     );
     assert_eq!(
-        table.on_inv(node(1), &wtx, 4_200),
+        table.on_inv(node(1), &wtx, at(4_200)),
         InvSeen::Announced {
             handle: h,
             first: false
@@ -683,15 +677,15 @@ fn a_broadcast_is_announced_served_only_on_request_and_counted_from_other_nodes(
     );
     let status = table.get(h).unwrap();
     assert_eq!(status.confirmations(), 1);
-    assert_eq!(status.first_announcement_ms(), Some(4_100));
+    assert_eq!(status.first_announcement_at(), Some(at(4_100)));
     assert_eq!(status.announced_to(), NodeSet::from_iter([recipient]));
 
     // Verification: node 1 serves other bytes under our txid (a different witness).
-    let (vh, asked, getdata) = table.next_verification(5_000, |_| false).unwrap();
+    let (vh, asked, getdata) = table.next_verification(at(5_000), |_| false).unwrap();
     assert_eq!((vh, asked), (h, node(1)));
     assert_eq!(getdata, by_txid(InvType::WITNESS_TX));
     assert_eq!(
-        table.next_verification(5_001, |_| false),
+        table.next_verification(at(5_001), |_| false),
         None,
         "one at a time"
     );
@@ -707,22 +701,24 @@ fn a_broadcast_is_announced_served_only_on_request_and_counted_from_other_nodes(
         "a node serving other bytes does not count"
     );
     assert_eq!(status.mismatched_by(), NodeSet::from_iter([node(1)]));
-    assert_eq!(table.next_verification(5_002, |_| false), None);
+    assert_eq!(table.next_verification(at(5_002), |_| false), None);
     // Node 2 announces; asked by wtxid (it relays by wtxid); it does not answer in time.
-    table.on_inv(node(2), &wtx, 6_000);
-    let (_, asked, getdata) = table.next_verification(6_000, |n| n == node(2)).unwrap();
+    table.on_inv(node(2), &wtx, at(6_000));
+    let (_, asked, getdata) = table
+        .next_verification(at(6_000), |n| n == node(2))
+        .unwrap();
     assert_eq!((asked, getdata), (node(2), wtx));
-    assert_eq!(table.poll_timeout(), Some(11_000));
-    table.handle_timeout(10_999);
-    assert_eq!(table.next_verification(10_999, |_| false), None);
-    table.handle_timeout(11_000);
+    assert_eq!(table.poll_timeout(), Some(at(11_000)));
+    table.handle_timeout(at(10_999));
+    assert_eq!(table.next_verification(at(10_999), |_| false), None);
+    table.handle_timeout(at(11_000));
     // Node 3 announces and sends the right bytes; an unasked node's tx is not evidence.
-    table.on_inv(node(3), &wtx, 11_500);
+    table.on_inv(node(3), &wtx, at(11_500));
     assert_eq!(
         table.on_tx(node(3), &wire.txid(), &wire.wtxid()),
         TxSeen::Other
     );
-    let (_, asked, _) = table.next_verification(11_500, |_| false).unwrap();
+    let (_, asked, _) = table.next_verification(at(11_500), |_| false).unwrap();
     assert_eq!(asked, node(3));
     assert_eq!(
         table.on_tx(node(3), &wire.txid(), &wire.wtxid()),
@@ -741,28 +737,28 @@ fn a_broadcast_is_announced_served_only_on_request_and_counted_from_other_nodes(
 fn a_notfound_or_a_gone_node_moves_verification_to_the_next_announcer() {
     let raw_tx = serialize(&segwit_tx(3));
     let wire = WireTx::parse(&raw_tx).unwrap();
-    let mut table = BroadcastTable::new([TxStatus::default(); 1], 1_000);
-    let h = table.broadcast(&wire, NodeSet::EMPTY, 0).unwrap();
+    let mut table = BroadcastTable::new([TxStatus::default(); 1], ms(1_000));
+    let h = table.broadcast(&wire, NodeSet::EMPTY, at(0)).unwrap();
     let inv = InvVector {
         kind: InvType::TX,
         hash: wire.txid().to_byte_array(),
     };
     for n in [4, 5, 6] {
-        table.on_inv(node(n), &inv, 10);
+        table.on_inv(node(n), &inv, at(10));
     }
-    let (_, first, _) = table.next_verification(10, |_| false).unwrap();
+    let (_, first, _) = table.next_verification(at(10), |_| false).unwrap();
     assert_eq!(first, node(4));
     table.on_notfound(node(4), &inv);
-    let (_, second, _) = table.next_verification(20, |_| false).unwrap();
+    let (_, second, _) = table.next_verification(at(20), |_| false).unwrap();
     assert_eq!(second, node(5));
     table.node_gone(node(5));
-    let (_, third, _) = table.next_verification(30, |_| false).unwrap();
+    let (_, third, _) = table.next_verification(at(30), |_| false).unwrap();
     assert_eq!(third, node(6));
     // Notfound and disconnection are not lies: all three still count.
     assert_eq!(table.get(h).unwrap().confirmations(), 3);
     // A one-slot table is full.
     assert_eq!(
-        table.watch(Txid::from_byte_array([1; 32]), None, 0),
+        table.watch(Txid::from_byte_array([1; 32]), None, at(0)),
         Err(TableError::Full)
     );
     table.remove(h);
@@ -774,14 +770,14 @@ fn the_watch_set_matches_txid_and_wtxid_announcements() {
     let tx = segwit_tx(11);
     let txid = Txid::from_byte_array(tx.compute_txid().to_byte_array());
     let wtxid = Wtxid::from_byte_array(tx.compute_wtxid().to_byte_array());
-    let mut table = BroadcastTable::new([TxStatus::default(); 3], 1_000);
-    let by_txid = table.watch(txid, None, 0).unwrap();
+    let mut table = BroadcastTable::new([TxStatus::default(); 3], ms(1_000));
+    let by_txid = table.watch(txid, None, at(0)).unwrap();
     let other = table
-        .watch(Txid::from_byte_array([1; 32]), Some(wtxid), 0)
+        .watch(Txid::from_byte_array([1; 32]), Some(wtxid), at(0))
         .unwrap();
     let inv = |kind, hash: [u8; 32]| InvVector { kind, hash };
     assert_eq!(
-        table.on_inv(node(9), &inv(InvType::TX, txid.to_byte_array()), 5),
+        table.on_inv(node(9), &inv(InvType::TX, txid.to_byte_array()), at(5)),
         InvSeen::Announced {
             handle: by_txid,
             first: true
@@ -789,14 +785,14 @@ fn the_watch_set_matches_txid_and_wtxid_announcements() {
     );
     // A wtxid announcement matches the entry that knows the wtxid.
     assert_eq!(
-        table.on_inv(node(9), &inv(InvType::WTX, wtxid.to_byte_array()), 6),
+        table.on_inv(node(9), &inv(InvType::WTX, wtxid.to_byte_array()), at(6)),
         InvSeen::Announced {
             handle: other,
             first: true
         }
     );
     assert_eq!(
-        table.on_inv(node(9), &inv(InvType::BLOCK, txid.to_byte_array()), 7),
+        table.on_inv(node(9), &inv(InvType::BLOCK, txid.to_byte_array()), at(7)),
         InvSeen::Other
     );
     // A watched transaction is never served nor verified.
@@ -804,7 +800,7 @@ fn the_watch_set_matches_txid_and_wtxid_announcements() {
         table.on_getdata(node(9), &inv(InvType::TX, txid.to_byte_array())),
         GetData::NotFound
     );
-    assert_eq!(table.next_verification(8, |_| true), None);
+    assert_eq!(table.next_verification(at(8), |_| true), None);
     assert_eq!(table.entries().count(), 2);
 }
 
@@ -838,8 +834,8 @@ fn a_reject_is_reported_and_recorded() {
         panic!("{events:?}")
     };
     assert_eq!((message, code), (Command::Tx, 0x40));
-    let mut table = BroadcastTable::new([TxStatus::default(); 1], 1_000);
-    let h = table.broadcast(&wire, NodeSet::EMPTY, 0).unwrap();
+    let mut table = BroadcastTable::new([TxStatus::default(); 1], ms(1_000));
+    let h = table.broadcast(&wire, NodeSet::EMPTY, at(0)).unwrap();
     assert_eq!(table.on_reject(node(2), &hash), Some(h));
     assert_eq!(
         table.get(h).unwrap().rejected_by(),
@@ -855,11 +851,11 @@ fn a_reject_is_reported_and_recorded() {
 #[test]
 fn a_missing_pong_fails_the_peer_at_its_deadline() {
     let mut peer = ready_peer();
-    peer.ping(1_000, 77).unwrap();
-    assert_eq!(peer.poll_timeout(), Some(1_000 + PING_TIMEOUT));
-    peer.handle_timeout(1_000 + PING_TIMEOUT - 1);
+    peer.ping(at(1_000), 77).unwrap();
+    assert_eq!(peer.poll_timeout(), Some(at(1_000 + PING_TIMEOUT)));
+    peer.handle_timeout(at(1_000 + PING_TIMEOUT - 1));
     assert!(peer.is_ready());
-    peer.handle_timeout(1_000 + PING_TIMEOUT);
+    peer.handle_timeout(at(1_000 + PING_TIMEOUT));
     assert_eq!(
         peer.poll_event(),
         Some(PeerEvent::Failed(PeerError::PingTimeout))
@@ -876,12 +872,12 @@ fn an_unanswered_getheaders_is_reported_and_the_peer_kept() {
         locator: &locator,
         stop: electrum_spv_core::hash::BlockHash::from_byte_array([0; 32]),
     };
-    peer.send(500, &getheaders).unwrap();
+    peer.send(at(500), &getheaders).unwrap();
     let sent = transmit(&mut peer);
     let msg: RawNetworkMessage = bitcoin::consensus::deserialize(&sent).unwrap();
     assert!(matches!(msg.payload(), NetworkMessage::GetHeaders(g) if g.locator_hashes.len() == 1));
-    assert_eq!(peer.poll_timeout(), Some(500 + REQUEST_TIMEOUT));
-    peer.handle_timeout(500 + REQUEST_TIMEOUT);
+    assert_eq!(peer.poll_timeout(), Some(at(500 + REQUEST_TIMEOUT)));
+    peer.handle_timeout(at(500 + REQUEST_TIMEOUT));
     assert_eq!(
         peer.poll_event(),
         Some(PeerEvent::RequestTimeout {
@@ -890,7 +886,7 @@ fn an_unanswered_getheaders_is_reported_and_the_peer_kept() {
     );
     assert!(peer.is_ready());
     // An answer clears the deadline.
-    peer.send(600, &getheaders).unwrap();
+    peer.send(at(600), &getheaders).unwrap();
     let _ = transmit(&mut peer);
     let mut events = Vec::new();
     feed(
@@ -940,9 +936,9 @@ fn feefilter_is_honoured_within_the_money_range() {
 
 #[test]
 fn send_needs_a_ready_peer_and_room() {
-    let mut fresh = Peer::new(config(b"/x/"), 0, 1);
+    let mut fresh = Peer::new(config(b"/x/"), at(0), 1);
     assert_eq!(
-        fresh.send(0, &Outgoing::SendHeaders),
+        fresh.send(at(0), &Outgoing::SendHeaders),
         Err(SendError::NotReady)
     );
     let mut peer = ready_peer();
@@ -951,10 +947,13 @@ fn send_needs_a_ready_peer_and_room() {
         hash: [1; 32],
     }; 20];
     // 20 items (24 + 1 + 720 bytes) never fit the 512-byte buffer: split the list.
-    assert_eq!(peer.send(0, &Outgoing::Inv(&items)), Err(SendError::Full));
-    peer.send(0, &Outgoing::Inv(&items[..13])).unwrap();
     assert_eq!(
-        peer.send(0, &Outgoing::Inv(&items[..13])),
+        peer.send(at(0), &Outgoing::Inv(&items)),
+        Err(SendError::Full)
+    );
+    peer.send(at(0), &Outgoing::Inv(&items[..13])).unwrap();
+    assert_eq!(
+        peer.send(at(0), &Outgoing::Inv(&items[..13])),
         Err(SendError::Full)
     );
     assert_eq!(transmit(&mut peer).len(), 24 + 1 + 13 * 36);
@@ -1027,4 +1026,14 @@ fn gossiped_ip_addresses_are_passed_up_and_other_networks_skipped() {
             },
         ]
     );
+}
+
+/// Caller time `ms` milliseconds after the origin.
+fn at(ms: u64) -> electrum_spv_core::time::Instant {
+    electrum_spv_core::time::Instant::from_millis(ms)
+}
+
+/// A duration of `n` milliseconds.
+fn ms(n: u64) -> electrum_spv_core::time::Duration {
+    electrum_spv_core::time::Duration::from_millis(n)
 }

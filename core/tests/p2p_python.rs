@@ -240,12 +240,12 @@ fn cases() -> Vec<Case> {
         user_agent: b"/electrum-spv:0.1/",
         start_height: 123,
         relay: false,
-        unix_time: 1_700_000_456,
-        handshake_timeout_ms: 1_000,
-        ping_timeout_ms: 1_000,
-        request_timeout_ms: 1_000,
+        unix_time: electrum_spv_core::time::UnixTime::from_secs(1_700_000_456),
+        handshake_timeout: electrum_spv_core::time::Duration::from_millis(1_000),
+        ping_timeout: electrum_spv_core::time::Duration::from_millis(1_000),
+        request_timeout: electrum_spv_core::time::Duration::from_millis(1_000),
     };
-    let mut peer = Peer::new(config, 0, 0xfeed_beef_0000_0001);
+    let mut peer = Peer::new(config, at(0), 0xfeed_beef_0000_0001);
     let mut queued = vec![0u8; 1024];
     let n = peer.poll_transmit(&mut queued);
     queued.truncate(n);
@@ -594,4 +594,9 @@ fn stock_python_headers_frames_are_refused() {
         "{events:?}"
     );
     assert!(!events.iter().any(|e| e.starts_with("ListEnd")));
+}
+
+/// Caller time `ms` milliseconds after the origin.
+fn at(ms: u64) -> electrum_spv_core::time::Instant {
+    electrum_spv_core::time::Instant::from_millis(ms)
 }

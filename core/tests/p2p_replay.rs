@@ -23,10 +23,10 @@ fn config() -> PeerConfig<'static> {
         user_agent: b"/electrum-spv:0.1/",
         start_height: 0,
         relay: false,
-        unix_time: 1_700_000_000,
-        handshake_timeout_ms: 60_000,
-        ping_timeout_ms: 1_200_000,
-        request_timeout_ms: 30_000,
+        unix_time: electrum_spv_core::time::UnixTime::from_secs(1_700_000_000),
+        handshake_timeout: electrum_spv_core::time::Duration::from_millis(60_000),
+        ping_timeout: electrum_spv_core::time::Duration::from_millis(1_200_000),
+        request_timeout: electrum_spv_core::time::Duration::from_millis(30_000),
     }
 }
 
@@ -61,7 +61,7 @@ fn commands(bytes: &[u8]) -> Vec<Command> {
 /// Feeds `stream` cut at `cuts`, draining events and outgoing bytes as `handle_input` asks;
 /// returns the events and everything the peer sent after its `version`.
 fn replay(stream: &[u8], cuts: &[usize]) -> (Vec<PeerEvent>, Vec<u8>) {
-    let mut peer = Peer::new(config(), 0, 0x5eed_0000_0000_0001);
+    let mut peer = Peer::new(config(), at(0), 0x5eed_0000_0000_0001);
     let mut sent = vec![0u8; 1024];
     let n = peer.poll_transmit(&mut sent);
     assert!(n > 0);
@@ -87,7 +87,7 @@ fn replay(stream: &[u8], cuts: &[usize]) -> (Vec<PeerEvent>, Vec<u8>) {
     for end in cuts.iter().copied().chain([stream.len()]) {
         let mut rest = &stream[start..end];
         while !rest.is_empty() {
-            let n = peer.handle_input(10, rest);
+            let n = peer.handle_input(at(10), rest);
             rest = &rest[n..];
             let waiting = drain(&mut peer, &mut events);
             assert!(n > 0 || waiting > 0, "no progress and no event");
@@ -95,7 +95,7 @@ fn replay(stream: &[u8], cuts: &[usize]) -> (Vec<PeerEvent>, Vec<u8>) {
         start = end;
     }
     loop {
-        peer.handle_input(10, &[]);
+        peer.handle_input(at(10), &[]);
         if drain(&mut peer, &mut events) == 0 {
             break;
         }
@@ -176,4 +176,9 @@ fn bcoin_stream_gives_the_same_events_at_every_cut() {
     }
     let every: Vec<usize> = (1..stream.len()).collect();
     assert_eq!(replay(&stream, &every), (events, sent), "byte at a time");
+}
+
+/// Caller time `ms` milliseconds after the origin.
+fn at(ms: u64) -> electrum_spv_core::time::Instant {
+    electrum_spv_core::time::Instant::from_millis(ms)
 }

@@ -248,7 +248,7 @@ fn a_period_end_that_is_not_the_checkpointed_block_is_refused() {
 #[test]
 fn clock_rejects_headers_more_than_two_hours_ahead() {
     let mut c = Chain::start(&REGTEST, 100, LIMIT_BITS);
-    c.v.set_clock(c.time);
+    c.v.set_clock(electrum_spv_core::time::UnixTime::from_secs(c.time));
     let e = c.try_next(7201, LIMIT_BITS).unwrap_err();
     assert_eq!(
         e.kind,

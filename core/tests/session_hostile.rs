@@ -11,7 +11,7 @@ use electrum_spv_core::chain::{MAINNET, REGTEST};
 use electrum_spv_core::rpc::{Method, ProtocolVersion, VersionRange};
 use electrum_spv_core::session::JsonErrorKind;
 use electrum_spv_core::session::{
-    Config, DEFAULT_PING_INTERVAL_MS, DEFAULT_REQUEST_TIMEOUT_MS, Event, FatalError,
+    Config, DEFAULT_PING_INTERVAL, DEFAULT_REQUEST_TIMEOUT, Event, FatalError,
     MAX_HEADERS_PER_REQUEST, MAX_QUEUED_EVENTS, Notification, PendingSlot, ProtocolError, Request,
     RequestError, SESSION_OVERHEAD, Session, SessionStorage, response,
 };
@@ -20,12 +20,15 @@ use serde_json::Value;
 type Small = Session<'static>;
 
 /// A session over heap buffers of `L` bytes of line, `O` bytes of outgoing queue, `P` slots.
-fn session<const L: usize, const O: usize, const P: usize>(config: Config, now: u64) -> Small {
+fn session<const L: usize, const O: usize, const P: usize>(
+    config: Config,
+    now: electrum_spv_core::time::Instant,
+) -> Small {
     Session::new(SessionStorage::owned(L, O, P), config, now)
 }
 
-const TIMEOUT: u64 = DEFAULT_REQUEST_TIMEOUT_MS;
-const PING: u64 = DEFAULT_PING_INTERVAL_MS;
+const TIMEOUT: u64 = DEFAULT_REQUEST_TIMEOUT.millis();
+const PING: u64 = DEFAULT_PING_INTERVAL.millis();
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -76,7 +79,7 @@ fn feed(s: &mut Session<'_>, now: u64, bytes: &[u8]) -> Vec<String> {
     let mut events = Vec::new();
     let mut rest = bytes;
     while !rest.is_empty() {
-        let n = s.handle_input(now, rest);
+        let n = s.handle_input(at(now), rest);
         assert!(n > 0 && n <= rest.len(), "handle_input consumed {n}");
         rest = &rest[n..];
         while let Some(e) = s.poll_event() {
@@ -152,7 +155,7 @@ fn ready_at<const L: usize, const O: usize, const P: usize>(
     v: ProtocolVersion,
     now: u64,
 ) -> Box<Session<'static>> {
-    let mut s = Box::new(session::<L, O, P>(config(range(v, v)), now));
+    let mut s = Box::new(session::<L, O, P>(config(range(v, v)), at(now)));
     let out = sent(&transmit(&mut *s));
     assert_eq!(out.len(), 1);
     assert_eq!(out[0]["method"], "server.version");
@@ -184,7 +187,7 @@ fn round_trip(s: &mut Session<'_>, now: u64) {
     let before = s.in_flight();
     let _ = transmit(s);
     let id = s
-        .request(now, &Request::HeadersSubscribe, 4242)
+        .request(at(now), &Request::HeadersSubscribe, 4242)
         .expect("request accepted");
     let out = sent(&transmit(s));
     assert_eq!(out.len(), 1);
@@ -204,21 +207,23 @@ fn closed(s: &mut Session<'_>, why: FatalError) {
     assert_eq!(s.failure(), Some(why));
     assert!(!s.is_ready() && s.version().is_none());
     assert_eq!(
-        s.request(0, &Request::HeadersSubscribe, 1),
+        s.request(at(0), &Request::HeadersSubscribe, 1),
         Err(RequestError::Closed)
     );
     assert_eq!(transmit(s), "");
     assert_eq!(s.in_flight(), 0);
     let junk = ok_reply(0, "1");
-    assert_eq!(s.handle_input(0, junk.as_bytes()), junk.len());
+    assert_eq!(s.handle_input(at(0), junk.as_bytes()), junk.len());
     assert_eq!(drain(s), [] as [String; 0]);
-    s.handle_timeout(u64::MAX);
+    s.handle_timeout(at(u64::MAX));
     assert_eq!(drain(s), [] as [String; 0]);
     assert_eq!(s.poll_timeout(), None);
 }
 
 fn ping_request(s: &mut Small, tag: u32) -> u64 {
-    let id = s.request(0, &Request::Ping { pong_len: 0 }, tag).unwrap();
+    let id = s
+        .request(at(0), &Request::Ping { pong_len: 0 }, tag)
+        .unwrap();
     let _ = transmit(s);
     id
 }
@@ -295,7 +300,7 @@ fn oversize_line_is_dropped_and_the_next_line_works() {
         })]
     );
     assert_eq!(s.in_flight(), 1);
-    s.handle_timeout(TIMEOUT);
+    s.handle_timeout(at(TIMEOUT));
     assert_eq!(
         drain(&mut *s),
         [norm(&Event::TimedOut {
@@ -332,7 +337,7 @@ fn oversize_response_ends_the_request_its_id_names() {
     let script = [0x51u8];
     let history = |s: &mut Small, tag| {
         let id = s
-            .request(0, &Request::ScriptGetHistory(&script), tag)
+            .request(at(0), &Request::ScriptGetHistory(&script), tag)
             .expect("sent");
         let _ = transmit(s);
         id
@@ -408,7 +413,10 @@ fn oversize_response_ends_the_request_its_id_names() {
 
 #[test]
 fn oversize_negotiation_reply_fails_at_once() {
-    let mut s = Box::new(session::<1024, 1024, 4>(config(VersionRange::DEFAULT), 0));
+    let mut s = Box::new(session::<1024, 1024, 4>(
+        config(VersionRange::DEFAULT),
+        at(0),
+    ));
     let _ = transmit(&mut *s);
     let long = format!(
         "{{\"jsonrpc\":\"2.0\",\"result\":[\"{}\",\"1.4\"],\"id\":0}}\n",
@@ -449,7 +457,7 @@ fn deep_nesting() {
     );
     round_trip(&mut *s, 0);
     // Nested too deeply inside a result: the line is refused, the request stays in flight.
-    let id = s.request(0, &Request::Features, 9).unwrap();
+    let id = s.request(at(0), &Request::Features, 9).unwrap();
     let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
     assert_eq!(
         feed(&mut *s, 0, ok_reply(id, &deep).as_bytes()),
@@ -537,7 +545,7 @@ fn huge_numbers() {
         [json(JsonErrorKind::NumberTooLong)]
     );
     // Huge values inside a delivered result: the typed decoders refuse them.
-    let id = s.request(0, &Request::HeadersSubscribe, 5).unwrap();
+    let id = s.request(at(0), &Request::HeadersSubscribe, 5).unwrap();
     let result = format!("{{\"hex\":\"{}\",\"height\":4294967296}}", "00".repeat(80));
     assert_eq!(
         feed(&mut *s, 0, ok_reply(id, &result).as_bytes()),
@@ -554,7 +562,7 @@ fn huge_numbers() {
 #[test]
 fn wrong_types_and_negative_heights_in_results() {
     let mut s = ready();
-    let id = s.request(0, &Request::HeadersSubscribe, 1).unwrap();
+    let id = s.request(at(0), &Request::HeadersSubscribe, 1).unwrap();
     let header = "00".repeat(80);
     let result = format!("{{\"hex\":\"{header}\",\"height\":\"113\"}}");
     assert_eq!(
@@ -707,7 +715,7 @@ fn a_server_request_is_refused() {
         );
     }
     assert!(
-        s.request(0, &Request::Features, 0).is_ok(),
+        s.request(at(0), &Request::Features, 0).is_ok(),
         "nothing was queued in reply"
     );
     let out = sent(&transmit(&mut *s));
@@ -879,10 +887,10 @@ fn feeding_again_before_draining_takes_nothing_and_loses_nothing() {
     let first = ok_reply(a, "null");
     let input = format!("{first}{}", ok_reply(b, "null"));
     // handle_input stops after the first complete line.
-    assert_eq!(s.handle_input(0, input.as_bytes()), first.len());
+    assert_eq!(s.handle_input(at(0), input.as_bytes()), first.len());
     // Fed again without draining: nothing is taken, and the first line's event still waits.
     let rest = &input.as_bytes()[first.len()..];
-    assert_eq!(s.handle_input(0, rest), 0);
+    assert_eq!(s.handle_input(at(0), rest), 0);
     assert_eq!(drain(&mut *s), [response(a, Method::ServerPing, 1, "null")]);
     assert_eq!(
         feed(&mut *s, 0, rest),
@@ -896,7 +904,7 @@ fn feeding_again_before_draining_takes_nothing_and_loses_nothing() {
 // ----- negotiation -----------------------------------------------------------------------
 
 fn negotiating(versions: VersionRange) -> Box<Small> {
-    let mut s = Box::new(session::<1024, 1024, 4>(config(versions), 0));
+    let mut s = Box::new(session::<1024, 1024, 4>(config(versions), at(0)));
     let out = sent(&transmit(&mut *s));
     let (min, max) = (versions.min.to_string(), versions.max.to_string());
     assert_eq!(out[0]["params"][1], serde_json::json!([min, max]));
@@ -1010,21 +1018,24 @@ fn malformed_version_reply_fails() {
 #[test]
 fn negotiation_times_out() {
     // No version reply.
-    let mut s = Box::new(session::<1024, 1024, 4>(config(VersionRange::DEFAULT), 500));
-    assert_eq!(s.poll_timeout(), Some(500 + TIMEOUT));
-    s.handle_timeout(500 + TIMEOUT - 1);
+    let mut s = Box::new(session::<1024, 1024, 4>(
+        config(VersionRange::DEFAULT),
+        at(500),
+    ));
+    assert_eq!(s.poll_timeout(), Some(at(500 + TIMEOUT)));
+    s.handle_timeout(at(500 + TIMEOUT - 1));
     assert_eq!(drain(&mut *s), [] as [String; 0]);
-    s.handle_timeout(500 + TIMEOUT);
+    s.handle_timeout(at(500 + TIMEOUT));
     assert_eq!(drain(&mut *s), [failed(FatalError::NegotiationTimedOut)]);
     closed(&mut *s, FatalError::NegotiationTimedOut);
 
     // No features reply: its deadline runs from when it was sent.
     let mut s = negotiating(VersionRange::DEFAULT);
     feed(&mut *s, 1000, version_reply("1.4").as_bytes());
-    assert_eq!(s.poll_timeout(), Some(1000 + TIMEOUT));
-    s.handle_timeout(1000 + TIMEOUT - 1);
+    assert_eq!(s.poll_timeout(), Some(at(1000 + TIMEOUT)));
+    s.handle_timeout(at(1000 + TIMEOUT - 1));
     assert_eq!(drain(&mut *s), [] as [String; 0]);
-    s.handle_timeout(1000 + TIMEOUT);
+    s.handle_timeout(at(1000 + TIMEOUT));
     assert_eq!(drain(&mut *s), [failed(FatalError::NegotiationTimedOut)]);
     closed(&mut *s, FatalError::NegotiationTimedOut);
 }
@@ -1033,12 +1044,12 @@ fn negotiation_times_out() {
 fn requests_before_ready() {
     let mut s = negotiating(VersionRange::DEFAULT);
     assert_eq!(
-        s.request(0, &Request::Features, 1),
+        s.request(at(0), &Request::Features, 1),
         Err(RequestError::NotReady)
     );
     feed(&mut *s, 0, version_reply("1.4").as_bytes());
     assert_eq!(
-        s.request(0, &Request::HeadersSubscribe, 1),
+        s.request(at(0), &Request::HeadersSubscribe, 1),
         Err(RequestError::NotReady)
     );
     // Only the negotiation went out.
@@ -1051,7 +1062,7 @@ fn requests_before_ready() {
 
 #[test]
 fn output_too_small_for_negotiation() {
-    let mut s = Box::new(session::<1024, 40, 4>(config(VersionRange::DEFAULT), 0));
+    let mut s = Box::new(session::<1024, 40, 4>(config(VersionRange::DEFAULT), at(0)));
     assert_eq!(drain(&mut *s), [failed(FatalError::OutputTooSmall)]);
     closed(&mut *s, FatalError::OutputTooSmall);
 }
@@ -1062,12 +1073,12 @@ fn output_too_small_for_negotiation() {
 fn request_timeouts_and_late_replies() {
     let mut s = ready();
     let t = 1000;
-    let id = s.request(t, &Request::Features, 11).unwrap();
+    let id = s.request(at(t), &Request::Features, 11).unwrap();
     let _ = transmit(&mut *s);
-    assert_eq!(s.poll_timeout(), Some(t + TIMEOUT));
-    s.handle_timeout(t + TIMEOUT - 1);
+    assert_eq!(s.poll_timeout(), Some(at(t + TIMEOUT)));
+    s.handle_timeout(at(t + TIMEOUT - 1));
     assert_eq!(drain(&mut *s), [] as [String; 0]);
-    s.handle_timeout(t + TIMEOUT);
+    s.handle_timeout(at(t + TIMEOUT));
     assert_eq!(
         drain(&mut *s),
         [norm(&Event::TimedOut {
@@ -1089,10 +1100,10 @@ fn keep_alive_ping_after_the_interval() {
     for v in [ProtocolVersion::V1_4, ProtocolVersion::V1_7] {
         // Ready at t = 10: server.features was the last thing sent.
         let mut s = ready_at::<1024, 1024, 4>(v, 10);
-        assert_eq!(s.poll_timeout(), Some(10 + PING));
-        s.handle_timeout(10 + PING - 1);
+        assert_eq!(s.poll_timeout(), Some(at(10 + PING)));
+        s.handle_timeout(at(10 + PING - 1));
         assert_eq!(transmit(&mut *s), "");
-        s.handle_timeout(10 + PING);
+        s.handle_timeout(at(10 + PING));
         assert_eq!(drain(&mut *s), [] as [String; 0], "the ping is internal");
         // Ids 0 and 1 went to negotiation; 1.7 asks for a zero-length pong.
         let params = if v >= ProtocolVersion::V1_7 {
@@ -1117,16 +1128,16 @@ fn keep_alive_ping_after_the_interval() {
             [] as [String; 0]
         );
         assert_eq!(s.in_flight(), 0);
-        assert_eq!(s.poll_timeout(), Some(10 + 2 * PING));
+        assert_eq!(s.poll_timeout(), Some(at(10 + 2 * PING)));
 
         // Sending a request postpones the next ping.
         let t = 10 + PING + PING / 2;
-        let id = s.request(t, &Request::HeadersSubscribe, 1).unwrap();
+        let id = s.request(at(t), &Request::HeadersSubscribe, 1).unwrap();
         let _ = transmit(&mut *s);
         feed(&mut *s, t, ok_reply(id, "{}").as_bytes());
-        s.handle_timeout(10 + 2 * PING);
+        s.handle_timeout(at(10 + 2 * PING));
         assert_eq!(transmit(&mut *s), "");
-        assert_eq!(s.poll_timeout(), Some(t + PING));
+        assert_eq!(s.poll_timeout(), Some(at(t + PING)));
         round_trip(&mut *s, t);
     }
 }
@@ -1152,7 +1163,7 @@ fn methods_not_available_at_the_negotiated_version() {
             method: r.method(),
             version: v,
         });
-        assert_eq!(s.request(0, &r, 1), want, "{r:?} at {v}");
+        assert_eq!(s.request(at(0), &r, 1), want, "{r:?} at {v}");
         assert_eq!(transmit(&mut *s), "");
         assert_eq!(s.in_flight(), 0);
         round_trip(&mut *s, 0);
@@ -1180,14 +1191,14 @@ fn invalid_arguments() {
         },
     ] {
         assert_eq!(
-            s.request(0, &r, 1),
+            s.request(at(0), &r, 1),
             Err(RequestError::InvalidArgument),
             "{r:?}"
         );
     }
     // The session's own tag is not the caller's to use.
     assert_eq!(
-        s.request(0, &Request::HeadersSubscribe, u32::MAX),
+        s.request(at(0), &Request::HeadersSubscribe, u32::MAX),
         Err(RequestError::InvalidArgument)
     );
     assert_eq!(transmit(&mut *s), "");
@@ -1198,7 +1209,7 @@ fn invalid_arguments() {
         count: max,
         cp_height: 0,
     };
-    let id = s.request(0, &r, 1).unwrap();
+    let id = s.request(at(0), &r, 1).unwrap();
     assert_eq!(
         sent(&transmit(&mut *s))[0]["params"],
         serde_json::json!([0, max])
@@ -1211,10 +1222,10 @@ fn invalid_arguments() {
 fn a_full_pending_table() {
     let mut s = ready();
     let ids: Vec<u64> = (0..4)
-        .map(|tag| s.request(0, &Request::HeadersSubscribe, tag).unwrap())
+        .map(|tag| s.request(at(0), &Request::HeadersSubscribe, tag).unwrap())
         .collect();
     assert_eq!(
-        s.request(0, &Request::HeadersSubscribe, 9),
+        s.request(at(0), &Request::HeadersSubscribe, 9),
         Err(RequestError::TooManyInFlight)
     );
     assert_eq!(
@@ -1234,7 +1245,7 @@ fn a_too_small_output_buffer() {
     let mut s = ready_at::<1024, 160, 8>(ProtocolVersion::V1_4, 0);
     // A broadcast whose hex can never fit.
     let raw = [0u8; 200];
-    match s.request(0, &Request::Broadcast(&raw), 1) {
+    match s.request(at(0), &Request::Broadcast(&raw), 1) {
         Err(RequestError::OutputFull(_)) => {}
         other => panic!("{other:?}"),
     }
@@ -1243,7 +1254,7 @@ fn a_too_small_output_buffer() {
     // Requests that fit one by one fill the queue until transmitted.
     let mut queued = 0;
     let full = loop {
-        match s.request(0, &Request::Banner, 2) {
+        match s.request(at(0), &Request::Banner, 2) {
             Ok(_) => queued += 1,
             Err(e) => break e,
         }
@@ -1254,7 +1265,7 @@ fn a_too_small_output_buffer() {
     assert_eq!(s.in_flight(), queued);
     assert_eq!(sent(&transmit(&mut *s)).len(), queued);
     assert!(
-        s.request(0, &Request::Banner, 2).is_ok(),
+        s.request(at(0), &Request::Banner, 2).is_ok(),
         "room again after transmitting"
     );
 }
@@ -1383,7 +1394,7 @@ fn an_undecodable_error_still_ends_its_request_visibly() {
         0,
         format!("{{\"error\":42,\"id\":{id}}}\n").as_bytes(),
     );
-    s.handle_timeout(TIMEOUT);
+    s.handle_timeout(at(TIMEOUT));
     let events: Vec<String> = events.into_iter().chain(drain(&mut *s)).collect();
     assert!(
         events
@@ -1400,7 +1411,7 @@ fn a_mismatched_negotiation_reply_does_not_hang() {
     feed(&mut *s, 0, version_reply("1.4").as_bytes());
     let _ = transmit(&mut *s);
     let mut events = feed(&mut *s, 0, b"{\"jsonrpc\":\"2.0\",\"id\":1}\n");
-    s.handle_timeout(u64::MAX / 2);
+    s.handle_timeout(at(u64::MAX / 2));
     events.extend(drain(&mut *s));
     assert!(
         s.failure().is_some(),
@@ -1414,14 +1425,14 @@ fn every_expired_request_is_reported() {
     let n = 2 * MAX_QUEUED_EVENTS;
     let mut s = ready_at::<1024, 8192, { 2 * MAX_QUEUED_EVENTS }>(ProtocolVersion::V1_4, 0);
     for tag in 0..n {
-        s.request(0, &Request::HeadersSubscribe, tag as u32)
+        s.request(at(0), &Request::HeadersSubscribe, tag as u32)
             .unwrap();
     }
     let _ = transmit(&mut *s);
     let mut timed_out = 0;
     // The caller's loop: handle_timeout, drain, and again while a deadline is due.
     for _ in 0..3 {
-        s.handle_timeout(TIMEOUT);
+        s.handle_timeout(at(TIMEOUT));
         timed_out += drain(&mut *s)
             .iter()
             .filter(|e| e.starts_with("TimedOut"))
@@ -1454,9 +1465,9 @@ fn size_of_session() {
     let small = Session::new(
         SessionStorage::new(&mut line, &mut out, &mut slots),
         config(VersionRange::DEFAULT),
-        0,
+        at(0),
     );
-    let big = session::<400_000, 65536, 64>(config(VersionRange::DEFAULT), 0);
+    let big = session::<400_000, 65536, 64>(config(VersionRange::DEFAULT), at(0));
     assert_eq!(
         (
             small.line_capacity(),
@@ -1473,4 +1484,9 @@ fn size_of_session() {
         ),
         (400_000, 65536, 64)
     );
+}
+
+/// Caller time `ms` milliseconds after the origin.
+fn at(ms: u64) -> electrum_spv_core::time::Instant {
+    electrum_spv_core::time::Instant::from_millis(ms)
 }

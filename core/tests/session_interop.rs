@@ -16,7 +16,7 @@ type Small = Session<'static>;
 
 /// A session with 1 KiB buffers and 4 requests in flight.
 fn small(config: Config) -> Small {
-    Session::new(SessionStorage::owned(1024, 1024, 4), config, 0)
+    Session::new(SessionStorage::owned(1024, 1024, 4), config, at(0))
 }
 
 /// The regtest genesis header (hashes to `REGTEST.genesis_hash`, checked below).
@@ -46,7 +46,7 @@ fn feed(s: &mut Small, line: &str) -> Vec<String> {
     let mut events = Vec::new();
     let mut rest = line.as_bytes();
     while !rest.is_empty() {
-        let n = s.handle_input(0, rest);
+        let n = s.handle_input(at(0), rest);
         rest = &rest[n..];
         while let Some(e) = s.poll_event() {
             events.push(format!("{e:?}"));
@@ -138,7 +138,7 @@ fn missing_features_is_checked_by_header_zero() {
         );
         assert!(s.is_ready());
         // Requests flow as usual afterwards.
-        s.request(0, &Request::HeadersSubscribe, 7)
+        s.request(at(0), &Request::HeadersSubscribe, 7)
             .expect("request accepted");
     }
 }
@@ -188,7 +188,7 @@ fn id_from_pos_sends_merkle_false_and_accepts_the_object_form() {
         pos: 3,
         merkle: false,
     };
-    s.request(0, &request, 1).expect("request accepted");
+    s.request(at(0), &request, 1).expect("request accepted");
     let out = transmit(&mut s);
     assert_eq!(out[0]["method"], "blockchain.transaction.id_from_pos");
     assert_eq!(out[0]["params"], serde_json::json!([100, 3, false]));
@@ -248,4 +248,9 @@ fn server_errors_are_recognised() {
     // Row 12: optional methods missing.
     assert!(e(Some(-32601), "unknown method").is_method_not_found());
     assert!(!e(Some(-32602), "invalid params").is_method_not_found());
+}
+
+/// Caller time `ms` milliseconds after the origin.
+fn at(ms: u64) -> electrum_spv_core::time::Instant {
+    electrum_spv_core::time::Instant::from_millis(ms)
 }

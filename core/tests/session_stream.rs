@@ -16,7 +16,7 @@ use electrum_spv_core::session::{
 type Small = Session<'static>;
 
 /// A session with 1 KiB buffers and 4 requests in flight, as a small device would give it.
-fn small(config: Config, now: u64) -> Small {
+fn small(config: Config, now: electrum_spv_core::time::Instant) -> Small {
     Session::new(SessionStorage::owned(1024, 1024, 4), config, now)
 }
 
@@ -43,7 +43,7 @@ fn hexs(b: &[u8]) -> String {
 
 /// A session negotiated at `version` with canned ElectrumX replies (padding included).
 fn ready(version: &str) -> Small {
-    let mut s = small(Config::new(&MAINNET), 0);
+    let mut s = small(Config::new(&MAINNET), at(0));
     let mut out = [0u8; 1024];
     let _ = s.poll_transmit(&mut out);
     let replies = format!(
@@ -61,7 +61,7 @@ fn feed(s: &mut Small, bytes: &[u8], step: usize, mut f: impl FnMut(&Event<'_>))
     for piece in bytes.chunks(step) {
         let mut rest = piece;
         while !rest.is_empty() {
-            let used = s.handle_input(1, rest);
+            let used = s.handle_input(at(1), rest);
             rest = &rest[used..];
             while let Some(ev) = s.poll_event() {
                 f(&ev);
@@ -94,7 +94,7 @@ fn a_real_period_streams_and_verifies_header_by_header_in_both_forms() {
             let mut s = ready(version);
             let id = s
                 .request_streamed(
-                    1,
+                    at(1),
                     &Request::BlockHeaders {
                         start_height: START,
                         count: 2016,
@@ -104,7 +104,7 @@ fn a_real_period_streams_and_verifies_header_by_header_in_both_forms() {
                 )
                 .unwrap();
             assert_eq!(
-                s.request(1, &Request::Features, 0),
+                s.request(at(1), &Request::Features, 0),
                 Err(RequestError::Busy),
                 "nothing else while streaming"
             );
@@ -141,7 +141,7 @@ fn a_real_period_streams_and_verifies_header_by_header_in_both_forms() {
             assert_eq!(verifier.tip().unwrap().height, START + 2015);
             assert_eq!(s.in_flight(), 0);
             // The session is usable again.
-            s.request(1, &Request::Features, 0).unwrap();
+            s.request(at(1), &Request::Features, 0).unwrap();
         }
     }
 }
@@ -153,7 +153,7 @@ fn a_forged_or_misshapen_chunk_is_refused() {
     let mut s = ready("1.6");
     let id = s
         .request_streamed(
-            1,
+            at(1),
             &Request::BlockHeaders {
                 start_height: START,
                 count: 3,
@@ -175,7 +175,7 @@ fn a_forged_or_misshapen_chunk_is_refused() {
     let mut s = ready("1.6");
     let id = s
         .request_streamed(
-            1,
+            at(1),
             &Request::BlockHeaders {
                 start_height: START,
                 count: 3,
@@ -194,7 +194,7 @@ fn a_forged_or_misshapen_chunk_is_refused() {
     let mut s = ready("1.6");
     let id = s
         .request_streamed(
-            1,
+            at(1),
             &Request::BlockHeaders {
                 start_height: 9_999_999,
                 count: 1,
@@ -216,7 +216,7 @@ fn a_forged_or_misshapen_chunk_is_refused() {
         got,
         Some((Some(1), b"height 9,999,999 out of range".to_vec()))
     );
-    s.request(1, &Request::Features, 0)
+    s.request(at(1), &Request::Features, 0)
         .expect("usable after a server error");
 }
 
@@ -257,7 +257,7 @@ fn a_10000_row_history_streams_into_the_status_hasher() {
                     versions: electrum_spv_core::rpc::VersionRange::WITH_1_7,
                     ..Config::new(&MAINNET)
                 },
-                0,
+                at(0),
             );
             let mut out = [0u8; 1024];
             let _ = s.poll_transmit(&mut out);
@@ -271,7 +271,7 @@ fn a_10000_row_history_streams_into_the_status_hasher() {
             0x00, 0x14, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
         ];
         let id = s
-            .request_streamed(1, &Request::ScriptGetHistory(&spk), 3)
+            .request_streamed(at(1), &Request::ScriptGetHistory(&spk), 3)
             .unwrap();
         let (line, rows) = history_line(id, 10_000, nested);
         let mut expected = StatusHasher::new();
@@ -318,7 +318,7 @@ fn an_oversize_notification_before_a_streamed_reply_does_not_derail_it() {
     for step in [1, 100, 4096] {
         let mut s = ready("1.6");
         let id = s
-            .request_streamed(1, &Request::ScriptGetHistory(&[0x51]), 3)
+            .request_streamed(at(1), &Request::ScriptGetHistory(&[0x51]), 3)
             .unwrap();
         let (line, rows) = history_line(id, 50, false);
         let input = format!("{note}{line}");
@@ -336,4 +336,9 @@ fn an_oversize_notification_before_a_streamed_reply_does_not_derail_it() {
         assert_eq!(got, rows, "step {step}");
         assert_eq!(s.in_flight(), 0);
     }
+}
+
+/// Caller time `ms` milliseconds after the origin.
+fn at(ms: u64) -> electrum_spv_core::time::Instant {
+    electrum_spv_core::time::Instant::from_millis(ms)
 }

@@ -288,7 +288,7 @@ impl<'t> Replay<'t> {
             s: Box::new(S::new(
                 SessionStorage::owned(LINE, OUT, PENDING),
                 t.config,
-                0,
+                at(0),
             )),
             requests: t.requests(),
             events: Vec::new(),
@@ -298,7 +298,7 @@ impl<'t> Replay<'t> {
     fn feed(&mut self, bytes: &[u8]) {
         let mut rest = bytes;
         loop {
-            let n = self.s.handle_input(0, rest);
+            let n = self.s.handle_input(at(0), rest);
             assert!(n <= rest.len());
             rest = &rest[n..];
             while let Some(ev) = self.s.poll_event() {
@@ -307,7 +307,9 @@ impl<'t> Replay<'t> {
                 self.events.push(ev);
                 if ready {
                     for (tag, r) in self.requests.iter().enumerate() {
-                        self.s.request(0, r, tag as u32).expect("request queued");
+                        self.s
+                            .request(at(0), r, tag as u32)
+                            .expect("request queued");
                     }
                 }
             }
@@ -710,4 +712,9 @@ fn electrumx_1_6() {
 #[test]
 fn electrumx_1_7() {
     check("electrumx_1_7.json", ProtocolVersion::V1_7);
+}
+
+/// Caller time `ms` milliseconds after the origin.
+fn at(ms: u64) -> electrum_spv_core::time::Instant {
+    electrum_spv_core::time::Instant::from_millis(ms)
 }

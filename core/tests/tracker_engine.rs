@@ -29,10 +29,11 @@ use electrum_spv_core::script::{StatusHasher, TxHeight, script_hash};
 use electrum_spv_core::session::response::HistoryItem;
 use electrum_spv_core::session::{Event, Notification, Request, RequestError, RpcError};
 use electrum_spv_core::sync::tracker::{
-    HistoryEntry, ProvenIn, STATUS_ATTEMPTS, STATUS_RACES, STATUS_RETRY_MS, ScriptRef, ScriptSlot,
+    HistoryEntry, ProvenIn, STATUS_ATTEMPTS, STATUS_RACES, STATUS_RETRY, ScriptRef, ScriptSlot,
     ScriptTracker, TrackerEvent, TrackerLie, TxSlot,
 };
 use electrum_spv_core::sync::{RequestSink, Slots};
+use electrum_spv_core::time::{Duration, Instant};
 use electrum_spv_core::tx::{TxError, TxidHasher};
 use electrum_spv_core::tx_parts::{OutPoint, TxParts};
 use electrum_spv_core::{BlockHash, HeaderProofError, MerkleNode, ScriptHash, Status, Txid};
@@ -180,7 +181,7 @@ enum What {
 
 #[derive(Clone, Copy, Debug)]
 struct Asked {
-    now: u64,
+    now: Instant,
     id: u64,
     tag: u32,
     method: Method,
@@ -201,7 +202,12 @@ impl RequestSink for Sink {
         true
     }
 
-    fn request(&mut self, now: u64, request: &Request<'_>, tag: u32) -> Result<u64, RequestError> {
+    fn request(
+        &mut self,
+        now: Instant,
+        request: &Request<'_>,
+        tag: u32,
+    ) -> Result<u64, RequestError> {
         let what = match *request {
             Request::ScriptSubscribe(spk) => What::Subscribe(script_hash(spk)),
             Request::ScriptHashSubscribe(h) => What::Subscribe(h),
@@ -398,7 +404,7 @@ struct Harness<T: Slots<TxSlot>> {
     sink: Sink,
     server: Server,
     version: ProtocolVersion,
-    now: u64,
+    now: Instant,
     /// Give the tracker every header it waits for, from the caller's (verified) chain.
     provide_headers: bool,
     events: Vec<TrackerEvent>,
@@ -411,7 +417,7 @@ impl<T: Slots<TxSlot>> Harness<T> {
             sink: Sink::default(),
             server: Server::new(),
             version,
-            now: 0,
+            now: Instant::ZERO,
             provide_headers: true,
             events: Vec::new(),
         }
@@ -496,7 +502,7 @@ impl<T: Slots<TxSlot>> Harness<T> {
             if self.sink.count(What::History(script)) > before {
                 return;
             }
-            self.now += STATUS_RETRY_MS;
+            self.now += STATUS_RETRY;
         }
         panic!(
             "the history was not asked again: {:?}",
@@ -727,7 +733,7 @@ fn honest_histories_are_verified_and_every_transaction_reported_once() {
     assert_eq!(h.sink.count(What::Subscribe(hb)), 1);
     assert_eq!(h.sink.count(What::History(hs)), 1);
     assert_eq!(h.sink.count(What::Tx(txid(X))), 1);
-    assert!(h.sink.log.iter().all(|a| a.now == 0));
+    assert!(h.sink.log.iter().all(|a| a.now == Instant::ZERO));
     // No header proofs without a checkpoint: the caller's headers were used.
     assert!(
         !h.sink
@@ -992,24 +998,24 @@ fn a_status_mismatch_is_asked_again_after_the_retry_delay_or_at_the_next_notific
     let (mut h, b, hash) = tracking_b(V16);
     // The server announces [F, X] but its index still lists only F.
     h.server.histories.insert(hash, vec![chain().row(F)]);
-    h.now = 5_000;
+    h.now = at(5_000);
     h.step(false); // subscribe
     h.step(false); // history 1: mismatch
     assert_eq!(h.sink.count(What::History(hash)), 1);
     assert_eq!(h.events, []);
     // The retry delay counts from the next poll's clock.
-    h.now = 7_000;
+    h.now = at(7_000);
     assert_eq!(h.step(false), 0);
-    assert_eq!(h.tracker.poll_timeout(), Some(7_000 + STATUS_RETRY_MS));
-    h.now = 7_000 + STATUS_RETRY_MS - 1;
+    assert_eq!(h.tracker.poll_timeout(), Some(at(7_000) + STATUS_RETRY));
+    h.now = at(7_000) + STATUS_RETRY - Duration::from_millis(1);
     assert_eq!(h.step(false), 0, "no request before the delay");
-    h.now = 7_000 + STATUS_RETRY_MS;
+    h.now = at(7_000) + STATUS_RETRY;
     // The announced status may be the stale one: it is asked again, then the history.
     assert_eq!(h.step(false), 1);
     assert_eq!(h.sink.log.last().unwrap().what, What::Subscribe(hash));
     assert_eq!(h.step(false), 1); // history 2: mismatch
     assert_eq!(h.sink.log.last().unwrap().what, What::History(hash));
-    assert_eq!(h.sink.log.last().unwrap().now, 7_000 + STATUS_RETRY_MS);
+    assert_eq!(h.sink.log.last().unwrap().now, at(7_000) + STATUS_RETRY);
     assert_eq!(h.events, []);
     // A status notification asks again at once, whatever the clock.
     h.step(false);
@@ -1019,7 +1025,7 @@ fn a_status_mismatch_is_asked_again_after_the_retry_delay_or_at_the_next_notific
     assert_eq!(h.tracker.poll_timeout(), None);
     h.run(); // history 3: matches
     assert_eq!(h.sink.count(What::History(hash)), 3);
-    assert_eq!(h.sink.log.last().unwrap().now, 7_000 + STATUS_RETRY_MS);
+    assert_eq!(h.sink.log.last().unwrap().now, at(7_000) + STATUS_RETRY);
     assert_eq!(h.lies(), []);
     assert!(h.events.contains(&TrackerEvent::StatusVerified {
         script: b,
@@ -1049,7 +1055,7 @@ fn status_attempts_mismatches_in_a_row_are_a_lie() {
         }]
     );
     // Nothing more is asked after the lie.
-    h.now += 10 * STATUS_RETRY_MS;
+    h.now += Duration::from_millis(10 * STATUS_RETRY.millis());
     assert_eq!(h.step(false), 0);
     assert_eq!(h.tracker.verified_status(b), None);
 }
@@ -1063,7 +1069,7 @@ fn mismatches_counted_in_a_row_start_again_after_a_verified_history() {
     h.step(false); // mismatch 1
     h.step(false); // the retry delay starts
     h.server.set(hash, honest.clone());
-    h.now += STATUS_RETRY_MS;
+    h.now += STATUS_RETRY;
     h.run(); // matches
     assert_eq!(h.sink.count(What::History(hash)), 2);
     assert!(h.tracker.is_synced());
@@ -1721,7 +1727,7 @@ fn announcing_statuses_forever_does_not_keep_a_false_history_unnamed() {
     for round in 0..usize::from(STATUS_RACES) + usize::from(STATUS_ATTEMPTS) + 2 {
         // Past a counted mismatch's retry delay (the first poll starts it).
         h.poll();
-        h.now += STATUS_RETRY_MS;
+        h.now += STATUS_RETRY;
         let held = h.run_until(|w| *w == What::History(hash));
         let reply = h.server.answer(&held);
         let mut more = history_b();
@@ -1746,4 +1752,9 @@ fn announcing_statuses_forever_does_not_keep_a_false_history_unnamed() {
         lied_at,
         Some(usize::from(STATUS_RACES) + usize::from(STATUS_ATTEMPTS) - 1)
     );
+}
+
+/// Caller time `ms` milliseconds after the origin.
+fn at(ms: u64) -> Instant {
+    Instant::from_millis(ms)
 }

@@ -5,6 +5,7 @@ use core::ffi::c_int;
 
 use electrum_spv_core::chain::{Anchor, ChainTip, HeaderVerifier};
 use electrum_spv_core::header::{HEADER_SIZE, Header};
+use electrum_spv_core::time::UnixTime;
 
 use crate::network;
 use crate::ptr::{Out, array, bytes, put_array, try_status};
@@ -161,7 +162,7 @@ pub unsafe extern "C" fn espv_verifier_set_clock(v: *mut EspvVerifier, now_unix_
     // SAFETY: forwarded contract.
     match unsafe { state::get::<_, HeaderVerifier>(v, VERIFIER_MAGIC) } {
         Ok(v) => {
-            v.set_clock(now_unix_s);
+            v.set_clock(UnixTime::from_secs(now_unix_s));
             ESPV_OK
         }
         Err(code) => code,

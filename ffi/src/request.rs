@@ -17,6 +17,7 @@ use core::ffi::c_int;
 
 use electrum_spv_core::Txid;
 use electrum_spv_core::session::Request;
+use electrum_spv_core::time::Instant;
 
 use crate::ptr::{Out, array, bytes, try_status};
 use crate::session::{EspvSession, session_or_return};
@@ -37,9 +38,10 @@ unsafe fn send(
     let s = session_or_return!(s);
     // Checked before the request is queued: a misaligned `id` leaves nothing half done.
     let id = try_status!(Out::optional(id));
+    let now = Instant::from_millis(now_ms);
     let sent = match streamed {
-        true => s.core.request_streamed(now_ms, request, tag),
-        false => s.core.request(now_ms, request, tag),
+        true => s.core.request_streamed(now, request, tag),
+        false => s.core.request(now, request, tag),
     };
     match sent {
         Ok(n) => {

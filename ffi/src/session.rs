@@ -19,8 +19,9 @@ use core::mem::{align_of, size_of};
 use core::ptr;
 
 use electrum_spv_core::rpc::{ProtocolVersion, VersionRange};
-use electrum_spv_core::session::{Config, DEFAULT_PING_INTERVAL_MS, DEFAULT_REQUEST_TIMEOUT_MS};
+use electrum_spv_core::session::{Config, DEFAULT_PING_INTERVAL, DEFAULT_REQUEST_TIMEOUT};
 use electrum_spv_core::session::{PendingSlot, Session, SessionStorage};
+use electrum_spv_core::time::{Duration, Instant};
 
 use crate::network;
 use crate::ptr::{Out, bytes, bytes_mut, checked, read, try_status};
@@ -179,8 +180,8 @@ pub unsafe extern "C" fn espv_config_default(out: *mut EspvConfig, network: u32)
         client_name: ptr::null(),
         version_min: EspvVersion::from_core(range.min),
         version_max: EspvVersion::from_core(range.max),
-        request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
-        ping_interval_ms: DEFAULT_PING_INTERVAL_MS,
+        request_timeout_ms: DEFAULT_REQUEST_TIMEOUT.millis(),
+        ping_interval_ms: DEFAULT_PING_INTERVAL.millis(),
     };
     let out = try_status!(Out::required(out));
     // SAFETY: the caller promises `out` points at a writable config.
@@ -234,10 +235,10 @@ unsafe fn core_config(cfg: &EspvConfig) -> Result<Config, c_int> {
     };
     config.versions = VersionRange::new(min, max).ok_or(ESPV_ERR_INVALID_ARGUMENT)?;
     if cfg.request_timeout_ms != 0 {
-        config.request_timeout_ms = cfg.request_timeout_ms;
+        config.request_timeout = Duration::from_millis(cfg.request_timeout_ms);
     }
     if cfg.ping_interval_ms != 0 {
-        config.ping_interval_ms = cfg.ping_interval_ms;
+        config.ping_interval = Duration::from_millis(cfg.ping_interval_ms);
     }
     Ok(config)
 }
@@ -309,7 +310,7 @@ pub unsafe extern "C" fn espv_session_init(
         let out = core::slice::from_raw_parts_mut(base.add(layout.out), out_cap);
         SessionStorage::new(line, out, pending)
     };
-    let core = Session::new(storage, config, now_ms);
+    let core = Session::new(storage, config, Instant::from_millis(now_ms));
     if core.failure().is_some() {
         // Only an outgoing queue too small for the version request fails at once.
         return ESPV_ERR_INVALID_ARGUMENT;
@@ -381,7 +382,7 @@ pub unsafe extern "C" fn espv_session_feed(
         return ESPV_ERR_NULL;
     };
     let consumed = try_status!(Out::optional(consumed));
-    let used = s.core.handle_input(now_ms, input);
+    let used = s.core.handle_input(Instant::from_millis(now_ms), input);
     // SAFETY: the caller promises `consumed` is NULL or writable.
     unsafe { consumed.put(used) };
     ESPV_OK
@@ -428,7 +429,7 @@ pub unsafe extern "C" fn espv_session_timeout(s: *mut EspvSession, deadline_ms: 
     match s.core.poll_timeout() {
         Some(at) => {
             // SAFETY: the caller promises `deadline_ms` is NULL or writable.
-            unsafe { deadline_ms.put(at) };
+            unsafe { deadline_ms.put(at.millis()) };
             ESPV_OK
         }
         None => ESPV_NONE,
@@ -445,7 +446,7 @@ pub unsafe extern "C" fn espv_session_timeout(s: *mut EspvSession, deadline_ms: 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn espv_session_handle_timeout(s: *mut EspvSession, now_ms: u64) -> c_int {
     let s = session_or_return!(s);
-    s.core.handle_timeout(now_ms);
+    s.core.handle_timeout(Instant::from_millis(now_ms));
     ESPV_OK
 }
 

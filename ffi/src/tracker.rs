@@ -31,6 +31,7 @@ use electrum_spv_core::sync::tracker::{
     MAX_SCRIPT_LEN, MAX_SLOTS, ScriptRef, ScriptSlot, ScriptTracker, TAG_BASE, TrackerError,
     TrackerEvent, TrackerLie, TxSlot,
 };
+use electrum_spv_core::time::Instant;
 use electrum_spv_core::{MerkleNode, ScriptHash};
 
 use crate::event::EspvEvent;
@@ -830,7 +831,7 @@ pub unsafe extern "C" fn espv_tracker_poll(
 ) -> c_int {
     // SAFETY: forwarded contract.
     let (s, t) = try_status!(unsafe { both(s, t) });
-    match t.core.poll(now_ms, &mut s.core) {
+    match t.core.poll(Instant::from_millis(now_ms), &mut s.core) {
         Ok(()) => ESPV_OK,
         Err(e) => request_error(e),
     }
@@ -925,7 +926,7 @@ pub unsafe extern "C" fn espv_tracker_poll_timeout(
     match t.core.poll_timeout() {
         Some(at) => {
             // SAFETY: the caller promises `deadline_ms` is NULL or writable.
-            unsafe { deadline_ms.put(at) };
+            unsafe { deadline_ms.put(at.millis()) };
             ESPV_OK
         }
         None => ESPV_NONE,

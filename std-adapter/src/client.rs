@@ -79,8 +79,8 @@ impl ClientConfig {
         let mut c = Config::new(self.params());
         c.client_name = self.client_name;
         c.versions = self.versions;
-        c.request_timeout_ms = millis(self.request_timeout);
-        c.ping_interval_ms = millis(self.ping_interval);
+        c.request_timeout = self.request_timeout.into();
+        c.ping_interval = self.ping_interval.into();
         c
     }
 
@@ -88,10 +88,6 @@ impl ClientConfig {
     pub fn params(&self) -> &'static Params {
         self.network.params()
     }
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A connection to one server. Cheap to clone; the connection closes when the last clone is

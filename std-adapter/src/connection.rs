@@ -20,6 +20,7 @@ use electrum_spv_core::session::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::clock::Clock;
 use crate::error::Error;
 use crate::reconnect::ReconnectPolicy;
 use crate::server::ServerAddr;
@@ -254,7 +255,7 @@ pub(crate) struct Endpoint {
 
 impl Endpoint {
     fn request_timeout(&self) -> Duration {
-        Duration::from_millis(self.config.request_timeout_ms)
+        self.config.request_timeout.into()
     }
 }
 
@@ -267,7 +268,8 @@ const EXPIRY_TICK: Duration = Duration::from_millis(250);
 /// The task's state.
 struct Task {
     session: Core,
-    start: Instant,
+    /// The session's time: core instants since the connection opened.
+    clock: Clock,
     queued: VecDeque<Call>,
     waiting: HashMap<u64, Call>,
     notices: broadcast::Sender<Notice>,
@@ -283,7 +285,7 @@ struct Task {
 /// the memory they take is what the connection has used of them, not their capacity.
 pub(crate) fn new_session(config: Config) -> Core {
     let storage = SessionStorage::owned(MAX_LINE, MAX_REQUEST, MAX_IN_FLIGHT);
-    Core::new(storage, config, 0)
+    Core::new(storage, config, electrum_spv_core::time::Instant::ZERO)
 }
 
 /// Runs a connection until every [`Client`] handle is dropped, the session fails (wrong
@@ -305,7 +307,7 @@ pub(crate) async fn run(stream: BoxStream, session: Core, endpoint: Endpoint, li
     } = links;
     let mut task = Task {
         session,
-        start: Instant::now(),
+        clock: Clock::start(),
         queued: VecDeque::new(),
         waiting: HashMap::new(),
         notices,
@@ -341,8 +343,8 @@ pub(crate) async fn run(stream: BoxStream, session: Core, endpoint: Endpoint, li
 }
 
 impl Task {
-    fn now(&self) -> u64 {
-        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    fn now(&self) -> electrum_spv_core::time::Instant {
+        self.clock.now()
     }
 
     async fn drive(&mut self, mut stream: BoxStream, calls: &mut mpsc::Receiver<Call>) -> Error {
@@ -368,13 +370,10 @@ impl Task {
             if !self.calls_open && self.waiting.is_empty() && self.queued.is_empty() {
                 return Error::Closed;
             }
-            let deadline = self
-                .session
-                .poll_timeout()
-                .map(|t| self.start + Duration::from_millis(t));
+            let deadline = self.session.poll_timeout().map(|t| self.clock.deadline(t));
             let sleep = async {
                 match deadline {
-                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    Some(d) => tokio::time::sleep_until(d).await,
                     None => std::future::pending().await,
                 }
             };
@@ -432,7 +431,7 @@ impl Task {
                 continue;
             };
             self.session = new_session(endpoint.config);
-            self.start = Instant::now();
+            self.clock = Clock::start();
             let restore = self.subscriptions.restore_calls();
             for call in restore.into_iter().rev() {
                 self.queued.push_front(call);

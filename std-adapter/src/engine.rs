@@ -10,7 +10,6 @@
 //! error, never as a lie (a refusal proves nothing).
 
 use std::collections::BTreeSet;
-use std::time::Instant;
 
 use tokio::task::JoinSet;
 use tokio_stream::StreamExt;
@@ -27,6 +26,7 @@ use electrum_spv_core::sync::tracker::{
 };
 
 use crate::client::Client;
+use crate::clock::Clock;
 use crate::connection::Notice;
 use crate::error::Error;
 use crate::fault::Fault;
@@ -140,7 +140,12 @@ impl RequestSink for Outbox {
         true
     }
 
-    fn request(&mut self, _now: u64, request: &Request<'_>, tag: u32) -> Result<u64, RequestError> {
+    fn request(
+        &mut self,
+        _now: electrum_spv_core::time::Instant,
+        request: &Request<'_>,
+        tag: u32,
+    ) -> Result<u64, RequestError> {
         // The tracker asks only what `Ask` knows.
         let ask = Ask::of(request).ok_or(RequestError::InvalidArgument)?;
         self.0.push((ask, tag));
@@ -197,8 +202,8 @@ pub(crate) async fn run(
     mut keep: Option<&mut RawTxs>,
 ) -> Result<(), Error> {
     let version = client.protocol_version();
-    let start = Instant::now();
-    let now = || u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let clock = Clock::start();
+    let now = || clock.now();
     // Listening before asking: a status announced while a history is checked is not missed.
     let notices = client.notifications();
     tokio::pin!(notices);
@@ -245,9 +250,10 @@ pub(crate) async fn run(
             // Nothing asked, nothing to wait for: only a table bound stops a tracker so.
             return Err(table_full());
         }
-        let sleep = tokio::time::sleep(std::time::Duration::from_millis(
-            retry.map_or(u64::MAX / 4, |at| at.saturating_sub(now())),
-        ));
+        let sleep = match retry {
+            Some(at) => tokio::time::sleep_until(clock.deadline(at)),
+            None => tokio::time::sleep(std::time::Duration::from_millis(u64::MAX / 4)),
+        };
         tokio::select! {
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                 let (ask, tag, answer) = done.map_err(|e| Error::Io(std::io::Error::other(e)))?;

@@ -27,6 +27,7 @@ pub mod activity;
 pub mod address;
 pub mod checkpoints;
 pub mod client;
+mod clock;
 pub mod connection;
 pub mod discovery;
 mod engine;

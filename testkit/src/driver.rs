@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use electrum_spv_core::session::{
     Config, Event, FatalError, Request, RequestError, Session, SessionStorage,
 };
+use electrum_spv_core::time;
 
 /// Line buffer of the test driver. A whole 2016-header result is 322,560 hex digits, but
 /// ElectrumX 2.0 pads every reply up to a power of two (524,287 bytes), which does not fit: use
@@ -124,7 +125,7 @@ impl Driver {
         stream.set_nodelay(true)?;
         let start = Instant::now();
         let storage = SessionStorage::owned(DRIVER_LINE, DRIVER_OUT, DRIVER_PENDING);
-        let session = Box::new(DriverSession::new(storage, config, 0));
+        let session = Box::new(DriverSession::new(storage, config, time::Instant::ZERO));
         Ok(Driver {
             stream,
             session,
@@ -135,9 +136,9 @@ impl Driver {
         })
     }
 
-    /// Milliseconds since the driver started: the session's clock.
-    pub fn now(&self) -> u64 {
-        self.start.elapsed().as_millis() as u64
+    /// The session's clock: the time since the driver started.
+    pub fn now(&self) -> time::Instant {
+        time::Instant::ZERO + time::Duration::from(self.start.elapsed())
     }
 
     /// Queues a request.
@@ -187,11 +188,8 @@ impl Driver {
             if left.is_zero() {
                 return Err(DriverError::Timeout);
             }
-            let wake = self
-                .session
-                .poll_timeout()
-                .map(|t| t.saturating_sub(now).max(1));
-            let wait = wake.map_or(left, |ms| left.min(Duration::from_millis(ms)));
+            let wake = self.session.poll_timeout().map(|t| Duration::from(t - now));
+            let wait = wake.map_or(left, |d| left.min(d));
             self.stream
                 .set_read_timeout(Some(wait.max(Duration::from_millis(1))))?;
             match self.stream.read(&mut self.rx) {

@@ -16,6 +16,7 @@ use electrum_spv_core::header::Header;
 use electrum_spv_core::rpc::{ProtocolVersion, VersionRange};
 use electrum_spv_core::script::{StatusHasher, TxHeight};
 use electrum_spv_core::session::{Config, Session, SessionStorage};
+use electrum_spv_core::time;
 use electrum_spv_testkit::chain::{ALICE, BOB};
 use electrum_spv_testkit::{Harness, ScriptKind};
 use embedded_io_adapters::tokio_1::FromTokio;
@@ -25,11 +26,11 @@ use tokio::net::TcpStream;
 type Small = Session<'static>;
 
 /// A session of the size a small device would give it.
-fn small(config: Config, now: u64) -> Small {
+fn small(config: Config, now: time::Instant) -> Small {
     Session::new(SessionStorage::owned(4096, 1024, 4), config, now)
 }
 type Transport = FromTokio<TcpStream>;
-type Dev<'a> = Driver<'a, 'static, Transport, Box<dyn Fn() -> u64>>;
+type Dev<'a> = Driver<'a, 'static, Transport, Box<dyn Fn() -> time::Instant>>;
 
 /// How long any one await may take before the test fails.
 const T: Duration = Duration::from_secs(30);
@@ -59,9 +60,9 @@ async fn connect(h: &Harness) -> TcpStream {
     stream
 }
 
-fn clock() -> Box<dyn Fn() -> u64> {
+fn clock() -> Box<dyn Fn() -> time::Instant> {
     let start = Instant::now();
-    Box::new(move || start.elapsed().as_millis() as u64)
+    Box::new(move || time::Instant::ZERO + start.elapsed().into())
 }
 
 /// Negotiates, verifies every header from genesis against the kit's tip, checks Alice's
@@ -163,7 +164,7 @@ async fn next_notice(d: &mut Dev<'_>) -> Notice {
     loop {
         let left = give_up.saturating_duration_since(Instant::now());
         assert!(!left.is_zero(), "no notification within {T:?}");
-        let wake = d.ms_until_timeout().map_or(left, Duration::from_millis);
+        let wake = d.until_timeout().map_or(left, Duration::from);
         if let Ok(r) = tokio::time::timeout(wake.min(left), d.next_notice()).await {
             return r.expect("notification");
         }

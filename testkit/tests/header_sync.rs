@@ -11,6 +11,7 @@ use electrum_spv_core::hash::BlockHash;
 use electrum_spv_core::session::Config;
 use electrum_spv_core::sync::headers::PADDED_FULL_CHUNK_LINE;
 use electrum_spv_core::sync::{HeaderSync, SyncEvent};
+use electrum_spv_core::time;
 use electrum_spv_testkit::driver::{DRIVER_LINE, Driver, DriverError};
 use electrum_spv_testkit::{Chain, Harness};
 
@@ -58,7 +59,7 @@ fn run_sync<R>(
                     format!("{ev:?}").chars().take(200).collect::<String>()
                 );
             }
-            sync.handle_event(clock.elapsed().as_millis() as u64, ev)
+            sync.handle_event(time::Instant::ZERO + clock.elapsed().into(), ev)
         });
         match got {
             Ok(ev) => {

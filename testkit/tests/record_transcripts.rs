@@ -32,6 +32,7 @@ use electrum_spv_core::rpc::{ProtocolVersion, VersionRange};
 use electrum_spv_core::session::{
     Config, Event, FeeMode, Notification, Request, Session, SessionStorage,
 };
+use electrum_spv_core::time;
 use electrum_spv_testkit::chain::BOB;
 use electrum_spv_testkit::{Harness, ScriptKind};
 use serde_json::{Value, json};
@@ -153,14 +154,15 @@ fn normalize(ev: &Event<'_>) -> String {
 fn feed(s: &mut S, bytes: &[u8], requests: &[Request<'_>], events: &mut Vec<String>) {
     let mut rest = bytes;
     loop {
-        let n = s.handle_input(0, rest);
+        let n = s.handle_input(time::Instant::ZERO, rest);
         rest = &rest[n..];
         while let Some(ev) = s.poll_event() {
             let ready = matches!(ev, Event::Ready { .. });
             events.push(normalize(&ev));
             if ready {
                 for (tag, r) in requests.iter().enumerate() {
-                    s.request(0, r, tag as u32).expect("request queued");
+                    s.request(time::Instant::ZERO, r, tag as u32)
+                        .expect("request queued");
                 }
             }
         }
@@ -236,7 +238,11 @@ fn record(h: &Harness, file: &str, min: &str, max: &str) {
     stream
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
-    let mut s = Box::new(S::new(SessionStorage::owned(LINE, OUT, PENDING), config, 0));
+    let mut s = Box::new(S::new(
+        SessionStorage::owned(LINE, OUT, PENDING),
+        config,
+        time::Instant::ZERO,
+    ));
     let mut transcript: Vec<(&str, String)> = Vec::new();
     let mut events: Vec<String> = Vec::new();
     let mut tx = vec![0u8; OUT];

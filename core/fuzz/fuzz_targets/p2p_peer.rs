@@ -182,7 +182,7 @@ fn run(setup: &Setup, stream: &[u8], cuts: &[usize]) -> Outcome {
     let failed_while_fed = adapter.failures > 0;
 
     // Past every deadline: an outstanding ping fails the peer (unless it failed already).
-    adapter.peer.handle_timeout(u64::MAX);
+    adapter.peer.handle_timeout(at(u64::MAX));
     adapter.drain();
     assert!(
         adapter.failures <= 1,
@@ -192,7 +192,7 @@ fn run(setup: &Setup, stream: &[u8], cuts: &[usize]) -> Outcome {
     if adapter.peer.failure().is_some() {
         assert_eq!(adapter.failures, 1, "a failure not reported");
         assert!(adapter.peer.poll_event().is_none());
-        assert_eq!(adapter.peer.handle_input(NOW, b"more"), 4);
+        assert_eq!(adapter.peer.handle_input(at(NOW), b"more"), 4);
         assert!(adapter.peer.poll_event().is_none());
         let mut buf = [0u8; 64];
         assert_eq!(adapter.peer.poll_transmit(&mut buf), 0);
@@ -239,12 +239,12 @@ impl<'t> Adapter<'t> {
             user_agent: b"/fuzz:0/",
             start_height: 0,
             relay: false,
-            unix_time: 1_700_000_000,
-            handshake_timeout_ms: 10_000,
-            ping_timeout_ms: 20_000,
-            request_timeout_ms: 5_000,
+            unix_time: electrum_spv_core::time::UnixTime::from_secs(1_700_000_000),
+            handshake_timeout: electrum_spv_core::time::Duration::from_millis(10_000),
+            ping_timeout: electrum_spv_core::time::Duration::from_millis(20_000),
+            request_timeout: electrum_spv_core::time::Duration::from_millis(5_000),
         };
-        let mut peer = Peer::new(config, 0, OUR_NONCE);
+        let mut peer = Peer::new(config, at(0), OUR_NONCE);
         let version = Version {
             version: setup.version,
             services: 9,
@@ -264,7 +264,7 @@ impl<'t> Adapter<'t> {
         }
         n += encode(MAGIC, &Outgoing::SendAddrV2, &mut handshake[n..]).unwrap();
         n += encode(MAGIC, &Outgoing::Verack, &mut handshake[n..]).unwrap();
-        assert_eq!(peer.handle_input(0, &handshake[..n]), n);
+        assert_eq!(peer.handle_input(at(0), &handshake[..n]), n);
         let info = match peer.poll_event() {
             Some(PeerEvent::Ready(info)) => info,
             other => panic!("handshake: {other:?}"),
@@ -273,8 +273,11 @@ impl<'t> Adapter<'t> {
         assert!(peer.poll_event().is_none());
 
         let recipients: NodeSet = [node(0), node(2)].into_iter().collect();
-        let mut table = BroadcastTable::new([TxStatus::default(); 1], 2_000);
-        let handle = table.broadcast(&wire, recipients, 0).unwrap();
+        let mut table = BroadcastTable::new(
+            [TxStatus::default(); 1],
+            electrum_spv_core::time::Duration::from_millis(2_000),
+        );
+        let handle = table.broadcast(&wire, recipients, at(0)).unwrap();
         // Announced to node 0 (on this connection if the remote is node 0).
         let inv = table.announce(handle, node(0), info.wtxid_relay).unwrap();
         assert!(table.announce(handle, node(1), false).is_none());
@@ -302,7 +305,7 @@ impl<'t> Adapter<'t> {
         let request = adapter.headers.request();
         adapter.send(&request.outgoing());
         adapter.transmit();
-        adapter.peer.ping(0, PING_NONCE).unwrap();
+        adapter.peer.ping(at(0), PING_NONCE).unwrap();
         adapter.transmit();
         adapter
     }
@@ -321,7 +324,7 @@ impl<'t> Adapter<'t> {
     /// Sends `msg` with the outgoing buffer drained first: it fits unless the peer failed.
     fn send(&mut self, msg: &Outgoing<'_>) {
         self.transmit();
-        match self.peer.send(NOW, msg) {
+        match self.peer.send(at(NOW), msg) {
             Ok(()) => {}
             Err(SendError::NotReady) => assert!(self.peer.failure().is_some()),
             Err(e) => panic!("{:?}: {e:?}", msg.command()),
@@ -332,7 +335,7 @@ impl<'t> Adapter<'t> {
     fn feed(&mut self, mut rest: &[u8]) {
         // Each call consumes a byte or reports an event; bound the loop anyway.
         for _ in 0..=2 * rest.len() + 8 {
-            let n = self.peer.handle_input(NOW, rest);
+            let n = self.peer.handle_input(at(NOW), rest);
             assert!(n <= rest.len());
             rest = &rest[n..];
             let events = self.drain();
@@ -430,14 +433,14 @@ impl<'t> Adapter<'t> {
             }
             Command::Inv => {
                 for inv in items {
-                    match self.table.on_inv(self.node, inv, NOW) {
+                    match self.table.on_inv(self.node, inv, at(NOW)) {
                         InvSeen::Announced { .. } => assert!(!self.recipients.contains(self.node)),
                         InvSeen::FromRecipient(_) => assert!(self.recipients.contains(self.node)),
                         InvSeen::Other => assert!(!self.wire.is_named_by(inv)),
                     }
                 }
                 let relay = self.wtxid_relay;
-                if let Some((_, asked, inv)) = self.table.next_verification(NOW, |_| relay) {
+                if let Some((_, asked, inv)) = self.table.next_verification(at(NOW), |_| relay) {
                     assert_eq!(asked, self.node);
                     assert!(
                         !self.recipients.contains(asked),
@@ -578,4 +581,9 @@ impl<'t> Adapter<'t> {
             }
         }
     }
+}
+
+/// Caller time `ms` milliseconds after the origin.
+fn at(ms: u64) -> electrum_spv_core::time::Instant {
+    electrum_spv_core::time::Instant::from_millis(ms)
 }

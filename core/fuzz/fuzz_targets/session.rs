@@ -28,6 +28,7 @@ use electrum_spv_core::session::{
     Config, Event, FeeMode, ProtocolError, Request, RequestError, Session, SessionStorage,
     response,
 };
+use electrum_spv_core::time::{Duration, Instant};
 use libfuzzer_sys::fuzz_target;
 
 const LINE: usize = 2048;
@@ -124,7 +125,7 @@ fn decode(method: Method, result: &[u8]) {
 struct Run {
     s: Box<S>,
     version: ProtocolVersion,
-    now: u64,
+    now: Instant,
     /// Requests issued and not yet reported: id -> (tag, method).
     open: BTreeMap<u64, (u32, Method)>,
     issued: u32,
@@ -276,7 +277,7 @@ impl Run {
                 data.len()
             );
             if advance {
-                self.now += u64::from(data[0]) * 500;
+                self.now += Duration::from_millis(u64::from(data[0]) * 500);
             }
             data = &data[n..];
             self.drain();
@@ -309,9 +310,9 @@ fuzz_target!(|input: &[u8]| {
         ..Config::new(&REGTEST)
     };
     let mut run = Run {
-        s: Box::new(S::new(SessionStorage::owned(LINE, OUT, PENDING), config, 0)),
+        s: Box::new(S::new(SessionStorage::owned(LINE, OUT, PENDING), config, Instant::ZERO)),
         version,
-        now: 0,
+        now: Instant::ZERO,
         open: BTreeMap::new(),
         issued: 0,
         events: 0,

@@ -11,6 +11,7 @@ use crate::header::{
     CompactError, CompactTarget, HEADER_SIZE, HeaderParseError, Target, Work, hash_at, le_u32,
 };
 use crate::hex;
+use crate::time::UnixTime;
 
 /// Number of previous timestamps in the median-time-past rule.
 pub const MEDIAN_TIME_SPAN: usize = 11;
@@ -280,10 +281,11 @@ impl HeaderVerifier {
         Ok(v)
     }
 
-    /// Enables the "not more than two hours in the future" rule against the caller's clock
-    /// (`now`, seconds since the Unix epoch). Core has no clock; without this the rule is off.
-    pub fn set_clock(&mut self, now: u32) {
-        self.clock_limit = Some(now.saturating_add(MAX_FUTURE_BLOCK_TIME));
+    /// Enables the "not more than two hours in the future" rule against the caller's
+    /// wall-clock time `now`. Core has no clock; without this the rule is off.
+    pub fn set_clock(&mut self, now: UnixTime) {
+        // Compared with a header's `time` field, which is seconds since the epoch as a `u32`.
+        self.clock_limit = Some(now.secs().saturating_add(MAX_FUTURE_BLOCK_TIME));
     }
 
     /// The network parameters.

@@ -43,6 +43,7 @@ use super::serve::{TxForm, WireTx};
 use super::{InvType, InvVector};
 use crate::hash::{Txid, Wtxid};
 use crate::sync::Slots;
+use crate::time::{Duration, Instant};
 
 /// Node ids are `0..MAX_NODES`.
 pub const MAX_NODES: usize = 64;
@@ -179,7 +180,7 @@ enum Verify {
     Waiting,
     Asked {
         node: NodeId,
-        deadline: u64,
+        deadline: Instant,
     },
     Verified(NodeId),
 }
@@ -199,8 +200,8 @@ pub struct TxStatus {
     mismatched_by: NodeSet,
     rejected_by: NodeSet,
     verify: Verify,
-    added_ms: u64,
-    first_announcement_ms: Option<u64>,
+    added_at: Instant,
+    first_announcement_at: Option<Instant>,
 }
 
 impl TxStatus {
@@ -253,12 +254,12 @@ impl TxStatus {
         self.rejected_by
     }
     /// Caller time it was added.
-    pub fn added_ms(&self) -> u64 {
-        self.added_ms
+    pub fn added_at(&self) -> Instant {
+        self.added_at
     }
     /// Caller time of the first announcement by a non-recipient.
-    pub fn first_announcement_ms(&self) -> Option<u64> {
-        self.first_announcement_ms
+    pub fn first_announcement_at(&self) -> Option<Instant> {
+        self.first_announcement_at
     }
 
     fn names(&self, inv: &InvVector) -> bool {
@@ -336,16 +337,16 @@ pub enum TxSeen {
 #[derive(Debug)]
 pub struct BroadcastTable<S: Slots<TxStatus>> {
     slots: S,
-    verify_timeout_ms: u64,
+    verify_timeout: Duration,
 }
 
 impl<S: Slots<TxStatus>> BroadcastTable<S> {
     /// A table over `slots` (every slot must be free, e.g. `TxStatus::default()`); a verifying
-    /// announcer gets `verify_timeout_ms` to send the transaction before the next is asked.
-    pub fn new(slots: S, verify_timeout_ms: u64) -> BroadcastTable<S> {
+    /// announcer gets `verify_timeout` to send the transaction before the next is asked.
+    pub fn new(slots: S, verify_timeout: Duration) -> BroadcastTable<S> {
         BroadcastTable {
             slots,
-            verify_timeout_ms,
+            verify_timeout,
         }
     }
 
@@ -401,14 +402,14 @@ impl<S: Slots<TxStatus>> BroadcastTable<S> {
         &mut self,
         tx: &WireTx<'_>,
         recipients: NodeSet,
-        now: u64,
+        now: Instant,
     ) -> Result<TxHandle, TableError> {
         self.add(TxStatus {
             role: Role::Broadcast,
             txid: tx.txid(),
             wtxid: Some(tx.wtxid()),
             recipients,
-            added_ms: now,
+            added_at: now,
             ..TxStatus::default()
         })
     }
@@ -422,13 +423,13 @@ impl<S: Slots<TxStatus>> BroadcastTable<S> {
         &mut self,
         txid: Txid,
         wtxid: Option<Wtxid>,
-        now: u64,
+        now: Instant,
     ) -> Result<TxHandle, TableError> {
         self.add(TxStatus {
             role: Role::Watch,
             txid,
             wtxid,
-            added_ms: now,
+            added_at: now,
             ..TxStatus::default()
         })
     }
@@ -498,7 +499,7 @@ impl<S: Slots<TxStatus>> BroadcastTable<S> {
     }
 
     /// An `inv` entry from `node` at caller time `now`.
-    pub fn on_inv(&mut self, node: NodeId, inv: &InvVector, now: u64) -> InvSeen {
+    pub fn on_inv(&mut self, node: NodeId, inv: &InvVector, now: Instant) -> InvSeen {
         if TxForm::of(inv.kind).is_none() {
             return InvSeen::Other;
         }
@@ -516,8 +517,8 @@ impl<S: Slots<TxStatus>> BroadcastTable<S> {
             return InvSeen::FromRecipient(handle);
         }
         let first = slot.announced_by.insert(node);
-        if slot.first_announcement_ms.is_none() {
-            slot.first_announcement_ms = Some(now);
+        if slot.first_announcement_at.is_none() {
+            slot.first_announcement_at = Some(now);
         }
         InvSeen::Announced { handle, first }
     }
@@ -534,10 +535,10 @@ impl<S: Slots<TxStatus>> BroadcastTable<S> {
     /// `MSG_WITNESS_TX` by txid). `wtxid_relay` tells which nodes negotiated BIP339.
     pub fn next_verification(
         &mut self,
-        now: u64,
+        now: Instant,
         wtxid_relay: impl Fn(NodeId) -> bool,
     ) -> Option<(TxHandle, NodeId, InvVector)> {
-        let timeout = self.verify_timeout_ms;
+        let timeout = self.verify_timeout;
         self.slots
             .slots_mut()
             .iter_mut()
@@ -553,7 +554,7 @@ impl<S: Slots<TxStatus>> BroadcastTable<S> {
                 slot.asked.insert(node);
                 slot.verify = Verify::Asked {
                     node,
-                    deadline: now.saturating_add(timeout),
+                    deadline: now + timeout,
                 };
                 let inv = match (wtxid_relay(node), slot.wtxid) {
                     (true, Some(wtxid)) => InvVector {
@@ -614,7 +615,7 @@ impl<S: Slots<TxStatus>> BroadcastTable<S> {
     }
 
     /// When [`BroadcastTable::handle_timeout`] should next be called.
-    pub fn poll_timeout(&self) -> Option<u64> {
+    pub fn poll_timeout(&self) -> Option<Instant> {
         self.slots
             .slots()
             .iter()
@@ -626,7 +627,7 @@ impl<S: Slots<TxStatus>> BroadcastTable<S> {
     }
 
     /// Caller time `now` came: a verification past its deadline goes to the next announcer.
-    pub fn handle_timeout(&mut self, now: u64) {
+    pub fn handle_timeout(&mut self, now: Instant) {
         for slot in self.slots.slots_mut() {
             if matches!(slot.verify, Verify::Asked { deadline, .. } if deadline <= now) {
                 slot.verify = Verify::Waiting;

@@ -4,7 +4,8 @@
 //! with [`handle_input`](Peer::handle_input), write what [`poll_transmit`](Peer::poll_transmit)
 //! gives to the connection, take [`PeerEvent`]s from [`poll_event`](Peer::poll_event), and call
 //! [`handle_timeout`](Peer::handle_timeout) at [`poll_timeout`](Peer::poll_timeout). Time is the
-//! caller's, in milliseconds from any origin; nonces are the caller's too (draw them at random).
+//! caller's [`Instant`], as in [the caller's loop](crate#the-callers-loop); nonces are the
+//! caller's too (draw them at random).
 //!
 //! ## Handshake (as Bitcoin Core 0.21+ does it)
 //! * Our `version` ([`PROTOCOL_VERSION`], our services, the caller's nonce, the relay flag) is
@@ -20,7 +21,7 @@
 //!   so are unknown commands before their `version`.
 //! * Their `verack` completes the handshake (ours was sent on their `version`):
 //!   [`PeerEvent::Ready`]. If that has not happened by the deadline
-//!   ([`PeerConfig::handshake_timeout_ms`] after [`Peer::new`]), [`handle_timeout`](Peer::handle_timeout)
+//!   ([`PeerConfig::handshake_timeout`] after [`Peer::new`]), [`handle_timeout`](Peer::handle_timeout)
 //!   fails the peer with [`PeerError::Timeout`].
 //!
 //! ## Ping
@@ -53,6 +54,7 @@ use super::{
     Outgoing, Version, encode,
 };
 use crate::hash::{Txid, Wtxid};
+use crate::time::{Duration, Instant, UnixTime};
 
 /// The protocol version we announce (Core 0.21's `PROTOCOL_VERSION`).
 pub const PROTOCOL_VERSION: i32 = 70016;
@@ -98,16 +100,16 @@ pub struct PeerConfig<'a> {
     pub start_height: i32,
     /// BIP37 relay flag: whether the remote should announce transactions to us.
     pub relay: bool,
-    /// Unix time in seconds, for the `version`'s timestamp.
-    pub unix_time: i64,
-    /// How long, in caller milliseconds, the handshake may take.
-    pub handshake_timeout_ms: u64,
+    /// The caller's wall-clock time, for the `version`'s timestamp.
+    pub unix_time: UnixTime,
+    /// How long the handshake may take.
+    pub handshake_timeout: Duration,
     /// How long a `pong` may take before the peer fails with [`PeerError::PingTimeout`]
     /// (Core: 20 minutes).
-    pub ping_timeout_ms: u64,
+    pub ping_timeout: Duration,
     /// How long a `getheaders` may go unanswered before [`PeerEvent::RequestTimeout`] (not a
     /// failure: bcoin does not answer a `getheaders` at its tip).
-    pub request_timeout_ms: u64,
+    pub request_timeout: Duration,
 }
 
 /// BIP155 network id of IPv4.
@@ -167,7 +169,7 @@ pub enum PeerError {
     Obsolete(i32),
     /// The handshake did not finish before its deadline.
     Timeout,
-    /// Our `ping` got no `pong` before its deadline ([`PeerConfig::ping_timeout_ms`]).
+    /// Our `ping` got no `pong` before its deadline ([`PeerConfig::ping_timeout`]).
     PingTimeout,
     /// The byte stream cannot be read on (a fatal [`MessageError`]).
     Message(MessageError),
@@ -239,8 +241,8 @@ pub enum PeerEvent {
     Pong {
         /// Its nonce.
         nonce: u64,
-        /// Caller milliseconds from [`Peer::ping`] to the input that completed the pong.
-        rtt_ms: u64,
+        /// Caller time from [`Peer::ping`] to the input that completed the pong.
+        rtt: Duration,
     },
     /// The peer failed (reported once; the peer then ignores input and sends nothing).
     Failed(PeerError),
@@ -284,7 +286,7 @@ pub enum PeerEvent {
         /// The rejected object's hash, when sent.
         hash: Option<[u8; 32]>,
     },
-    /// Our `getheaders` got no `headers` within [`PeerConfig::request_timeout_ms`].
+    /// Our `getheaders` got no `headers` within [`PeerConfig::request_timeout`].
     RequestTimeout {
         /// The request's command.
         command: Command,
@@ -437,18 +439,19 @@ pub struct Peer {
     reader: MessageReader,
     state: State,
     nonce: u64,
-    deadline: u64,
+    deadline: Instant,
     out: [u8; OUT_BUFFER_SIZE],
     out_len: usize,
     info: Option<PeerInfo>,
     events: Deque<PeerEvent, MAX_EVENTS>,
     failure: Option<(PeerError, bool)>,
-    ping: Option<(u64, u64)>,
+    /// Nonce and send time of our outstanding ping.
+    ping: Option<(u64, Instant)>,
     ignored_pongs: u32,
-    ping_timeout_ms: u64,
-    request_timeout_ms: u64,
+    ping_timeout: Duration,
+    request_timeout: Duration,
     /// Deadline of our outstanding `getheaders`.
-    headers_deadline: Option<u64>,
+    headers_deadline: Option<Instant>,
     /// A request timed out and is to be reported.
     timed_out: Option<Command>,
     fee_filter: Option<i64>,
@@ -458,13 +461,13 @@ pub struct Peer {
 impl Peer {
     /// A peer at the start of a connection at caller time `now`, with our `version` (carrying
     /// `nonce`) queued. A user agent over [`MAX_USER_AGENT`] bytes is cut to that length.
-    pub fn new(config: PeerConfig<'_>, now: u64, nonce: u64) -> Peer {
+    pub fn new(config: PeerConfig<'_>, now: Instant, nonce: u64) -> Peer {
         let mut peer = Peer {
             magic: config.magic,
             reader: MessageReader::new(config.magic),
             state: State::AwaitVersion,
             nonce,
-            deadline: now.saturating_add(config.handshake_timeout_ms),
+            deadline: now + config.handshake_timeout,
             out: [0; OUT_BUFFER_SIZE],
             out_len: 0,
             info: None,
@@ -472,8 +475,8 @@ impl Peer {
             failure: None,
             ping: None,
             ignored_pongs: 0,
-            ping_timeout_ms: config.ping_timeout_ms,
-            request_timeout_ms: config.request_timeout_ms,
+            ping_timeout: config.ping_timeout,
+            request_timeout: config.request_timeout,
             headers_deadline: None,
             timed_out: None,
             fee_filter: None,
@@ -486,7 +489,7 @@ impl Peer {
         let version = Version {
             version: PROTOCOL_VERSION,
             services: config.services,
-            timestamp: config.unix_time,
+            timestamp: i64::from(config.unix_time.secs()),
             receiver: config.receiver,
             sender: NetAddr {
                 services: config.services,
@@ -547,9 +550,9 @@ impl Peer {
     }
 
     /// Sends a `ping` with `nonce` at caller time `now`. A ping still outstanding is forgotten
-    /// (its pong will be ignored); without a `pong` within [`PeerConfig::ping_timeout_ms`] the
+    /// (its pong will be ignored); without a `pong` within [`PeerConfig::ping_timeout`] the
     /// peer fails with [`PeerError::PingTimeout`].
-    pub fn ping(&mut self, now: u64, nonce: u64) -> Result<(), SendError> {
+    pub fn ping(&mut self, now: Instant, nonce: u64) -> Result<(), SendError> {
         if self.state != State::Ready {
             return Err(SendError::NotReady);
         }
@@ -571,7 +574,7 @@ impl Peer {
     /// [`Peer::serve_tx`]); [`SendError::Full`] if it does not fit in the free part of the
     /// outgoing buffer (poll it, then send again; a message larger than
     /// [`OUT_BUFFER_SIZE`] never fits: split lists).
-    pub fn send(&mut self, now: u64, msg: &Outgoing<'_>) -> Result<(), SendError> {
+    pub fn send(&mut self, now: Instant, msg: &Outgoing<'_>) -> Result<(), SendError> {
         match msg {
             Outgoing::Version(_)
             | Outgoing::Verack
@@ -591,7 +594,7 @@ impl Peer {
             Err(e) => return Err(SendError::Encode(e)),
         }
         if let Outgoing::GetHeaders { .. } = msg {
-            self.headers_deadline = Some(now.saturating_add(self.request_timeout_ms));
+            self.headers_deadline = Some(now + self.request_timeout);
         }
         Ok(())
     }
@@ -625,7 +628,7 @@ impl Peer {
     /// given means an event or outgoing bytes must be drained first ([`Peer::poll_event`] until
     /// `None`, [`Peer::poll_transmit`]); then feed the rest. After a failure all input is
     /// consumed and ignored.
-    pub fn handle_input(&mut self, now: u64, input: &[u8]) -> usize {
+    pub fn handle_input(&mut self, now: Instant, input: &[u8]) -> usize {
         let mut used = 0;
         loop {
             if self.state == State::Failed {
@@ -664,7 +667,7 @@ impl Peer {
         let _ = self.events.push_back(event);
     }
 
-    fn handle(&mut self, now: u64, msg: Incoming) {
+    fn handle(&mut self, now: Instant, msg: Incoming) {
         match (self.state, msg) {
             (_, Incoming::Nothing) | (State::Failed, _) => {}
             (State::AwaitVersion, Incoming::Version(info, nonce)) => {
@@ -721,7 +724,7 @@ impl Peer {
                     self.ping = None;
                     self.push(PeerEvent::Pong {
                         nonce,
-                        rtt_ms: now.saturating_sub(at),
+                        rtt: now - at,
                     });
                 }
                 _ => self.ignored_pongs = self.ignored_pongs.saturating_add(1),
@@ -785,14 +788,12 @@ impl Peer {
     /// When [`Peer::handle_timeout`] should next be called: the handshake deadline while the
     /// handshake runs; once ready, the earliest of the ping and `getheaders` deadlines.
     #[must_use]
-    pub fn poll_timeout(&self) -> Option<u64> {
+    pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
             State::AwaitVersion | State::AwaitVerack => Some(self.deadline),
             State::Failed => None,
             State::Ready => {
-                let ping = self
-                    .ping
-                    .map(|(_, at)| at.saturating_add(self.ping_timeout_ms));
+                let ping = self.ping.map(|(_, at)| at + self.ping_timeout);
                 match (ping, self.headers_deadline) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
@@ -805,14 +806,14 @@ impl Peer {
     /// handshake fails with [`PeerError::Timeout`]; past the ping deadline the peer fails with
     /// [`PeerError::PingTimeout`]; past the `getheaders` deadline
     /// [`PeerEvent::RequestTimeout`] is reported.
-    pub fn handle_timeout(&mut self, now: u64) {
+    pub fn handle_timeout(&mut self, now: Instant) {
         match self.state {
             State::AwaitVersion | State::AwaitVerack if now >= self.deadline => {
                 self.fail(PeerError::Timeout);
             }
             State::Ready => {
                 if let Some((_, at)) = self.ping
-                    && now >= at.saturating_add(self.ping_timeout_ms)
+                    && now >= at + self.ping_timeout
                 {
                     self.fail(PeerError::PingTimeout);
                     return;

@@ -4,6 +4,7 @@ use core::fmt;
 
 use crate::buffer::Buffer;
 use crate::rpc::method::Method;
+use crate::time::Instant;
 
 /// A request in flight.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -12,8 +13,8 @@ pub struct Pending {
     pub id: u64,
     /// What was asked.
     pub method: Method,
-    /// When it times out, in the caller's milliseconds.
-    pub deadline: u64,
+    /// When it times out, on the caller's clock.
+    pub deadline: Instant,
     /// A value the caller attached (e.g. which script or height the request is about).
     pub tag: u32,
 }
@@ -75,7 +76,12 @@ impl<'a> PendingTable<'a> {
     }
 
     /// Registers a request and returns its id.
-    pub fn insert(&mut self, method: Method, deadline: u64, tag: u32) -> Result<u64, PendingError> {
+    pub fn insert(
+        &mut self,
+        method: Method,
+        deadline: Instant,
+        tag: u32,
+    ) -> Result<u64, PendingError> {
         let slot = self
             .slots
             .iter_mut()
@@ -107,7 +113,7 @@ impl<'a> PendingTable<'a> {
     }
 
     /// Removes and returns one request whose deadline is at or before `now`.
-    pub fn take_expired(&mut self, now: u64) -> Option<Pending> {
+    pub fn take_expired(&mut self, now: Instant) -> Option<Pending> {
         self.slots
             .iter_mut()
             .find(|s| s.0.is_some_and(|p| p.deadline <= now))
@@ -115,7 +121,7 @@ impl<'a> PendingTable<'a> {
     }
 
     /// The earliest deadline in flight.
-    pub fn next_deadline(&self) -> Option<u64> {
+    pub fn next_deadline(&self) -> Option<Instant> {
         self.in_flight().map(|p| p.deadline).min()
     }
 
@@ -147,15 +153,22 @@ impl<'a> PendingTable<'a> {
 mod tests {
     use super::*;
 
+    fn at(ms: u64) -> Instant {
+        Instant::from_millis(ms)
+    }
+
     #[test]
     fn ids_are_unique_and_responses_match_once() {
         let mut slots = [PendingSlot::EMPTY; 2];
         let mut t = PendingTable::new(&mut slots);
-        let a = t.insert(Method::ServerFeatures, 100, 7).unwrap();
-        let b = t.insert(Method::BlockHeader, 50, 8).unwrap();
+        let a = t.insert(Method::ServerFeatures, at(100), 7).unwrap();
+        let b = t.insert(Method::BlockHeader, at(50), 8).unwrap();
         assert_ne!(a, b);
-        assert_eq!(t.insert(Method::ServerPing, 1, 0), Err(PendingError::Full));
-        assert_eq!(t.next_deadline(), Some(50));
+        assert_eq!(
+            t.insert(Method::ServerPing, at(1), 0),
+            Err(PendingError::Full)
+        );
+        assert_eq!(t.next_deadline(), Some(at(50)));
         assert_eq!(t.take(b).unwrap().tag, 8);
         assert_eq!(
             t.take(b),
@@ -167,10 +180,10 @@ mod tests {
             Err(PendingError::UnknownId(999)),
             "unsolicited response"
         );
-        let c = t.insert(Method::ServerPing, 10, 0).unwrap();
+        let c = t.insert(Method::ServerPing, at(10), 0).unwrap();
         assert!(c > b, "ids are never reused");
-        assert_eq!(t.take_expired(9), None);
-        assert_eq!(t.take_expired(10).map(|p| p.id), Some(c));
+        assert_eq!(t.take_expired(at(9)), None);
+        assert_eq!(t.take_expired(at(10)).map(|p| p.id), Some(c));
         let mut drained = 0;
         t.drain(|_| drained += 1);
         assert_eq!((drained, t.len(), t.is_empty()), (1, 0, true));

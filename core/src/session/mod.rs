@@ -1,22 +1,8 @@
 //! The sans-IO Electrum protocol session.
 //!
 //! # The caller's loop
-//! ```text
-//! let mut session = Session::new(config, now);
-//! loop {
-//!     while let n @ 1.. = session.poll_transmit(&mut buf) { socket.write_all(&buf[..n]) }
-//!     let read = socket.read(&mut rx) with a timeout of session.poll_timeout() - now;
-//!     let mut rest = &rx[..read];
-//!     while !rest.is_empty() {
-//!         rest = &rest[session.handle_input(now, rest)..];
-//!         while let Some(event) = session.poll_event() { /* handle it */ }
-//!     }
-//!     session.handle_timeout(now);
-//!     while let Some(event) = session.poll_event() { /* timeouts, pings */ }
-//! }
-//! ```
-//! `handle_input` stops after each complete line so that events can borrow it; drain
-//! `poll_event` before feeding the rest. Time is the caller's: any monotonic milliseconds.
+//! Written once, with the types of [`crate::time`], in the crate docs:
+//! [the caller's loop](crate#the-callers-loop).
 //!
 //! # Negotiation
 //! `server.version` is sent first and alone with the configured range (or, with
@@ -82,12 +68,13 @@ use crate::rpc::{Method, NotificationKind, PendingTable, ProtocolVersion, Versio
 use crate::session::response::{BadResult, HistoryItem};
 use crate::session::stream::{ResponseStream, STREAM_ERROR_MESSAGE, Step};
 use crate::session::transmit::TransmitQueue;
+use crate::time::{Duration, Instant};
 
 /// ElectrumX answers or fails a request within 30 s (`REQUEST_TIMEOUT`); wait a little longer.
-pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 40_000;
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(40);
 /// ElectrumX drops sessions silent for 600 s and advises a ping after 450 s; Electrum pings
 /// within 300 s. Ping after 240 s without sending anything.
-pub const DEFAULT_PING_INTERVAL_MS: u64 = 240_000;
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(240);
 /// Bytes of a session's own state, beside the caller's buffers: the stream parser, the event
 /// queue and bookkeeping (tested; 1,920 on 64-bit targets today).
 pub const SESSION_OVERHEAD: usize = 2048;
@@ -113,9 +100,9 @@ pub struct Config {
     /// The network the server must be on.
     pub params: &'static Params,
     /// Deadline of each request after it is queued.
-    pub request_timeout_ms: u64,
+    pub request_timeout: Duration,
     /// Send `server.ping` after this long without sending anything.
-    pub ping_interval_ms: u64,
+    pub ping_interval: Duration,
     /// Send `server.version` with `versions.min` as a plain string instead of the
     /// `[min, max]` array. electrs 0.8 to 0.9.13 refuse the array (INTEROP row 1): a client
     /// whose first attempt was refused connects again with this set.
@@ -130,8 +117,8 @@ impl Config {
             client_name: "electrum-spv",
             versions: VersionRange::DEFAULT,
             params,
-            request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
-            ping_interval_ms: DEFAULT_PING_INTERVAL_MS,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            ping_interval: DEFAULT_PING_INTERVAL,
             plain_version: false,
         }
     }
@@ -301,16 +288,16 @@ struct Inner<'a> {
     queue_head: usize,
     queue_len: usize,
     dropped_events: u32,
-    next_ping_at: u64,
+    next_ping_at: Instant,
     /// The caller's time at the last call that passed one.
-    now: u64,
+    now: Instant,
 }
 
 impl<'a> Session<'a> {
     /// A session over `storage` that has queued `server.version`, to be sent on a fresh
     /// connection. It moves the storage's pointers, not its bytes: a few hundred bytes of
     /// stack whatever the buffer sizes.
-    pub fn new(storage: SessionStorage<'a>, config: Config, now: u64) -> Self {
+    pub fn new(storage: SessionStorage<'a>, config: Config, now: Instant) -> Self {
         let SessionStorage { line, out, pending } = storage;
         let mut inner = Inner {
             config,
@@ -321,7 +308,7 @@ impl<'a> Session<'a> {
             queue_head: 0,
             queue_len: 0,
             dropped_events: 0,
-            next_ping_at: now.saturating_add(config.ping_interval_ms),
+            next_ping_at: now + config.ping_interval,
             now,
         };
         if inner.send_version().is_err() {
@@ -398,7 +385,7 @@ impl<'a> Session<'a> {
     /// Queues a request; returns its id. `tag` comes back with the response.
     pub fn request(
         &mut self,
-        now: u64,
+        now: Instant,
         request: &Request<'_>,
         tag: u32,
     ) -> Result<u64, RequestError> {
@@ -429,7 +416,7 @@ impl<'a> Session<'a> {
     /// arrive in between.
     pub fn request_streamed(
         &mut self,
-        now: u64,
+        now: Instant,
         request: &Request<'_>,
         tag: u32,
     ) -> Result<u64, RequestError> {
@@ -473,7 +460,7 @@ impl<'a> Session<'a> {
     /// returned `None`, a call with non-empty input consumes at least one byte. Events are never
     /// dropped: fed again while events of an earlier call wait, it consumes nothing and returns
     /// 0 until they are drained. A failed session consumes (and ignores) everything.
-    pub fn handle_input(&mut self, now: u64, input: &[u8]) -> usize {
+    pub fn handle_input(&mut self, now: Instant, input: &[u8]) -> usize {
         self.inner.now = now;
         if matches!(self.inner.state, State::Failed(_)) {
             return input.len();
@@ -542,7 +529,7 @@ impl<'a> Session<'a> {
     }
 
     /// Expires requests past their deadline and sends keep-alive pings.
-    pub fn handle_timeout(&mut self, now: u64) {
+    pub fn handle_timeout(&mut self, now: Instant) {
         self.inner.handle_timeout(now, self.stream.is_some());
         if let Some(active) = &mut self.stream
             && !active.over
@@ -698,7 +685,7 @@ impl<'a> Session<'a> {
 
     /// When [`Session::handle_timeout`] should next be called.
     #[must_use]
-    pub fn poll_timeout(&self) -> Option<u64> {
+    pub fn poll_timeout(&self) -> Option<Instant> {
         let ping = self.is_ready().then_some(self.inner.next_ping_at);
         match (self.inner.pending.next_deadline(), ping) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -773,7 +760,7 @@ impl<'a> Session<'a> {
 }
 
 impl Inner<'_> {
-    fn handle_timeout(&mut self, now: u64, streaming: bool) {
+    fn handle_timeout(&mut self, now: Instant, streaming: bool) {
         self.now = now;
         // Expire no more requests than the event queue can report, keeping a slot for a
         // failure; the rest stay due and are expired at the next call (their deadline is still
@@ -800,7 +787,7 @@ impl Inner<'_> {
         {
             // A full output queue or pending table means traffic is flowing anyway.
             let _ = self.send(&Request::Ping { pong_len: 0 }, version, INTERNAL_TAG);
-            self.next_ping_at = now.saturating_add(self.config.ping_interval_ms);
+            self.next_ping_at = now + self.config.ping_interval;
         }
     }
 
@@ -966,7 +953,7 @@ impl Inner<'_> {
     }
 
     fn send_version(&mut self) -> Result<(), RequestError> {
-        let deadline = self.now.saturating_add(self.config.request_timeout_ms);
+        let deadline = self.now + self.config.request_timeout;
         let id = self
             .pending
             .insert(Method::ServerVersion, deadline, INTERNAL_TAG)
@@ -999,7 +986,7 @@ impl Inner<'_> {
         version: ProtocolVersion,
         tag: u32,
     ) -> Result<u64, RequestError> {
-        let deadline = self.now.saturating_add(self.config.request_timeout_ms);
+        let deadline = self.now + self.config.request_timeout;
         let id = self
             .pending
             .insert(request.method(), deadline, tag)
@@ -1008,7 +995,7 @@ impl Inner<'_> {
             let _ = self.pending.take(id);
             return Err(e);
         }
-        self.next_ping_at = self.now.saturating_add(self.config.ping_interval_ms);
+        self.next_ping_at = self.now + self.config.ping_interval;
         Ok(id)
     }
 

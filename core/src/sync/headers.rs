@@ -56,6 +56,7 @@ use crate::session::{
     Event, MAX_HEADERS_PER_REQUEST, Notification, ProtocolError, Request, RequestError, Session,
     response,
 };
+use crate::time::{Duration, Instant, UnixTime};
 
 /// Heights between two verifier snapshots.
 pub const SNAPSHOT_INTERVAL: u32 = 32;
@@ -91,7 +92,7 @@ pub const DEFAULT_BURST_MILLI: u64 = 900_000;
 /// Default refill: ElectrumX's decay of about 1 unit per second; one full chunk per ~107 s.
 pub const DEFAULT_REFILL_MILLI_PER_S: u64 = 1_000;
 /// Wait after a failed or timed-out request before asking again.
-pub const RETRY_DELAY_MS: u64 = 5_000;
+pub const RETRY_DELAY: Duration = Duration::from_secs(5);
 
 /// Length of ElectrumX 2.0's reply line to a full 2016-header request: it pads every reply
 /// to a power of two (the line plus its newline), so the ~331 KB of a full chunk arrive as
@@ -242,7 +243,7 @@ pub enum SyncEvent {
         below: u32,
     },
     /// A request failed (server error, or `code: None` for a timeout); retried after
-    /// [`RETRY_DELAY_MS`].
+    /// [`RETRY_DELAY`].
     RequestFailed {
         /// What was asked.
         method: Method,
@@ -415,7 +416,7 @@ pub struct HeaderSync {
     chunk_limit: u32,
     streaming: bool,
     tokens: u64,
-    refilled_at: Option<u64>,
+    refilled_at: Option<Instant>,
     in_flight: Option<InFlight>,
     subscribed: bool,
     session_ready: bool,
@@ -426,9 +427,9 @@ pub struct HeaderSync {
     /// Nothing to fetch until the server announces a new tip.
     idle: bool,
     halted: Option<SyncError>,
-    retry_at: u64,
+    retry_at: Instant,
     last_synced: Option<BlockHash>,
-    clock: Option<u32>,
+    clock: Option<UnixTime>,
 }
 
 impl HeaderSync {
@@ -456,7 +457,7 @@ impl HeaderSync {
             reorg_wanted: false,
             idle: false,
             halted: None,
-            retry_at: 0,
+            retry_at: Instant::ZERO,
             last_synced: None,
             clock: None,
         }
@@ -537,12 +538,13 @@ impl HeaderSync {
 
     // ----- commands -----
 
-    /// Enables the verifier's "at most two hours in the future" rule against `unix_secs`.
-    pub fn set_clock(&mut self, unix_secs: u32) {
-        self.clock = Some(unix_secs);
-        self.main.verifier.set_clock(unix_secs);
+    /// Enables the verifier's "at most two hours in the future" rule against `now`, the
+    /// caller's wall-clock time (see [`HeaderVerifier::set_clock`](crate::chain::HeaderVerifier::set_clock)).
+    pub fn set_clock(&mut self, now: UnixTime) {
+        self.clock = Some(now);
+        self.main.verifier.set_clock(now);
         if let Some(c) = &mut self.candidate {
-            c.chain.verifier.set_clock(unix_secs);
+            c.chain.verifier.set_clock(now);
         }
     }
 
@@ -563,7 +565,7 @@ impl HeaderSync {
         self.candidate = None;
         self.reorg_wanted = false;
         self.idle = false;
-        self.retry_at = 0;
+        self.retry_at = Instant::ZERO;
         self.last_synced = None;
     }
 
@@ -571,7 +573,7 @@ impl HeaderSync {
 
     /// Issues the next request when one is due and paced: the subscription first, then header
     /// chunks to the server's tip, or a reorg check. At most one request is in flight.
-    pub fn poll(&mut self, now: u64, session: &mut Session<'_>) -> Result<(), SyncError> {
+    pub fn poll(&mut self, now: Instant, session: &mut Session<'_>) -> Result<(), SyncError> {
         if let Some(e) = self.halted {
             return Err(e);
         }
@@ -648,7 +650,7 @@ impl HeaderSync {
     /// When [`Self::poll`] may next issue a request (pacing or retry delay), if it is waiting
     /// for time rather than for a response or an announcement.
     #[must_use]
-    pub fn poll_timeout(&self) -> Option<u64> {
+    pub fn poll_timeout(&self) -> Option<Instant> {
         if self.halted.is_some() || self.in_flight.is_some() || !self.session_ready {
             return None;
         }
@@ -657,7 +659,7 @@ impl HeaderSync {
             Plan::Subscribe => 0,
             Plan::Headers { count, .. } => count,
         };
-        let base = self.refilled_at.unwrap_or(0);
+        let base = self.refilled_at.unwrap_or(Instant::ZERO);
         let cost = self.cost(count);
         let paced = if self.tokens >= cost {
             base
@@ -667,7 +669,7 @@ impl HeaderSync {
                 return None;
             }
             let missing = cost - self.tokens;
-            base.saturating_add(missing.saturating_mul(1000).div_ceil(rate))
+            base + Duration::from_millis(missing.saturating_mul(1000).div_ceil(rate))
         };
         Some(paced.max(self.retry_at))
     }
@@ -678,7 +680,7 @@ impl HeaderSync {
     /// id), header notifications, readiness and failure. Every other event is ignored, so all
     /// events may be passed. Returns what changed, if anything worth reporting; poll again
     /// afterwards.
-    pub fn handle_event(&mut self, now: u64, event: &Event<'_>) -> Option<SyncEvent> {
+    pub fn handle_event(&mut self, now: Instant, event: &Event<'_>) -> Option<SyncEvent> {
         match *event {
             Event::Ready { .. } => {
                 self.forget_connection();
@@ -698,7 +700,7 @@ impl HeaderSync {
             }
             Event::ServerError { id, tag, error, .. } => {
                 let f = self.take_in_flight(id, tag)?;
-                self.retry_at = now.saturating_add(RETRY_DELAY_MS);
+                self.retry_at = now + RETRY_DELAY;
                 Some(SyncEvent::RequestFailed {
                     method: method_of(f.kind),
                     code: error.code,
@@ -706,7 +708,7 @@ impl HeaderSync {
             }
             Event::TimedOut { id, tag, .. } | Event::ResponseTooLarge { id, tag, .. } => {
                 let f = self.take_in_flight(id, tag)?;
-                self.retry_at = now.saturating_add(RETRY_DELAY_MS);
+                self.retry_at = now + RETRY_DELAY;
                 Some(SyncEvent::RequestFailed {
                     method: method_of(f.kind),
                     code: None,
@@ -772,10 +774,14 @@ impl HeaderSync {
         request_cost_milli(count).min(self.pacing.burst_milli)
     }
 
-    fn refill(&mut self, now: u64) {
+    fn refill(&mut self, now: Instant) {
         let last = *self.refilled_at.get_or_insert(now);
         if now > last {
-            let add = (now - last).saturating_mul(self.pacing.refill_milli_per_s) / 1000;
+            let elapsed = now - last;
+            let add = elapsed
+                .millis()
+                .saturating_mul(self.pacing.refill_milli_per_s)
+                / 1000;
             self.tokens = self.tokens.saturating_add(add).min(self.pacing.burst_milli);
             self.refilled_at = Some(now);
         }

@@ -1,6 +1,7 @@
 //! Where an engine queues its requests.
 
 use crate::session::{Request, RequestError, Session};
+use crate::time::Instant;
 
 /// What an engine needs of a session to ask for things: a [`Session`] itself, or a caller that
 /// sends the requests its own way (an async adapter that shares one connection among tasks
@@ -15,7 +16,12 @@ pub trait RequestSink {
     /// [`RequestError::TooManyInFlight`], [`RequestError::OutputFull`] and
     /// [`RequestError::Busy`] are back-pressure: the engine stops and asks again after answers
     /// arrive. Any other error is the caller's to handle.
-    fn request(&mut self, now: u64, request: &Request<'_>, tag: u32) -> Result<u64, RequestError>;
+    fn request(
+        &mut self,
+        now: Instant,
+        request: &Request<'_>,
+        tag: u32,
+    ) -> Result<u64, RequestError>;
 }
 
 impl RequestSink for Session<'_> {
@@ -23,7 +29,12 @@ impl RequestSink for Session<'_> {
         Session::is_ready(self)
     }
 
-    fn request(&mut self, now: u64, request: &Request<'_>, tag: u32) -> Result<u64, RequestError> {
+    fn request(
+        &mut self,
+        now: Instant,
+        request: &Request<'_>,
+        tag: u32,
+    ) -> Result<u64, RequestError> {
         Session::request(self, now, request, tag)
     }
 }

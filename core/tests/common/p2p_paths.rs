@@ -25,10 +25,10 @@ fn config(user_agent: &'static [u8]) -> PeerConfig<'static> {
         user_agent,
         start_height: 0,
         relay: true,
-        unix_time: 1_700_000_000,
-        handshake_timeout_ms: 60_000,
-        ping_timeout_ms: 60_000,
-        request_timeout_ms: 60_000,
+        unix_time: electrum_spv_core::time::UnixTime::from_secs(1_700_000_000),
+        handshake_timeout: electrum_spv_core::time::Duration::from_millis(60_000),
+        ping_timeout: electrum_spv_core::time::Duration::from_millis(60_000),
+        request_timeout: electrum_spv_core::time::Duration::from_millis(60_000),
     }
 }
 
@@ -51,7 +51,7 @@ fn deliver(to: &mut Peer, bytes: &[u8]) -> (Vec<PeerEvent>, Vec<u8>) {
     let mut sent = Vec::new();
     let mut rest = bytes;
     loop {
-        let n = to.handle_input(NOW, rest);
+        let n = to.handle_input(at(NOW), rest);
         rest = &rest[n..];
         let mut any = false;
         while let Some(e) = to.poll_event() {
@@ -67,8 +67,8 @@ fn deliver(to: &mut Peer, bytes: &[u8]) -> (Vec<PeerEvent>, Vec<u8>) {
 
 /// Our peer and the remote's, both past the handshake (BIP339 negotiated).
 pub fn ready_pair() -> (Peer, Peer) {
-    let mut ours = Peer::new(config(b"/electrum-spv:bench/"), 0, 1);
-    let mut remote = Peer::new(config(b"/remote:bench/"), 0, 2);
+    let mut ours = Peer::new(config(b"/electrum-spv:bench/"), at(0), 1);
+    let mut remote = Peer::new(config(b"/remote:bench/"), at(0), 2);
     let mut to_remote = transmit(&mut ours);
     for _ in 0..4 {
         let (_, back) = deliver(&mut remote, &std::mem::take(&mut to_remote));
@@ -164,7 +164,8 @@ impl Serve {
         let (mut ours, mut remote) = ready_pair();
         let slots: &'static mut [TxStatus] =
             Box::leak(vec![TxStatus::default(); raws.len()].into_boxed_slice());
-        let mut table = BroadcastTable::new(slots, 10_000);
+        let mut table =
+            BroadcastTable::new(slots, electrum_spv_core::time::Duration::from_secs(10));
         let node = NodeId::new(REMOTE).expect("id");
         let recipients: NodeSet = [node].into_iter().collect();
         let wtxid_relay = ours.info().expect("ready").wtxid_relay;
@@ -175,12 +176,12 @@ impl Serve {
         for raw in raws {
             let raw: &'static [u8] = Box::leak(raw.into_boxed_slice());
             let tx = WireTx::parse(raw).expect("a transaction");
-            let handle = table.broadcast(&tx, recipients, NOW).expect("room");
+            let handle = table.broadcast(&tx, recipients, at(NOW)).expect("room");
             // The remote hears our `inv` and asks at once.
             let inv = table
                 .announce(handle, node, wtxid_relay)
                 .expect("recipient");
-            ours.send(NOW, &Outgoing::Inv(&[inv])).expect("fits");
+            ours.send(at(NOW), &Outgoing::Inv(&[inv])).expect("fits");
             let (events, _) = deliver(&mut remote, &transmit(&mut ours));
             let items: Vec<InvVector> = events
                 .iter()
@@ -190,7 +191,9 @@ impl Serve {
                 })
                 .collect();
             assert_eq!(items, [inv]);
-            remote.send(NOW, &Outgoing::GetData(&items)).expect("fits");
+            remote
+                .send(at(NOW), &Outgoing::GetData(&items))
+                .expect("fits");
             getdata.push(transmit(&mut remote));
             txs.push(tx);
             handles.push(handle);
@@ -215,13 +218,13 @@ impl Serve {
             .announce(self.handles[i], self.node, self.wtxid_relay)
             .expect("recipient");
         self.peer
-            .send(NOW, &Outgoing::Inv(core::slice::from_ref(&inv)))
+            .send(at(NOW), &Outgoing::Inv(core::slice::from_ref(&inv)))
             .expect("fits");
         let mut written = self.peer.poll_transmit(&mut self.out);
         let mut permit = None;
         let mut rest: &[u8] = &self.getdata[i];
         loop {
-            let n = self.peer.handle_input(NOW, rest);
+            let n = self.peer.handle_input(at(NOW), rest);
             rest = &rest[n..];
             let mut any = false;
             while let Some(event) = self.peer.poll_event() {
@@ -326,7 +329,7 @@ impl InvDecode {
         let (mut count, mut acc, mut ended) = (0u32, 0u8, false);
         let mut sink = [0u8; 64];
         loop {
-            let n = self.peer.handle_input(NOW, rest);
+            let n = self.peer.handle_input(at(NOW), rest);
             rest = &rest[n..];
             let mut any = false;
             while let Some(event) = self.peer.poll_event() {
@@ -353,4 +356,9 @@ impl InvDecode {
     pub fn bound(&self) -> u8 {
         electrum_spv_core::hash::sha256d(self.payload())[0]
     }
+}
+
+/// Caller time `ms` milliseconds after the origin.
+fn at(ms: u64) -> electrum_spv_core::time::Instant {
+    electrum_spv_core::time::Instant::from_millis(ms)
 }

@@ -20,8 +20,9 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use electrum_spv_core::chain::{Anchor, MAINNET, Params};
 use electrum_spv_core::driver::{self, Driver};
-use electrum_spv_core::session::{Config, Session};
+use electrum_spv_core::session::{Config, PendingSlot, Session, SessionStorage};
 use electrum_spv_core::sync::headers::{HeaderSync, SyncError, SyncEvent};
+use electrum_spv_core::time;
 use embassy_executor::Spawner;
 use embassy_net::tcp::{ConnectError, TcpSocket};
 use embassy_net::{Ipv4Address, Ipv4Cidr, Runner, Stack, StackResources, StaticConfigV4};
@@ -89,7 +90,7 @@ bind_interrupts!(struct Irqs {
 });
 
 type Device = Ethernet<'static, ETH, GenericPhy<Sma<'static, ETH_SMA>>>;
-type Electrum<'a> = Driver<'a, TcpSocket<'a>, fn() -> u64, LINE, OUT, PENDING>;
+type Electrum<'a> = Driver<'a, 'a, TcpSocket<'a>, fn() -> time::Instant>;
 
 /// Why a connection ended (kept in [`LAST_FAILURE`] for a debugger; nothing else reads the
 /// details).
@@ -116,9 +117,9 @@ struct Leds {
     red: Output<'static>,
 }
 
-/// The session's clock: milliseconds since boot.
-fn now_ms() -> u64 {
-    Instant::now().as_millis()
+/// The session's clock: core's instant is embassy's milliseconds since boot.
+fn clock() -> time::Instant {
+    time::Instant::from_millis(Instant::now().as_millis())
 }
 
 /// The latest compiled-in checkpoint's period start, or genesis.
@@ -217,10 +218,12 @@ async fn connection(stack: Stack<'static>, sync: &mut HeaderSync, leds: &mut Led
         Err(_) => return Failure::Timeout,
     }
 
-    let mut session = Session::<LINE, OUT, PENDING>::new(Config::new(NETWORK), now_ms());
+    let (mut line, mut out, mut slots) = ([0u8; LINE], [0u8; OUT], [PendingSlot::EMPTY; PENDING]);
+    let storage = SessionStorage::new(&mut line, &mut out, &mut slots);
+    let mut session = Session::new(storage, Config::new(NETWORK), clock());
     let mut rx = [0u8; DRIVER_RX];
     let mut tx = [0u8; DRIVER_TX];
-    let mut electrum: Electrum<'_> = Driver::new(&mut session, socket, now_ms, &mut rx, &mut tx);
+    let mut electrum: Electrum<'_> = Driver::new(&mut session, socket, clock, &mut rx, &mut tx);
     match with_timeout(NEGOTIATE_TIMEOUT, electrum.negotiate()).await {
         Ok(Ok(_version)) => leds.blue.set_high(),
         Ok(Err(e)) => return Failure::Driver(e),
@@ -236,7 +239,7 @@ async fn connection(stack: Stack<'static>, sync: &mut HeaderSync, leds: &mut Led
 /// no timer, and a timeout dropping `run_until` is safe (see the driver's docs).
 async fn follow(electrum: &mut Electrum<'_>, sync: &mut HeaderSync, leds: &mut Leds) -> Failure {
     loop {
-        let now = now_ms();
+        let now = clock();
         if let Err(e) = sync.poll(now, electrum.session_mut()) {
             return Failure::Sync(e);
         }
@@ -245,9 +248,9 @@ async fn follow(electrum: &mut Electrum<'_>, sync: &mut HeaderSync, leds: &mut L
             .flatten()
             .min();
         let wait = wake_at
-            .map_or(MAX_WAIT_MS, |t| t.saturating_sub(now))
+            .map_or(MAX_WAIT_MS, |t| (t - now).millis())
             .clamp(MIN_WAIT_MS, MAX_WAIT_MS);
-        let turn = electrum.run_until(|event| sync.handle_event(now_ms(), event));
+        let turn = electrum.run_until(|event| sync.handle_event(clock(), event));
         let event = match with_timeout(Duration::from_millis(wait), turn).await {
             // Time for a turn: poll again (the next call also expires late requests and
             // sends the keep-alive ping).

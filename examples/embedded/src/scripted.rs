@@ -29,12 +29,12 @@
 //!
 //! # Memory
 //!
-//! The session lives in a `static` ([`ScriptSession`]: 6,480 bytes on this target, in `.bss`),
-//! so its RAM is reserved at link time and both steps reuse it. Creating it still takes stack:
-//! `Session::new` returns the session by value, and the compiler builds it in an 8.4 KB stack
-//! frame before copying it into the static. [`replay`] measures that peak on its own
-//! ([`Replayed::init_stack_peak`]) and then repaints the stack, so its own figure is what
-//! driving the session takes.
+//! The session and its buffers live in `static`s (in `.bss`), so their RAM is reserved at link
+//! time and both steps reuse it. The buffers are lent to the session ([`SessionStorage`]) and
+//! never move; `Session::new` returns only the session's own state by value
+//! ([`SESSION_SIZE`] bytes), which the compiler builds on the stack before copying it into the
+//! static. [`replay`] measures that peak on its own ([`Replayed::init_stack_peak`]) and then
+//! repaints the stack, so its own figure is what driving the session takes.
 
 use core::cell::UnsafeCell;
 use core::mem::{MaybeUninit, size_of};
@@ -48,9 +48,10 @@ use electrum_spv_core::rpc::{Method, ProtocolVersion, VersionRange};
 use electrum_spv_core::script::{CanonicalOrder, StatusHasher, TxHeight, script_hash};
 use electrum_spv_core::session::response::{self, Balance, Branch};
 use electrum_spv_core::session::{
-    Config, DEFAULT_PING_INTERVAL_MS, DEFAULT_REQUEST_TIMEOUT_MS, Event, FatalError, FeeMode,
-    Notification, ProtocolError, Request, RequestError, Session,
+    Config, DEFAULT_PING_INTERVAL, DEFAULT_REQUEST_TIMEOUT, Event, FatalError, FeeMode,
+    Notification, PendingSlot, ProtocolError, Request, RequestError, Session, SessionStorage,
 };
+use electrum_spv_core::time::{Duration, Instant};
 use electrum_spv_core::tx::TxidHasher;
 use electrum_spv_core::{BlockHash, MerkleNode, ScriptHash, Status, Txid};
 
@@ -68,8 +69,8 @@ pub const OUT: usize = 256;
 /// Requests in flight: the recording sends its 16 requests before the first answer, and
 /// ElectrumX answers out of order (the last one, a ping, comes back second).
 pub const PENDING: usize = 16;
-/// The session type of both steps.
-pub type ScriptSession = Session<LINE, OUT, PENDING>;
+/// The session type of both steps: its buffers are statics too.
+pub type ScriptSession = Session<'static>;
 
 /// Sizes of the successive reads, cycled: single bytes, a 512-byte read (several short lines,
 /// or part of a padded one), and odd sizes that end mid-line.
@@ -78,10 +79,10 @@ pub const READS: [usize; 10] = [1, 512, 2, 301, 1, 1, 97, 512, 13, 700];
 const RX: usize = 512;
 /// The transmit buffer: requests leave in pieces, as through a small UART FIFO.
 const TX: usize = 64;
-/// Simulated time at the start (any monotonic milliseconds will do).
-const START_MS: u64 = 1_000_000;
+/// Simulated time at the start (any origin will do).
+const START: Instant = Instant::from_millis(1_000_000);
 /// Simulated time each read takes.
-const READ_MS: u64 = 3;
+const READ: Duration = Duration::from_millis(3);
 
 /// scriptPubKey of the subscribed address (P2WPKH, the kit's wallet `BOB`):
 /// `0014c5df7876a0e5de88b9882f827ed6b19c37287e1c`.
@@ -212,40 +213,59 @@ fn config(params: &'static Params) -> Config {
 struct Slot {
     busy: AtomicBool,
     memory: UnsafeCell<MaybeUninit<ScriptSession>>,
+    line: UnsafeCell<[u8; LINE]>,
+    out: UnsafeCell<[u8; OUT]>,
+    pending: UnsafeCell<[PendingSlot; PENDING]>,
 }
 
-// SAFETY: `memory` is only reached through `Slot::take`, whose `busy` flag hands out at most one
-// `Taken` at a time (and the firmware runs on one core without interrupts).
+// SAFETY: `memory` and the buffers are only reached through `Slot::take`, whose `busy` flag
+// hands out at most one `Taken` at a time (and the firmware runs on one core without
+// interrupts).
 unsafe impl Sync for Slot {}
 
 /// The steps' session.
 static SLOT: Slot = Slot {
     busy: AtomicBool::new(false),
     memory: UnsafeCell::new(MaybeUninit::uninit()),
+    line: UnsafeCell::new([0; LINE]),
+    out: UnsafeCell::new([0; OUT]),
+    pending: UnsafeCell::new([PendingSlot::EMPTY; PENDING]),
 };
 
 /// Exclusive use of [`SLOT`] until dropped.
-struct Taken(&'static mut MaybeUninit<ScriptSession>);
+struct Taken(&'static Slot);
 
 impl Slot {
     fn take(&'static self) -> Result<Taken, Failure> {
         if self.busy.swap(true, Ordering::Acquire) {
             return Err(Failure::Check("the session slot is already in use"));
         }
-        // SAFETY: the flag was clear, so no other `Taken` (the only path to `memory`) exists;
-        // it is cleared again when this one is dropped.
-        Ok(Taken(unsafe { &mut *self.memory.get() }))
+        Ok(Taken(self))
     }
 }
 
 impl Taken {
-    /// Puts a new session in the slot (the old one, if any, is plain data: nothing to drop).
+    /// Puts a new session in the slot over the slot's buffers (the old session, if any, is
+    /// plain data: nothing to drop, and it is never used again).
     ///
-    /// Not inlined, so that the stack `Session::new` needs (the session is built on the stack
-    /// and then copied here, see the README) is released before the work starts.
+    /// Not inlined, so that the stack `Session::new` needs (the session's state is built on the
+    /// stack and then copied here, see the README) is released before the work starts.
     #[inline(never)]
-    fn init(&mut self, params: &'static Params, now: u64) -> &mut ScriptSession {
-        self.0.write(ScriptSession::new(config(params), now))
+    fn init(&mut self, params: &'static Params, now: Instant) -> &mut ScriptSession {
+        let slot = self.0;
+        // SAFETY: the `busy` flag makes this `Taken` the only path to the slot's memory and
+        // buffers, and `&mut self` makes this the only session using them: the one it
+        // replaces is overwritten and never used again.
+        let (memory, line, out, pending) = unsafe {
+            (
+                &mut *slot.memory.get(),
+                &mut *slot.line.get(),
+                &mut *slot.out.get(),
+                &mut *slot.pending.get(),
+            )
+        };
+        let storage = SessionStorage::new(line, out, pending);
+        memory.write(ScriptSession::new(storage, config(params), now))
     }
 }
 
@@ -305,14 +325,14 @@ pub struct Replayed {
 #[inline(never)]
 pub fn replay() -> Result<Replayed, Failure> {
     let mut slot = SLOT.take()?;
-    let session = slot.init(&REGTEST, START_MS);
+    let session = slot.init(&REGTEST, START);
     // What creating the session took, then a fresh paint for what driving it takes.
     let init_stack_peak =
         stack::peak_bytes().ok_or(Failure::Check("the stack reached the statics"))?;
     stack::paint();
     let mut driver = Driver {
         session,
-        now: START_MS,
+        now: START,
         wire: Stream::new(Dir::Out).map_err(|_| Failure::Recording)?,
         written: 0,
         requested_at: None,
@@ -352,13 +372,13 @@ pub fn replay() -> Result<Replayed, Failure> {
 /// session must write.
 struct Driver<'s> {
     session: &'s mut ScriptSession,
-    now: u64,
+    now: Instant,
     /// What the client wrote in the recording, still to be matched.
     wire: Stream,
     /// Bytes the session wrote so far.
     written: u32,
     /// When the requests were queued.
-    requested_at: Option<u64>,
+    requested_at: Option<Instant>,
     reads: Reads,
 }
 
@@ -394,7 +414,7 @@ impl Driver<'_> {
             }
             let read = &rx[..n];
             self.count_read(read);
-            self.now += READ_MS;
+            self.now += READ;
             self.input(checks, read)?;
             // The loop's timer step: nothing is due during the script, and nothing may fire.
             self.session.handle_timeout(self.now);
@@ -483,13 +503,13 @@ impl Driver<'_> {
             .session
             .poll_timeout()
             .ok_or(Failure::Check("no keep-alive time after the script"))?;
-        if ping_at != last_send + DEFAULT_PING_INTERVAL_MS {
+        if ping_at != last_send + DEFAULT_PING_INTERVAL {
             return Err(Failure::Check(
                 "poll_timeout is not the keep-alive time 240 s after the last request",
             ));
         }
         // Just before: nothing.
-        self.tick(ping_at - 1)?;
+        self.tick(ping_at - Duration::from_millis(1))?;
         expect_transmit(self.session, b"")?;
         // At the time: a `server.ping`.
         self.tick(ping_at)?;
@@ -506,12 +526,12 @@ impl Driver<'_> {
             .session
             .poll_timeout()
             .ok_or(Failure::Check("no deadline for the unanswered request"))?;
-        if deadline != sent_at + DEFAULT_REQUEST_TIMEOUT_MS {
+        if deadline != sent_at + DEFAULT_REQUEST_TIMEOUT {
             return Err(Failure::Check(
                 "poll_timeout is not the request deadline 40 s after sending",
             ));
         }
-        self.tick(deadline - 1)?;
+        self.tick(deadline - Duration::from_millis(1))?;
         if self.session.poll_event().is_some() {
             return Err(Failure::Check("an event before the request deadline"));
         }
@@ -540,11 +560,14 @@ impl Driver<'_> {
         if !self.session.is_ready() {
             return Err(Failure::Check("the session did not survive the timeout"));
         }
-        Ok((ping_at - last_send, deadline - sent_at))
+        Ok((
+            (ping_at - last_send).millis(),
+            (deadline - sent_at).millis(),
+        ))
     }
 
     /// Advances the simulated clock to `now` and runs the session's timers.
-    fn tick(&mut self, now: u64) -> Result<(), Failure> {
+    fn tick(&mut self, now: Instant) -> Result<(), Failure> {
         if now < self.now {
             return Err(Failure::Check("the simulated clock ran backwards"));
         }
@@ -581,7 +604,7 @@ fn expect_transmit(session: &mut ScriptSession, expected: &[u8]) -> Result<(), F
 /// Feeds `input` (whole lines) and expects exactly one event, which `is_it` accepts.
 fn expect_single(
     session: &mut ScriptSession,
-    now: u64,
+    now: Instant,
     input: &[u8],
     mut is_it: impl FnMut(&Event<'_>) -> bool,
     otherwise: &'static str,
@@ -1041,7 +1064,7 @@ const OVERSIZE_LEN: usize = LINE + 1024;
 #[inline(never)]
 pub fn hostile() -> Result<Refused, Failure> {
     let mut slot = SLOT.take()?;
-    let now = START_MS;
+    let now = START;
 
     // 1. Garbage before the real negotiation: each refused, and the session carries on.
     let session = slot.init(&REGTEST, now);
@@ -1124,7 +1147,10 @@ fn drain_transmit(session: &mut ScriptSession) {
 
 /// Feeds the recording's first two reads (the `server.version` and `server.features`
 /// answers); returns the version if `Ready` came, `None` if the session failed.
-fn negotiate(session: &mut ScriptSession, now: u64) -> Result<Option<ProtocolVersion>, Failure> {
+fn negotiate(
+    session: &mut ScriptSession,
+    now: Instant,
+) -> Result<Option<ProtocolVersion>, Failure> {
     let mut incoming = Stream::new(Dir::In).map_err(|_| Failure::Recording)?;
     let mut outcome = None;
     for _ in 0..2 {

@@ -26,6 +26,7 @@ use electrum_spv_core::p2p::{InvVector, NodeSet, TxHandle, TxStatus, WireTx};
 use super::addr::NodeId;
 use super::outgoing::OwnedMessage;
 use super::pool::PeerPool;
+use crate::clock::unix_instant;
 use crate::error::Error;
 
 /// Most transactions one call broadcasts (the table holds them all while it runs).
@@ -214,8 +215,8 @@ impl PeerPool {
                     .served_at(*handle)
                     .map(|t| t.saturating_sub(announced_at)),
                 first_announcement_ms: s
-                    .first_announcement_ms()
-                    .map(|t| t.saturating_sub(announced_at)),
+                    .first_announcement_at()
+                    .map(|t| t.millis().saturating_sub(announced_at)),
                 confirmed: is_confirmed(s, options.announcers),
             });
         }
@@ -283,6 +284,7 @@ impl PeerPool {
 
     /// Asks the next announcers for the bytes of what is not verified yet.
     fn ask_for_verification(&self, now: u64) {
+        let now = unix_instant(now);
         let wtxid_relay = self.wtxid_relay_nodes();
         let mut asks = Vec::new();
         {

@@ -44,6 +44,7 @@ use super::addr::PeerAddr;
 use super::inv::{Collected, ListCollector};
 use super::outgoing::{OwnedMessage, SendError};
 use super::relay::Answers;
+use crate::clock::{self, Clock};
 use crate::error::Error;
 use crate::server::{ServerAddr, Transport};
 use crate::socks5::{Credentials, Socks5Error};
@@ -410,7 +411,8 @@ fn net_addr(remote: Option<SocketAddr>, services: u64) -> NetAddr {
 struct Task {
     peer: Box<Peer>,
     config: ConnectionConfig,
-    start: Instant,
+    /// The core peer's time: core instants since the connection opened.
+    clock: Clock,
     events: mpsc::Sender<ConnEvent>,
     out: Vec<u8>,
     lists: ListCollector,
@@ -430,8 +432,6 @@ impl Task {
         remote: Option<SocketAddr>,
         events: mpsc::Sender<ConnEvent>,
     ) -> Task {
-        let unix_time = i64::try_from(super::unix_ms() / 1000).unwrap_or(0);
-        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let peer = Box::new(Peer::new(
             PeerConfig {
                 magic: config.magic,
@@ -440,18 +440,18 @@ impl Task {
                 user_agent: config.user_agent.as_bytes(),
                 start_height: config.start_height,
                 relay: config.relay,
-                unix_time,
-                handshake_timeout_ms: ms(config.handshake_timeout),
-                ping_timeout_ms: ms(config.ping_timeout),
-                request_timeout_ms: ms(config.request_timeout),
+                unix_time: clock::unix_now(),
+                handshake_timeout: config.handshake_timeout.into(),
+                ping_timeout: config.ping_timeout.into(),
+                request_timeout: config.request_timeout.into(),
             },
-            0,
+            electrum_spv_core::time::Instant::ZERO,
             super::random_u64(),
         ));
         Task {
             peer,
             config,
-            start: Instant::now(),
+            clock: Clock::start(),
             events,
             out: vec![0u8; 4096],
             lists: ListCollector::default(),
@@ -463,16 +463,13 @@ impl Task {
         }
     }
 
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    fn now(&self) -> electrum_spv_core::time::Instant {
+        self.clock.now()
     }
 
     /// The earliest of the core's deadline (handshake, pong, getheaders) and the next ping.
     fn deadline(&self) -> Option<Instant> {
-        let core = self
-            .peer
-            .poll_timeout()
-            .map(|ms| self.start + Duration::from_millis(ms));
+        let core = self.peer.poll_timeout().map(|t| self.clock.deadline(t));
         let ping = self.next_ping.filter(|_| self.ping_sent.is_none());
         [core, ping].into_iter().flatten().min()
     }
@@ -565,7 +562,7 @@ impl Task {
     /// Queues `msg` on the core peer, writing its buffer out when full.
     async fn send(&mut self, msg: &Outgoing<'_>, stream: &mut BoxStream) -> Result<(), DropReason> {
         loop {
-            match self.peer.send(self.now_ms(), msg) {
+            match self.peer.send(self.now(), msg) {
                 Ok(()) => return Ok(()),
                 Err(CoreSendError::Full) => {
                     // Flushed, the buffer takes any message of `parts()`; if nothing was
@@ -583,7 +580,7 @@ impl Task {
     async fn input(&mut self, bytes: &[u8], stream: &mut BoxStream) -> Result<(), DropReason> {
         let mut rest = bytes;
         loop {
-            let now = self.now_ms();
+            let now = self.now();
             let n = self.peer.handle_input(now, rest);
             rest = rest.get(n..).unwrap_or(&[]);
             let got = self.drain_events().await?;
@@ -630,10 +627,12 @@ impl Task {
                     self.next_ping = Some(Instant::now());
                     ConnEvent::Ready(info)
                 }
-                Collected::Other(PeerEvent::Pong { rtt_ms, .. }) => {
+                Collected::Other(PeerEvent::Pong { rtt, .. }) => {
                     self.ping_sent = None;
                     self.next_ping = Some(Instant::now() + self.config.ping_interval);
-                    ConnEvent::Pong { rtt_ms }
+                    ConnEvent::Pong {
+                        rtt_ms: rtt.millis(),
+                    }
                 }
                 Collected::Other(PeerEvent::Failed(PeerError::PingTimeout)) => {
                     return Err(DropReason::PingTimeout);
@@ -651,7 +650,7 @@ impl Task {
 
     /// The core's deadline (handshake, pong, getheaders) or a ping due.
     async fn on_timer(&mut self) -> Result<(), DropReason> {
-        let now = self.now_ms();
+        let now = self.now();
         self.peer.handle_timeout(now);
         self.drain_events().await?;
         let at = Instant::now();

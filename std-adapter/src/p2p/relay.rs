@@ -23,11 +23,14 @@ use electrum_spv_core::p2p::{
     TableError, TxForm, TxHandle, TxSeen, TxStatus, WireTx,
 };
 
+use electrum_spv_core::time::Duration;
+
 use super::addr::NodeId;
+use crate::clock::unix_instant;
 
 /// How long an announcer asked for a broadcast's bytes has to send them before the next is
 /// asked.
-pub const VERIFY_TIMEOUT_MS: u64 = 10_000;
+pub const VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Transaction announcements remembered (about 100 bytes each).
 pub const RECENT_INVS: usize = 20_000;
@@ -51,7 +54,7 @@ pub(crate) struct Relay {
 impl Default for Relay {
     fn default() -> Relay {
         Relay {
-            table: BroadcastTable::new(Vec::new(), VERIFY_TIMEOUT_MS),
+            table: BroadcastTable::new(Vec::new(), VERIFY_TIMEOUT),
             raw: HashMap::new(),
             owners: HashMap::new(),
             index: HashMap::new(),
@@ -110,7 +113,7 @@ impl Relay {
         let Ok(wire) = WireTx::parse(&raw) else {
             return Err(TableError::Full);
         };
-        let handle = match self.table.broadcast(&wire, recipients, now) {
+        let handle = match self.table.broadcast(&wire, recipients, unix_instant(now)) {
             Ok(h) | Err(TableError::Duplicate(h)) => h,
             Err(e) => return Err(e),
         };
@@ -126,7 +129,7 @@ impl Relay {
         self.index.insert(wire.wtxid().to_byte_array(), handle);
         for (node, inv, time) in earlier {
             if let Some(id) = self.id(&node) {
-                self.table.on_inv(id, &inv, time);
+                self.table.on_inv(id, &inv, unix_instant(time));
             }
         }
         Ok(handle)
@@ -189,7 +192,7 @@ impl Relay {
             return;
         };
         for item in ours {
-            self.table.on_inv(id, item, now);
+            self.table.on_inv(id, item, unix_instant(now));
         }
     }
 

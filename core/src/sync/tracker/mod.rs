@@ -7,7 +7,7 @@
 //! listed twice, and accept it only if it matches what the server announced (a mismatch right
 //! after a block may be the server's status cache racing its index, as Fulcrum's does: the
 //! history is asked again on the next status notification, or with its status after
-//! [`STATUS_RETRY_MS`]; a mismatch explained by a status announced during the fetch, a busy
+//! [`STATUS_RETRY`]; a mismatch explained by a status announced during the fetch, a busy
 //! address, is asked again at once and not counted, up to [`STATUS_RACES`] in a row; only
 //! [`STATUS_ATTEMPTS`] counted mismatches in a row are a lie). Then, for every new transaction:
 //! its block header (a `cp_height` proof against a root the caller trusts, or a header the
@@ -37,6 +37,7 @@ use crate::script::{TxHeight, script_hash};
 use crate::session::response::HistoryItem;
 use crate::session::{Event, Notification, Request, RequestError, response};
 use crate::sync::{RequestSink, Slots};
+use crate::time::{Duration, Instant};
 use crate::tx::TxError;
 
 mod answers;
@@ -61,10 +62,10 @@ pub const STATUS_ATTEMPTS: u8 = 3;
 /// again at once and not counted; beyond this they count as [`STATUS_ATTEMPTS`] do, so a
 /// server cannot keep a false history unnamed by announcing statuses.
 pub const STATUS_RACES: u8 = 16;
-/// Longest wait, in milliseconds, before a history whose status did not match is asked again,
+/// Longest wait before a history whose status did not match is asked again,
 /// unless the server announces the script's status sooner (Fulcrum refreshes its cached
 /// statuses every 500 ms).
-pub const STATUS_RETRY_MS: u64 = 1_000;
+pub const STATUS_RETRY: Duration = Duration::from_secs(1);
 /// Deepest merkle branch kept while its header is being verified.
 const MAX_BRANCH: usize = crate::merkle::MAX_MERKLE_DEPTH;
 
@@ -622,13 +623,13 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
                 .all(|t| matches!(t.state, TxState::Done { .. }))
     }
 
-    /// The earliest time (the caller's milliseconds) [`Self::poll`] has something to do that
+    /// The earliest time (on the caller's clock) [`Self::poll`] has something to do that
     /// no answer will trigger: a history asked again after a status mismatch.
-    pub fn poll_timeout(&self) -> Option<u64> {
+    pub fn poll_timeout(&self) -> Option<Instant> {
         self.script_table()
             .iter()
             .filter_map(|s| match s.0.as_ref()?.state {
-                ScriptState::Backoff { since: Some(t) } => Some(t.saturating_add(STATUS_RETRY_MS)),
+                ScriptState::Backoff { since: Some(t) } => Some(t + STATUS_RETRY),
                 _ => None,
             })
             .min()
@@ -639,7 +640,7 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
     ///
     /// # Errors
     /// An error of the sink other than back-pressure (see [`RequestSink::request`]).
-    pub fn poll(&mut self, now: u64, sink: &mut impl RequestSink) -> Result<(), RequestError> {
+    pub fn poll(&mut self, now: Instant, sink: &mut impl RequestSink) -> Result<(), RequestError> {
         if !sink.is_ready() {
             return Ok(());
         }
@@ -648,7 +649,11 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
         self.poll_txs(now, sink)
     }
 
-    fn poll_scripts(&mut self, now: u64, sink: &mut impl RequestSink) -> Result<(), RequestError> {
+    fn poll_scripts(
+        &mut self,
+        now: Instant,
+        sink: &mut impl RequestSink,
+    ) -> Result<(), RequestError> {
         let n = self.script_table().len();
         for i in 0..n {
             let full = self.in_flight >= self.max_in_flight;
@@ -661,7 +666,7 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
                 match since {
                     None => s.state = ScriptState::Backoff { since: Some(now) },
                     // The status announced may be the stale one: both are asked again.
-                    Some(t) if now.saturating_sub(t) >= STATUS_RETRY_MS => {
+                    Some(t) if now - t >= STATUS_RETRY => {
                         s.state = ScriptState::New;
                     }
                     Some(_) => {}
@@ -692,7 +697,7 @@ impl<S: Slots<ScriptSlot>, T: Slots<TxSlot>> ScriptTracker<S, T> {
         Ok(())
     }
 
-    fn poll_txs(&mut self, now: u64, sink: &mut impl RequestSink) -> Result<(), RequestError> {
+    fn poll_txs(&mut self, now: Instant, sink: &mut impl RequestSink) -> Result<(), RequestError> {
         let checkpoint = self.checkpoint;
         let no_header_proofs = self.no_header_proofs;
         let n = self.tx_table().len();

@@ -4,6 +4,7 @@
 use crate::hash::{BlockHash, MerkleNode, ScriptHash, Status, Txid};
 use crate::script::TxHeight;
 use crate::session::Request;
+use crate::time::Instant;
 use crate::tx_parts::OutPoint;
 
 use super::{KIND_HEADER, KIND_MERKLE, KIND_TX, MAX_SCRIPT_LEN};
@@ -17,10 +18,10 @@ pub(super) enum ScriptState {
     NeedHistory,
     FetchingHistory,
     /// The last history did not match its status: its history is asked again at the next
-    /// status notification, or its status and history [`STATUS_RETRY_MS`] after `since` (set
+    /// status notification, or its status and history [`STATUS_RETRY`] after `since` (set
     /// at the next poll).
     Backoff {
-        since: Option<u64>,
+        since: Option<Instant>,
     },
     /// The history's answer was longer than the session's line: waiting for the caller's
     /// streamed copy ([`super::ScriptTracker::handle_history`]), or the next status change.
