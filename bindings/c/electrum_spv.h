@@ -200,22 +200,31 @@
 // Words of an `espv_status_hasher`.
 #define ESPV_STATUS_HASHER_WORDS 24
 
-// Bytes of the session's line buffer: the longest reply line it buffers whole.
+// A line buffer size to start from: the longest reply line buffered whole.
 #define ESPV_LINE_CAPACITY 16384
 
-// Bytes of the session's outgoing queue: the most request bytes waiting to be taken.
+// An outgoing queue size to start from: the most request bytes waiting to be taken.
 #define ESPV_OUTPUT_CAPACITY 4096
 
-// Requests the session keeps in flight at once.
+// A number of requests in flight at once to start from.
 #define ESPV_MAX_IN_FLIGHT 8
 
-// Bytes to reserve for a session on any target (an upper bound; `espv_session_size()` is the
+// Bytes to reserve for a session with the capacities above on any target (an upper bound;
+// `espv_session_size(ESPV_LINE_CAPACITY, ESPV_OUTPUT_CAPACITY, ESPV_MAX_IN_FLIGHT)` is the
 // exact figure for the target the library was built for). For static allocation:
 // `static uint8_t mem[ESPV_SESSION_SIZE] __attribute__((aligned(ESPV_SESSION_ALIGN)));`
 #define ESPV_SESSION_SIZE 23552
 
 // Alignment to give session memory on any target (an upper bound of `espv_session_align()`).
 #define ESPV_SESSION_ALIGN 8
+
+// Bytes of session state beside its buffers on any target (an upper bound): a session needs
+// at most `ESPV_SESSION_STATE_SIZE + line_cap + out_cap + ESPV_PENDING_SLOT_SIZE *
+// max_in_flight` bytes.
+#define ESPV_SESSION_STATE_SIZE 2560
+
+// Bytes per request in flight on any target (an upper bound).
+#define ESPV_PENDING_SLOT_SIZE 40
 
 // Success.
 #define ESPV_OK 0
@@ -1166,39 +1175,44 @@ int espv_txid(const uint8_t *raw, size_t len, uint8_t *out);
 // `out` is NULL or points at a writable `espv_config`.
 int espv_config_default(struct espv_config *out, uint32_t network);
 
-// Bytes of memory a session needs (`sizeof` the session state on this target).
-size_t espv_session_size(void);
+// Bytes of memory a session with these capacities needs on this target: its state, then a
+// line buffer of `line_cap` bytes, an outgoing queue of `out_cap` bytes and room for
+// `max_in_flight` requests in flight. 0 if `out_cap` or `max_in_flight` is 0 or the size
+// overflows.
+size_t espv_session_size(size_t line_cap, size_t out_cap, size_t max_in_flight);
 
 // Alignment the session memory needs.
 size_t espv_session_align(void);
 
-// Initializes a session in `mem` (`len` bytes, at least `espv_session_size()`, aligned to
-// `espv_session_align()`), for a fresh connection; `now_ms` is the caller's monotonic clock
-// in milliseconds (any origin; the same clock for every later call). The session queues
-// `server.version` at once: take it with `espv_session_take_output` and send it. Afterwards
-// use `(espv_session *)mem`.
+// Initializes a session in `mem` (`len` bytes, at least `espv_session_size(line_cap,
+// out_cap, max_in_flight)`, aligned to `espv_session_align()`) with those capacities, for a
+// fresh connection; `now_ms` is the caller's monotonic clock in milliseconds (any origin; the
+// same clock for every later call). The session queues `server.version` at once: take it with
+// `espv_session_take_output` and send it. Afterwards use `(espv_session *)mem`, and neither
+// move nor copy the block while the session is used (it points into itself).
 //
-// Stack: the core session is built by value and then moved into `mem`, so this call uses
-// about `espv_session_size()` plus 6 KiB of stack (28 KB measured on x86-64, release); call
-// it where the stack has that room (e.g. from `main` at start-up). The other calls need about
-// 2 KiB (measured: `espv_session_poll_event` 2.1 KB, `espv_verify_headers` 1.7 KB).
+// Stack: the buffers are never on the stack, whatever their sizes; the session's state is
+// built and moved into place (measured by `bindings/c/tests/test_stack.c`; README). The other
+// calls need about 2 KiB (measured: `espv_session_poll_event` 2.1 KB, `espv_verify_headers`
+// 1.7 KB).
 //
 // Returns `ESPV_OK`; `ESPV_ERR_NULL` (`mem` or `cfg`), `ESPV_ERR_BUFFER_TOO_SMALL`,
-// `ESPV_ERR_MISALIGNED`, or `ESPV_ERR_INVALID_ARGUMENT` (unknown network, empty version
-// range or one below 1.4, client name not UTF-8), leaving `mem` untouched.
+// `ESPV_ERR_MISALIGNED`, or `ESPV_ERR_INVALID_ARGUMENT` (a capacity `espv_session_size`
+// refuses, an outgoing queue too small for the version request, unknown network, empty
+// version range or one below 1.4, client name not UTF-8); then `mem` holds no session.
 //
 // # Safety
 // `mem` is NULL or points at `len` writable bytes that nothing else uses while the session
 // lives; `cfg` is NULL or points at a valid `espv_config` whose `client_name` obeys its
 // documentation.
-int espv_session_init(void *mem, size_t len, const struct espv_config *cfg, uint64_t now_ms);
+int espv_session_init(void *mem, size_t len, size_t line_cap, size_t out_cap, size_t max_in_flight, const struct espv_config *cfg, uint64_t now_ms);
 
 // Feeds bytes read from the connection. The session stops after each complete line, so
 // `*consumed` may be less than `len`: drain `espv_session_poll_event` until `ESPV_NONE`,
 // then feed the rest (`bytes + *consumed`). A response's result borrows the line: feed again
-// only after handling the events. `*consumed` may be 0 for a streamed request's item that
-// was completed by the byte after it: that call queued the item's event, and feeding the same
-// bytes again goes on (it is not stuck).
+// only after handling the events. Once the events are drained, `*consumed` is at least 1 for
+// any non-empty input; fed while events wait, it is 0 and nothing is lost (drain, then feed
+// again).
 //
 // Returns `ESPV_OK` (also when the session has failed: input is then discarded) or
 // `ESPV_ERR_NULL` / `ESPV_ERR_NOT_INITIALIZED`.
@@ -1251,9 +1265,8 @@ int espv_session_state(struct espv_session *s, struct espv_version *version);
 // `s` is NULL or an initialized session.
 size_t espv_session_in_flight(struct espv_session *s);
 
-// Events dropped because more than 8 queued up between two drains of
-// `espv_session_poll_event` (or because input was fed before draining); 0 for a NULL or
-// uninitialized session.
+// Events dropped: always 0 (the session takes input and expires requests only while it has
+// room to report them); 0 for a NULL or uninitialized session too.
 //
 // # Safety
 // `s` is NULL or an initialized session.

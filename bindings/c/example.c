@@ -130,7 +130,7 @@ int main(int argc, char **argv) {
     }
     espv_hash_to_hex(hash, hash_hex);
     printf("script %s: script hash %s\n", script_hex, hash_hex);
-    printf("session state: %zu bytes of caller memory, alignment %zu\n", espv_session_size(), espv_session_align());
+    printf("session state: %zu bytes of caller memory, alignment %zu\n", espv_session_size(ESPV_LINE_CAPACITY, ESPV_OUTPUT_CAPACITY, ESPV_MAX_IN_FLIGHT), espv_session_align());
     printf("ok %zu %u..%u %s\n", count, (unsigned)start, (unsigned)tip.height, tip_hex);
     free(headers);
     return memcmp(streamed.hash, tip.hash, 32) == 0 ? 0 : 1;

@@ -19,6 +19,19 @@ pub enum Buffer<'a, T: 'a> {
     Owned(alloc::boxed::Box<[T]>),
 }
 
+impl<T> Buffer<'_, T> {
+    /// No memory: a buffer of length 0 (what a state machine holds before it is given any).
+    pub const fn empty() -> Self {
+        Buffer::Borrowed(&mut [])
+    }
+}
+
+impl<T> Default for Buffer<'_, T> {
+    fn default() -> Self {
+        Self::empty()
+    }
+}
+
 #[cfg(feature = "alloc")]
 impl<T: Clone> Buffer<'static, T> {
     /// `len` copies of `value` on the heap.

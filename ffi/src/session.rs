@@ -310,16 +310,20 @@ pub unsafe extern "C" fn espv_session_init(
         let out = core::slice::from_raw_parts_mut(base.add(layout.out), out_cap);
         SessionStorage::new(line, out, pending)
     };
-    let core = Session::new(storage, config, Instant::from_millis(now_ms));
-    if core.failure().is_some() {
-        // Only an outgoing queue too small for the version request fails at once.
-        return ESPV_ERR_INVALID_ARGUMENT;
-    }
+    // The state is put in place as the constant it starts from and started there: no session
+    // is built on the stack.
     // SAFETY: `target` is non-NULL, aligned, and points at at least `size_of::<EspvSession>()`
     // writable bytes owned by the caller; `write` does not read or drop the old contents, and
-    // both fields are written before the magic says the session is initialized.
+    // the magic saying the session is initialized is written last, only for a live session.
     unsafe {
-        ptr::addr_of_mut!((*target).core).write(core);
+        ptr::addr_of_mut!((*target).magic).write(0);
+        let core = ptr::addr_of_mut!((*target).core);
+        core.write(Session::EMPTY);
+        (*core).start(storage, config, Instant::from_millis(now_ms));
+        if (*core).failure().is_some() {
+            // Only an outgoing queue too small for the version request fails at once.
+            return ESPV_ERR_INVALID_ARGUMENT;
+        }
         ptr::addr_of_mut!((*target).magic).write(SESSION_MAGIC);
     }
     ESPV_OK

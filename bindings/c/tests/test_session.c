@@ -109,9 +109,9 @@ static espv_session *negotiated(uint32_t network, const char *genesis, uint64_t 
 }
 
 static void test_init(void) {
-    CHECK(espv_session_size() <= ESPV_SESSION_SIZE);
+    CHECK(espv_session_size(ESPV_LINE_CAPACITY, ESPV_OUTPUT_CAPACITY, ESPV_MAX_IN_FLIGHT) <= ESPV_SESSION_SIZE);
     CHECK(espv_session_align() <= ESPV_SESSION_ALIGN);
-    printf("session: %zu bytes (ESPV_SESSION_SIZE %d), align %zu\n", espv_session_size(), ESPV_SESSION_SIZE, espv_session_align());
+    printf("session: %zu bytes (ESPV_SESSION_SIZE %d), align %zu\n", espv_session_size(ESPV_LINE_CAPACITY, ESPV_OUTPUT_CAPACITY, ESPV_MAX_IN_FLIGHT), ESPV_SESSION_SIZE, espv_session_align());
     espv_config cfg;
     CHECK_STATUS(espv_config_default(&cfg, ESPV_NETWORK_REGTEST), ESPV_OK);
     CHECK(cfg.version_min.major == 1 && cfg.version_min.minor == 4);
@@ -123,7 +123,7 @@ static void test_init(void) {
 
     CHECK_STATUS(espv_session_init(NULL, sizeof g_mem, ESPV_LINE_CAPACITY, ESPV_OUTPUT_CAPACITY, ESPV_MAX_IN_FLIGHT, &cfg, 0), ESPV_ERR_NULL);
     CHECK_STATUS(espv_session_init(g_mem, sizeof g_mem, ESPV_LINE_CAPACITY, ESPV_OUTPUT_CAPACITY, ESPV_MAX_IN_FLIGHT, NULL, 0), ESPV_ERR_NULL);
-    CHECK_STATUS(espv_session_init(g_mem, espv_session_size() - 1, ESPV_LINE_CAPACITY, ESPV_OUTPUT_CAPACITY, ESPV_MAX_IN_FLIGHT, &cfg, 0), ESPV_ERR_BUFFER_TOO_SMALL);
+    CHECK_STATUS(espv_session_init(g_mem, espv_session_size(ESPV_LINE_CAPACITY, ESPV_OUTPUT_CAPACITY, ESPV_MAX_IN_FLIGHT) - 1, ESPV_LINE_CAPACITY, ESPV_OUTPUT_CAPACITY, ESPV_MAX_IN_FLIGHT, &cfg, 0), ESPV_ERR_BUFFER_TOO_SMALL);
     CHECK_STATUS(espv_session_init(g_mem + 1, sizeof g_mem - 1, ESPV_LINE_CAPACITY, ESPV_OUTPUT_CAPACITY, ESPV_MAX_IN_FLIGHT, &cfg, 0), ESPV_ERR_MISALIGNED);
     cfg.network = 42;
     CHECK_STATUS(espv_session_init(g_mem, sizeof g_mem, ESPV_LINE_CAPACITY, ESPV_OUTPUT_CAPACITY, ESPV_MAX_IN_FLIGHT, &cfg, 0), ESPV_ERR_INVALID_ARGUMENT);

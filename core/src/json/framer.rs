@@ -113,6 +113,22 @@ impl<'a> LineFramer<'a> {
         }
     }
 
+    /// A framer with no buffer (every non-empty line is over-long).
+    pub const EMPTY: Self = LineFramer {
+        buf: Buffer::empty(),
+        len: 0,
+        pending_cr: false,
+        discarding: None,
+        last_line: 0,
+        tail_len: 0,
+    };
+
+    /// Gives the line buffer back, leaving a framer with none.
+    pub fn take_buffer(&mut self) -> Buffer<'a, u8> {
+        self.reset();
+        core::mem::take(&mut self.buf)
+    }
+
     /// The line cap: the longest line accepted, in bytes.
     pub fn max_line(&self) -> usize {
         self.buf.len()

@@ -70,6 +70,17 @@ impl<'a> PendingTable<'a> {
         PendingTable { slots, next_id: 0 }
     }
 
+    /// A table with no slots (it refuses every request).
+    pub(crate) const EMPTY: Self = PendingTable {
+        slots: Buffer::empty(),
+        next_id: 0,
+    };
+
+    /// Gives the slots back, leaving a table with none.
+    pub(crate) fn take_slots(&mut self) -> Buffer<'a, PendingSlot> {
+        core::mem::take(&mut self.slots)
+    }
+
     /// Requests it can hold in flight.
     pub fn capacity(&self) -> usize {
         self.slots.len()

@@ -294,35 +294,77 @@ struct Inner<'a> {
 }
 
 impl<'a> Session<'a> {
-    /// A session over `storage` that has queued `server.version`, to be sent on a fresh
-    /// connection. It moves the storage's pointers, not its bytes: a few hundred bytes of
-    /// stack whatever the buffer sizes.
-    pub fn new(storage: SessionStorage<'a>, config: Config, now: Instant) -> Self {
-        let SessionStorage { line, out, pending } = storage;
-        let mut inner = Inner {
-            config,
-            state: State::AwaitVersion,
-            out: TransmitQueue::new(out),
-            pending: PendingTable::new(pending),
+    /// A session over no memory, failed with [`FatalError::OutputTooSmall`] (what
+    /// [`Session::new`] makes of empty buffers). It is a constant, so a `static` or a block of
+    /// caller memory can hold a session before it has storage; [`Session::start`] then makes it
+    /// a live one in place.
+    pub const EMPTY: Self = Session {
+        framer: LineFramer::EMPTY,
+        cursor: LineCursor::None,
+        stream: None,
+        stream_message: [0; STREAM_ERROR_MESSAGE],
+        stream_message_len: 0,
+        inner: Inner {
+            config: Config::new(&crate::chain::MAINNET),
+            state: State::Failed(FatalError::OutputTooSmall),
+            out: TransmitQueue::new(Buffer::empty()),
+            pending: PendingTable::EMPTY,
             queue: [None; MAX_QUEUED_EVENTS],
             queue_head: 0,
             queue_len: 0,
             dropped_events: 0,
-            next_ping_at: now + config.ping_interval,
-            now,
-        };
+            next_ping_at: Instant::ZERO,
+            now: Instant::ZERO,
+        },
+    };
+
+    /// A session over `storage` that has queued `server.version`, to be sent on a fresh
+    /// connection. The buffers are not moved, only their pointers; the session's own state
+    /// ([`SESSION_OVERHEAD`] bytes at most) is returned by value. Where stack is tight, put
+    /// [`Session::EMPTY`] in place and call [`Session::start`] on it instead.
+    pub fn new(storage: SessionStorage<'a>, config: Config, now: Instant) -> Self {
+        let mut session = Self::EMPTY;
+        session.start(storage, config, now);
+        session
+    }
+
+    /// Makes this session a fresh one over `storage`, in place: what [`Session::new`] returns,
+    /// without building a session on the stack. Whatever the session held before (requests in
+    /// flight, events not drained, its old storage) is forgotten.
+    pub fn start(&mut self, storage: SessionStorage<'a>, config: Config, now: Instant) {
+        let SessionStorage { line, out, pending } = storage;
+        self.framer = LineFramer::new(line);
+        self.cursor = LineCursor::None;
+        self.stream = None;
+        self.stream_message_len = 0;
+        let inner = &mut self.inner;
+        inner.config = config;
+        inner.state = State::AwaitVersion;
+        inner.out = TransmitQueue::new(out);
+        inner.pending = PendingTable::new(pending);
+        for event in &mut inner.queue {
+            *event = None;
+        }
+        inner.queue_head = 0;
+        inner.queue_len = 0;
+        inner.dropped_events = 0;
+        inner.next_ping_at = now + config.ping_interval;
+        inner.now = now;
         if inner.send_version().is_err() {
             // Only an output buffer too small for one version request gets here.
             inner.fail(FatalError::OutputTooSmall);
         }
-        Session {
-            framer: LineFramer::new(line),
-            cursor: LineCursor::None,
-            stream: None,
-            stream_message: [0; STREAM_ERROR_MESSAGE],
-            stream_message_len: 0,
-            inner,
-        }
+    }
+
+    /// Starts over in the same storage, for a new connection (a reconnect): as
+    /// [`Session::start`] with the buffers this session has.
+    pub fn restart(&mut self, config: Config, now: Instant) {
+        let storage = SessionStorage {
+            line: self.framer.take_buffer(),
+            out: self.inner.out.take_buffer(),
+            pending: self.inner.pending.take_slots(),
+        };
+        self.start(storage, config, now);
     }
 
     // ----- getters -----

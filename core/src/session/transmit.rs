@@ -18,12 +18,18 @@ pub(crate) struct TransmitQueue<'a> {
 }
 
 impl<'a> TransmitQueue<'a> {
-    pub(crate) fn new(buf: Buffer<'a, u8>) -> Self {
+    pub(crate) const fn new(buf: Buffer<'a, u8>) -> Self {
         TransmitQueue {
             buf,
             head: 0,
             len: 0,
         }
+    }
+
+    /// Gives the buffer back, leaving an empty queue.
+    pub(crate) fn take_buffer(&mut self) -> Buffer<'a, u8> {
+        self.clear();
+        core::mem::take(&mut self.buf)
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -215,6 +215,7 @@ fn report_replay(r: &scripted::Replayed, peak: usize) {
     );
     hprintln!("session_size_bytes={}", scripted::SESSION_SIZE);
     hprintln!("stack_peak_session_init_bytes={}", r.init_stack_peak);
+    hprintln!("stack_session_init_own_bytes={}", r.init_stack_own);
     hprintln!("stack_peak_session_bytes={}", peak);
 }
 

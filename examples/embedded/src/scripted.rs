@@ -213,9 +213,9 @@ fn config(params: &'static Params) -> Config {
 struct Slot {
     busy: AtomicBool,
     memory: UnsafeCell<MaybeUninit<ScriptSession>>,
-    line: UnsafeCell<[u8; LINE]>,
-    out: UnsafeCell<[u8; OUT]>,
-    pending: UnsafeCell<[PendingSlot; PENDING]>,
+    line: UnsafeCell<MaybeUninit<[u8; LINE]>>,
+    out: UnsafeCell<MaybeUninit<[u8; OUT]>>,
+    pending: UnsafeCell<MaybeUninit<[PendingSlot; PENDING]>>,
 }
 
 // SAFETY: `memory` and the buffers are only reached through `Slot::take`, whose `busy` flag
@@ -227,9 +227,9 @@ unsafe impl Sync for Slot {}
 static SLOT: Slot = Slot {
     busy: AtomicBool::new(false),
     memory: UnsafeCell::new(MaybeUninit::uninit()),
-    line: UnsafeCell::new([0; LINE]),
-    out: UnsafeCell::new([0; OUT]),
-    pending: UnsafeCell::new([PendingSlot::EMPTY; PENDING]),
+    line: UnsafeCell::new(MaybeUninit::uninit()),
+    out: UnsafeCell::new(MaybeUninit::uninit()),
+    pending: UnsafeCell::new(MaybeUninit::uninit()),
 };
 
 /// Exclusive use of [`SLOT`] until dropped.
@@ -264,8 +264,17 @@ impl Taken {
                 &mut *slot.pending.get(),
             )
         };
+        // Buffers are written before use (the slots by the session, the bytes by `write`s):
+        // zeroing them here keeps them in `.bss` and costs only a memset.
+        let line = line.write([0; LINE]);
+        let out = out.write([0; OUT]);
+        let pending = pending.write([PendingSlot::EMPTY; PENDING]);
         let storage = SessionStorage::new(line, out, pending);
-        memory.write(ScriptSession::new(storage, config(params), now))
+        // The session's state is put in place as the constant it starts from, then started
+        // there: no session is built on the stack.
+        let session = memory.write(ScriptSession::EMPTY);
+        session.start(storage, config(params), now);
+        session
     }
 }
 
@@ -318,6 +327,8 @@ pub struct Replayed {
     pub timeout_after_ms: u64,
     /// Stack peak while creating the session in its static (counted from the top of RAM).
     pub init_stack_peak: usize,
+    /// Stack the creation itself took: the peak less what was in use at the call.
+    pub init_stack_own: usize,
 }
 
 /// Replays the recorded exchange through a session and checks every answer; see the module
@@ -325,6 +336,7 @@ pub struct Replayed {
 #[inline(never)]
 pub fn replay() -> Result<Replayed, Failure> {
     let mut slot = SLOT.take()?;
+    let in_use = stack::used_now();
     let session = slot.init(&REGTEST, START);
     // What creating the session took, then a fresh paint for what driving it takes.
     let init_stack_peak =
@@ -360,6 +372,7 @@ pub fn replay() -> Result<Replayed, Failure> {
     let (ping_after_ms, timeout_after_ms) = driver.after_the_script()?;
     Ok(Replayed {
         init_stack_peak,
+        init_stack_own: init_stack_peak.saturating_sub(in_use),
         ping_after_ms,
         timeout_after_ms,
         reads: driver.reads,
@@ -998,6 +1011,7 @@ impl Checks {
             ping_after_ms: 0,
             timeout_after_ms: 0,
             init_stack_peak: 0,
+            init_stack_own: 0,
         })
     }
 }

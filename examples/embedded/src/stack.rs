@@ -35,6 +35,16 @@ fn top() -> usize {
     (&raw const _stack_start) as usize
 }
 
+/// Bytes of stack in use at the call, counted from the top of RAM as [`peak_bytes`] counts:
+/// subtracted from a peak, what the calls made after it took.
+#[inline(always)]
+pub fn used_now() -> usize {
+    let sp: usize;
+    // SAFETY: reads the stack pointer into a register; touches no memory.
+    unsafe { asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
+    top().saturating_sub(sp)
+}
+
 /// Fills the free stack below the caller with [`PAINT`]. Call it before the work to measure,
 /// from a frame that outlives that work (`main`), and keep the work in functions it calls.
 #[inline(never)]
