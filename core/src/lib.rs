@@ -35,7 +35,9 @@
 //! ```text
 //! // Any monotonic milliseconds since an origin of the caller's choosing (boot, program start).
 //! let now = || Instant::from_millis(clock_ms());
-//! let mut session = Session::new(config, now());
+//! // Memory the caller owns, sized as it likes: a line buffer, an outgoing queue, pending slots.
+//! let storage = SessionStorage::new(&mut line, &mut out, &mut slots);
+//! let mut session = Session::new(storage, config, now());
 //! loop {
 //!     while let n @ 1.. = session.poll_transmit(&mut buf) { socket.write_all(&buf[..n]) }
 //!     // Sleep at most until the session's next deadline (None: no deadline, wait for data).
@@ -51,7 +53,16 @@
 //! }
 //! ```
 //! `handle_input` stops after each complete line so that events can borrow it; drain
-//! `poll_event` before feeding the rest.
+//! `poll_event` before feeding the rest. That is the whole contract, and it guarantees
+//! progress: fed with its events drained, `handle_input` takes at least one byte of any
+//! non-empty input, so the inner loop ends; fed while events wait, it takes nothing (returns 0)
+//! and no event is ever dropped.
+//!
+//! Memory: a session, the P2P peer and the engines work in buffers the caller gives them
+//! ([`buffer::Buffer`]: borrowed slices, or with `alloc` owned ones), sized at run time; their
+//! own state is small and fixed ([`session::SESSION_OVERHEAD`]). Where stack is tight, put
+//! [`session::Session::EMPTY`] in its place and [`session::Session::start`] it there: no
+//! session is built on the stack (740 bytes of stack on a Cortex-M4, `scripts/core-size.sh`).
 //!
 //! Time is the caller's: a [`time::Instant`] is milliseconds since any origin the caller
 //! picks, from a clock that does not go backwards; deadlines ([`session::Session::poll_timeout`])
@@ -64,7 +75,8 @@
 //! `embedded-io-async` transport (an embassy-net `TcpSocket`) with the caller's clock.
 
 //! ## Bounds
-//! Every structure here has a fixed size known at compile time; none grows with its input.
+//! Every structure here has a fixed size, known at compile time or given by the caller's
+//! buffers; none grows with its input.
 //! Inputs from the network are untrusted: functions return typed errors and do not panic.
 
 #![cfg_attr(not(any(test, feature = "std")), no_std)]

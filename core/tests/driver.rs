@@ -273,7 +273,7 @@ fn negotiates_calls_and_streams() {
     let now = Rc::new(Cell::new(Instant::ZERO));
     let mut s = session(Instant::ZERO);
     let (mut rx, mut tx) = ([0u8; 256], [0u8; 64]);
-    let mut d = Driver::new(&mut *s, server(|_| None), clock(&now), &mut rx, &mut tx);
+    let mut d = Driver::new(&mut s, server(|_| None), clock(&now), &mut rx, &mut tx);
 
     assert_eq!(block_on(d.negotiate()).unwrap(), Ok(ProtocolVersion::V1_4));
     assert_eq!(
@@ -315,7 +315,7 @@ fn one_byte_at_a_time_with_one_byte_buffers() {
     let mut mock = server(|_| None);
     mock.chunk = 1;
     mock.yield_once = true;
-    let mut d = Driver::new(&mut *s, mock, clock(&now), &mut rx, &mut tx);
+    let mut d = Driver::new(&mut s, mock, clock(&now), &mut rx, &mut tx);
     assert_eq!(block_on(d.negotiate()).unwrap(), Ok(ProtocolVersion::V1_4));
     assert_eq!(block_on(d.headers_subscribe()).unwrap(), Ok((7, header(7))));
     let mut got = Vec::new();
@@ -342,7 +342,7 @@ fn notifications_during_a_call_are_queued_coalesced_and_bounded() {
             lines
         })
     });
-    let mut d = Driver::new(&mut *s, mock, clock(&now), &mut rx, &mut tx);
+    let mut d = Driver::new(&mut s, mock, clock(&now), &mut rx, &mut tx);
     block_on(d.negotiate()).unwrap().unwrap();
     assert_eq!(block_on(d.block_header(1)).unwrap(), Ok(header(1)));
     assert_eq!(
@@ -399,7 +399,7 @@ fn run_until_sees_queued_notices_first_then_every_event() {
         (r["method"] == "server.ping")
             .then(|| vec![header_notification(8, 8), reply(r, Value::Null)])
     });
-    let mut d = Driver::new(&mut *s, mock, clock(&now), &mut rx, &mut tx);
+    let mut d = Driver::new(&mut s, mock, clock(&now), &mut rx, &mut tx);
     block_on(d.negotiate()).unwrap().unwrap();
     block_on(d.call(&Request::Ping { pong_len: 0 }, |_| Ok(())))
         .unwrap()
@@ -459,7 +459,7 @@ fn server_errors_bad_results_and_refused_requests_are_typed() {
             _ => vec![reply(r, json!("zz"))],
         })
     });
-    let mut d = Driver::new(&mut *s, mock, clock(&now), &mut rx, &mut tx);
+    let mut d = Driver::new(&mut s, mock, clock(&now), &mut rx, &mut tx);
     // Before negotiation the session refuses requests.
     assert!(matches!(
         block_on(d.headers_subscribe()).unwrap(),
@@ -500,7 +500,7 @@ fn wrong_genesis_fails_the_session() {
             )]
         })
     });
-    let mut d = Driver::new(&mut *s, mock, clock(&now), &mut rx, &mut tx);
+    let mut d = Driver::new(&mut s, mock, clock(&now), &mut rx, &mut tx);
     assert_eq!(
         block_on(d.negotiate()).unwrap(),
         Err(Error::Session(FatalError::WrongGenesis))
@@ -524,13 +524,13 @@ fn transport_failures_end_of_stream_and_empty_buffers() {
     let mut s = session(Instant::ZERO);
     let mut mock = server(|_| Some(Vec::new()));
     mock.eof_when_empty = true;
-    let mut d = Driver::new(&mut *s, mock, clock(&now), &mut rx, &mut tx);
+    let mut d = Driver::new(&mut s, mock, clock(&now), &mut rx, &mut tx);
     assert_eq!(block_on(d.negotiate()).unwrap(), Err(Error::Closed));
 
     let mut s = session(Instant::ZERO);
     let mut mock = server(|_| None);
     mock.fail_reads = true;
-    let mut d = Driver::new(&mut *s, mock, clock(&now), &mut rx, &mut tx);
+    let mut d = Driver::new(&mut s, mock, clock(&now), &mut rx, &mut tx);
     let e = block_on(d.negotiate()).unwrap().unwrap_err();
     assert_eq!(e, Error::Transport(MockError));
     assert_eq!(e.to_string(), "transport: mock transport failed");
@@ -539,12 +539,12 @@ fn transport_failures_end_of_stream_and_empty_buffers() {
     let mut s = session(Instant::ZERO);
     let mut mock = server(|_| None);
     mock.write_zero = true;
-    let mut d = Driver::new(&mut *s, mock, clock(&now), &mut rx, &mut tx);
+    let mut d = Driver::new(&mut s, mock, clock(&now), &mut rx, &mut tx);
     assert_eq!(block_on(d.negotiate()).unwrap(), Err(Error::Closed));
 
     let mut s = session(Instant::ZERO);
     let mut empty = [0u8; 0];
-    let mut d = Driver::new(&mut *s, server(|_| None), clock(&now), &mut empty, &mut tx);
+    let mut d = Driver::new(&mut s, server(|_| None), clock(&now), &mut empty, &mut tx);
     assert_eq!(block_on(d.negotiate()).unwrap(), Err(Error::EmptyBuffer));
 }
 
@@ -556,7 +556,7 @@ fn a_silent_server_waits_and_deadlines_pass_when_the_caller_wakes_the_driver() {
     let silent = Rc::new(Cell::new(false));
     let quiet = Rc::clone(&silent);
     let mock = server(move |_| quiet.get().then(Vec::new));
-    let mut d = Driver::new(&mut *s, mock, clock(&now), &mut rx, &mut tx);
+    let mut d = Driver::new(&mut s, mock, clock(&now), &mut rx, &mut tx);
     block_on(d.negotiate()).unwrap().unwrap();
     let ping_at = d.poll_timeout().unwrap();
     assert_eq!(ping_at, Instant::ZERO + Config::new(&REGTEST).ping_interval);
@@ -607,7 +607,7 @@ fn a_timed_out_call_reports_timed_out() {
     let (mut rx, mut tx) = ([0u8; 512], [0u8; 512]);
     // The server never answers `blockchain.block.header`, but keeps sending notifications.
     let mock = server(|r| (r["method"] == "blockchain.block.header").then(Vec::new));
-    let mut d = Driver::new(&mut *s, mock, clock(&now), &mut rx, &mut tx);
+    let mut d = Driver::new(&mut s, mock, clock(&now), &mut rx, &mut tx);
     block_on(d.negotiate()).unwrap().unwrap();
     let deadline = Instant::ZERO + Config::new(&REGTEST).request_timeout;
     assert_eq!(block_on(d.block_header(1)), None, "no answer: waits");
@@ -636,7 +636,7 @@ fn a_timed_out_call_reports_timed_out() {
             vec![header_notification(8, 8)]
         })
     });
-    let mut d = Driver::new(&mut *s, mock, clock(&now), &mut rx, &mut tx);
+    let mut d = Driver::new(&mut s, mock, clock(&now), &mut rx, &mut tx);
     block_on(d.negotiate()).unwrap().unwrap();
     assert_eq!(block_on(d.block_header(1)).unwrap(), Err(Error::TimedOut));
     assert!(matches!(
@@ -656,7 +656,7 @@ fn dropping_a_call_at_any_await_loses_no_byte() {
         let mut mock = server(|_| None);
         mock.chunk = 3;
         mock.yield_once = true;
-        let mut d = Driver::new(&mut *s, mock, clock(&now), &mut rx, &mut tx);
+        let mut d = Driver::new(&mut s, mock, clock(&now), &mut rx, &mut tx);
         block_on(d.negotiate()).unwrap().unwrap();
         let first = poll_times(d.block_header(1), k);
         if let Some(r) = first {
@@ -690,7 +690,7 @@ fn streamed_history_with_a_notification_in_between() {
             vec![status_notification(&sh, STATUS_A), reply(r, rows.clone())]
         })
     });
-    let mut d = Driver::new(&mut *s, mock, clock(&now), &mut rx, &mut tx);
+    let mut d = Driver::new(&mut s, mock, clock(&now), &mut rx, &mut tx);
     block_on(d.negotiate()).unwrap().unwrap();
     let mut items = Vec::new();
     let n = block_on(d.script_history(&[0x51], |i| items.push(i))).unwrap();

@@ -156,20 +156,20 @@ fn ready_at<const L: usize, const O: usize, const P: usize>(
     now: u64,
 ) -> Box<Session<'static>> {
     let mut s = Box::new(session::<L, O, P>(config(range(v, v)), at(now)));
-    let out = sent(&transmit(&mut *s));
+    let out = sent(&transmit(&mut s));
     assert_eq!(out.len(), 1);
     assert_eq!(out[0]["method"], "server.version");
     assert_eq!(out[0]["id"], 0);
     assert_eq!(
-        feed(&mut *s, now, version_reply(&v.to_string()).as_bytes()),
+        feed(&mut s, now, version_reply(&v.to_string()).as_bytes()),
         [] as [String; 0]
     );
-    let out = sent(&transmit(&mut *s));
+    let out = sent(&transmit(&mut s));
     assert_eq!(out.len(), 1);
     assert_eq!(out[0]["method"], "server.features");
     assert_eq!(out[0]["id"], 1);
     assert_eq!(
-        feed(&mut *s, now, features_reply(&regtest_genesis()).as_bytes()),
+        feed(&mut s, now, features_reply(&regtest_genesis()).as_bytes()),
         [norm(&Event::Ready { version: v })]
     );
     assert_eq!(s.version(), Some(v));
@@ -240,15 +240,15 @@ fn oversize_line_is_dropped_and_the_next_line_works() {
         pe(ProtocolError::OversizeLine { len: long.len() }),
         response(id, Method::ServerPing, 1, "null"),
     ];
-    assert_eq!(feed(&mut *s, 0, input.as_bytes()), want);
-    round_trip(&mut *s, 0);
+    assert_eq!(feed(&mut s, 0, input.as_bytes()), want);
+    round_trip(&mut s, 0);
 
     // The same, arriving in 100-byte reads.
     let id = ping_request(&mut s, 2);
     let input = format!("{long}\n{}", ok_reply(id, "null"));
     let mut events = Vec::new();
     for piece in input.as_bytes().chunks(100) {
-        events.extend(feed(&mut *s, 0, piece));
+        events.extend(feed(&mut s, 0, piece));
     }
     assert_eq!(
         events,
@@ -268,7 +268,7 @@ fn oversize_line_is_dropped_and_the_next_line_works() {
     );
     assert_eq!(padded.len(), 1025);
     assert_eq!(
-        feed(&mut *s, 0, padded.as_bytes()),
+        feed(&mut s, 0, padded.as_bytes()),
         [response(id, Method::ServerPing, 3, "null")]
     );
     let id = ping_request(&mut s, 4);
@@ -280,7 +280,7 @@ fn oversize_line_is_dropped_and_the_next_line_works() {
     );
     // Its id is read from the line's end: the request ends at once, not at its deadline.
     assert_eq!(
-        feed(&mut *s, 0, padded.as_bytes()),
+        feed(&mut s, 0, padded.as_bytes()),
         [norm(&Event::ResponseTooLarge {
             id,
             method: Method::ServerPing,
@@ -294,7 +294,7 @@ fn oversize_line_is_dropped_and_the_next_line_works() {
     let id = ping_request(&mut s, 5);
     let input = format!("{{{long}\n");
     assert_eq!(
-        feed(&mut *s, 0, input.as_bytes()),
+        feed(&mut s, 0, input.as_bytes()),
         [pe(ProtocolError::OversizeLine {
             len: long.len() + 1
         })]
@@ -302,14 +302,14 @@ fn oversize_line_is_dropped_and_the_next_line_works() {
     assert_eq!(s.in_flight(), 1);
     s.handle_timeout(at(TIMEOUT));
     assert_eq!(
-        drain(&mut *s),
+        drain(&mut s),
         [norm(&Event::TimedOut {
             id,
             method: Method::ServerPing,
             tag: 5
         })]
     );
-    round_trip(&mut *s, TIMEOUT);
+    round_trip(&mut s, TIMEOUT);
 }
 
 /// A history of `rows` rows, as one line with `id` where a server writes it.
@@ -362,7 +362,7 @@ fn oversize_response_ends_the_request_its_id_names() {
         too_large(a, 1, second.len() - 1),
         response(c, Method::ScriptGetHistory, 3, "[]"),
     ];
-    assert_eq!(feed(&mut *s, 0, input.as_bytes()), want);
+    assert_eq!(feed(&mut s, 0, input.as_bytes()), want);
     assert_eq!(s.in_flight(), 0);
     for size in [1, 7, 100, 4096] {
         let (a, b, c) = (history(&mut s, 1), history(&mut s, 2), history(&mut s, 3));
@@ -371,7 +371,7 @@ fn oversize_response_ends_the_request_its_id_names() {
         let input = format!("{first}{second}{}", ok_reply(c, "[]"));
         let mut events = Vec::new();
         for piece in input.as_bytes().chunks(size) {
-            events.extend(feed(&mut *s, 0, piece));
+            events.extend(feed(&mut s, 0, piece));
         }
         let want = [
             too_large(b, 2, first.len() - 1),
@@ -383,14 +383,14 @@ fn oversize_response_ends_the_request_its_id_names() {
     // An id not in flight (answered already, or never sent): the line is only oversize.
     let line = big_history(a, 300, false, 0);
     assert_eq!(
-        feed(&mut *s, 0, line.as_bytes()),
+        feed(&mut s, 0, line.as_bytes()),
         [pe(ProtocolError::OversizeLine {
             len: line.len() - 1
         })]
     );
     let line = big_history(999, 300, true, 0);
     assert_eq!(
-        feed(&mut *s, 0, line.as_bytes()),
+        feed(&mut s, 0, line.as_bytes()),
         [pe(ProtocolError::OversizeLine {
             len: line.len() - 1
         })]
@@ -402,13 +402,13 @@ fn oversize_response_ends_the_request_its_id_names() {
         "00".repeat(1000)
     );
     assert_eq!(
-        feed(&mut *s, 0, note.as_bytes()),
+        feed(&mut s, 0, note.as_bytes()),
         [pe(ProtocolError::OversizeLine {
             len: note.len() - 1
         })]
     );
     assert_eq!(s.in_flight(), 1);
-    round_trip(&mut *s, 0);
+    round_trip(&mut s, 0);
 }
 
 #[test]
@@ -417,13 +417,13 @@ fn oversize_negotiation_reply_fails_at_once() {
         config(VersionRange::DEFAULT),
         at(0),
     ));
-    let _ = transmit(&mut *s);
+    let _ = transmit(&mut s);
     let long = format!(
         "{{\"jsonrpc\":\"2.0\",\"result\":[\"{}\",\"1.4\"],\"id\":0}}\n",
         "x".repeat(2000)
     );
     assert_eq!(
-        feed(&mut *s, 0, long.as_bytes()),
+        feed(&mut s, 0, long.as_bytes()),
         [failed(FatalError::BadVersionReply)]
     );
 }
@@ -433,13 +433,13 @@ fn a_flood_of_bad_lines_is_reported_line_by_line_and_nothing_is_dropped() {
     let mut s = ready();
     let lines = 2 * MAX_QUEUED_EVENTS;
     let input = format!("{}\n", "y".repeat(1500)).repeat(lines);
-    let events = feed(&mut *s, 0, input.as_bytes());
+    let events = feed(&mut s, 0, input.as_bytes());
     assert_eq!(
         events,
         vec![pe(ProtocolError::OversizeLine { len: 1500 }); lines]
     );
     assert_eq!(s.dropped_events(), 0);
-    round_trip(&mut *s, 0);
+    round_trip(&mut s, 0);
 }
 
 #[test]
@@ -447,24 +447,24 @@ fn deep_nesting() {
     let mut s = ready_at::<16384, 1024, 4>(ProtocolVersion::V1_4, 0);
     let input = format!("{}\n", "[".repeat(10_000));
     assert_eq!(
-        feed(&mut *s, 0, input.as_bytes()),
+        feed(&mut s, 0, input.as_bytes()),
         [json(JsonErrorKind::TooDeep)]
     );
     let input = format!("{}\n", "{\"a\":".repeat(3_000));
     assert_eq!(
-        feed(&mut *s, 0, input.as_bytes()),
+        feed(&mut s, 0, input.as_bytes()),
         [json(JsonErrorKind::TooDeep)]
     );
-    round_trip(&mut *s, 0);
+    round_trip(&mut s, 0);
     // Nested too deeply inside a result: the line is refused, the request stays in flight.
     let id = s.request(at(0), &Request::Features, 9).unwrap();
     let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
     assert_eq!(
-        feed(&mut *s, 0, ok_reply(id, &deep).as_bytes()),
+        feed(&mut s, 0, ok_reply(id, &deep).as_bytes()),
         [json(JsonErrorKind::TooDeep)]
     );
     assert_eq!(s.in_flight(), 1);
-    round_trip(&mut *s, 0);
+    round_trip(&mut s, 0);
 }
 
 #[test]
@@ -501,14 +501,14 @@ fn invalid_utf8() {
         ),
     ];
     for (bad, kind) in cases {
-        assert_eq!(feed(&mut *s, 0, &bad), [json(kind)], "{}", text(&bad));
+        assert_eq!(feed(&mut s, 0, &bad), [json(kind)], "{}", text(&bad));
     }
     assert_eq!(s.in_flight(), 1, "the garbled replies answered nothing");
     assert_eq!(
-        feed(&mut *s, 0, ok_reply(id, "null").as_bytes()),
+        feed(&mut s, 0, ok_reply(id, "null").as_bytes()),
         [response(id, Method::ServerPing, 1, "null")]
     );
-    round_trip(&mut *s, 0);
+    round_trip(&mut s, 0);
 }
 
 #[test]
@@ -526,7 +526,7 @@ fn huge_numbers() {
     ] {
         assert_eq!(
             feed(
-                &mut *s,
+                &mut s,
                 0,
                 format!("{{\"result\":1,\"id\":{id}}}\n").as_bytes()
             ),
@@ -535,20 +535,20 @@ fn huge_numbers() {
         );
     }
     assert_eq!(
-        feed(&mut *s, 0, ok_reply(u64::MAX, "1").as_bytes()),
+        feed(&mut s, 0, ok_reply(u64::MAX, "1").as_bytes()),
         [pe(ProtocolError::UnknownId(u64::MAX))]
     );
     // A number longer than the tokenizer's limit.
     let long = "9".repeat(electrum_spv_core::session::MAX_NUMBER_LEN + 1);
     assert_eq!(
-        feed(&mut *s, 0, ok_reply(7, &long).as_bytes()),
+        feed(&mut s, 0, ok_reply(7, &long).as_bytes()),
         [json(JsonErrorKind::NumberTooLong)]
     );
     // Huge values inside a delivered result: the typed decoders refuse them.
     let id = s.request(at(0), &Request::HeadersSubscribe, 5).unwrap();
     let result = format!("{{\"hex\":\"{}\",\"height\":4294967296}}", "00".repeat(80));
     assert_eq!(
-        feed(&mut *s, 0, ok_reply(id, &result).as_bytes()),
+        feed(&mut s, 0, ok_reply(id, &result).as_bytes()),
         [response(id, Method::HeadersSubscribe, 5, &result)]
     );
     assert!(response::headers_subscribe(result.as_bytes()).is_err());
@@ -556,7 +556,7 @@ fn huge_numbers() {
     assert!(response::balance(br#"{"confirmed":1,"unconfirmed":-9223372036854775809}"#).is_err());
     assert!(response::fee_rate(b"1e400").is_err());
     assert_eq!(response::fee_rate(b"-1"), Ok(None));
-    round_trip(&mut *s, 0);
+    round_trip(&mut s, 0);
 }
 
 #[test]
@@ -566,7 +566,7 @@ fn wrong_types_and_negative_heights_in_results() {
     let header = "00".repeat(80);
     let result = format!("{{\"hex\":\"{header}\",\"height\":\"113\"}}");
     assert_eq!(
-        feed(&mut *s, 0, ok_reply(id, &result).as_bytes()),
+        feed(&mut s, 0, ok_reply(id, &result).as_bytes()),
         [response(id, Method::HeadersSubscribe, 1, &result)],
         "the session hands results over raw"
     );
@@ -627,7 +627,7 @@ fn wrong_types_and_negative_heights_in_results() {
         "[{{\"tx_hash\":\"{txid}\",\"height\":-1,\"fee\":5}},{{\"tx_hash\":\"{txid}\",\"height\":0}}]"
     );
     assert!(response::history(ok.as_bytes()).unwrap().all(|i| i.is_ok()));
-    round_trip(&mut *s, 0);
+    round_trip(&mut s, 0);
 }
 
 // ----- JSON-RPC shapes -------------------------------------------------------------------
@@ -638,35 +638,35 @@ fn duplicate_unknown_and_unsolicited_replies() {
     let id = ping_request(&mut s, 3);
     let reply = ok_reply(id, "null");
     assert_eq!(
-        feed(&mut *s, 0, reply.as_bytes()),
+        feed(&mut s, 0, reply.as_bytes()),
         [response(id, Method::ServerPing, 3, "null")]
     );
     assert_eq!(
-        feed(&mut *s, 0, reply.as_bytes()),
+        feed(&mut s, 0, reply.as_bytes()),
         [pe(ProtocolError::UnknownId(id))],
         "duplicate reply"
     );
     assert_eq!(
-        feed(&mut *s, 0, ok_reply(id + 1000, "1").as_bytes()),
+        feed(&mut s, 0, ok_reply(id + 1000, "1").as_bytes()),
         [pe(ProtocolError::UnknownId(id + 1000))],
         "reply to an id never sent"
     );
     // The negotiation ids are answered already.
     assert_eq!(
-        feed(&mut *s, 0, version_reply("1.4").as_bytes()),
+        feed(&mut s, 0, version_reply("1.4").as_bytes()),
         [pe(ProtocolError::UnknownId(0))]
     );
     // ElectrumX's reply to a line it could not parse has id null.
     let parse_error = "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32700,\"message\":\"invalid JSON\"},\"id\":null}\n";
     assert_eq!(
-        feed(&mut *s, 0, parse_error.as_bytes()),
+        feed(&mut s, 0, parse_error.as_bytes()),
         [pe(ProtocolError::BadId)]
     );
     // A key twice.
     let id = ping_request(&mut s, 4);
     assert_eq!(
         feed(
-            &mut *s,
+            &mut s,
             0,
             format!("{{\"id\":{id},\"id\":{id},\"result\":null}}\n").as_bytes()
         ),
@@ -675,29 +675,29 @@ fn duplicate_unknown_and_unsolicited_replies() {
     assert_eq!(s.in_flight(), 1);
     // Neither a response nor a notification; not an object.
     assert_eq!(
-        feed(&mut *s, 0, b"{\"result\":1}\n"),
+        feed(&mut s, 0, b"{\"result\":1}\n"),
         [pe(ProtocolError::NotJsonRpc)]
     );
-    assert_eq!(feed(&mut *s, 0, b"{}\n"), [pe(ProtocolError::NotJsonRpc)]);
-    assert_eq!(feed(&mut *s, 0, b"5\n"), [json(JsonErrorKind::WrongType)]);
+    assert_eq!(feed(&mut s, 0, b"{}\n"), [pe(ProtocolError::NotJsonRpc)]);
+    assert_eq!(feed(&mut s, 0, b"5\n"), [json(JsonErrorKind::WrongType)]);
     assert_eq!(
-        feed(&mut *s, 0, b"\"x\"\n"),
+        feed(&mut s, 0, b"\"x\"\n"),
         [json(JsonErrorKind::WrongType)]
     );
     assert_eq!(
-        feed(&mut *s, 0, b"{\"id\":1,\n"),
+        feed(&mut s, 0, b"{\"id\":1,\n"),
         [json(JsonErrorKind::Incomplete)]
     );
     assert_eq!(
-        feed(&mut *s, 0, b"{} {}\n"),
+        feed(&mut s, 0, b"{} {}\n"),
         [json(JsonErrorKind::TrailingData)]
     );
-    assert_eq!(feed(&mut *s, 0, b"[]\n"), [] as [String; 0], "empty batch");
+    assert_eq!(feed(&mut s, 0, b"[]\n"), [] as [String; 0], "empty batch");
     assert_eq!(
-        feed(&mut *s, 0, ok_reply(id, "null").as_bytes()),
+        feed(&mut s, 0, ok_reply(id, "null").as_bytes()),
         [response(id, Method::ServerPing, 4, "null")]
     );
-    round_trip(&mut *s, 0);
+    round_trip(&mut s, 0);
 }
 
 #[test]
@@ -709,7 +709,7 @@ fn a_server_request_is_refused() {
         "{\"id\":null,\"method\":\"server.version\",\"params\":[\"a\",\"1.4\"]}\n",
     ] {
         assert_eq!(
-            feed(&mut *s, 0, line.as_bytes()),
+            feed(&mut s, 0, line.as_bytes()),
             [pe(ProtocolError::UnexpectedRequest)],
             "{line}"
         );
@@ -718,10 +718,10 @@ fn a_server_request_is_refused() {
         s.request(at(0), &Request::Features, 0).is_ok(),
         "nothing was queued in reply"
     );
-    let out = sent(&transmit(&mut *s));
+    let out = sent(&transmit(&mut s));
     assert_eq!(out.len(), 1);
     assert_eq!(out[0]["method"], "server.features");
-    round_trip(&mut *s, 0);
+    round_trip(&mut s, 0);
 }
 
 #[test]
@@ -750,7 +750,7 @@ fn string_and_object_errors() {
         let id = ping_request(&mut s, i as u32);
         let line = format!("{{\"jsonrpc\":\"2.0\",\"error\":{error},\"id\":{id}}}\n");
         assert_eq!(
-            feed(&mut *s, 0, line.as_bytes()),
+            feed(&mut s, 0, line.as_bytes()),
             [format!(
                 "ServerError {id} ServerPing {i} {code:?} {message}"
             )],
@@ -761,14 +761,14 @@ fn string_and_object_errors() {
     let id = ping_request(&mut s, 9);
     assert_eq!(
         feed(
-            &mut *s,
+            &mut s,
             0,
             format!("{{\"result\":null,\"error\":null,\"id\":{id}}}\n").as_bytes()
         ),
         [response(id, Method::ServerPing, 9, "null")]
     );
     assert_eq!(s.in_flight(), 0);
-    round_trip(&mut *s, 0);
+    round_trip(&mut s, 0);
 }
 
 #[test]
@@ -781,18 +781,18 @@ fn missing_result_and_error() {
         let id = ping_request(&mut s, 1);
         let line = line.replace("{id}", &id.to_string());
         assert_eq!(
-            feed(&mut *s, 0, line.as_bytes()),
+            feed(&mut s, 0, line.as_bytes()),
             [pe(ProtocolError::ResultAndErrorMismatch { id })],
             "{line}"
         );
         // The malformed reply ends the request: a later good one is unknown.
         assert_eq!(s.in_flight(), 0);
         assert_eq!(
-            feed(&mut *s, 0, ok_reply(id, "null").as_bytes()),
+            feed(&mut s, 0, ok_reply(id, "null").as_bytes()),
             [pe(ProtocolError::UnknownId(id))]
         );
     }
-    round_trip(&mut *s, 0);
+    round_trip(&mut s, 0);
 }
 
 #[test]
@@ -803,7 +803,7 @@ fn notifications_good_bad_and_junk() {
         "{{\"jsonrpc\":\"2.0\",\"method\":\"blockchain.headers.subscribe\",\"params\":[{{\"hex\":\"{header}\",\"height\":114}}]}}\n"
     );
     assert_eq!(
-        feed(&mut *s, 0, good.as_bytes()),
+        feed(&mut s, 0, good.as_bytes()),
         [norm(&Event::Notification(Notification::Header {
             height: 114,
             header: [0xab; 80]
@@ -826,7 +826,7 @@ fn notifications_good_bad_and_junk() {
         ),
     ] {
         assert_eq!(
-            feed(&mut *s, 0, bad.as_bytes()),
+            feed(&mut s, 0, bad.as_bytes()),
             [pe(ProtocolError::BadNotification)],
             "{bad}"
         );
@@ -839,7 +839,7 @@ fn notifications_good_bad_and_junk() {
         "{\"jsonrpc\":\"2.0\",\"method\":\"masternode.subscribe\",\"params\":[1]}\n",
     ] {
         assert_eq!(
-            feed(&mut *s, 0, junk.as_bytes()),
+            feed(&mut s, 0, junk.as_bytes()),
             [] as [String; 0],
             "{junk}"
         );
@@ -849,13 +849,13 @@ fn notifications_good_bad_and_junk() {
     let null_status = format!(
         "{{\"method\":\"blockchain.scripthash.subscribe\",\"params\":[\"{hash}\",null]}}\n"
     );
-    let events = feed(&mut *s, 0, null_status.as_bytes());
+    let events = feed(&mut s, 0, null_status.as_bytes());
     assert_eq!(events.len(), 1);
     assert!(
         events[0].contains(&hash) && events[0].contains("status: None"),
         "{events:?}"
     );
-    round_trip(&mut *s, 0);
+    round_trip(&mut s, 0);
 }
 
 #[test]
@@ -867,7 +867,7 @@ fn a_batch_mixing_good_and_bad_elements() {
         "[{{\"result\":null,\"id\":{a}}},{{\"result\":2,\"id\":999}},7,{{\"error\":\"no\",\"id\":{b}}}]\n"
     );
     assert_eq!(
-        feed(&mut *s, 0, line.as_bytes()),
+        feed(&mut s, 0, line.as_bytes()),
         [
             response(a, Method::ServerPing, 1, "null"),
             pe(ProtocolError::UnknownId(999)),
@@ -876,7 +876,7 @@ fn a_batch_mixing_good_and_bad_elements() {
         ]
     );
     assert_eq!(s.in_flight(), 0);
-    round_trip(&mut *s, 0);
+    round_trip(&mut s, 0);
 }
 
 #[test]
@@ -891,21 +891,21 @@ fn feeding_again_before_draining_takes_nothing_and_loses_nothing() {
     // Fed again without draining: nothing is taken, and the first line's event still waits.
     let rest = &input.as_bytes()[first.len()..];
     assert_eq!(s.handle_input(at(0), rest), 0);
-    assert_eq!(drain(&mut *s), [response(a, Method::ServerPing, 1, "null")]);
+    assert_eq!(drain(&mut s), [response(a, Method::ServerPing, 1, "null")]);
     assert_eq!(
-        feed(&mut *s, 0, rest),
+        feed(&mut s, 0, rest),
         [response(b, Method::ServerPing, 2, "null")]
     );
     assert_eq!(s.dropped_events(), 0);
     assert_eq!(s.in_flight(), 0);
-    round_trip(&mut *s, 0);
+    round_trip(&mut s, 0);
 }
 
 // ----- negotiation -----------------------------------------------------------------------
 
 fn negotiating(versions: VersionRange) -> Box<Small> {
     let mut s = Box::new(session::<1024, 1024, 4>(config(versions), at(0)));
-    let out = sent(&transmit(&mut *s));
+    let out = sent(&transmit(&mut s));
     let (min, max) = (versions.min.to_string(), versions.max.to_string());
     assert_eq!(out[0]["params"][1], serde_json::json!([min, max]));
     s
@@ -915,17 +915,17 @@ fn negotiating(versions: VersionRange) -> Box<Small> {
 fn wrong_genesis_fails() {
     let mut s = negotiating(VersionRange::DEFAULT);
     assert_eq!(
-        feed(&mut *s, 0, version_reply("1.6").as_bytes()),
+        feed(&mut s, 0, version_reply("1.6").as_bytes()),
         [] as [String; 0]
     );
-    let _ = transmit(&mut *s);
+    let _ = transmit(&mut s);
     let mainnet = MAINNET.genesis_hash.to_string();
     assert_ne!(mainnet, regtest_genesis());
     assert_eq!(
-        feed(&mut *s, 0, features_reply(&mainnet).as_bytes()),
+        feed(&mut s, 0, features_reply(&mainnet).as_bytes()),
         [failed(FatalError::WrongGenesis)]
     );
-    closed(&mut *s, FatalError::WrongGenesis);
+    closed(&mut s, FatalError::WrongGenesis);
 }
 
 #[test]
@@ -938,13 +938,13 @@ fn bad_features_fail() {
         "null",
     ] {
         let mut s = negotiating(VersionRange::DEFAULT);
-        feed(&mut *s, 0, version_reply("1.6").as_bytes());
+        feed(&mut s, 0, version_reply("1.6").as_bytes());
         assert_eq!(
-            feed(&mut *s, 0, ok_reply(1, result).as_bytes()),
+            feed(&mut s, 0, ok_reply(1, result).as_bytes()),
             [failed(FatalError::BadFeatures)],
             "{result}"
         );
-        closed(&mut *s, FatalError::BadFeatures);
+        closed(&mut s, FatalError::BadFeatures);
     }
 }
 
@@ -959,18 +959,18 @@ fn version_outside_the_range_fails() {
         let mut s = negotiating(VersionRange::DEFAULT);
         let why = FatalError::VersionOutOfRange { got };
         assert_eq!(
-            feed(&mut *s, 0, version_reply(reply).as_bytes()),
+            feed(&mut s, 0, version_reply(reply).as_bytes()),
             [failed(why)]
         );
-        closed(&mut *s, why);
+        closed(&mut s, why);
     }
     // Inside the range, even a never-specified version, is accepted.
     let mut s = negotiating(VersionRange::DEFAULT);
     assert_eq!(
-        feed(&mut *s, 0, version_reply("1.5").as_bytes()),
+        feed(&mut s, 0, version_reply("1.5").as_bytes()),
         [] as [String; 0]
     );
-    assert_eq!(sent(&transmit(&mut *s))[0]["method"], "server.features");
+    assert_eq!(sent(&transmit(&mut s))[0]["method"], "server.features");
 }
 
 #[test]
@@ -989,8 +989,8 @@ fn version_refused_fails() {
         let mut s = negotiating(VersionRange::DEFAULT);
         let why = FatalError::VersionRefused { code };
         let line = format!("{{\"jsonrpc\":\"2.0\",\"error\":{error},\"id\":0}}\n");
-        assert_eq!(feed(&mut *s, 0, line.as_bytes()), [failed(why)]);
-        closed(&mut *s, why);
+        assert_eq!(feed(&mut s, 0, line.as_bytes()), [failed(why)]);
+        closed(&mut s, why);
     }
 }
 
@@ -1007,11 +1007,11 @@ fn malformed_version_reply_fails() {
     ] {
         let mut s = negotiating(VersionRange::DEFAULT);
         assert_eq!(
-            feed(&mut *s, 0, ok_reply(0, result).as_bytes()),
+            feed(&mut s, 0, ok_reply(0, result).as_bytes()),
             [failed(FatalError::BadVersionReply)],
             "{result}"
         );
-        closed(&mut *s, FatalError::BadVersionReply);
+        closed(&mut s, FatalError::BadVersionReply);
     }
 }
 
@@ -1024,20 +1024,20 @@ fn negotiation_times_out() {
     ));
     assert_eq!(s.poll_timeout(), Some(at(500 + TIMEOUT)));
     s.handle_timeout(at(500 + TIMEOUT - 1));
-    assert_eq!(drain(&mut *s), [] as [String; 0]);
+    assert_eq!(drain(&mut s), [] as [String; 0]);
     s.handle_timeout(at(500 + TIMEOUT));
-    assert_eq!(drain(&mut *s), [failed(FatalError::NegotiationTimedOut)]);
-    closed(&mut *s, FatalError::NegotiationTimedOut);
+    assert_eq!(drain(&mut s), [failed(FatalError::NegotiationTimedOut)]);
+    closed(&mut s, FatalError::NegotiationTimedOut);
 
     // No features reply: its deadline runs from when it was sent.
     let mut s = negotiating(VersionRange::DEFAULT);
-    feed(&mut *s, 1000, version_reply("1.4").as_bytes());
+    feed(&mut s, 1000, version_reply("1.4").as_bytes());
     assert_eq!(s.poll_timeout(), Some(at(1000 + TIMEOUT)));
     s.handle_timeout(at(1000 + TIMEOUT - 1));
-    assert_eq!(drain(&mut *s), [] as [String; 0]);
+    assert_eq!(drain(&mut s), [] as [String; 0]);
     s.handle_timeout(at(1000 + TIMEOUT));
-    assert_eq!(drain(&mut *s), [failed(FatalError::NegotiationTimedOut)]);
-    closed(&mut *s, FatalError::NegotiationTimedOut);
+    assert_eq!(drain(&mut s), [failed(FatalError::NegotiationTimedOut)]);
+    closed(&mut s, FatalError::NegotiationTimedOut);
 }
 
 #[test]
@@ -1047,24 +1047,24 @@ fn requests_before_ready() {
         s.request(at(0), &Request::Features, 1),
         Err(RequestError::NotReady)
     );
-    feed(&mut *s, 0, version_reply("1.4").as_bytes());
+    feed(&mut s, 0, version_reply("1.4").as_bytes());
     assert_eq!(
         s.request(at(0), &Request::HeadersSubscribe, 1),
         Err(RequestError::NotReady)
     );
     // Only the negotiation went out.
-    let out = sent(&transmit(&mut *s));
+    let out = sent(&transmit(&mut s));
     assert_eq!(out.len(), 1);
     assert_eq!(out[0]["method"], "server.features");
-    feed(&mut *s, 0, features_reply(&regtest_genesis()).as_bytes());
-    round_trip(&mut *s, 0);
+    feed(&mut s, 0, features_reply(&regtest_genesis()).as_bytes());
+    round_trip(&mut s, 0);
 }
 
 #[test]
 fn output_too_small_for_negotiation() {
     let mut s = Box::new(session::<1024, 40, 4>(config(VersionRange::DEFAULT), at(0)));
-    assert_eq!(drain(&mut *s), [failed(FatalError::OutputTooSmall)]);
-    closed(&mut *s, FatalError::OutputTooSmall);
+    assert_eq!(drain(&mut s), [failed(FatalError::OutputTooSmall)]);
+    closed(&mut s, FatalError::OutputTooSmall);
 }
 
 // ----- requests and time -----------------------------------------------------------------
@@ -1074,13 +1074,13 @@ fn request_timeouts_and_late_replies() {
     let mut s = ready();
     let t = 1000;
     let id = s.request(at(t), &Request::Features, 11).unwrap();
-    let _ = transmit(&mut *s);
+    let _ = transmit(&mut s);
     assert_eq!(s.poll_timeout(), Some(at(t + TIMEOUT)));
     s.handle_timeout(at(t + TIMEOUT - 1));
-    assert_eq!(drain(&mut *s), [] as [String; 0]);
+    assert_eq!(drain(&mut s), [] as [String; 0]);
     s.handle_timeout(at(t + TIMEOUT));
     assert_eq!(
-        drain(&mut *s),
+        drain(&mut s),
         [norm(&Event::TimedOut {
             id,
             method: Method::ServerFeatures,
@@ -1089,10 +1089,10 @@ fn request_timeouts_and_late_replies() {
     );
     assert_eq!(s.in_flight(), 0);
     assert_eq!(
-        feed(&mut *s, t + TIMEOUT + 5, ok_reply(id, "{}").as_bytes()),
+        feed(&mut s, t + TIMEOUT + 5, ok_reply(id, "{}").as_bytes()),
         [pe(ProtocolError::UnknownId(id))]
     );
-    round_trip(&mut *s, t + TIMEOUT + 5);
+    round_trip(&mut s, t + TIMEOUT + 5);
 }
 
 #[test]
@@ -1102,9 +1102,9 @@ fn keep_alive_ping_after_the_interval() {
         let mut s = ready_at::<1024, 1024, 4>(v, 10);
         assert_eq!(s.poll_timeout(), Some(at(10 + PING)));
         s.handle_timeout(at(10 + PING - 1));
-        assert_eq!(transmit(&mut *s), "");
+        assert_eq!(transmit(&mut s), "");
         s.handle_timeout(at(10 + PING));
-        assert_eq!(drain(&mut *s), [] as [String; 0], "the ping is internal");
+        assert_eq!(drain(&mut s), [] as [String; 0], "the ping is internal");
         // Ids 0 and 1 went to negotiation; 1.7 asks for a zero-length pong.
         let params = if v >= ProtocolVersion::V1_7 {
             "[0]"
@@ -1112,7 +1112,7 @@ fn keep_alive_ping_after_the_interval() {
             "[]"
         };
         assert_eq!(
-            transmit(&mut *s),
+            transmit(&mut s),
             format!(
                 "{{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"server.ping\",\"params\":{params}}}\n"
             )
@@ -1124,7 +1124,7 @@ fn keep_alive_ping_after_the_interval() {
             "null"
         };
         assert_eq!(
-            feed(&mut *s, 10 + PING + 1, ok_reply(2, pong).as_bytes()),
+            feed(&mut s, 10 + PING + 1, ok_reply(2, pong).as_bytes()),
             [] as [String; 0]
         );
         assert_eq!(s.in_flight(), 0);
@@ -1133,12 +1133,12 @@ fn keep_alive_ping_after_the_interval() {
         // Sending a request postpones the next ping.
         let t = 10 + PING + PING / 2;
         let id = s.request(at(t), &Request::HeadersSubscribe, 1).unwrap();
-        let _ = transmit(&mut *s);
-        feed(&mut *s, t, ok_reply(id, "{}").as_bytes());
+        let _ = transmit(&mut s);
+        feed(&mut s, t, ok_reply(id, "{}").as_bytes());
         s.handle_timeout(at(10 + 2 * PING));
-        assert_eq!(transmit(&mut *s), "");
+        assert_eq!(transmit(&mut s), "");
         assert_eq!(s.poll_timeout(), Some(at(t + PING)));
-        round_trip(&mut *s, t);
+        round_trip(&mut s, t);
     }
 }
 
@@ -1164,9 +1164,9 @@ fn methods_not_available_at_the_negotiated_version() {
             version: v,
         });
         assert_eq!(s.request(at(0), &r, 1), want, "{r:?} at {v}");
-        assert_eq!(transmit(&mut *s), "");
+        assert_eq!(transmit(&mut s), "");
         assert_eq!(s.in_flight(), 0);
-        round_trip(&mut *s, 0);
+        round_trip(&mut s, 0);
     }
 }
 
@@ -1201,7 +1201,7 @@ fn invalid_arguments() {
         s.request(at(0), &Request::HeadersSubscribe, u32::MAX),
         Err(RequestError::InvalidArgument)
     );
-    assert_eq!(transmit(&mut *s), "");
+    assert_eq!(transmit(&mut s), "");
     assert_eq!(s.in_flight(), 0);
     // Exactly the maximum is fine.
     let r = Request::BlockHeaders {
@@ -1211,11 +1211,11 @@ fn invalid_arguments() {
     };
     let id = s.request(at(0), &r, 1).unwrap();
     assert_eq!(
-        sent(&transmit(&mut *s))[0]["params"],
+        sent(&transmit(&mut s))[0]["params"],
         serde_json::json!([0, max])
     );
-    feed(&mut *s, 0, ok_reply(id, "{}").as_bytes());
-    round_trip(&mut *s, 0);
+    feed(&mut s, 0, ok_reply(id, "{}").as_bytes());
+    round_trip(&mut s, 0);
 }
 
 #[test]
@@ -1229,15 +1229,15 @@ fn a_full_pending_table() {
         Err(RequestError::TooManyInFlight)
     );
     assert_eq!(
-        sent(&transmit(&mut *s)).len(),
+        sent(&transmit(&mut s)).len(),
         4,
         "the refused request was not queued"
     );
     assert_eq!(
-        feed(&mut *s, 0, ok_reply(ids[2], "1").as_bytes()),
+        feed(&mut s, 0, ok_reply(ids[2], "1").as_bytes()),
         [response(ids[2], Method::HeadersSubscribe, 2, "1")]
     );
-    round_trip(&mut *s, 0);
+    round_trip(&mut s, 0);
 }
 
 #[test]
@@ -1250,7 +1250,7 @@ fn a_too_small_output_buffer() {
         other => panic!("{other:?}"),
     }
     assert_eq!(s.in_flight(), 0, "no pending slot leaked");
-    assert_eq!(transmit(&mut *s), "");
+    assert_eq!(transmit(&mut s), "");
     // Requests that fit one by one fill the queue until transmitted.
     let mut queued = 0;
     let full = loop {
@@ -1263,7 +1263,7 @@ fn a_too_small_output_buffer() {
     assert!(matches!(full, RequestError::OutputFull(_)), "{full:?}");
     assert!(queued >= 1);
     assert_eq!(s.in_flight(), queued);
-    assert_eq!(sent(&transmit(&mut *s)).len(), queued);
+    assert_eq!(sent(&transmit(&mut s)).len(), queued);
     assert!(
         s.request(at(0), &Request::Banner, 2).is_ok(),
         "room again after transmitting"
@@ -1390,12 +1390,12 @@ fn an_undecodable_error_still_ends_its_request_visibly() {
     let mut s = ready();
     let id = ping_request(&mut s, 1);
     let events = feed(
-        &mut *s,
+        &mut s,
         0,
         format!("{{\"error\":42,\"id\":{id}}}\n").as_bytes(),
     );
     s.handle_timeout(at(TIMEOUT));
-    let events: Vec<String> = events.into_iter().chain(drain(&mut *s)).collect();
+    let events: Vec<String> = events.into_iter().chain(drain(&mut s)).collect();
     assert!(
         events
             .iter()
@@ -1408,11 +1408,11 @@ fn an_undecodable_error_still_ends_its_request_visibly() {
 #[test]
 fn a_mismatched_negotiation_reply_does_not_hang() {
     let mut s = negotiating(VersionRange::DEFAULT);
-    feed(&mut *s, 0, version_reply("1.4").as_bytes());
-    let _ = transmit(&mut *s);
-    let mut events = feed(&mut *s, 0, b"{\"jsonrpc\":\"2.0\",\"id\":1}\n");
+    feed(&mut s, 0, version_reply("1.4").as_bytes());
+    let _ = transmit(&mut s);
+    let mut events = feed(&mut s, 0, b"{\"jsonrpc\":\"2.0\",\"id\":1}\n");
     s.handle_timeout(at(u64::MAX / 2));
-    events.extend(drain(&mut *s));
+    events.extend(drain(&mut s));
     assert!(
         s.failure().is_some(),
         "still negotiating: events {events:?}, poll_timeout {:?}",
@@ -1428,12 +1428,12 @@ fn every_expired_request_is_reported() {
         s.request(at(0), &Request::HeadersSubscribe, tag as u32)
             .unwrap();
     }
-    let _ = transmit(&mut *s);
+    let _ = transmit(&mut s);
     let mut timed_out = 0;
     // The caller's loop: handle_timeout, drain, and again while a deadline is due.
     for _ in 0..3 {
         s.handle_timeout(at(TIMEOUT));
-        timed_out += drain(&mut *s)
+        timed_out += drain(&mut s)
             .iter()
             .filter(|e| e.starts_with("TimedOut"))
             .count();
@@ -1448,7 +1448,7 @@ fn a_json_rpc_1_0_error_reply() {
     let line =
         format!("{{\"result\":null,\"error\":{{\"code\":1,\"message\":\"m\"}},\"id\":{id}}}\n");
     assert_eq!(
-        feed(&mut *s, 0, line.as_bytes()),
+        feed(&mut s, 0, line.as_bytes()),
         [format!("ServerError {id} ServerPing 1 Some(1) m")]
     );
 }

@@ -62,6 +62,12 @@ fn feed(s: &mut Small, bytes: &[u8], step: usize, mut f: impl FnMut(&Event<'_>))
         let mut rest = piece;
         while !rest.is_empty() {
             let used = s.handle_input(at(1), rest);
+            // The contract: fed with its events drained, the session takes a byte.
+            assert!(
+                used > 0,
+                "handle_input took nothing of {} bytes",
+                rest.len()
+            );
             rest = &rest[used..];
             while let Some(ev) = s.poll_event() {
                 f(&ev);

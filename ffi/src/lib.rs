@@ -28,7 +28,9 @@
 //! static uint8_t mem[ESPV_SESSION_SIZE] __attribute__((aligned(ESPV_SESSION_ALIGN)));
 //! espv_config cfg;
 //! espv_config_default(&cfg, ESPV_NETWORK_MAINNET);
-//! espv_session_init(mem, sizeof mem, &cfg, now());
+//! /* The capacities are the caller's: espv_session_size(line, out, in_flight) bytes. */
+//! espv_session_init(mem, sizeof mem, ESPV_LINE_CAPACITY, ESPV_OUTPUT_CAPACITY,
+//!                   ESPV_MAX_IN_FLIGHT, &cfg, now());
 //! espv_session *s = (espv_session *)mem;
 //! for (;;) {
 //!     size_t n;                                      /* 1. send what is queued */
@@ -72,9 +74,10 @@
 //!   session and the Rust client use (header chain, merkle branch, `cp_height` proof, merkle
 //!   root, status, txid); none is restated here.
 //! * Values from C are plain integers (`ESPV_NETWORK_*`, heights); no C enum is read.
-//! * Stack: `espv_session_init` uses about `espv_session_size()` plus 6 KiB of stack (the
-//!   session is built, then moved into place: 28,408 bytes measured on x86-64 by
-//!   `bindings/c/tests/test_stack.c`); `espv_tracker_init` a few dozen bytes whatever its
+//! * Stack: `espv_session_init` under 1 KiB whatever the session's capacities (its buffers are
+//!   never on the stack, and its state is started in place: 984 bytes measured on x86-64 by
+//!   `bindings/c/tests/test_stack.c`, which checks the 1 KiB bound); `espv_tracker_init` a
+//!   few dozen bytes whatever its
 //!   tables' size (it sets their slots empty in place; 40 bytes measured); every other call
 //!   about 2 KiB at most.
 //!

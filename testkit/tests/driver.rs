@@ -191,20 +191,20 @@ async fn driver_against_a_real_electrumx() {
             ..Config::new(&REGTEST)
         };
         let clock = clock();
-        let mut session = Box::new(small(config, clock()));
+        let mut session = small(config, clock());
         let (mut rx, mut tx) = ([0u8; 1024], [0u8; 256]);
         let transport = FromTokio::new(connect(&h).await);
-        let mut d = Driver::new(&mut *session, transport, clock, &mut rx, &mut tx);
+        let mut d = Driver::new(&mut session, transport, clock, &mut rx, &mut tx);
         let (version, _) = negotiate_and_verify(&h, &mut d, &alice).await;
         assert!(versions.contains(version), "{version}");
     }
 
     // Notifications: subscribed to headers and Alice, the kit mines a block, then pays Alice.
     let clock = clock();
-    let mut session = Box::new(small(Config::new(&REGTEST), clock()));
+    let mut session = small(Config::new(&REGTEST), clock());
     let (mut rx, mut tx) = ([0u8; 1024], [0u8; 256]);
     let transport = FromTokio::new(connect(&h).await);
-    let mut d = Driver::new(&mut *session, transport, clock, &mut rx, &mut tx);
+    let mut d = Driver::new(&mut session, transport, clock, &mut rx, &mut tx);
     let (_, mut verifier) = negotiate_and_verify(&h, &mut d, &alice).await;
     let (tip_height, _) = h.bitcoind.tip();
 

@@ -14,25 +14,28 @@
 //! the network's genesis. Only then is [`Event::Ready`] reported and requests accepted.
 //!
 //! # Memory
-//! `size_of::<Session<LINE, OUT, PENDING>>()` is `LINE + OUT` plus at most
-//! [`SESSION_OVERHEAD`] bytes with `PENDING = 4` (32 bytes per further pending slot); tested.
-//! With streamed requests ([`Session::request_streamed`]) the line buffer only needs to hold
-//! the largest *non-streamed* reply: a `Session<1024, 1024, 4>` (about 4 KiB) verifies
-//! 2016-header chunks and hashes 10,000-row histories.
+//! The caller's [`SessionStorage`]: a line buffer, an outgoing queue (a ring buffer: requests
+//! are encoded into it in place and taken from it without moving the rest) and one
+//! [`PendingSlot`] per request in flight, each as large as the caller chooses; beside them the
+//! session's own state, at most [`SESSION_OVERHEAD`] bytes (tested). With streamed requests
+//! ([`Session::request_streamed`]) the line buffer only needs to hold the largest
+//! *non-streamed* reply: 1 KiB of line and 1 KiB of queue verify 2016-header chunks and hash
+//! 10,000-row histories.
 //!
 //! # Responses longer than the line buffer
-//! A line longer than `LINE` is discarded before it is buffered; the framer keeps only its
-//! first 256 and last 256 non-whitespace bytes (fewer when `LINE < 512`), inside the line
-//! buffer, and the envelope's `id` is read from them (ElectrumX writes it last, Fulcrum and
-//! electrs first). If it names a request in flight, that request ends at once with
+//! A line longer than the line buffer is discarded before it is buffered; the framer keeps
+//! only its first 256 and last 256 non-whitespace bytes (fewer for a buffer under 512 bytes),
+//! inside the line buffer, and the envelope's `id` is read from them (ElectrumX writes it last,
+//! Fulcrum and electrs first). If it names a request in flight, that request ends at once with
 //! [`Event::ResponseTooLarge`] instead of waiting for its deadline: ask again streamed
 //! ([`Session::request_streamed`]) or with a larger session. A line without a readable `id`
 //! is reported as [`ProtocolError::OversizeLine`] and its request, if any, times out.
 //!
 //! # Bounds (DoS)
-//! `LINE` bytes per incoming line (longer lines are discarded before buffering), `OUT` bytes of
-//! queued outgoing requests, `PENDING` requests in flight, [`MAX_QUEUED_EVENTS`] owned events
-//! between two drains (more are dropped and counted in [`Session::dropped_events`]).
+//! The line buffer's length per incoming line (longer lines are discarded before buffering),
+//! the queue's length of outgoing requests, one request in flight per pending slot,
+//! [`MAX_QUEUED_EVENTS`] owned events between two drains: input and timeouts are taken only
+//! while the queue has room for what they report, so none is dropped.
 
 mod event;
 pub mod request;
