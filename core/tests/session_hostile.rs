@@ -1067,6 +1067,60 @@ fn output_too_small_for_negotiation() {
     closed(&mut s, FatalError::OutputTooSmall);
 }
 
+#[test]
+fn the_empty_session_is_failed_and_start_makes_it_live_in_place() {
+    let mut s = Box::new(Session::EMPTY);
+    assert_eq!(s.failure(), Some(FatalError::OutputTooSmall));
+    assert_eq!(
+        (s.line_capacity(), s.transmit_capacity(), s.max_in_flight()),
+        (0, 0, 0)
+    );
+    assert_eq!(
+        s.handle_input(at(0), b"{}\n"),
+        3,
+        "a failed session ignores input"
+    );
+    closed(&mut s, FatalError::OutputTooSmall);
+    s.start(
+        SessionStorage::owned(1024, 1024, 4),
+        config(VersionRange::DEFAULT),
+        at(5),
+    );
+    assert_eq!(s.failure(), None);
+    let out = sent(&transmit(&mut s));
+    assert_eq!(
+        (out.len(), &out[0]["method"]),
+        (1, &Value::from("server.version"))
+    );
+}
+
+/// A reconnect in the same storage: everything of the old connection is gone (requests in
+/// flight, its version), and negotiation starts again from id 0.
+#[test]
+fn restart_begins_a_new_connection_in_the_same_storage() {
+    let mut s = ready();
+    let id = ping_request(&mut s, 9);
+    assert_eq!(s.in_flight(), 1);
+    s.restart(config(VersionRange::DEFAULT), at(100));
+    assert_eq!((s.version(), s.in_flight(), s.failure()), (None, 1, None));
+    assert_eq!(
+        (s.line_capacity(), s.transmit_capacity(), s.max_in_flight()),
+        (1024, 1024, 4)
+    );
+    let out = sent(&transmit(&mut s));
+    assert_eq!(out.len(), 1, "only the new version request: {out:?}");
+    assert_eq!(
+        (&out[0]["method"], &out[0]["id"]),
+        (&Value::from("server.version"), &Value::from(0))
+    );
+    // The old connection's answer cannot be matched to anything in the new one.
+    assert_eq!(
+        feed(&mut s, 100, ok_reply(id, "null").as_bytes()),
+        [pe(ProtocolError::UnknownId(id))]
+    );
+    assert_eq!(drain(&mut s), Vec::<String>::new());
+}
+
 // ----- requests and time -----------------------------------------------------------------
 
 #[test]

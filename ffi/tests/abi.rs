@@ -116,32 +116,18 @@ fn capacities_are_the_callers() {
                     .starts_with(b"{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"server.version\"")
             );
         }
+        // A queue too small for the version request; no request in flight allowed.
         let size = espv_session_size(64, 16, 1);
         let mut block = vec![0u64; size.div_ceil(8)];
-        assert_eq!(
-            name(espv_session_init(
-                block.as_mut_ptr().cast(),
-                size,
-                64,
-                16,
-                1,
-                &cfg,
-                0
-            )),
-            "ESPV_ERR_INVALID_ARGUMENT"
-        );
-        assert_eq!(
-            name(espv_session_init(
-                block.as_mut_ptr().cast(),
-                size,
-                64,
-                16,
-                0,
-                &cfg,
-                0
-            )),
-            "ESPV_ERR_INVALID_ARGUMENT"
-        );
+        for in_flight in [1, 0] {
+            let mem = block.as_mut_ptr().cast();
+            let code = espv_session_init(mem, size, 64, 16, in_flight, &cfg, 0);
+            assert_eq!(
+                name(code),
+                "ESPV_ERR_INVALID_ARGUMENT",
+                "{in_flight} in flight"
+            );
+        }
     }
 }
 

@@ -125,7 +125,8 @@ fn ends_after_first_error<T, E>(items: impl Iterator<Item = Result<T, E>>) {
 }
 
 fn frame(pieces: &[&[u8]]) -> Vec<Result<Vec<u8>, usize>> {
-    let mut framer = LineFramer::<4096>::new();
+    let mut line_buffer = [0u8; 4096];
+    let mut framer = LineFramer::new(&mut line_buffer);
     let mut out = Vec::new();
     for piece in pieces {
         let mut rest = *piece;

@@ -24,8 +24,7 @@ use electrum_spv_core::hash::Txid;
 use electrum_spv_core::json::{Id, Message, scan};
 use electrum_spv_core::rpc::{Method, ProtocolVersion, VersionRange};
 use electrum_spv_core::session::{
-    Config, Event, FeeMode, ProtocolError, Request, RequestError, Session, SessionStorage,
-    response,
+    Config, Event, FeeMode, ProtocolError, Request, RequestError, Session, SessionStorage, response,
 };
 use electrum_spv_core::time::{Duration, Instant};
 use libfuzzer_sys::fuzz_target;
@@ -306,7 +305,11 @@ fuzz_target!(|input: &[u8]| {
         ..Config::new(&REGTEST)
     };
     let mut run = Run {
-        s: Box::new(S::new(SessionStorage::owned(LINE, OUT, PENDING), config, Instant::ZERO)),
+        s: Box::new(S::new(
+            SessionStorage::owned(LINE, OUT, PENDING),
+            config,
+            Instant::ZERO,
+        )),
         version,
         now: Instant::ZERO,
         open: BTreeMap::new(),
