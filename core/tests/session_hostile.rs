@@ -1094,6 +1094,33 @@ fn the_empty_session_is_failed_and_start_makes_it_live_in_place() {
     );
 }
 
+/// The queue can be written from in place: `transmit_bytes` then `transmitted`.
+#[test]
+fn queued_bytes_are_written_in_place() {
+    let mut s = ready();
+    let ping = Request::Ping { pong_len: 0 };
+    let a = s.request(at(0), &ping, 1).unwrap();
+    let b = s.request(at(0), &ping, 2).unwrap();
+    let queued = s.transmit_len();
+    assert!(queued > 0);
+    let mut written = Vec::new();
+    while s.transmit_len() > 0 {
+        let bytes = s.transmit_bytes();
+        assert!(!bytes.is_empty(), "queued bytes are shown");
+        // A short write: part of what is shown.
+        let n = bytes.len().min(7);
+        written.extend_from_slice(&bytes[..n]);
+        s.transmitted(n);
+    }
+    assert_eq!(written.len(), queued);
+    let ids: Vec<Value> = sent(&String::from_utf8(written).unwrap())
+        .iter()
+        .map(|m| m["id"].clone())
+        .collect();
+    assert_eq!(ids, [Value::from(a), Value::from(b)]);
+    assert!(s.transmit_bytes().is_empty());
+}
+
 /// A reconnect in the same storage: everything of the old connection is gone (requests in
 /// flight, its version), and negotiation starts again from id 0.
 #[test]
