@@ -51,22 +51,6 @@ impl<'a> SessionStorage<'a> {
     pub fn max_pending(&self) -> usize {
         self.pending.len()
     }
-
-    /// Bytes of buffers a session with these capacities needs beside `size_of::<Session>()`
-    /// (`None` if that overflows `usize`).
-    pub const fn buffers_size(
-        line_cap: usize,
-        out_cap: usize,
-        max_pending: usize,
-    ) -> Option<usize> {
-        match max_pending.checked_mul(PendingSlot::SIZE) {
-            Some(pending) => match line_cap.checked_add(out_cap) {
-                Some(bytes) => bytes.checked_add(pending),
-                None => None,
-            },
-            None => None,
-        }
-    }
 }
 
 #[cfg(feature = "alloc")]
