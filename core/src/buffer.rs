@@ -100,6 +100,40 @@ impl<T> fmt::Debug for Buffer<'_, T> {
     }
 }
 
+/// A buffer given to a state machine is shorter than it needs: `len` bytes (or items) where at
+/// least `min` are needed. The state machine is not built; nothing else is wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TooSmall {
+    /// Its length.
+    pub len: usize,
+    /// The least length that works.
+    pub min: usize,
+}
+
+impl fmt::Display for TooSmall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "a buffer of {} is too small: at least {} needed",
+            self.len, self.min
+        )
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for TooSmall {}
+
+impl<T> Buffer<'_, T> {
+    /// `Ok(self)` if it holds at least `min` items, else [`TooSmall`].
+    pub fn at_least(self, min: usize) -> Result<Self, TooSmall> {
+        let len = self.len();
+        if len < min {
+            return Err(TooSmall { len, min });
+        }
+        Ok(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

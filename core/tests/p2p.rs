@@ -191,7 +191,7 @@ impl Collector {
 
 /// Decodes `bytes` fed in pieces cut at `cuts` (ascending).
 fn decode_cut(bytes: &[u8], cuts: &[usize]) -> Vec<Result<Owned, MessageError>> {
-    let mut reader = MessageReader::new(MAGIC);
+    let mut reader = MessageReader::owned(MAGIC);
     let mut c = Collector::default();
     let mut start = 0;
     for end in cuts.iter().copied().chain([bytes.len()]) {
@@ -645,7 +645,7 @@ fn oversize_is_refused_from_the_header_alone() {
         let mut bytes = frame(command.name(), &[]);
         bytes[16..20].copy_from_slice(&(cap + 1).to_le_bytes());
         bytes.extend_from_slice(&[0u8; 100]);
-        let mut reader = MessageReader::new(MAGIC);
+        let mut reader = MessageReader::owned(MAGIC);
         let (used, result) = reader.feed(&bytes);
         let e = MessageError::Frame(FrameError::Oversize {
             command,
@@ -742,7 +742,7 @@ fn inv_count_over_the_bound_is_refused_before_its_items() {
     payload.extend_from_slice(&50_001u16.to_le_bytes());
     payload.extend_from_slice(&[0u8; 36 * 100]);
     let bytes = frame(b"inv", &payload);
-    let mut reader = MessageReader::new(MAGIC);
+    let mut reader = MessageReader::owned(MAGIC);
     let mut rest = &bytes[..];
     let mut used_total = 0;
     loop {
@@ -976,7 +976,7 @@ fn real_mainnet_headers_stream_into_the_verifier() {
         }
         let mut verifier =
             HeaderVerifier::new(&MAINNET, Anchor::at_height(&MAINNET, start).unwrap());
-        let mut reader = MessageReader::new(MAGIC);
+        let mut reader = MessageReader::owned(MAGIC);
         let (mut verified, mut lists) = (0usize, 0);
         // Arbitrary read sizes, as a socket gives them.
         for piece in bytes.chunks(1447) {
@@ -1013,7 +1013,7 @@ fn reader_sizes_are_bounded() {
     println!(
         "FrameReader {} MessageReader {}",
         size_of::<FrameReader>(),
-        size_of::<MessageReader>()
+        size_of::<MessageReader<'static>>()
     );
     assert!(
         size_of::<FrameReader>() <= FRAME_READER_MAX_SIZE,
@@ -1021,9 +1021,9 @@ fn reader_sizes_are_bounded() {
         size_of::<FrameReader>()
     );
     assert!(
-        size_of::<MessageReader>() <= MESSAGE_READER_MAX_SIZE,
+        size_of::<MessageReader<'static>>() <= MESSAGE_READER_MAX_SIZE,
         "{}",
-        size_of::<MessageReader>()
+        size_of::<MessageReader<'static>>()
     );
 }
 

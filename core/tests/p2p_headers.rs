@@ -41,7 +41,7 @@ fn recent() -> P2pHeaders {
 }
 
 /// A ready peer, handshaken with frames written by the crate's own encoder.
-fn ready_peer() -> Peer {
+fn ready_peer() -> Peer<'static> {
     let config = PeerConfig {
         magic: Magic::MAINNET,
         services: 0,
@@ -58,7 +58,7 @@ fn ready_peer() -> Peer {
         ping_timeout: electrum_spv_core::time::Duration::from_millis(1_000),
         request_timeout: electrum_spv_core::time::Duration::from_millis(1_000),
     };
-    let mut peer = Peer::new(config, at(0), 1);
+    let mut peer = Peer::new(PeerStorage::owned(), config, at(0), 1);
     let version = Version {
         version: 70016,
         services: 9,

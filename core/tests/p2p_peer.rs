@@ -9,7 +9,7 @@ use bitcoin::p2p::message::{NetworkMessage, RawNetworkMessage};
 use bitcoin::p2p::message_network::VersionMessage;
 use bitcoin::p2p::{Magic as BMagic, ServiceFlags};
 use electrum_spv_core::p2p::peer::{
-    OUT_BUFFER_SIZE, PEER_MAX_SIZE, PROTOCOL_VERSION, REPLY_RESERVE,
+    MIN_OUT_CAPACITY, PEER_MAX_SIZE, PROTOCOL_VERSION, REPLY_RESERVE,
 };
 use electrum_spv_core::p2p::*;
 
@@ -87,7 +87,7 @@ fn pump(a: &mut Peer, b: &mut Peer, now: u64, split: usize) -> (Vec<PeerEvent>, 
 
 /// The commands of a byte stream, decoded with the crate's own reader.
 fn commands(bytes: &[u8]) -> Vec<Command> {
-    let mut reader = MessageReader::new(MAGIC);
+    let mut reader = MessageReader::owned(MAGIC);
     let mut rest = bytes;
     let mut out = Vec::new();
     loop {
@@ -117,8 +117,8 @@ fn ready(events: &[PeerEvent]) -> PeerInfo {
 fn two_peers_handshake_and_ping_at_several_splits() {
     for split in [1, 2, 3, 7, 24, 25, 31, 100, 4096] {
         PENDING.with(|p| p.borrow_mut().clear());
-        let mut a = Peer::new(config(b"/a:1/"), at(0), 0xaaaa);
-        let mut b = Peer::new(config(b"/b:2/"), at(0), 0xbbbb);
+        let mut a = Peer::new(PeerStorage::owned(), config(b"/a:1/"), at(0), 0xaaaa);
+        let mut b = Peer::new(PeerStorage::owned(), config(b"/b:2/"), at(0), 0xbbbb);
         // a's version to b: b answers wtxidrelay, sendaddrv2, verack (and its own version).
         let (ev, sent) = pump(&mut a, &mut b, 10, split);
         assert!(ev.is_empty(), "{ev:?}");
@@ -208,7 +208,7 @@ fn raw(msg: NetworkMessage) -> Vec<u8> {
 
 #[test]
 fn core_70016_version_gets_wtxidrelay_before_verack() {
-    let mut peer = Peer::new(config(b"/x/"), at(0), 1);
+    let mut peer = Peer::new(PeerStorage::owned(), config(b"/x/"), at(0), 1);
     let ours = transmit(&mut peer);
     assert_eq!(commands(&ours), [Command::Version]);
     let mut input = core_version(70016, 99);
@@ -238,7 +238,7 @@ fn core_70016_version_gets_wtxidrelay_before_verack() {
 
 #[test]
 fn a_70015_peer_gets_no_wtxidrelay() {
-    let mut peer = Peer::new(config(b"/x/"), at(0), 1);
+    let mut peer = Peer::new(PeerStorage::owned(), config(b"/x/"), at(0), 1);
     let _ = transmit(&mut peer);
     let mut input = core_version(70015, 99);
     // Even if it sent wtxidrelay, it is not in effect below 70016 (Core ignores it).
@@ -269,7 +269,7 @@ fn message_before_verack_is_an_error() {
         (NetworkMessage::Headers(vec![]), Command::Headers),
     ] {
         // Between their version and their verack.
-        let mut peer = Peer::new(config(b"/x/"), at(0), 1);
+        let mut peer = Peer::new(PeerStorage::owned(), config(b"/x/"), at(0), 1);
         let mut input = core_version(70016, 99);
         input.extend(raw(msg.clone()));
         input.extend(raw(NetworkMessage::Verack));
@@ -282,12 +282,12 @@ fn message_before_verack_is_an_error() {
         assert_eq!(peer.handle_input(at(6), &raw(NetworkMessage::Verack)), 24);
         assert_eq!(peer.poll_event(), None, "a failure is reported once");
         // Before their version.
-        let mut peer = Peer::new(config(b"/x/"), at(0), 1);
+        let mut peer = Peer::new(PeerStorage::owned(), config(b"/x/"), at(0), 1);
         let mut events = Vec::new();
         feed(&mut peer, 5, &raw(msg), 4096, &mut events);
         assert_eq!(failed(&events), PeerError::BeforeVerack { command });
     }
-    let mut peer = Peer::new(config(b"/x/"), at(0), 1);
+    let mut peer = Peer::new(PeerStorage::owned(), config(b"/x/"), at(0), 1);
     let mut events = Vec::new();
     feed(
         &mut peer,
@@ -310,7 +310,7 @@ fn wtxidrelay_or_sendaddrv2_after_verack_is_an_error() {
         (NetworkMessage::WtxidRelay, Command::WtxidRelay),
         (NetworkMessage::SendAddrV2, Command::SendAddrV2),
     ] {
-        let mut peer = Peer::new(config(b"/x/"), at(0), 1);
+        let mut peer = Peer::new(PeerStorage::owned(), config(b"/x/"), at(0), 1);
         let mut input = core_version(70016, 99);
         input.extend(raw(NetworkMessage::Verack));
         input.extend(raw(msg));
@@ -324,14 +324,14 @@ fn wtxidrelay_or_sendaddrv2_after_verack_is_an_error() {
 
 #[test]
 fn self_connection() {
-    let mut peer = Peer::new(config(b"/x/"), at(0), 0x5e1f);
+    let mut peer = Peer::new(PeerStorage::owned(), config(b"/x/"), at(0), 0x5e1f);
     let ours = transmit(&mut peer);
     let mut events = Vec::new();
     feed(&mut peer, 5, &ours, 4096, &mut events);
     assert_eq!(events, [PeerEvent::Failed(PeerError::SelfConnection)]);
     assert_eq!(transmit(&mut peer), []);
     // The same with a version crafted by rust-bitcoin.
-    let mut peer = Peer::new(config(b"/x/"), at(0), 77);
+    let mut peer = Peer::new(PeerStorage::owned(), config(b"/x/"), at(0), 77);
     let mut events = Vec::new();
     feed(&mut peer, 5, &core_version(70016, 77), 4096, &mut events);
     assert_eq!(events, [PeerEvent::Failed(PeerError::SelfConnection)]);
@@ -339,7 +339,7 @@ fn self_connection() {
 
 #[test]
 fn obsolete_version() {
-    let mut peer = Peer::new(config(b"/x/"), at(0), 1);
+    let mut peer = Peer::new(PeerStorage::owned(), config(b"/x/"), at(0), 1);
     let mut events = Vec::new();
     feed(&mut peer, 5, &core_version(31799, 9), 4096, &mut events);
     assert_eq!(events, [PeerEvent::Failed(PeerError::Obsolete(31799))]);
@@ -347,7 +347,7 @@ fn obsolete_version() {
 
 #[test]
 fn handshake_timeout() {
-    let mut peer = Peer::new(config(b"/x/"), at(1_000), 1);
+    let mut peer = Peer::new(PeerStorage::owned(), config(b"/x/"), at(1_000), 1);
     assert_eq!(peer.poll_timeout(), Some(at(1_000 + TIMEOUT)));
     peer.handle_timeout(at(1_000 + TIMEOUT - 1));
     assert_eq!(peer.poll_event(), None);
@@ -367,8 +367,13 @@ fn handshake_timeout() {
     assert_eq!(peer.ping(at(70_000), 1), Err(PingError::NotReady));
 }
 
-fn ready_peer() -> Peer {
-    let mut peer = Peer::new(config(b"/x/"), at(0), 1);
+fn ready_peer() -> Peer<'static> {
+    ready_in(PeerStorage::owned())
+}
+
+/// A peer over `storage` through its handshake, its queue drained.
+fn ready_in(storage: PeerStorage<'_>) -> Peer<'_> {
+    let mut peer = Peer::new(storage, config(b"/x/"), at(0), 1);
     let mut input = core_version(70016, 99);
     input.extend(raw(NetworkMessage::Verack));
     let mut events = Vec::new();
@@ -463,7 +468,7 @@ fn input_waits_while_the_outgoing_buffer_is_full() {
     // Not drained: the peer stops once it lacks room for a reply.
     let used = peer.handle_input(at(10), &pings);
     assert!(used < pings.len());
-    assert!(used >= (OUT_BUFFER_SIZE - REPLY_RESERVE) / 32 * 32);
+    assert!(used >= (MIN_OUT_CAPACITY - REPLY_RESERVE) / 32 * 32);
     let mut all = transmit(&mut peer);
     let mut rest = &pings[used..];
     while !rest.is_empty() {
@@ -474,10 +479,77 @@ fn input_waits_while_the_outgoing_buffer_is_full() {
     assert_eq!(commands(&all), vec![Command::Pong; 40]);
 }
 
+/// The nonces of a stream of `pong` frames (32 bytes each: header, nonce).
+fn pong_nonces(bytes: &[u8]) -> Vec<u64> {
+    assert_eq!(commands(bytes), vec![Command::Pong; bytes.len() / 32]);
+    bytes
+        .chunks(32)
+        .map(|frame| u64::from_le_bytes(frame[24..].try_into().unwrap()))
+        .collect()
+}
+
+#[test]
+fn borrowed_storage_larger_queue_and_partial_drains_keep_order() {
+    let mut message = [0u8; BUFFER_SIZE + 10];
+    let mut out = [0u8; 4 * MIN_OUT_CAPACITY];
+    let mut peer = ready_in(PeerStorage::new(&mut message[..], &mut out[..]).unwrap());
+    // 40 pongs (1,280 bytes) fit the larger queue: all the pings are taken without a drain.
+    let pings: Vec<u8> = (0..40u64)
+        .flat_map(|n| raw(NetworkMessage::Ping(n)))
+        .collect();
+    assert_eq!(peer.handle_input(at(10), &pings), pings.len());
+    // Drained in odd pieces while more pongs are queued: the queue's front is taken in place
+    // and its rest moves only when a frame no longer fits after it.
+    let mut sent = Vec::new();
+    let mut piece = [0u8; 45];
+    let mut next = 40u64;
+    while next < 200 {
+        let n = peer.poll_transmit(&mut piece);
+        sent.extend_from_slice(&piece[..n]);
+        let more: Vec<u8> = (next..next + 3)
+            .flat_map(|n| raw(NetworkMessage::Ping(n)))
+            .collect();
+        let mut rest = &more[..];
+        while !rest.is_empty() {
+            let used = peer.handle_input(at(11), rest);
+            rest = &rest[used..];
+            if used == 0 {
+                let n = peer.poll_transmit(&mut piece);
+                assert!(n > 0, "no progress with an empty queue");
+                sent.extend_from_slice(&piece[..n]);
+            }
+        }
+        next += 3;
+    }
+    sent.extend(transmit(&mut peer));
+    assert_eq!(pong_nonces(&sent), (0..next).collect::<Vec<_>>());
+}
+
+#[test]
+fn storage_under_its_minimum_is_refused() {
+    let mut small = [0u8; BUFFER_SIZE - 1];
+    assert_eq!(
+        MessageReader::new(MAGIC, &mut small[..]).err(),
+        Some(electrum_spv_core::buffer::TooSmall {
+            len: BUFFER_SIZE - 1,
+            min: BUFFER_SIZE
+        })
+    );
+    let mut message = [0u8; BUFFER_SIZE];
+    let mut out = [0u8; MIN_OUT_CAPACITY - 1];
+    assert!(matches!(
+        PeerStorage::new(&mut message[..], &mut out[..]),
+        Err(PeerStorageError::Out(_))
+    ));
+}
+
 #[test]
 fn size_is_bounded() {
-    println!("size_of::<Peer>() = {}", size_of::<Peer>());
-    assert!(size_of::<Peer>() <= PEER_MAX_SIZE);
+    println!(
+        "size_of::<Peer<'static>>() = {}",
+        size_of::<Peer<'static>>()
+    );
+    assert!(size_of::<Peer<'static>>() <= PEER_MAX_SIZE);
 }
 
 #[test]
@@ -936,7 +1008,7 @@ fn feefilter_is_honoured_within_the_money_range() {
 
 #[test]
 fn send_needs_a_ready_peer_and_room() {
-    let mut fresh = Peer::new(config(b"/x/"), at(0), 1);
+    let mut fresh = Peer::new(PeerStorage::owned(), config(b"/x/"), at(0), 1);
     assert_eq!(
         fresh.send(at(0), &Outgoing::SendHeaders),
         Err(SendError::NotReady)

@@ -61,7 +61,7 @@ struct Case {
 
 /// Every event of one frame, decoded by core's reader, as text.
 fn decode(bytes: &[u8]) -> Vec<String> {
-    let mut reader = MessageReader::new(MAGIC);
+    let mut reader = MessageReader::owned(MAGIC);
     let mut rest = bytes;
     let mut out = Vec::new();
     let mut tx = Vec::new();
@@ -245,7 +245,7 @@ fn cases() -> Vec<Case> {
         ping_timeout: electrum_spv_core::time::Duration::from_millis(1_000),
         request_timeout: electrum_spv_core::time::Duration::from_millis(1_000),
     };
-    let mut peer = Peer::new(config, at(0), 0xfeed_beef_0000_0001);
+    let mut peer = Peer::new(PeerStorage::owned(), config, at(0), 0xfeed_beef_0000_0001);
     let mut queued = vec![0u8; 1024];
     let n = peer.poll_transmit(&mut queued);
     queued.truncate(n);

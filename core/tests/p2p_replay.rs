@@ -38,7 +38,7 @@ fn recording() -> (Vec<u8>, Vec<Command>) {
 }
 
 fn commands(bytes: &[u8]) -> Vec<Command> {
-    let mut reader = MessageReader::new(MAGIC);
+    let mut reader = MessageReader::owned(MAGIC);
     let mut rest = bytes;
     let mut out = Vec::new();
     loop {
@@ -61,7 +61,7 @@ fn commands(bytes: &[u8]) -> Vec<Command> {
 /// Feeds `stream` cut at `cuts`, draining events and outgoing bytes as `handle_input` asks;
 /// returns the events and everything the peer sent after its `version`.
 fn replay(stream: &[u8], cuts: &[usize]) -> (Vec<PeerEvent>, Vec<u8>) {
-    let mut peer = Peer::new(config(), at(0), 0x5eed_0000_0000_0001);
+    let mut peer = Peer::new(PeerStorage::owned(), config(), at(0), 0x5eed_0000_0000_0001);
     let mut sent = vec![0u8; 1024];
     let n = peer.poll_transmit(&mut sent);
     assert!(n > 0);
@@ -146,7 +146,7 @@ fn bcoin_stream_gives_the_same_events_at_every_cut() {
     );
     // What we sent back: verack only (no wtxidrelay/sendaddrv2 to a 70015 peer), then a pong
     // for every ping, with its nonce.
-    let mut reader = MessageReader::new(MAGIC);
+    let mut reader = MessageReader::owned(MAGIC);
     let mut rest = &stream[..];
     let mut pings = Vec::new();
     loop {

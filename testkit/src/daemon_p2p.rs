@@ -277,7 +277,7 @@ fn serve(conn: TcpStream, s: &Shared) {
     };
     let writer: Writer = Arc::new(Mutex::new(write_half));
     let send = |bytes: &[u8]| bytes.is_empty() || lock(&writer).write_all(bytes).is_ok();
-    let mut reader = MessageReader::new(s.magic);
+    let mut reader = MessageReader::owned(s.magic);
     let mut pending = Pending::default();
     let mut read = conn;
     let mut buf = vec![0u8; 64 * 1024];

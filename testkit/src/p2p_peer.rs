@@ -581,7 +581,7 @@ fn serve(conn: TcpStream, s: &Shared) {
     // Silent once a cut frame is out: no pong, no reply.
     let mut silent = false;
     let mut pending = Pending::default();
-    let mut reader = MessageReader::new(magic);
+    let mut reader = MessageReader::owned(magic);
     let mut read = conn;
     let mut buf = vec![0u8; 64 * 1024];
     loop {

@@ -60,7 +60,7 @@ fn framed(command: Command, payload: &[u8]) -> Vec<u8> {
 
 /// Feeds `stream` cut at `cuts` and returns the events as text (transaction bytes joined).
 fn run(stream: &[u8], cuts: &[usize]) -> Vec<String> {
-    let mut reader = MessageReader::new(MAGIC);
+    let mut reader = MessageReader::owned(MAGIC);
     let mut events = Vec::new();
     let mut tx = Vec::new();
     // Bytes of `stream` consumed so far.

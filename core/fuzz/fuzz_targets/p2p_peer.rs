@@ -36,7 +36,7 @@ use electrum_spv_core::p2p::headers::HeadersStep;
 use electrum_spv_core::p2p::{
     BroadcastTable, Command, GetData, HEADER_SIZE, InvSeen, InvType, InvVector, Magic, Message,
     MessageReader, NetAddr, NodeId, NodeSet, Outgoing, P2pHeaders, Peer, PeerConfig, PeerEvent,
-    SendError, TxForm, TxSeen, TxStatus, Version, WireTx, encode,
+    PeerStorage, SendError, TxForm, TxSeen, TxStatus, Version, WireTx, encode,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -150,7 +150,7 @@ struct Outcome {
 struct Adapter<'t> {
     node: NodeId,
     recipients: NodeSet,
-    peer: Peer,
+    peer: Peer<'static>,
     table: BroadcastTable<[TxStatus; 1]>,
     wire: WireTx<'t>,
     stripped: &'t [u8],
@@ -199,7 +199,7 @@ fn run(setup: &Setup, stream: &[u8], cuts: &[usize]) -> Outcome {
     }
 
     // The peer's own stream: clean frames, never a `tx`.
-    let mut reader = MessageReader::new(MAGIC);
+    let mut reader = MessageReader::owned(MAGIC);
     let mut rest = &adapter.sent[..];
     loop {
         let (n, msg) = reader.feed(rest);
@@ -244,7 +244,7 @@ impl<'t> Adapter<'t> {
             ping_timeout: electrum_spv_core::time::Duration::from_millis(20_000),
             request_timeout: electrum_spv_core::time::Duration::from_millis(5_000),
         };
-        let mut peer = Peer::new(config, at(0), OUR_NONCE);
+        let mut peer = Peer::new(PeerStorage::owned(), config, at(0), OUR_NONCE);
         let version = Version {
             version: setup.version,
             services: 9,
@@ -488,7 +488,7 @@ impl<'t> Adapter<'t> {
         assert_eq!(bytes.len(), frame.len());
 
         // Decode it back with the crate's own reader.
-        let mut reader = MessageReader::new(MAGIC);
+        let mut reader = MessageReader::owned(MAGIC);
         let mut rest = &bytes[..];
         let mut body = Vec::new();
         let mut ids = None;

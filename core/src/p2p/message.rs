@@ -29,6 +29,7 @@ use core::fmt;
 
 use super::frame::{FrameError, FrameEvent, FrameReader, HEADER_SIZE, write_header};
 use super::*;
+use crate::buffer::{Buffer, TooSmall};
 use crate::hash::{BlockHash, Txid, Wtxid};
 use crate::tx::{TxError, TxidHasher};
 
@@ -491,33 +492,49 @@ enum Ready {
 
 /// Decodes a stream of frames into [`Message`]s.
 ///
-/// Memory: `size_of::<MessageReader>()` is at most [`MESSAGE_READER_MAX_SIZE`] (tested): a
-/// [`FrameReader`], a [`BUFFER_SIZE`]-byte buffer and a [`TxidHasher`]. Work: linear in the
+/// Memory: the caller's buffer of at least [`BUFFER_SIZE`] bytes (bytes past it are not used),
+/// and `size_of::<MessageReader>()` at most [`MESSAGE_READER_MAX_SIZE`] (tested): a
+/// [`FrameReader`], the buffer's pointer and a [`TxidHasher`]. Work: linear in the
 /// bytes fed; a payload byte is hashed once for the checksum, once more if it is part of a
 /// transaction's txid, and copied at most once (into the buffer, except transaction bytes).
-#[derive(Debug, Clone)]
-pub struct MessageReader {
+#[derive(Debug)]
+pub struct MessageReader<'b> {
     frame: FrameReader,
     body: Body,
     command: Command,
     len: u32,
-    buf: [u8; BUFFER_SIZE],
+    buf: Buffer<'b, u8>,
     have: usize,
     tx: TxidHasher,
 }
 
-impl MessageReader {
-    /// A reader at the start of a stream of `magic`'s network.
-    pub fn new(magic: Magic) -> MessageReader {
+impl<'b> MessageReader<'b> {
+    /// A reader at the start of a stream of `magic`'s network, holding small messages and list
+    /// items in `buf`.
+    ///
+    /// # Errors
+    /// [`TooSmall`] if `buf` has fewer than [`BUFFER_SIZE`] bytes.
+    pub fn new(magic: Magic, buf: impl Into<Buffer<'b, u8>>) -> Result<Self, TooSmall> {
+        Ok(Self::over(magic, buf.into().at_least(BUFFER_SIZE)?))
+    }
+
+    /// A reader over `buf`, which holds at least [`BUFFER_SIZE`] bytes.
+    pub(super) fn over(magic: Magic, buf: Buffer<'b, u8>) -> Self {
         MessageReader {
             frame: FrameReader::new(magic),
             body: Body::Idle,
             command: Command::Verack,
             len: 0,
-            buf: [0; BUFFER_SIZE],
+            buf,
             have: 0,
             tx: TxidHasher::new(),
         }
+    }
+
+    /// A reader like [`MessageReader::new`] over a heap buffer of [`BUFFER_SIZE`] bytes.
+    #[cfg(feature = "alloc")]
+    pub fn owned(magic: Magic) -> MessageReader<'static> {
+        MessageReader::over(magic, Buffer::filled(0, BUFFER_SIZE))
     }
 
     /// The frame reader underneath (what frame is being read, how much of it is left).
@@ -642,7 +659,11 @@ impl MessageReader {
             Body::List(phase) => {
                 let end = self.have.saturating_add(chunk.len());
                 let truncated = self.malformed(Malformed::Truncated);
-                let dst = self.buf.get_mut(self.have..end).ok_or(truncated)?;
+                // A unit longer than BUFFER_SIZE is refused whatever the buffer's length.
+                let dst = (end <= BUFFER_SIZE)
+                    .then(|| self.buf.get_mut(self.have..end))
+                    .flatten()
+                    .ok_or(truncated)?;
                 dst.copy_from_slice(chunk);
                 self.have = end;
                 let need = self.unit_need().map_err(|why| self.malformed(why))?;

@@ -27,7 +27,8 @@
 //! | what | bound |
 //! |---|---|
 //! | payload of a command | [`payload_cap`] (e.g. [`MAX_INV_PAYLOAD`], [`MAX_HEADERS_PAYLOAD`]); unknown commands [`MAX_PROTOCOL_MESSAGE_LENGTH`] |
-//! | reader state | [`FRAME_READER_MAX_SIZE`], [`MESSAGE_READER_MAX_SIZE`] bytes (tested) |
+//! | reader state | [`FRAME_READER_MAX_SIZE`], [`MESSAGE_READER_MAX_SIZE`] bytes (tested), and the caller's buffer of [`BUFFER_SIZE`] |
+//! | peer state | [`PEER_MAX_SIZE`](peer::PEER_MAX_SIZE) bytes (tested), and the caller's [`PeerStorage`] |
 //! | work | linear in the bytes fed; each byte is hashed once and copied at most once |
 //!
 //! Items of a list are reported before the frame's checksum can be checked (that is the point
@@ -46,6 +47,7 @@ pub mod headers;
 pub mod message;
 pub mod peer;
 pub mod serve;
+pub mod storage;
 
 pub use broadcast::{
     BroadcastTable, GetData, InvSeen, MAX_NODES, NodeId, NodeSet, ServePermit, TableError,
@@ -61,6 +63,7 @@ pub use peer::{
     GossipAddr, Peer, PeerConfig, PeerError, PeerEvent, PeerInfo, PingError, SendError,
 };
 pub use serve::{TxForm, TxFrame, WireTx};
+pub use storage::{PeerStorage, PeerStorageError};
 
 /// Largest payload of any message, Bitcoin Core's `MAX_PROTOCOL_MESSAGE_LENGTH`: also the
 /// byte budget of a message whose command is unknown here (it is skipped by its length).
@@ -126,9 +129,9 @@ pub const BUFFER_SIZE: usize = {
 
 /// Upper bound of `size_of::<FrameReader>()` (tested).
 pub const FRAME_READER_MAX_SIZE: usize = 192;
-/// Upper bound of `size_of::<MessageReader>()` (tested): [`BUFFER_SIZE`], a frame reader and a
-/// streaming txid hasher.
-pub const MESSAGE_READER_MAX_SIZE: usize = BUFFER_SIZE + 384;
+/// Upper bound of `size_of::<MessageReader>()` (tested): a frame reader, a streaming txid
+/// hasher and the pointer to the caller's [`BUFFER_SIZE`]-byte buffer.
+pub const MESSAGE_READER_MAX_SIZE: usize = 384;
 
 /// The four bytes that open every frame of a network.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]

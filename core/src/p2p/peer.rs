@@ -38,10 +38,14 @@
 //! and bytes, addresses of other networks than IP, and commands not decoded here.
 //!
 //! ## Bounds
-//! Outgoing bytes wait in a buffer of [`OUT_BUFFER_SIZE`]; at most [`MAX_EVENTS`] events wait
-//! to be polled. [`Peer::handle_input`] stops (returns fewer bytes than given) while an event waits
-//! or while fewer than [`REPLY_RESERVE`] bytes of the buffer are free: drain both and feed the
-//! rest. `size_of::<Peer>()` is at most [`PEER_MAX_SIZE`] (tested).
+//! The peer works in the caller's [`PeerStorage`]: a message buffer of at least
+//! [`BUFFER_SIZE`](super::BUFFER_SIZE) bytes and an outgoing queue of at least
+//! [`MIN_OUT_CAPACITY`], sized at run time; outgoing bytes wait there, taken from its front by
+//! [`Peer::poll_transmit`] without moving the rest. At most [`MAX_EVENTS`] events wait to be
+//! polled. [`Peer::handle_input`] stops (returns fewer bytes than given) while an event waits
+//! or while fewer than [`REPLY_RESERVE`] bytes of the queue are free: drain both and feed the
+//! rest. `size_of::<Peer>()` is at most [`PEER_MAX_SIZE`] whatever the buffers' sizes
+//! (tested).
 
 use core::fmt;
 
@@ -49,10 +53,12 @@ use heapless::{Deque, Vec};
 
 use super::broadcast::ServePermit;
 use super::serve::{TxFrame, WireTx};
+use super::storage::PeerStorage;
 use super::{
     Command, InvVector, MAX_USER_AGENT, Magic, Message, MessageError, MessageReader, NetAddr,
     Outgoing, Version, encode,
 };
+use crate::buffer::Buffer;
 use crate::hash::{Txid, Wtxid};
 use crate::time::{Duration, Instant, UnixTime};
 
@@ -64,9 +70,9 @@ pub const WTXID_RELAY_VERSION: i32 = 70016;
 pub const MAX_FEE_FILTER: i64 = 2_100_000_000_000_000;
 /// Oldest protocol version accepted (Core's `MIN_PEER_PROTO_VERSION`).
 pub const MIN_PEER_PROTO_VERSION: i32 = 31800;
-/// Bytes of the outgoing buffer: our `version` with a user agent of [`MAX_USER_AGENT`]
+/// Least bytes of the outgoing queue: our `version` with a user agent of [`MAX_USER_AGENT`]
 /// (24 + 340 bytes), the three handshake replies and room for pings and pongs.
-pub const OUT_BUFFER_SIZE: usize = 512;
+pub const MIN_OUT_CAPACITY: usize = 512;
 /// Free outgoing bytes [`Peer::handle_input`] needs before it reads another message: the
 /// largest reply to one message (`wtxidrelay`, `sendaddrv2`, `verack`: three empty frames).
 pub const REPLY_RESERVE: usize = 3 * super::HEADER_SIZE;
@@ -75,9 +81,10 @@ pub const PING_FRAME_SIZE: usize = super::HEADER_SIZE + 8;
 /// Most events waiting to be polled: [`Peer::handle_input`] takes a new byte only when none
 /// waits, and then an empty feed may end the list whose last item was just reported.
 pub const MAX_EVENTS: usize = 2;
-/// Upper bound of `size_of::<Peer>()` (tested): a [`MessageReader`], the outgoing buffer, the
-/// remote's version info and [`MAX_EVENTS`] waiting events.
-pub const PEER_MAX_SIZE: usize = super::MESSAGE_READER_MAX_SIZE + OUT_BUFFER_SIZE + 1024;
+/// Upper bound of `size_of::<Peer>()` (tested), whatever the sizes of its buffers: a
+/// [`MessageReader`], the outgoing queue's pointer, the remote's version info (its user agent
+/// of up to [`MAX_USER_AGENT`] bytes inline) and [`MAX_EVENTS`] waiting events.
+pub const PEER_MAX_SIZE: usize = super::MESSAGE_READER_MAX_SIZE + 1088;
 
 /// Longest user agent we send (what the reader accepts).
 const USER_AGENT_CAP: usize = MAX_USER_AGENT as usize;
@@ -433,15 +440,17 @@ fn reported_list(command: Command) -> bool {
 }
 
 /// One P2P connection's handshake and ping/pong, sans-IO. See the [module docs](self).
-#[derive(Debug, Clone)]
-pub struct Peer {
+#[derive(Debug)]
+pub struct Peer<'a> {
     magic: Magic,
-    reader: MessageReader,
+    reader: MessageReader<'a>,
     state: State,
     nonce: u64,
     deadline: Instant,
-    out: [u8; OUT_BUFFER_SIZE],
-    out_len: usize,
+    out: Buffer<'a, u8>,
+    /// The queued bytes are `out[out_start..out_end]`.
+    out_start: usize,
+    out_end: usize,
     info: Option<PeerInfo>,
     events: Deque<PeerEvent, MAX_EVENTS>,
     failure: Option<(PeerError, bool)>,
@@ -458,18 +467,26 @@ pub struct Peer {
     send_headers: bool,
 }
 
-impl Peer {
-    /// A peer at the start of a connection at caller time `now`, with our `version` (carrying
-    /// `nonce`) queued. A user agent over [`MAX_USER_AGENT`] bytes is cut to that length.
-    pub fn new(config: PeerConfig<'_>, now: Instant, nonce: u64) -> Peer {
+impl<'a> Peer<'a> {
+    /// A peer at the start of a connection at caller time `now`, working in `storage`, with our
+    /// `version` (carrying `nonce`) queued. A user agent over [`MAX_USER_AGENT`] bytes is cut
+    /// to that length.
+    pub fn new(
+        storage: PeerStorage<'a>,
+        config: PeerConfig<'_>,
+        now: Instant,
+        nonce: u64,
+    ) -> Peer<'a> {
+        let PeerStorage { message, out } = storage;
         let mut peer = Peer {
             magic: config.magic,
-            reader: MessageReader::new(config.magic),
+            reader: MessageReader::over(config.magic, message),
             state: State::AwaitVersion,
             nonce,
             deadline: now + config.handshake_timeout,
-            out: [0; OUT_BUFFER_SIZE],
-            out_len: 0,
+            out,
+            out_start: 0,
+            out_end: 0,
             info: None,
             events: Deque::new(),
             failure: None,
@@ -502,7 +519,7 @@ impl Peer {
             relay: Some(config.relay),
             extra: &[],
         };
-        // Fits: 24 + 80 + 3 + MAX_USER_AGENT + 5 < OUT_BUFFER_SIZE.
+        // Fits: 24 + 80 + 3 + MAX_USER_AGENT + 5 < MIN_OUT_CAPACITY.
         let _ = peer.send_raw(&Outgoing::Version(version));
         peer
     }
@@ -556,7 +573,7 @@ impl Peer {
         if self.state != State::Ready {
             return Err(SendError::NotReady);
         }
-        if OUT_BUFFER_SIZE - self.out_len < PING_FRAME_SIZE {
+        if self.out_free() < PING_FRAME_SIZE {
             return Err(SendError::Full);
         }
         self.send_raw(&Outgoing::Ping(nonce));
@@ -573,7 +590,7 @@ impl Peer {
     /// the handshake's own messages, `ping` (use [`Peer::ping`]) and `tx` (use
     /// [`Peer::serve_tx`]); [`SendError::Full`] if it does not fit in the free part of the
     /// outgoing buffer (poll it, then send again; a message larger than
-    /// [`OUT_BUFFER_SIZE`] never fits: split lists).
+    /// [`MIN_OUT_CAPACITY`] never fits: split lists).
     pub fn send(&mut self, now: Instant, msg: &Outgoing<'_>) -> Result<(), SendError> {
         match msg {
             Outgoing::Version(_)
@@ -587,9 +604,8 @@ impl Peer {
         if self.state != State::Ready {
             return Err(SendError::NotReady);
         }
-        let free = self.out.get_mut(self.out_len..).unwrap_or(&mut []);
-        match encode(self.magic, msg, free) {
-            Ok(n) => self.out_len += n,
+        match self.enqueue(msg) {
+            Ok(()) => {}
             Err(super::EncodeError::BufferTooSmall { .. }) => return Err(SendError::Full),
             Err(e) => return Err(SendError::Encode(e)),
         }
@@ -615,7 +631,7 @@ impl Peer {
         if self.state != State::Ready {
             return Err(SendError::NotReady);
         }
-        if self.out_len != 0 {
+        if self.out_end != self.out_start {
             return Err(SendError::Pending);
         }
         if !tx.is_named_by(&permit.inv()) {
@@ -639,7 +655,7 @@ impl Peer {
             // finish a list whose last byte came with its last item (its end event).
             if self.events.is_full()
                 || (!self.events.is_empty() && !rest.is_empty())
-                || OUT_BUFFER_SIZE - self.out_len < REPLY_RESERVE
+                || self.out_free() < REPLY_RESERVE
             {
                 return used;
             }
@@ -754,7 +770,8 @@ impl Peer {
         if self.state != State::Failed {
             self.state = State::Failed;
             self.failure = Some((error, false));
-            self.out_len = 0;
+            self.out_start = 0;
+            self.out_end = 0;
             self.ping = None;
         }
     }
@@ -762,26 +779,47 @@ impl Peer {
     /// Writes `msg` into the outgoing buffer; `false` (nothing written) if it does not fit.
     /// Callers keep [`REPLY_RESERVE`] or [`PING_FRAME_SIZE`] free first.
     fn send_raw(&mut self, msg: &Outgoing<'_>) -> bool {
-        let free = self.out.get_mut(self.out_len..).unwrap_or(&mut []);
-        match encode(self.magic, msg, free) {
-            Ok(n) => {
-                self.out_len += n;
-                true
+        self.enqueue(msg).is_ok()
+    }
+
+    /// Free bytes of the outgoing queue.
+    fn out_free(&self) -> usize {
+        self.out.len() - (self.out_end - self.out_start)
+    }
+
+    /// Encodes `msg` after the queued bytes. A frame is written whole into one slice, so when
+    /// it does not fit after them the queued bytes move to the front first: only then, when
+    /// the queue was partly drained, never on [`Peer::poll_transmit`].
+    fn enqueue(&mut self, msg: &Outgoing<'_>) -> Result<(), super::EncodeError> {
+        let tail = self.out.get_mut(self.out_end..).unwrap_or(&mut []);
+        let n = match encode(self.magic, msg, tail) {
+            Err(super::EncodeError::BufferTooSmall { .. }) if self.out_start != 0 => {
+                self.out.copy_within(self.out_start..self.out_end, 0);
+                self.out_end -= self.out_start;
+                self.out_start = 0;
+                let tail = self.out.get_mut(self.out_end..).unwrap_or(&mut []);
+                encode(self.magic, msg, tail)?
             }
-            Err(_) => false,
-        }
+            result => result?,
+        };
+        self.out_end += n;
+        Ok(())
     }
 
     /// Moves queued outgoing bytes into `buf`; returns how many. Write them all to the
     /// connection, in order. Nothing is queued after a failure.
     #[must_use]
     pub fn poll_transmit(&mut self, buf: &mut [u8]) -> usize {
-        let n = buf.len().min(self.out_len);
-        if let (Some(dst), Some(src)) = (buf.get_mut(..n), self.out.get(..n)) {
+        let queued = self.out.get(self.out_start..self.out_end).unwrap_or(&[]);
+        let n = buf.len().min(queued.len());
+        if let (Some(dst), Some(src)) = (buf.get_mut(..n), queued.get(..n)) {
             dst.copy_from_slice(src);
         }
-        self.out.copy_within(n..self.out_len, 0);
-        self.out_len -= n;
+        self.out_start += n;
+        if self.out_start == self.out_end {
+            self.out_start = 0;
+            self.out_end = 0;
+        }
         n
     }
 

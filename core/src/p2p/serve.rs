@@ -2,13 +2,13 @@
 //! `tx` frame written straight from the caller's bytes.
 //!
 //! A light client serves transactions that can be large (a standard one up to 400,000 weight
-//! units, about 100 KB) from a peer whose outgoing buffer is [`OUT_BUFFER_SIZE`] bytes. So the
+//! units, about 100 KB) from a peer whose outgoing buffer is [`MIN_OUT_CAPACITY`] bytes. So the
 //! `tx` message is never copied: [`WireTx::frame`] gives the 24-byte frame header and the
 //! payload as at most three slices of the caller's serialization, which the caller writes
 //! after the peer's queued bytes. The header's checksum is the txid (stripped form) or the
 //! wtxid (with witness), both computed by [`WireTx::parse`]: no byte is hashed again.
 //!
-//! [`OUT_BUFFER_SIZE`]: super::peer::OUT_BUFFER_SIZE
+//! [`MIN_OUT_CAPACITY`]: super::peer::MIN_OUT_CAPACITY
 
 use super::{Command, HEADER_SIZE, InvType, InvVector, Magic};
 use crate::hash::{Txid, Wtxid, sha256d};

@@ -66,9 +66,14 @@ fn deliver(to: &mut Peer, bytes: &[u8]) -> (Vec<PeerEvent>, Vec<u8>) {
 }
 
 /// Our peer and the remote's, both past the handshake (BIP339 negotiated).
-pub fn ready_pair() -> (Peer, Peer) {
-    let mut ours = Peer::new(config(b"/electrum-spv:bench/"), at(0), 1);
-    let mut remote = Peer::new(config(b"/remote:bench/"), at(0), 2);
+pub fn ready_pair() -> (Peer<'static>, Peer<'static>) {
+    let mut ours = Peer::new(
+        PeerStorage::owned(),
+        config(b"/electrum-spv:bench/"),
+        at(0),
+        1,
+    );
+    let mut remote = Peer::new(PeerStorage::owned(), config(b"/remote:bench/"), at(0), 2);
     let mut to_remote = transmit(&mut ours);
     for _ in 0..4 {
         let (_, back) = deliver(&mut remote, &std::mem::take(&mut to_remote));
@@ -146,7 +151,7 @@ pub fn legacy_tx(seed: u32, size: usize) -> Vec<u8> {
 /// and the remote's `getdata` of each (made by a real [`Peer`] from our `inv`) is kept as
 /// bytes.
 pub struct Serve {
-    pub peer: Peer,
+    pub peer: Peer<'static>,
     pub table: BroadcastTable<&'static mut [TxStatus]>,
     pub txs: Vec<WireTx<'static>>,
     pub handles: Vec<TxHandle>,
@@ -274,8 +279,8 @@ impl Serve {
 /// A 50,000-item `inv` frame and the readers that decode it.
 pub struct InvDecode {
     pub frame: Vec<u8>,
-    pub reader: MessageReader,
-    pub peer: Peer,
+    pub reader: MessageReader<'static>,
+    pub peer: Peer<'static>,
 }
 
 impl InvDecode {
@@ -292,7 +297,7 @@ impl InvDecode {
         let (_, peer) = ready_pair();
         InvDecode {
             frame,
-            reader: MessageReader::new(MAGIC),
+            reader: MessageReader::owned(MAGIC),
             peer,
         }
     }

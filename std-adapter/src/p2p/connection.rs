@@ -30,10 +30,10 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use electrum_spv_core::p2p::peer::OUT_BUFFER_SIZE;
+use electrum_spv_core::p2p::peer::MIN_OUT_CAPACITY;
 use electrum_spv_core::p2p::{
     Command, HEADER_SIZE, INV_ITEM_SIZE, InvVector, Magic, NetAddr, Outgoing, Peer, PeerConfig,
-    PeerError, PeerEvent, PeerInfo, SendError as CoreSendError, ServePermit, WireTx,
+    PeerError, PeerEvent, PeerInfo, PeerStorage, SendError as CoreSendError, ServePermit, WireTx,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -55,11 +55,11 @@ pub const NODE_WITNESS: u64 = 1 << 3;
 /// Orders (messages, transactions to serve) waiting to be written to one connection.
 pub const COMMAND_QUEUE: usize = 64;
 /// Items per `inv`/`getdata`/`notfound` message we write: what fits the core peer's outgoing
-/// buffer ([`OUT_BUFFER_SIZE`]) with its frame header and a 3-byte count. Longer lists are
+/// buffer ([`MIN_OUT_CAPACITY`]) with its frame header and a 3-byte count. Longer lists are
 /// split.
-pub const LIST_CHUNK: usize = (OUT_BUFFER_SIZE - HEADER_SIZE - 3) / INV_ITEM_SIZE as usize;
+pub const LIST_CHUNK: usize = (MIN_OUT_CAPACITY - HEADER_SIZE - 3) / INV_ITEM_SIZE as usize;
 /// Longest `getheaders` locator we write (what fits the core peer's outgoing buffer).
-pub const MAX_SENT_LOCATOR: usize = (OUT_BUFFER_SIZE - HEADER_SIZE - 4 - 1 - 32) / 32;
+pub const MAX_SENT_LOCATOR: usize = (MIN_OUT_CAPACITY - HEADER_SIZE - 4 - 1 - 32) / 32;
 /// Events waiting for the connection's owner.
 pub const EVENT_QUEUE: usize = 256;
 /// Largest single read from the stream.
@@ -409,7 +409,7 @@ fn net_addr(remote: Option<SocketAddr>, services: u64) -> NetAddr {
 }
 
 struct Task {
-    peer: Box<Peer>,
+    peer: Box<Peer<'static>>,
     config: ConnectionConfig,
     /// The core peer's time: core instants since the connection opened.
     clock: Clock,
@@ -433,6 +433,7 @@ impl Task {
         events: mpsc::Sender<ConnEvent>,
     ) -> Task {
         let peer = Box::new(Peer::new(
+            PeerStorage::owned(),
             PeerConfig {
                 magic: config.magic,
                 services: config.services,

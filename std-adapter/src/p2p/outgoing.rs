@@ -154,7 +154,7 @@ mod tests {
             .encode(Magic::REGTEST)
             .unwrap();
         assert_eq!(frame.len(), 24 + 1 + 100 * 36);
-        let mut reader = MessageReader::new(Magic::REGTEST);
+        let mut reader = MessageReader::owned(Magic::REGTEST);
         let mut rest = frame.as_slice();
         let mut seen = Vec::new();
         loop {
