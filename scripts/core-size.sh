@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # What electrum-spv-core costs on a Cortex-M4 (thumbv7em-none-eabihf, opt-level "z", LTO):
 # flash by section, static RAM, and the stack peak measured by running the firmware of
-# examples/embedded under QEMU. Also builds the core crate alone for the target with
+# examples/embedded under QEMU; then the same for its flash probe (src/bin/minimal.rs), which
+# links only what a hardware wallet needs (a session, header verification, merkle proofs) and
+# no test harness or core::fmt: its flash is issue 14's figure (target <= 64 KiB). Also builds the core crate alone for the target with
 # --no-default-features, to show it is no_std and needs no allocator.
 # Installs the target, llvm-tools and qemu-system-arm if missing. Runs from any directory.
 set -euo pipefail
@@ -48,21 +50,25 @@ echo "core: no_std build for $EMBEDDED_TARGET (--no-default-features): ok"
 # 2. The firmware: sizes from the ELF.
 quietly build_firmware
 ELF="$(firmware_elf)"
-section() { "$LLVM_SIZE" -A -d "$ELF" | awk -v s="$1" '$1 == s { print $2; found = 1 } END { if (!found) print 0 }'; }
-vectors="$(section .vector_table)"
-text="$(section .text)"
-rodata="$(section .rodata)"
-data="$(section .data)"
-bss="$(section .bss)"
-uninit="$(section .uninit)"
+# section ELF NAME: the section's size in bytes (0 if absent).
+section() { "$LLVM_SIZE" -A -d "$1" | awk -v s="$2" '$1 == s { print $2; found = 1 } END { if (!found) print 0 }'; }
+vectors="$(section "$ELF" .vector_table)"
+text="$(section "$ELF" .text)"
+rodata="$(section "$ELF" .rodata)"
+data="$(section "$ELF" .data)"
+bss="$(section "$ELF" .bss)"
+uninit="$(section "$ELF" .uninit)"
 # Test input compiled in with include_bytes!: the mainnet headers (*.bin) and the recorded
 # ElectrumX exchange (*.json).
 header_data=0
 for f in "$FW_DIR"/data/*.bin "$FW_DIR"/data/*.json; do
     header_data=$((header_data + $(wc -c <"$f")))
 done
-checkpoints="$("$LLVM_NM" -S -C --radix=d "$ELF" |
-    awk '$4 ~ /checkpoints::mainnet::MAINNET/ { s += $2 } END { print s + 0 }')"
+# symbol_bytes ELF REGEX: total size of the symbols whose name matches.
+symbol_bytes() {
+    "$LLVM_NM" -S -C --radix=d "$1" | awk -v re="$2" '$4 ~ re { s += $2 } END { print s + 0 }'
+}
+checkpoints="$(symbol_bytes "$ELF" 'checkpoints::mainnet::MAINNET')"
 
 # 3. The stack peak: the firmware paints its stack, runs each step, and reports the deepest use.
 out="$(mktemp)"
@@ -108,18 +114,75 @@ row "  hostile input" "$stack_hostile" "two fresh sessions (Session::new include
 row "RAM total" "$((data + bss + uninit + stack))" "static RAM + stack peak; no heap"
 
 # Where the code comes from, by symbol. Approximate: LTO inlines across crates, and inlined code
-# counts for the function it landed in.
+# counts for the function it landed in. by_origin ELF HARNESS_LABEL.
+by_origin() {
+    "$LLVM_NM" -S -C --radix=d "$1" | awk -v harness="$2" '
+        $3 ~ /^[tTwW]$/ {
+            name = $4; for (i = 5; i <= NF; i++) name = name " " $i
+            if (name ~ /electrum_spv_core/) o = "electrum-spv-core"
+            else if (name ~ /sha2/) o = "sha2"
+            else if (name ~ /serde/) o = "serde-json-core, serde"
+            else if (name ~ /electrum_spv_(firmware|minimal)/) o = harness
+            else if (name ~ /cortex_m|^(Reset|HardFault|DefaultHandler|DefaultPreInit|main)/) o = "cortex-m-rt, semihosting"
+            else if (name ~ /compiler_builtins|^__aeabi/) o = "compiler_builtins"
+            else o = "libcore (fmt, sort, panics)"
+            size[o] += $2
+        }
+        END { for (o in size) printf "  %-28s %9d\n", o, size[o] }' | sort -k1,1
+}
 echo
 echo ".text by origin (approximate, from symbol sizes)"
-"$LLVM_NM" -S -C --radix=d "$ELF" | awk '
-    $3 ~ /^[tTwW]$/ {
-        name = $4; for (i = 5; i <= NF; i++) name = name " " $i
-        if (name ~ /electrum_spv_core/) o = "electrum-spv-core"
-        else if (name ~ /sha2/) o = "sha2"
-        else if (name ~ /electrum_spv_firmware/) o = "firmware (test harness)"
-        else if (name ~ /cortex_m|^(Reset|HardFault|DefaultHandler|DefaultPreInit|main)/) o = "cortex-m-rt, semihosting"
-        else if (name ~ /compiler_builtins|^__aeabi/) o = "compiler_builtins"
-        else o = "libcore (fmt, sort, panics)"
-        size[o] += $2
-    }
-    END { for (o in size) printf "  %-28s %9d\n", o, size[o] }' | sort -k1,1
+by_origin "$ELF" "firmware (test harness)"
+
+# 4. The flash probe: src/bin/minimal.rs, a session in static storage driven through four
+#    recorded ElectrumX lines (headers chunk with its cp_height proof, a merkle proof), plus 16
+#    mainnet headers verified from the checkpoint anchor; fixed-string semihosting output only.
+MIN_ELF="$(firmware_elf "$MINIMAL_BIN")"
+if ! run_firmware "$out" "$MINIMAL_BIN" || ! grep -qx 'minimal ok' "$out"; then
+    cat "$out" >&2
+    echo "core-size: the minimal firmware failed under QEMU" >&2
+    exit 1
+fi
+m_stack="$(figure stack_peak_bytes)"
+m_session="$(figure session_size_bytes)"
+[ -n "$m_stack" ] && [ -n "$m_session" ] ||
+    { cat "$out" >&2; echo "core-size: the minimal firmware printed no figures" >&2; exit 1; }
+m_vectors="$(section "$MIN_ELF" .vector_table)"
+m_text="$(section "$MIN_ELF" .text)"
+m_rodata="$(section "$MIN_ELF" .rodata)"
+m_data="$(section "$MIN_ELF" .data)"
+m_bss="$(section "$MIN_ELF" .bss)"
+m_uninit="$(section "$MIN_ELF" .uninit)"
+# Its test input, each a named static: the recorded lines both ways and the mainnet headers.
+m_test_data="$(symbol_bytes "$MIN_ELF" '^electrum_spv_minimal::(CLIENT|SERVER|MAINNET_HEADERS)::')"
+m_checkpoints="$(symbol_bytes "$MIN_ELF" 'checkpoints::mainnet::MAINNET')"
+# Anything of core::fmt (Formatter, Debug/Display impls, the integer printers) means a
+# formatting path got linked: the probe would no longer measure what a wallet pays.
+m_fmt="$(symbol_bytes "$MIN_ELF" 'core(::|[.][.])fmt(::|[.][.])')"
+m_flash=$((m_vectors + m_text + m_rodata - m_test_data + m_data))
+m_no_cp=$((m_flash - m_checkpoints))
+TARGET=65536
+verdict() { if [ "$1" -le "$TARGET" ]; then echo "meets <= $TARGET (64 KiB)"; else echo "over 64 KiB ($TARGET) by $(($1 - TARGET))"; fi; }
+
+echo
+echo "electrum-spv-minimal on $EMBEDDED_TARGET: the flash probe (session + header verification + merkle, no harness, no core::fmt)"
+row "what" "bytes" "notes"
+row ".text (code)" "$m_text" "core + serde-json-core + sha2 + cortex-m-rt + the caller's loop and checks"
+row ".rodata (constants)" "$m_rodata" "includes the three rows below"
+row "  embedded test data" "$m_test_data" "recorded ElectrumX lines + 16 mainnet headers: test input, subtract it"
+row "  mainnet checkpoints" "$m_checkpoints" "compiled-in checkpoint table (any use of MAINNET links it)"
+row "  Session::EMPTY image" "$m_session" "size_of::<Session>(): the constant copied into the static before start"
+row ".vector_table" "$m_vectors" "Cortex-M exception and interrupt vectors"
+row ".data" "$m_data" "the pending slots' initial image"
+row "flash without test data" "$m_flash" "$(verdict "$m_flash")"
+row "  without the checkpoints" "$m_no_cp" "$(verdict "$m_no_cp")"
+row "core::fmt linked" "$m_fmt" "bytes of core::fmt symbols (must be 0)"
+row "static RAM (.data+.bss)" "$((m_data + m_bss + m_uninit))" "session state + 4096 line + 256 queue + 2 pending slots"
+row "stack peak" "$m_stack" "measured under QEMU by stack painting, whole run"
+echo
+echo ".text by origin (approximate, from symbol sizes; LTO inlines core into the caller's loop)"
+by_origin "$MIN_ELF" "the caller's loop and checks"
+if [ "$m_fmt" -ne 0 ]; then
+    echo "core-size: core::fmt is linked into the minimal firmware ($m_fmt bytes)" >&2
+    exit 1
+fi

@@ -26,25 +26,33 @@ ensure_qemu() {
     fi
 }
 
-# Prints the firmware ELF's path (wherever CARGO_TARGET_DIR or cargo config puts it).
+# The two firmware binaries: the test firmware (the default `cargo run`) and the flash probe,
+# which links only a session, header verification and merkle proofs (src/bin/minimal.rs).
+FIRMWARE_BIN=electrum-spv-firmware
+MINIMAL_BIN=electrum-spv-minimal
+
+# Prints the ELF path of binary $1 (default: the test firmware), wherever CARGO_TARGET_DIR or
+# cargo config puts it.
 firmware_elf() {
     local dir
     dir="$(cd "$FW_DIR" && cargo metadata --format-version 1 --no-deps |
         grep -o '"target_directory":"[^"]*"' | cut -d'"' -f4)"
-    echo "$dir/$EMBEDDED_TARGET/release/electrum-spv-firmware"
+    echo "$dir/$EMBEDDED_TARGET/release/${1:-$FIRMWARE_BIN}"
 }
 
+# Builds both binaries.
 build_firmware() {
     (cd "$FW_DIR" && cargo build --release)
 }
 
-# Runs the built firmware under QEMU (the runner in examples/embedded/.cargo/config.toml) with a
-# time limit, writing its output to $1; returns the firmware's exit status (124: timed out).
-# QEMU can hang if the firmware never reaches its semihosting exit, hence the timeout; it signals
-# the whole process group, so QEMU goes too, not only cargo.
+# Runs built binary $2 (default: the test firmware) under QEMU (the runner in
+# examples/embedded/.cargo/config.toml) with a time limit, writing its output to $1; returns the
+# firmware's exit status (124: timed out). QEMU can hang if the firmware never reaches its
+# semihosting exit, hence the timeout; it signals the whole process group, so QEMU goes too, not
+# only cargo.
 run_firmware() {
-    local out="$1" limit="${EMBEDDED_TIMEOUT:-120}" status=0
-    (cd "$FW_DIR" && timeout --kill-after=5 "$limit" cargo run --release -q </dev/null) \
+    local out="$1" bin="${2:-$FIRMWARE_BIN}" limit="${EMBEDDED_TIMEOUT:-120}" status=0
+    (cd "$FW_DIR" && timeout --kill-after=5 "$limit" cargo run --release -q --bin "$bin" </dev/null) \
         >"$out" 2>&1 || status=$?
     return "$status"
 }

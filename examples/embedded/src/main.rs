@@ -322,7 +322,7 @@ fn verify_merkle() -> Result<u8, Failure> {
     let root = header.merkle_root;
     for proof in [&vectors::PROOF_925, &vectors::PROOF_1850] {
         let (txid, branch) = decode_proof(proof)?;
-        let depth = verify_tx_branch(&txid, proof.pos, &branch, &root).map_err(Failure::Merkle)?;
+        let depth = verify_tx_branch(&txid, proof.pos, branch, &root).map_err(Failure::Merkle)?;
         if depth.get() != DEPTH_830000 {
             return Err(Failure::Check("merkle depth is not 11"));
         }
@@ -330,7 +330,7 @@ fn verify_merkle() -> Result<u8, Failure> {
     // The last leaf's first sibling is itself; at an odd position that duplicate would be the
     // left node, proving a transaction 1851 that does not exist.
     let (txid, branch) = decode_proof(&vectors::PROOF_1850)?;
-    match verify_tx_branch(&txid, vectors::PROOF_1850.pos + 1, &branch, &root) {
+    match verify_tx_branch(&txid, vectors::PROOF_1850.pos + 1, branch, &root) {
         Err(MerkleError::LeftSiblingDuplicate { level: 0 }) => {}
         got => return Err(Failure::WrongMerkleRejection(got.map(|d| d.get()))),
     }
