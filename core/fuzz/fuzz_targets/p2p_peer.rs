@@ -33,10 +33,11 @@ use electrum_spv_core::chain::{Anchor, HeaderVerifier, MAINNET};
 use electrum_spv_core::hash::{Txid, Wtxid};
 use electrum_spv_core::p2p::frame::write_header;
 use electrum_spv_core::p2p::headers::HeadersStep;
+use electrum_spv_core::p2p::peer::MIN_OUT_CAPACITY;
 use electrum_spv_core::p2p::{
-    BroadcastTable, Command, GetData, HEADER_SIZE, InvSeen, InvType, InvVector, Magic, Message,
-    MessageReader, NetAddr, NodeId, NodeSet, Outgoing, P2pHeaders, Peer, PeerConfig, PeerEvent,
-    PeerStorage, SendError, TxForm, TxSeen, TxStatus, Version, WireTx, encode,
+    BUFFER_SIZE, BroadcastTable, Command, GetData, HEADER_SIZE, InvSeen, InvType, InvVector, Magic,
+    Message, MessageReader, NetAddr, NodeId, NodeSet, Outgoing, P2pHeaders, Peer, PeerConfig,
+    PeerEvent, PeerStorage, SendError, TxForm, TxSeen, TxStatus, Version, WireTx, encode,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -71,6 +72,7 @@ fuzz_target!(|data: &[u8]| {
     let setup = Setup {
         node: usize::from(mode & 3) % 3,
         version: if mode & 4 != 0 { 70015 } else { 70016 },
+        out_capacity: MIN_OUT_CAPACITY + usize::from((mode >> 3) & 0xf) * 96,
     };
     let stream = if mode & 0x80 != 0 {
         records(rest)
@@ -104,6 +106,8 @@ fn same(a: &Outcome, b: &Outcome, how: &str) {
 struct Setup {
     node: usize,
     version: i32,
+    /// The peer's outgoing queue: its least size or larger.
+    out_capacity: usize,
 }
 
 fn hex(s: &str) -> Vec<u8> {
@@ -244,7 +248,9 @@ impl<'t> Adapter<'t> {
             ping_timeout: electrum_spv_core::time::Duration::from_millis(20_000),
             request_timeout: electrum_spv_core::time::Duration::from_millis(5_000),
         };
-        let mut peer = Peer::new(PeerStorage::owned(), config, at(0), OUR_NONCE);
+        let storage = PeerStorage::new(vec![0; BUFFER_SIZE], vec![0; setup.out_capacity])
+            .expect("sizes at their minimums or above");
+        let mut peer = Peer::new(storage, config, at(0), OUR_NONCE);
         let version = Version {
             version: setup.version,
             services: 9,

@@ -109,19 +109,36 @@ pub struct RequestWriter<'a> {
 /// Longest decimal `u64`.
 const U64_DIGITS: usize = 20;
 
-fn decimal(mut n: u64, out: &mut [u8; U64_DIGITS]) -> &[u8] {
-    let mut i = U64_DIGITS;
-    loop {
+/// Powers of ten a `u64` can hold, highest first.
+const POWERS_OF_TEN: [u64; U64_DIGITS] = {
+    let mut p = [1u64; U64_DIGITS];
+    let mut i = U64_DIGITS - 1;
+    while i > 0 {
+        p[i - 1] = p[i] * 10;
         i -= 1;
-        if let Some(d) = out.get_mut(i) {
-            *d = b'0' + (n % 10) as u8;
+    }
+    p
+};
+
+/// `n` in decimal, each digit counted by subtracting its power of ten: no 64-bit division,
+/// which on a 32-bit device would link compiler_builtins' ~1 KB `__aeabi_uldivmod`.
+fn decimal(n: u64, out: &mut [u8; U64_DIGITS]) -> &[u8] {
+    let mut rest = n;
+    let mut len = 0;
+    for (i, &power) in POWERS_OF_TEN.iter().enumerate() {
+        let mut digit = b'0';
+        while rest >= power {
+            rest -= power;
+            digit += 1;
         }
-        n /= 10;
-        if n == 0 || i == 0 {
-            break;
+        if digit != b'0' || len != 0 || i == U64_DIGITS - 1 {
+            if let Some(d) = out.get_mut(len) {
+                *d = digit;
+            }
+            len += 1;
         }
     }
-    out.get(i..).unwrap_or(&[])
+    out.get(..len).unwrap_or(&[])
 }
 
 impl<'a> RequestWriter<'a> {
@@ -526,6 +543,9 @@ mod tests {
         let mut d = [0u8; U64_DIGITS];
         assert_eq!(decimal(0, &mut d), b"0");
         assert_eq!(decimal(u64::MAX, &mut d), b"18446744073709551615");
+        for n in [1, 9, 10, 99, 100, 4_294_967_296, 10_000_000_000_000_000_000] {
+            assert_eq!(decimal(n, &mut d), n.to_string().as_bytes());
+        }
     }
 
     #[test]
