@@ -30,6 +30,7 @@ fn params_like(base: &'static Params, checkpoints: Vec<Checkpoint>) -> &'static 
         bip66_height: base.bip66_height,
         bip65_height: base.bip65_height,
         checkpoints: Box::leak(checkpoints.into_boxed_slice()),
+        first_checkpoint_period: 0,
     }))
 }
 

@@ -50,7 +50,9 @@ pub fn network_params(network: Network, file: Option<&Path>) -> Result<&'static 
     })?;
     let base = network.params();
     let params: &'static Params = Box::leak(Box::new(Params {
+        // Electrum's file lists every period from the first.
         checkpoints: Box::leak(list.into_boxed_slice()),
+        first_checkpoint_period: 0,
         ..*base
     }));
     loaded.push((network, path, params));

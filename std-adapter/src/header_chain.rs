@@ -65,9 +65,7 @@ impl Clone for HeaderChain {
 /// The anchor after the last checkpoint of `params` (genesis where there is none, as on
 /// regtest): where every header sync of the adapter starts, Electrum or P2P.
 pub fn latest_anchor(params: &'static Params) -> Anchor {
-    let height = u32::try_from(params.checkpoints.len())
-        .unwrap_or(0)
-        .saturating_mul(CHUNK);
+    let height = params.checkpoint_periods_end().saturating_mul(CHUNK);
     Anchor::at_height(params, height).unwrap_or_else(|_| Anchor::genesis(params))
 }
 

@@ -128,21 +128,87 @@ pub struct Params {
     pub bip66_height: u32,
     /// Height from which block version must be >= 4 (BIP65).
     pub bip65_height: u32,
-    /// Compiled-in checkpoints: entry `i` is the block at height `2016 * i + 2015`.
+    /// Compiled-in checkpoints: entry `i` is the block at height
+    /// `2016 * (first_checkpoint_period + i) + 2015`.
     pub checkpoints: &'static [Checkpoint],
+    /// The period of `checkpoints[0]`: 0 for the built-in tables; later for a device that
+    /// carries only some checkpoints ([`Params::checkpoints_from`]).
+    pub first_checkpoint_period: u32,
 }
 
 impl Params {
     /// The checkpoint at the end of period `period`, if compiled in.
     pub fn checkpoint(&self, period: u32) -> Option<&Checkpoint> {
-        self.checkpoints.get(period as usize)
+        let i = period.checked_sub(self.first_checkpoint_period)?;
+        self.checkpoints.get(usize::try_from(i).ok()?)
     }
 
     /// Highest height covered by a checkpoint (the last block of the last checkpointed period).
     pub fn last_checkpoint_height(&self) -> Option<u32> {
-        let n = self.checkpoints.len() as u32;
-        n.checked_sub(1)
-            .map(|i| i * DIFFICULTY_ADJUSTMENT_INTERVAL + DIFFICULTY_ADJUSTMENT_INTERVAL - 1)
+        let n = u32::try_from(self.checkpoints.len()).ok()?;
+        let last = n
+            .checked_sub(1)?
+            .checked_add(self.first_checkpoint_period)?;
+        last.checked_mul(DIFFICULTY_ADJUSTMENT_INTERVAL)?
+            .checked_add(DIFFICULTY_ADJUSTMENT_INTERVAL - 1)
+    }
+
+    /// The `N` checkpoints from the end of period `first_period` on, to be kept in a `static`
+    /// of the caller's and given to [`Params::with_checkpoints`]; `None` if they are not all
+    /// here. For a device short of flash (the mainnet table is 17 KB): it anchors its header
+    /// sync at one of them and links only the table it names.
+    ///
+    /// ```
+    /// use electrum_spv_core::chain::{Checkpoint, MAINNET, Params};
+    /// const FIRST: u32 = MAINNET.checkpoint_periods_end() - 4;
+    /// static RECENT: [Checkpoint; 4] = match MAINNET.checkpoints_from::<4>(FIRST) {
+    ///     Some(table) => table,
+    ///     None => panic!("not compiled in"),
+    /// };
+    /// static DEVICE: Params = MAINNET.with_checkpoints(FIRST, &RECENT);
+    /// assert_eq!(DEVICE.last_checkpoint_height(), MAINNET.last_checkpoint_height());
+    /// assert_eq!(DEVICE.checkpoint(FIRST), MAINNET.checkpoint(FIRST));
+    /// assert!(DEVICE.checkpoint(FIRST - 1).is_none());
+    /// ```
+    pub const fn checkpoints_from<const N: usize>(
+        &self,
+        first_period: u32,
+    ) -> Option<[Checkpoint; N]> {
+        let Some(skip) = first_period.checked_sub(self.first_checkpoint_period) else {
+            return None;
+        };
+        let skip = skip as usize;
+        if skip > self.checkpoints.len() || N > self.checkpoints.len() - skip {
+            return None;
+        }
+        let (_, tail) = self.checkpoints.split_at(skip);
+        let mut out = [Checkpoint::from_parts(self.genesis_hash, None); N];
+        let mut i = 0;
+        while i < N {
+            out[i] = tail[i];
+            i += 1;
+        }
+        Some(out)
+    }
+
+    /// The period after the last checkpoint: `first_checkpoint_period` plus their count.
+    pub const fn checkpoint_periods_end(&self) -> u32 {
+        self.first_checkpoint_period
+            .saturating_add(self.checkpoints.len() as u32)
+    }
+
+    /// These parameters with `checkpoints` instead, the first of them at the end of period
+    /// `first_period`.
+    pub const fn with_checkpoints(
+        &self,
+        first_period: u32,
+        checkpoints: &'static [Checkpoint],
+    ) -> Params {
+        Params {
+            checkpoints,
+            first_checkpoint_period: first_period,
+            ..*self
+        }
     }
 }
 
@@ -170,6 +236,7 @@ pub static MAINNET: Params = Params {
     bip66_height: 363_725,
     bip65_height: 388_381,
     checkpoints: &checkpoints::MAINNET,
+    first_checkpoint_period: 0,
 };
 
 /// testnet3.
@@ -189,6 +256,7 @@ pub static TESTNET3: Params = Params {
     bip66_height: 330_776,
     bip65_height: 581_885,
     checkpoints: &checkpoints::TESTNET3,
+    first_checkpoint_period: 0,
 };
 
 /// testnet4.
@@ -208,6 +276,7 @@ pub static TESTNET4: Params = Params {
     bip66_height: 1,
     bip65_height: 1,
     checkpoints: &checkpoints::TESTNET4,
+    first_checkpoint_period: 0,
 };
 
 /// The default signet.
@@ -227,6 +296,7 @@ pub static SIGNET: Params = Params {
     bip66_height: 1,
     bip65_height: 1,
     checkpoints: &checkpoints::SIGNET,
+    first_checkpoint_period: 0,
 };
 
 /// regtest.
@@ -246,6 +316,7 @@ pub static REGTEST: Params = Params {
     bip66_height: 1,
     bip65_height: 1,
     checkpoints: &[],
+    first_checkpoint_period: 0,
 };
 
 #[cfg(test)]

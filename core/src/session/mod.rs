@@ -308,7 +308,7 @@ impl<'a> Session<'a> {
         stream_message: [0; STREAM_ERROR_MESSAGE],
         stream_message_len: 0,
         inner: Inner {
-            config: Config::new(&crate::chain::MAINNET),
+            config: Config::new(&crate::chain::REGTEST),
             state: State::Failed(FatalError::OutputTooSmall),
             out: TransmitQueue::new(Buffer::empty()),
             pending: PendingTable::EMPTY,

@@ -39,7 +39,9 @@ use core::panic::PanicInfo;
 use cortex_m_rt::{ExceptionFrame, entry, exception};
 use cortex_m_semihosting::{debug, hio};
 use electrum_spv_core::accumulator::HeaderProofFolder;
-use electrum_spv_core::chain::{Anchor, HeaderErrorKind, HeaderVerifier, MAINNET, REGTEST};
+use electrum_spv_core::chain::{
+    Anchor, Checkpoint, HeaderErrorKind, HeaderVerifier, MAINNET, Params, REGTEST,
+};
 use electrum_spv_core::header::{HEADER_SIZE, Header};
 use electrum_spv_core::merkle::BranchFolder;
 use electrum_spv_core::rpc::ProtocolVersion;
@@ -55,6 +57,18 @@ include!(concat!(env!("OUT_DIR"), "/minimal_script.rs"));
 static CLIENT: [u8; CLIENT_LEN] = *include_bytes!(concat!(env!("OUT_DIR"), "/minimal_client.bin"));
 /// The recorded answers to them (test data).
 static SERVER: [u8; SERVER_LEN] = *include_bytes!(concat!(env!("OUT_DIR"), "/minimal_server.bin"));
+
+/// The first mainnet period whose checkpoint this device carries.
+const FIRST_CHECKPOINT: u32 = 404;
+/// Checkpoints of periods 404..=407, copied out of core's table at compile time: a device
+/// carries the few it anchors at (144 bytes), not the 473-entry table (17,028 bytes), which is
+/// not linked because nothing refers to core's `MAINNET` at run time.
+static CHECKPOINTS: [Checkpoint; 4] = match MAINNET.checkpoints_from::<4>(FIRST_CHECKPOINT) {
+    Some(table) => table,
+    None => panic!("mainnet checkpoints 404..=407 are compiled into core"),
+};
+/// Mainnet's rules with [`CHECKPOINTS`].
+static DEVICE_MAINNET: Params = MAINNET.with_checkpoints(FIRST_CHECKPOINT, &CHECKPOINTS);
 
 /// Mainnet headers verified from the checkpoint anchor.
 const MAINNET_COUNT: usize = 16;
@@ -312,9 +326,9 @@ fn fold(pos: u32, branch: Branch<'_>, root: &MerkleNode) -> Option<()> {
 /// last with its nonce changed must miss its target.
 #[inline(never)]
 fn mainnet_headers() -> Result<(), Fail> {
-    let anchor = Anchor::at_height(&MAINNET, MAINNET_START)
+    let anchor = Anchor::at_height(&DEVICE_MAINNET, MAINNET_START)
         .map_err(|_| Fail(b"mainnet: no checkpoint anchor"))?;
-    let mut chain = HeaderVerifier::new(&MAINNET, anchor);
+    let mut chain = HeaderVerifier::new(&DEVICE_MAINNET, anchor);
     let (body, last) = MAINNET_HEADERS
         .split_last_chunk::<HEADER_SIZE>()
         .ok_or(Fail(b"mainnet: no headers"))?;
