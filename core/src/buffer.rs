@@ -1,5 +1,5 @@
 //! Memory the caller gives a state machine: a slice it lends, or (feature `alloc`) one it
-//! hands over.
+//! hands over, at its full length or growing on demand up to a cap.
 //!
 //! smoltcp's `ManagedSlice` is the model. A session, a P2P peer or an engine never chooses
 //! its own buffer sizes and never allocates: firmware lends `static` or stack arrays sized at
@@ -17,12 +17,61 @@ pub enum Buffer<'a, T: 'a> {
     /// Memory handed over to the state machine.
     #[cfg(feature = "alloc")]
     Owned(alloc::boxed::Box<[T]>),
+    /// Memory handed over that starts empty and grows, filled with `T::default()`, as the
+    /// state machine needs it ([`Buffer::grow_to`]), never beyond `cap` elements: a large
+    /// capacity costs only what is used of it. Its length (the slice it derefs to) is what
+    /// has been grown so far; [`Buffer::capacity`] is `cap`.
+    /// (Boxed, so a buffer stays three words whatever its kind.)
+    #[cfg(feature = "alloc")]
+    Growing(alloc::boxed::Box<Growable<T>>),
+}
+
+/// The memory of a [`Buffer::Growing`]: the elements grown so far and the most it may hold.
+#[cfg(feature = "alloc")]
+#[derive(Debug)]
+pub struct Growable<T> {
+    vec: alloc::vec::Vec<T>,
+    cap: usize,
 }
 
 impl<T> Buffer<'_, T> {
     /// No memory: a buffer of length 0 (what a state machine holds before it is given any).
     pub const fn empty() -> Self {
         Buffer::Borrowed(&mut [])
+    }
+}
+
+impl<T> Buffer<'_, T> {
+    /// The most elements this buffer can hold: its length, except for a
+    /// [`Buffer::Growing`] one, which may grow to its cap.
+    pub fn capacity(&self) -> usize {
+        match self {
+            #[cfg(feature = "alloc")]
+            Buffer::Growing(g) => g.cap,
+            _ => self.len(),
+        }
+    }
+}
+
+impl<T: Clone + Default> Buffer<'_, T> {
+    /// Makes the buffer at least `min(n, capacity)` elements long and returns its length. Only
+    /// a [`Buffer::Growing`] one grows: to `n`, or to twice its length if that is more (so
+    /// growing to the cap element by element copies each element a bounded number of times),
+    /// but never past its cap. The other kinds are as long as they will ever be.
+    pub fn grow_to(&mut self, n: usize) -> usize {
+        match self {
+            #[cfg(feature = "alloc")]
+            Buffer::Growing(g) => {
+                if g.vec.len() < n {
+                    let len = n.max(g.vec.len().saturating_mul(2)).min(g.cap);
+                    if len > g.vec.len() {
+                        g.vec.resize(len, T::default());
+                    }
+                }
+                g.vec.len()
+            }
+            _ => self.len(),
+        }
     }
 }
 
@@ -38,6 +87,15 @@ impl<T: Clone> Buffer<'static, T> {
     pub fn filled(value: T, len: usize) -> Self {
         Buffer::Owned(alloc::vec![value; len].into_boxed_slice())
     }
+
+    /// An empty [`Buffer::Growing`] that may grow to `cap` elements: nothing is allocated
+    /// until the state machine needs it.
+    pub fn growing(cap: usize) -> Self {
+        Buffer::Growing(alloc::boxed::Box::new(Growable {
+            vec: alloc::vec::Vec::new(),
+            cap,
+        }))
+    }
 }
 
 impl<T> Deref for Buffer<'_, T> {
@@ -48,6 +106,8 @@ impl<T> Deref for Buffer<'_, T> {
             Buffer::Borrowed(s) => s,
             #[cfg(feature = "alloc")]
             Buffer::Owned(b) => b,
+            #[cfg(feature = "alloc")]
+            Buffer::Growing(g) => &g.vec,
         }
     }
 }
@@ -58,6 +118,8 @@ impl<T> DerefMut for Buffer<'_, T> {
             Buffer::Borrowed(s) => s,
             #[cfg(feature = "alloc")]
             Buffer::Owned(b) => b,
+            #[cfg(feature = "alloc")]
+            Buffer::Growing(g) => &mut g.vec,
         }
     }
 }
@@ -95,6 +157,10 @@ impl<T> fmt::Debug for Buffer<'_, T> {
             Buffer::Borrowed(_) => "Borrowed",
             #[cfg(feature = "alloc")]
             Buffer::Owned(_) => "Owned",
+            #[cfg(feature = "alloc")]
+            Buffer::Growing(g) => {
+                return write!(f, "Buffer::Growing(len {}, cap {})", self.len(), g.cap);
+            }
         };
         write!(f, "Buffer::{kind}(len {})", self.len())
     }
@@ -156,5 +222,26 @@ mod tests {
         assert_eq!(b.len(), 5);
         assert_eq!(format!("{b:?}"), "Buffer::Owned(len 5)");
         assert_eq!(Buffer::from(vec![1u8, 2]).len(), 2);
+    }
+
+    #[cfg(feature = "alloc")]
+    #[test]
+    fn growing_grows_on_demand_up_to_its_cap_and_keeps_its_contents() {
+        let mut b = Buffer::<u8>::growing(100);
+        assert_eq!((b.len(), b.capacity()), (0, 100));
+        assert_eq!(b.grow_to(3), 3);
+        b.copy_from_slice(&[1, 2, 3]);
+        // Doubling when that is more than asked; never past the cap.
+        assert_eq!(b.grow_to(4), 6);
+        assert_eq!(&b[..4], &[1, 2, 3, 0]);
+        assert_eq!(b.grow_to(2), 6);
+        assert_eq!(b.grow_to(1000), 100);
+        assert_eq!(b.capacity(), 100);
+        assert_eq!(format!("{b:?}"), "Buffer::Growing(len 100, cap 100)");
+        // The other kinds never grow.
+        let mut owned = Buffer::filled(0u8, 5);
+        assert_eq!((owned.grow_to(50), owned.capacity()), (5, 5));
+        // Three words, as the other kinds.
+        assert_eq!(size_of::<Buffer<'_, u8>>(), 3 * size_of::<usize>());
     }
 }

@@ -81,8 +81,10 @@
 //! the binary itself, a `connect only` workload the cost of an open connection, a
 //! `verified_history_20000` workload one fetch of the long history per run (ours: connect,
 //! headers synced, `verified_history`; theirs: connect, `script_get_history`). Our children
-//! run the work on the same 2-worker tokio runtime as the timed benchmarks; theirs need no
-//! runtime.
+//! run the work on a current-thread tokio runtime (the calling thread, no workers), so both
+//! sides use one thread, as theirs need no runtime; the timed benchmarks use 2 workers. (A
+//! 2-worker runtime adds ~0.6 MiB to our `connect only` peak: two more thread stacks and
+//! malloc arenas.)
 //!
 //! `cargo bench -p electrum-spv --bench vs_rust_electrum_client`, or `scripts/bench-adapter.sh`
 //! for the table of ratios.
@@ -155,6 +157,15 @@ impl Target {
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// The runtime of our RSS children: one thread (the caller's), as rust-electrum-client's
+/// blocking calls use, so both sides' peak RSS counts one thread's stack and arena.
+fn child_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("tokio runtime")
@@ -914,7 +925,7 @@ fn child(workload: &str) {
             }
         }
         "ours" => {
-            let rt = runtime();
+            let rt = child_runtime();
             for _ in 0..RSS_RUNS {
                 rt.block_on(async {
                     match work {
@@ -1006,7 +1017,7 @@ fn long_child(side: &str, t: &Target) {
                 .collect();
             (rows, 0, elapsed)
         }
-        "ours" => runtime().block_on(async {
+        "ours" => child_runtime().block_on(async {
             let client = ours_connect(t.addr).await;
             let chain = synced_chain(&client).await;
             let start = Instant::now();

@@ -1,8 +1,9 @@
 //! One tokio task per connection: it owns the socket and the core [`Session`], turns caller
 //! commands into requests, and routes responses, errors and notifications back.
 //!
-//! The task is the whole I/O loop of the sans-IO contract: write what `poll_transmit` gives,
-//! feed what was read to `handle_input`, drain `poll_event`, sleep until `poll_timeout`.
+//! The task is the whole I/O loop of the sans-IO contract: write the queued bytes
+//! (`transmit_bytes`, then `transmitted`), feed what was read to `handle_input`, drain
+//! `poll_event`, sleep until `poll_timeout`.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -48,6 +49,8 @@ pub const MAX_LINE: usize = 2 << 20;
 pub const MAX_REQUEST: usize = 1 << 20;
 /// Requests in flight on one connection; more wait in the client's queue.
 pub const MAX_IN_FLIGHT: usize = 64;
+/// Bytes read from the connection at a time (one buffer per connection).
+const READ_CHUNK: usize = 64 * 1024;
 
 /// The session type the adapter drives: its buffers on the heap.
 pub(crate) type Core = Session<'static>;
@@ -281,8 +284,10 @@ struct Task {
     streamed: HashMap<u64, Vec<HistoryItem>>,
 }
 
-/// A session over heap buffers of the adapter's capacities. They are zeroed allocations, so
-/// the memory they take is what the connection has used of them, not their capacity.
+/// A session over heap buffers of the adapter's capacities ([`MAX_LINE`], [`MAX_REQUEST`],
+/// [`MAX_IN_FLIGHT`]). The line buffer and the outgoing queue start empty and grow as the
+/// connection uses them (`SessionStorage::owned`), never past those caps, so an idle
+/// connection holds a few hundred bytes of them, not 3 MiB.
 pub(crate) fn new_session(config: Config) -> Core {
     let storage = SessionStorage::owned(MAX_LINE, MAX_REQUEST, MAX_IN_FLIGHT);
     Core::new(storage, config, electrum_spv_core::time::Instant::ZERO)
@@ -348,17 +353,19 @@ impl Task {
     }
 
     async fn drive(&mut self, mut stream: BoxStream, calls: &mut mpsc::Receiver<Call>) -> Error {
-        let mut read_buf = vec![0u8; 64 * 1024];
-        let mut out = vec![0u8; 64 * 1024];
+        let mut read_buf = vec![0u8; READ_CHUNK];
         loop {
             self.send_queued();
+            // Written straight from the session's queue, no copy first.
             loop {
-                let n = self.session.poll_transmit(&mut out);
-                if n == 0 {
+                let queued = self.session.transmit_bytes();
+                if queued.is_empty() {
                     break;
                 }
-                if let Err(e) = stream.write_all(&out[..n]).await {
-                    return Error::Io(e);
+                match stream.write(queued).await {
+                    Ok(0) => return Error::Io(std::io::ErrorKind::WriteZero.into()),
+                    Ok(n) => self.session.transmitted(n),
+                    Err(e) => return Error::Io(e),
                 }
             }
             if let Err(e) = stream.flush().await {

@@ -101,7 +101,8 @@ pub struct LineFramer<'a> {
 }
 
 impl<'a> LineFramer<'a> {
-    /// An empty framer over `buf`, whose length is the line cap.
+    /// An empty framer over `buf`, whose capacity is the line cap (a growing buffer grows as
+    /// lines need it, never past its cap).
     pub fn new(buf: impl Into<Buffer<'a, u8>>) -> Self {
         LineFramer {
             buf: buf.into(),
@@ -131,7 +132,7 @@ impl<'a> LineFramer<'a> {
 
     /// The line cap: the longest line accepted, in bytes.
     pub fn max_line(&self) -> usize {
-        self.buf.len()
+        self.buf.capacity()
     }
 
     /// The line the last [`push`](Self::push) completed, until the next `push` or `reset`.
@@ -191,7 +192,9 @@ impl<'a> LineFramer<'a> {
         };
         let pending = usize::from(self.pending_cr && !segment.is_empty());
         let needed = self.len + pending + body.len();
-        if needed > self.buf.len() {
+        if needed > self.buf.capacity() {
+            // The windows live in `buf[..2P]` (`2P` is at most the cap).
+            self.buf.grow_to(2 * probe_len(self.buf.capacity()));
             let held = self.len + usize::from(self.pending_cr);
             let total = held.saturating_add(segment.len());
             self.start_probe();
@@ -207,6 +210,7 @@ impl<'a> LineFramer<'a> {
             self.discarding = Some(total);
             return (consumed, None);
         }
+        self.buf.grow_to(needed);
         if pending == 1 {
             self.store(b"\r");
         }
@@ -233,7 +237,7 @@ impl<'a> LineFramer<'a> {
 
     /// The frame of a discarded line of `len` bytes, with its windows.
     fn oversize(&mut self, len: usize) -> Frame<'_> {
-        let p = probe_len(self.buf.len());
+        let p = probe_len(self.buf.capacity());
         let tail_len = usize::from(self.tail_len).min(p);
         self.tail_len = 0;
         Frame::Oversize {
@@ -246,7 +250,7 @@ impl<'a> LineFramer<'a> {
     /// A line was just found too long while `buf[..len]` holds its start: that start becomes
     /// the head window (it is there already) and what follows the head the tail window.
     fn start_probe(&mut self) {
-        let p = probe_len(self.buf.len());
+        let p = probe_len(self.buf.capacity());
         self.tail_len = 0;
         if self.len <= p {
             return;
@@ -276,7 +280,7 @@ impl<'a> LineFramer<'a> {
     /// Records `bytes` of the discarded line, of which `seen` bytes came before: into the head
     /// window while it has room, the rest into the tail window.
     fn probe(&mut self, bytes: &[u8], seen: usize) {
-        let p = probe_len(self.buf.len());
+        let p = probe_len(self.buf.capacity());
         let mut rest = bytes;
         if seen < p {
             let k = (p - seen).min(rest.len());

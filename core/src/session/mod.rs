@@ -1047,7 +1047,7 @@ impl Inner<'_> {
     /// Encodes one message after the queued bytes; nothing is queued if it does not fit.
     fn encode_with(
         &mut self,
-        f: impl FnOnce(&mut RequestWriter<'_>) -> Result<(), EncodeError>,
+        f: impl FnMut(&mut RequestWriter<'_>) -> Result<(), EncodeError>,
     ) -> Result<(), RequestError> {
         self.out.encode(f).map_err(RequestError::OutputFull)
     }

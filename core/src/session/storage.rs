@@ -15,7 +15,8 @@ use crate::rpc::PendingSlot;
 /// let storage = SessionStorage::new(&mut line, &mut out, &mut pending);
 /// assert_eq!(storage.line_capacity(), 4096);
 /// ```
-/// A std program hands over heap memory with `SessionStorage::owned` (feature `alloc`).
+/// A std program hands over heap memory with `SessionStorage::owned` (feature `alloc`), which
+/// grows the line buffer and the outgoing queue as they are used, up to the capacities given.
 #[derive(Debug)]
 pub struct SessionStorage<'a> {
     pub(super) line: Buffer<'a, u8>,
@@ -39,12 +40,12 @@ impl<'a> SessionStorage<'a> {
 
     /// The longest line buffered whole, in bytes.
     pub fn line_capacity(&self) -> usize {
-        self.line.len()
+        self.line.capacity()
     }
 
     /// Bytes of outgoing queue.
     pub fn out_capacity(&self) -> usize {
-        self.out.len()
+        self.out.capacity()
     }
 
     /// Requests that can be in flight at once.
@@ -55,11 +56,16 @@ impl<'a> SessionStorage<'a> {
 
 #[cfg(feature = "alloc")]
 impl SessionStorage<'static> {
-    /// Heap buffers of the given capacities.
+    /// Heap buffers of the given capacities. The line buffer and the outgoing queue are
+    /// [`Buffer::growing`]: they start empty and grow (doubling) as the longest line and the
+    /// most bytes queued need, never past `line_cap` and `out_cap`, so a session costs the
+    /// memory it has used, not its caps (an idle connection's few hundred bytes, where
+    /// zeroed buffers of the full caps would be written over whenever the allocator hands
+    /// back reused memory). The pending table (`max_pending` slots) is allocated whole.
     pub fn owned(line_cap: usize, out_cap: usize, max_pending: usize) -> Self {
         SessionStorage {
-            line: Buffer::filled(0, line_cap),
-            out: Buffer::filled(0, out_cap),
+            line: Buffer::growing(line_cap),
+            out: Buffer::growing(out_cap),
             pending: Buffer::filled(PendingSlot::EMPTY, max_pending),
         }
     }

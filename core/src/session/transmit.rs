@@ -2,7 +2,8 @@
 //!
 //! Requests are encoded straight into its free space, wrapping around the end, and taken from
 //! its front; nothing is ever moved inside it, so draining a queue of any size in writes of any
-//! size copies each byte once.
+//! size copies each byte once. A growing buffer ([`Buffer::Growing`]) grows when a message does
+//! not fit (doubling, up to its cap), moving the queued bytes that wrapped once.
 
 use crate::buffer::Buffer;
 use crate::json::writer::{EncodeError, RequestWriter};
@@ -36,8 +37,9 @@ impl<'a> TransmitQueue<'a> {
         self.len
     }
 
+    /// The most bytes the queue can hold (a growing buffer's cap).
     pub(crate) fn capacity(&self) -> usize {
-        self.buf.len()
+        self.buf.capacity()
     }
 
     pub(crate) fn clear(&mut self) {
@@ -45,10 +47,48 @@ impl<'a> TransmitQueue<'a> {
         self.len = 0;
     }
 
-    /// Encodes one message with `f` after the queued bytes; on an error nothing is queued.
+    /// Encodes one message with `f` after the queued bytes; on an error nothing is queued. A
+    /// message that does not fit grows a growing buffer (up to its cap) and is encoded again,
+    /// so `f` may be called a few times (at most once per doubling).
     pub(crate) fn encode(
         &mut self,
-        f: impl FnOnce(&mut RequestWriter<'_>) -> Result<(), EncodeError>,
+        mut f: impl FnMut(&mut RequestWriter<'_>) -> Result<(), EncodeError>,
+    ) -> Result<(), EncodeError> {
+        loop {
+            match self.encode_once(&mut f) {
+                Err(EncodeError::BufferTooSmall { needed_at_least }) => {
+                    if !self.grow(needed_at_least) {
+                        return Err(EncodeError::BufferTooSmall { needed_at_least });
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Grows a growing buffer to hold at least `needed` more bytes than are queued (twice
+    /// its length if that is more; never past its cap), keeping the queued bytes in order.
+    /// False when it cannot grow any more.
+    fn grow(&mut self, needed: usize) -> bool {
+        let old = self.buf.len();
+        let new = self.buf.grow_to(self.len.saturating_add(needed.max(1)));
+        if new <= old {
+            return false;
+        }
+        let tail = self.head + self.len;
+        if tail > old {
+            // The queued bytes wrap: `buf[head..old]`, then `buf[..tail - old]`. Move the
+            // first part to the new end, where it again runs into the second.
+            let first = old - self.head;
+            self.buf.copy_within(self.head..old, new - first);
+            self.head = new - first;
+        }
+        true
+    }
+
+    fn encode_once(
+        &mut self,
+        f: &mut impl FnMut(&mut RequestWriter<'_>) -> Result<(), EncodeError>,
     ) -> Result<(), EncodeError> {
         let cap = self.buf.len();
         let tail = self.head + self.len;
@@ -113,47 +153,77 @@ mod tests {
         w.end()
     }
 
+    /// Queues 200 messages of varied sizes into `q`, taking `take` bytes after each, and
+    /// checks every byte comes out in order; returns (times the queued bytes wrapped, times
+    /// the buffer grew while they wrapped).
+    fn queue_and_take(mut q: TransmitQueue<'_>, take: usize) -> (usize, usize) {
+        let (mut sent, mut got) = (Vec::new(), Vec::new());
+        let (mut wrapped, mut grew_wrapped) = (0, 0);
+        for id in 0..200u64 {
+            let param = "x".repeat((id % 13) as usize);
+            let before = q.len();
+            let (size, was_wrapped) = (q.buf.len(), q.front().len() < q.len());
+            match q.encode(|w| message(w, id, &param)) {
+                Ok(()) => {
+                    let mut one = [0u8; 128];
+                    let mut w = RequestWriter::new(&mut one);
+                    message(&mut w, id, &param).unwrap();
+                    let n = w.finish().unwrap();
+                    sent.extend_from_slice(&one[..n]);
+                }
+                // Refused: nothing of it was queued.
+                Err(EncodeError::BufferTooSmall { .. }) => assert_eq!(q.len(), before),
+                Err(e) => panic!("{e:?}"),
+            }
+            grew_wrapped += usize::from(was_wrapped && q.buf.len() > size);
+            assert!(q.buf.len() <= q.capacity());
+            wrapped += usize::from(q.front().len() < q.len());
+            let mut out = vec![0u8; take];
+            let n = q.take_into(&mut out);
+            got.extend_from_slice(&out[..n]);
+        }
+        let mut out = [0u8; 64];
+        loop {
+            let n = q.take_into(&mut out);
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&out[..n]);
+        }
+        assert_eq!(got, sent, "takes of {take} bytes");
+        assert!(sent.len() > 128, "{} bytes sent", sent.len());
+        (wrapped, grew_wrapped)
+    }
+
     /// Messages queued and taken in every interleaving keep their bytes and their order, across
     /// the wrap, in takes of every size.
     #[test]
     fn order_and_bytes_survive_the_wrap() {
         for take in 1..40 {
             let mut mem = [0u8; 128];
-            let mut q = TransmitQueue::new(Buffer::from(&mut mem));
-            let (mut sent, mut got) = (Vec::new(), Vec::new());
-            let mut wrapped = 0;
-            for id in 0..200u64 {
-                let param = "x".repeat((id % 13) as usize);
-                let before = q.len();
-                match q.encode(|w| message(w, id, &param)) {
-                    Ok(()) => {
-                        let mut one = [0u8; 128];
-                        let mut w = RequestWriter::new(&mut one);
-                        message(&mut w, id, &param).unwrap();
-                        let n = w.finish().unwrap();
-                        sent.extend_from_slice(&one[..n]);
-                    }
-                    // Refused: nothing of it was queued.
-                    Err(EncodeError::BufferTooSmall { .. }) => assert_eq!(q.len(), before),
-                    Err(e) => panic!("{e:?}"),
-                }
-                wrapped += usize::from(q.front().len() < q.len());
-                let mut out = vec![0u8; take];
-                let n = q.take_into(&mut out);
-                got.extend_from_slice(&out[..n]);
-            }
-            let mut out = [0u8; 64];
-            loop {
-                let n = q.take_into(&mut out);
-                if n == 0 {
-                    break;
-                }
-                got.extend_from_slice(&out[..n]);
-            }
-            assert_eq!(got, sent, "takes of {take} bytes");
-            assert!(sent.len() > 128, "{} bytes sent", sent.len());
+            let (wrapped, _) = queue_and_take(TransmitQueue::new(Buffer::from(&mut mem)), take);
             assert!(wrapped > 0, "the queued bytes wrapped with takes of {take}");
         }
+    }
+
+    /// The same over a growing buffer: it grows to its cap at most, and growing while the
+    /// queued bytes wrap keeps them in order.
+    #[test]
+    fn order_and_bytes_survive_growing_across_the_wrap() {
+        let mut grew_wrapped = 0;
+        for take in 1..40 {
+            for first in [0, 40, 50, 70] {
+                let mut buf = Buffer::growing(128);
+                buf.grow_to(first);
+                let (wrapped, grew) = queue_and_take(TransmitQueue::new(buf), take);
+                assert!(wrapped > 0, "the queued bytes wrapped with takes of {take}");
+                grew_wrapped += grew;
+            }
+        }
+        assert!(
+            grew_wrapped > 0,
+            "a buffer grew while the queued bytes wrapped"
+        );
     }
 
     /// Hex (written through the stack across the wrap) comes out as a contiguous writer
