@@ -59,19 +59,19 @@ impl<T: Clone + Default> Buffer<'_, T> {
     /// growing to the cap element by element copies each element a bounded number of times),
     /// but never past its cap. The other kinds are as long as they will ever be.
     pub fn grow_to(&mut self, n: usize) -> usize {
-        match self {
-            #[cfg(feature = "alloc")]
-            Buffer::Growing(g) => {
-                if g.vec.len() < n {
-                    let len = n.max(g.vec.len().saturating_mul(2)).min(g.cap);
-                    if len > g.vec.len() {
-                        g.vec.resize(len, T::default());
-                    }
+        #[cfg(feature = "alloc")]
+        if let Buffer::Growing(g) = self {
+            if g.vec.len() < n {
+                let len = n.max(g.vec.len().saturating_mul(2)).min(g.cap);
+                if len > g.vec.len() {
+                    g.vec.resize(len, T::default());
                 }
-                g.vec.len()
             }
-            _ => self.len(),
+            return g.vec.len();
         }
+        // Without `alloc` no buffer grows: `n` only matters to a growing one.
+        let _ = n;
+        self.len()
     }
 }
 

@@ -23,6 +23,8 @@
 #![no_std]
 #![no_main]
 
+mod qemu;
+mod recording;
 mod scripted;
 mod stack;
 mod transcript;
@@ -32,7 +34,7 @@ use core::fmt;
 use core::panic::PanicInfo;
 
 use cortex_m_rt::{ExceptionFrame, entry, exception};
-use cortex_m_semihosting::{debug, hprintln};
+use cortex_m_semihosting::hprintln;
 use electrum_spv_core::chain::{
     Anchor, AnchorError, HeaderError, HeaderErrorKind, HeaderVerifier, MAINNET,
 };
@@ -45,6 +47,7 @@ use electrum_spv_core::session::{FatalError, ProtocolError, RequestError};
 use electrum_spv_core::tx::TxError;
 use electrum_spv_core::{BlockHash, HeaderProofError, MerkleNode, Txid};
 
+use qemu::exit;
 use vectors::{DEPTH_830000, PERIOD_HEADERS, PERIOD_LEN, PERIOD_START, Proof};
 
 /// Why the firmware failed; printed before exiting with failure.
@@ -345,19 +348,6 @@ fn decode_proof(proof: &Proof) -> Result<(Txid, [MerkleNode; DEPTH_830000 as usi
         *node = MerkleNode::from_display_hex(hex.as_bytes()).map_err(Failure::Hex)?;
     }
     Ok((txid, branch))
-}
-
-/// Ends the QEMU session with the firmware's verdict as its exit status.
-fn exit(success: bool) -> ! {
-    debug::exit(if success {
-        debug::EXIT_SUCCESS
-    } else {
-        debug::EXIT_FAILURE
-    });
-    // Only reached if the host ignored the semihosting exit; the test scripts' timeout ends it.
-    loop {
-        cortex_m::asm::wfi();
-    }
 }
 
 /// A panic is a failed run: report it and make QEMU exit non-zero instead of hanging.

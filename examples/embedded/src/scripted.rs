@@ -36,6 +36,7 @@
 //! static. [`replay`] measures that peak on its own ([`Replayed::init_stack_peak`]) and then
 //! repaints the stack, so its own figure is what driving the session takes.
 
+use crate::recording::{CHUNK_LEN, CHUNK_START, CP_ROOT_113, TIP_113, TX_HEIGHT, TXID};
 use core::cell::UnsafeCell;
 use core::mem::{MaybeUninit, size_of};
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -94,24 +95,10 @@ const SPK: [u8; 22] = [
 const SCRIPT_HASH: ScriptHash = ScriptHash::from_display_hex_const(
     "0c355f0db94f0eecc077f30c0fa66ef53ff93afd18bfb62f868b9f719ad275dd",
 );
-/// The transaction whose raw bytes and merkle proof are fetched (confirmed at height 111).
-const TXID: Txid = Txid::from_display_hex_const(
-    "1f591459419b5b3134ec5f557888c468532b146e747030fd40e42c2600ede262",
-);
-/// Height of [`TXID`]'s block.
-const TX_HEIGHT: u32 = 111;
 /// Depth of block 111's transaction tree (6 transactions: 3 levels).
 const TX_DEPTH: u8 = 3;
-/// First height of the verified header chunk.
-const CHUNK_START: u32 = 100;
-/// Headers in the chunk (100..=113).
-const CHUNK_LEN: u32 = 14;
 /// The server's tip when the requests were answered, and the `cp_height` of both proofs.
 const TIP_HEIGHT: u32 = 113;
-/// Hash of block 113.
-const TIP_113: BlockHash = BlockHash::from_display_hex_const(
-    "626793d85c0aec8f689866eb32cf5a048c49272f172036ae425055ab37a80be1",
-);
 /// Hash of block 114, announced by notification after the kit mined it.
 const TIP_114: BlockHash = BlockHash::from_display_hex_const(
     "080604b9b5e8297bc01ef9572213ee2807dfdc6adf80ad8b41ead1f53d6e0665",
@@ -123,12 +110,6 @@ const HASH_111: BlockHash = BlockHash::from_display_hex_const(
 /// Hash of block 5 (fetched without a proof: only its hash and proof of work are checked).
 const HASH_5: BlockHash = BlockHash::from_display_hex_const(
     "6b3c6ad4c3b0f4532782d2fcbbd52dc432705d0a303ec34871fba7070bf946b5",
-);
-/// Merkle root of the block hashes 0..=113: the trusted `cp_height` root. Pinned from the
-/// recording, as a device ships checkpoint roots with its firmware; a root sent by the
-/// server proves nothing.
-const CP_ROOT_113: MerkleNode = MerkleNode::from_display_hex_const(
-    "2c5628ecd01643385303c2e101838f2fe16c087e6c2007d60eb141b7744d5606",
 );
 /// The address status at tip 113 (hex as sent: not reversed).
 const STATUS_113: &[u8] = b"81856b7df0968bf6f39ce82458dcea9a56d493108e4fc4f94b22e845edb604bc";

@@ -29,6 +29,10 @@
 #![no_std]
 #![no_main]
 
+#[path = "../qemu.rs"]
+mod qemu;
+#[path = "../recording.rs"]
+mod recording;
 #[allow(dead_code)] // `used_now` is the big firmware's
 #[path = "../stack.rs"]
 mod stack;
@@ -37,7 +41,7 @@ use core::mem::{MaybeUninit, size_of};
 use core::panic::PanicInfo;
 
 use cortex_m_rt::{ExceptionFrame, entry, exception};
-use cortex_m_semihosting::{debug, hio};
+use cortex_m_semihosting::hio;
 use electrum_spv_core::accumulator::HeaderProofFolder;
 use electrum_spv_core::chain::{
     Anchor, Checkpoint, HeaderErrorKind, HeaderVerifier, MAINNET, Params, REGTEST,
@@ -48,7 +52,9 @@ use electrum_spv_core::rpc::ProtocolVersion;
 use electrum_spv_core::session::response::{self, Branch};
 use electrum_spv_core::session::{Config, Event, PendingSlot, Request, Session, SessionStorage};
 use electrum_spv_core::time::{Duration, Instant};
-use electrum_spv_core::{BlockHash, MerkleNode, Txid};
+use electrum_spv_core::{BlockHash, MerkleNode};
+use qemu::exit;
+use recording::{CHUNK_LEN, CHUNK_START, CP_ROOT_113, TIP_113, TX_HEIGHT, TXID};
 
 // `CLIENT_LEN` and `SERVER_LEN`, written by build.rs.
 include!(concat!(env!("OUT_DIR"), "/minimal_script.rs"));
@@ -100,24 +106,7 @@ const PENDING: usize = 2;
 const TX: usize = 64;
 const RX: usize = 256;
 
-/// Regtest headers 100..=113, proven against the root of blocks 0..=113.
-const CHUNK_START: u32 = 100;
-const CHUNK_LEN: u32 = 14;
 const CP_HEIGHT: u32 = 113;
-/// The transaction proven in block 111.
-const TX_HEIGHT: u32 = 111;
-const TXID: Txid = Txid::from_display_hex_const(
-    "1f591459419b5b3134ec5f557888c468532b146e747030fd40e42c2600ede262",
-);
-/// Hash of block 113.
-const TIP_113: BlockHash = BlockHash::from_display_hex_const(
-    "626793d85c0aec8f689866eb32cf5a048c49272f172036ae425055ab37a80be1",
-);
-/// Merkle root of the block hashes 0..=113, pinned as a device ships checkpoint roots (the
-/// server's root proves nothing).
-const CP_ROOT_113: MerkleNode = MerkleNode::from_display_hex_const(
-    "2c5628ecd01643385303c2e101838f2fe16c087e6c2007d60eb141b7744d5606",
-);
 
 /// The requests sent once the session is ready; their tags are their indices.
 const REQUESTS: [Request<'static>; 2] = [
@@ -367,19 +356,6 @@ fn decimal(buf: &mut [u8; 10], mut n: usize) -> &[u8] {
         if n == 0 || at == 0 {
             return &buf[at..];
         }
-    }
-}
-
-/// Ends the QEMU session with the verdict as its exit status.
-fn exit(success: bool) -> ! {
-    debug::exit(if success {
-        debug::EXIT_SUCCESS
-    } else {
-        debug::EXIT_FAILURE
-    });
-    // Only reached if the host ignored the semihosting exit; the scripts' timeout ends it.
-    loop {
-        cortex_m::asm::wfi();
     }
 }
 
