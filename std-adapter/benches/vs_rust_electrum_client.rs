@@ -635,7 +635,7 @@ fn check(h: &Harness, t: &Target, rt: &tokio::runtime::Runtime) {
 /// module documentation), so this single run is the figure unless criterion's group runs.
 fn check_long(h: &Harness, t: &Target) {
     let mib = |kib: u64| kib as f64 / 1024.0;
-    let (idle, _) = child_rss(t, "idle");
+    let idle = child_rss(t, "idle").peak;
     for (script, rows) in t.scripts.iter().zip(LONG_ROWS) {
         let group = format!("verified_history_{rows}");
         let (line, unpadded) = history_line_len(t.addr, script);
@@ -946,8 +946,9 @@ fn child(workload: &str) {
         }
         other => panic!("unknown side {other}"),
     }
+    let (anon, file) = electrum_spv_testkit::rss_split_kib();
     println!(
-        "vmhwm_kib={} cpu_ms={}",
+        "vmhwm_kib={} cpu_ms={} anon_kib={anon} file_kib={file}",
         electrum_spv_testkit::peak_rss_kib(),
         cpu_ms()
     );
@@ -990,12 +991,23 @@ fn child_num(stdout: &str, name: &str) -> u64 {
 }
 
 /// Runs `workload` in a child and returns its peak RSS in KiB and its CPU time in ms.
-fn child_rss(t: &Target, workload: &str) -> (u64, u64) {
+/// A short workload's child: its peak RSS, CPU time, and at its end its private anonymous
+/// and file-backed resident KiB.
+struct ChildRss {
+    peak: u64,
+    cpu_ms: u64,
+    anon: u64,
+    file: u64,
+}
+
+fn child_rss(t: &Target, workload: &str) -> ChildRss {
     let stdout = child_output(t, workload);
-    (
-        child_num(&stdout, "vmhwm_kib="),
-        child_num(&stdout, "cpu_ms="),
-    )
+    ChildRss {
+        peak: child_num(&stdout, "vmhwm_kib="),
+        cpu_ms: child_num(&stdout, "cpu_ms="),
+        anon: child_num(&stdout, "anon_kib="),
+        file: child_num(&stdout, "file_kib="),
+    }
 }
 
 /// A long-history child: connects (ours also syncs the headers), fetches the history of the
@@ -1054,26 +1066,39 @@ fn long_child(side: &str, t: &Target) {
 
 fn rss(t: &Target) {
     let mib = |kib: u64| kib as f64 / 1024.0;
-    let (idle, idle_cpu) = child_rss(t, "idle");
+    let idle = child_rss(t, "idle");
     println!(
-        "rss baseline (idle child of this binary): {:.1} MiB, cpu {idle_cpu} ms",
-        mib(idle)
+        "rss baseline (idle child of this binary): {:.1} MiB (at its end {:.2} MiB private, {:.2} \
+         MiB file-backed), cpu {} ms",
+        mib(idle.peak),
+        mib(idle.anon),
+        mib(idle.file),
+        idle.cpu_ms
     );
     let runs = WORKLOADS
         .iter()
         .filter(|(group, _)| *group == "connect only" || selected(group));
     for (group, work) in runs {
-        let (theirs, theirs_cpu) = child_rss(t, &format!("theirs:{work}"));
-        let (ours, ours_cpu) = child_rss(t, &format!("ours:{work}"));
+        let theirs = child_rss(t, &format!("theirs:{work}"));
+        let ours = child_rss(t, &format!("ours:{work}"));
+        // Above the baseline, split: private memory (heap, stacks) is what each connection
+        // costs; file-backed pages are the code the work touched, paid once per process.
         println!(
             "rss {group} (x{RSS_RUNS}): rust-electrum-client {:.1} MiB, electrum-spv {:.1} MiB, \
              ratio rust-electrum-client/electrum-spv {:.2}; above the idle baseline {:.1} / {:.1} \
-             MiB; client cpu {theirs_cpu} / {ours_cpu} ms",
-            mib(theirs),
-            mib(ours),
-            theirs as f64 / ours as f64,
-            mib(theirs.saturating_sub(idle)),
-            mib(ours.saturating_sub(idle)),
+             MiB, at the end private {:.2} / {:.2} MiB and file-backed {:.2} / {:.2} MiB; client \
+             cpu {} / {} ms",
+            mib(theirs.peak),
+            mib(ours.peak),
+            theirs.peak as f64 / ours.peak as f64,
+            mib(theirs.peak.saturating_sub(idle.peak)),
+            mib(ours.peak.saturating_sub(idle.peak)),
+            mib(theirs.anon.saturating_sub(idle.anon)),
+            mib(ours.anon.saturating_sub(idle.anon)),
+            mib(theirs.file.saturating_sub(idle.file)),
+            mib(ours.file.saturating_sub(idle.file)),
+            theirs.cpu_ms,
+            ours.cpu_ms,
         );
     }
 }

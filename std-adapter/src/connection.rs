@@ -49,8 +49,9 @@ pub const MAX_LINE: usize = 2 << 20;
 pub const MAX_REQUEST: usize = 1 << 20;
 /// Requests in flight on one connection; more wait in the client's queue.
 pub const MAX_IN_FLIGHT: usize = 64;
-/// Bytes read from the connection at a time (one buffer per connection).
-const READ_CHUNK: usize = 64 * 1024;
+/// Bytes read from the connection at a time (one buffer per connection, allocated whole: a
+/// 2 MiB reply takes 128 reads).
+const READ_CHUNK: usize = 16 * 1024;
 
 /// The session type the adapter drives: its buffers on the heap.
 pub(crate) type Core = Session<'static>;

@@ -282,10 +282,22 @@ pub fn example_binary(name: &str) -> std::path::PathBuf {
 /// The peak resident set (`VmHWM`) of this process so far, in KiB (Linux `/proc`): what the
 /// benchmarks report for each side, each measured in a child process of its own.
 pub fn peak_rss_kib() -> u64 {
+    proc_status_kib("VmHWM:")
+}
+
+/// This process's resident set now, split into private anonymous memory (`RssAnon`: heap,
+/// stacks) and file-backed pages (`RssFile`: the code and read-only data it has touched,
+/// shared with any other process mapping the same file), in KiB.
+pub fn rss_split_kib() -> (u64, u64) {
+    (proc_status_kib("RssAnon:"), proc_status_kib("RssFile:"))
+}
+
+/// A `kB` field of `/proc/self/status`.
+fn proc_status_kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/self/status")
+        .unwrap_or_else(|| panic!("{field} in /proc/self/status"))
 }
