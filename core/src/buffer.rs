@@ -39,11 +39,9 @@ impl<T> Buffer<'_, T> {
     pub const fn empty() -> Self {
         Buffer::Borrowed(&mut [])
     }
-}
 
-impl<T> Buffer<'_, T> {
     /// The most elements this buffer can hold: its length, except for a
-    /// [`Buffer::Growing`] one, which may grow to its cap.
+    /// growing one (`Buffer::Growing`, feature `alloc`), which may grow to its cap.
     pub fn capacity(&self) -> usize {
         match self {
             #[cfg(feature = "alloc")]
@@ -51,13 +49,23 @@ impl<T> Buffer<'_, T> {
             _ => self.len(),
         }
     }
+
+    /// `Ok(self)` if it holds at least `min` items, else [`TooSmall`].
+    pub fn at_least(self, min: usize) -> Result<Self, TooSmall> {
+        let len = self.len();
+        if len < min {
+            return Err(TooSmall { len, min });
+        }
+        Ok(self)
+    }
 }
 
 impl<T: Clone + Default> Buffer<'_, T> {
     /// Makes the buffer at least `min(n, capacity)` elements long and returns its length. Only
-    /// a [`Buffer::Growing`] one grows: to `n`, or to twice its length if that is more (so
-    /// growing to the cap element by element copies each element a bounded number of times),
-    /// but never past its cap. The other kinds are as long as they will ever be.
+    /// a growing one (`Buffer::Growing`, feature `alloc`) grows: to `n`, or to twice its
+    /// length if that is more (so growing to the cap element by element copies each element a
+    /// bounded number of times), but never past its cap. The other kinds are as long as they
+    /// will ever be.
     pub fn grow_to(&mut self, n: usize) -> usize {
         #[cfg(feature = "alloc")]
         if let Buffer::Growing(g) = self {
@@ -188,17 +196,6 @@ impl fmt::Display for TooSmall {
 
 #[cfg(feature = "std")]
 impl std::error::Error for TooSmall {}
-
-impl<T> Buffer<'_, T> {
-    /// `Ok(self)` if it holds at least `min` items, else [`TooSmall`].
-    pub fn at_least(self, min: usize) -> Result<Self, TooSmall> {
-        let len = self.len();
-        if len < min {
-            return Err(TooSmall { len, min });
-        }
-        Ok(self)
-    }
-}
 
 #[cfg(test)]
 mod tests {
